@@ -1,0 +1,58 @@
+"""Forms parse what people type; the services decide. A service error is put back on the form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from markets.models import Participant, Session
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(";", ",").replace(" ", ",").split(",") if part.strip()]
+
+
+class SessionCreateForm(forms.Form):
+    session_id = forms.SlugField(label="Session id", max_length=64, help_text="e.g. demo")
+    title = forms.CharField(max_length=200, required=False)
+    legs = forms.CharField(label="Legs", help_text="Symbols separated by commas: AAPL, NVDA, META, ORCL")
+    q = forms.CharField(label="Basket q", help_text="One quantity per leg: 100, 60, 80, 120")
+    start_mode = forms.ChoiceField(choices=Session.StartMode.choices, initial=Session.StartMode.IMMEDIATE)
+    end_mode = forms.ChoiceField(choices=Session.EndMode.choices, initial=Session.EndMode.MANUAL)
+    t1 = forms.DateTimeField(required=False, help_text="UTC, YYYY-MM-DD HH:MM[:SS]; needed when scheduled")
+    t2 = forms.DateTimeField(required=False, help_text="UTC; needed when timed")
+    allocation_mode = forms.ChoiceField(
+        choices=Session.AllocationMode.choices, initial=Session.AllocationMode.PRO_RATA
+    )
+    fixing_rule = forms.ChoiceField(
+        choices=[("last", "Last tick at or before t2"), ("median", "Median over a window"), ("twap", "Time-weighted average over a window")],
+        initial="last",
+    )
+    fixing_window = forms.IntegerField(required=False, min_value=1, max_value=86400, help_text="Seconds (median/twap)")
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        rule: dict[str, Any] = {"rule": data["fixing_rule"]}
+        if data["fixing_rule"] != "last":
+            rule["window"] = data.get("fixing_window") or 60
+        return {
+            "session_id": data["session_id"],
+            "title": data.get("title", ""),
+            "legs": _split(data["legs"]),
+            "q": _split(data["q"]),
+            "start_mode": data["start_mode"],
+            "end_mode": data["end_mode"],
+            "t1": data.get("t1"),
+            "t2": data.get("t2"),
+            "allocation_mode": data["allocation_mode"],
+            "fixing_rule": rule,
+        }
+
+
+class AddParticipantForm(forms.Form):
+    session = forms.ModelChoiceField(queryset=Session.objects.filter(status=Session.Status.CREATED))
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(
+        choices=[(Participant.Role.TRADER, "Trader"), (Participant.Role.MAKER, "Market maker")]
+    )

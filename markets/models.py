@@ -1,0 +1,209 @@
+"""Read models of the market. Every row here is a projection of ledger events (see projections.py):
+services never write these tables except through `projections.apply`.
+
+Quantities, rates and prices are integers in the base units of `markets.domain`; money is stored as
+an exact decimal string because q.S can exceed a 64-bit integer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from markets import domain
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created", "Created"
+        OPEN = "open", "Open"
+        SETTLED = "settled", "Settled"
+
+    class StartMode(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediate (organiser opens)"
+        SCHEDULED = "scheduled", "Scheduled (opens at t1)"
+
+    class EndMode(models.TextChoices):
+        MANUAL = "manual", "Manual (organiser settles)"
+        TIMED = "timed", "Timed (settles at t2)"
+
+    class AllocationMode(models.TextChoices):
+        PRO_RATA = "pro_rata", "Equal pro-rata"
+        CUSTOM = "custom", "Custom matrix"
+
+    id = models.SlugField(primary_key=True, max_length=64)
+    title = models.CharField(max_length=200, blank=True)
+    legs = models.JSONField()
+    q = models.JSONField(help_text="Basket in base units (10**-6) per leg")
+    t1 = models.DateTimeField(null=True, blank=True)
+    t2 = models.DateTimeField(null=True, blank=True)
+    start_mode = models.CharField(max_length=16, choices=StartMode.choices)
+    end_mode = models.CharField(max_length=16, choices=EndMode.choices)
+    allocation_mode = models.CharField(max_length=16, choices=AllocationMode.choices)
+    fixing_rule = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # Why a due settlement could not happen yet (e.g. no price for a leg at t2); empty otherwise.
+    waiting_reason = models.CharField(max_length=500, blank=True)
+    version = models.PositiveIntegerField(default=0, help_text="Last applied event version of this stream")
+    last_seq = models.BigIntegerField(default=0, help_text="Global seq of the last applied event")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def stream(self) -> str:
+        return stream_name(self.id)
+
+    @property
+    def q_display(self) -> list[Decimal]:
+        return [domain.to_decimal(x, domain.QTY_DP) for x in self.q]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+def stream_name(session_id: str) -> str:
+    return f"session-{session_id}"
+
+
+class Participant(models.Model):
+    class Role(models.TextChoices):
+        ORGANISER = "organiser", "Organiser"
+        TRADER = "trader", "Trader"
+        MAKER = "maker", "Market maker"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="participations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    joined_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["session", "username"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "user"], name="markets_participant_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.role}) in {self.session_id}"
+
+    @property
+    def holds(self) -> bool:
+        return self.role in domain.HOLDER_ROLES
+
+
+class Holding(models.Model):
+    """x[i][k]: what participant i holds of leg k, and what it was given at opening."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="holdings")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="holdings")
+    leg = models.CharField(max_length=16)
+    leg_index = models.PositiveSmallIntegerField()
+    qty = models.BigIntegerField()
+    initial = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["session", "participant__username", "leg_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "leg_index"], name="markets_holding_unique"),
+        ]
+
+
+class RFQ(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.BigIntegerField(primary_key=True)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="rfqs")
+    taker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="rfqs")
+    give_leg = models.CharField(max_length=16)
+    get_leg = models.CharField(max_length=16)
+    quantity = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "RFQ"
+
+    def __str__(self) -> str:
+        return f"RFQ {self.id}: {domain.qty_str(self.quantity)} {self.give_leg} -> {self.get_leg}"
+
+
+class Quote(models.Model):
+    class Status(models.TextChoices):
+        LIVE = "live", "Live"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        FILLED = "filled", "Filled"
+        LAPSED = "lapsed", "Lapsed"
+
+    id = models.BigIntegerField(primary_key=True)
+    rfq = models.ForeignKey(RFQ, on_delete=models.CASCADE, related_name="quotes")
+    maker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="quotes")
+    rate = models.BigIntegerField(help_text="Units of the get leg per unit of the give leg, 10**-8")
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LIVE)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["rate", "id"]
+
+    def __str__(self) -> str:
+        return f"Quote {self.id} on RFQ {self.rfq_id} at {domain.rate_str(self.rate)}"
+
+    def is_live_at(self, when) -> bool:
+        return self.status == self.Status.LIVE and self.expires_at > when
+
+
+class Trade(models.Model):
+    id = models.BigIntegerField(primary_key=True)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trades")
+    rfq = models.ForeignKey(RFQ, on_delete=models.CASCADE, related_name="trades")
+    quote = models.OneToOneField(Quote, on_delete=models.CASCADE, related_name="trade")
+    taker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="taker_trades")
+    maker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="maker_trades")
+    give_leg = models.CharField(max_length=16)
+    get_leg = models.CharField(max_length=16)
+    give_qty = models.BigIntegerField()
+    get_qty = models.BigIntegerField()
+    rate = models.BigIntegerField()
+    executed_at = models.DateTimeField()
+    seq = models.BigIntegerField(help_text="Ledger seq of the TradeExecuted event")
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class Settlement(models.Model):
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, primary_key=True, related_name="settlement")
+    prices = models.JSONField(help_text="S_t2 per leg, base units 10**-6")
+    fixing = models.JSONField(help_text="Rule and the ticks the prices came from")
+    total = models.CharField(max_length=64, help_text="sum of payouts, exact decimal")
+    expected = models.CharField(max_length=64, help_text="q . S_t2, exact decimal")
+    settled_at = models.DateTimeField()
+    seq = models.BigIntegerField()
+
+
+class Payout(models.Model):
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="payouts")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="payouts")
+    amount = models.CharField(max_length=64, help_text="x_i . S_t2, exact decimal (12 places)")
+
+    class Meta:
+        ordering = ["session", "participant__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "participant"], name="markets_payout_unique"),
+        ]

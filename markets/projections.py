@@ -1,0 +1,314 @@
+"""The one code path from events to read models, used live (inside the command's transaction) and by
+replay (`rebuild`). If it is not derived here, it is not in the projection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+
+from ledger.models import Event
+from ledger.store import iter_stream
+from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+
+HANDLERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {}
+
+
+def handles(event_type: str):
+    def register(fn):
+        HANDLERS[event_type] = fn
+        return fn
+
+    return register
+
+
+def session_id_of(stream: str) -> str:
+    return stream.removeprefix("session-")
+
+
+def apply(event: Event) -> None:
+    """Apply one event to the read models and stamp the session with its version and seq."""
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        raise ValueError(f"no projection for event type {event.type}")
+    handler(event, event.data)
+    Session.objects.filter(id=session_id_of(event.stream)).update(version=event.version, last_seq=event.seq)
+
+
+def _parse_at(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text)
+
+
+def _participant(session_id: str, username: str) -> Participant:
+    return Participant.objects.get(session_id=session_id, username=username)
+
+
+@handles("SessionCreated")
+def _session_created(event: Event, d: dict[str, Any]) -> None:
+    user = get_user_model().objects.get(username=d["created_by"])
+    Session.objects.create(
+        id=d["session_id"],
+        title=d.get("title", ""),
+        legs=d["legs"],
+        q=d["q"],
+        t1=_parse_at(d.get("t1")),
+        t2=_parse_at(d.get("t2")),
+        start_mode=d["start_mode"],
+        end_mode=d["end_mode"],
+        allocation_mode=d["allocation_mode"],
+        fixing_rule=d["fixing_rule"],
+        status=Session.Status.CREATED,
+        created_by=user,
+        created_at=event.at,
+    )
+
+
+@handles("ParticipantJoined")
+def _participant_joined(event: Event, d: dict[str, Any]) -> None:
+    user = get_user_model().objects.get(username=d["username"])
+    Participant.objects.create(
+        session_id=session_id_of(event.stream),
+        user=user,
+        username=d["username"],
+        role=d["role"],
+        joined_at=event.at,
+    )
+
+
+@handles("InitialAllocationAssigned")
+def _initial_allocation(event: Event, d: dict[str, Any]) -> None:
+    session_id = session_id_of(event.stream)
+    legs = Session.objects.values_list("legs", flat=True).get(id=session_id)
+    participants = {p.username: p for p in Participant.objects.filter(session_id=session_id)}
+    Holding.objects.bulk_create(
+        Holding(
+            session_id=session_id,
+            participant=participants[username],
+            leg=leg,
+            leg_index=k,
+            qty=row[k],
+            initial=row[k],
+        )
+        for username, row in sorted(d["holdings"].items())
+        for k, leg in enumerate(legs)
+    )
+
+
+@handles("SessionOpened")
+def _session_opened(event: Event, d: dict[str, Any]) -> None:
+    Session.objects.filter(id=session_id_of(event.stream)).update(
+        status=Session.Status.OPEN, opened_at=event.at
+    )
+
+
+@handles("RFQRequested")
+def _rfq_requested(event: Event, d: dict[str, Any]) -> None:
+    session_id = session_id_of(event.stream)
+    RFQ.objects.create(
+        id=d["rfq_id"],
+        session_id=session_id,
+        taker=_participant(session_id, d["taker"]),
+        give_leg=d["give_leg"],
+        get_leg=d["get_leg"],
+        quantity=d["quantity"],
+        status=RFQ.Status.OPEN,
+        created_at=event.at,
+    )
+
+
+@handles("QuoteProvided")
+def _quote_provided(event: Event, d: dict[str, Any]) -> None:
+    session_id = session_id_of(event.stream)
+    Quote.objects.create(
+        id=d["quote_id"],
+        rfq_id=d["rfq_id"],
+        maker=_participant(session_id, d["maker"]),
+        rate=d["rate"],
+        expires_at=_parse_at(d["expires_at"]),
+        status=Quote.Status.LIVE,
+        created_at=event.at,
+    )
+
+
+@handles("QuoteWithdrawn")
+def _quote_withdrawn(event: Event, d: dict[str, Any]) -> None:
+    Quote.objects.filter(id=d["quote_id"]).update(status=Quote.Status.WITHDRAWN)
+
+
+def _close_rfq(rfq_id: int, status: str, at: dt.datetime) -> None:
+    RFQ.objects.filter(id=rfq_id).update(status=status, closed_at=at)
+    # Every other quote still live on the RFQ lapses with it.
+    Quote.objects.filter(rfq_id=rfq_id, status=Quote.Status.LIVE).update(status=Quote.Status.LAPSED)
+
+
+@handles("RFQCancelled")
+def _rfq_cancelled(event: Event, d: dict[str, Any]) -> None:
+    _close_rfq(d["rfq_id"], RFQ.Status.CANCELLED, event.at)
+
+
+@handles("TradeExecuted")
+def _trade_executed(event: Event, d: dict[str, Any]) -> None:
+    session_id = session_id_of(event.stream)
+    taker = _participant(session_id, d["taker"])
+    maker = _participant(session_id, d["maker"])
+    for participant, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"])):
+        for k, delta in enumerate(deltas):
+            if delta:
+                Holding.objects.filter(participant=participant, leg_index=k).update(
+                    qty=F("qty") + delta
+                )
+    Quote.objects.filter(id=d["quote_id"]).update(status=Quote.Status.FILLED)
+    _close_rfq(d["rfq_id"], RFQ.Status.FILLED, event.at)
+    Trade.objects.create(
+        id=d["trade_id"],
+        session_id=session_id,
+        rfq_id=d["rfq_id"],
+        quote_id=d["quote_id"],
+        taker=taker,
+        maker=maker,
+        give_leg=d["give_leg"],
+        get_leg=d["get_leg"],
+        give_qty=d["give_qty"],
+        get_qty=d["get_qty"],
+        rate=d["rate"],
+        executed_at=event.at,
+        seq=event.seq,
+    )
+
+
+@handles("SettlementWaiting")
+def _settlement_waiting(event: Event, d: dict[str, Any]) -> None:
+    Session.objects.filter(id=session_id_of(event.stream)).update(waiting_reason=d["reason"])
+
+
+@handles("SessionSettled")
+def _session_settled(event: Event, d: dict[str, Any]) -> None:
+    session_id = session_id_of(event.stream)
+    Session.objects.filter(id=session_id).update(
+        status=Session.Status.SETTLED, settled_at=event.at, waiting_reason=""
+    )
+    Settlement.objects.create(
+        session_id=session_id,
+        prices=d["prices"],
+        fixing=d["fixing"],
+        total=d["total"],
+        expected=d["expected"],
+        settled_at=event.at,
+        seq=event.seq,
+    )
+    participants = {p.username: p for p in Participant.objects.filter(session_id=session_id)}
+    Payout.objects.bulk_create(
+        Payout(session_id=session_id, participant=participants[u], amount=amount)
+        for u, amount in sorted(d["payouts"].items())
+    )
+
+
+# ---------------------------------------------------------------- replay and comparison
+
+
+def snapshot(session_id: str) -> dict[str, Any]:
+    """Everything the projection holds for a session, as plain comparable values."""
+    session = Session.objects.filter(id=session_id).values().first()
+    if session is None:
+        return {}
+    return {
+        "session": session,
+        "participants": list(
+            Participant.objects.filter(session_id=session_id)
+            .order_by("username")
+            .values_list("username", "role", "user_id", "joined_at")
+        ),
+        "holdings": list(
+            Holding.objects.filter(session_id=session_id)
+            .order_by("participant__username", "leg_index")
+            .values_list("participant__username", "leg", "leg_index", "qty", "initial")
+        ),
+        # Participants are named by username: their row ids are not part of the log.
+        "rfqs": list(
+            RFQ.objects.filter(session_id=session_id).order_by("id").values(*_fields(RFQ, "taker"), "taker__username")
+        ),
+        "quotes": list(
+            Quote.objects.filter(rfq__session_id=session_id)
+            .order_by("id")
+            .values(*_fields(Quote, "maker"), "maker__username")
+        ),
+        "trades": list(
+            Trade.objects.filter(session_id=session_id)
+            .order_by("id")
+            .values(*_fields(Trade, "taker", "maker"), "taker__username", "maker__username")
+        ),
+        "settlement": Settlement.objects.filter(session_id=session_id).values().first(),
+        "payouts": list(
+            Payout.objects.filter(session_id=session_id)
+            .order_by("participant__username")
+            .values_list("participant__username", "amount")
+        ),
+    }
+
+
+def _fields(model, *exclude: str) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields if f.name not in exclude]
+
+
+class _Rollback(Exception):
+    pass
+
+
+def rebuild(session_id: str, events: Iterable[Event] | None = None) -> dict[str, Any]:
+    """Replay the stream into a fresh projection with the same `apply`, snapshot it, and roll back.
+
+    The stored projection is untouched; the result can be compared with `snapshot(session_id)`.
+    """
+    result: dict[str, Any] = {}
+    try:
+        with transaction.atomic():
+            Session.objects.filter(id=session_id).delete()
+            stream = f"session-{session_id}"
+            for event in events if events is not None else iter_stream(stream):
+                apply(event)
+            result = snapshot(session_id)
+            raise _Rollback
+    except _Rollback:
+        pass
+    return result
+
+
+def diff(stored: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two snapshots (empty when equal)."""
+    problems = []
+    for key in sorted(set(stored) | set(rebuilt)):
+        a, b = stored.get(key), rebuilt.get(key)
+        if a == b:
+            continue
+        if isinstance(a, list) and isinstance(b, list):
+            for i, (x, y) in enumerate(zip(a, b, strict=False)):
+                if x != y:
+                    problems.append(f"{key}[{i}]: stored {x!r} but replay gives {y!r}")
+                    break
+            else:
+                problems.append(f"{key}: stored has {len(a)} rows, replay gives {len(b)}")
+        else:
+            problems.append(f"{key}: stored {a!r} but replay gives {b!r}")
+    return problems
+
+
+def holdings_matrix(session_id: str) -> dict[str, list[int]]:
+    """{username: [x_k ...]} from the projection, in leg order."""
+    matrix: dict[str, list[int]] = {}
+    rows = (
+        Holding.objects.filter(session_id=session_id)
+        .order_by("participant__username", "leg_index")
+        .values_list("participant__username", "qty")
+    )
+    for username, qty in rows:
+        matrix.setdefault(username, []).append(qty)
+    return matrix
+
+

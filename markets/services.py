@@ -1,0 +1,591 @@
+"""The market's commands: one function per user intent, one database transaction each.
+
+Every command: check permissions -> validate with the pure domain -> append event(s) to the ledger ->
+apply them to the projection with the same code replay uses -> check the invariants -> commit.
+Any failure raises a DomainError subclass and rolls everything back: nothing is written.
+
+`actor` is the Django user acting; None means the system (a management command or the scheduler),
+which is trusted with the organiser's powers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, ParamSpec, TypeVar
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Max
+
+from ledger import clock, store
+from ledger.store import ConcurrencyError
+from markets import domain, projections
+from markets.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
+from markets.models import RFQ, Participant, Quote, Session, Trade, stream_name
+from oracle import fixing as fixing_rules
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_QUOTE_TTL = 24 * 3600
+DEFAULT_QUOTE_TTL = 60
+
+
+def _retrying(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a command again when another writer won the race for the same stream version or id.
+
+    The failed attempt rolled back completely, so a retry is safe; it re-reads the new state.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(5):
+            try:
+                return fn(*args, **kwargs)
+            except ConcurrencyError:
+                if attempt == 4:
+                    raise Conflict("The market moved while this was processed; please try again", "busy") from None
+            except OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    if attempt == 4:
+                        raise Conflict("The database is busy; please try again", "busy") from None
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+class _Command:
+    """The open transaction of one command on one session: emits events and keeps the version."""
+
+    def __init__(self, session: Session, now: dt.datetime) -> None:
+        self.session = session
+        self.now = now
+        self.events: list = []
+
+    def emit(self, type_: str, payload: dict[str, Any]):
+        event = store.append(
+            self.session.stream, type_, payload, expected_version=self.session.version, at=self.now
+        )
+        try:
+            with transaction.atomic():
+                projections.apply(event)
+        except IntegrityError as exc:  # an id taken by a concurrent writer (PostgreSQL)
+            raise ConcurrencyError(str(exc)) from exc
+        self.session.version = event.version
+        self.session.last_seq = event.seq
+        self.events.append(event)
+        return event
+
+
+@contextmanager
+def _command(session_id: str) -> Iterator[_Command]:
+    """One transaction on one session's stream; invariants are checked before it commits."""
+    with transaction.atomic():
+        session = _get_session(session_id, for_update=True)
+        cmd = _Command(session, clock.now())
+        yield cmd
+        if cmd.events:
+            check_invariants(session.id)
+            transaction.on_commit(_nudge_feed)
+
+
+def _nudge_feed() -> None:
+    """Wake this process's ledger feed so local browsers hear about the commit at once."""
+    try:
+        from ledger import feed
+    except ImportError:  # the feed is optional for commands run outside the web app
+        return
+    feed.nudge()
+
+
+def _get_session(session_id: str, *, for_update: bool = False) -> Session:
+    qs = Session.objects.select_for_update() if for_update else Session.objects
+    try:
+        return qs.get(id=str(session_id))
+    except Session.DoesNotExist:
+        raise NotFound(f"Unknown session {str(session_id)[:64]!r}", "session_not_found") from None
+
+
+def _require_user(actor) -> None:
+    if actor is None:
+        return
+    if not getattr(actor, "is_authenticated", False):
+        raise Unauthenticated("Sign in first", "unauthenticated")
+
+
+def _participant(session: Session, actor) -> Participant:
+    _require_user(actor)
+    try:
+        return Participant.objects.get(session=session, user=actor)
+    except Participant.DoesNotExist:
+        raise Forbidden(f"You have not joined session {session.id}", "not_a_participant") from None
+
+
+def _require_organiser(session: Session, actor) -> None:
+    if actor is None:
+        return
+    if _participant(session, actor).role != Participant.Role.ORGANISER:
+        raise Forbidden("Only the session's organiser can do this", "not_organiser")
+
+
+def _require_open(session: Session) -> None:
+    if session.status == Session.Status.CREATED:
+        raise Conflict(f"Session {session.id} is not open for trading yet", "session_not_open")
+    if session.status == Session.Status.SETTLED:
+        raise Conflict(f"Session {session.id} is settled: no more trading", "session_settled")
+
+
+def _next_id(model) -> int:
+    return (model.objects.aggregate(m=Max("id"))["m"] or 0) + 1
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat() if value is not None else None
+
+
+def tolerance_base_units() -> int:
+    tol = Decimal(settings.INVARIANT_TOLERANCE)
+    return int(tol.scaleb(domain.QTY_DP).to_integral_value())
+
+
+def check_invariants(session_id: str) -> None:
+    """Invariants 1 and 2 on the projection as it would be committed."""
+    session = Session.objects.get(id=session_id)
+    matrix = projections.holdings_matrix(session_id)
+    if not matrix:
+        return
+    domain.check_conservation(matrix, session.q, tolerance_base_units())
+    domain.check_non_negative(matrix)
+
+
+# ---------------------------------------------------------------- sessions and participants
+
+
+@_retrying
+def create_session(
+    actor,
+    *,
+    session_id: str,
+    legs: list[str],
+    q: list[object],
+    title: str = "",
+    t1: dt.datetime | None = None,
+    t2: dt.datetime | None = None,
+    start_mode: str = Session.StartMode.IMMEDIATE,
+    end_mode: str = Session.EndMode.MANUAL,
+    allocation_mode: str = Session.AllocationMode.PRO_RATA,
+    fixing_rule: dict | None = None,
+) -> Session:
+    """Create a session; its creator joins as organiser. Needs the `markets.add_session` permission."""
+    _require_user(actor)
+    if actor is not None and not actor.has_perm("markets.add_session"):
+        raise Forbidden("You are not allowed to create sessions (ask an admin for organiser rights)", "forbidden")
+    if actor is None:
+        raise Forbidden("A session needs an organiser: create it as a user", "forbidden")
+    sid = str(session_id or "").strip()
+    if not sid or len(sid) > 64 or not all(c.isalnum() or c in "-_" for c in sid) or not sid.isascii():
+        raise DomainError("Session id must be 1-64 letters, digits, - or _", "invalid_session_id")
+    symbols = domain.validate_legs(legs)
+    basket = domain.validate_basket(q, symbols)
+    if start_mode not in Session.StartMode.values:
+        raise DomainError(f"start_mode must be one of {', '.join(Session.StartMode.values)}", "invalid_mode")
+    if end_mode not in Session.EndMode.values:
+        raise DomainError(f"end_mode must be one of {', '.join(Session.EndMode.values)}", "invalid_mode")
+    if allocation_mode not in Session.AllocationMode.values:
+        raise DomainError(
+            f"allocation_mode must be one of {', '.join(Session.AllocationMode.values)}", "invalid_mode"
+        )
+    for name, value in (("t1", t1), ("t2", t2)):
+        if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
+            raise DomainError(f"{name} must be a date and time with a timezone", "invalid_time")
+    if start_mode == Session.StartMode.SCHEDULED and t1 is None:
+        raise DomainError("A scheduled session needs t1 (when it opens)", "invalid_time")
+    if end_mode == Session.EndMode.TIMED and t2 is None:
+        raise DomainError("A timed session needs t2 (when it settles)", "invalid_time")
+    if t1 is not None and t2 is not None and t2 <= t1:
+        raise DomainError("t2 must be after t1", "invalid_time")
+    if end_mode == Session.EndMode.MANUAL and not settings.ALLOW_MANUAL_SETTLE:
+        raise DomainError(
+            "Manual settlement is disabled here (ALLOW_MANUAL_SETTLE=false): use end_mode=timed", "manual_disabled"
+        )
+    try:
+        rule = fixing_rules.validate_rule(fixing_rule)
+    except fixing_rules.InvalidRule as exc:
+        raise DomainError(str(exc), "invalid_fixing_rule") from None
+    now = clock.now()
+    with transaction.atomic():
+        if Session.objects.filter(id=sid).exists() or store.head(stream_name(sid)) is not None:
+            raise Conflict(f"Session {sid} already exists", "session_exists")
+        stream = stream_name(sid)
+        created = store.append(
+            stream,
+            "SessionCreated",
+            {
+                "session_id": sid,
+                "title": str(title or "")[:200],
+                "legs": symbols,
+                "q": basket,
+                "t1": _iso(t1),
+                "t2": _iso(t2),
+                "start_mode": start_mode,
+                "end_mode": end_mode,
+                "allocation_mode": allocation_mode,
+                "fixing_rule": rule,
+                "created_by": actor.username,
+                "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
+            },
+            expected_version=0,
+            at=now,
+        )
+        projections.apply(created)
+        session = Session.objects.get(id=sid)
+        cmd = _Command(session, now)
+        cmd.emit("ParticipantJoined", {"username": actor.username, "role": Participant.Role.ORGANISER})
+        transaction.on_commit(_nudge_feed)
+    return Session.objects.get(id=sid)
+
+
+@_retrying
+def join_session(actor, session_id: str, role: str, *, username: str | None = None) -> Participant:
+    """Join a created session as trader or maker; the organiser may also add another user by name."""
+    _require_user(actor)
+    if role not in (Participant.Role.TRADER, Participant.Role.MAKER):
+        raise DomainError("Join as a trader or a maker", "invalid_role")
+    with _command(session_id) as cmd:
+        session = cmd.session
+        if username is not None and (actor is None or username != actor.username):
+            _require_organiser(session, actor)
+            try:
+                user = get_user_model().objects.get(username=username)
+            except get_user_model().DoesNotExist:
+                raise NotFound(f"No user named {username[:150]!r}", "user_not_found") from None
+        elif actor is None:
+            raise DomainError("Say which user joins", "invalid_user")
+        else:
+            user = actor
+        if session.status != Session.Status.CREATED:
+            raise Conflict("Participants can join only before the session opens", "session_not_joinable")
+        if Participant.objects.filter(session=session, user=user).exists():
+            raise Conflict(f"{user.username} has already joined {session.id}", "already_joined")
+        cmd.emit("ParticipantJoined", {"username": user.username, "role": role})
+    return Participant.objects.get(session_id=session.id, user=user)
+
+
+def _holders(session: Session) -> list[str]:
+    return list(
+        Participant.objects.filter(session=session, role__in=domain.HOLDER_ROLES)
+        .order_by("username")
+        .values_list("username", flat=True)
+    )
+
+
+def _open(cmd: _Command, allocation: Mapping[str, list] | None) -> None:
+    session = cmd.session
+    holders = _holders(session)
+    if allocation is not None or session.allocation_mode == Session.AllocationMode.CUSTOM:
+        if allocation is None:
+            raise DomainError("This session needs a custom allocation matrix to open", "invalid_allocation")
+        matrix = domain.validate_custom_allocation(allocation, session.q, session.legs, holders)
+        mode = Session.AllocationMode.CUSTOM
+    else:
+        matrix = domain.pro_rata(session.q, holders)
+        mode = Session.AllocationMode.PRO_RATA
+    domain.check_conservation(matrix, session.q)
+    domain.check_non_negative(matrix)
+    cmd.emit("InitialAllocationAssigned", {"mode": mode, "holdings": matrix})
+    cmd.emit("SessionOpened", {})
+
+
+@_retrying
+def open_session(actor, session_id: str, *, allocation: Mapping[str, list] | None = None) -> Session:
+    """Assign the initial allocation and open trading (organiser; immediate sessions, or early)."""
+    with _command(session_id) as cmd:
+        _require_organiser(cmd.session, actor)
+        if cmd.session.status != Session.Status.CREATED:
+            raise Conflict(f"Session {cmd.session.id} is already {cmd.session.status}", "already_open")
+        if actor is not None and cmd.session.start_mode == Session.StartMode.SCHEDULED:
+            raise Conflict("This session opens by itself at t1", "scheduled_start")
+        _open(cmd, allocation)
+    return _get_session(session_id)
+
+
+def open_due_sessions() -> list[tuple[str, str]]:
+    """Open every scheduled session whose t1 has passed. Returns (session, outcome) pairs."""
+    now = clock.now()
+    outcomes = []
+    due = Session.objects.filter(
+        status=Session.Status.CREATED, start_mode=Session.StartMode.SCHEDULED, t1__lte=now
+    ).values_list("id", flat=True)
+    for sid in list(due):
+        try:
+            with _command(sid) as cmd:
+                if cmd.session.status != Session.Status.CREATED:
+                    continue
+                _open(cmd, None)
+            outcomes.append((sid, "opened"))
+        except DomainError as exc:
+            outcomes.append((sid, f"not opened: {exc.message}"))
+    return outcomes
+
+
+# ---------------------------------------------------------------- RFQs and quotes
+
+
+@_retrying
+def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: object) -> RFQ:
+    """A taker asks to give `quantity` of give_leg for get_leg."""
+    qty = domain.parse_qty(quantity)
+    with _command(session_id) as cmd:
+        session = cmd.session
+        me = _participant(session, actor) if actor is not None else None
+        if me is None:
+            raise Forbidden("RFQs are requested by a participant", "forbidden")
+        gi = domain.leg_index(session.legs, give_leg)
+        ge = domain.leg_index(session.legs, get_leg)
+        if gi == ge:
+            raise DomainError("The give leg and the get leg must differ", "same_leg")
+        if not me.holds:
+            raise Forbidden("Only traders and makers request quotes", "forbidden")
+        _require_open(session)
+        held = me.holdings.get(leg_index=gi).qty
+        if held < qty:
+            raise DomainError(
+                f"Insufficient inventory: you hold {domain.qty_str(held)} {session.legs[gi]}, "
+                f"not {domain.qty_str(qty)}",
+                "insufficient_inventory",
+                409,
+            )
+        rfq_id = _next_id(RFQ)
+        cmd.emit(
+            "RFQRequested",
+            {
+                "rfq_id": rfq_id,
+                "taker": me.username,
+                "give_leg": session.legs[gi],
+                "get_leg": session.legs[ge],
+                "quantity": qty,
+            },
+        )
+    return RFQ.objects.get(id=rfq_id)
+
+
+def _get_rfq(rfq_id: object) -> RFQ:
+    try:
+        return RFQ.objects.select_related("session", "taker").get(id=int(str(rfq_id)))
+    except (RFQ.DoesNotExist, ValueError):
+        raise NotFound(f"Unknown RFQ {str(rfq_id)[:20]!r}", "rfq_not_found") from None
+
+
+def _get_quote(quote_id: object) -> Quote:
+    try:
+        return Quote.objects.select_related("rfq", "maker", "rfq__taker").get(id=int(str(quote_id)))
+    except (Quote.DoesNotExist, ValueError):
+        raise NotFound(f"Unknown quote {str(quote_id)[:20]!r}", "quote_not_found") from None
+
+
+@_retrying
+def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEFAULT_QUOTE_TTL) -> Quote:
+    """A maker quotes `rate` units of the get leg per unit of the give leg, live for ttl_seconds."""
+    rate_base = domain.parse_rate(rate)
+    try:
+        ttl = int(str(ttl_seconds))
+    except ValueError:
+        raise DomainError("The quote's lifetime must be a whole number of seconds", "invalid_ttl") from None
+    if not 1 <= ttl <= MAX_QUOTE_TTL:
+        raise DomainError(f"The quote's lifetime must be 1 to {MAX_QUOTE_TTL} seconds", "invalid_ttl")
+    rfq = _get_rfq(rfq_id)
+    with _command(rfq.session_id) as cmd:
+        rfq = _get_rfq(rfq_id)
+        me = _participant(cmd.session, actor) if actor is not None else None
+        if me is None or me.role != Participant.Role.MAKER:
+            raise Forbidden("Only market makers can quote", "not_maker")
+        if rfq.taker_id == me.id:
+            raise Forbidden("You cannot quote on your own RFQ", "own_rfq")
+        _require_open(cmd.session)
+        if rfq.status != RFQ.Status.OPEN:
+            raise Conflict(f"RFQ {rfq.id} is {rfq.status}: it takes no more quotes", "rfq_closed")
+        receive = domain.trade_receive(rfq.quantity, rate_base)
+        if receive <= 0:
+            raise DomainError("At this rate the trade would deliver 0 units: quote a higher rate", "trade_too_small")
+        quote_id = _next_id(Quote)
+        expires = cmd.now + dt.timedelta(seconds=ttl)
+        cmd.emit(
+            "QuoteProvided",
+            {"quote_id": quote_id, "rfq_id": rfq.id, "maker": me.username, "rate": rate_base, "expires_at": _iso(expires)},
+        )
+    return Quote.objects.get(id=quote_id)
+
+
+@_retrying
+def withdraw_quote(actor, quote_id: object) -> Quote:
+    quote = _get_quote(quote_id)
+    with _command(quote.rfq.session_id) as cmd:
+        quote = _get_quote(quote_id)
+        if actor is not None and _participant(cmd.session, actor).id != quote.maker_id:
+            raise Forbidden("Only the maker who gave a quote can withdraw it", "not_your_quote")
+        _require_open(cmd.session)
+        if quote.status != Quote.Status.LIVE:
+            raise Conflict(f"Quote {quote.id} is {quote.status}: nothing to withdraw", "quote_not_live")
+        cmd.emit("QuoteWithdrawn", {"quote_id": quote.id, "rfq_id": quote.rfq_id})
+    return _get_quote(quote_id)
+
+
+@_retrying
+def cancel_rfq(actor, rfq_id: object) -> RFQ:
+    rfq = _get_rfq(rfq_id)
+    with _command(rfq.session_id) as cmd:
+        rfq = _get_rfq(rfq_id)
+        if actor is not None and _participant(cmd.session, actor).id != rfq.taker_id:
+            raise Forbidden("Only the RFQ's taker can cancel it", "not_your_rfq")
+        _require_open(cmd.session)
+        if rfq.status != RFQ.Status.OPEN:
+            raise Conflict(f"RFQ {rfq.id} is already {rfq.status}", "rfq_closed")
+        cmd.emit("RFQCancelled", {"rfq_id": rfq.id})
+    return _get_rfq(rfq_id)
+
+
+@_retrying
+def accept_quote(actor, quote_id: object) -> Trade:
+    """The RFQ's taker accepts a live quote: both inventories are checked now, in this transaction."""
+    quote = _get_quote(quote_id)
+    with _command(quote.rfq.session_id) as cmd:
+        quote = _get_quote(quote_id)
+        rfq = quote.rfq
+        session = cmd.session
+        if actor is not None and _participant(session, actor).id != rfq.taker_id:
+            raise Forbidden("Only the RFQ's taker can accept its quotes", "not_your_rfq")
+        _require_open(session)
+        if rfq.status != RFQ.Status.OPEN:
+            raise Conflict(f"RFQ {rfq.id} is already {rfq.status}", "rfq_closed")
+        if quote.status != Quote.Status.LIVE:
+            raise Conflict(f"Quote {quote.id} is {quote.status}: it can no longer be accepted", "quote_not_live")
+        if quote.expires_at <= cmd.now:
+            raise Conflict(f"Quote {quote.id} expired at {quote.expires_at:%H:%M:%S}", "quote_expired")
+        taker_row = _row(rfq.taker)
+        maker_row = _row(quote.maker)
+        move = domain.plan_trade(
+            session.legs, rfq.give_leg, rfq.get_leg, rfq.quantity, quote.rate, taker_row, maker_row
+        )
+        taker_deltas, maker_deltas = move.deltas(len(session.legs))
+        domain.check_zero_sum(taker_deltas, maker_deltas)
+        trade_id = _next_id(Trade)
+        cmd.emit(
+            "TradeExecuted",
+            {
+                "trade_id": trade_id,
+                "rfq_id": rfq.id,
+                "quote_id": quote.id,
+                "taker": rfq.taker.username,
+                "maker": quote.maker.username,
+                "give_leg": rfq.give_leg,
+                "get_leg": rfq.get_leg,
+                "give_qty": move.give_qty,
+                "get_qty": move.get_qty,
+                "rate": quote.rate,
+                "taker_deltas": taker_deltas,
+                "maker_deltas": maker_deltas,
+            },
+        )
+    return Trade.objects.get(id=trade_id)
+
+
+def _row(participant: Participant) -> list[int]:
+    return list(participant.holdings.order_by("leg_index").values_list("qty", flat=True))
+
+
+# ---------------------------------------------------------------- settlement
+
+
+@_retrying
+def settle_session(actor, session_id: str, *, prices: Mapping[str, object] | None = None):
+    """Settle at S_t2: given prices (manual), or the oracle's fixing at t2 (timed) / now (manual).
+
+    payout_i = x_i . S_t2, and sum payouts == q . S_t2 is checked exactly before commit.
+    """
+    with _command(session_id) as cmd:
+        session = cmd.session
+        _require_organiser(session, actor)
+        if session.status == Session.Status.SETTLED:
+            raise Conflict(f"Session {session.id} is already settled", "already_settled")
+        if session.status != Session.Status.OPEN:
+            raise Conflict(f"Session {session.id} is not open: only an open session settles", "session_not_open")
+        timed = session.end_mode == Session.EndMode.TIMED
+        if timed and cmd.now < session.t2:
+            raise Conflict(f"Session {session.id} settles by itself at t2 ({session.t2:%Y-%m-%d %H:%M:%S} UTC)", "not_due")
+        if (prices is not None or not timed) and not settings.ALLOW_MANUAL_SETTLE:
+            raise Forbidden("Manual settlement is disabled (ALLOW_MANUAL_SETTLE=false)", "manual_disabled")
+        if prices is not None:
+            price_vector, fixing = _manual_prices(session, prices)
+        else:
+            at = session.t2 if timed else cmd.now
+            try:
+                taken = fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule)
+            except fixing_rules.MissingPrice as exc:
+                raise Conflict(f"Cannot settle {session.id}: {exc}", "missing_price") from None
+            price_vector = [taken.prices[leg] for leg in session.legs]
+            fixing = {"rule": taken.rule, "at": _iso(taken.at), "ticks": taken.ticks, "source": "oracle"}
+        _settle(cmd, price_vector, fixing)
+    return _get_session(session_id)
+
+
+def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list[int], dict]:
+    if not isinstance(prices, Mapping):
+        raise DomainError("Prices map each leg to a price", "invalid_price")
+    given = {str(k).strip().upper(): v for k, v in prices.items()}
+    unknown = sorted(set(given) - set(session.legs))
+    if unknown:
+        raise DomainError(f"Unknown leg {', '.join(unknown)}: this session trades {', '.join(session.legs)}", "unknown_leg")
+    missing = [leg for leg in session.legs if leg not in given]
+    if missing:
+        raise DomainError(f"No price given for {', '.join(missing)}", "missing_price")
+    vector = [domain.parse_price(given[leg], f"Price of {leg}") for leg in session.legs]
+    return vector, {"rule": {"rule": "manual"}, "at": None, "ticks": {}, "source": "manual"}
+
+
+def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
+    session = cmd.session
+    matrix = projections.holdings_matrix(session.id)
+    paid = domain.payouts(matrix, prices)
+    domain.check_settlement_sum(paid, session.q, prices)
+    cmd.emit(
+        "SessionSettled",
+        {
+            "prices": dict(zip(session.legs, prices, strict=True)),
+            "fixing": fixing,
+            "payouts": {u: domain.money_str(v) for u, v in paid.items()},
+            "total": domain.money_str(sum(paid.values())),
+            "expected": domain.money_str(domain.payout(session.q, prices)),
+        },
+    )
+
+
+def settle_due_sessions() -> list[tuple[str, str]]:
+    """Settle every open timed session past t2 with its fixing. A session with no price for a leg is
+    not settled: it records why (SettlementWaiting) so the organiser sees it."""
+    now = clock.now()
+    outcomes = []
+    due = Session.objects.filter(status=Session.Status.OPEN, end_mode=Session.EndMode.TIMED, t2__lte=now)
+    for sid in list(due.values_list("id", flat=True)):
+        try:
+            settle_session(None, sid)
+            outcomes.append((sid, "settled"))
+        except Conflict as exc:
+            if exc.code == "missing_price":
+                _record_waiting(sid, exc.message)
+            outcomes.append((sid, f"not settled: {exc.message}"))
+    return outcomes
+
+
+@_retrying
+def _record_waiting(session_id: str, reason: str) -> None:
+    with _command(session_id) as cmd:
+        if cmd.session.status != Session.Status.OPEN or cmd.session.waiting_reason == reason[:500]:
+            return
+        cmd.emit("SettlementWaiting", {"reason": reason[:500]})

@@ -1,0 +1,22 @@
+"""Price ticks. Not ledger events (they would swamp it); the ticks used at settlement are named
+in the SessionSettled event, so the fixing stays auditable."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Tick(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    session_id = models.CharField(max_length=64)
+    symbol = models.CharField(max_length=16)
+    at = models.DateTimeField()
+    price = models.BigIntegerField(help_text="Price in base units of 10**-6")
+    source = models.CharField(max_length=64, help_text="sim:<seed>, replay:<file>, manual")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["session_id", "symbol", "at"], name="oracle_tick_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.price} @ {self.at:%H:%M:%S}"

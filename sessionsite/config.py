@@ -1,0 +1,90 @@
+"""Configuration from the environment and an optional `.env` file (seed names kept).
+
+Kept dependency-free on purpose: settings import it before Django is configured.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def load_dotenv(path: Path) -> None:
+    """Read KEY=VALUE lines into os.environ without overriding what is already set."""
+    if not path.is_file():
+        return
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip().strip('"').strip("'")
+        os.environ.setdefault(key.strip(), value)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def env_decimal(name: str, default: str) -> Decimal:
+    value = os.environ.get(name) or default
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f"{name}={value!r} is not a number") from None
+    if not result.is_finite() or result < 0:
+        raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
+    return result
+
+
+SQLITE_OPTIONS = {
+    # Writers queue on BEGIN IMMEDIATE instead of failing late with "database is locked".
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+}
+
+
+def database_from_url(url: str, base_dir: Path = BASE_DIR) -> dict:
+    """Turn `sqlite:///./file.db` or `postgres://user:pw@host:port/name` into a DATABASES entry."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        raw_path = unquote(url.split("://", 1)[1])
+        # sqlite:///./x.db and sqlite:///x.db are relative to the project; sqlite:////abs/x.db absolute.
+        path_text = raw_path[1:] if raw_path.startswith("/") else raw_path
+        path = Path(path_text)
+        if not path.is_absolute():
+            path = (base_dir / path).resolve()
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(path),
+            "OPTIONS": dict(SQLITE_OPTIONS),
+            "TEST": {"NAME": str(path.with_name(path.stem + "_test.db"))},
+        }
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+        }
+    raise ConfigError(f"DATABASE_URL={url!r}: only sqlite:/// and postgres:// URLs are supported")
