@@ -1,3 +1,7 @@
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from markets import consumers
+
+websocket_urlpatterns = [
+    path("ws/sessions/<slug:session_id>/", consumers.FloorConsumer.as_asgi()),
+]

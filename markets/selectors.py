@@ -1,9 +1,393 @@
-"""Read queries shaped for pages, the API and commands. No writes here."""
+"""Read queries shaped for pages, pushes, the API and commands. No writes here.
+
+Numbers stay exact: quantities and prices are Decimals made from the stored integers; values are
+x . S computed in integers and only then turned into Decimals for display.
+"""
 
 from __future__ import annotations
 
-from markets.models import Session
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Max
+
+from ledger import clock
+from ledger.models import Event
+from markets import domain
+from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade, stream_name
+from oracle.models import Tick
+
+SPARK_POINTS = 120
+BLOTTER_ROWS = 25
+EVENT_ROWS = 25
 
 
-def session_rows() -> list[Session]:
-    return list(Session.objects.all())
+def q_dec(base: int) -> Decimal:
+    return domain.to_decimal(base, domain.QTY_DP)
+
+
+def money_dec(base: int) -> Decimal:
+    return domain.to_decimal(base, domain.MONEY_DP)
+
+
+def latest_prices(session: Session) -> dict[str, int]:
+    """Latest tick price per leg (base units); legs without a tick are absent."""
+    prices = {}
+    for leg in session.legs:
+        tick = (
+            Tick.objects.filter(session_id=session.id, symbol=leg)
+            .order_by("-at", "-id")
+            .values_list("price", flat=True)
+            .first()
+        )
+        if tick is not None:
+            prices[leg] = tick
+    return prices
+
+
+def price_vector(session: Session, prices: dict[str, int]) -> list[int] | None:
+    if all(leg in prices for leg in session.legs):
+        return [prices[leg] for leg in session.legs]
+    return None
+
+
+@dataclass
+class SessionRow:
+    session: Session
+    participants: int
+    pool_value: Decimal | None
+    last_tick: dt.datetime | None
+
+
+def session_rows() -> list[SessionRow]:
+    sessions = list(Session.objects.annotate(n=Count("participants")).order_by("-created_at"))
+    rows = []
+    for s in sessions:
+        prices = latest_prices(s)
+        vec = price_vector(s, prices)
+        last = Tick.objects.filter(session_id=s.id).aggregate(m=Max("at"))["m"]
+        rows.append(SessionRow(s, s.n, money_dec(domain.payout(s.q, vec)) if vec else None, last))
+    return rows
+
+
+@dataclass
+class LegView:
+    symbol: str
+    q: Decimal
+    price: Decimal | None
+    change: Decimal | None
+    change_pct: Decimal | None
+    spark: str  # SVG polyline points
+    spark_min: Decimal | None = None
+    spark_max: Decimal | None = None
+
+
+def _spark(prices: list[int], width: int = 160, height: int = 36) -> tuple[str, int | None, int | None]:
+    if len(prices) < 2:
+        return "", None, None
+    lo, hi = min(prices), max(prices)
+    span = hi - lo or 1
+    step = width / (len(prices) - 1)
+    pts = " ".join(f"{i * step:.1f},{height - 2 - (p - lo) * (height - 4) / span:.1f}" for i, p in enumerate(prices))
+    return pts, lo, hi
+
+
+def leg_views(session: Session, prices: dict[str, int]) -> list[LegView]:
+    views = []
+    since = session.opened_at or session.created_at
+    for k, leg in enumerate(session.legs):
+        recent = list(
+            Tick.objects.filter(session_id=session.id, symbol=leg)
+            .order_by("-at", "-id")
+            .values_list("price", flat=True)[:SPARK_POINTS]
+        )[::-1]
+        first = (
+            Tick.objects.filter(session_id=session.id, symbol=leg, at__gte=since)
+            .order_by("at", "id")
+            .values_list("price", flat=True)
+            .first()
+        )
+        price = prices.get(leg)
+        change = change_pct = None
+        if price is not None and first:
+            change = domain.to_decimal(price - first, domain.PRICE_DP)
+            change_pct = (Decimal(price - first) * 100 / Decimal(first)).quantize(Decimal("0.01"))
+        pts, lo, hi = _spark(recent)
+        views.append(
+            LegView(
+                symbol=leg,
+                q=q_dec(session.q[k]),
+                price=domain.to_decimal(price, domain.PRICE_DP) if price is not None else None,
+                change=change,
+                change_pct=change_pct,
+                spark=pts,
+                spark_min=domain.to_decimal(lo, domain.PRICE_DP) if lo is not None else None,
+                spark_max=domain.to_decimal(hi, domain.PRICE_DP) if hi is not None else None,
+            )
+        )
+    return views
+
+
+@dataclass
+class HoldingRow:
+    username: str
+    role: str
+    qty: list[Decimal]
+    value: Decimal | None
+    pnl: Decimal | None
+    payout: str | None = None
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Pool:
+    q: list[Decimal]
+    value: Decimal | None
+    checks: list[Check] = field(default_factory=list)
+
+
+def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[HoldingRow], Pool]:
+    vec = price_vector(session, prices)
+    settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
+    if settlement is not None:
+        vec = [settlement.prices[leg] for leg in session.legs]
+    rows_by_user: dict[str, dict[str, Any]] = {}
+    participants = {p.username: p.role for p in Participant.objects.filter(session=session)}
+    for username, k, qty, initial in (
+        Holding.objects.filter(session=session)
+        .order_by("participant__username", "leg_index")
+        .values_list("participant__username", "leg_index", "qty", "initial")
+    ):
+        row = rows_by_user.setdefault(username, {"qty": [0] * len(session.legs), "initial": [0] * len(session.legs)})
+        row["qty"][k] = qty
+        row["initial"][k] = initial
+    payouts = dict(Payout.objects.filter(session=session).values_list("participant__username", "amount"))
+    rows = []
+    matrix = {u: r["qty"] for u, r in rows_by_user.items()}
+    for username, r in sorted(rows_by_user.items()):
+        value = pnl = None
+        if vec is not None:
+            value_base = domain.payout(r["qty"], vec)
+            value = money_dec(value_base)
+            pnl = money_dec(value_base - domain.payout(r["initial"], vec))
+        rows.append(
+            HoldingRow(
+                username,
+                participants.get(username, ""),
+                [q_dec(x) for x in r["qty"]],
+                value,
+                pnl,
+                payouts.get(username),
+            )
+        )
+    pool = Pool(q=[q_dec(x) for x in session.q], value=money_dec(domain.payout(session.q, vec)) if vec else None)
+    pool.checks = _checks(session, matrix, vec, settlement)
+    return rows, pool
+
+
+def _checks(session: Session, matrix: dict[str, list[int]], vec: list[int] | None, settlement) -> list[Check]:
+    n = len(session.legs)
+    if not matrix:
+        return [
+            Check("1 Conservation", True, "not allocated yet"),
+            Check("2 No negative holding", True, "not allocated yet"),
+            Check("3 Zero-sum trades", True, "no trades"),
+            Check("4 Settlement sum", True, "not settled"),
+        ]
+    sums = [sum(row[k] for row in matrix.values()) for k in range(n)]
+    conserved = sums == list(session.q)
+    low = min(min(row) for row in matrix.values())
+    trades = Trade.objects.filter(session=session).count()
+    net = [0] * n
+    for qty, initial, k in Holding.objects.filter(session=session).values_list("qty", "initial", "leg_index"):
+        net[k] += qty - initial
+    checks = [
+        Check(
+            "1 Conservation",
+            conserved,
+            "Σx = q on every leg"
+            if conserved
+            else "Σx ≠ q on " + ", ".join(session.legs[k] for k in range(n) if sums[k] != session.q[k]),
+        ),
+        Check("2 No negative holding", low >= 0, f"min x = {domain.qty_str(low)}"),
+        Check(
+            "3 Zero-sum trades", all(v == 0 for v in net), f"{trades} trades, ΣΔx = 0" if not any(net) else "ΣΔx ≠ 0"
+        ),
+    ]
+    if settlement is not None:
+        ok = settlement.total == settlement.expected
+        checks.append(Check("4 Settlement sum", ok, f"Σ payouts = q·S = {Decimal(settlement.total):,.2f}"))
+    elif vec is not None:
+        total = sum(domain.payout(row, vec) for row in matrix.values())
+        expected = domain.payout(session.q, vec)
+        checks.append(
+            Check("4 Settlement sum", total == expected, f"at latest prices Σ x·S = q·S = {money_dec(expected):,.2f}")
+        )
+    else:
+        checks.append(Check("4 Settlement sum", True, "waiting for prices"))
+    return checks
+
+
+def board_data(session: Session) -> list[dict[str, Any]]:
+    """Open RFQs with their live quotes, as plain data (rendered per viewer by the push)."""
+    now = clock.now()
+    rfqs = list(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN).select_related("taker").order_by("-id"))
+    quotes: dict[int, list[dict[str, Any]]] = {}
+    for quote in (
+        Quote.objects.filter(rfq__in=[r.id for r in rfqs], status=Quote.Status.LIVE)
+        .select_related("maker")
+        .order_by("rate", "id")
+    ):
+        rfq = next(r for r in rfqs if r.id == quote.rfq_id)
+        quotes.setdefault(quote.rfq_id, []).append(
+            {
+                "id": quote.id,
+                "key": f"quote-{quote.id}",
+                "maker": quote.maker.username,
+                "rate": domain.to_decimal(quote.rate, domain.RATE_DP),
+                "receive": q_dec(domain.trade_receive(rfq.quantity, quote.rate)),
+                "expires_at": quote.expires_at,
+                "expires_ms": int(quote.expires_at.timestamp() * 1000),
+                "expired": quote.expires_at <= now,
+            }
+        )
+    return [
+        {
+            "id": r.id,
+            "key": f"rfq-{r.id}",
+            "taker": r.taker.username,
+            "give_leg": r.give_leg,
+            "get_leg": r.get_leg,
+            "quantity": q_dec(r.quantity),
+            "created_at": r.created_at,
+            "quotes": quotes.get(r.id, []),
+        }
+        for r in rfqs
+    ]
+
+
+def blotter(session: Session, limit: int = BLOTTER_ROWS) -> list[Trade]:
+    return list(Trade.objects.filter(session=session).select_related("taker", "maker").order_by("-id")[:limit])
+
+
+@dataclass
+class EventRow:
+    seq: int
+    version: int
+    type: str
+    at: dt.datetime
+    summary: str
+    hash: str
+
+
+def summarize(event_type: str, d: dict[str, Any]) -> str:
+    """One line an auditor can read, from the event's own payload."""
+    match event_type:
+        case "SessionCreated":
+            return (
+                f"{', '.join(d['legs'])}; q = {' / '.join(domain.qty_str(x).rstrip('0').rstrip('.') for x in d['q'])}"
+            )
+        case "ParticipantJoined":
+            return f"{d['username']} as {d['role']}"
+        case "InitialAllocationAssigned":
+            return f"{d['mode'].replace('_', '-')} to {len(d['holdings'])} holders"
+        case "SessionOpened":
+            return "trading open"
+        case "RFQRequested":
+            return f"RFQ {d['rfq_id']}: {d['taker']} gives {domain.qty_str(d['quantity'])} {d['give_leg']} for {d['get_leg']}"
+        case "QuoteProvided":
+            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {d['maker']} at {domain.rate_str(d['rate'])}"
+        case "QuoteWithdrawn":
+            return f"quote {d['quote_id']} withdrawn"
+        case "RFQCancelled":
+            return f"RFQ {d['rfq_id']} cancelled"
+        case "TradeExecuted":
+            return (
+                f"trade {d['trade_id']}: {d['taker']} {domain.qty_str(d['give_qty'])} {d['give_leg']} → "
+                f"{domain.qty_str(d['get_qty'])} {d['get_leg']} with {d['maker']}"
+            )
+        case "SessionSettled":
+            return f"settled; Σ payouts = {Decimal(d['total']):,.2f}"
+        case "SettlementWaiting":
+            return d["reason"]
+    return ""
+
+
+def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
+    events = Event.objects.filter(stream=stream_name(session.id)).order_by("-seq")[:limit]
+    return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data), e.hash[:10]) for e in events]
+
+
+def floor_context(session_id: str) -> dict[str, Any]:
+    """Everything the floor shows that is the same for every viewer."""
+    session = Session.objects.select_related("created_by").get(id=session_id)
+    prices = latest_prices(session)
+    holdings, pool = holdings_and_pool(session, prices)
+    settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
+    settled_prices = None
+    if settlement is not None:
+        settled_prices = [(leg, domain.to_decimal(settlement.prices[leg], domain.PRICE_DP)) for leg in session.legs]
+    return {
+        "session": session,
+        "legs": leg_views(session, prices),
+        "holdings": holdings,
+        "pool": pool,
+        "trades": blotter(session),
+        "events": event_log(session),
+        "settlement": settlement,
+        "settled_prices": settled_prices,
+        "seq": max(session.last_seq, Tick.objects.filter(session_id=session.id).aggregate(m=Max("id"))["m"] or 0),
+        "last_seq": session.last_seq,
+        "participants": {h.username for h in holdings},
+        "now": clock.now(),
+    }
+
+
+def viewer_context(session: Session, user) -> dict[str, Any]:
+    """What differs per viewer: who they are in this session."""
+    me = None
+    if user is not None and user.is_authenticated:
+        me = Participant.objects.filter(session=session, user=user).first()
+    return {"me": me, "is_organiser": bool(me and me.role == Participant.Role.ORGANISER)}
+
+
+def portfolio(user) -> list[dict[str, Any]]:
+    rows = []
+    for p in Participant.objects.filter(user=user).select_related("session").order_by("-session__created_at"):
+        session = p.session
+        prices = latest_prices(session)
+        holdings, _ = holdings_and_pool(session, prices)
+        mine = next((h for h in holdings if h.username == p.username), None)
+        trades = list(
+            Trade.objects.filter(session=session)
+            .filter(taker=p)
+            .union(Trade.objects.filter(session=session, maker=p))
+            .order_by("-id")[:50]
+        )
+        rows.append({"participant": p, "session": session, "holding": mine, "trades": trades})
+    return rows
+
+
+def fixing_preview(session: Session) -> dict[str, Any]:
+    """What settling now would use: the fixing rule's prices, or why it cannot."""
+    from oracle import fixing
+
+    at = session.t2 if session.end_mode == Session.EndMode.TIMED and session.t2 else clock.now()
+    try:
+        taken = fixing.take_fixing(session.id, session.legs, at, session.fixing_rule)
+    except fixing.MissingPrice as exc:
+        return {"ok": False, "reason": str(exc), "at": at}
+    return {
+        "ok": True,
+        "at": at,
+        "rule": taken.rule,
+        "prices": [(leg, domain.to_decimal(taken.prices[leg], domain.PRICE_DP)) for leg in session.legs],
+    }

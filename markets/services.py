@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,14 +29,11 @@ from markets.errors import Conflict, DomainError, Forbidden, NotFound, Unauthent
 from markets.models import RFQ, Participant, Quote, Session, Trade, stream_name
 from oracle import fixing as fixing_rules
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 MAX_QUOTE_TTL = 24 * 3600
 DEFAULT_QUOTE_TTL = 60
 
 
-def _retrying(fn: Callable[P, R]) -> Callable[P, R]:
+def _retrying[**P, R](fn: Callable[P, R]) -> Callable[P, R]:
     """Run a command again when another writer won the race for the same stream version or id.
 
     The failed attempt rolled back completely, so a retry is safe; it re-reads the new state.
@@ -70,9 +67,7 @@ class _Command:
         self.events: list = []
 
     def emit(self, type_: str, payload: dict[str, Any]):
-        event = store.append(
-            self.session.stream, type_, payload, expected_version=self.session.version, at=self.now
-        )
+        event = store.append(self.session.stream, type_, payload, expected_version=self.session.version, at=self.now)
         try:
             with transaction.atomic():
                 projections.apply(event)
@@ -199,9 +194,7 @@ def create_session(
     if end_mode not in Session.EndMode.values:
         raise DomainError(f"end_mode must be one of {', '.join(Session.EndMode.values)}", "invalid_mode")
     if allocation_mode not in Session.AllocationMode.values:
-        raise DomainError(
-            f"allocation_mode must be one of {', '.join(Session.AllocationMode.values)}", "invalid_mode"
-        )
+        raise DomainError(f"allocation_mode must be one of {', '.join(Session.AllocationMode.values)}", "invalid_mode")
     for name, value in (("t1", t1), ("t2", t2)):
         if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
             raise DomainError(f"{name} must be a date and time with a timezone", "invalid_time")
@@ -418,7 +411,13 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
         expires = cmd.now + dt.timedelta(seconds=ttl)
         cmd.emit(
             "QuoteProvided",
-            {"quote_id": quote_id, "rfq_id": rfq.id, "maker": me.username, "rate": rate_base, "expires_at": _iso(expires)},
+            {
+                "quote_id": quote_id,
+                "rfq_id": rfq.id,
+                "maker": me.username,
+                "rate": rate_base,
+                "expires_at": _iso(expires),
+            },
         )
     return Quote.objects.get(id=quote_id)
 
@@ -518,7 +517,9 @@ def settle_session(actor, session_id: str, *, prices: Mapping[str, object] | Non
             raise Conflict(f"Session {session.id} is not open: only an open session settles", "session_not_open")
         timed = session.end_mode == Session.EndMode.TIMED
         if timed and cmd.now < session.t2:
-            raise Conflict(f"Session {session.id} settles by itself at t2 ({session.t2:%Y-%m-%d %H:%M:%S} UTC)", "not_due")
+            raise Conflict(
+                f"Session {session.id} settles by itself at t2 ({session.t2:%Y-%m-%d %H:%M:%S} UTC)", "not_due"
+            )
         if (prices is not None or not timed) and not settings.ALLOW_MANUAL_SETTLE:
             raise Forbidden("Manual settlement is disabled (ALLOW_MANUAL_SETTLE=false)", "manual_disabled")
         if prices is not None:
@@ -541,7 +542,9 @@ def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list
     given = {str(k).strip().upper(): v for k, v in prices.items()}
     unknown = sorted(set(given) - set(session.legs))
     if unknown:
-        raise DomainError(f"Unknown leg {', '.join(unknown)}: this session trades {', '.join(session.legs)}", "unknown_leg")
+        raise DomainError(
+            f"Unknown leg {', '.join(unknown)}: this session trades {', '.join(session.legs)}", "unknown_leg"
+        )
     missing = [leg for leg in session.legs if leg not in given]
     if missing:
         raise DomainError(f"No price given for {', '.join(missing)}", "missing_price")

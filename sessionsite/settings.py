@@ -33,7 +33,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -63,11 +62,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": database_from_url(
-        os.environ.get("DATABASE_URL", "sqlite:///./session_contracts.db"), BASE_DIR
-    )
-}
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "sqlite:///./session_contracts.db"), BASE_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -85,8 +80,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = DEBUG
 
 # Session Contracts settings (seed names).
 ALLOW_MANUAL_SETTLE = env_bool("ALLOW_MANUAL_SETTLE", True)
