@@ -9,6 +9,44 @@ from django.contrib.auth.models import Permission
 from ledger import clock
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_passwords():
+    """Hash test passwords with MD5: PBKDF2's deliberate slowness would dominate the suite.
+    PBKDF2 stays second so users made for the real server (a separate process) can sign in."""
+    from django.conf import settings
+    from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
+
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    get_hashers.cache_clear()
+    get_hashers_by_algorithm.cache_clear()
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flushable_ledger():
+    """Transactional tests end with a flush (DELETE FROM every table), which the ledger's triggers
+    rightly refuse. For the test database only, the flush drops and re-creates them around it."""
+    import importlib
+
+    from django.db.backends.sqlite3.operations import DatabaseOperations
+
+    triggers = importlib.import_module("ledger.migrations.0001_initial")
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        sql = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        if "ledger_event" in tables:
+            sql = [*triggers.SQLITE_DROP, *sql, *triggers.SQLITE_TRIGGERS]
+        return sql
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = original
+
+
 @pytest.fixture(autouse=True)
 def _unfrozen_clock():
     """Every test starts on the real clock, whatever the previous one froze."""
@@ -58,3 +96,8 @@ def create_demo(users, session_id: str = "demo", open_it: bool = True, **kwargs)
 @pytest.fixture
 def demo(users):
     return create_demo(users)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API leaves an event loop in the main thread."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("browser") else 0)

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 
+from markets import domain
+from markets.errors import DomainError
 from markets.models import Participant, Session
 
 
@@ -22,14 +24,31 @@ class SessionCreateForm(forms.Form):
     end_mode = forms.ChoiceField(choices=Session.EndMode.choices, initial=Session.EndMode.MANUAL)
     t1 = forms.DateTimeField(required=False, help_text="UTC, YYYY-MM-DD HH:MM[:SS]; needed when scheduled")
     t2 = forms.DateTimeField(required=False, help_text="UTC; needed when timed")
-    allocation_mode = forms.ChoiceField(
-        choices=Session.AllocationMode.choices, initial=Session.AllocationMode.PRO_RATA
-    )
+    allocation_mode = forms.ChoiceField(choices=Session.AllocationMode.choices, initial=Session.AllocationMode.PRO_RATA)
     fixing_rule = forms.ChoiceField(
-        choices=[("last", "Last tick at or before t2"), ("median", "Median over a window"), ("twap", "Time-weighted average over a window")],
+        choices=[
+            ("last", "Last tick at or before t2"),
+            ("median", "Median over a window"),
+            ("twap", "Time-weighted average over a window"),
+        ],
         initial="last",
     )
     fixing_window = forms.IntegerField(required=False, min_value=1, max_value=86400, help_text="Seconds (median/twap)")
+
+    def clean_legs(self) -> list[str]:
+        try:
+            return domain.validate_legs(_split(self.cleaned_data["legs"]))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "legs" in data and "q" in data:
+            try:
+                domain.validate_basket(_split(data["q"]), data["legs"])
+            except DomainError as exc:
+                self.add_error("q", exc.message)
+        return data
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -39,7 +58,7 @@ class SessionCreateForm(forms.Form):
         return {
             "session_id": data["session_id"],
             "title": data.get("title", ""),
-            "legs": _split(data["legs"]),
+            "legs": data["legs"],
             "q": _split(data["q"]),
             "start_mode": data["start_mode"],
             "end_mode": data["end_mode"],
@@ -53,6 +72,4 @@ class SessionCreateForm(forms.Form):
 class AddParticipantForm(forms.Form):
     session = forms.ModelChoiceField(queryset=Session.objects.filter(status=Session.Status.CREATED))
     username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(
-        choices=[(Participant.Role.TRADER, "Trader"), (Participant.Role.MAKER, "Market maker")]
-    )
+    role = forms.ChoiceField(choices=[(Participant.Role.TRADER, "Trader"), (Participant.Role.MAKER, "Market maker")])

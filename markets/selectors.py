@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from ledger import clock
 from ledger.models import Event
@@ -367,9 +367,8 @@ def portfolio(user) -> list[dict[str, Any]]:
         holdings, _ = holdings_and_pool(session, prices)
         mine = next((h for h in holdings if h.username == p.username), None)
         trades = list(
-            Trade.objects.filter(session=session)
-            .filter(taker=p)
-            .union(Trade.objects.filter(session=session, maker=p))
+            Trade.objects.filter(Q(taker=p) | Q(maker=p), session=session)
+            .select_related("taker", "maker")
             .order_by("-id")[:50]
         )
         rows.append({"participant": p, "session": session, "holding": mine, "trades": trades})

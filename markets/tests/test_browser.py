@@ -1,0 +1,177 @@
+"""End to end in a real Chromium (Debian's package, driven by Playwright) against daphne serving the
+ASGI app on the test database file: nobody presses reload, and every page keeps up.
+
+Screenshots land in test-artifacts/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from ledger import clock
+from oracle.models import Tick
+from sessionsite.testing import BASE_DIR, Server
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = BASE_DIR / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API keeps a loop in this thread
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path):
+    srv = Server(tmp_path / "daphne.log").start()
+    yield srv
+    srv.stop()
+
+
+def signed_in_page(browser, server: Server, user):
+    """A browser context carrying a real session cookie for `user` (made by Django's auth)."""
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": server.url,
+            }
+        ]
+    )
+    page = context.new_page()
+    return page
+
+
+def open_floor(page, server: Server) -> None:
+    page.goto(f"{server.url}/sessions/demo/")
+    page.wait_for_selector("#live.on", timeout=10_000)  # the WebSocket is connected
+
+
+def add_ticks(prices: dict[str, int]) -> None:
+    now = clock.now()
+    Tick.objects.bulk_create(
+        Tick(session_id="demo", symbol=s, at=now, price=p, source="test") for s, p in prices.items()
+    )
+
+
+def shot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_rfq_quote_accept_tick_and_settlement_live_in_four_browsers(browser, server, users, demo):
+    add_ticks({"AAPL": 190_100_000, "NVDA": 480_200_000, "META": 350_000_000, "ORCL": 104_300_000})
+    alice = signed_in_page(browser, server, users["alice"])
+    mm = signed_in_page(browser, server, users["mm"])
+    bob = signed_in_page(browser, server, users["bob"])
+    org = signed_in_page(browser, server, users["org"])
+    for page in (alice, mm, bob, org):
+        open_floor(page, server)
+
+    # The taker asks: 10 AAPL for NVDA.
+    form = alice.locator("[data-testid=rfq-form]")
+    form.locator("input[name=quantity]").fill("10")
+    form.locator("select[name=give_leg]").select_option("AAPL")
+    form.locator("select[name=get_leg]").select_option("NVDA")
+    form.locator("button").click()
+    alice.wait_for_selector("text=alice gives 10 AAPL for NVDA")
+
+    # The maker sees it appear without reload, and quotes 0.62.
+    quote_form = mm.locator("[data-testid^=quote-form-]").first
+    quote_form.wait_for(timeout=5_000)
+    quote_form.locator("input[name=rate]").fill("0.62")
+    quote_form.locator("button").click()
+
+    # The taker sees the live quote with its countdown, and accepts.
+    accept = alice.locator("[data-testid^=accept-]").first
+    accept.wait_for(timeout=5_000)
+    assert alice.locator(".countdown").first.inner_text().endswith("s")
+    shot(alice, "floor-taker-quote")
+    accept.click()
+
+    # Both sides show the new holdings without reload: alice 15 - 10 AAPL, 15 + 6.2 NVDA.
+    for page in (alice, mm, bob):
+        row = page.locator('#holdings tr[data-user="alice"]')
+        row.locator("text=21.200000").wait_for(timeout=5_000)
+        assert "5.000000" in row.inner_text()
+        page.locator('#holdings tr[data-user="mm"]').locator("text=8.800000").wait_for(timeout=5_000)
+        page.locator("#blotter").locator("text=6.200000").wait_for(timeout=5_000)
+    shot(mm, "floor-maker-after-trade")
+
+    # A price written from outside the server (this test process) appears in a third browser.
+    add_ticks({"AAPL": 201_234_500, "NVDA": 470_000_000, "META": 355_000_000, "ORCL": 101_000_000})
+    bob.locator("[data-testid=price-AAPL]").locator("text=201.23").wait_for(timeout=5_000)
+    shot(bob, "floor-watcher-after-tick")
+
+    # The organiser settles from the floor: fixing prices shown first, then confirmed.
+    org.get_by_role("button", name="Settle…").click()
+    org.get_by_role("button", name="Confirm settlement").wait_for(timeout=5_000)
+    assert "201.234500" in org.locator("#controls").inner_text()
+    org.get_by_role("button", name="Confirm settlement").click()
+    for page in (alice, mm, bob):
+        page.locator("#settlement").locator("text=✓ exact").wait_for(timeout=5_000)
+        assert page.locator("[data-testid=session-status]").inner_text() == "Settled"
+    payouts = alice.locator("[data-testid=payouts]").inner_text()
+    assert "Σ payouts" in payouts
+    shot(alice, "floor-settled")
+
+
+def test_inline_error_next_to_the_form_in_the_browser(browser, server, users, demo):
+    alice = signed_in_page(browser, server, users["alice"])
+    open_floor(alice, server)
+    form = alice.locator("[data-testid=rfq-form]")
+    form.locator("input[name=quantity]").fill("lots")
+    form.locator("button").click()
+    error = alice.locator("#board [data-testid=error]")
+    error.wait_for(timeout=5_000)
+    assert error.inner_text() == "Quantity must be a number, not 'lots'"
+    form.locator("input[name=quantity]").fill("1000")
+    form.locator("button").click()
+    alice.locator("#board [data-testid=error]", has_text="Insufficient inventory").wait_for(timeout=5_000)
+    shot(alice, "floor-inline-error")
+
+
+def test_session_list_and_portfolio_pages(browser, server, users, demo):
+    add_ticks({"AAPL": 190_100_000, "NVDA": 480_200_000, "META": 350_000_000, "ORCL": 104_300_000})
+    org = signed_in_page(browser, server, users["org"])
+    org.goto(f"{server.url}/")
+    assert "88,338.00" in org.locator("#sessions").inner_text()
+    shot(org, "sessions")
+    alice = signed_in_page(browser, server, users["alice"])
+    alice.goto(f"{server.url}/portfolio/")
+    assert "25.000000" in alice.locator("[data-testid=portfolio-demo]").inner_text()
+    shot(alice, "portfolio")
