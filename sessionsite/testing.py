@@ -57,7 +57,7 @@ class Server:
             str(self.port),
             "sessionsite.asgi:application",
         ]
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(daphne, cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
