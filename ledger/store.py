@@ -52,9 +52,7 @@ def compute_hash(prev_hash: str, stream: str, version: int, type_: str, at: str,
 
 
 def event_hash(event: Event) -> str:
-    return compute_hash(
-        event.prev_hash, event.stream, event.version, event.type, format_at(event.at), event.payload
-    )
+    return compute_hash(event.prev_hash, event.stream, event.version, event.type, format_at(event.at), event.payload)
 
 
 def head(stream: str) -> Event | None:

@@ -61,11 +61,16 @@ def _invariant_problems(session_id: str, events) -> list[str]:
     settlement = Settlement.objects.filter(session_id=session_id).first()
     if settlement is not None:
         prices = [settlement.prices[leg] for leg in session.legs]
-        paid = {p.participant.username: p.amount for p in Payout.objects.filter(session_id=session_id).select_related("participant")}
+        paid = {
+            p.participant.username: p.amount
+            for p in Payout.objects.filter(session_id=session_id).select_related("participant")
+        }
         recomputed = domain.payouts(matrix, prices)
         for user, amount in recomputed.items():
             if paid.get(user) != domain.money_str(amount):
-                problems.append(f"settlement: payout of {user} is {paid.get(user)}, x.S gives {domain.money_str(amount)}")
+                problems.append(
+                    f"settlement: payout of {user} is {paid.get(user)}, x.S gives {domain.money_str(amount)}"
+                )
         checks.append(lambda: domain.check_settlement_sum(recomputed, session.q, prices))
         if settlement.total != domain.money_str(domain.payout(session.q, prices)):
             problems.append(f"settlement: recorded total {settlement.total} differs from q.S")

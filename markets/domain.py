@@ -209,9 +209,7 @@ def validate_custom_allocation(
         row = matrix.get(holder, [0] * len(legs))
         if isinstance(row, str) or not isinstance(row, Sequence) or len(row) != len(legs):
             raise DomainError(f"The row for {holder} needs {len(legs)} quantities", "invalid_allocation")
-        result[holder] = [
-            parse_qty(v, f"{holder}'s {leg}", allow_zero=True) for v, leg in zip(row, legs, strict=True)
-        ]
+        result[holder] = [parse_qty(v, f"{holder}'s {leg}", allow_zero=True) for v, leg in zip(row, legs, strict=True)]
     for k, leg in enumerate(legs):
         total = sum(row[k] for row in result.values())
         if total != q[k]:
@@ -274,8 +272,7 @@ def plan_trade(
         )
     if maker_holding[ge] < receive:
         raise DomainError(
-            f"Insufficient inventory: the maker holds {qty_str(maker_holding[ge])} {get_leg}, "
-            f"needs {qty_str(receive)}",
+            f"Insufficient inventory: the maker holds {qty_str(maker_holding[ge])} {get_leg}, needs {qty_str(receive)}",
             "insufficient_inventory",
             409,
         )
@@ -287,7 +284,9 @@ def leg_index(legs: Sequence[str], leg: str) -> int:
     try:
         return list(legs).index(symbol)
     except ValueError:
-        raise DomainError(f"Unknown leg {str(leg)[:20]!r}: this session trades {', '.join(legs)}", "unknown_leg") from None
+        raise DomainError(
+            f"Unknown leg {str(leg)[:20]!r}: this session trades {', '.join(legs)}", "unknown_leg"
+        ) from None
 
 
 # ---------------------------------------------------------------- settlement
@@ -337,6 +336,4 @@ def check_settlement_sum(payout_by_holder: Mapping[str, int], q: Sequence[int], 
     total = sum(payout_by_holder.values())
     expected = payout(q, prices)
     if total != expected:
-        raise InvariantViolation(
-            f"Settlement sum {money_str(total)} differs from q.S = {money_str(expected)}"
-        )
+        raise InvariantViolation(f"Settlement sum {money_str(total)} differs from q.S = {money_str(expected)}")

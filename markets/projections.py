@@ -103,9 +103,7 @@ def _initial_allocation(event: Event, d: dict[str, Any]) -> None:
 
 @handles("SessionOpened")
 def _session_opened(event: Event, d: dict[str, Any]) -> None:
-    Session.objects.filter(id=session_id_of(event.stream)).update(
-        status=Session.Status.OPEN, opened_at=event.at
-    )
+    Session.objects.filter(id=session_id_of(event.stream)).update(status=Session.Status.OPEN, opened_at=event.at)
 
 
 @handles("RFQRequested")
@@ -161,9 +159,7 @@ def _trade_executed(event: Event, d: dict[str, Any]) -> None:
     for participant, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"])):
         for k, delta in enumerate(deltas):
             if delta:
-                Holding.objects.filter(participant=participant, leg_index=k).update(
-                    qty=F("qty") + delta
-                )
+                Holding.objects.filter(participant=participant, leg_index=k).update(qty=F("qty") + delta)
     Quote.objects.filter(id=d["quote_id"]).update(status=Quote.Status.FILLED)
     _close_rfq(d["rfq_id"], RFQ.Status.FILLED, event.at)
     Trade.objects.create(
@@ -191,9 +187,7 @@ def _settlement_waiting(event: Event, d: dict[str, Any]) -> None:
 @handles("SessionSettled")
 def _session_settled(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
-    Session.objects.filter(id=session_id).update(
-        status=Session.Status.SETTLED, settled_at=event.at, waiting_reason=""
-    )
+    Session.objects.filter(id=session_id).update(status=Session.Status.SETTLED, settled_at=event.at, waiting_reason="")
     Settlement.objects.create(
         session_id=session_id,
         prices=d["prices"],
@@ -310,5 +304,3 @@ def holdings_matrix(session_id: str) -> dict[str, list[int]]:
     for username, qty in rows:
         matrix.setdefault(username, []).append(qty)
     return matrix
-
-

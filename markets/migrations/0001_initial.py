@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,145 +14,297 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Session',
+            name="Session",
             fields=[
-                ('id', models.SlugField(max_length=64, primary_key=True, serialize=False)),
-                ('title', models.CharField(blank=True, max_length=200)),
-                ('legs', models.JSONField()),
-                ('q', models.JSONField(help_text='Basket in base units (10**-6) per leg')),
-                ('t1', models.DateTimeField(blank=True, null=True)),
-                ('t2', models.DateTimeField(blank=True, null=True)),
-                ('start_mode', models.CharField(choices=[('immediate', 'Immediate (organiser opens)'), ('scheduled', 'Scheduled (opens at t1)')], max_length=16)),
-                ('end_mode', models.CharField(choices=[('manual', 'Manual (organiser settles)'), ('timed', 'Timed (settles at t2)')], max_length=16)),
-                ('allocation_mode', models.CharField(choices=[('pro_rata', 'Equal pro-rata'), ('custom', 'Custom matrix')], max_length=16)),
-                ('fixing_rule', models.JSONField()),
-                ('status', models.CharField(choices=[('created', 'Created'), ('open', 'Open'), ('settled', 'Settled')], default='created', max_length=16)),
-                ('created_at', models.DateTimeField()),
-                ('opened_at', models.DateTimeField(blank=True, null=True)),
-                ('settled_at', models.DateTimeField(blank=True, null=True)),
-                ('waiting_reason', models.CharField(blank=True, max_length=500)),
-                ('version', models.PositiveIntegerField(default=0, help_text='Last applied event version of this stream')),
-                ('last_seq', models.BigIntegerField(default=0, help_text='Global seq of the last applied event')),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.SlugField(max_length=64, primary_key=True, serialize=False)),
+                ("title", models.CharField(blank=True, max_length=200)),
+                ("legs", models.JSONField()),
+                ("q", models.JSONField(help_text="Basket in base units (10**-6) per leg")),
+                ("t1", models.DateTimeField(blank=True, null=True)),
+                ("t2", models.DateTimeField(blank=True, null=True)),
+                (
+                    "start_mode",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "Immediate (organiser opens)"),
+                            ("scheduled", "Scheduled (opens at t1)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "end_mode",
+                    models.CharField(
+                        choices=[("manual", "Manual (organiser settles)"), ("timed", "Timed (settles at t2)")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "allocation_mode",
+                    models.CharField(
+                        choices=[("pro_rata", "Equal pro-rata"), ("custom", "Custom matrix")], max_length=16
+                    ),
+                ),
+                ("fixing_rule", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("created", "Created"), ("open", "Open"), ("settled", "Settled")],
+                        default="created",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("opened_at", models.DateTimeField(blank=True, null=True)),
+                ("settled_at", models.DateTimeField(blank=True, null=True)),
+                ("waiting_reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "version",
+                    models.PositiveIntegerField(default=0, help_text="Last applied event version of this stream"),
+                ),
+                ("last_seq", models.BigIntegerField(default=0, help_text="Global seq of the last applied event")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Participant',
+            name="Participant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('username', models.CharField(max_length=150)),
-                ('role', models.CharField(choices=[('organiser', 'Organiser'), ('trader', 'Trader'), ('maker', 'Market maker')], max_length=16)),
-                ('joined_at', models.DateTimeField()),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='participations', to=settings.AUTH_USER_MODEL)),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='participants', to='markets.session')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("username", models.CharField(max_length=150)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("organiser", "Organiser"), ("trader", "Trader"), ("maker", "Market maker")],
+                        max_length=16,
+                    ),
+                ),
+                ("joined_at", models.DateTimeField()),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="participations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="participants", to="markets.session"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['session', 'username'],
+                "ordering": ["session", "username"],
             },
         ),
         migrations.CreateModel(
-            name='RFQ',
+            name="RFQ",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('give_leg', models.CharField(max_length=16)),
-                ('get_leg', models.CharField(max_length=16)),
-                ('quantity', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('open', 'Open'), ('filled', 'Filled'), ('cancelled', 'Cancelled')], default='open', max_length=16)),
-                ('created_at', models.DateTimeField()),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('taker', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rfqs', to='markets.participant')),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rfqs', to='markets.session')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("give_leg", models.CharField(max_length=16)),
+                ("get_leg", models.CharField(max_length=16)),
+                ("quantity", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("filled", "Filled"), ("cancelled", "Cancelled")],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "taker",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="rfqs", to="markets.participant"
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="rfqs", to="markets.session"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'RFQ',
-                'ordering': ['-id'],
+                "verbose_name": "RFQ",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Quote',
+            name="Quote",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('rate', models.BigIntegerField(help_text='Units of the get leg per unit of the give leg, 10**-8')),
-                ('expires_at', models.DateTimeField()),
-                ('status', models.CharField(choices=[('live', 'Live'), ('withdrawn', 'Withdrawn'), ('filled', 'Filled'), ('lapsed', 'Lapsed')], default='live', max_length=16)),
-                ('created_at', models.DateTimeField()),
-                ('maker', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quotes', to='markets.participant')),
-                ('rfq', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quotes', to='markets.rfq')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("rate", models.BigIntegerField(help_text="Units of the get leg per unit of the give leg, 10**-8")),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("live", "Live"),
+                            ("withdrawn", "Withdrawn"),
+                            ("filled", "Filled"),
+                            ("lapsed", "Lapsed"),
+                        ],
+                        default="live",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                (
+                    "maker",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="quotes", to="markets.participant"
+                    ),
+                ),
+                (
+                    "rfq",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="quotes", to="markets.rfq"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rate', 'id'],
+                "ordering": ["rate", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Settlement',
+            name="Settlement",
             fields=[
-                ('session', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='settlement', serialize=False, to='markets.session')),
-                ('prices', models.JSONField(help_text='S_t2 per leg, base units 10**-6')),
-                ('fixing', models.JSONField(help_text='Rule and the ticks the prices came from')),
-                ('total', models.CharField(help_text='sum of payouts, exact decimal', max_length=64)),
-                ('expected', models.CharField(help_text='q . S_t2, exact decimal', max_length=64)),
-                ('settled_at', models.DateTimeField()),
-                ('seq', models.BigIntegerField()),
+                (
+                    "session",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="settlement",
+                        serialize=False,
+                        to="markets.session",
+                    ),
+                ),
+                ("prices", models.JSONField(help_text="S_t2 per leg, base units 10**-6")),
+                ("fixing", models.JSONField(help_text="Rule and the ticks the prices came from")),
+                ("total", models.CharField(help_text="sum of payouts, exact decimal", max_length=64)),
+                ("expected", models.CharField(help_text="q . S_t2, exact decimal", max_length=64)),
+                ("settled_at", models.DateTimeField()),
+                ("seq", models.BigIntegerField()),
             ],
         ),
         migrations.CreateModel(
-            name='Holding',
+            name="Holding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('leg', models.CharField(max_length=16)),
-                ('leg_index', models.PositiveSmallIntegerField()),
-                ('qty', models.BigIntegerField()),
-                ('initial', models.BigIntegerField()),
-                ('participant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holdings', to='markets.participant')),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holdings', to='markets.session')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("leg", models.CharField(max_length=16)),
+                ("leg_index", models.PositiveSmallIntegerField()),
+                ("qty", models.BigIntegerField()),
+                ("initial", models.BigIntegerField()),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="holdings", to="markets.participant"
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="holdings", to="markets.session"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['session', 'participant__username', 'leg_index'],
+                "ordering": ["session", "participant__username", "leg_index"],
             },
         ),
         migrations.CreateModel(
-            name='Trade',
+            name="Trade",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('give_leg', models.CharField(max_length=16)),
-                ('get_leg', models.CharField(max_length=16)),
-                ('give_qty', models.BigIntegerField()),
-                ('get_qty', models.BigIntegerField()),
-                ('rate', models.BigIntegerField()),
-                ('executed_at', models.DateTimeField()),
-                ('seq', models.BigIntegerField(help_text='Ledger seq of the TradeExecuted event')),
-                ('maker', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='maker_trades', to='markets.participant')),
-                ('quote', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='trade', to='markets.quote')),
-                ('rfq', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trades', to='markets.rfq')),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trades', to='markets.session')),
-                ('taker', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='taker_trades', to='markets.participant')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("give_leg", models.CharField(max_length=16)),
+                ("get_leg", models.CharField(max_length=16)),
+                ("give_qty", models.BigIntegerField()),
+                ("get_qty", models.BigIntegerField()),
+                ("rate", models.BigIntegerField()),
+                ("executed_at", models.DateTimeField()),
+                ("seq", models.BigIntegerField(help_text="Ledger seq of the TradeExecuted event")),
+                (
+                    "maker",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="maker_trades",
+                        to="markets.participant",
+                    ),
+                ),
+                (
+                    "quote",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="trade", to="markets.quote"
+                    ),
+                ),
+                (
+                    "rfq",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="trades", to="markets.rfq"
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="trades", to="markets.session"
+                    ),
+                ),
+                (
+                    "taker",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="taker_trades",
+                        to="markets.participant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Payout',
+            name="Payout",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.CharField(help_text='x_i . S_t2, exact decimal (12 places)', max_length=64)),
-                ('participant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='payouts', to='markets.participant')),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='payouts', to='markets.session')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("amount", models.CharField(help_text="x_i . S_t2, exact decimal (12 places)", max_length=64)),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="payouts", to="markets.participant"
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="payouts", to="markets.session"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['session', 'participant__username'],
-                'constraints': [models.UniqueConstraint(fields=('session', 'participant'), name='markets_payout_unique')],
+                "ordering": ["session", "participant__username"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("session", "participant"), name="markets_payout_unique")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='participant',
-            constraint=models.UniqueConstraint(fields=('session', 'user'), name='markets_participant_unique'),
+            model_name="participant",
+            constraint=models.UniqueConstraint(fields=("session", "user"), name="markets_participant_unique"),
         ),
         migrations.AddConstraint(
-            model_name='holding',
-            constraint=models.UniqueConstraint(fields=('participant', 'leg_index'), name='markets_holding_unique'),
+            model_name="holding",
+            constraint=models.UniqueConstraint(fields=("participant", "leg_index"), name="markets_holding_unique"),
         ),
     ]

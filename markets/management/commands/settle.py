@@ -15,7 +15,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("session", nargs="?", help="Session id")
         parser.add_argument("--price", action="append", default=[], metavar="LEG=VALUE", help="Fixing price per leg")
-        parser.add_argument("--due", action="store_true", help="Open scheduled sessions past t1, settle timed ones past t2")
+        parser.add_argument(
+            "--due", action="store_true", help="Open scheduled sessions past t1, settle timed ones past t2"
+        )
 
     def handle(self, *args, session: str | None, price: list[str], due: bool, **options) -> None:
         if due:
