@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 QTY_DP = 6
 RATE_DP = 8
@@ -33,6 +33,9 @@ MAX_RATE = 10**6
 MAX_PRICE = 10**7
 MIN_LEGS, MAX_LEGS = 2, 32
 LEG_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
+
+# Decimal arithmetic wide enough that scaling never rounds (the default context keeps 28 digits).
+_EXACT = Context(prec=120, Emax=999_999, Emin=-999_999)
 
 ROLES = ("organiser", "trader", "maker")
 HOLDER_ROLES = ("trader", "maker")
@@ -100,8 +103,8 @@ def parse_fixed(
         raise DomainError(f"{what} must be greater than zero", "invalid_number")
     if number > max_value:
         raise DomainError(f"{what} is too large (at most {max_value:,})", "invalid_number")
-    scaled = number.scaleb(dp)
-    if scaled != scaled.to_integral_value():
+    scaled = number.scaleb(dp, context=_EXACT)
+    if scaled != scaled.to_integral_value(context=_EXACT):
         raise DomainError(f"{what} has more than {dp} decimal places", "invalid_number")
     return int(scaled)
 
@@ -119,8 +122,8 @@ def parse_price(value: object, what: str = "Price") -> int:
 
 
 def to_decimal(base: int, dp: int) -> Decimal:
-    """Exact Decimal of a base-unit integer, with exactly `dp` places."""
-    return Decimal(base).scaleb(-dp).quantize(Decimal(1).scaleb(-dp))
+    """Exact Decimal of a base-unit integer, with exactly `dp` places (whatever its size)."""
+    return Decimal(base).scaleb(-dp, context=_EXACT).quantize(Decimal(1).scaleb(-dp), context=_EXACT)
 
 
 def fmt(base: int, dp: int) -> str:

@@ -42,12 +42,14 @@ ensure_venv() {
         echo "Creating .venv with $py ($("$py" --version 2>&1))"
         "$py" -m venv .venv
     fi
-    local stamp=.venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)
+    local name stamp
+    name=$(basename "$req" .txt)
+    stamp=.venv/.installed-$name-$(cat requirements*.txt | sha256sum | cut -c1-16)
     if [ ! -f "$stamp" ]; then
         echo "Installing pinned dependencies from $req ..."
         .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
-        rm -f .venv/.installed-*
+        rm -f .venv/.installed-"$name"-*
         touch "$stamp"
     fi
 }

@@ -1,0 +1,266 @@
+"""The oracle's loop: paces a price feed, stores each tick, and runs the session scheduler.
+
+One iteration = wait for the tick's time -> store one Tick per (session, leg) in one short transaction
+-> at most once per second: open scheduled sessions past t1, settle timed sessions past t2 -> progress.
+Ticks go to every session that is not settled (created ones too, so prices exist before t1).
+
+Time is injectable: `sleep` and `monotonic` pace the loop, `now` stamps the ticks (ledger.clock by
+default), so tests drive it with a fake clock and never sleep for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from django.db import OperationalError, transaction
+
+from ledger import clock
+from markets import services
+from markets.errors import DomainError
+from markets.models import Session
+from oracle.models import Tick
+from oracle.sources import SimSource, price_text
+
+SCHEDULE_EVERY = 1.0  # seconds between scheduler passes (at most)
+MAX_SLEEP_SLICE = 0.1  # the default sleep wakes this often to notice a stop request
+WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class Summary:
+    ticks: int
+    prices: int
+    seconds: float
+    reason: str
+    skipped: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Ticks per second, counted from the first tick (sent at once)."""
+        return (self.ticks - 1) / self.seconds if self.ticks > 1 and self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        dropped = f", {self.skipped} ticks not stored (database busy)" if self.skipped else ""
+        return (
+            f"oracle stopped ({self.reason}): {self.ticks} ticks, {self.prices} prices stored "
+            f"in {self.seconds:.1f}s ({self.rate:.1f} ticks/s){dropped}"
+        )
+
+
+class Runner:
+    """Drive `feed` ((delay_seconds, {symbol: base units}) pairs) into Tick rows for the target sessions.
+
+    `session_ids` None means every session that is not settled (re-read each scheduler pass, so new
+    sessions join); a list names the sessions, and the run ends once all of them are settled.
+    With a `sim` source, legs of sessions that join later are added to the walk; otherwise sessions
+    with a leg the feed does not price are skipped with a warning.
+    """
+
+    def __init__(
+        self,
+        *,
+        feed: Iterable[tuple[float, dict[str, int]]],
+        source_label: str,
+        session_ids: Sequence[str] | None,
+        symbols: Iterable[str] = (),
+        sim: SimSource | None = None,
+        out: Callable[[str], None] = print,
+        progress: Callable[[str], None] | None = None,
+        progress_every: float = 1.0,
+        max_ticks: int | None = None,
+        sleep: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], object] = clock.now,
+        schedule: bool = True,
+    ) -> None:
+        self.feed: Iterator = iter(feed)
+        self.source_label = source_label[:64]
+        self.session_ids = list(session_ids) if session_ids is not None else None
+        self.symbols = set(symbols)
+        self.sim = sim
+        self.out = out
+        self.progress = progress
+        self.progress_every = progress_every
+        self.max_ticks = max_ticks
+        self.sleep = sleep or self._interruptible_sleep
+        self.monotonic = monotonic
+        self.now = now
+        self.schedule_enabled = schedule
+        self.stop_reason: str | None = None
+        self.targets: dict[str, list[str]] = {}
+        self.ticks = 0
+        self.prices_stored = 0
+        self.skipped = 0
+        self.latest: dict[str, int] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._outcomes: dict[str, str] = {}
+        self._last_schedule: float | None = None
+        self._last_progress: float | None = None
+        self._started: float | None = None
+
+    # ------------------------------------------------------------ control
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while self.stop_reason is None:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, MAX_SLEEP_SLICE))
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> Summary:
+        started = self._started = self.monotonic()
+        due = started
+        self.refresh_targets()
+        while self.stop_reason is None:
+            try:
+                delay, prices = next(self.feed)
+            except StopIteration:
+                self.request_stop("end of the replay file")
+                break
+            due += delay
+            wait = due - self.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+            elif wait < -max(delay, SCHEDULE_EVERY):
+                due = self.monotonic()  # far behind (a slow write): keep the pace, skip the burst
+            if self.stop_reason is not None:
+                break
+            self.store_tick(prices)
+            self.scheduler_step()
+            self.report_progress()
+            if self.max_ticks is not None and self.ticks >= self.max_ticks:
+                self.request_stop(f"--max-ticks {self.max_ticks} reached")
+            elif self.session_ids is not None and not self.targets:
+                self.request_stop("all sessions settled")
+        return Summary(self.ticks, self.prices_stored, self.monotonic() - started, self.stop_reason or "", self.skipped)
+
+    def refresh_targets(self) -> dict[str, list[str]]:
+        """Sessions to tick: named or all, not settled, with every leg priced by the feed."""
+        qs = Session.objects.exclude(status=Session.Status.SETTLED).order_by("id")
+        if self.session_ids is not None:
+            qs = qs.filter(id__in=self.session_ids)
+        targets = {}
+        for sid, legs in qs.values_list("id", "legs"):
+            if self.sim is not None:
+                for leg in self.sim.extend(legs):
+                    self.symbols.add(leg)
+                    self.out(f"sim: added {leg} for session {sid}")
+            missing = [leg for leg in legs if leg not in self.symbols]
+            if missing:
+                if (sid, ",".join(missing)) not in self._warned:
+                    self._warned.add((sid, ",".join(missing)))
+                    self.out(
+                        f"warning: session {sid} skipped: no prices for {', '.join(missing)} in {self.source_label}"
+                    )
+                continue
+            targets[sid] = list(legs)
+        self.targets = targets
+        return targets
+
+    def store_tick(self, prices: dict[str, int]) -> None:
+        """One Tick per target session and leg, all stamped `now`, in one short transaction."""
+        at = self.now()
+        rows = [
+            Tick(session_id=sid, symbol=leg, at=at, price=prices[leg], source=self.source_label)
+            for sid, legs in self.targets.items()
+            for leg in legs
+        ]
+        self.latest.update(prices)
+        self.ticks += 1
+        if not rows:
+            return
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    Tick.objects.bulk_create(rows)
+                self.prices_stored += len(rows)
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == WRITE_ATTEMPTS - 1:
+                    self.skipped += 1
+                    self.out(f"warning: tick {self.ticks} not stored: {exc}")
+
+    def scheduler_step(self, force: bool = False) -> list[tuple[str, str]]:
+        """At most once per SCHEDULE_EVERY: open due sessions, settle due ones, re-read the targets."""
+        if not self.schedule_enabled:
+            return []
+        mono = self.monotonic()
+        if not force and self._last_schedule is not None and mono - self._last_schedule < SCHEDULE_EVERY:
+            return []
+        self._last_schedule = mono
+        outcomes = run_scheduler()
+        for sid, outcome in outcomes:
+            if self._outcomes.get(sid) != outcome:  # a session waiting for a price is reported once
+                self._outcomes[sid] = outcome
+                self.out(f"scheduler: {sid} {outcome}")
+        self.refresh_targets()
+        return outcomes
+
+    def report_progress(self) -> None:
+        if self.progress is None:
+            return
+        mono = self.monotonic()
+        if self._last_progress is not None and mono - self._last_progress < self.progress_every:
+            return
+        self._last_progress = mono
+        self.progress(self.progress_line())
+
+    def progress_line(self) -> str:
+        shown = [leg for legs in self.targets.values() for leg in legs] or sorted(self.latest)
+        shown = list(dict.fromkeys(shown))
+        prices = " ".join(f"{leg} {price_text(self.latest[leg])}" for leg in shown[:8] if leg in self.latest)
+        more = f" +{len(shown) - 8} more" if len(shown) > 8 else ""
+        return (f"ticks {self.ticks} | {len(self.targets)} session(s) | {self._rate():.1f}/s | {prices}{more}").rstrip(
+            " |"
+        )
+
+    def _rate(self) -> float:
+        """Ticks per second since the first tick (which is sent at once)."""
+        elapsed = self.monotonic() - self._started if self._started is not None else 0.0
+        return (self.ticks - 1) / elapsed if self.ticks > 1 and elapsed > 0 else 0.0
+
+
+def run_scheduler() -> list[tuple[str, str]]:
+    """Open scheduled sessions past t1 and settle timed sessions past t2 (the clock's now)."""
+    outcomes: list[tuple[str, str]] = []
+    for step in (services.open_due_sessions, services.settle_due_sessions):
+        try:
+            outcomes.extend(step())
+        except (DomainError, OperationalError) as exc:
+            outcomes.append(("*", f"{step.__name__} failed: {getattr(exc, 'message', exc)}"))
+    return outcomes
+
+
+@contextlib.contextmanager
+def stop_on_signals(runner: Runner) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the runner to stop after the current tick; a second SIGINT interrupts at once.
+    Outside the main thread (where handlers cannot be installed) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        if runner.stop_reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        runner.request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,479 @@
+"""Price sources for the oracle, free of Django: a correlated random walk and a CSV replay.
+
+Both yield prices as exact integers in base units of 10**-6 (PRICE_DP), keyed by symbol. Floats live
+only inside the random walk; every price leaves this module through `to_base_units` (Decimal).
+
+- `SimSource(legs, config, seed, tick_seconds)`: geometric Brownian motion per leg, correlated through
+  the Cholesky factor of the configured correlation matrix, driven by `np.random.default_rng(seed)`.
+  One step is `dt = tick_seconds * time_scale / (252 * 6.5 * 3600)` years (a trading year of 252 days
+  of 6.5 hours; `time_scale` > 1 makes a demo livelier: 60 means one real second is one market minute).
+  Prices are rounded to the config's `tick_size` (default one base unit, 0.000001; the demo uses 0.01).
+- `load_replay_csv(path, legs)`: reads and validates a whole `ts,AAPL,NVDA,...` file, raising
+  `ReplayError("FILE:LINE:COLUMN: ...")` at the first problem.
+- `replay_delays(timestamps, speed=None, tick_ms=None)`: seconds to wait before each row.
+- `sim_feed` / `replay_feed`: endless or finite iterators of (delay_seconds, prices) for the runner.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+
+from markets.domain import MAX_PRICE, PRICE_DP, PRICE_SCALE  # pure module: no Django import
+
+TRADING_YEAR_SECONDS = 252 * 6.5 * 3600
+MIN_PRICE_UNITS = 1  # one base unit: 0.000001
+MAX_PRICE_UNITS = MAX_PRICE * PRICE_SCALE
+_LOG_MIN = math.log(MIN_PRICE_UNITS / PRICE_SCALE)
+_LOG_MAX = math.log(MAX_PRICE)
+_EXACT = Context(prec=80)
+
+
+class ConfigError(ValueError):
+    """A simulation config that cannot be used; the message names the file or flag and the field."""
+
+
+class ReplayError(ValueError):
+    """A replay file that cannot be used; the message reads `FILE:LINE:COLUMN: what is wrong`."""
+
+
+# ---------------------------------------------------------------- exact prices
+
+
+def to_base_units(price: float, tick_units: int = 1) -> int:
+    """A float price from the walk as integer base units, rounded half even to a multiple of `tick_units`
+    and clamped to [one tick, MAX_PRICE]: exact Decimal arithmetic from the float's binary value."""
+    if not math.isfinite(price):
+        raise ValueError(f"price {price!r} is not finite")
+    ticks = _EXACT.divide(_EXACT.multiply(Decimal(price), Decimal(PRICE_SCALE)), Decimal(tick_units))
+    units = int(ticks.to_integral_value(ROUND_HALF_EVEN)) * tick_units
+    return min(max(units, tick_units), MAX_PRICE_UNITS - MAX_PRICE_UNITS % tick_units)
+
+
+def parse_price_text(text: str) -> int:
+    """Exact base units of a decimal price written as text; ValueError says why it is refused."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise ValueError("empty price")
+    try:
+        number = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError(f"price {cleaned[:20]!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"price {cleaned[:20]!r} is not a finite number")
+    if number <= 0:
+        raise ValueError(f"price {cleaned[:20]!r} must be greater than zero")
+    if number > MAX_PRICE:
+        raise ValueError(f"price {cleaned[:20]!r} is too large (at most {MAX_PRICE:,})")
+    scaled = number.scaleb(PRICE_DP, _EXACT)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"price {cleaned[:20]!r} has more than {PRICE_DP} decimal places")
+    return int(scaled)
+
+
+def price_text(units: int) -> str:
+    """Base units as a decimal string with two to six places (for progress lines)."""
+    text = str(Decimal(units).scaleb(-PRICE_DP, _EXACT))
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+# ---------------------------------------------------------------- simulation config
+
+
+@dataclass(frozen=True)
+class LegParams:
+    start: int  # base units
+    drift: float  # annualised
+    vol: float  # annualised
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> LegParams:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected an object with start, drift and vol")
+        unknown = sorted(set(data) - {"start", "drift", "vol"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown field {unknown[0]!r} (use start, drift, vol)")
+        for name in ("start", "drift", "vol"):
+            if name not in data:
+                raise ConfigError(f"{where}: missing {name!r}")
+        try:
+            start = parse_price_text(str(data["start"]))
+        except ValueError as exc:
+            raise ConfigError(f"{where}.start: {exc}") from None
+        return cls(start, _number(data["drift"], f"{where}.drift"), _vol(data["vol"], f"{where}.vol"))
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: expected a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{where}: expected a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: must be finite")
+    return number
+
+
+def _vol(value: object, where: str) -> float:
+    vol = _number(value, where)
+    if not 0 <= vol <= 10:
+        raise ConfigError(f"{where}: volatility must be between 0 and 10 (annualised), not {vol}")
+    return vol
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Per-symbol start/drift/vol, a default for unknown symbols, and a correlation matrix.
+
+    Pairs of symbols not both in `corr_symbols` get `corr_default`.
+    """
+
+    symbols: dict[str, LegParams] = field(default_factory=dict)
+    default: LegParams = LegParams(100 * PRICE_SCALE, 0.05, 0.3)
+    corr_symbols: tuple[str, ...] = ()
+    corr_matrix: tuple[tuple[float, ...], ...] = ()
+    corr_default: float = 0.0
+    time_scale: float = 1.0
+    tick_size: int = 1  # base units
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "config") -> SimConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{name}: expected a JSON object")
+        allowed = {"description", "time_scale", "tick_size", "symbols", "default", "correlation"}
+        unknown = sorted(k for k in set(data) - allowed if not str(k).startswith("_"))
+        if unknown:
+            raise ConfigError(f"{name}: unknown field {unknown[0]!r}")
+        symbols_raw = data.get("symbols", {})
+        if not isinstance(symbols_raw, Mapping):
+            raise ConfigError(f"{name}: 'symbols' must map each symbol to its start, drift and vol")
+        symbols = {
+            str(sym).strip().upper(): LegParams.from_dict(p, f"{name}: symbols.{sym}") for sym, p in symbols_raw.items()
+        }
+        default = LegParams.from_dict(data["default"], f"{name}: default") if "default" in data else cls.default
+        time_scale = _number(data.get("time_scale", 1), f"{name}: time_scale")
+        if not 0 < time_scale <= 1_000_000:
+            raise ConfigError(f"{name}: time_scale must be > 0 and at most 1000000")
+        try:
+            tick_size = parse_price_text(str(data.get("tick_size", "0.000001")))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: tick_size: {exc}") from None
+        corr = data.get("correlation", {})
+        if not isinstance(corr, Mapping):
+            raise ConfigError(f"{name}: 'correlation' must be an object with symbols, matrix and default")
+        corr_symbols = tuple(str(s).strip().upper() for s in corr.get("symbols", ()))
+        matrix = corr.get("matrix", [])
+        where = f"{name}: correlation.matrix"
+        if not isinstance(matrix, list) or len(matrix) != len(corr_symbols):
+            raise ConfigError(f"{where}: needs one row per symbol in correlation.symbols ({len(corr_symbols)})")
+        rows = []
+        for i, row in enumerate(matrix):
+            if not isinstance(row, list) or len(row) != len(corr_symbols):
+                raise ConfigError(f"{where}[{i}]: needs {len(corr_symbols)} numbers")
+            rows.append(tuple(_number(x, f"{where}[{i}][{j}]") for j, x in enumerate(row)))
+        config = cls(
+            symbols=symbols,
+            default=default,
+            corr_symbols=corr_symbols,
+            corr_matrix=tuple(rows),
+            corr_default=_number(corr.get("default", 0.0), f"{name}: correlation.default"),
+            time_scale=time_scale,
+            tick_size=tick_size,
+        )
+        config.check(name)
+        return config
+
+    def check(self, name: str = "config") -> None:
+        if len(set(self.corr_symbols)) != len(self.corr_symbols):
+            raise ConfigError(f"{name}: correlation.symbols lists a symbol twice")
+        if not -1 < self.corr_default < 1:
+            raise ConfigError(f"{name}: correlation.default must be strictly between -1 and 1")
+        n = len(self.corr_symbols)
+        for i in range(n):
+            if self.corr_matrix[i][i] != 1:
+                raise ConfigError(f"{name}: correlation.matrix[{i}][{i}] must be 1")
+            for j in range(n):
+                value = self.corr_matrix[i][j]
+                if not -1 <= value <= 1:
+                    raise ConfigError(f"{name}: correlation.matrix[{i}][{j}] must be between -1 and 1")
+                if value != self.corr_matrix[j][i]:
+                    raise ConfigError(f"{name}: correlation.matrix is not symmetric at [{i}][{j}]")
+        if n:
+            cholesky(np.array(self.corr_matrix, dtype=float), list(self.corr_symbols), name)
+
+    def params(self, symbol: str) -> LegParams:
+        return self.symbols.get(symbol, self.default)
+
+    def correlation(self, legs: Sequence[str]) -> np.ndarray:
+        index = {s: i for i, s in enumerate(self.corr_symbols)}
+        n = len(legs)
+        matrix = np.eye(n)
+        for a in range(n):
+            for b in range(n):
+                if a == b:
+                    continue
+                ia, ib = index.get(legs[a]), index.get(legs[b])
+                matrix[a, b] = self.corr_matrix[ia][ib] if ia is not None and ib is not None else self.corr_default
+        return matrix
+
+    def with_overrides(
+        self,
+        *,
+        start: Mapping[str, int] | None = None,
+        drift: Mapping[str, float] | None = None,
+        vol: Mapping[str, float] | None = None,
+        correlation: float | None = None,
+        time_scale: float | None = None,
+        legs: Sequence[str] = (),
+    ) -> SimConfig:
+        """Flags over the file. Key "*" applies to the default and every symbol (configured or in `legs`)."""
+        symbols = dict(self.symbols)
+        default = self.default
+        for attr, values in (("start", start), ("drift", drift), ("vol", vol)):
+            for sym, value in (values or {}).items():
+                if sym == "*":
+                    default = replace(default, **{attr: value})
+                    for known in set(symbols) | set(legs):
+                        symbols[known] = replace(symbols.get(known, self.default), **{attr: value})
+                else:
+                    symbols[sym] = replace(symbols.get(sym, default), **{attr: value})
+        changes: dict = {"symbols": symbols, "default": default}
+        if correlation is not None:
+            if not -1 < correlation < 1:
+                raise ConfigError(f"--correlation {correlation}: must be strictly between -1 and 1")
+            n = len(self.corr_symbols)
+            changes["corr_matrix"] = tuple(tuple(1.0 if i == j else correlation for j in range(n)) for i in range(n))
+            changes["corr_default"] = correlation
+        if time_scale is not None:
+            if not 0 < time_scale <= 1_000_000:
+                raise ConfigError(f"--time-scale {time_scale}: must be > 0 and at most 1000000")
+            changes["time_scale"] = time_scale
+        return replace(self, **changes)
+
+
+def load_config(path: str | Path) -> SimConfig:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else "1:1"
+        raise ConfigError(f"{path}:{where}: not valid JSON: {getattr(exc, 'msg', exc)}") from None
+    return SimConfig.from_dict(data, str(path))
+
+
+def cholesky(matrix: np.ndarray, legs: Sequence[str], name: str = "correlation") -> np.ndarray:
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        raise ConfigError(f"{name}: the correlation matrix of {', '.join(legs)} is not positive definite") from None
+
+
+# ---------------------------------------------------------------- the random walk
+
+
+class SimSource:
+    """Correlated geometric random walk over `legs`; iterate it for one price vector per tick.
+
+    The first vector is the configured start prices exactly; each later one is one GBM step:
+    log S += (mu - sigma**2 / 2) dt + sigma sqrt(dt) (L z), z ~ N(0, I), L L^T = correlation.
+    The log price is held inside [1e-6, MAX_PRICE], so prices stay positive and storable.
+    """
+
+    def __init__(self, legs: Sequence[str], config: SimConfig, seed: int, tick_seconds: float) -> None:
+        if tick_seconds <= 0:
+            raise ValueError("tick_seconds must be positive")
+        self.config = config
+        self.seed = seed
+        self.dt = tick_seconds * config.time_scale / TRADING_YEAR_SECONDS
+        self.rng = np.random.default_rng(seed)
+        self.legs: list[str] = []
+        self._log = np.empty(0)
+        self._started = False
+        self._exact_start: dict[str, int] = {}
+        self.extend(legs)
+
+    def extend(self, legs: Sequence[str]) -> list[str]:
+        """Add legs not yet walked (they start at their configured price). Returns the new ones."""
+        new = [leg for leg in dict.fromkeys(legs) if leg not in self.legs]
+        if not new:
+            return []
+        params = [self.config.params(leg) for leg in new]
+        all_legs = self.legs + new
+        chol = cholesky(self.config.correlation(all_legs), all_legs)
+        self.legs = all_legs
+        starts = np.array([math.log(p.start / PRICE_SCALE) for p in params])
+        self._log = np.concatenate([self._log, starts])
+        every = [self.config.params(leg) for leg in all_legs]
+        self._sigma = np.array([p.vol for p in every])
+        self._mu = np.array([p.drift for p in every])
+        self._chol = chol
+        self._exact_start.update({leg: p.start for leg, p in zip(new, params, strict=True)})
+        return new
+
+    def __iter__(self) -> Iterator[dict[str, int]]:
+        return self
+
+    def __next__(self) -> dict[str, int]:
+        if self._started:
+            self._step()
+        self._started = True
+        tick = self.config.tick_size
+        prices = {leg: to_base_units(math.exp(x), tick) for leg, x in zip(self.legs, self._log, strict=True)}
+        prices.update(self._exact_start)  # legs just added show their configured start exactly
+        self._exact_start = {}
+        return prices
+
+    def _step(self) -> None:
+        z = self.rng.standard_normal(len(self.legs))
+        shock = self._chol @ z
+        drift = (self._mu - 0.5 * self._sigma**2) * self.dt
+        self._log = np.clip(self._log + drift + self._sigma * math.sqrt(self.dt) * shock, _LOG_MIN, _LOG_MAX)
+
+
+# ---------------------------------------------------------------- replay
+
+
+Row = tuple[dt.datetime, dict[str, int]]
+
+
+def load_replay_csv(path: str | Path, legs: Sequence[str]) -> list[Row]:
+    """Read and validate the whole file: header `ts,SYM1,SYM2,...`, one row per instant.
+
+    Every price column is checked (not only `legs`), timestamps must be ISO 8601 and strictly
+    increasing (naive ones are UTC). Returns [(timestamp, {symbol: base units})] with every column.
+    """
+    name = str(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ReplayError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ReplayError(f"{name}:1:1: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+        if header is None:
+            raise ReplayError(f"{name}:1:1: the file is empty: expected a header like ts,{','.join(legs) or 'AAPL'}")
+        header_line = reader.line_num
+        symbols = _read_header(name, header_line, header, legs)
+        rows: list[Row] = []
+        previous: dt.datetime | None = None
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            line = reader.line_num
+            if len(record) > len(header):
+                raise ReplayError(
+                    f"{name}:{line}:{len(header) + 1}: unexpected extra field (the header has {len(header)} columns)"
+                )
+            if len(record) < len(header):
+                missing = header[len(record)].strip()
+                raise ReplayError(f"{name}:{line}:{len(record) + 1}: missing value for {missing}")
+            at = _parse_ts(name, line, record[0])
+            if previous is not None and at <= previous:
+                raise ReplayError(
+                    f"{name}:{line}:1: timestamp {record[0].strip()} is out of order "
+                    f"(not after the previous row's {previous.isoformat()})"
+                )
+            previous = at
+            prices = {}
+            for col, symbol in enumerate(symbols, start=2):
+                try:
+                    prices[symbol] = parse_price_text(record[col - 1])
+                except ValueError as exc:
+                    raise ReplayError(f"{name}:{line}:{col}: {symbol}: {exc}") from None
+            rows.append((at, prices))
+    except csv.Error as exc:
+        raise ReplayError(f"{name}:{reader.line_num}:1: malformed CSV: {exc}") from None
+    if not rows:
+        raise ReplayError(f"{name}:{header_line + 1}:1: no price rows after the header")
+    return rows
+
+
+def _read_header(name: str, line: int, header: list[str], legs: Sequence[str]) -> list[str]:
+    first = header[0].strip().lower()
+    if first not in ("ts", "timestamp"):
+        raise ReplayError(f"{name}:{line}:1: the first column must be 'ts' (ISO timestamps), not {header[0][:20]!r}")
+    symbols = []
+    for col, cell in enumerate(header[1:], start=2):
+        symbol = cell.strip().upper()
+        if not symbol:
+            raise ReplayError(f"{name}:{line}:{col}: empty column name")
+        if symbol in symbols:
+            raise ReplayError(f"{name}:{line}:{col}: column {symbol} appears twice")
+        symbols.append(symbol)
+    missing = [leg for leg in legs if leg not in symbols]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise ReplayError(
+            f"{name}:{line}:{len(header) + 1}: no column for leg{plural} {', '.join(missing)} "
+            f"(the header has {', '.join(symbols) or 'no price columns'})"
+        )
+    return symbols
+
+
+def _parse_ts(name: str, line: int, cell: str) -> dt.datetime:
+    text = cell.strip()
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ReplayError(f"{name}:{line}:1: timestamp {text[:40]!r} is not an ISO 8601 date-time") from None
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def replay_delays(
+    timestamps: Sequence[dt.datetime], speed: float | None = None, tick_ms: float | None = None
+) -> list[float]:
+    """Seconds to wait before each row: 0 for the first, then the file's own gap / speed, or tick_ms."""
+    if (speed is None) == (tick_ms is None):
+        raise ValueError("give exactly one of speed or tick_ms")
+    if speed is not None and not speed > 0:
+        raise ValueError("speed must be positive")
+    if tick_ms is not None and not tick_ms > 0:
+        raise ValueError("tick_ms must be positive")
+    delays = [0.0] if timestamps else []
+    for before, after in itertools.pairwise(timestamps):
+        if speed is not None:
+            delays.append((after - before).total_seconds() / speed)
+        else:
+            delays.append(tick_ms / 1000)
+    return delays
+
+
+def replay_feed(rows: Sequence[Row], delays: Sequence[float], loop: bool = False) -> Iterator[tuple[float, dict]]:
+    """(delay, prices) for each row; with `loop`, start again after the last row, waiting the
+    first gap of the file (or, for a one-row file, the same pace) before row one comes again."""
+    if not rows:
+        return
+    restart_gap = delays[1] if len(delays) > 1 else 1.0
+    first_pass = True
+    while True:
+        for i, (_, prices) in enumerate(rows):
+            delay = delays[i] if (i or first_pass) else restart_gap
+            yield delay, dict(prices)
+        if not loop:
+            return
+        first_pass = False
+
+
+def sim_feed(source: SimSource, tick_seconds: float) -> Iterator[tuple[float, dict]]:
+    """(delay, prices) forever: the first vector at once, then one every tick."""
+    first = True
+    for prices in source:
+        yield (0.0 if first else tick_seconds), prices
+        first = False

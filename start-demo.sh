@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One command to a running demo: venv, migrations, seeded session `demo`, daphne + the price oracle.
+#   ./start-demo.sh [--replay] [--reset] [--port N] [--no-browser]
+# Environment: PORT (default 8000), HOST (default 127.0.0.1), DATABASE_URL (default sqlite:///./session_contracts.db).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/lib.sh
+
+PORT=${PORT:-8000}
+HOST=${HOST:-127.0.0.1}
+MODE=sim
+RESET=0
+OPEN_BROWSER=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --replay) MODE=replay ;;
+        --reset) RESET=1 ;;
+        --port) PORT=${2:?--port needs a number}; shift ;;
+        --port=*) PORT=${1#--port=} ;;
+        --no-browser) OPEN_BROWSER=0 ;;
+        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+        *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$PORT" in ''|*[!0-9]*) echo "error: PORT must be a number, not '$PORT'" >&2; exit 2 ;; esac
+
+DEMO_DIR=.demo
+LOGS=$DEMO_DIR/logs
+mkdir -p "$LOGS"
+
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if running "$DEMO_DIR/daphne.pid" || running "$DEMO_DIR/oracle.pid"; then
+    if [ $RESET -eq 1 ]; then
+        ./stop-demo.sh
+    else
+        echo "The demo is already running (pid files in $DEMO_DIR/). Stop it with ./stop-demo.sh, or use --reset."
+        exit 1
+    fi
+fi
+
+port_holder() {
+    # Prints "pid/program" of whatever listens on $1, if anything does.
+    if command -v ss >/dev/null 2>&1; then
+        ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\2 \1/p' | head -1
+    elif command -v lsof >/dev/null 2>&1; then
+        lsof -nP -iTCP:"$1" -sTCP:LISTEN 2>/dev/null | awk 'NR==2 {print $2" "$1}'
+    fi
+}
+port_busy() {
+    "${PYTHON_FOR_CHECK:-.venv/bin/python}" - "$HOST" "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+try:
+    s.bind((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    sys.exit(0)
+sys.exit(1)
+PY
+}
+
+ensure_venv requirements.txt
+
+if port_busy "$PORT"; then
+    holder=$(port_holder "$PORT" || true)
+    echo "error: port $PORT is already in use${holder:+ by process $holder}." >&2
+    echo "       Stop that process, or choose another port: PORT=8001 ./start-demo.sh" >&2
+    exit 1
+fi
+
+export DATABASE_URL=${DATABASE_URL:-sqlite:///./session_contracts.db}
+export DEMO_MODE=${DEMO_MODE:-true}
+export DJANGO_SETTINGS_MODULE=sessionsite.settings
+PY=.venv/bin/python
+
+if [ $RESET -eq 1 ]; then
+    case "$DATABASE_URL" in
+        sqlite:///*)
+            db=$($PY -c 'from sessionsite.config import database_from_url; import os; print(database_from_url(os.environ["DATABASE_URL"])["NAME"])')
+            echo "Resetting: removing $db"
+            rm -f "$db" "$db-wal" "$db-shm"
+            ;;
+        *) echo "error: --reset only removes SQLite files; reset $DATABASE_URL by hand" >&2; exit 2 ;;
+    esac
+fi
+
+echo "Migrating the database ($DATABASE_URL) ..."
+$PY manage.py migrate --noinput -v0
+$PY manage.py seed_demo
+
+echo "Starting daphne on http://$HOST:$PORT ..."
+nohup $PY -m daphne -b "$HOST" -p "$PORT" sessionsite.asgi:application >"$LOGS/daphne.log" 2>&1 &
+echo $! >"$DEMO_DIR/daphne.pid"
+
+if [ "$MODE" = replay ]; then
+    oracle_args=(--mode replay --csv oracle/data/prices_demo.csv --loop)
+else
+    oracle_args=(--mode sim)
+fi
+echo "Starting the price oracle (${oracle_args[*]}) ..."
+nohup $PY manage.py run_oracle "${oracle_args[@]}" --all --quiet >"$LOGS/oracle.log" 2>&1 &
+echo $! >"$DEMO_DIR/oracle.pid"
+
+url="http://$HOST:$PORT"
+for _ in $(seq 1 150); do
+    if $PY -c "import urllib.request,sys; urllib.request.urlopen('$url/health', timeout=1)" 2>/dev/null; then
+        break
+    fi
+    if ! running "$DEMO_DIR/daphne.pid"; then
+        echo "error: daphne stopped; last lines of $LOGS/daphne.log:" >&2
+        tail -20 "$LOGS/daphne.log" >&2
+        ./stop-demo.sh >/dev/null
+        exit 1
+    fi
+    sleep 0.2
+done
+if ! $PY -c "import urllib.request; urllib.request.urlopen('$url/health', timeout=2)" 2>/dev/null; then
+    echo "error: $url/health did not answer within 30 s; see $LOGS/daphne.log" >&2
+    ./stop-demo.sh >/dev/null
+    exit 1
+fi
+if ! running "$DEMO_DIR/oracle.pid"; then
+    echo "error: the oracle stopped; last lines of $LOGS/oracle.log:" >&2
+    tail -5 "$LOGS/oracle.log" >&2
+    ./stop-demo.sh >/dev/null
+    exit 1
+fi
+
+cat <<MSG
+
+Session Contracts demo is running.
+  Floor:     $url/sessions/demo/
+  Sessions:  $url/
+  Admin:     $url/admin/          (organiser / demo)
+  API docs:  $url/api/v1/docs
+  Health:    $url/health
+  Users:     organiser, alice, bob, mm — password "demo" (demo mode: switch user from the top bar)
+  Logs:      $LOGS/daphne.log, $LOGS/oracle.log
+  Stop:      ./stop-demo.sh
+MSG
+
+if [ $OPEN_BROWSER -eq 1 ] && [ -z "${CI:-}" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; }; then
+    for opener in xdg-open open; do
+        if command -v $opener >/dev/null 2>&1; then
+            $opener "$url/sessions/demo/" >/dev/null 2>&1 || true
+            break
+        fi
+    done
+fi
