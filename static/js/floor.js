@@ -28,7 +28,7 @@
         el.className = "num countdown mono gone";
         if (accept) accept.disabled = true;
       } else {
-        el.textContent = left + "s";
+        el.textContent = left >= 60 ? Math.floor(left / 60) + "m " + String(left % 60).padStart(2, "0") + "s" : left + "s";
         el.className = "num countdown mono" + (left <= 10 ? " soon" : "");
       }
     });

@@ -1,0 +1,64 @@
+"""Configuration from the environment: the seed's names, clear errors for bad values."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from sessionsite.config import ConfigError, database_from_url, env_bool, env_decimal, load_dotenv
+
+
+def test_default_sqlite_url_is_relative_to_the_project_and_tuned_for_concurrency(tmp_path):
+    db = database_from_url("sqlite:///./session_contracts.db", tmp_path)
+    assert db["NAME"] == str(tmp_path / "session_contracts.db")
+    assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in db["OPTIONS"]["init_command"]
+    assert db["OPTIONS"]["timeout"] >= 20
+
+
+def test_absolute_sqlite_and_postgres_urls():
+    assert database_from_url("sqlite:////var/tmp/x.db")["NAME"] == "/var/tmp/x.db"
+    pg = database_from_url("postgres://sc:p%40ss@db.local:5433/contracts")
+    assert pg["ENGINE"] == "django.db.backends.postgresql"
+    assert (pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"], pg["NAME"]) == (
+        "sc",
+        "p@ss",
+        "db.local",
+        "5433",
+        "contracts",
+    )
+
+
+def test_unknown_database_scheme_is_a_clear_error():
+    with pytest.raises(ConfigError, match="only sqlite:/// and postgres:// URLs"):
+        database_from_url("mysql://x/y")
+
+
+def test_booleans_and_tolerance(monkeypatch):
+    monkeypatch.setenv("ALLOW_MANUAL_SETTLE", "false")
+    assert env_bool("ALLOW_MANUAL_SETTLE", True) is False
+    monkeypatch.setenv("ALLOW_MANUAL_SETTLE", "maybe")
+    with pytest.raises(ConfigError, match="ALLOW_MANUAL_SETTLE='maybe' is not a boolean"):
+        env_bool("ALLOW_MANUAL_SETTLE", True)
+    monkeypatch.delenv("INVARIANT_TOLERANCE", raising=False)
+    assert env_decimal("INVARIANT_TOLERANCE", "0") == Decimal(0)
+    monkeypatch.setenv("INVARIANT_TOLERANCE", "1e-9")
+    assert env_decimal("INVARIANT_TOLERANCE", "0") == Decimal("1e-9")
+    monkeypatch.setenv("INVARIANT_TOLERANCE", "nan")
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        env_decimal("INVARIANT_TOLERANCE", "0")
+
+
+def test_dotenv_fills_only_what_the_environment_leaves_unset(tmp_path: Path, monkeypatch):
+    env = tmp_path / ".env"
+    env.write_text("# comment\nSC_TEST_A=from-file\nSC_TEST_B='quoted'\n\nnot a line\n")
+    monkeypatch.setenv("SC_TEST_A", "from-env")
+    monkeypatch.delenv("SC_TEST_B", raising=False)
+    load_dotenv(env)
+    import os
+
+    assert os.environ["SC_TEST_A"] == "from-env"
+    assert os.environ["SC_TEST_B"] == "quoted"
+    monkeypatch.delenv("SC_TEST_B")

@@ -1,0 +1,163 @@
+"""The README's first command, run the way a newcomer runs it: ./start-demo.sh on a copy of the
+repository, a free port, a real browser-less login, prices that move, then ./stop-demo.sh."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sessionsite.testing import BASE_DIR, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def project_copy(dest: Path) -> Path:
+    """The files a clone would have (tracked and not ignored), plus the already-built .venv."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        src = BASE_DIR / name.decode()
+        if src.is_file():
+            target = dest / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    (dest / ".venv").symlink_to(BASE_DIR / ".venv")
+    return dest
+
+
+def demo_env(port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env.update({"PORT": str(port), "CI": "1"})
+    return env
+
+
+def login(base: str, username: str) -> urllib.request.OpenerDirector:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.open(f"{base}/accounts/login/", timeout=10).read()
+    token = next(c.value for c in jar if c.name == "csrftoken")
+    data = urllib.parse.urlencode({"username": username, "password": "demo", "csrfmiddlewaretoken": token}).encode()
+    opener.open(
+        urllib.request.Request(f"{base}/accounts/login/", data=data, headers={"Referer": base}), timeout=10
+    ).read()
+    return opener
+
+
+def aapl_price(opener, base: str) -> str:
+    html = opener.open(f"{base}/sessions/demo/", timeout=10).read().decode()
+    match = re.search(r'data-testid="price-AAPL">([^<]+)<', html)
+    assert match, "the floor shows no AAPL price"
+    return match.group(1)
+
+
+def pids(copy: Path) -> list[int]:
+    return [int(p.read_text()) for p in (copy / ".demo").glob("*.pid")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
+    copy = project_copy(tmp_path / "clone")
+    port = free_port()
+    env = demo_env(port)
+    started = subprocess.run(
+        ["./start-demo.sh", "--no-browser"], cwd=copy, env=env, capture_output=True, text=True, timeout=240
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        base = f"http://127.0.0.1:{port}"
+        assert f"{base}/sessions/demo/" in started.stdout and "./stop-demo.sh" in started.stdout
+        started_pids = pids(copy)
+        assert len(started_pids) == 2 and all(alive(p) for p in started_pids)
+        assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
+
+        opener = login(base, "alice")
+        first = aapl_price(opener, base)
+        deadline = time.monotonic() + 20
+        later = first
+        while later == first and time.monotonic() < deadline:
+            time.sleep(0.5)
+            later = aapl_price(opener, base)
+        assert later != first, "prices did not move"
+
+        # Running it twice seeds nothing twice and does not start a second server.
+        again = subprocess.run(
+            ["./start-demo.sh", "--no-browser"], cwd=copy, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert again.returncode == 1 and "already running" in again.stdout
+        seeded = subprocess.run(
+            [str(copy / ".venv/bin/python"), "manage.py", "seed_demo"],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        count = subprocess.run(
+            [
+                str(copy / ".venv/bin/python"),
+                "manage.py",
+                "shell",
+                "-v0",
+                "-c",
+                "from markets.models import Session, RFQ; print(Session.objects.count(), RFQ.objects.count())",
+            ],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert count.stdout.split() == ["1", "2"]
+    finally:
+        stopped = subprocess.run(["./stop-demo.sh"], cwd=copy, env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0
+    assert "stopped daphne" in stopped.stdout and "stopped oracle" in stopped.stdout
+    for pid in started_pids:
+        assert not alive(pid)
+    twice = subprocess.run(["./stop-demo.sh"], cwd=copy, env=env, capture_output=True, text=True, timeout=60)
+    assert twice.returncode == 0 and "nothing to stop" in twice.stdout
+
+
+def test_start_demo_names_the_process_holding_a_taken_port(tmp_path):
+    import socket
+
+    copy = project_copy(tmp_path / "clone")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            ["./start-demo.sh", "--no-browser"],
+            cwd=copy,
+            env=demo_env(port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stderr
+    assert "PORT=8001 ./start-demo.sh" in result.stderr
+    if shutil.which("ss") or shutil.which("lsof"):
+        assert f"by process {os.getpid()}" in result.stderr  # this test holds the port
+    assert not (copy / ".demo" / "daphne.pid").exists()
