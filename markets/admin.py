@@ -168,3 +168,41 @@ class TradeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# ---------------------------------------------------------------- API tokens
+
+from markets import tokens as api_tokens  # noqa: E402
+from markets.models import ApiToken  # noqa: E402
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made here (or by `manage.py create_api_token`); the raw token is shown once, on save."""
+
+    list_display = ("prefix", "user", "name", "is_active", "created_at", "last_used_at")
+    list_filter = ("is_active",)
+    search_fields = ("user__username", "name", "prefix")
+    raw_id_fields = ("user",)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("user", "name")
+        return ("user", "name", "prefix", "is_active", "created_at", "last_used_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("user", "prefix", "created_at", "last_used_at")
+
+    def save_model(self, request, obj: ApiToken, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        raw = api_tokens.assign_new_key(obj)
+        super().save_model(request, obj, form, change)
+        self.message_user(
+            request,
+            f"API token for {obj.user}: {raw} — copy it now: it is stored only as a hash and will not be shown again.",
+            messages.WARNING,
+        )

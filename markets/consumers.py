@@ -3,12 +3,15 @@ rendering lives in markets.live, following the log in ledger.feed."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from ledger.feed import feed
-from markets import live
-from markets.models import Participant, Session
+from ledger.models import Event
+from markets import live, tokens
+from markets.models import Participant, Session, stream_name
 
 
 class FloorConsumer(AsyncWebsocketConsumer):
@@ -55,3 +58,72 @@ class FloorConsumer(AsyncWebsocketConsumer):
         return await database_sync_to_async(
             Participant.objects.filter(session_id=self.session_id, user=self.user).first
         )()
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    """`/ws/sessions/<id>` for programs: a JSON stream of events, holdings, ticks and status.
+
+    Authenticated by the session cookie or an API token (`Authorization: Bearer ...` header, or
+    `?token=` for clients that cannot set headers). `?after=SEQ` resumes: every event of the session
+    after SEQ is sent first, then live ones; each event carries its `seq`, so a client that reconnects
+    with the last seq it saw misses nothing and sees nothing twice.
+    """
+
+    async def connect(self) -> None:
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        user = await self._authenticate(query)
+        if user is None:
+            await self.close(code=4401)
+            return
+        if not await database_sync_to_async(Session.objects.filter(id=self.session_id).exists)():
+            await self.close(code=4404)
+            return
+        try:
+            self.last_seq = int(query.get("after", ["0"])[0])
+        except ValueError:
+            await self.close(code=4400)
+            return
+        self.group = live.json_group_name(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)  # join first: no gap
+        await self.accept()
+        live.register()
+        feed.ensure_running()
+        backlog = await database_sync_to_async(self._backlog)()
+        for item in backlog:
+            await self._send_item(item)
+        await self.send_json(await database_sync_to_async(live.holdings_json)(self.session_id))
+
+    def _backlog(self) -> list[dict]:
+        events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
+        return [live.event_json(e) for e in events.iterator(chunk_size=1000)]
+
+    async def _authenticate(self, query: dict[str, list[str]]):
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            return user
+        raw = None
+        for name, value in self.scope.get("headers", []):
+            if name == b"authorization" and value.lower().startswith(b"bearer "):
+                raw = value[7:].decode("latin-1").strip()
+        raw = raw or query.get("token", [None])[0]
+        return await database_sync_to_async(tokens.authenticate)(raw)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        """Programs act through the HTTP API (idempotent, permission-checked); the stream only speaks."""
+        await self.send_json({"type": "error", "code": "read_only", "message": "use the HTTP API to act"})
+
+    async def json_batch(self, message: dict) -> None:
+        for item in message["items"]:
+            await self._send_item(item)
+
+    async def _send_item(self, item: dict) -> None:
+        if item["type"] == "event":
+            if item["seq"] <= self.last_seq:
+                return  # already sent from the backlog
+            self.last_seq = item["seq"]
+        await self.send_json(item)

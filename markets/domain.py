@@ -16,7 +16,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Subnormal,
+    Underflow,
+)
 
 QTY_DP = 6
 RATE_DP = 8
@@ -35,7 +47,13 @@ MIN_LEGS, MAX_LEGS = 2, 32
 LEG_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
 
 # Decimal arithmetic wide enough that scaling never rounds (the default context keeps 28 digits).
-_EXACT = Context(prec=120, Emax=999_999, Emin=-999_999)
+# Every inexact step raises instead of rounding quietly (a tiny 1e-999999999 must not become 0).
+_EXACT = Context(
+    prec=120,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Underflow, Subnormal, Inexact, Rounded, Clamped],
+)
 
 ROLES = ("organiser", "trader", "maker")
 HOLDER_ROLES = ("trader", "maker")
@@ -103,9 +121,14 @@ def parse_fixed(
         raise DomainError(f"{what} must be greater than zero", "invalid_number")
     if number > max_value:
         raise DomainError(f"{what} is too large (at most {max_value:,})", "invalid_number")
-    scaled = number.scaleb(dp, context=_EXACT)
-    if scaled != scaled.to_integral_value(context=_EXACT):
+    try:
+        scaled = number.scaleb(dp, context=_EXACT)
+    except DecimalException:
+        scaled = None
+    if scaled is None or scaled != scaled.to_integral_value(context=_EXACT):
         raise DomainError(f"{what} has more than {dp} decimal places", "invalid_number")
+    if scaled == 0 and not allow_zero:
+        raise DomainError(f"{what} must be greater than zero", "invalid_number")
     return int(scaled)
 
 

@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 
 from ledger.feed import feed
 from ledger.models import Event
-from markets import selectors
+from markets import domain, projections, selectors
 from markets.models import Participant, Session
 from oracle.models import Tick
 
@@ -35,6 +35,12 @@ def render_panels(session_id: str, partial: str = "push") -> dict[str, Any]:
     html = render_to_string(f"{FLOOR}#{partial}", context | {"oob": True})
     board = selectors.board_data(context["session"]) if partial == "push" else None
     return {"html": html, "board": board, "seq": context["last_seq"], "session": context["session"]}
+
+
+def _render_if_exists(session_id: str, partial: str) -> dict[str, Any] | None:
+    if not Session.objects.filter(id=session_id).exists():
+        return None
+    return render_panels(session_id, partial)
 
 
 def render_board(panels: dict[str, Any], me: Participant | None) -> str:
@@ -56,60 +62,105 @@ def _events_start() -> int:
     return Event.objects.aggregate(m=Max("seq"))["m"] or 0
 
 
-def _events_poll(cursor: int) -> tuple[list[str], int]:
-    rows = list(Event.objects.filter(seq__gt=cursor).order_by("seq").values_list("seq", "stream")[:BATCH])
-    if not rows:
+def _events_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
+    events = list(Event.objects.filter(seq__gt=cursor).order_by("seq")[:BATCH])
+    if not events:
         return [], cursor
-    return [stream for _, stream in rows], rows[-1][0]
+    return [event_json(e) for e in events], events[-1].seq
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as programs receive it (the API and the JSON stream): payload as an object."""
+    return {
+        "type": "event",
+        "seq": event.seq,
+        "stream": event.stream,
+        "version": event.version,
+        "event_type": event.type,
+        "payload": event.data,
+        "at": event.at.isoformat(),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def holdings_json(session_id: str) -> dict[str, Any]:
+    session = Session.objects.get(id=session_id)
+    matrix = projections.holdings_matrix(session_id)
+    return {
+        "type": "holdings",
+        "session_id": session_id,
+        "seq": session.last_seq,
+        "status": session.status,
+        "legs": session.legs,
+        "holdings": {u: {leg: domain.qty_str(x) for leg, x in zip(session.legs, row, strict=True)} for u, row in matrix.items()},
+    }
 
 
 def _ticks_start() -> int:
     return Tick.objects.aggregate(m=Max("id"))["m"] or 0
 
 
-def _ticks_poll(cursor: int) -> tuple[list[str], int]:
-    rows = list(Tick.objects.filter(id__gt=cursor).order_by("id").values_list("id", "session_id")[: BATCH * 10])
+def _ticks_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
+    rows = list(
+        Tick.objects.filter(id__gt=cursor).order_by("id").values_list("id", "session_id", "symbol", "price", "at")[
+            : BATCH * 10
+        ]
+    )
     if not rows:
         return [], cursor
-    return [sid for _, sid in rows], rows[-1][0]
+    ticks = [
+        {"type": "tick", "id": i, "session_id": sid, "symbol": sym, "price": domain.price_str(p), "at": at.isoformat()}
+        for i, sid, sym, p, at in rows
+    ]
+    return ticks, rows[-1][0]
 
 
 async def _fan_out(session_ids: set[str], partial: str) -> None:
     layer = get_channel_layer()
     for sid in sorted(session_ids):
-        exists = await sync_to_async(Session.objects.filter(id=sid).exists, thread_sensitive=False)()
-        if not exists:
+        panels = await sync_to_async(_closing_call(_render_if_exists), thread_sensitive=False)(sid, partial)
+        if panels is None:
             continue
-        panels = await sync_to_async(_rendered, thread_sensitive=False)(sid, partial)
         await layer.group_send(group_name(sid), {"type": "floor.update", "panels": panels})
 
 
-def _rendered(session_id: str, partial: str) -> dict[str, Any]:
-    from django.db import connection
-
-    try:
-        return render_panels(session_id, partial)
-    finally:
-        connection.close()
+def json_group_name(session_id: str) -> str:
+    return f"json.{session_id}"
 
 
-async def _on_events(streams: list[str]) -> None:
-    sessions = {s.removeprefix("session-") for s in streams if s.startswith("session-")}
-    await _fan_out(sessions, "push")
-    await _notify_json(streams)
-
-
-async def _on_ticks(session_ids: list[str]) -> None:
-    await _fan_out(set(session_ids), "prices_push")
-
-
-async def _notify_json(streams: list[str]) -> None:
+async def _on_events(events: list[dict[str, Any]]) -> None:
+    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        if event["stream"].startswith("session-"):
+            by_session[event["stream"].removeprefix("session-")].append(event)
+    await _fan_out(set(by_session), "push")
     layer = get_channel_layer()
-    counts: dict[str, int] = defaultdict(int)
-    for stream in streams:
-        counts[stream] += 1
-    for stream in counts:
-        await layer.group_send(f"json.{stream.removeprefix('session-')}", {"type": "ledger.events"})
+    for sid, batch in by_session.items():
+        holdings = await sync_to_async(_closing_call(holdings_json), thread_sensitive=False)(sid)
+        await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": [*batch, holdings]})
+
+
+async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
+    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for tick in ticks:
+        by_session[tick["session_id"]].append(tick)
+    await _fan_out(set(by_session), "prices_push")
+    layer = get_channel_layer()
+    for sid, batch in by_session.items():
+        await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": batch})
+
+
+def _closing_call(fn):
+    def run(*args):
+        from django.db import connection
+
+        try:
+            return fn(*args)
+        finally:
+            connection.close()
+
+    return run
 
 
 def register() -> None:

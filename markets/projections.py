@@ -85,6 +85,7 @@ def _participant_joined(event: Event, d: dict[str, Any]) -> None:
 @handles("InitialAllocationAssigned")
 def _initial_allocation(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
+    Session.objects.filter(id=session_id).update(allocation_mode=d["mode"])
     legs = Session.objects.values_list("legs", flat=True).get(id=session_id)
     participants = {p.username: p for p in Participant.objects.filter(session_id=session_id)}
     Holding.objects.bulk_create(

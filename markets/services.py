@@ -198,6 +198,11 @@ def create_session(
     for name, value in (("t1", t1), ("t2", t2)):
         if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
             raise DomainError(f"{name} must be a date and time with a timezone", "invalid_time")
+        try:
+            if value is not None and not 1970 < value.astimezone(dt.UTC).year < 9999:
+                raise OverflowError
+        except OverflowError:
+            raise DomainError(f"{name} is out of range (years 1971 to 9998)", "invalid_time") from None
     if start_mode == Session.StartMode.SCHEDULED and t1 is None:
         raise DomainError("A scheduled session needs t1 (when it opens)", "invalid_time")
     if end_mode == Session.EndMode.TIMED and t2 is None:

@@ -1,0 +1,325 @@
+"""Request and response shapes of the JSON API (pydantic, via django-ninja).
+
+Quantities, rates and prices travel as exact decimal strings in responses ("6.200000"). On input a
+number may be a JSON number or a string: the API's JSON parser reads JSON numbers as Decimal, never
+float, and `ExactNumber` keeps them exact, so 0.1 arrives as Decimal("0.1"). The domain then checks
+scale and bounds (markets.domain.parse_fixed) and gives the error message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+# No valid quantity, rate or price has more than 18 significant digits (10**9 units at 10**-8), so
+# anything with more than this many is refused here, before the domain's 28-digit decimal context
+# could round it (see the note in the API's report on markets.domain.parse_fixed).
+MAX_SIGNIFICANT_DIGITS = 24
+MAX_NUMBER_TEXT = 64
+
+
+def _number_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_number", message)
+
+
+def _check_magnitude(number: Decimal, shown: object) -> Decimal:
+    if not number.is_finite():
+        raise _number_error("must be a finite number")
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:  # trailing zeros say nothing
+        significant -= 1
+        exponent += 1
+    if significant > MAX_SIGNIFICANT_DIGITS or not -MAX_SIGNIFICANT_DIGITS <= exponent <= MAX_SIGNIFICANT_DIGITS:
+        raise _number_error(f"{str(shown)[:24]} has too many digits for a quantity, rate or price")
+    return number
+
+
+def exact_number(value: Any) -> Decimal:
+    """A JSON number (already a Decimal or int), or a decimal string; never bool, null or float."""
+    if isinstance(value, bool) or value is None:
+        raise _number_error('must be a number or a decimal string such as "6.2"')
+    if isinstance(value, float):  # only reachable from Python callers: read by its shortest repr
+        value = repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:
+            raise _number_error("is far too large")
+        return _check_magnitude(Decimal(value), value)
+    if isinstance(value, Decimal):
+        return _check_magnitude(value, value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise _number_error("is required")
+        if len(text) > MAX_NUMBER_TEXT:
+            raise _number_error("is too long to be a number")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise _number_error(f"must be a number, not {text[:20]!r}") from None
+        return _check_magnitude(number, text)
+    raise _number_error('must be a number or a decimal string such as "6.2"')
+
+
+def whole_number(value: Any) -> int:
+    """A whole number given as a JSON number or a string of digits (bounded before conversion)."""
+    number = exact_number(value)
+    if number != number.to_integral_value():
+        raise _number_error("must be a whole number")
+    return int(number)
+
+
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("invalid_time", "must be an ISO 8601 date and time with a timezone")
+    return value
+
+
+def _to_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("invalid_time", "needs a timezone, e.g. 2026-01-31T16:00:00Z")
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise PydanticCustomError("invalid_time", "is out of range") from None
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("invalid_text", "must not contain NUL characters")
+    return value
+
+
+# Text that every database can store (PostgreSQL refuses NUL characters in strings).
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+ExactNumber = Annotated[
+    Decimal,
+    PlainValidator(exact_number),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": "A decimal as a JSON number or a string; kept exact (never a float)",
+            "examples": ["6.2", 10],
+        }
+    ),
+]
+WholeNumber = Annotated[
+    int, PlainValidator(whole_number), WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}]})
+]
+AwareDateTime = Annotated[dt.datetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
+
+
+class Input(Schema):
+    """Request bodies refuse unknown fields: a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- requests
+
+
+class FixingRuleIn(Input):
+    rule: Literal["last", "median", "twap"] = "last"
+    window: WholeNumber | None = Field(None, description="Seconds (median and twap); default 60")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule} | ({"window": self.window} if self.window is not None else {})
+
+
+class SessionCreateIn(Input):
+    session_id: Text = Field(..., max_length=64, examples=["demo"])
+    title: Text = Field("", max_length=200)
+    legs: list[Text] = Field(..., max_length=64, examples=[["AAPL", "NVDA", "META", "ORCL"]])
+    q: list[ExactNumber] = Field(..., max_length=64, description="Basket: one quantity per leg")
+    start_mode: Literal["immediate", "scheduled"] = "immediate"
+    end_mode: Literal["manual", "timed"] = "manual"
+    allocation_mode: Literal["pro_rata", "custom"] = "pro_rata"
+    t1: AwareDateTime | None = Field(None, description="When a scheduled session opens (with timezone)")
+    t2: AwareDateTime | None = Field(None, description="When a timed session settles (with timezone)")
+    fixing_rule: FixingRuleIn | None = None
+
+
+class JoinIn(Input):
+    role: Literal["trader", "maker"]
+    username: Text | None = Field(
+        None, min_length=1, max_length=150, description="Organiser only: add this user instead of yourself"
+    )
+
+
+class OpenIn(Input):
+    allocation: dict[Text, list[ExactNumber]] | None = Field(
+        None, max_length=1000, description="Custom initial allocation: username -> one quantity per leg"
+    )
+
+
+class RFQIn(Input):
+    give_leg: Text = Field(..., max_length=32, examples=["AAPL"])
+    get_leg: Text = Field(..., max_length=32, examples=["NVDA"])
+    quantity: ExactNumber
+
+
+class QuoteIn(Input):
+    rate: ExactNumber = Field(..., description="Units of the get leg per unit of the give leg")
+    ttl_seconds: WholeNumber = Field(60, description="How long the quote stays live (1 to 86400 s)")
+
+
+class SettleIn(Input):
+    prices: dict[Text, ExactNumber] | None = Field(
+        None, max_length=64, description="S_t2 per leg; omit to use the oracle's fixing"
+    )
+
+
+# ---------------------------------------------------------------- responses
+
+
+class ErrorOut(Schema):
+    code: str = Field(..., description="Stable, for programs")
+    message: str = Field(..., description="Readable, for people")
+
+
+class MeOut(Schema):
+    username: str
+    can_create_sessions: bool
+
+
+class ParticipantOut(Schema):
+    session_id: str
+    username: str
+    role: str
+    joined_at: dt.datetime
+
+
+class SessionOut(Schema):
+    id: str
+    title: str
+    status: str
+    legs: list[str]
+    q: list[str]
+    t1: dt.datetime | None
+    t2: dt.datetime | None
+    start_mode: str
+    end_mode: str
+    allocation_mode: str
+    fixing_rule: dict[str, Any]
+    created_by: str
+    created_at: dt.datetime
+    opened_at: dt.datetime | None
+    settled_at: dt.datetime | None
+    waiting_reason: str
+    version: int = Field(..., description="Version of the session's event stream")
+    last_seq: int = Field(..., description="Global seq of the last event applied")
+    participants: list[ParticipantOut]
+
+
+class HoldingRowOut(Schema):
+    username: str
+    role: str
+    x: dict[str, str] = Field(..., description="Current holding per leg")
+    initial: dict[str, str] = Field(..., description="Initial allocation per leg")
+
+
+class AllocationsOut(Schema):
+    session_id: str
+    status: str
+    legs: list[str]
+    as_of_seq: int
+    holdings: list[HoldingRowOut]
+    totals: dict[str, str] = Field(..., description="Sum over participants; equals q when open")
+
+
+class QuoteOut(Schema):
+    id: int
+    rfq_id: int
+    maker: str
+    rate: str
+    receive: str = Field(..., description="What the taker would get of the get leg at this rate")
+    expires_at: dt.datetime
+    status: str
+    created_at: dt.datetime
+
+
+class RFQOut(Schema):
+    id: int
+    session_id: str
+    taker: str
+    give_leg: str
+    get_leg: str
+    quantity: str
+    status: str
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+    quotes: list[QuoteOut]
+
+
+class TradeOut(Schema):
+    id: int
+    session_id: str
+    rfq_id: int
+    quote_id: int
+    taker: str
+    maker: str
+    give_leg: str
+    get_leg: str
+    give_qty: str
+    get_qty: str
+    rate: str
+    executed_at: dt.datetime
+    seq: int
+
+
+class EventOut(Schema):
+    seq: int
+    stream: str
+    version: int
+    type: str
+    payload: dict[str, Any]
+    at: str = Field(..., description="UTC, exactly as hashed")
+    prev_hash: str
+    hash: str
+
+
+class EventsPageOut(Schema):
+    session_id: str
+    events: list[EventOut]
+    next_after: int = Field(..., description="Pass as ?after= to read on")
+    has_more: bool
+
+
+class PricePointOut(Schema):
+    price: str
+    at: dt.datetime
+    source: str
+
+
+class PricesOut(Schema):
+    session_id: str
+    legs: list[str]
+    latest: dict[str, PricePointOut] = Field(..., description="Newest tick per leg (legs without one are absent)")
+    history: dict[str, list[PricePointOut]] = Field(
+        ..., description="Up to ?history=N recent ticks per leg, oldest first"
+    )
+
+
+class PayoutOut(Schema):
+    username: str
+    role: str
+    amount: str
+
+
+class SettlementOut(Schema):
+    session_id: str
+    status: str
+    settled: bool
+    settled_at: dt.datetime | None
+    prices: dict[str, str]
+    fixing: dict[str, Any] | None
+    total: str | None = Field(..., description="Sum of payouts")
+    expected: str | None = Field(..., description="q . S_t2; equals total")
+    payouts: list[PayoutOut]

@@ -1,0 +1,100 @@
+"""The JSON stream for programs at /ws/sessions/<id>: token auth, resume by seq, live trades."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from ledger.models import Event
+from markets import services, tokens
+from markets.tests.test_consumers import in_thread
+from sessionsite.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def stream(path: str, token: str | None = None) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = 5.0) -> dict:
+    while True:
+        item = await comm.receive_json_from(timeout=timeout)
+        if item["type"] == kind:
+            return item
+
+
+async def test_stream_needs_a_valid_token(demo):
+    for token in (None, "sc_not-a-real-token"):
+        comm = await stream("/ws/sessions/demo", token)
+        connected, code = await comm.connect()
+        assert not connected and code == 4401
+
+
+async def test_backlog_then_live_trade_made_through_the_api(users, demo):
+    _, raw = await sync_to_async(tokens.create_token)(users["alice"])
+    comm = await stream("/ws/sessions/demo", raw)
+    assert (await comm.connect())[0]
+    first = await comm.receive_json_from(timeout=5)
+    assert first["type"] == "event" and first["event_type"] == "SessionCreated" and first["payload"]["q"][0] == 100_000_000
+    seqs = [first["seq"]]
+    while True:
+        item = await comm.receive_json_from(timeout=5)
+        if item["type"] == "holdings":
+            break
+        seqs.append(item["seq"])
+    assert seqs == sorted(seqs) and len(seqs) == 8  # created, 5 joins, allocation, opened
+    assert item["holdings"]["alice"]["AAPL"] == "25.000000"
+
+    rfq = await sync_to_async(in_thread)(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "10")
+    quote = await sync_to_async(in_thread)(services.provide_quote, users["mm"], rfq.id, "0.62")
+
+    def accept_over_http():
+        client = Client()
+        response = client.post(
+            f"/api/v1/quotes/{quote.id}/accept", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}"
+        )
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    await sync_to_async(in_thread)(accept_over_http)
+    trade = None
+    while trade is None:
+        item = await next_of(comm, "event")
+        if item["event_type"] == "TradeExecuted":
+            trade = item
+    assert trade["payload"]["give_qty"] == 10_000_000 and trade["payload"]["get_qty"] == 6_200_000
+    holdings = await next_of(comm, "holdings")
+    assert holdings["holdings"]["alice"]["NVDA"] == "21.200000"
+    assert holdings["seq"] == trade["seq"]
+    await comm.disconnect()
+
+
+async def test_resume_after_seq_sends_only_what_was_missed(users, demo):
+    _, raw = await sync_to_async(tokens.create_token)(users["bob"])
+    last_seen = await sync_to_async(lambda: Event.objects.filter(stream="session-demo").order_by("-seq")[2].seq)()
+    comm = await stream(f"/ws/sessions/demo?after={last_seen}", raw)
+    assert (await comm.connect())[0]
+    got = []
+    while True:
+        item = await comm.receive_json_from(timeout=5)
+        if item["type"] == "holdings":
+            break
+        got.append(item["seq"])
+    assert got == [last_seen + 1, last_seen + 2]
+    await comm.send_json_to({"do": "anything"})
+    reply = await comm.receive_json_from(timeout=5)
+    assert reply["code"] == "read_only"
+    await comm.disconnect()
+
+
+async def test_bad_after_is_refused(users, demo):
+    _, raw = await sync_to_async(tokens.create_token)(users["bob"])
+    comm = await stream("/ws/sessions/demo?after=abc", raw)
+    connected, code = await comm.connect()
+    assert not connected and code == 4400
