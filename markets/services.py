@@ -508,9 +508,13 @@ def _row(participant: Participant) -> list[int]:
 
 
 @_retrying
-def settle_session(actor, session_id: str, *, prices: Mapping[str, object] | None = None):
+def settle_session(
+    actor, session_id: str, *, prices: Mapping[str, object] | None = None, fixing_at: dt.datetime | None = None
+):
     """Settle at S_t2: given prices (manual), or the oracle's fixing at t2 (timed) / now (manual).
 
+    `fixing_at` lets a manual session settle at the fixing the organiser was shown (an instant in
+    the past, after opening), so a tick arriving between preview and confirm changes nothing.
     payout_i = x_i . S_t2, and sum payouts == q . S_t2 is checked exactly before commit.
     """
     with _command(session_id) as cmd:
@@ -531,6 +535,10 @@ def settle_session(actor, session_id: str, *, prices: Mapping[str, object] | Non
             price_vector, fixing = _manual_prices(session, prices)
         else:
             at = session.t2 if timed else cmd.now
+            if fixing_at is not None and not timed:
+                if fixing_at.tzinfo is None or not (session.opened_at or cmd.now) <= fixing_at <= cmd.now:
+                    raise DomainError("The fixing time must lie between the opening and now", "invalid_time")
+                at = fixing_at
             try:
                 taken = fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule)
             except fixing_rules.MissingPrice as exc:

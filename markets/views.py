@@ -5,6 +5,7 @@ A service error (DomainError) is shown inline next to the form that caused it, n
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -202,14 +203,20 @@ def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
 
 @login_required
 def session_settle(request: HttpRequest, session_id: str) -> HttpResponse:
-    """GET: show the fixing prices to confirm. POST: settle at exactly those (the oracle's fixing)."""
+    """GET: show the fixing prices to confirm. POST: settle at exactly that fixing (its instant is posted back)."""
     session = _session_or_404(session_id)
     if request.method == "GET":
         return _controls_response(request, session, preview=selectors.fixing_preview(session))
     if request.method != "POST":
         return HttpResponse(status=405)
+    fixing_at = None
+    if request.POST.get("fixing_at"):
+        try:
+            fixing_at = dt.datetime.fromisoformat(request.POST["fixing_at"])
+        except ValueError:
+            return _controls_response(request, session, error="The fixing time is not a valid date")
     try:
-        services.settle_session(request.user, session.id)
+        services.settle_session(request.user, session.id, fixing_at=fixing_at)
     except DomainError as exc:
         return _controls_response(request, session, error=exc.message)
     return _redirect_htmx(request, "markets:floor", session.id)

@@ -273,3 +273,37 @@ def test_demo_switch_only_in_demo_mode(users, settings):
     # An off-site `next` is ignored.
     response = client.post(reverse("markets:demo_switch"), {"username": "bob", "next": "//evil.example/"})
     assert response["Location"] == "/"
+
+
+def test_settlement_uses_the_fixing_the_organiser_was_shown(users):
+    from conftest import create_demo
+
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    clock.set_time(start)
+    create_demo(users, "s4")
+    clock.advance(10)
+    add_ticks("s4", {"AAPL": "1", "NVDA": "2", "META": "3", "ORCL": "4"})
+    org = client_for(users["org"])
+    preview = org.get(reverse("markets:settle", args=["s4"]), **HX).content.decode()
+    shown_at = clock.now().isoformat()
+    assert f'"fixing_at": "{shown_at}"' in preview
+    clock.advance(5)
+    add_ticks("s4", {"AAPL": "9", "NVDA": "9", "META": "9", "ORCL": "9"})  # arrives before the click
+    assert org.post(reverse("markets:settle", args=["s4"]), {"fixing_at": shown_at}, **HX).status_code == 204
+    settled = Event.objects.get(stream="session-s4", type="SessionSettled").data
+    assert settled["prices"] == {"AAPL": 1_000_000, "NVDA": 2_000_000, "META": 3_000_000, "ORCL": 4_000_000}
+    assert settled["fixing"]["at"] == shown_at
+
+
+def test_settlement_refuses_a_fixing_time_in_the_future(users):
+    from conftest import create_demo
+
+    create_demo(users, "s5")
+    add_ticks("s5", {"AAPL": "1", "NVDA": "2", "META": "3", "ORCL": "4"})
+    future = (clock.now() + dt.timedelta(hours=1)).isoformat()
+    before = written("s5")
+    response = client_for(users["org"]).post(reverse("markets:settle", args=["s5"]), {"fixing_at": future}, **HX)
+    assert "The fixing time must lie between the opening and now" in response.content.decode()
+    assert written("s5") == before
+    response = client_for(users["org"]).post(reverse("markets:settle", args=["s5"]), {"fixing_at": "soon"}, **HX)
+    assert "not a valid date" in response.content.decode()
