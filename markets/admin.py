@@ -8,10 +8,12 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from ledger.admin import ReadOnlyAdmin
 from markets import domain, services
+from markets import tokens as api_tokens
 from markets.errors import DomainError
 from markets.forms import AddParticipantForm, SessionCreateForm
-from markets.models import Holding, Participant, Payout, Session, Trade
+from markets.models import ApiToken, Holding, Participant, Payout, Session, Trade
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -71,8 +73,37 @@ def settle_sessions(modeladmin, request, queryset) -> None:
     _run_for_each(modeladmin, request, queryset, services.settle_session, "settled")
 
 
+class ServiceFormAdmin(admin.ModelAdmin):
+    """Adding goes through a service (it writes the event), never through a raw model save."""
+
+    add_title = "Add"
+
+    def run_service(self, request: HttpRequest, form) -> str:
+        """Call the service with the valid form; return the URL to go to (DomainError: shown on the form)."""
+        raise NotImplementedError
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = self.add_form(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                target = self.run_service(request, form)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect(target)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": self.add_title,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/markets/service_form.html", context)
+
+
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(ServiceFormAdmin):
     list_display = ("id", "title", "status", "legs", "basket", "start_mode", "end_mode", "t1", "t2", "waiting_reason")
     list_filter = ("status", "start_mode", "end_mode")
     search_fields = ("id", "title")
@@ -90,30 +121,17 @@ class SessionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
-        """Sessions are created by the service (it writes SessionCreated), never by a raw save."""
-        if not self.has_add_permission(request):
-            return redirect("admin:index")
-        form = SessionCreateForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                session = services.create_session(request.user, **form.service_kwargs())
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                self.message_user(request, f"Session {session.id} created; you are its organiser.")
-                return redirect(reverse("admin:markets_session_change", args=[session.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Create a session",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/markets/service_form.html", context)
+    add_form = SessionCreateForm
+    add_title = "Create a session"
+
+    def run_service(self, request: HttpRequest, form: SessionCreateForm) -> str:
+        session = services.create_session(request.user, **form.service_kwargs())
+        self.message_user(request, f"Session {session.id} created; you are its organiser.")
+        return reverse("admin:markets_session_change", args=[session.pk])
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(ServiceFormAdmin):
     list_display = ("username", "session", "role", "joined_at")
     list_filter = ("role", "session")
     search_fields = ("username", "session__id")
@@ -125,29 +143,19 @@ class ParticipantAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+    add_form = AddParticipantForm
+    add_title = "Add a participant"
+
+    def run_service(self, request: HttpRequest, form: AddParticipantForm) -> str:
         """The organiser adds a user to a session that has not opened yet (ParticipantJoined)."""
-        form = AddParticipantForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                services.join_session(request.user, data["session"].id, data["role"], username=data["username"])
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                self.message_user(request, f"{data['username']} joined {data['session'].id}.")
-                return redirect(reverse("admin:markets_participant_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Add a participant",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/markets/service_form.html", context)
+        data = form.cleaned_data
+        services.join_session(request.user, data["session"].id, data["role"], username=data["username"])
+        self.message_user(request, f"{data['username']} joined {data['session'].id}.")
+        return reverse("admin:markets_participant_changelist")
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(ReadOnlyAdmin):
     list_display = ("id", "session", "taker", "maker", "give_leg", "get_leg", "give", "get", "executed_at", "seq")
     list_filter = ("session",)
     readonly_fields = [f.name for f in Trade._meta.fields]
@@ -160,20 +168,8 @@ class TradeAdmin(admin.ModelAdmin):
     def get(self, obj: Trade) -> str:
         return domain.qty_str(obj.get_qty)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 # ---------------------------------------------------------------- API tokens
-
-from markets import tokens as api_tokens  # noqa: E402
-from markets.models import ApiToken  # noqa: E402
 
 
 @admin.register(ApiToken)
