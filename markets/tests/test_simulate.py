@@ -1,0 +1,198 @@
+"""`manage.py simulate`: a seeded market through the real services, its checks, and its repeatability."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db.models import F
+
+from ledger import clock, store
+from markets import audit, projections
+from markets.models import RFQ, Holding, Quote, Settlement, Trade
+from markets.simulation import ACTIONS, T0, SimParams, Simulation, SimulationError
+from oracle.models import Tick
+
+BASE_DIR = Path(settings.BASE_DIR)
+HEAD = re.compile(r"^\s*head hash\s+([0-9a-f]{64})$", re.M)
+EVENT = re.compile(r"^\s+#(\d+) v(\d+) (\w+) ([0-9a-f]{64})$", re.M)
+
+
+@pytest.mark.django_db
+def test_small_run_trades_refuses_settles_and_verifies():
+    steps_seen = []
+    params = SimParams(seed=11, steps=300, participants=5, legs=4, makers=2)
+    before = dt.datetime(2029, 6, 1, tzinfo=dt.UTC)
+    with clock.frozen(before):
+        result = Simulation(params, progress=lambda step, total: steps_seen.append((step, total))).run()
+        assert clock.now() == before  # the run's simulated clock is put back as it was
+
+    assert steps_seen == [(step, 300) for step in range(301)]
+    for action in ("rfq", "quote", "accept", "cancel", "withdraw", "settle"):
+        counts = result.actions[action]
+        assert counts.accepted > 0, f"no {action} accepted"
+        assert counts.rejected > 0, f"no {action} rejected"
+        assert counts.on_purpose > 0, f"no bad {action} sent on purpose"
+    assert result.actions["expire"].accepted > 0
+    assert result.actions["settle"].accepted == 1
+    # Every kind of bad input named by the spec was sent and refused with its own code.
+    for code in ("invalid_number", "invalid_ttl", "not_your_rfq", "not_a_participant", "quote_expired",
+                 "insufficient_inventory", "same_leg", "unknown_leg", "rfq_closed", "quote_not_live"):  # fmt: skip
+        assert result.codes[code] > 0, f"never refused with {code}"
+
+    # What the run left in the database is a settled, verified session.
+    sid = "sim-11"
+    assert Trade.objects.filter(session_id=sid).count() == result.trades > 0
+    assert {"filled", "cancelled"} <= set(RFQ.objects.filter(session_id=sid).values_list("status", flat=True))
+    assert {"filled", "withdrawn", "lapsed"} <= set(
+        Quote.objects.filter(rfq__session_id=sid).values_list("status", flat=True)
+    )
+    settlement = Settlement.objects.get(session_id=sid)
+    last = {t.symbol: t.price for t in Tick.objects.filter(session_id=sid).order_by("id")}
+    assert settlement.prices == last == result.prices  # settled at the oracle's fixing
+    assert settlement.fixing["source"] == "oracle"
+    assert projections.diff(projections.snapshot(sid), projections.rebuild(sid)) == []
+    assert audit.verify_session(sid).ok
+    head = store.head(f"session-{sid}")
+    assert (result.head_hash, result.head_version, result.events_written) == (head.hash, head.version, head.version)
+    assert T0 < head.at < T0 + dt.timedelta(days=1)  # all on the simulated clock
+    assert result.ops == sum(c.attempted for c in result.actions.values()) >= 300
+
+
+@pytest.mark.django_db
+def test_command_prints_progress_and_summary():
+    out, err = io.StringIO(), io.StringIO()
+    call_command("simulate", "--seed", "4", "--steps", "40", "--tick-every", "7", stdout=out, stderr=err)
+    text = out.getvalue()
+    for action in ACTIONS:
+        assert re.search(rf"^\s+{action}\s+\d+\s+\d+\s+\d+\s+\d+$", text, re.M), action
+    assert "verify_session ok" in text
+    assert re.search(r"time\s+[\d.]+ s, [\d.]+ ops/s", text)
+    assert HEAD.search(text).group(1) == store.head("session-sim-4").hash
+    lines = err.getvalue().splitlines()  # not a terminal: one line every 5%
+    assert len(lines) == 20 and lines[-1].startswith("simulate [") and "100% step 40/40" in lines[-1]
+
+    quiet_out, quiet_err = io.StringIO(), io.StringIO()
+    call_command("simulate", "--seed", "4", "--steps", "5", "--session-id", "q", "--quiet", "-v", "2",
+                 stdout=quiet_out, stderr=quiet_err)  # fmt: skip
+    assert quiet_err.getvalue() == ""
+    listed = EVENT.findall(quiet_out.getvalue())
+    assert [int(v) for _, v, _, _ in listed] == list(range(1, len(listed) + 1))
+    assert listed[-1][3] == HEAD.search(quiet_out.getvalue()).group(1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--participants", "2", "--makers", "2"], "must exceed --makers"),
+        (["--legs", "1"], "--legs must be 2 to 32"),
+        (["--makers", "0"], "--makers must be at least 1"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--tick-every", "0"], "--tick-every must be at least 1"),
+        (["--steps", "5", "--inject-fault", "6"], "--inject-fault must name a step from 1 to --steps"),
+        (["--session-id", "no spaces"], "cannot set up session no spaces: Session id must be"),
+    ],
+)
+def test_bad_parameters_are_refused(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("simulate", *args, "--quiet", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_an_existing_session_is_not_reused():
+    call_command("simulate", "--steps", "3", "--session-id", "again", "--quiet", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="session again already exists"):
+        call_command("simulate", "--steps", "3", "--session-id", "again", "--quiet", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_a_corrupted_projection_stops_the_run_naming_seed_and_step():
+    with pytest.raises(CommandError) as caught:
+        call_command(
+            "simulate", "--seed", "3", "--steps", "60", "--inject-fault", "25", "--quiet", stdout=io.StringIO()
+        )
+    message = str(caught.value)
+    assert "simulation seed 3, step 25 " in message
+    assert "Conservation broken on leg #0" in message
+    assert re.search(r"Events involved: #\d+ \w+ \(v\d+\)", message)
+    assert "--seed 3 --steps 25" in message
+
+
+@pytest.mark.django_db
+def test_a_projection_that_disagrees_with_the_trade_event_is_caught(monkeypatch):
+    """A projection bug the services' own checks miss: each trade also skims one base unit of the give leg
+    from taker to maker. Every leg still sums to q, but the holdings no longer move by the event's deltas."""
+    original = projections.HANDLERS["TradeExecuted"]
+
+    def skimming(event, d):
+        original(event, d)
+        leg = event.data["taker_deltas"].index(-d["give_qty"])
+        for name, delta in ((d["taker"], -1), (d["maker"], 1)):
+            Holding.objects.filter(participant__username=name, session_id=event.stream.removeprefix("session-"),
+                                   leg_index=leg).update(qty=F("qty") + delta)  # fmt: skip
+
+    monkeypatch.setitem(projections.HANDLERS, "TradeExecuted", skimming)
+    with pytest.raises(SimulationError) as caught:
+        Simulation(SimParams(seed=5, steps=200)).run()
+    error = caught.value
+    assert error.seed == 5 and 1 <= error.step <= 200
+    assert error.action.startswith("accept by ")
+    assert f"simulation seed 5, step {error.step} " in str(error)
+    assert error.problem.startswith("holdings moved by {")  # each leg still sums to q: conservation holds
+    assert [type_ for _, type_, _ in error.events] == ["TradeExecuted"]
+
+
+def _run(db: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env["DATABASE_URL"] = f"sqlite:///{db}"
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "simulate", "--quiet", "-v", "2", "--session-id", "sim-det", *args],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_same_seed_same_ledger_in_fresh_databases(tmp_path):
+    template = tmp_path / "template.db"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env["DATABASE_URL"] = f"sqlite:///{template}"
+    migrate = [sys.executable, "manage.py", "migrate", "-v0"]
+    subprocess.run(migrate, cwd=BASE_DIR, env=env, check=True, capture_output=True, timeout=120)
+    runs = {"a": ["--seed", "5", "--steps", "100"], "b": ["--seed", "5", "--steps", "100"],
+            "other": ["--seed", "6", "--steps", "100"], "prefix": ["--seed", "5", "--steps", "50"]}  # fmt: skip
+    procs = {}
+    for name, args in runs.items():
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{template}{suffix}").exists():
+                shutil.copy(f"{template}{suffix}", tmp_path / f"{name}.db{suffix}")
+        procs[name] = _run(tmp_path / f"{name}.db", *args)
+    outputs = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        outputs[name] = (HEAD.search(out).group(1), EVENT.findall(out))
+
+    (head_a, events_a), (head_b, events_b) = outputs["a"], outputs["b"]
+    assert head_a == head_b and events_a == events_b  # every event hash equal, not only the head
+    assert head_a == events_a[-1][3]
+    head_other, events_other = outputs["other"]
+    assert head_other != head_a and events_other[0][3] != events_a[0][3]  # q is drawn from the seed
+    # The first steps of a run do not depend on how many follow: a failure at step K replays with --steps K.
+    _, events_prefix = outputs["prefix"]
+    assert events_prefix[-1][2] == "SessionSettled"
+    shared = events_prefix[:-1]
+    assert events_a[: len(shared)] == shared and events_a[len(shared)][3] != events_prefix[-1][3]
