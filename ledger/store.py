@@ -21,6 +21,22 @@ from ledger.models import Event
 GENESIS = "0" * 64
 
 
+def storage_problem(exc: BaseException) -> str | None:
+    """Say in words why the database refused a write for reasons no retry fixes, or None.
+
+    Nothing was written in these cases: the transaction failed as a whole.
+    """
+    raw = str(exc)
+    text = raw.lower()
+    if "disk is full" in text or "no space" in text:
+        return f"the database's disk is full ({raw})"
+    if "readonly" in text or "read-only" in text:
+        return f"the database is read-only ({raw})"
+    if "disk i/o error" in text:
+        return f"the database's disk failed ({raw})"
+    return None
+
+
 class ConcurrencyError(Exception):
     """Another writer appended to the stream first (optimistic concurrency on stream+version)."""
 

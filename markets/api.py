@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import SuspiciousOperation
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Path, Query, Router, Status
@@ -31,7 +31,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 
-from ledger import clock
+from ledger import clock, store
 from ledger.models import Event
 from ledger.store import format_at
 from markets import domain, services, tokens
@@ -196,6 +196,10 @@ def _suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
 
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    problem = store.storage_problem(exc) if isinstance(exc, DatabaseError) else None
+    if problem:  # e.g. the idempotency key's row could not be written
+        logger.error("API storage error on %s %s: %s", request.method, request.path, exc)
+        return _error(request, 503, "storage_unavailable", f"Not saved: {problem}. Nothing was changed.")
     logger.exception("API error on %s %s", request.method, request.path, exc_info=exc)
     return _error(request, 500, "internal_error", "Something went wrong on our side; nothing was changed")
 

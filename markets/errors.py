@@ -23,9 +23,24 @@ class Conflict(DomainError):
     status = 409
 
 
+class StorageUnavailable(DomainError):
+    """The database refused the write (disk full, read-only file): nothing was changed; retry later."""
+
+    code = "storage_unavailable"
+    status = 503
+
+
 class Unauthenticated(DomainError):
     code = "unauthenticated"
     status = 401
 
 
-__all__ = ["DomainError", "InvariantViolation", "NotFound", "Forbidden", "Conflict", "Unauthenticated"]
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "InvariantViolation",
+    "NotFound",
+    "StorageUnavailable",
+    "Unauthenticated",
+]

@@ -118,6 +118,9 @@ class Holding(models.Model):
             models.UniqueConstraint(fields=["participant", "leg_index"], name="markets_holding_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.participant_id}: {domain.qty_str(self.qty)} {self.leg}"
+
 
 class RFQ(models.Model):
     class Status(models.TextChoices):
@@ -186,6 +189,9 @@ class Trade(models.Model):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"Trade {self.id}: {domain.qty_str(self.give_qty)} {self.give_leg} -> {domain.qty_str(self.get_qty)} {self.get_leg}"
+
     @property
     def give_qty_display(self) -> Decimal:
         return domain.to_decimal(self.give_qty, domain.QTY_DP)
@@ -208,6 +214,9 @@ class Settlement(models.Model):
     settled_at = models.DateTimeField()
     seq = models.BigIntegerField()
 
+    def __str__(self) -> str:
+        return f"Settlement of {self.session_id}: {self.total}"
+
 
 class Payout(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="payouts")
@@ -219,6 +228,9 @@ class Payout(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "participant"], name="markets_payout_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}: {self.amount}"
 
 
 class ApiToken(models.Model):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
@@ -25,9 +26,11 @@ from django.db.models import Max
 from ledger import clock, store
 from ledger.store import ConcurrencyError
 from markets import domain, projections
-from markets.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
+from markets.errors import Conflict, DomainError, Forbidden, NotFound, StorageUnavailable, Unauthenticated
 from markets.models import RFQ, Participant, Quote, Session, Trade, stream_name
 from oracle import fixing as fixing_rules
+
+log = logging.getLogger(__name__)
 
 MAX_QUOTE_TTL = 24 * 3600
 DEFAULT_QUOTE_TTL = 60
@@ -52,6 +55,10 @@ def _retrying[**P, R](fn: Callable[P, R]) -> Callable[P, R]:
                     if attempt == 4:
                         raise Conflict("The database is busy; please try again", "busy") from None
                     continue
+                problem = store.storage_problem(exc)
+                if problem:
+                    log.error("%s refused by the database: %s", fn.__name__, problem)
+                    raise StorageUnavailable(f"Not saved: {problem}. Nothing was changed.") from exc
                 raise
         raise AssertionError("unreachable")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from ledger.store import storage_problem
 from markets.audit import verify_all
 from markets.models import Session
 
@@ -19,7 +21,17 @@ class Command(BaseCommand):
             unknown = [s for s in session if not Session.objects.filter(id=s).exists()]
             if unknown:
                 raise CommandError(f"unknown session: {', '.join(unknown)}")
-        reports = verify_all(session or None)
+        try:
+            reports = verify_all(session or None)
+        except DatabaseError as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            raise CommandError(
+                f"cannot replay: {problem}. verify_ledger replays into the live tables inside a transaction "
+                "it rolls back, so it needs a writable file: copy the database (with its -wal file) and point "
+                "DATABASE_URL at the copy"
+            ) from None
         failed = [r for r in reports if not r.ok]
         for report in reports:
             status = "ok" if report.ok else "FAILED"

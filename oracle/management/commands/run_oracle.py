@@ -15,7 +15,9 @@ import secrets
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from ledger.store import storage_problem
 from markets.models import Session
 from oracle import sources
 from oracle.runner import Runner, stop_on_signals
@@ -96,7 +98,15 @@ class Command(BaseCommand):
             who = "all sessions not settled" if session_ids is None else ", ".join(session_ids)
             self._line(f"oracle {label}: {about}; pricing {who}. Ctrl-C stops after the current tick.")
         with stop_on_signals(runner):
-            summary = runner.run()
+            try:
+                summary = runner.run()
+            except DatabaseError as exc:
+                problem = storage_problem(exc)
+                if problem is None:
+                    raise
+                raise CommandError(
+                    f"oracle stopped after {runner.ticks} ticks: {problem}; the tick in progress was not stored"
+                ) from None
         self._line(summary.line())
 
     # ------------------------------------------------------------ options
