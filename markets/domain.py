@@ -105,7 +105,13 @@ def parse_fixed(
             raise DomainError(f"{what} is required", "invalid_number")
         if len(text) > 64:
             raise DomainError(f"{what} is too long to be a number", "invalid_number")
-    elif isinstance(value, int | Decimal):
+    elif isinstance(value, int):
+        if value < 0:
+            raise DomainError(f"{what} must not be negative", "invalid_number")
+        if value > max_value:  # before str(): a huge int would not even convert
+            raise DomainError(f"{what} is too large (at most {max_value:,})", "invalid_number")
+        text = str(value)
+    elif isinstance(value, Decimal):
         text = str(value)
     else:
         raise DomainError(f"{what} must be a number", "invalid_number")
