@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max
 
-from ledger import clock, store
+from ledger import clock, feed, store
 from ledger.store import ConcurrencyError
 from markets import domain, projections
 from markets.errors import Conflict, DomainError, Forbidden, NotFound, StorageUnavailable, Unauthenticated
@@ -95,16 +95,7 @@ def _command(session_id: str) -> Iterator[_Command]:
         yield cmd
         if cmd.events:
             check_invariants(session.id)
-            transaction.on_commit(_nudge_feed)
-
-
-def _nudge_feed() -> None:
-    """Wake this process's ledger feed so local browsers hear about the commit at once."""
-    try:
-        from ledger import feed
-    except ImportError:  # the feed is optional for commands run outside the web app
-        return
-    feed.nudge()
+            transaction.on_commit(feed.nudge)  # local browsers hear at once; others poll
 
 
 def _get_session(session_id: str, *, for_update: bool = False) -> Session:
@@ -253,7 +244,7 @@ def create_session(
         session = Session.objects.get(id=sid)
         cmd = _Command(session, now)
         cmd.emit("ParticipantJoined", {"username": actor.username, "role": Participant.Role.ORGANISER})
-        transaction.on_commit(_nudge_feed)
+        transaction.on_commit(feed.nudge)  # local browsers hear at once; others poll
     return Session.objects.get(id=sid)
 
 
