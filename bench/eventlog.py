@@ -1,0 +1,282 @@
+"""Generate realistic, correctly hash-chained ledger logs without going through the services.
+
+A log holds `sessions` interleaved session streams. Each stream starts as the services start one
+(SessionCreated, one ParticipantJoined per participant, InitialAllocationAssigned pro rata, SessionOpened)
+and then runs RFQ cycles: RFQRequested, one or two QuoteProvided, and mostly TradeExecuted (sometimes a
+QuoteWithdrawn, an RFQCancelled or a SettlementWaiting instead); with `settle=True` each stream ends with
+SessionSettled. Trades are feasible (nobody goes short), so the log is one the services could have written.
+
+Rows come out exactly as Django stores them in SQLite (`at` as `str(naive UTC datetime)`), hashed with
+`ledger.store.compute_hash` over `ledger.store.format_at(at)`, and the generator keeps the holdings it
+expects a replay to rebuild (`GeneratedLog.holdings`).
+
+Needs Django configured (it imports ledger.store and markets.domain for the formulas).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ledger.store import GENESIS, compute_hash
+from markets import domain
+
+EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+LEG_NAMES = ["AAPL", "NVDA", "META", "ORCL", "MSFT", "AMZN", "GOOG", "TSLA", "AMD", "INTC", "IBM", "CSCO"]
+ROW_COLUMNS = ("seq", "stream", "version", "type", "payload", "at", "prev_hash", "hash")
+INSERT_SQL = f"INSERT INTO ledger_event ({', '.join(ROW_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def dumps(payload: dict) -> str:
+    """`ledger.store.canonical_json` without the float scan (the generator makes no floats)."""
+    return _ENCODER.encode(payload)
+
+
+def usernames(participants: int) -> tuple[str, list[str], list[str]]:
+    """(organiser, traders, makers): one organiser, then three traders for every maker."""
+    holders = participants - 1
+    makers = max(1, holders // 4)
+    traders = max(1, holders - makers)
+    return "org", [f"trader{i:03d}" for i in range(traders)], [f"maker{i:03d}" for i in range(makers)]
+
+
+@dataclass
+class _Stream:
+    session_id: str
+    legs: list[str]
+    q: list[int]
+    budget: int
+    settle: bool
+    pending: list[tuple[str, dict]] = field(default_factory=list)
+    version: int = 0
+    prev: str = GENESIS
+    holdings: dict[str, list[int]] = field(default_factory=dict)
+    traders: list[str] = field(default_factory=list)
+    makers: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+@dataclass
+class GeneratedLog:
+    """Filled in while `rows()` runs: expected holdings per stream and counts per event type."""
+
+    n_events: int
+    sessions: int
+    participants: int
+    legs: int
+    seed: int
+    settle: bool = True
+    session_prefix: str = "bench-"
+    first_seq: int = 1  # the log continues after these: seq, and the RFQ, quote and trade ids
+    first_ids: tuple[int, int, int] = (1, 1, 1)
+    holdings: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    streams: list[str] = field(default_factory=list)
+
+    def rows(self) -> Iterator[tuple]:
+        """Every event row in global seq order (seq, stream, version, type, payload, at, prev_hash, hash)."""
+        rng = random.Random(self.seed)
+        organiser, traders, makers = usernames(self.participants)
+        n_legs = min(self.legs, len(LEG_NAMES))
+        # Every session needs room for its opening events and a few cycles.
+        self.sessions = max(1, min(self.sessions, self.n_events // (self.participants + 20)))
+        per_session = self.n_events // self.sessions
+        streams = []
+        for s in range(self.sessions):
+            budget = per_session + (1 if s < self.n_events - per_session * self.sessions else 0)
+            st = _Stream(
+                session_id=f"{self.session_prefix}{s:03d}",
+                legs=LEG_NAMES[:n_legs],
+                q=[rng.randrange(500, 5000) * 1000 * domain.QTY_SCALE for _ in range(n_legs)],
+                budget=budget,
+                settle=self.settle,
+                traders=traders,
+                makers=makers,
+            )
+            streams.append(st)
+            self.streams.append(f"session-{st.session_id}")
+        ids = {"rfq": self.first_ids[0] - 1, "quote": self.first_ids[1] - 1, "trade": self.first_ids[2] - 1}
+        live = list(streams)
+        seq = self.first_seq - 1
+        while live:
+            # Interleave: a random session writes a short burst, as concurrent sessions would.
+            st = live[rng.randrange(len(live))]
+            for _ in range(rng.randrange(1, 8)):
+                if not st.pending:
+                    self._plan(st, rng, ids, organiser)
+                if not st.pending:
+                    break
+                type_, payload = st.pending.pop(0)
+                seq += 1
+                yield self._row(st, seq, type_, payload)
+                if st.done and not st.pending:
+                    break
+            if st.done and not st.pending:
+                live.remove(st)
+                self.holdings[f"session-{st.session_id}"] = st.holdings
+
+    def _row(self, st: _Stream, seq: int, type_: str, payload: dict) -> tuple:
+        st.version += 1
+        st.budget -= 1
+        # One event per millisecond: every 1000th lands on a whole second, which Django stores
+        # without a fraction; the verifiers must read both forms.
+        at = EPOCH + dt.timedelta(microseconds=seq * 1000 + (seq % 7 if seq % 1000 else 0))
+        at_db = str(at.replace(tzinfo=None))  # what Django's SQLite backend writes
+        # == ledger.store.format_at(at), without strftime's cost
+        at_hashed = f"{at_db[:10]}T{at_db[11:]}Z" if len(at_db) == 26 else f"{at_db[:10]}T{at_db[11:]}.000000Z"
+        text = dumps(payload)
+        stream = f"session-{st.session_id}"
+        digest = compute_hash(st.prev, stream, st.version, type_, at_hashed, text)
+        row = (seq, stream, st.version, type_, text, at_db, st.prev, digest)
+        st.prev = digest
+        self.counts[type_] = self.counts.get(type_, 0) + 1
+        if type_ == "TradeExecuted":
+            for who, deltas in (
+                (payload["taker"], payload["taker_deltas"]),
+                (payload["maker"], payload["maker_deltas"]),
+            ):
+                row_x = st.holdings[who]
+                for k, delta in enumerate(deltas):
+                    row_x[k] += delta
+        return row
+
+    def _plan(self, st: _Stream, rng: random.Random, ids: dict[str, int], organiser: str) -> None:
+        """Queue the stream's next few events (a whole RFQ cycle at a time)."""
+        if st.version == 0:
+            st.pending.append(
+                (
+                    "SessionCreated",
+                    {
+                        "session_id": st.session_id,
+                        "title": f"Bench session {st.session_id}",
+                        "legs": st.legs,
+                        "q": st.q,
+                        "t1": None,
+                        "t2": None,
+                        "start_mode": "immediate",
+                        "end_mode": "manual",
+                        "allocation_mode": "pro_rata",
+                        "fixing_rule": {"rule": "last"},
+                        "created_by": organiser,
+                        "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
+                    },
+                )
+            )
+            st.pending.append(("ParticipantJoined", {"username": organiser, "role": "organiser"}))
+            for name in st.traders:
+                st.pending.append(("ParticipantJoined", {"username": name, "role": "trader"}))
+            for name in st.makers:
+                st.pending.append(("ParticipantJoined", {"username": name, "role": "maker"}))
+            holders = sorted(st.traders + st.makers)
+            st.holdings = domain.pro_rata(st.q, holders)
+            allocation = {u: list(row) for u, row in st.holdings.items()}
+            st.pending.append(("InitialAllocationAssigned", {"mode": "pro_rata", "holdings": allocation}))
+            st.pending.append(("SessionOpened", {}))
+            return
+        closing = 2 if st.settle else 0  # SettlementWaiting (a price was missing at t2), then SessionSettled
+        if st.budget <= closing:
+            if st.settle and st.budget == 2:
+                st.pending.append(("SettlementWaiting", {"reason": f"No price for {st.legs[0]} at t2"}))
+            if st.settle and st.budget >= 1:
+                st.pending.append(("SessionSettled", self._settlement(st, rng)))
+            st.done = True
+            return
+        at_iso = (EPOCH + dt.timedelta(seconds=st.version)).isoformat()
+        room = st.budget - closing
+        if room < 5:  # not enough room left for a full cycle (up to 5 events): an RFQ that gets cancelled
+            ids["rfq"] += 1
+            taker = rng.choice(st.traders)
+            gi = max(range(len(st.legs)), key=lambda k: st.holdings[taker][k])
+            st.pending.append(("RFQRequested", self._rfq(st, ids["rfq"], taker, gi, (gi + 1) % len(st.legs), 1)))
+            if room == 1:  # the last event: the RFQ stays open
+                return
+            for _ in range(room - 2):
+                ids["quote"] += 1
+                st.pending.append(("QuoteProvided", self._quote(ids, rng.choice(st.makers), 10**8, at_iso)))
+            st.pending.append(("RFQCancelled", {"rfq_id": ids["rfq"]}))
+            return
+        taker = rng.choice(st.traders + st.makers[:1])
+        gi, ge = rng.sample(range(len(st.legs)), 2)
+        held = st.holdings[taker][gi]
+        qty = max(1, held * rng.randrange(1, 20) // 1000)
+        ids["rfq"] += 1
+        rfq_id = ids["rfq"]
+        st.pending.append(("RFQRequested", self._rfq(st, rfq_id, taker, gi, ge, qty)))
+        quotes = []
+        for maker in rng.sample([m for m in st.makers if m != taker], min(len(st.makers) - (taker in st.makers), 2)):
+            if quotes and rng.random() < 0.85:
+                break
+            ids["quote"] += 1
+            rate = rng.randrange(50_000_000, 200_000_000)
+            quotes.append((ids["quote"], maker, rate))
+            st.pending.append(("QuoteProvided", self._quote(ids, maker, rate, at_iso, rfq_id=rfq_id)))
+        roll = rng.random()
+        feasible = [
+            (qid, maker, rate)
+            for qid, maker, rate in quotes
+            if 0 < domain.trade_receive(qty, rate) <= st.holdings[maker][ge] and qty <= held
+        ]
+        if roll < 0.05 and quotes:
+            qid, maker, _ = quotes[0]
+            st.pending.append(("QuoteWithdrawn", {"quote_id": qid, "rfq_id": rfq_id}))
+            st.pending.append(("RFQCancelled", {"rfq_id": rfq_id}))
+        elif roll < 0.12 or not feasible:
+            st.pending.append(("RFQCancelled", {"rfq_id": rfq_id}))
+        else:
+            qid, maker, rate = feasible[0]
+            move = domain.plan_trade(
+                st.legs, st.legs[gi], st.legs[ge], qty, rate, st.holdings[taker], st.holdings[maker]
+            )
+            taker_deltas, maker_deltas = move.deltas(len(st.legs))
+            ids["trade"] += 1
+            st.pending.append(
+                (
+                    "TradeExecuted",
+                    {
+                        "trade_id": ids["trade"],
+                        "rfq_id": rfq_id,
+                        "quote_id": qid,
+                        "taker": taker,
+                        "maker": maker,
+                        "give_leg": st.legs[gi],
+                        "get_leg": st.legs[ge],
+                        "give_qty": move.give_qty,
+                        "get_qty": move.get_qty,
+                        "rate": rate,
+                        "taker_deltas": taker_deltas,
+                        "maker_deltas": maker_deltas,
+                    },
+                )
+            )
+
+    @staticmethod
+    def _rfq(st: _Stream, rfq_id: int, taker: str, gi: int, ge: int, qty: int) -> dict:
+        return {"rfq_id": rfq_id, "taker": taker, "give_leg": st.legs[gi], "get_leg": st.legs[ge], "quantity": qty}
+
+    @staticmethod
+    def _quote(ids: dict[str, int], maker: str, rate: int, at_iso: str, rfq_id: int | None = None) -> dict:
+        return {
+            "quote_id": ids["quote"],
+            "rfq_id": rfq_id if rfq_id is not None else ids["rfq"],
+            "maker": maker,
+            "rate": rate,
+            "expires_at": at_iso,
+        }
+
+    @staticmethod
+    def _settlement(st: _Stream, rng: random.Random) -> dict:
+        prices = [rng.randrange(10, 1000) * domain.PRICE_SCALE for _ in st.legs]
+        paid = domain.payouts(st.holdings, prices)
+        return {
+            "prices": dict(zip(st.legs, prices, strict=True)),
+            "fixing": {"rule": {"rule": "manual"}, "at": None, "ticks": {}, "source": "manual"},
+            "payouts": {u: domain.money_str(v) for u, v in paid.items()},
+            "total": domain.money_str(sum(paid.values())),
+            "expected": domain.money_str(domain.payout(st.q, prices)),
+        }

@@ -1,0 +1,207 @@
+"""Load a generated log into the scratch database fast: the events plus the read models they project to.
+
+Making 10,000 trades through the services takes minutes on this machine, so the bench writes big sessions
+directly: the ledger rows with executemany, and the projection (sessions, participants, holdings, RFQs,
+quotes, trades, settlements) computed here in memory with the same rules as `markets.projections` and
+written with bulk_create. `bench/test_bench_quick.py` checks the result equals `projections.rebuild` of
+the same log. Sessions loaded this way are ordinary sessions: the services trade on them afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from bench.eventlog import INSERT_SQL
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def _parse(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def load(rows: Iterable[tuple]) -> int:
+    """Insert the rows (see `bench.eventlog.ROW_COLUMNS`) and their projection. Returns the number of events.
+
+    Must run inside a transaction; the users named in the log must exist.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+
+    rows = list(rows)
+    users = {u.username: u for u in get_user_model().objects.all()}
+    sessions: dict[str, Session] = {}
+    participants: dict[tuple[str, str], Participant] = {}
+    holdings: dict[str, dict[str, list[int]]] = {}
+    initial: dict[str, dict[str, list[int]]] = {}
+    rfqs: dict[int, RFQ] = {}
+    quotes: dict[int, Quote] = {}
+    live_by_rfq: dict[int, set[int]] = {}
+    trades: list[Trade] = []
+    settlements: list[Settlement] = []
+    payouts: list[tuple[str, str, str]] = []
+    for seq, stream, version, type_, payload, at_text, _prev, _hash in rows:
+        sid = stream.removeprefix("session-")
+        d = json.loads(payload)
+        at = _at(at_text)
+        if type_ == "SessionCreated":
+            sessions[sid] = Session(
+                id=d["session_id"],
+                title=d.get("title", ""),
+                legs=d["legs"],
+                q=d["q"],
+                t1=_parse(d.get("t1")),
+                t2=_parse(d.get("t2")),
+                start_mode=d["start_mode"],
+                end_mode=d["end_mode"],
+                allocation_mode=d["allocation_mode"],
+                fixing_rule=d["fixing_rule"],
+                status=Session.Status.CREATED,
+                created_by=users[d["created_by"]],
+                created_at=at,
+            )
+        elif type_ == "ParticipantJoined":
+            participants[(sid, d["username"])] = Participant(
+                session_id=sid, user=users[d["username"]], username=d["username"], role=d["role"], joined_at=at
+            )
+        elif type_ == "InitialAllocationAssigned":
+            sessions[sid].allocation_mode = d["mode"]
+            holdings[sid] = {u: list(row) for u, row in d["holdings"].items()}
+            initial[sid] = {u: list(row) for u, row in d["holdings"].items()}
+        elif type_ == "SessionOpened":
+            sessions[sid].status = Session.Status.OPEN
+            sessions[sid].opened_at = at
+        elif type_ == "RFQRequested":
+            rfqs[d["rfq_id"]] = RFQ(
+                id=d["rfq_id"],
+                session_id=sid,
+                taker=participants[(sid, d["taker"])],
+                give_leg=d["give_leg"],
+                get_leg=d["get_leg"],
+                quantity=d["quantity"],
+                status=RFQ.Status.OPEN,
+                created_at=at,
+            )
+            live_by_rfq[d["rfq_id"]] = set()
+        elif type_ == "QuoteProvided":
+            quotes[d["quote_id"]] = Quote(
+                id=d["quote_id"],
+                rfq_id=d["rfq_id"],
+                maker=participants[(sid, d["maker"])],
+                rate=d["rate"],
+                expires_at=_parse(d["expires_at"]),
+                status=Quote.Status.LIVE,
+                created_at=at,
+            )
+            live_by_rfq[d["rfq_id"]].add(d["quote_id"])
+        elif type_ == "QuoteWithdrawn":
+            quotes[d["quote_id"]].status = Quote.Status.WITHDRAWN
+            live_by_rfq[quotes[d["quote_id"]].rfq_id].discard(d["quote_id"])
+        elif type_ == "RFQCancelled":
+            _close(rfqs, quotes, live_by_rfq, d["rfq_id"], RFQ.Status.CANCELLED, at)
+        elif type_ == "TradeExecuted":
+            for who, deltas in ((d["taker"], d["taker_deltas"]), (d["maker"], d["maker_deltas"])):
+                row = holdings[sid][who]
+                for k, delta in enumerate(deltas):
+                    row[k] += delta
+            quotes[d["quote_id"]].status = Quote.Status.FILLED
+            live_by_rfq[d["rfq_id"]].discard(d["quote_id"])
+            _close(rfqs, quotes, live_by_rfq, d["rfq_id"], RFQ.Status.FILLED, at)
+            trades.append(
+                Trade(
+                    id=d["trade_id"],
+                    session_id=sid,
+                    rfq_id=d["rfq_id"],
+                    quote_id=d["quote_id"],
+                    taker=participants[(sid, d["taker"])],
+                    maker=participants[(sid, d["maker"])],
+                    give_leg=d["give_leg"],
+                    get_leg=d["get_leg"],
+                    give_qty=d["give_qty"],
+                    get_qty=d["get_qty"],
+                    rate=d["rate"],
+                    executed_at=at,
+                    seq=seq,
+                )
+            )
+        elif type_ == "SettlementWaiting":
+            sessions[sid].waiting_reason = d["reason"]
+        elif type_ == "SessionSettled":
+            session = sessions[sid]
+            session.status, session.settled_at, session.waiting_reason = Session.Status.SETTLED, at, ""
+            settlements.append(
+                Settlement(
+                    session_id=sid,
+                    prices=d["prices"],
+                    fixing=d["fixing"],
+                    total=d["total"],
+                    expected=d["expected"],
+                    settled_at=at,
+                    seq=seq,
+                )
+            )
+            payouts.extend((sid, u, amount) for u, amount in sorted(d["payouts"].items()))
+        else:
+            raise ValueError(f"no loader for event type {type_}")
+        sessions[sid].version = version
+        sessions[sid].last_seq = seq
+
+    with connection.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows)
+    Session.objects.bulk_create(sessions.values())
+    Participant.objects.bulk_create(participants.values())  # SQLite >= 3.35 returns their ids
+    Holding.objects.bulk_create(
+        Holding(
+            session_id=sid,
+            participant=participants[(sid, username)],
+            leg=leg,
+            leg_index=k,
+            qty=row[k],
+            initial=initial[sid][username][k],
+        )
+        for sid, matrix in holdings.items()
+        for username, row in sorted(matrix.items())
+        for k, leg in enumerate(sessions[sid].legs)
+    )
+    for rfq in rfqs.values():
+        rfq.taker_id = rfq.taker.id
+    RFQ.objects.bulk_create(rfqs.values(), batch_size=2000)
+    for quote in quotes.values():
+        quote.maker_id = quote.maker.id
+    Quote.objects.bulk_create(quotes.values(), batch_size=2000)
+    for trade in trades:
+        trade.taker_id, trade.maker_id = trade.taker.id, trade.maker.id
+    Trade.objects.bulk_create(trades, batch_size=2000)
+    Settlement.objects.bulk_create(settlements)
+    Payout.objects.bulk_create(
+        Payout(session_id=sid, participant=participants[(sid, u)], amount=amount) for sid, u, amount in payouts
+    )
+    return len(rows)
+
+
+def _close(rfqs: dict, quotes: dict, live_by_rfq: dict[int, set[int]], rfq_id: int, status: str, at: Any) -> None:
+    rfq = rfqs[rfq_id]
+    rfq.status, rfq.closed_at = status, at
+    for quote_id in live_by_rfq.pop(rfq_id, set()):
+        quotes[quote_id].status = "lapsed"
+    live_by_rfq[rfq_id] = set()
+
+
+def next_ids() -> tuple[int, tuple[int, int, int]]:
+    """(next seq, next (rfq, quote, trade) ids) of the scratch database, to continue its log."""
+    from django.db.models import Max
+
+    from ledger.models import Event
+    from markets.models import RFQ, Quote, Trade
+
+    def following(model, field: str = "id") -> int:
+        return (model.objects.aggregate(m=Max(field))["m"] or 0) + 1
+
+    return following(Event, "seq"), (following(RFQ), following(Quote), following(Trade))

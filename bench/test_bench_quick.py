@@ -1,0 +1,74 @@
+"""The benchmark command runs end to end (quick sizes), and its bulk loader writes what the projection would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import loader
+from bench.common import BASE_DIR, make_users
+from bench.eventlog import GeneratedLog, usernames
+from markets import projections
+
+EXPECTED = {
+    "replay.2000",
+    "replay.20000",
+    "verify.2000",
+    "verify.20000",
+    "trade.services.full.0",
+    "trade.services.normal.0",
+    "trade.services.full.1",
+    "trade.services.normal.1",
+    "http.accept",
+    "http.floor.10",
+    "http.floor.100",
+    "push.5",
+    "push.20",
+    "push.20.nudged",
+}
+
+
+@pytest.mark.django_db
+def test_the_loader_writes_what_the_projection_rebuilds():
+    log = GeneratedLog(900, 2, participants=8, legs=4, seed=9, settle=True)
+    organiser, traders, makers = usernames(8)
+    make_users([organiser, *traders, *makers])
+    rows = list(log.rows())
+    assert set(log.counts) == set(projections.HANDLERS)
+    loader.load(rows)
+    for stream in log.streams:
+        session_id = stream.removeprefix("session-")
+        stored = projections.snapshot(session_id)
+        assert stored["trades"], "the log has trades"
+        assert projections.diff(stored, projections.rebuild(session_id)) == []
+
+
+@pytest.mark.slow
+def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
+    out, page = tmp_path / "quick.json", tmp_path / "quick.md"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--markdown", str(page)],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    figures = {f["key"]: f for f in result["figures"]}
+    assert set(figures) == EXPECTED
+    for key, figure in figures.items():
+        assert figure["value"] > 0 and figure["limit"] > 0, key
+        assert figure["ratio"] > 0, key
+    assert result["sections"] == ["replay", "trade", "http", "push"]
+    for field in ("cpu", "cores", "python", "sqlite"):
+        assert result["machine"][field]
+    text = page.read_text()
+    assert "python -m bench --quick" in text and "| Ratio |" in text
+    assert "Replay and verify" in run.stdout

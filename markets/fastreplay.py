@@ -1,0 +1,214 @@
+"""Rebuild a session's holdings matrix from its events without the ORM, with numpy.
+
+`replay_holdings(events)` gives the same matrix as `projections.rebuild` followed by
+`projections.holdings_matrix` (that path stays the reference: it rebuilds every read model, this one
+only x[i][k]). Only three event types touch holdings: SessionCreated (the legs),
+InitialAllocationAssigned (the starting matrix) and TradeExecuted (the taker's and maker's deltas), so
+the rest of the log is skipped unread: `replay_stream` (one session) and `replay_log` (every session, in
+two queries) ask SQLite only for those rows.
+
+Trades are read in bulk: a TradeExecuted payload in the canonical layout the services write (sorted keys,
+plain usernames, one integer delta per leg) is taken apart by one regular expression and its deltas
+parsed by numpy; anything else (a field added later, an escaped name, a huge number) is read with
+json.loads. The sums are exact: int64 while the numbers provably fit, Python integers otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted")
+_INT64_SAFE = 2**62
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """x[i][k] for the holders (sorted by username, as the projection orders them) and the legs."""
+
+    usernames: list[str]
+    legs: list[str]
+    matrix: np.ndarray
+
+    def as_dict(self) -> dict[str, list[int]]:
+        """The shape of `projections.holdings_matrix`: {username: [x_k, ...]} in leg order."""
+        return {name: [int(x) for x in row] for name, row in zip(self.usernames, self.matrix.tolist(), strict=True)}
+
+    def totals(self) -> list[int]:
+        return [int(x) for x in self.matrix.sum(axis=0).tolist()] if self.usernames else []
+
+
+def _type_and_payload(event: Any) -> tuple[str, str]:
+    if isinstance(event, tuple | list):
+        return event[0], event[1]
+    return event.type, event.payload
+
+
+class _Opening:
+    """The legs and the starting matrix, with the projection's refusals (it cannot replay such a log)."""
+
+    def __init__(self) -> None:
+        self.legs: list[str] | None = None
+        self.names: list[str] = []
+        self.initial: list[list[int]] | None = None
+
+    def feed(self, type_: str, payload: str) -> None:
+        if type_ == "SessionCreated":
+            if self.legs is not None:
+                raise ValueError("the stream creates its session twice")
+            self.legs = list(json.loads(payload)["legs"])
+        elif type_ == "InitialAllocationAssigned":
+            if self.legs is None:
+                raise ValueError("an allocation before the session was created")
+            if self.initial is not None:
+                raise ValueError("the stream allocates its session twice")
+            allocation = json.loads(payload)["holdings"]
+            self.names = sorted(allocation)
+            self.initial = [[allocation[name][k] for k in range(len(self.legs))] for name in self.names]
+
+    def finish(self, trades: list[str]) -> Holdings:
+        legs = self.legs or []
+        if self.legs is None or self.initial is None:
+            return Holdings([], legs, np.zeros((0, len(legs)), dtype=np.int64))
+        return Holdings(self.names, legs, _apply_trades(self.names, len(legs), self.initial, trades))
+
+
+def replay_holdings(events: Iterable[Any]) -> Holdings:
+    """Holdings after `events`: one session's events in version order, as (type, payload text) pairs or
+    `ledger.models.Event` rows. Events of other types are skipped."""
+    opening = _Opening()
+    trades: list[str] = []
+    for event in events:
+        type_, payload = _type_and_payload(event)
+        if type_ == "TradeExecuted":
+            # Before the allocation there is no holding row to move (the projection updates nothing).
+            if opening.initial is not None:
+                trades.append(payload)
+        else:
+            opening.feed(type_, payload)
+    return opening.finish(trades)
+
+
+def _apply_trades(names: list[str], n_legs: int, initial: list[list[int]], trades: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    holders, deltas, biggest = _parse_trades(index, n_legs, trades)
+    largest_start = max((abs(x) for row in initial for x in row), default=0)
+    exact_in_int64 = largest_start + biggest * max(len(holders), 1) < _INT64_SAFE
+    dtype = np.int64 if exact_in_int64 else object
+    matrix = np.array(initial, dtype=dtype).reshape(len(names), n_legs)
+    if len(holders):
+        moved = holders >= 0  # a name without a holding row (not a holder) moves nothing, as in the projection
+        np.add.at(matrix, holders[moved], deltas[moved].astype(dtype))
+    return matrix
+
+
+def _parse_trades(index: dict[str, int], n_legs: int, trades: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(holder row per side, deltas per side, largest |delta|): taker then maker for each trade."""
+    if not trades:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, n_legs), dtype=np.int64), 0
+    pattern = _canonical_trade(n_legs)
+    joined = "\n".join(trades)
+    found = pattern.findall(joined) if joined.count("\n") == len(trades) - 1 else []
+    if len(found) == len(trades):
+        # Every payload is a whole line and matched the canonical layout in full.
+        get = index.get
+        holders = np.fromiter(
+            (get(name, -1) for maker, _, taker, _ in found for name in (taker, maker)),
+            dtype=np.int64,
+            count=2 * len(found),
+        )
+        numbers = ",".join(f"{taker_d},{maker_d}" for _, maker_d, _, taker_d in found)
+        deltas = np.fromstring(numbers, dtype=np.int64, sep=",")
+        if deltas.size != 2 * len(found) * n_legs:  # cannot happen after the match; never guess
+            return _parse_trades_slowly(index, n_legs, trades)
+        deltas = deltas.reshape(2 * len(found), n_legs)
+        biggest = int(np.abs(deltas).max()) if deltas.size else 0
+        return holders, deltas, biggest
+    return _parse_trades_slowly(index, n_legs, trades)
+
+
+def _parse_trades_slowly(index: dict[str, int], n_legs: int, trades: list[str]) -> tuple[np.ndarray, Any, int]:
+    holders: list[int] = []
+    rows: list[list[int]] = []
+    for payload in trades:
+        data = json.loads(payload)
+        for side in ("taker", "maker"):
+            values = [int(x) for x in data[f"{side}_deltas"]]
+            # Deltas past the last leg have no holding row to land on in the projection either.
+            rows.append((values + [0] * n_legs)[:n_legs])
+            holders.append(index.get(data[side], -1))
+    biggest = max((abs(x) for row in rows for x in row), default=0)
+    dtype = np.int64 if biggest < _INT64_SAFE else object
+    return np.array(holders, dtype=np.int64), np.array(rows, dtype=dtype).reshape(len(rows), n_legs), biggest
+
+
+@lru_cache(maxsize=16)
+def _canonical_trade(n_legs: int) -> re.Pattern[str]:
+    """One TradeExecuted payload exactly as `store.canonical_json` writes it (a whole line).
+
+    Captures (maker, maker_deltas, taker, taker_deltas). Numbers have at most 18 digits, so they fit int64;
+    names have no quote or escape, so the captured text is the name itself.
+    """
+    num = r"-?(?:0|[1-9][0-9]{0,17})"
+    text = r'"[^"\\\n]*"'
+    name = r'"([^"\\\n]*)"'
+    deltas = rf"\[({num}(?:,{num}){{{n_legs - 1}}})\]"
+    return re.compile(
+        rf'^\{{"get_leg":{text},"get_qty":{num},"give_leg":{text},"give_qty":{num},'
+        rf'"maker":{name},"maker_deltas":{deltas},"quote_id":{num},"rate":{num},"rfq_id":{num},'
+        rf'"taker":{name},"taker_deltas":{deltas},"trade_id":{num}\}}$',
+        re.MULTILINE,
+    )
+
+
+# The whole log's holdings events: a few heads, and the trades through the type index (in rowid order,
+# so the table is read front to back).
+HEADS_SQL = (
+    "SELECT stream, version, type, payload FROM ledger_event"
+    " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
+)
+TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type = 'TradeExecuted'"
+
+
+def replay_log(db: Any) -> dict[str, Holdings]:
+    """`replay_stream` for every stream of the log with holdings events, in two queries.
+
+    Trades only count after their stream's allocation, so each stream's trades are kept by version
+    (taken after the allocation's) instead of being sorted: the result is `replay_stream`'s, stream by stream.
+    """
+    from ledger.fast import connect
+
+    heads: dict[str, list[tuple[str, int, str, str]]] = {}
+    trades: dict[str, list[tuple[str, int, str]]] = {}
+    with connect(db) as conn:
+        for row in conn.execute(HEADS_SQL):
+            heads.setdefault(row[0], []).append(row)
+        for row in conn.execute(TRADES_SQL):
+            try:
+                trades[row[0]].append(row)
+            except KeyError:
+                trades[row[0]] = [row]
+    result = {}
+    for stream in sorted(heads.keys() | trades.keys()):
+        opening = _Opening()
+        allocated = None
+        for _, version, type_, payload in heads.get(stream, ()):
+            opening.feed(type_, payload)
+            if type_ == "InitialAllocationAssigned":
+                allocated = version
+        moved = [] if allocated is None else [p for _, v, p in trades.get(stream, ()) if v > allocated]
+        result[stream] = opening.finish(moved)
+    return result
+
+
+def replay_stream(db: Any, stream: str) -> Holdings:
+    """Holdings of one session stream read straight from SQLite (see `ledger.fast.connect` for `db`)."""
+    from ledger.fast import read_types_raw
+
+    return replay_holdings(read_types_raw(db, stream, HOLDING_TYPES))

@@ -1,0 +1,166 @@
+"""markets.fastreplay rebuilds exactly the holdings that the reference replay (projections.rebuild) does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from django.db import connection
+
+from bench.common import make_users
+from bench.eventlog import INSERT_SQL, GeneratedLog, usernames
+from conftest import create_demo, make_user
+from ledger import store
+from ledger.models import Event
+from markets import fastreplay, projections, services
+
+pytestmark = pytest.mark.django_db
+
+
+def events_of(rows) -> list[Event]:
+    return [
+        Event(
+            seq=seq,
+            stream=stream,
+            version=version,
+            type=type_,
+            payload=payload,
+            at=dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC),
+            prev_hash=prev,
+            hash=digest,
+        )
+        for seq, stream, version, type_, payload, at, prev, digest in rows
+    ]
+
+
+def reference(session_id: str, events: list[Event]) -> dict[str, list[int]]:
+    """holdings_matrix's shape, from the reference replay's snapshot."""
+    matrix: dict[str, list[int]] = {}
+    for username, _leg, _k, qty, _initial in projections.rebuild(session_id, events)["holdings"]:
+        matrix.setdefault(username, []).append(qty)
+    return matrix
+
+
+def generated(n: int, sessions: int = 1, *, participants: int = 10, legs: int = 5, seed: int = 1):
+    log = GeneratedLog(n, sessions, participants=participants, legs=legs, seed=seed, settle=True)
+    rows = list(log.rows())
+    organiser, traders, makers = usernames(participants)
+    make_users([organiser, *traders, *makers])
+    return log, rows
+
+
+def by_stream(rows, stream):
+    return [r for r in rows if r[1] == stream]
+
+
+def test_a_generated_log_with_every_event_type():
+    log, rows = generated(3000)
+    assert set(log.counts) == set(projections.HANDLERS), "the log must cover every event type"
+    assert log.counts["TradeExecuted"] > 500
+    stream = log.streams[0]
+    events = events_of(rows)
+    expected = reference(stream.removeprefix("session-"), events)
+    assert expected == log.holdings[stream]
+    assert fastreplay.replay_holdings(events).as_dict() == expected
+    assert fastreplay.replay_holdings([(e.type, e.payload) for e in events]).as_dict() == expected
+    with connection.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows)
+    replayed = fastreplay.replay_stream(connection, stream)
+    assert replayed.as_dict() == expected
+    assert replayed.legs == json.loads(rows[0][4])["legs"]
+    assert replayed.usernames == sorted(expected)
+    assert replayed.totals() == json.loads(rows[0][4])["q"]
+
+
+def test_interleaved_sessions_each_replay_on_their_own():
+    log, rows = generated(2400, sessions=3, seed=2)
+    with connection.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows)
+    for stream in log.streams:
+        expected = reference(stream.removeprefix("session-"), events_of(by_stream(rows, stream)))
+        assert fastreplay.replay_stream(connection, stream).as_dict() == expected
+        assert fastreplay.replay_log(connection)[stream].as_dict() == expected
+    assert sorted(fastreplay.replay_log(connection)) == sorted(log.streams)
+
+
+def test_the_json_path_agrees_with_the_fast_path(monkeypatch):
+    log, rows = generated(2000, seed=3)
+    fast = fastreplay.replay_holdings(events_of(rows))
+    monkeypatch.setattr(fastreplay, "_canonical_trade", lambda n_legs: re.compile(r"(?!)"))
+    slow = fastreplay.replay_holdings(events_of(rows))
+    assert slow.as_dict() == fast.as_dict() == log.holdings[log.streams[0]]
+
+
+def test_a_log_written_by_the_services_with_an_escaped_name(users):
+    """Real services, and a username that canonical JSON escapes (so the JSON path reads the trades)."""
+    users["jose"] = make_user("Jos\u00e9")
+    create_demo(users, open_it=False)
+    services.join_session(users["jose"], "demo", "trader")
+    services.open_session(users["org"], "demo")
+    for taker, maker, give, get in [
+        ("jose", "mm", "AAPL", "NVDA"),
+        ("alice", "mm2", "META", "ORCL"),
+        ("jose", "mm2", "ORCL", "AAPL"),
+        ("bob", "mm", "NVDA", "META"),
+    ]:
+        rfq = services.request_rfq(users[taker], "demo", give, get, "1.5")
+        quote = services.provide_quote(users[maker], rfq.id, "0.75")
+        services.accept_quote(users[taker], quote.id)
+    events = list(store.iter_stream("session-demo"))
+    assert any("\\u00e9" in e.payload for e in events if e.type == "TradeExecuted")
+    live = projections.holdings_matrix("demo")
+    assert fastreplay.replay_holdings(events).as_dict() == live
+    assert fastreplay.replay_stream(connection, "session-demo").as_dict() == live
+    assert reference("demo", events) == live
+
+
+def test_trades_that_move_no_holding_row_in_the_projection_move_nothing_here():
+    """A trade naming a participant without holdings (the organiser), and one before the allocation."""
+    log, rows = generated(800, seed=4)
+    rows = [list(r) for r in rows]
+    trades = [r for r in rows if r[3] == "TradeExecuted"]
+    payload = json.loads(trades[0][4])
+    payload["maker"] = "org"
+    trades[0][4] = store.canonical_json(payload)
+    early = json.loads(trades[1][4]) | {"trade_id": 10**6, "quote_id": 10**6}
+    allocation_at = next(i for i, r in enumerate(rows) if r[3] == "InitialAllocationAssigned")
+    rows.insert(allocation_at, [10**7, rows[0][1], 0, "TradeExecuted", store.canonical_json(early), rows[0][5], "", ""])
+    events = events_of(rows)
+    expected = reference(rows[0][1].removeprefix("session-"), events)
+    assert expected != log.holdings[log.streams[0]]  # the organiser's leg moved nowhere
+    assert fastreplay.replay_holdings(events).as_dict() == expected
+    with connection.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows)
+    assert fastreplay.replay_log(connection)[rows[0][1]].as_dict() == expected
+
+
+def test_numbers_beyond_int64_stay_exact():
+    big = 2**62
+    legs = ["A", "B"]
+    events = [
+        ("SessionCreated", json.dumps({"legs": legs})),
+        ("InitialAllocationAssigned", json.dumps({"holdings": {"u1": [big, 0], "u2": [0, big]}})),
+    ]
+    for _ in range(3):
+        trade = {"taker": "u1", "maker": "u2", "taker_deltas": [-(10**18), 10**18], "maker_deltas": [10**18, -(10**18)]}
+        events.append(("TradeExecuted", store.canonical_json(trade)))
+    events.append(
+        (
+            "TradeExecuted",
+            store.canonical_json(
+                {"taker": "u1", "maker": "u2", "taker_deltas": [-(10**20), 10**20], "maker_deltas": [10**20, -(10**20)]}
+            ),
+        )
+    )
+    result = fastreplay.replay_holdings(events)
+    moved = 3 * 10**18 + 10**20
+    assert result.as_dict() == {"u1": [big - moved, moved], "u2": [moved, big - moved]}
+
+
+def test_before_the_allocation_there_are_no_holdings():
+    assert fastreplay.replay_holdings([("SessionCreated", json.dumps({"legs": ["A", "B"]}))]).as_dict() == {}
+    assert fastreplay.replay_holdings([]).as_dict() == {}
+    with pytest.raises(ValueError):
+        fastreplay.replay_holdings([("InitialAllocationAssigned", json.dumps({"holdings": {}}))])
