@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 
 from ledger import clock
 from ledger.models import Event
@@ -98,17 +98,10 @@ def append(
     prev = last.hash if last else GENESIS
     version = current + 1
     digest = compute_hash(prev, stream, version, type_, format_at(when), text)
-    try:
-        with transaction.atomic():
-            return Event.objects.create(
-                stream=stream,
-                version=version,
-                type=type_,
-                payload=text,
-                at=when,
-                prev_hash=prev,
-                hash=digest,
-            )
+    try:  # no savepoint: a conflict aborts the caller's whole transaction, which is what it must do
+        return Event.objects.create(
+            stream=stream, version=version, type=type_, payload=text, at=when, prev_hash=prev, hash=digest
+        )
     except IntegrityError as exc:
         raise ConcurrencyError(f"stream {stream} moved past version {current}") from exc
 

@@ -354,6 +354,18 @@ def check_non_negative(holdings: Mapping[str, Sequence[int]]) -> None:
                 raise InvariantViolation(f"Negative holding: {holder} would hold {qty_str(x)} of leg #{k}")
 
 
+def check_leg_totals(totals: Sequence[int], lows: Sequence[int], q: Sequence[int], tolerance: int = 0) -> None:
+    """1 and 2 from per-leg aggregates (sum and minimum of x[.][k]), as the database computes them."""
+    for k, (held, expected) in enumerate(zip(totals, q, strict=True)):
+        if abs(held - expected) > tolerance:
+            raise InvariantViolation(
+                f"Conservation broken on leg #{k}: holdings sum to {qty_str(held)}, q is {qty_str(expected)}"
+            )
+    for k, low in enumerate(lows):
+        if low < 0:
+            raise InvariantViolation(f"Negative holding: someone would hold {qty_str(low)} of leg #{k}")
+
+
 def check_zero_sum(*deltas: Sequence[int]) -> None:
     """3. Reallocation only: the deltas of a trade sum to the zero vector."""
     if not deltas:

@@ -21,13 +21,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Max
+from django.db.models import Max, Min, Sum
 
 from ledger import clock, feed, store
 from ledger.store import ConcurrencyError
 from markets import domain, projections
 from markets.errors import Conflict, DomainError, Forbidden, NotFound, StorageUnavailable, Unauthenticated
-from markets.models import RFQ, Participant, Quote, Session, Trade, stream_name
+from markets.models import RFQ, Holding, Participant, Quote, Session, Trade, stream_name
 from oracle import fixing as fixing_rules
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,8 @@ class _Command:
     def emit(self, type_: str, payload: dict[str, Any]):
         event = store.append(self.session.stream, type_, payload, expected_version=self.session.version, at=self.now)
         try:
-            with transaction.atomic():
-                projections.apply(event)
-        except IntegrityError as exc:  # an id taken by a concurrent writer (PostgreSQL)
+            projections.apply(event)
+        except IntegrityError as exc:  # an id taken by a concurrent writer: the whole command rolls back
             raise ConcurrencyError(str(exc)) from exc
         self.session.version = event.version
         self.session.last_seq = event.seq
@@ -149,13 +148,23 @@ def tolerance_base_units() -> int:
 
 
 def check_invariants(session_id: str) -> None:
-    """Invariants 1 and 2 on the projection as it would be committed."""
+    """Invariants 1 and 2 on the projection as it would be committed: one aggregate per leg."""
     session = Session.objects.get(id=session_id)
-    matrix = projections.holdings_matrix(session_id)
-    if not matrix:
-        return
-    domain.check_conservation(matrix, session.q, tolerance_base_units())
-    domain.check_non_negative(matrix)
+    rows = (
+        Holding.objects.filter(session_id=session_id)
+        .values("leg_index")
+        .annotate(total=Sum("qty"), low=Min("qty"))
+        .values_list("leg_index", "total", "low")
+    )
+    totals = {k: (total, low) for k, total, low in rows}
+    if not totals:
+        return  # not allocated yet
+    domain.check_leg_totals(
+        [totals.get(k, (0, 0))[0] for k in range(len(session.q))],
+        [totals.get(k, (0, 0))[1] for k in range(len(session.q))],
+        session.q,
+        tolerance_base_units(),
+    )
 
 
 # ---------------------------------------------------------------- sessions and participants
