@@ -44,7 +44,10 @@ class FloorConsumer(AsyncWebsocketConsumer):
         """The floor sends nothing meaningful: actions go through CSRF-checked hx-post."""
 
     async def floor_update(self, message: dict) -> None:
-        await self._send_panels(message["panels"])
+        panels = live.published(message["batch"])
+        if panels is None:  # published by another process, or long gone: render the floor afresh
+            panels = await database_sync_to_async(live.render_panels)(self.session_id)
+        await self._send_panels(panels)
 
     async def _send_panels(self, panels: dict) -> None:
         html = panels["html"]

@@ -7,7 +7,8 @@ board per viewer from the shared data, so no browser costs an extra database rea
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
+from collections import OrderedDict, defaultdict
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,15 +45,40 @@ def _render_if_exists(session_id: str, partial: str) -> dict[str, Any] | None:
 
 
 def render_board(panels: dict[str, Any], me: Participant | None) -> str:
-    """The board for one viewer, from the batch's shared data: no database read per browser."""
-    context = {
-        "session": panels["session"],
-        "board": panels["board"],
-        "me": me,
-        "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
-        "oob": True,
-    }
-    return render_to_string(f"{FLOOR}#board", context)
+    """The board for one viewer, from the batch's shared data: no database read per browser, and
+    rendered once per batch for each participant and once for all watchers."""
+    key = me.username if me is not None else None
+    boards = panels.setdefault("boards", {})
+    if key not in boards:
+        context = {
+            "session": panels["session"],
+            "board": panels["board"],
+            "me": me,
+            "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
+            "oob": True,
+        }
+        boards[key] = render_to_string(f"{FLOOR}#board", context)
+    return boards[key]
+
+
+# Batches are handed to this process's consumers by reference: the in-memory channel layer deep-copies
+# every message for every socket, which for 500 sockets would copy the rendered floor 500 times.
+_BATCHES: OrderedDict[int, dict[str, Any]] = OrderedDict()
+_KEEP_BATCHES = 64
+_batch_ids = itertools.count(1)
+
+
+def publish(panels: dict[str, Any]) -> int:
+    batch = next(_batch_ids)
+    _BATCHES[batch] = panels
+    while len(_BATCHES) > _KEEP_BATCHES:
+        _BATCHES.popitem(last=False)
+    return batch
+
+
+def published(batch: int) -> dict[str, Any] | None:
+    """A batch by its number, or None when it is gone (then the consumer re-renders itself)."""
+    return _BATCHES.get(batch)
 
 
 # ---------------------------------------------------------------- feed sources
@@ -93,7 +119,9 @@ def holdings_json(session_id: str) -> dict[str, Any]:
         "seq": session.last_seq,
         "status": session.status,
         "legs": session.legs,
-        "holdings": {u: {leg: domain.qty_str(x) for leg, x in zip(session.legs, row, strict=True)} for u, row in matrix.items()},
+        "holdings": {
+            u: {leg: domain.qty_str(x) for leg, x in zip(session.legs, row, strict=True)} for u, row in matrix.items()
+        },
     }
 
 
@@ -103,9 +131,9 @@ def _ticks_start() -> int:
 
 def _ticks_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
     rows = list(
-        Tick.objects.filter(id__gt=cursor).order_by("id").values_list("id", "session_id", "symbol", "price", "at")[
-            : BATCH * 10
-        ]
+        Tick.objects.filter(id__gt=cursor)
+        .order_by("id")
+        .values_list("id", "session_id", "symbol", "price", "at")[: BATCH * 10]
     )
     if not rows:
         return [], cursor
@@ -122,7 +150,7 @@ async def _fan_out(session_ids: set[str], partial: str) -> None:
         panels = await sync_to_async(_closing_call(_render_if_exists), thread_sensitive=False)(sid, partial)
         if panels is None:
             continue
-        await layer.group_send(group_name(sid), {"type": "floor.update", "panels": panels})
+        await layer.group_send(group_name(sid), {"type": "floor.update", "batch": publish(panels), "session": sid})
 
 
 def json_group_name(session_id: str) -> str:
