@@ -145,6 +145,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    pending: bool = False  # nothing to check yet (not allocated, no prices)
 
 
 @dataclass
@@ -197,10 +198,10 @@ def _checks(session: Session, matrix: dict[str, list[int]], vec: list[int] | Non
     n = len(session.legs)
     if not matrix:
         return [
-            Check("1 Conservation", True, "not allocated yet"),
-            Check("2 No negative holding", True, "not allocated yet"),
-            Check("3 Zero-sum trades", True, "no trades"),
-            Check("4 Settlement sum", True, "not settled"),
+            Check("1 Conservation", True, "not allocated yet", pending=True),
+            Check("2 No negative holding", True, "not allocated yet", pending=True),
+            Check("3 Zero-sum trades", True, "no trades", pending=True),
+            Check("4 Settlement sum", True, "not settled", pending=True),
         ]
     sums = [sum(row[k] for row in matrix.values()) for k in range(n)]
     conserved = sums == list(session.q)
@@ -232,7 +233,7 @@ def _checks(session: Session, matrix: dict[str, list[int]], vec: list[int] | Non
             Check("4 Settlement sum", total == expected, f"at latest prices Σ x·S = q·S = {money_dec(expected):,.2f}")
         )
     else:
-        checks.append(Check("4 Settlement sum", True, "waiting for prices"))
+        checks.append(Check("4 Settlement sum", True, "waiting for prices", pending=True))
     return checks
 
 

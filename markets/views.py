@@ -83,6 +83,8 @@ def _board_response(request: HttpRequest, session: Session, *, error: str = "", 
         "board": selectors.board_data(session),
         "error": error,
         "error_key": error_key,
+        # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
+        "typed": request.POST if error else {},
         "now": selectors.clock.now(),
     }
     if not request.htmx:

@@ -307,3 +307,25 @@ def test_settlement_refuses_a_fixing_time_in_the_future(users):
     assert written("s5") == before
     response = client_for(users["org"]).post(reverse("markets:settle", args=["s5"]), {"fixing_at": "soon"}, **HX)
     assert "not a valid date" in response.content.decode()
+
+
+def test_refused_rfq_keeps_what_was_typed(users, priced):
+    response = client_for(users["alice"]).post(
+        reverse("markets:rfq_create", args=["demo"]), {"give_leg": "META", "get_leg": "ORCL", "quantity": "1000"}, **HX
+    )
+    board = response.content.decode()
+    assert 'value="1000"' in board
+    assert "<option selected>META</option>" in board.split('name="give_leg"')[1].split("</select>")[0]
+    assert "<option selected>ORCL</option>" in board.split('name="get_leg"')[1].split("</select>")[0]
+    ok = client_for(users["alice"]).post(
+        reverse("markets:rfq_create", args=["demo"]), {"give_leg": "META", "get_leg": "ORCL", "quantity": "1"}, **HX
+    )
+    assert 'value=""' in ok.content.decode()  # a request that went through clears the form
+
+
+def test_invariant_checks_say_pending_before_allocation(users):
+    from conftest import create_demo
+
+    create_demo(users, "s6", open_it=False)
+    page = client_for(users["org"]).get(reverse("markets:floor", args=["s6"])).content.decode()
+    assert page.count('class="pending"') == 4 and "not allocated yet" in page
