@@ -161,3 +161,23 @@ def test_start_demo_names_the_process_holding_a_taken_port(tmp_path):
     if shutil.which("ss") or shutil.which("lsof"):
         assert f"by process {os.getpid()}" in result.stderr  # this test holds the port
     assert not (copy / ".demo" / "daphne.pid").exists()
+
+
+@pytest.mark.parametrize("script", ["./start-demo.sh", "./run-tests.sh"])
+def test_scripts_say_exactly_what_is_missing_without_python_312(tmp_path, script):
+    """On a machine whose only Pythons are older than 3.12 (here: none at all on PATH)."""
+    copy = project_copy(tmp_path / "clone")
+    (copy / ".venv").unlink()  # a fresh clone has no .venv
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("bash", "dirname", "mkdir", "cat", "sha256sum", "cut", "basename", "rm", "touch", "sed", "uname"):
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    env = {"PATH": str(tools), "HOME": str(tmp_path / "home"), "PORT": str(free_port()), "CI": "1"}
+    result = subprocess.run(
+        [str(tools / "bash"), script], cwd=copy, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Python 3.12 or newer is required and none was found" in result.stderr
+    assert not (copy / ".venv").exists()
