@@ -52,7 +52,9 @@ class FloorConsumer(AsyncWebsocketConsumer):
     async def _send_panels(self, panels: dict) -> None:
         html = panels["html"]
         if panels.get("board") is not None:
-            if self.me is None:  # a watcher may join while connected (session still created)
+            # A watcher may join while connected, but only while the session is still "created":
+            # once it is open nobody joins, so watchers of an open session cost no query per push.
+            if self.me is None and panels["session"].status == Session.Status.CREATED:
                 self.me = await self._participant()
             html += live.render_board(panels, self.me)
         await self.send(text_data=html)
