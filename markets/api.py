@@ -391,7 +391,7 @@ def _quote_out(quote: Quote, quantity: int) -> dict[str, Any]:
         "rate": domain.rate_str(quote.rate),
         "receive": domain.qty_str(domain.trade_receive(quantity, quote.rate)),
         "expires_at": quote.expires_at,
-        "status": quote.status,
+        "status": quote.status_at(clock.now()),
         "created_at": quote.created_at,
     }
 

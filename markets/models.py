@@ -170,6 +170,13 @@ class Quote(models.Model):
     def is_live_at(self, when) -> bool:
         return self.status == self.Status.LIVE and self.expires_at > when
 
+    def status_at(self, when) -> str:
+        """What the quote is at `when`: a live quote past its expiry reads "expired" (it lapsed by time;
+        no event is written for that, the clock decides)."""
+        if self.status == self.Status.LIVE and self.expires_at <= when:
+            return "expired"
+        return self.status
+
 
 class Trade(models.Model):
     id = models.BigIntegerField(primary_key=True)

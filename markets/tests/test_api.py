@@ -514,9 +514,17 @@ def test_an_expired_quote_cannot_be_accepted(api, demo):
     clock.set_time(start)
     rfq_id = open_rfq(api)
     quote_id = quote(api, rfq_id, ttl_seconds=5)
+    assert quote_status(api, rfq_id, quote_id) == "live"
     clock.advance(6)
+    assert quote_status(api, rfq_id, quote_id) == "expired"  # bots see it lapsed by time
     before = events()
     rejected(api.post(f"/quotes/{quote_id}/accept"), 409, "quote_expired", before)
+
+
+def quote_status(api, rfq_id: int, quote_id: int) -> str:
+    rfqs = api.get("/sessions/demo/rfqs").json()
+    rfq = next(r for r in (rfqs["rfqs"] if isinstance(rfqs, dict) else rfqs) if r["id"] == rfq_id)
+    return next(q for q in rfq["quotes"] if q["id"] == quote_id)["status"]
 
 
 # ---------------------------------------------------------------- bad input (400 / 422)
