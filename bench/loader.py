@@ -34,6 +34,7 @@ def load(rows: Iterable[tuple]) -> int:
     from django.db import connection
 
     from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+    from markets.projections import session_from_created
 
     rows = list(rows)
     users = {u.username: u for u in get_user_model().objects.all()}
@@ -52,21 +53,7 @@ def load(rows: Iterable[tuple]) -> int:
         d = json.loads(payload)
         at = _at(at_text)
         if type_ == "SessionCreated":
-            sessions[sid] = Session(
-                id=d["session_id"],
-                title=d.get("title", ""),
-                legs=d["legs"],
-                q=d["q"],
-                t1=_parse(d.get("t1")),
-                t2=_parse(d.get("t2")),
-                start_mode=d["start_mode"],
-                end_mode=d["end_mode"],
-                allocation_mode=d["allocation_mode"],
-                fixing_rule=d["fixing_rule"],
-                status=Session.Status.CREATED,
-                created_by=users[d["created_by"]],
-                created_at=at,
-            )
+            sessions[sid] = session_from_created(d, users[d["created_by"]], at)
         elif type_ == "ParticipantJoined":
             participants[(sid, d["username"])] = Participant(
                 session_id=sid, user=users[d["username"]], username=d["username"], role=d["role"], joined_at=at

@@ -50,10 +50,9 @@ def _participant(session_id: str, username: str) -> Participant:
     return Participant.objects.get(session_id=session_id, username=username)
 
 
-@handles("SessionCreated")
-def _session_created(event: Event, d: dict[str, Any]) -> None:
-    user = get_user_model().objects.get(username=d["created_by"])
-    Session.objects.create(
+def session_from_created(d: dict[str, Any], created_by, at: dt.datetime) -> Session:
+    """The Session row a SessionCreated payload describes (unsaved; bulk loaders reuse it)."""
+    return Session(
         id=d["session_id"],
         title=d.get("title", ""),
         legs=d["legs"],
@@ -65,9 +64,15 @@ def _session_created(event: Event, d: dict[str, Any]) -> None:
         allocation_mode=d["allocation_mode"],
         fixing_rule=d["fixing_rule"],
         status=Session.Status.CREATED,
-        created_by=user,
-        created_at=event.at,
+        created_by=created_by,
+        created_at=at,
     )
+
+
+@handles("SessionCreated")
+def _session_created(event: Event, d: dict[str, Any]) -> None:
+    user = get_user_model().objects.get(username=d["created_by"])
+    session_from_created(d, user, event.at).save(force_insert=True)
 
 
 @handles("ParticipantJoined")
