@@ -22,7 +22,9 @@ class SessionCreateForm(forms.Form):
     q = forms.CharField(label="Basket q", help_text="One quantity per leg: 100, 60, 80, 120")
     start_mode = forms.ChoiceField(choices=Session.StartMode.choices, initial=Session.StartMode.IMMEDIATE)
     end_mode = forms.ChoiceField(choices=Session.EndMode.choices, initial=Session.EndMode.MANUAL)
-    t1 = forms.DateTimeField(label="t1 (opens)", required=False, help_text="UTC, YYYY-MM-DD HH:MM[:SS]; needed when scheduled")
+    t1 = forms.DateTimeField(
+        label="t1 (opens)", required=False, help_text="UTC, YYYY-MM-DD HH:MM[:SS]; needed when scheduled"
+    )
     t2 = forms.DateTimeField(label="t2 (settles)", required=False, help_text="UTC; needed when timed")
     allocation_mode = forms.ChoiceField(choices=Session.AllocationMode.choices, initial=Session.AllocationMode.PRO_RATA)
     fixing_rule = forms.ChoiceField(

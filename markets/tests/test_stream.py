@@ -41,7 +41,9 @@ async def test_backlog_then_live_trade_made_through_the_api(users, demo):
     comm = await stream("/ws/sessions/demo", raw)
     assert (await comm.connect())[0]
     first = await comm.receive_json_from(timeout=5)
-    assert first["type"] == "event" and first["event_type"] == "SessionCreated" and first["payload"]["q"][0] == 100_000_000
+    assert (
+        first["type"] == "event" and first["event_type"] == "SessionCreated" and first["payload"]["q"][0] == 100_000_000
+    )
     seqs = [first["seq"]]
     while True:
         item = await comm.receive_json_from(timeout=5)

@@ -4,26 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Tick',
+            name="Tick",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('session_id', models.CharField(max_length=64)),
-                ('symbol', models.CharField(max_length=16)),
-                ('at', models.DateTimeField()),
-                ('price', models.BigIntegerField(help_text='Price in base units of 10**-6')),
-                ('source', models.CharField(help_text='sim:<seed>, replay:<file>, manual', max_length=64)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("session_id", models.CharField(max_length=64)),
+                ("symbol", models.CharField(max_length=16)),
+                ("at", models.DateTimeField()),
+                ("price", models.BigIntegerField(help_text="Price in base units of 10**-6")),
+                ("source", models.CharField(help_text="sim:<seed>, replay:<file>, manual", max_length=64)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['session_id', 'symbol', 'at'], name='oracle_tick_lookup')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["session_id", "symbol", "at"], name="oracle_tick_lookup")],
             },
         ),
     ]
