@@ -76,9 +76,9 @@ class Feed:
             try:
                 for source in list(self.sources.values()):
                     if source.cursor < 0:
-                        source.cursor = await sync_to_async(_closing(source.start), thread_sensitive=False)()
+                        source.cursor = await sync_to_async(closing(source.start), thread_sensitive=False)()
                         continue
-                    items, cursor = await sync_to_async(_closing(source.poll), thread_sensitive=False)(source.cursor)
+                    items, cursor = await sync_to_async(closing(source.poll), thread_sensitive=False)(source.cursor)
                     source.cursor = cursor
                     if items:
                         await source.handler(items)
@@ -95,7 +95,7 @@ class Feed:
             self._wake.clear()
 
 
-def _closing(fn: Callable[..., Any]) -> Callable[..., Any]:
+def closing(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a DB read in a worker thread and close that thread's connection afterwards."""
 
     def run(*args: Any) -> Any:

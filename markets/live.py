@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db.models import Max
 from django.template.loader import render_to_string
 
-from ledger.feed import feed
+from ledger.feed import closing, feed
 from ledger.models import Event
 from markets import domain, projections, selectors
 from markets.models import Participant, Session
@@ -147,7 +147,7 @@ def _ticks_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
 async def _fan_out(session_ids: set[str], partial: str) -> None:
     layer = get_channel_layer()
     for sid in sorted(session_ids):
-        panels = await sync_to_async(_closing_call(_render_if_exists), thread_sensitive=False)(sid, partial)
+        panels = await sync_to_async(closing(_render_if_exists), thread_sensitive=False)(sid, partial)
         if panels is None:
             continue
         await layer.group_send(group_name(sid), {"type": "floor.update", "batch": publish(panels), "session": sid})
@@ -165,7 +165,7 @@ async def _on_events(events: list[dict[str, Any]]) -> None:
     await _fan_out(set(by_session), "push")
     layer = get_channel_layer()
     for sid, batch in by_session.items():
-        holdings = await sync_to_async(_closing_call(holdings_json), thread_sensitive=False)(sid)
+        holdings = await sync_to_async(closing(holdings_json), thread_sensitive=False)(sid)
         await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": [*batch, holdings]})
 
 
@@ -177,18 +177,6 @@ async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": batch})
-
-
-def _closing_call(fn):
-    def run(*args):
-        from django.db import connection
-
-        try:
-            return fn(*args)
-        finally:
-            connection.close()
-
-    return run
 
 
 def register() -> None:

@@ -94,22 +94,30 @@ def _spark(prices: list[int], width: int = 160, height: int = 36) -> tuple[str, 
     return pts, lo, hi
 
 
-def leg_views(session: Session, prices: dict[str, int]) -> list[LegView]:
-    views = []
-    since = session.opened_at or session.created_at
-    for k, leg in enumerate(session.legs):
-        recent = list(
+def recent_prices(session: Session) -> dict[str, list[int]]:
+    """The last SPARK_POINTS prices of each leg, oldest first; the last one is the latest price."""
+    history = {}
+    for leg in session.legs:
+        history[leg] = list(
             Tick.objects.filter(session_id=session.id, symbol=leg)
             .order_by("-at", "-id")
             .values_list("price", flat=True)[:SPARK_POINTS]
         )[::-1]
+    return history
+
+
+def leg_views(session: Session, history: dict[str, list[int]]) -> list[LegView]:
+    views = []
+    since = session.opened_at or session.created_at
+    for k, leg in enumerate(session.legs):
+        recent = history[leg]
         first = (
             Tick.objects.filter(session_id=session.id, symbol=leg, at__gte=since)
             .order_by("at", "id")
             .values_list("price", flat=True)
             .first()
         )
-        price = prices.get(leg)
+        price = recent[-1] if recent else None
         change = change_pct = None
         if price is not None and first:
             change = domain.to_decimal(price - first, domain.PRICE_DP)
@@ -190,11 +198,14 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
             )
         )
     pool = Pool(q=[q_dec(x) for x in session.q], value=money_dec(domain.payout(session.q, vec)) if vec else None)
-    pool.checks = _checks(session, matrix, vec, settlement)
+    initial = {u: r["initial"] for u, r in rows_by_user.items()}
+    pool.checks = _checks(session, matrix, initial, vec, settlement)
     return rows, pool
 
 
-def _checks(session: Session, matrix: dict[str, list[int]], vec: list[int] | None, settlement) -> list[Check]:
+def _checks(
+    session: Session, matrix: dict[str, list[int]], initial: dict[str, list[int]], vec: list[int] | None, settlement
+) -> list[Check]:
     n = len(session.legs)
     if not matrix:
         return [
@@ -207,9 +218,7 @@ def _checks(session: Session, matrix: dict[str, list[int]], vec: list[int] | Non
     conserved = sums == list(session.q)
     low = min(min(row) for row in matrix.values())
     trades = Trade.objects.filter(session=session).count()
-    net = [0] * n
-    for qty, initial, k in Holding.objects.filter(session=session).values_list("qty", "initial", "leg_index"):
-        net[k] += qty - initial
+    net = [sum(matrix[u][k] - initial[u][k] for u in matrix) for k in range(n)]
     checks = [
         Check(
             "1 Conservation",
@@ -330,7 +339,8 @@ def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
 def floor_context(session_id: str) -> dict[str, Any]:
     """Everything the floor shows that is the same for every viewer."""
     session = Session.objects.select_related("created_by").get(id=session_id)
-    prices = latest_prices(session)
+    history = recent_prices(session)
+    prices = {leg: recent[-1] for leg, recent in history.items() if recent}
     holdings, pool = holdings_and_pool(session, prices)
     settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
     settled_prices = None
@@ -338,7 +348,7 @@ def floor_context(session_id: str) -> dict[str, Any]:
         settled_prices = [(leg, domain.to_decimal(settlement.prices[leg], domain.PRICE_DP)) for leg in session.legs]
     return {
         "session": session,
-        "legs": leg_views(session, prices),
+        "legs": leg_views(session, history),
         "holdings": holdings,
         "pool": pool,
         "trades": blotter(session),

@@ -112,13 +112,3 @@ def take_fixing(session_id: str, legs: Sequence[str], at: dt.datetime, spec: dic
     if missing:
         raise MissingPrice(missing, at)
     return Fixing(prices=prices, ticks=used, rule=spec, at=at)
-
-
-def latest_prices(session_id: str, legs: Sequence[str]) -> dict[str, Tick]:
-    """The newest tick of each leg (for display and valuation)."""
-    result = {}
-    for leg in legs:
-        tick = Tick.objects.filter(session_id=session_id, symbol=leg).order_by("-at", "-id").first()
-        if tick is not None:
-            result[leg] = tick
-    return result
