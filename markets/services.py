@@ -16,18 +16,17 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Max, Min, Sum
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from ledger import clock, feed, store
 from ledger.store import ConcurrencyError
-from markets import domain, projections
+from markets import domain, projections, rows
 from markets.errors import Conflict, DomainError, Forbidden, NotFound, StorageUnavailable, Unauthenticated
-from markets.models import RFQ, Holding, Participant, Quote, Session, Trade, stream_name
+from markets.models import RFQ, Participant, Quote, Session, Trade, stream_name
 from oracle import fixing as fixing_rules
 
 log = logging.getLogger(__name__)
@@ -93,16 +92,15 @@ def _command(session_id: str) -> Iterator[_Command]:
         cmd = _Command(session, clock.now())
         yield cmd
         if cmd.events:
-            check_invariants(session.id)
+            check_invariants(session.id, session.q)
             transaction.on_commit(feed.nudge)  # local browsers hear at once; others poll
 
 
 def _get_session(session_id: str, *, for_update: bool = False) -> Session:
-    qs = Session.objects.select_for_update() if for_update else Session.objects
-    try:
-        return qs.get(id=str(session_id))
-    except Session.DoesNotExist:
-        raise NotFound(f"Unknown session {str(session_id)[:64]!r}", "session_not_found") from None
+    session = rows.get_by_pk(Session, str(session_id), for_update=for_update)
+    if session is None:
+        raise NotFound(f"Unknown session {str(session_id)[:64]!r}", "session_not_found")
+    return session
 
 
 def _require_user(actor) -> None:
@@ -135,7 +133,10 @@ def _require_open(session: Session) -> None:
 
 
 def _next_id(model) -> int:
-    return (model.objects.aggregate(m=Max("id"))["m"] or 0) + 1
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(model._meta.db_table)}")
+        (last,) = cursor.fetchone()
+    return (last or 0) + 1
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -147,22 +148,24 @@ def tolerance_base_units() -> int:
     return int(tol.scaleb(domain.QTY_DP).to_integral_value())
 
 
-def check_invariants(session_id: str) -> None:
+_LEG_TOTALS_SQL = (
+    'SELECT "leg_index", SUM("qty"), MIN("qty") FROM "markets_holding" WHERE "session_id" = %s GROUP BY "leg_index"'
+)
+
+
+def check_invariants(session_id: str, q: list[int] | None = None) -> None:
     """Invariants 1 and 2 on the projection as it would be committed: one aggregate per leg."""
-    session = Session.objects.get(id=session_id)
-    rows = (
-        Holding.objects.filter(session_id=session_id)
-        .values("leg_index")
-        .annotate(total=Sum("qty"), low=Min("qty"))
-        .values_list("leg_index", "total", "low")
-    )
-    totals = {k: (total, low) for k, total, low in rows}
+    if q is None:
+        q = Session.objects.values_list("q", flat=True).get(id=session_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_LEG_TOTALS_SQL, [session_id])
+        totals = {k: (int(total), int(low)) for k, total, low in cursor.fetchall()}
     if not totals:
         return  # not allocated yet
     domain.check_leg_totals(
-        [totals.get(k, (0, 0))[0] for k in range(len(session.q))],
-        [totals.get(k, (0, 0))[1] for k in range(len(session.q))],
-        session.q,
+        [totals.get(k, (0, 0))[0] for k in range(len(q))],
+        [totals.get(k, (0, 0))[1] for k in range(len(q))],
+        q,
         tolerance_base_units(),
     )
 
@@ -462,53 +465,132 @@ def cancel_rfq(actor, rfq_id: object) -> RFQ:
     return _get_rfq(rfq_id)
 
 
+class _Acceptance(NamedTuple):
+    """The quote, its RFQ and both parties as the accept reads them: one joined row."""
+
+    session_id: str
+    quote_status: str
+    expires_at: dt.datetime
+    rate: int
+    maker_id: int
+    maker: str
+    rfq_id: int
+    rfq_status: str
+    taker_id: int
+    taker: str
+    taker_user_id: int
+    give_leg: str
+    get_leg: str
+    quantity: int
+
+
+_ACCEPTANCE_SQL = (
+    'SELECT r."session_id", q."status", q."expires_at", q."rate", q."maker_id", m."username", r."id", r."status", '
+    'r."taker_id", t."username", t."user_id", r."give_leg", r."get_leg", r."quantity" '
+    'FROM "markets_quote" q JOIN "markets_rfq" r ON r."id" = q."rfq_id" '
+    'JOIN "markets_participant" t ON t."id" = r."taker_id" JOIN "markets_participant" m ON m."id" = q."maker_id" '
+    'WHERE q."id" = %s'
+)
+_TWO_ROWS_SQL = (
+    'SELECT "participant_id", "qty" FROM "markets_holding" WHERE "participant_id" IN (%s, %s) '
+    'ORDER BY "participant_id", "leg_index"'
+)
+
+
+def _acceptance(quote_id: object) -> _Acceptance:
+    """Accepting is the hot path: one plain statement instead of four ORM queries (see markets/rows.py)."""
+    try:
+        qid = int(str(quote_id))
+    except ValueError:
+        qid = None
+    row = None
+    if qid is not None and abs(qid) < 2**63:
+        with connection.cursor() as cursor:
+            cursor.execute(_ACCEPTANCE_SQL, [qid])
+            row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"Unknown quote {str(quote_id)[:20]!r}", "quote_not_found")
+    found = _Acceptance(*row)
+    expires = found.expires_at
+    if isinstance(expires, str):
+        expires = dt.datetime.fromisoformat(expires)
+    if expires.tzinfo is None:  # SQLite keeps UTC without a zone
+        expires = expires.replace(tzinfo=dt.UTC)
+    return found._replace(expires_at=expires)
+
+
+def _two_rows(a: int, b: int) -> tuple[list[int], list[int]]:
+    """Both parties' holdings, in leg order, in one statement."""
+    rows: dict[int, list[int]] = {a: [], b: []}
+    with connection.cursor() as cursor:
+        cursor.execute(_TWO_ROWS_SQL, [a, b])
+        for participant_id, qty in cursor.fetchall():
+            rows[participant_id].append(qty)
+    return rows[a], rows[b]
+
+
 @_retrying
 def accept_quote(actor, quote_id: object) -> Trade:
     """The RFQ's taker accepts a live quote: both inventories are checked now, in this transaction."""
-    quote = _get_quote(quote_id)
-    with _command(quote.rfq.session_id) as cmd:
-        quote = _get_quote(quote_id)
-        rfq = quote.rfq
+    _require_user(actor)
+    with _command(_acceptance(quote_id).session_id) as cmd:
+        found = _acceptance(quote_id)  # again, under the lock: it may have changed meanwhile
         session = cmd.session
-        if actor is not None and _participant(session, actor).id != rfq.taker_id:
+        if actor is not None and actor.pk != found.taker_user_id:
+            _participant(session, actor)  # "you have not joined" is the clearer refusal when it applies
             raise Forbidden("Only the RFQ's taker can accept its quotes", "not_your_rfq")
         _require_open(session)
-        if rfq.status != RFQ.Status.OPEN:
-            raise Conflict(f"RFQ {rfq.id} is already {rfq.status}", "rfq_closed")
-        if quote.status != Quote.Status.LIVE:
-            raise Conflict(f"Quote {quote.id} is {quote.status}: it can no longer be accepted", "quote_not_live")
-        if quote.expires_at <= cmd.now:
-            raise Conflict(f"Quote {quote.id} expired at {quote.expires_at:%H:%M:%S}", "quote_expired")
-        taker_row = _row(rfq.taker)
-        maker_row = _row(quote.maker)
+        if found.rfq_status != RFQ.Status.OPEN:
+            raise Conflict(f"RFQ {found.rfq_id} is already {found.rfq_status}", "rfq_closed")
+        if found.quote_status != Quote.Status.LIVE:
+            raise Conflict(
+                f"Quote {int(str(quote_id))} is {found.quote_status}: it can no longer be accepted", "quote_not_live"
+            )
+        if found.expires_at <= cmd.now:
+            raise Conflict(f"Quote {int(str(quote_id))} expired at {found.expires_at:%H:%M:%S}", "quote_expired")
+        taker_row, maker_row = _two_rows(found.taker_id, found.maker_id)
         move = domain.plan_trade(
-            session.legs, rfq.give_leg, rfq.get_leg, rfq.quantity, quote.rate, taker_row, maker_row
+            session.legs, found.give_leg, found.get_leg, found.quantity, found.rate, taker_row, maker_row
         )
         taker_deltas, maker_deltas = move.deltas(len(session.legs))
         domain.check_zero_sum(taker_deltas, maker_deltas)
         trade_id = _next_id(Trade)
-        cmd.emit(
+        event = cmd.emit(
             "TradeExecuted",
             {
                 "trade_id": trade_id,
-                "rfq_id": rfq.id,
-                "quote_id": quote.id,
-                "taker": rfq.taker.username,
-                "maker": quote.maker.username,
-                "give_leg": rfq.give_leg,
-                "get_leg": rfq.get_leg,
+                "rfq_id": found.rfq_id,
+                "quote_id": int(str(quote_id)),
+                "taker": found.taker,
+                "maker": found.maker,
+                "give_leg": found.give_leg,
+                "get_leg": found.get_leg,
                 "give_qty": move.give_qty,
                 "get_qty": move.get_qty,
-                "rate": quote.rate,
+                "rate": found.rate,
                 "taker_deltas": taker_deltas,
                 "maker_deltas": maker_deltas,
             },
         )
-    return Trade.objects.get(id=trade_id)
-
-
-def _row(participant: Participant) -> list[int]:
-    return list(participant.holdings.order_by("leg_index").values_list("qty", flat=True))
+    # The row just committed, as the projection wrote it (no need to read it back).
+    trade = Trade(
+        id=trade_id,
+        session_id=session.id,
+        rfq_id=found.rfq_id,
+        quote_id=int(str(quote_id)),
+        taker_id=found.taker_id,
+        maker_id=found.maker_id,
+        give_leg=found.give_leg,
+        get_leg=found.get_leg,
+        give_qty=move.give_qty,
+        get_qty=move.get_qty,
+        rate=found.rate,
+        executed_at=event.at,
+        seq=event.seq,
+    )
+    trade._state.adding = False
+    trade._state.db = connection.alias
+    return trade
 
 
 # ---------------------------------------------------------------- settlement
