@@ -106,7 +106,9 @@ def append(
         except IntegrityError as exc:
             raise ConcurrencyError(f"stream {stream} moved past version {current}") from exc
         (seq,) = cursor.fetchone()
-    event = Event(seq=seq, stream=stream, version=version, type=type_, payload=text, at=when, prev_hash=prev, hash=digest)
+    event = Event(
+        seq=seq, stream=stream, version=version, type=type_, payload=text, at=when, prev_hash=prev, hash=digest
+    )
     event._state.adding = False  # it is the stored row, as if read back
     event._state.db = connection.alias
     return event

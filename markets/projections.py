@@ -172,7 +172,9 @@ def _rfq_cancelled(event: Event, d: dict[str, Any]) -> None:
         _close_rfq(cursor, d["rfq_id"], RFQ.Status.CANCELLED, event.at)
 
 
-_PARTICIPANT_IDS_SQL = 'SELECT "username", "id" FROM "markets_participant" WHERE "session_id" = %s AND "username" IN (%s, %s)'
+_PARTICIPANT_IDS_SQL = (
+    'SELECT "username", "id" FROM "markets_participant" WHERE "session_id" = %s AND "username" IN (%s, %s)'
+)
 _MOVE_SQL = 'UPDATE "markets_holding" SET "qty" = "qty" + %s WHERE "participant_id" = %s AND "leg_index" = %s'
 _TRADE_SQL = (
     'INSERT INTO "markets_trade" ("id", "session_id", "rfq_id", "quote_id", "taker_id", "maker_id", "give_leg", '
