@@ -2,16 +2,19 @@
 
 Any process may write (a request, `run_oracle`, `settle`, the admin), so the web process cannot wait
 to be told: one asyncio task per process polls each registered source by its monotonic cursor
-(the ledger's `seq`, the oracle's tick id) every FEED_POLL_SECONDS, or at once when a local commit
-nudges it. Each new batch is read ONCE and handed to the source's handler, which renders and
-group-sends to the browsers; so N browsers cost one read of each new row, not N.
+(the ledger's `seq`, the oracle's tick id) every FEED_POLL_SECONDS, at once when a local commit
+nudges it, and within WATCH_SECONDS when another process commits to the SQLite file. Each new batch is
+read ONCE and handed to the source's handler, which renders and group-sends to the browsers; so N
+browsers cost one read of each new row, not N.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +76,8 @@ class Feed:
 
         interval = float(getattr(settings, "FEED_POLL_SECONDS", 0.2))
         while True:
+            seen = database_signature()  # before reading: a commit during the poll triggers another
+            polled_at = time.monotonic()
             try:
                 for source in list(self.sources.values()):
                     if source.cursor < 0:
@@ -87,12 +92,47 @@ class Feed:
                 raise
             except Exception:  # keep following: one bad batch must not silence every browser
                 log.exception("ledger feed poll failed")
-            assert self._wake is not None
+            await self._wait(polled_at + interval, seen)
+
+    async def _wait(self, deadline: float, seen: tuple | None) -> None:
+        """Until a local nudge, a change of the database files (another process committed), or the
+        interval is up. Looking at the files is a stat, not a query, so it can be done every few ms."""
+        assert self._wake is not None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, WATCH_SECONDS) if seen else remaining)
+                break
             except TimeoutError:
-                pass
-            self._wake.clear()
+                if seen and database_signature() != seen:
+                    break
+        self._wake.clear()
+
+
+# How often the database files are looked at for other processes' commits (a stat each; SQLite only).
+WATCH_SECONDS = 0.01
+
+
+def database_signature() -> tuple | None:
+    """Size and modification time of the SQLite file and its write-ahead log: every commit, from any
+    process, changes the log. None where there is no file to look at (another database): then the feed
+    relies on its polls alone."""
+    from django.db import connections
+
+    db = connections["default"].settings_dict
+    if "sqlite" not in db["ENGINE"] or not db["NAME"] or str(db["NAME"]).startswith(("file:", ":memory:")):
+        return None
+    signature = []
+    for path in (str(db["NAME"]), f"{db['NAME']}-wal"):
+        try:
+            st = os.stat(path)
+        except OSError:
+            signature.append(None)
+        else:
+            signature.append((st.st_mtime_ns, st.st_size))
+    return tuple(signature)
 
 
 def closing(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db.models import Max
 from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 
 from ledger.feed import closing, feed
 from ledger.models import Event
@@ -30,11 +31,33 @@ def group_name(session_id: str) -> str:
     return f"floor.{session_id}"
 
 
+# The pushes (partials of the floor template), the panels each one needs, and whether the RFQ board goes
+# with it. A batch of events pushes the smallest one that covers every event in it.
+PUSHES: dict[str, tuple[frozenset[str], bool]] = {
+    "push": (selectors.FLOOR_PARTS, True),
+    "trade_push": (frozenset({"holdings", "pool", "blotter", "events"}), True),
+    "quote_push": (frozenset({"events"}), True),
+    "prices_push": (frozenset({"legs", "holdings", "pool"}), False),
+}
+QUOTING = frozenset({"RFQRequested", "QuoteProvided", "QuoteWithdrawn", "RFQCancelled"})
+
+
+def push_for(event_types: set[str]) -> str:
+    """RFQs and quotes change only the board and the log; a trade also the holdings, the pool and the
+    blotter; anything else (joins, opening, settlement) the whole floor."""
+    if event_types <= QUOTING:
+        return "quote_push"
+    if event_types <= QUOTING | {"TradeExecuted"}:
+        return "trade_push"
+    return "push"
+
+
 def render_panels(session_id: str, partial: str = "push") -> dict[str, Any]:
     """Shared panels as out-of-band HTML plus the RFQ board's data, read once per batch."""
-    context = selectors.floor_context(session_id)
-    html = render_to_string(f"{FLOOR}#{partial}", context | {"oob": True})
-    board = selectors.board_data(context["session"]) if partial == "push" else None
+    parts, with_board = PUSHES[partial]
+    context = selectors.floor_context(session_id, parts)
+    html = _ascii(render_to_string(f"{FLOOR}#{partial}", context | {"oob": True}))
+    board = selectors.board_data(context["session"]) if with_board else None
     return {"html": html, "board": board, "seq": context["last_seq"], "session": context["session"]}
 
 
@@ -44,21 +67,51 @@ def _render_if_exists(session_id: str, partial: str) -> dict[str, Any] | None:
     return render_panels(session_id, partial)
 
 
+def _ascii(html: str) -> SafeString:
+    """The same HTML with every non-ASCII character as a character reference (→ becomes &#8594;): the
+    server encodes each message for each socket, and ASCII text encodes as a plain copy."""
+    return mark_safe(html.encode("ascii", "xmlcharrefreplace").decode("ascii"))
+
+
 def render_board(panels: dict[str, Any], me: Participant | None) -> str:
-    """The board for one viewer, from the batch's shared data: no database read per browser, and
-    rendered once per batch for each participant and once for all watchers."""
-    key = me.username if me is not None else None
+    """The board for one viewer, from the batch's shared data: no database read per browser. Viewers
+    who stand alike to every open RFQ (all watchers; makers with no quote up; traders with no RFQ
+    open) share one rendering, and each RFQ is rendered once per way of standing to it, so a push to
+    50 participants costs a few renders, not 50 boards."""
+    session = panels["session"]
+    stances = tuple(_stance(r, me, session) for r in panels["board"])
+    can_request = bool(me and me.role != Participant.Role.ORGANISER and session.status == Session.Status.OPEN)
+    key = (can_request, stances)
     boards = panels.setdefault("boards", {})
     if key not in boards:
+        rows = panels.setdefault("rows", {})
+        board = []
+        for r, stance in zip(panels["board"], stances, strict=True):
+            if stance not in rows:
+                rows[stance] = render_to_string(f"{FLOOR}#rfq", {"r": r, "me": me, "session": session})
+            board.append({"html": rows[stance]})
         context = {
-            "session": panels["session"],
-            "board": panels["board"],
+            "session": session,
+            "board": board,
             "me": me,
             "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
             "oob": True,
         }
-        boards[key] = render_to_string(f"{FLOOR}#board", context)
+        boards[key] = _ascii(render_to_string(f"{FLOOR}#board", context))
     return boards[key]
+
+
+def _stance(r: dict[str, Any], me: Participant | None, session: Session) -> tuple:
+    """Everything about the viewer that the `rfq` partial looks at (a watcher stands like anyone who
+    neither asked, nor quoted, nor may quote)."""
+    if me is None:
+        return (r["id"], False, (), False)
+    return (
+        r["id"],
+        me.username == r["taker"],
+        tuple(q["id"] for q in r["quotes"] if q["maker"] == me.username),
+        me.role == Participant.Role.MAKER and me.username != r["taker"] and session.status == Session.Status.OPEN,
+    )
 
 
 # Batches are handed to this process's consumers by reference: the in-memory channel layer deep-copies
@@ -144,9 +197,10 @@ def _ticks_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
     return ticks, rows[-1][0]
 
 
-async def _fan_out(session_ids: set[str], partial: str) -> None:
+async def _fan_out(pushes: dict[str, str]) -> None:
+    """Render each session's push once and tell its browsers (session id -> push partial)."""
     layer = get_channel_layer()
-    for sid in sorted(session_ids):
+    for sid, partial in sorted(pushes.items()):
         panels = await sync_to_async(closing(_render_if_exists), thread_sensitive=False)(sid, partial)
         if panels is None:
             continue
@@ -162,7 +216,7 @@ async def _on_events(events: list[dict[str, Any]]) -> None:
     for event in events:
         if event["stream"].startswith("session-"):
             by_session[event["stream"].removeprefix("session-")].append(event)
-    await _fan_out(set(by_session), "push")
+    await _fan_out({sid: push_for({e["event_type"] for e in batch}) for sid, batch in by_session.items()})
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         holdings = await sync_to_async(closing(holdings_json), thread_sensitive=False)(sid)
@@ -173,7 +227,7 @@ async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for tick in ticks:
         by_session[tick["session_id"]].append(tick)
-    await _fan_out(set(by_session), "prices_push")
+    await _fan_out(dict.fromkeys(by_session, "prices_push"))
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": batch})

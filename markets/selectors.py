@@ -336,30 +336,41 @@ def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
     return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data), e.hash[:10]) for e in events]
 
 
-def floor_context(session_id: str) -> dict[str, Any]:
-    """Everything the floor shows that is the same for every viewer."""
+FLOOR_PARTS = frozenset({"legs", "holdings", "pool", "blotter", "events", "settlement"})
+
+
+def floor_context(session_id: str, parts: frozenset[str] = FLOOR_PARTS) -> dict[str, Any]:
+    """Everything the floor shows that is the same for every viewer; only the panels in `parts` (a push
+    after an RFQ or a quote needs the event log and the board, not the holdings or the prices)."""
     session = Session.objects.select_related("created_by").get(id=session_id)
-    history = recent_prices(session)
-    prices = {leg: recent[-1] for leg, recent in history.items() if recent}
-    holdings, pool = holdings_and_pool(session, prices)
-    settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
-    settled_prices = None
-    if settlement is not None:
-        settled_prices = [(leg, domain.to_decimal(settlement.prices[leg], domain.PRICE_DP)) for leg in session.legs]
-    return {
+    context: dict[str, Any] = {
         "session": session,
-        "legs": leg_views(session, history),
-        "holdings": holdings,
-        "pool": pool,
-        "trades": blotter(session),
-        "events": event_log(session),
-        "settlement": settlement,
-        "settled_prices": settled_prices,
         "seq": max(session.last_seq, Tick.objects.filter(session_id=session.id).aggregate(m=Max("id"))["m"] or 0),
         "last_seq": session.last_seq,
-        "participants": {h.username for h in holdings},
         "now": clock.now(),
     }
+    if "legs" in parts:
+        history = recent_prices(session)
+        prices = {leg: recent[-1] for leg, recent in history.items() if recent}
+        context["legs"] = leg_views(session, history)
+    elif parts & {"holdings", "pool", "settlement"}:
+        prices = latest_prices(session)
+    if parts & {"holdings", "pool", "settlement"}:
+        holdings, pool = holdings_and_pool(session, prices)
+        context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
+    if "blotter" in parts:
+        context["trades"] = blotter(session)
+    if "events" in parts:
+        context["events"] = event_log(session)
+    if "settlement" in parts:
+        settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
+        context["settlement"] = settlement
+        context["settled_prices"] = None
+        if settlement is not None:
+            context["settled_prices"] = [
+                (leg, domain.to_decimal(settlement.prices[leg], domain.PRICE_DP)) for leg in session.legs
+            ]
+    return context
 
 
 def viewer_context(session: Session, user) -> dict[str, Any]:

@@ -65,7 +65,14 @@ TEMPLATES = [
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "sqlite:///./session_contracts.db"), BASE_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "sessionsite.layers.SweptInMemoryChannelLayer",
+        # The stock layer drops a socket from its groups after a day; a floor left open on the organiser's
+        # screen must keep receiving. Sockets leave their groups when they disconnect.
+        "CONFIG": {"group_expiry": 10 * 365 * 86400},
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS: list[dict] = []
 LOGIN_URL = "login"

@@ -4,6 +4,7 @@ wrote the change (a thread here, a real `manage.py` subprocess there), and after
 from __future__ import annotations
 
 import asyncio
+import html
 import subprocess
 import sys
 import threading
@@ -37,13 +38,14 @@ async def connect(user, path: str = "/ws/sessions/demo/") -> WebsocketCommunicat
 
 
 async def receive_until(comm: WebsocketCommunicator, needle: str, timeout: float = 5.0) -> tuple[str, float]:
-    """Receive messages until one contains `needle`; returns it and the seconds it took."""
+    """Receive messages until one contains `needle` (character references decoded, as a browser does);
+    returns it and the seconds it took."""
     start = time.monotonic()
     deadline = start + timeout
     seen = []
     while time.monotonic() < deadline:
         try:
-            message = await comm.receive_from(timeout=max(0.05, deadline - time.monotonic()))
+            message = html.unescape(await comm.receive_from(timeout=max(0.05, deadline - time.monotonic())))
         except TimeoutError:
             break
         if needle in message:

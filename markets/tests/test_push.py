@@ -1,0 +1,138 @@
+"""What a push carries and how it gets there: the smallest push that covers a batch, boards shared
+between viewers who stand alike (and identical to a board rendered for each), commits by other
+processes seen by watching the database file, and a channel layer that keeps long-open floors."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import subprocess
+import sys
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
+from django.template.loader import render_to_string
+
+from markets import live, selectors, services
+from markets.models import Participant, Session
+from markets.tests.test_consumers import connect, in_thread, receive_until
+from sessionsite.layers import SweptInMemoryChannelLayer
+from sessionsite.testing import child_env
+
+
+@pytest.mark.parametrize(
+    ("types", "push"),
+    [
+        ({"RFQRequested"}, "quote_push"),
+        ({"QuoteProvided", "QuoteWithdrawn", "RFQCancelled"}, "quote_push"),
+        ({"TradeExecuted"}, "trade_push"),
+        ({"RFQRequested", "TradeExecuted"}, "trade_push"),
+        ({"SessionSettled"}, "push"),
+        ({"TradeExecuted", "SessionSettled"}, "push"),
+        ({"ParticipantJoined"}, "push"),
+        ({"SomethingNew"}, "push"),  # an event type nobody mapped gets the whole floor
+    ],
+)
+def test_a_batch_gets_the_smallest_push_that_covers_it(types, push):
+    assert live.push_for(types) == push
+
+
+@pytest.mark.django_db
+def test_shared_boards_equal_a_board_rendered_for_each_viewer(users, demo):
+    """Alice's and Bob's RFQs, quotes by both makers: every participant and a watcher get exactly the
+    board a per-viewer rendering gives, and viewers who stand alike share one rendering."""
+    a = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "10")
+    b = services.request_rfq(users["bob"], "demo", "META", "ORCL", "5")
+    services.provide_quote(users["mm"], a.id, "0.62")
+    services.provide_quote(users["mm2"], a.id, "0.61")
+    services.provide_quote(users["mm2"], b.id, "1.5")
+    panels = live.render_panels("demo")
+    session = Session.objects.get(id="demo")
+    viewers = [*Participant.objects.filter(session_id="demo").order_by("username"), None]
+    for me in viewers:
+        expected = render_to_string(
+            "markets/floor.html#board",
+            {
+                "session": session,
+                "board": selectors.board_data(session),
+                "me": me,
+                "is_organiser": bool(me and me.role == "organiser"),
+                "oob": True,
+            },
+        )
+        got = live.render_board(panels, me)
+        assert html.unescape(got) == expected, me
+        assert got.isascii()
+    assert live.render_board(panels, None) is live.render_board(panels, None)
+    assert len(panels["boards"]) < len(viewers)  # the organiser and the watcher see the same board
+
+
+async def _next_push(comm, needle: str) -> str:
+    message, _ = await receive_until(comm, needle)
+    return message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_rfq_pushes_board_and_log_only_and_a_trade_adds_holdings(users, demo):
+    comm = await connect(users["mm"])
+    assert (await comm.connect())[0]
+    await comm.receive_from(timeout=5)
+    rfq = await sync_to_async(in_thread)(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "10")
+    message = await _next_push(comm, "RFQRequested")
+    assert f'id="rfq-{rfq.id}"' in message and 'id="events"' in message and 'id="status"' in message
+    for untouched in ('id="holdings"', 'id="blotter"', 'id="legs"'):
+        assert untouched not in message
+    quote = await sync_to_async(in_thread)(services.provide_quote, users["mm"], rfq.id, "0.62")
+    await _next_push(comm, "QuoteProvided")
+    await sync_to_async(in_thread)(services.accept_quote, users["alice"], quote.id)
+    message = await _next_push(comm, "TradeExecuted")
+    assert 'id="holdings"' in message and 'id="blotter"' in message and 'id="pool"' in message
+    assert "8.800000" in message  # mm's NVDA: 15 - 6.2
+    assert f'id="rfq-{rfq.id}"' not in message  # filled: off the board
+    await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_commit_by_another_process_arrives_long_before_the_poll_interval(users, demo, settings):
+    """With polls 10 s apart, an RFQ made by a `manage.py shell` process still arrives within a second
+    or so: the feed watches the database file's write-ahead log."""
+    settings.FEED_POLL_SECONDS = 10
+    comm = await connect(users["bob"])
+    assert (await comm.connect())[0]
+    await comm.receive_from(timeout=5)
+    await asyncio.sleep(0.3)  # the feed has taken its starting cursor and is waiting
+    code = (
+        "from django.contrib.auth import get_user_model; from markets import services; "
+        "services.request_rfq(get_user_model().objects.get(username='alice'), 'demo', 'AAPL', 'NVDA', '3')"
+    )
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "manage.py", "shell", "-v0", "-c", code], env=child_env(), timeout=60
+    )
+    committed = time.monotonic()
+    assert done.returncode == 0
+    await receive_until(comm, "RFQRequested", timeout=3)
+    assert time.monotonic() - committed < 3
+    await comm.disconnect()
+
+
+async def test_a_floor_left_open_for_days_keeps_its_group(monkeypatch):
+    layer = SweptInMemoryChannelLayer(**django_settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    channel = await layer.new_channel()
+    await layer.group_add("floor.demo", channel)
+    later = time.time() + 3 * 86400
+    monkeypatch.setattr(time, "time", lambda: later)
+    layer._swept = 0.0  # the next receive sweeps
+    await layer.group_send("floor.demo", {"type": "floor.update", "batch": 1})
+    assert (await asyncio.wait_for(layer.receive(channel), 1))["batch"] == 1
+
+
+async def test_unread_messages_still_expire():
+    layer = SweptInMemoryChannelLayer(expiry=0.05)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "x", "n": 1})
+    await asyncio.sleep(0.1)
+    layer._swept = 0.0
+    await layer.send(channel, {"type": "x", "n": 2})
+    assert (await asyncio.wait_for(layer.receive(channel), 1))["n"] == 2
