@@ -4,8 +4,9 @@ latency from the commit (stamped in the writer process by an on_commit hook) to 
 
 The clients (bench/push_clients.py, one asyncio process) connect to /ws/sessions/<id>/ with their own
 session cookie: the session's participants first, then signed-in watchers. The writer is this process:
-`services.request_rfq` commits one RFQRequested event; daphne's ledger feed finds it at its next poll
-(FEED_POLL_SECONDS, the project's setting) and pushes the floor to every client. The writer waits until
+`services.request_rfq` commits one RFQRequested event; daphne's ledger feed sees the write-ahead log
+change (it looks every 10 ms, and polls every FEED_POLL_SECONDS) and pushes the changed panels to every
+client. The writer waits until
 every client has the event before the next one, then a random pause, so each event is measured alone
 and lands at a random point of the poll cycle.
 

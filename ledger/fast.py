@@ -15,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import multiprocessing
+import os
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -125,45 +128,91 @@ def streams_raw(db: Db) -> list[str]:
 
 
 _LOG_SQL = (
-    "SELECT seq, stream, version, type, payload, CAST(at AS TEXT), prev_hash, hash FROM ledger_event ORDER BY seq"
+    "SELECT seq, stream, version, type, payload, CAST(at AS TEXT), prev_hash, hash FROM ledger_event"
+    " WHERE seq BETWEEN ? AND ? ORDER BY seq"
 )
 
+# Below this many events per process, one process is quicker than starting another.
+PARALLEL_MIN_EVENTS = 100_000
 
-def verify_log_raw(db: Db) -> dict[str, tuple[int, ChainProblem | None]]:
+
+def verify_log_raw(db: Db, *, workers: int | None = None) -> dict[str, tuple[int, ChainProblem | None]]:
     """`verify_stream_raw` for every stream of the log: {stream: (count, first problem or None)}.
 
     One pass over the table in seq order (a sequential read, however the streams interleave), keeping each
     stream's expected version and link. A stream whose events, taken in seq order, are versions 1..n that
     link and hash correctly is exactly a stream the per-stream check passes; any other stream is checked
     again with `verify_stream_raw`, so its count and first problem are the reference's.
+
+    A database file given by path is cut into `workers` ranges of seq (default: one per CPU, when each
+    gets at least PARALLEL_MIN_EVENTS) checked by as many processes; the ranges are then joined stream by
+    stream: where a stream enters a range, it must carry on from where the previous range left it.
     """
-    sha256 = hashlib.sha256
-    state: dict[str, list] = {}  # stream -> [expected prev_hash, last version, events checked]
-    bad: set[str] = set()
     with connect(db) as conn:
-        for _seq, stream, version, type_, payload, at, prev_hash, digest in conn.execute(_LOG_SQL):
-            st = state.get(stream)
-            if st is None:
-                st = state[stream] = [GENESIS, 0, 0]
-            if version != st[1] + 1 or prev_hash != st[0]:
-                bad.add(stream)
-                st[1] = -2  # no version is -1: the stream's later rows are skipped
-                continue
-            if len(at) == 26 and at[10] == " " and at[19] == "." and at[20:].isdigit():
-                text = f"{prev_hash}|{stream}|{version}|{type_}|{at[:10]}T{at[11:]}Z|{payload}"
-            else:
-                text = f"{prev_hash}|{stream}|{version}|{type_}|{db_at_text(at)}|{payload}"
-            if sha256(text.encode()).hexdigest() != digest:
-                bad.add(stream)
-                st[1] = -2
-                continue
-            st[0] = digest
-            st[1] = version
-            st[2] += 1
+        low, high, n = conn.execute("SELECT MIN(seq), MAX(seq), COUNT(*) FROM ledger_event").fetchone()
+        if n == 0:
+            return {}
+        parts = workers if workers is not None else (os.cpu_count() or 1)
+        parts = max(1, min(parts, n // PARALLEL_MIN_EVENTS if workers is None else n))
+        if parts > 1 and isinstance(db, str | Path):
+            bounds = [low + (high - low + 1) * i // parts for i in range(parts + 1)]
+            ranges = [(str(db), bounds[i], bounds[i + 1] - 1) for i in range(parts)]
+            with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context("fork")) as pool:
+                segments = list(pool.map(_scan_file, ranges))
+        else:
+            segments = [_scan(conn, low, high)]
+        counts, bad = _join(segments)
         return {
-            stream: verify_stream_raw(conn, stream) if stream in bad else (state[stream][2], None)
-            for stream in sorted(state)
+            stream: verify_stream_raw(conn, stream) if stream in bad else (counts[stream], None) for stream in counts
         }
+
+
+# A stream's part of one seq range: [first version, its prev_hash, last good version, its hash, events
+# checked]; the last good version is -2 once the stream went wrong in the range.
+Segment = dict[str, list]
+
+
+def _scan_file(task: tuple[str, int, int]) -> Segment:
+    path, low, high = task
+    with connect(path) as conn:
+        return _scan(conn, low, high)
+
+
+def _scan(conn: sqlite3.Connection, low: int, high: int) -> Segment:
+    sha256 = hashlib.sha256
+    state: Segment = {}
+    for _seq, stream, version, type_, payload, at, prev_hash, digest in conn.execute(_LOG_SQL, (low, high)):
+        st = state.get(stream)
+        if st is None:  # where the stream enters this range; _join checks that it follows on
+            st = state[stream] = [version, prev_hash, version - 1, prev_hash, 0]
+        if version != st[2] + 1 or prev_hash != st[3]:
+            st[2] = -2  # no version is -1: the stream's later rows are skipped
+            continue
+        if len(at) == 26 and at[10] == " " and at[19] == "." and at[20:].isdigit():
+            text = f"{prev_hash}|{stream}|{version}|{type_}|{at[:10]}T{at[11:]}Z|{payload}"
+        else:
+            text = f"{prev_hash}|{stream}|{version}|{type_}|{db_at_text(at)}|{payload}"
+        if sha256(text.encode()).hexdigest() != digest:
+            st[2] = -2
+            continue
+        st[3] = digest
+        st[2] = version
+        st[4] += 1
+    return state
+
+
+def _join(segments: list[Segment]) -> tuple[dict[str, int], set[str]]:
+    """Events checked per stream (sorted by stream) and the streams that went wrong somewhere."""
+    ends: dict[str, tuple[int, str]] = {}  # stream -> (last version, its hash) so far
+    counts: dict[str, int] = {}
+    bad: set[str] = set()
+    for segment in segments:
+        for stream, (first, first_prev, last, last_hash, count) in segment.items():
+            if (first - 1, first_prev) != ends.get(stream, (0, GENESIS)) or last < 0:
+                bad.add(stream)
+            ends[stream] = (last, last_hash)
+            counts[stream] = counts.get(stream, 0) + count
+    return dict(sorted(counts.items())), bad
 
 
 def read_types_raw(db: Db, stream: str, types: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -156,3 +156,48 @@ def test_events_appended_by_the_store_verify_the_same():
             store.append("misc-1", "Noted", {"i": i, "text": "caf\u00e9 \u2603"})
     assert both("misc-1") == (5, None)
     assert fast.verify_stream_raw(connection, "no-such-stream") == (0, None)
+
+
+def _log_file(tmp_path, n: int = 900, sessions: int = 3):
+    log = write_log(n=n, sessions=sessions)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_event'")
+        ddl = cursor.fetchone()[0]
+        cursor.execute("SELECT seq, stream, version, type, payload, at, prev_hash, hash FROM ledger_event")
+        rows = cursor.fetchall()
+    path = tmp_path / "log.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(ddl)
+        conn.executemany(INSERT_SQL, rows)
+    conn.close()
+    return log, path, [r[0] for r in sorted(rows)]
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_a_file_checked_by_several_processes_gives_the_same_answer(tmp_path, workers):
+    log, path, _ = _log_file(tmp_path)
+    assert fast.verify_log_raw(path, workers=workers) == {s: reference(s) for s in log.streams}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE ledger_event SET payload = payload || ' ' WHERE seq = {seq}",
+        "DELETE FROM ledger_event WHERE seq = {seq}",
+        "UPDATE ledger_event SET prev_hash = '{fake}' WHERE seq = {seq}",
+        "UPDATE ledger_event SET hash = '{fake}' WHERE seq = {seq}",
+    ],
+)
+@pytest.mark.parametrize("where", ["first", "range_start", "range_end", "last"])
+def test_tampering_at_the_edges_of_the_ranges_is_found_by_several_processes(tmp_path, change, where):
+    """Rows at the first, last and cut-point seqs of 3 ranges: the same count and first problem as one pass."""
+    _, path, seqs = _log_file(tmp_path)
+    low, high = seqs[0], seqs[-1]
+    cut = low + (high - low + 1) // 3
+    seq = {"first": low, "range_start": cut, "range_end": cut - 1, "last": high}[where]
+    with sqlite3.connect(path) as conn:
+        conn.execute(change.format(seq=seq, fake="f" * 64))
+    conn.close()
+    one = fast.verify_log_raw(path, workers=1)
+    assert fast.verify_log_raw(path, workers=3) == one
+    assert any(problem is not None for _, problem in one.values()) or where == "last" and "DELETE" in change
