@@ -6,9 +6,8 @@ The clients (bench/push_clients.py, one asyncio process) connect to /ws/sessions
 session cookie: the session's participants first, then signed-in watchers. The writer is this process:
 `services.request_rfq` commits one RFQRequested event; daphne's ledger feed sees the write-ahead log
 change (it looks every 10 ms, and polls every FEED_POLL_SECONDS) and pushes the changed panels to every
-client. The writer waits until
-every client has the event before the next one, then a random pause, so each event is measured alone
-and lands at a random point of the poll cycle.
+client. The writer waits until every client has the event before the next one, then a random pause,
+so each event is measured alone and lands at a random point of the watch cycle.
 
 A second row has the writer inside the web process (POST /api/v1/sessions/<id>/rfq on the same daphne):
 its on_commit nudge wakes the feed at once. Its commit time is not visible from outside, so the time the

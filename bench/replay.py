@@ -154,7 +154,7 @@ def _messages(path: Path, limit: int) -> list[bytes]:
 
     out: list[bytes] = []
     with fast.connect(path) as conn:
-        for _seq, stream, version, type_, payload, at, prev, _hash in conn.execute(fast._LOG_SQL):
+        for _seq, stream, version, type_, payload, at, prev, _hash in conn.execute(fast._LOG_SQL, (0, 2**63 - 1)):
             out.append(f"{prev}|{stream}|{version}|{type_}|{fast.db_at_text(at)}|{payload}".encode())
             if len(out) >= limit:
                 break

@@ -200,4 +200,4 @@ def test_tampering_at_the_edges_of_the_ranges_is_found_by_several_processes(tmp_
     conn.close()
     one = fast.verify_log_raw(path, workers=1)
     assert fast.verify_log_raw(path, workers=3) == one
-    assert any(problem is not None for _, problem in one.values()) or where == "last" and "DELETE" in change
+    assert any(problem is not None for _, problem in one.values()) or (where == "last" and "DELETE" in change)

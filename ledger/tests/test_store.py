@@ -230,6 +230,33 @@ def test_verifier_names_the_first_bad_event(users, tamper):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "tamper",
+    [_edit_payload, _edit_hash, _edit_and_rehash, _edit_time, _delete_middle, _swap_versions],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_the_quick_check_names_the_same_first_bad_event(users, tamper):
+    events = demo_events(users)
+    out = StringIO()
+    call_command("verify_ledger", "--quick", stdout=out)
+    assert "verified 1 session(s), 11 events: chains intact, holdings match the log" in out.getvalue()
+    with behind_the_triggers_back() as cursor:
+        bad, reason = tamper(cursor, events)
+    with pytest.raises(CommandError) as info:
+        call_command("verify_ledger", "--quick", stdout=StringIO())
+    message = str(info.value)
+    assert message.startswith("ledger verification failed in demo: hash chain:")
+    assert f"event #{bad.seq} " in message and reason in message
+
+
+def test_the_quick_check_compares_holdings_with_the_log(users):
+    demo_events(users)
+    Holding.objects.filter(participant__username="bob", leg="ORCL").update(qty=31_000_000)
+    with pytest.raises(CommandError) as info:
+        call_command("verify_ledger", "--quick", "demo", stdout=StringIO())
+    assert str(info.value).startswith("ledger verification failed in demo: replay: holdings of bob are")
+
+
 def test_a_truncated_tail_is_caught_by_the_replay(users):
     """Deleting the last events leaves a valid chain; the projection still remembers them."""
     events = demo_events(users)

@@ -686,3 +686,15 @@ def test_verify_ledger_on_a_read_only_database(users, demo, tmp_path):
         assert "chain intact, replay matches" in db.stdout
         return
     clear_cli_error(db, ("read-only", "readonly", "read only"))
+
+
+@needs_mount_namespace
+def test_verify_ledger_quick_reads_a_read_only_database(users, demo, tmp_path):
+    """The quick check only reads: it passes on a read-only filesystem and leaves the file as it was."""
+    db = FaultyDisk(tmp_path, "readonly")
+    db.snapshot()
+    original = hashlib.sha256(db.src.read_bytes()).hexdigest()
+    db.run([PY, "manage.py", "verify_ledger", "--quick"])
+    assert hashlib.sha256(db.after.read_bytes()).hexdigest() == original
+    assert db.returncode == 0, db.stderr
+    assert "chains intact, holdings match the log" in db.stdout
