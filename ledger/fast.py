@@ -136,6 +136,17 @@ _LOG_SQL = (
 PARALLEL_MIN_EVENTS = 100_000
 
 
+def parts_for(db: Db, events: int, workers: int | None) -> int:
+    """How many processes to split a read of `events` events into: `workers` if given, else one per CPU
+    while each gets PARALLEL_MIN_EVENTS; always 1 unless `db` is a file path (a connection cannot be
+    shared with other processes)."""
+    if not isinstance(db, str | Path) or events <= 0:
+        return 1
+    if workers is not None:
+        return max(1, min(workers, events))
+    return max(1, min(os.cpu_count() or 1, events // PARALLEL_MIN_EVENTS))
+
+
 def verify_log_raw(db: Db, *, workers: int | None = None) -> dict[str, tuple[int, ChainProblem | None]]:
     """`verify_stream_raw` for every stream of the log: {stream: (count, first problem or None)}.
 
@@ -152,9 +163,8 @@ def verify_log_raw(db: Db, *, workers: int | None = None) -> dict[str, tuple[int
         low, high, n = conn.execute("SELECT MIN(seq), MAX(seq), COUNT(*) FROM ledger_event").fetchone()
         if n == 0:
             return {}
-        parts = workers if workers is not None else (os.cpu_count() or 1)
-        parts = max(1, min(parts, n // PARALLEL_MIN_EVENTS if workers is None else n))
-        if parts > 1 and isinstance(db, str | Path):
+        parts = parts_for(db, n, workers)
+        if parts > 1:
             bounds = [low + (high - low + 1) * i // parts for i in range(parts + 1)]
             ranges = [(str(db), bounds[i], bounds[i + 1] - 1) for i in range(parts)]
             with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context("fork")) as pool:

@@ -176,19 +176,27 @@ HEADS_SQL = (
 TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type = 'TradeExecuted'"
 
 
-def replay_log(db: Any) -> dict[str, Holdings]:
+def replay_log(db: Any, *, workers: int | None = None) -> dict[str, Holdings]:
     """`replay_stream` for every stream of the log with holdings events, in two queries.
 
     Trades only count after their stream's allocation, so each stream's trades are kept by version
     (taken after the allocation's) instead of being sorted: the result is `replay_stream`'s, stream by stream.
+
+    A database file given by path with enough events (see `ledger.fast.verify_log_raw`) has its trades
+    cut into one seq range per process: a trade's deltas add up in any order, so each process sums its
+    range's trades per holder and the sums are added exactly (Python integers) to the allocation.
     """
-    from ledger.fast import connect
+    from ledger.fast import connect, parts_for
 
     heads: dict[str, list[tuple[str, int, str, str]]] = {}
-    trades: dict[str, list[tuple[str, int, str]]] = {}
     with connect(db) as conn:
         for row in conn.execute(HEADS_SQL):
             heads.setdefault(row[0], []).append(row)
+        low, high = conn.execute("SELECT MIN(seq), MAX(seq) FROM ledger_event").fetchone()
+        parts = parts_for(db, 0 if low is None else high - low + 1, workers)
+        if parts > 1:
+            return _replay_in_parts(str(db), heads, low, high, parts)
+        trades: dict[str, list[tuple[str, int, str]]] = {}
         for row in conn.execute(TRADES_SQL):
             try:
                 trades[row[0]].append(row)
@@ -196,15 +204,71 @@ def replay_log(db: Any) -> dict[str, Holdings]:
                 trades[row[0]] = [row]
     result = {}
     for stream in sorted(heads.keys() | trades.keys()):
-        opening = _Opening()
-        allocated = None
-        for _, version, type_, payload in heads.get(stream, ()):
-            opening.feed(type_, payload)
-            if type_ == "InitialAllocationAssigned":
-                allocated = version
+        opening, allocated = _open(heads.get(stream, ()))
         moved = [] if allocated is None else [p for _, v, p in trades.get(stream, ()) if v > allocated]
         result[stream] = opening.finish(moved)
     return result
+
+
+def _open(heads) -> tuple[_Opening, int | None]:
+    """The stream's opening from its SessionCreated and allocation rows, and the allocation's version."""
+    opening = _Opening()
+    allocated = None
+    for _, version, type_, payload in heads:
+        opening.feed(type_, payload)
+        if type_ == "InitialAllocationAssigned":
+            allocated = version
+    return opening, allocated
+
+
+TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
+
+
+def _replay_in_parts(path: str, heads: dict, low: int, high: int, parts: int) -> dict[str, Holdings]:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    openings = {stream: _open(rows) for stream, rows in heads.items()}
+    plan = {s: (o.names, len(o.legs or []), v) for s, (o, v) in openings.items() if v is not None}
+    bounds = [low + (high - low + 1) * i // parts for i in range(parts + 1)]
+    tasks = [(path, bounds[i], bounds[i + 1] - 1, plan) for i in range(parts)]
+    with ProcessPoolExecutor(parts, mp_context=get_context("fork")) as pool:
+        sums = list(pool.map(_trade_sums, tasks))
+    result = {}
+    for stream in sorted(openings):
+        opening, allocated = openings[stream]
+        if allocated is None:
+            result[stream] = opening.finish([])
+            continue
+        total = [list(row) for row in opening.initial or []]
+        for part in sums:
+            for i, row in enumerate(part.get(stream, ())):
+                for k, x in enumerate(row):
+                    total[i][k] += x
+        largest = max((abs(x) for row in total for x in row), default=0)
+        matrix = np.array(total, dtype=np.int64 if largest < _INT64_SAFE else object)
+        result[stream] = Holdings(
+            opening.names, opening.legs or [], matrix.reshape(len(total), len(opening.legs or []))
+        )
+    return result
+
+
+def _trade_sums(task: tuple[str, int, int, dict]) -> dict[str, list[list[int]]]:
+    """Per stream, what its trades in one seq range move for each holder (exact Python integers)."""
+    from ledger.fast import connect
+
+    path, low, high, plan = task
+    trades: dict[str, list[str]] = {}
+    with connect(path) as conn:
+        for stream, version, payload in conn.execute(TRADES_RANGE_SQL, (low, high)):
+            if stream in plan and version > plan[stream][2]:
+                trades.setdefault(stream, []).append(payload)
+    return {
+        stream: _apply_trades(plan[stream][0], plan[stream][1], [[0] * plan[stream][1]] * len(plan[stream][0]), moved)
+        .astype(object)
+        .tolist()
+        for stream, moved in trades.items()
+    }
 
 
 def replay_stream(db: Any, stream: str) -> Holdings:

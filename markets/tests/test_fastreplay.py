@@ -164,3 +164,33 @@ def test_before_the_allocation_there_are_no_holdings():
     assert fastreplay.replay_holdings([]).as_dict() == {}
     with pytest.raises(ValueError):
         fastreplay.replay_holdings([("InitialAllocationAssigned", json.dumps({"holdings": {}}))])
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_file_replayed_by_several_processes_gives_the_same_holdings(tmp_path, workers):
+    """Three interleaved sessions, a trade naming the organiser and one before the allocation: the sums
+    of each process's seq range, added to the allocation, are the one-pass holdings."""
+    import sqlite3
+
+    log, rows = generated(2400, sessions=3, seed=5)
+    rows = [list(r) for r in rows]
+    trades = [r for r in rows if r[3] == "TradeExecuted"]
+    payload = json.loads(trades[0][4]) | {"maker": "org"}
+    trades[0][4] = store.canonical_json(payload)
+    early = json.loads(trades[1][4]) | {"trade_id": 10**6, "quote_id": 10**6}
+    allocation_at = next(i for i, r in enumerate(rows) if r[3] == "InitialAllocationAssigned" and r[1] == trades[1][1])
+    rows.insert(
+        allocation_at, [10**7, trades[1][1], 0, "TradeExecuted", store.canonical_json(early), rows[0][5], "", "x"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_event'")
+        ddl = cursor.fetchone()[0]
+    path = tmp_path / "log.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(ddl)
+        conn.executemany(INSERT_SQL, rows)
+    conn.close()
+    one = {s: h.as_dict() for s, h in fastreplay.replay_log(path, workers=1).items()}
+    assert {s: h.as_dict() for s, h in fastreplay.replay_log(path, workers=workers).items()} == one
+    for stream in log.streams:
+        assert one[stream] == reference(stream.removeprefix("session-"), events_of(by_stream(rows, stream)))
