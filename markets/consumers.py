@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 
 from ledger.feed import feed
 from ledger.models import Event
-from markets import live, tokens
+from markets import live, selectors, tokens
 from markets.models import Participant, Session, stream_name
 
 
@@ -47,6 +47,11 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         self.me = await self._participant()
         live.register()
         feed.ensure_running()
+        # A page just rendered says where it stands (`?at=`, last event seq and tick id): if nothing
+        # happened since, sending the floor again would only overwrite what the viewer is typing.
+        shown = parse_qs(self.scope.get("query_string", b"").decode()).get("at", [""])[0]
+        if shown and shown == await database_sync_to_async(selectors.floor_position)(self.session_id):
+            return
         panels = await database_sync_to_async(live.render_panels)(self.session_id)
         await self._send_panels(panels)
 

@@ -336,6 +336,17 @@ def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
     return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data), e.hash[:10]) for e in events]
 
 
+def _last_tick(session_id: str) -> int:
+    return Tick.objects.filter(session_id=session_id).aggregate(m=Max("id"))["m"] or 0
+
+
+def floor_position(session_id: str) -> str:
+    """Where a session's floor stands: its last event's seq and its last tick's id. A page rendered at
+    the same position shows everything there is."""
+    last_seq = Session.objects.values_list("last_seq", flat=True).get(id=session_id)
+    return f"{last_seq}.{_last_tick(session_id)}"
+
+
 FLOOR_PARTS = frozenset({"legs", "holdings", "pool", "blotter", "events", "settlement"})
 
 
@@ -343,9 +354,11 @@ def floor_context(session_id: str, parts: frozenset[str] = FLOOR_PARTS) -> dict[
     """Everything the floor shows that is the same for every viewer; only the panels in `parts` (a push
     after an RFQ or a quote needs the event log and the board, not the holdings or the prices)."""
     session = Session.objects.select_related("created_by").get(id=session_id)
+    tick = _last_tick(session.id)
     context: dict[str, Any] = {
         "session": session,
-        "seq": max(session.last_seq, Tick.objects.filter(session_id=session.id).aggregate(m=Max("id"))["m"] or 0),
+        "seq": max(session.last_seq, tick),
+        "position": f"{session.last_seq}.{tick}",
         "last_seq": session.last_seq,
         "now": clock.now(),
     }

@@ -136,3 +136,21 @@ async def test_unread_messages_still_expire():
     layer._swept = 0.0
     await layer.send(channel, {"type": "x", "n": 2})
     assert (await asyncio.wait_for(layer.receive(channel), 1))["n"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_page_rendered_at_the_current_position_is_not_sent_the_floor_again(users, demo):
+    """A fresh page's socket gets no copy of what the page already shows (which would overwrite an
+    inline error or a half-typed form); a page that is behind gets the whole floor."""
+    at = await sync_to_async(selectors.floor_position)("demo")
+    fresh = await connect(users["alice"], f"/ws/sessions/demo/?at={at}")
+    assert (await fresh.connect())[0]
+    assert await fresh.receive_nothing(timeout=0.5)
+    await sync_to_async(in_thread)(services.request_rfq, users["bob"], "demo", "AAPL", "NVDA", "1")
+    await _next_push(fresh, "RFQRequested")  # later changes still arrive
+    behind = await connect(users["alice"], f"/ws/sessions/demo/?at={at}")
+    assert (await behind.connect())[0]
+    first = await behind.receive_from(timeout=5)
+    assert 'id="holdings"' in first and 'id="board"' in first
+    await fresh.disconnect()
+    await behind.disconnect()

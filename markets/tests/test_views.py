@@ -100,7 +100,7 @@ def test_floor_full_page_shows_every_panel_with_exact_numbers(users, priced):
     page = client_for(users["alice"]).get(reverse("markets:floor", args=["demo"])).content.decode()
     for panel in ('id="legs"', 'id="holdings"', 'id="pool"', 'id="board"', 'id="blotter"', 'id="events"'):
         assert panel in page
-    assert 'ws-connect="/ws/sessions/demo/"' in page
+    assert 'ws-connect="/ws/sessions/demo/?at=' in page
     assert "25.000000" in page  # 100 AAPL split between alice, bob, mm, mm2
     assert "1 Conservation" in page and "4 Settlement sum" in page
     assert 'tr[data-user="alice"]' in page  # the signed-in participant's row is highlighted
