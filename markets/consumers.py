@@ -29,8 +29,9 @@ class _DirectDispatch:
 
 
 class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
-    """`/ws/sessions/<id>/`: only signed-in users; on (re)connect the whole floor is sent, so a
-    browser that dropped misses nothing; afterwards every change arrives as out-of-band fragments."""
+    """`/ws/sessions/<id>/`: only signed-in users; on (re)connect the whole floor is sent (unless the
+    page shows the current position), so a browser that dropped misses nothing; afterwards every change
+    arrives as out-of-band fragments."""
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
