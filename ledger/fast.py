@@ -136,6 +136,23 @@ _LOG_SQL = (
 PARALLEL_MIN_EVENTS = 100_000
 
 
+def database_file(settings_dict: dict[str, Any]) -> Path | None:
+    """The SQLite file behind a Django database setting, or None (another database, or in memory)."""
+    name = str(settings_dict.get("NAME") or "")
+    if "sqlite" not in settings_dict["ENGINE"] or not name or name.startswith(("file:", ":memory:")):
+        return None
+    return Path(name)
+
+
+def in_seq_ranges(fn: Any, path: str, low: int, high: int, parts: int, *args: Any) -> list[Any]:
+    """`fn((path, first seq, last seq, *args))` for `parts` consecutive ranges covering low..high, each in
+    its own process (forked: the children need no set-up), in range order."""
+    bounds = [low + (high - low + 1) * i // parts for i in range(parts + 1)]
+    tasks = [(path, bounds[i], bounds[i + 1] - 1, *args) for i in range(parts)]
+    with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, tasks))
+
+
 def parts_for(db: Db, events: int, workers: int | None) -> int:
     """How many processes to split a read of `events` events into: `workers` if given, else one per CPU
     while each gets PARALLEL_MIN_EVENTS; always 1 unless `db` is a file path (a connection cannot be
@@ -165,10 +182,7 @@ def verify_log_raw(db: Db, *, workers: int | None = None) -> dict[str, tuple[int
             return {}
         parts = parts_for(db, n, workers)
         if parts > 1:
-            bounds = [low + (high - low + 1) * i // parts for i in range(parts + 1)]
-            ranges = [(str(db), bounds[i], bounds[i + 1] - 1) for i in range(parts)]
-            with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context("fork")) as pool:
-                segments = list(pool.map(_scan_file, ranges))
+            segments = in_seq_ranges(_scan_file, str(db), low, high, parts)
         else:
             segments = [_scan(conn, low, high)]
         counts, bad = _join(segments)

@@ -121,11 +121,13 @@ def database_signature() -> tuple | None:
     relies on its polls alone."""
     from django.db import connections
 
-    db = connections["default"].settings_dict
-    if "sqlite" not in db["ENGINE"] or not db["NAME"] or str(db["NAME"]).startswith(("file:", ":memory:")):
+    from ledger.fast import database_file
+
+    db = database_file(connections["default"].settings_dict)
+    if db is None:
         return None
     signature = []
-    for path in (str(db["NAME"]), f"{db['NAME']}-wal"):
+    for path in (str(db), f"{db}-wal"):
         try:
             st = os.stat(path)
         except OSError:

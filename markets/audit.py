@@ -104,9 +104,9 @@ def verify_quick(session_ids: list[str] | None = None) -> list[StreamReport]:
 
     if connection.vendor != "sqlite":
         raise ValueError("the quick check reads the SQLite file itself; on other databases use the full check")
-    path = connection.settings_dict["NAME"]
+    path = fast.database_file(connection.settings_dict)
     # Inside a transaction (the tests'), read through it; otherwise open the file read-only.
-    db = connection if connection.in_atomic_block or not path or str(path).startswith(("file:", ":memory:")) else path
+    db = connection if connection.in_atomic_block or path is None else path
     chains = fast.verify_log_raw(db)
     holdings = fastreplay.replay_log(db)
     sessions = {s.id: s for s in Session.objects.all()}

@@ -225,15 +225,11 @@ TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
 
 
 def _replay_in_parts(path: str, heads: dict, low: int, high: int, parts: int) -> dict[str, Holdings]:
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from ledger.fast import in_seq_ranges
 
     openings = {stream: _open(rows) for stream, rows in heads.items()}
     plan = {s: (o.names, len(o.legs or []), v) for s, (o, v) in openings.items() if v is not None}
-    bounds = [low + (high - low + 1) * i // parts for i in range(parts + 1)]
-    tasks = [(path, bounds[i], bounds[i + 1] - 1, plan) for i in range(parts)]
-    with ProcessPoolExecutor(parts, mp_context=get_context("fork")) as pool:
-        sums = list(pool.map(_trade_sums, tasks))
+    sums = in_seq_ranges(_trade_sums, path, low, high, parts, plan)
     result = {}
     for stream in sorted(openings):
         opening, allocated = openings[stream]

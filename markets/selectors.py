@@ -343,8 +343,11 @@ def _last_tick(session_id: str) -> int:
 def floor_position(session_id: str) -> str:
     """Where a session's floor stands: its last event's seq and its last tick's id. A page rendered at
     the same position shows everything there is."""
-    last_seq = Session.objects.values_list("last_seq", flat=True).get(id=session_id)
-    return f"{last_seq}.{_last_tick(session_id)}"
+    return _position(Session.objects.values_list("last_seq", flat=True).get(id=session_id), _last_tick(session_id))
+
+
+def _position(last_seq: int, tick: int) -> str:
+    return f"{last_seq}.{tick}"
 
 
 FLOOR_PARTS = frozenset({"legs", "holdings", "pool", "blotter", "events", "settlement"})
@@ -358,7 +361,7 @@ def floor_context(session_id: str, parts: frozenset[str] = FLOOR_PARTS) -> dict[
     context: dict[str, Any] = {
         "session": session,
         "seq": max(session.last_seq, tick),
-        "position": f"{session.last_seq}.{tick}",
+        "position": _position(session.last_seq, tick),
         "last_seq": session.last_seq,
         "now": clock.now(),
     }

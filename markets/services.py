@@ -153,10 +153,8 @@ _LEG_TOTALS_SQL = (
 )
 
 
-def check_invariants(session_id: str, q: list[int] | None = None) -> None:
+def check_invariants(session_id: str, q: list[int]) -> None:
     """Invariants 1 and 2 on the projection as it would be committed: one aggregate per leg."""
-    if q is None:
-        q = Session.objects.values_list("q", flat=True).get(id=session_id)
     with connection.cursor() as cursor:
         cursor.execute(_LEG_TOTALS_SQL, [session_id])
         totals = {k: (int(total), int(low)) for k, total, low in cursor.fetchall()}
@@ -469,6 +467,7 @@ class _Acceptance(NamedTuple):
     """The quote, its RFQ and both parties as the accept reads them: one joined row."""
 
     session_id: str
+    quote_id: int
     quote_status: str
     expires_at: dt.datetime
     rate: int
@@ -485,7 +484,7 @@ class _Acceptance(NamedTuple):
 
 
 _ACCEPTANCE_SQL = (
-    'SELECT r."session_id", q."status", q."expires_at", q."rate", q."maker_id", m."username", r."id", r."status", '
+    'SELECT r."session_id", q."id", q."status", q."expires_at", q."rate", q."maker_id", m."username", r."id", r."status", '
     'r."taker_id", t."username", t."user_id", r."give_leg", r."get_leg", r."quantity" '
     'FROM "markets_quote" q JOIN "markets_rfq" r ON r."id" = q."rfq_id" '
     'JOIN "markets_participant" t ON t."id" = r."taker_id" JOIN "markets_participant" m ON m."id" = q."maker_id" '
@@ -544,10 +543,10 @@ def accept_quote(actor, quote_id: object) -> Trade:
             raise Conflict(f"RFQ {found.rfq_id} is already {found.rfq_status}", "rfq_closed")
         if found.quote_status != Quote.Status.LIVE:
             raise Conflict(
-                f"Quote {int(str(quote_id))} is {found.quote_status}: it can no longer be accepted", "quote_not_live"
+                f"Quote {found.quote_id} is {found.quote_status}: it can no longer be accepted", "quote_not_live"
             )
         if found.expires_at <= cmd.now:
-            raise Conflict(f"Quote {int(str(quote_id))} expired at {found.expires_at:%H:%M:%S}", "quote_expired")
+            raise Conflict(f"Quote {found.quote_id} expired at {found.expires_at:%H:%M:%S}", "quote_expired")
         taker_row, maker_row = _two_rows(found.taker_id, found.maker_id)
         move = domain.plan_trade(
             session.legs, found.give_leg, found.get_leg, found.quantity, found.rate, taker_row, maker_row
@@ -560,7 +559,7 @@ def accept_quote(actor, quote_id: object) -> Trade:
             {
                 "trade_id": trade_id,
                 "rfq_id": found.rfq_id,
-                "quote_id": int(str(quote_id)),
+                "quote_id": found.quote_id,
                 "taker": found.taker,
                 "maker": found.maker,
                 "give_leg": found.give_leg,
@@ -577,7 +576,7 @@ def accept_quote(actor, quote_id: object) -> Trade:
         id=trade_id,
         session_id=session.id,
         rfq_id=found.rfq_id,
-        quote_id=int(str(quote_id)),
+        quote_id=found.quote_id,
         taker_id=found.taker_id,
         maker_id=found.maker_id,
         give_leg=found.give_leg,

@@ -127,18 +127,31 @@ def test_db_at_text_matches_format_at():
         fast.db_at_text("yesterday")
 
 
-def test_a_database_file_by_path(tmp_path):
-    """Opened by path (read-only, its own connection): same answer as over Django's connection."""
-    log = write_log(n=400, sessions=2)
+def log_file(path, rows) -> None:
+    """A database file at `path` holding just the event table (triggers left out) with these rows."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_event'")
         ddl = cursor.fetchone()[0]
-        cursor.execute("SELECT seq, stream, version, type, payload, at, prev_hash, hash FROM ledger_event")
-        rows = cursor.fetchall()
-    path = tmp_path / "copy.sqlite3"
     with sqlite3.connect(path) as conn:
         conn.execute(ddl)
         conn.executemany(INSERT_SQL, rows)
+    conn.close()
+
+
+def _log_file(tmp_path, n: int = 900, sessions: int = 3):
+    """A generated log, in the test database and in a file of its own: (log, path, sorted seqs)."""
+    log = write_log(n=n, sessions=sessions)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT seq, stream, version, type, payload, at, prev_hash, hash FROM ledger_event")
+        rows = cursor.fetchall()
+    path = tmp_path / "log.sqlite3"
+    log_file(path, rows)
+    return log, path, [r[0] for r in sorted(rows)]
+
+
+def test_a_database_file_by_path(tmp_path):
+    """Opened by path (read-only, its own connection): same answer as over Django's connection."""
+    log, path, _ = _log_file(tmp_path, n=400, sessions=2)
     for stream in log.streams:
         assert fast.verify_stream_raw(path, stream) == reference(stream)
         assert fast.verify_stream_raw(str(path), stream) == reference(stream)
@@ -156,21 +169,6 @@ def test_events_appended_by_the_store_verify_the_same():
             store.append("misc-1", "Noted", {"i": i, "text": "caf\u00e9 \u2603"})
     assert both("misc-1") == (5, None)
     assert fast.verify_stream_raw(connection, "no-such-stream") == (0, None)
-
-
-def _log_file(tmp_path, n: int = 900, sessions: int = 3):
-    log = write_log(n=n, sessions=sessions)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_event'")
-        ddl = cursor.fetchone()[0]
-        cursor.execute("SELECT seq, stream, version, type, payload, at, prev_hash, hash FROM ledger_event")
-        rows = cursor.fetchall()
-    path = tmp_path / "log.sqlite3"
-    with sqlite3.connect(path) as conn:
-        conn.execute(ddl)
-        conn.executemany(INSERT_SQL, rows)
-    conn.close()
-    return log, path, [r[0] for r in sorted(rows)]
 
 
 @pytest.mark.parametrize("workers", [2, 3, 7])

@@ -14,6 +14,7 @@ from bench.eventlog import INSERT_SQL, GeneratedLog, usernames
 from conftest import create_demo, make_user
 from ledger import store
 from ledger.models import Event
+from ledger.tests.test_fast import log_file
 from markets import fastreplay, projections, services
 
 pytestmark = pytest.mark.django_db
@@ -170,8 +171,6 @@ def test_before_the_allocation_there_are_no_holdings():
 def test_a_file_replayed_by_several_processes_gives_the_same_holdings(tmp_path, workers):
     """Three interleaved sessions, a trade naming the organiser and one before the allocation: the sums
     of each process's seq range, added to the allocation, are the one-pass holdings."""
-    import sqlite3
-
     log, rows = generated(2400, sessions=3, seed=5)
     rows = [list(r) for r in rows]
     trades = [r for r in rows if r[3] == "TradeExecuted"]
@@ -182,14 +181,8 @@ def test_a_file_replayed_by_several_processes_gives_the_same_holdings(tmp_path, 
     rows.insert(
         allocation_at, [10**7, trades[1][1], 0, "TradeExecuted", store.canonical_json(early), rows[0][5], "", "x"]
     )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_event'")
-        ddl = cursor.fetchone()[0]
     path = tmp_path / "log.sqlite3"
-    with sqlite3.connect(path) as conn:
-        conn.execute(ddl)
-        conn.executemany(INSERT_SQL, rows)
-    conn.close()
+    log_file(path, rows)
     one = {s: h.as_dict() for s, h in fastreplay.replay_log(path, workers=1).items()}
     assert {s: h.as_dict() for s, h in fastreplay.replay_log(path, workers=workers).items()} == one
     for stream in log.streams:
