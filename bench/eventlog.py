@@ -25,6 +25,7 @@ from ledger.store import GENESIS, compute_hash
 from markets import domain
 
 EPOCH = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+T2 = EPOCH + dt.timedelta(days=30)  # t2 of the sessions that settle: after every event of any log
 LEG_NAMES = ["AAPL", "NVDA", "META", "ORCL", "MSFT", "AMZN", "GOOG", "TSLA", "AMD", "INTC", "IBM", "CSCO"]
 ROW_COLUMNS = ("seq", "stream", "version", "type", "payload", "at", "prev_hash", "hash")
 INSERT_SQL = f"INSERT INTO ledger_event ({', '.join(ROW_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -56,9 +57,9 @@ class _Stream:
     pending: list[tuple[str, dict]] = field(default_factory=list)
     version: int = 0
     prev: str = GENESIS
-    holdings: dict[str, list[int]] = field(default_factory=dict)
-    traders: list[str] = field(default_factory=list)
-    makers: list[str] = field(default_factory=list)
+    holdings: dict[int, list[int]] = field(default_factory=dict)  # by user id, as the events name holders
+    traders: list[int] = field(default_factory=list)
+    makers: list[int] = field(default_factory=list)
     done: bool = False
 
 
@@ -75,7 +76,10 @@ class GeneratedLog:
     session_prefix: str = "bench-"
     first_seq: int = 1  # the log continues after these: seq, and the RFQ, quote and trade ids
     first_ids: tuple[int, int, int] = (1, 1, 1)
-    holdings: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # The user id of each name of `usernames(participants)`; by default 1, 2, 3... in that order (a log
+    # read without a users table, as the replay bench does, needs no real accounts).
+    user_ids: dict[str, int] | None = None
+    holdings: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     streams: list[str] = field(default_factory=list)
 
@@ -83,6 +87,8 @@ class GeneratedLog:
         """Every event row in global seq order (seq, stream, version, type, payload, at, prev_hash, hash)."""
         rng = random.Random(self.seed)
         organiser, traders, makers = usernames(self.participants)
+        ids_of = self.user_ids or {n: i for i, n in enumerate([organiser, *traders, *makers], start=1)}
+        self._names = {ids_of[n]: n for n in [organiser, *traders, *makers]}
         n_legs = min(self.legs, len(LEG_NAMES))
         # Every session needs room for its opening events and a few cycles.
         self.sessions = max(1, min(self.sessions, self.n_events // (self.participants + 20)))
@@ -96,8 +102,8 @@ class GeneratedLog:
                 q=[rng.randrange(500, 5000) * 1000 * domain.QTY_SCALE for _ in range(n_legs)],
                 budget=budget,
                 settle=self.settle,
-                traders=traders,
-                makers=makers,
+                traders=[ids_of[n] for n in traders],
+                makers=[ids_of[n] for n in makers],
             )
             streams.append(st)
             self.streams.append(f"session-{st.session_id}")
@@ -109,7 +115,7 @@ class GeneratedLog:
             st = live[rng.randrange(len(live))]
             for _ in range(rng.randrange(1, 8)):
                 if not st.pending:
-                    self._plan(st, rng, ids, organiser)
+                    self._plan(st, rng, ids, ids_of[organiser])
                 if not st.pending:
                     break
                 type_, payload = st.pending.pop(0)
@@ -138,15 +144,15 @@ class GeneratedLog:
         self.counts[type_] = self.counts.get(type_, 0) + 1
         if type_ == "TradeExecuted":
             for who, deltas in (
-                (payload["taker"], payload["taker_deltas"]),
-                (payload["maker"], payload["maker_deltas"]),
+                (payload["taker_id"], payload["taker_deltas"]),
+                (payload["maker_id"], payload["maker_deltas"]),
             ):
                 row_x = st.holdings[who]
                 for k, delta in enumerate(deltas):
                     row_x[k] += delta
         return row
 
-    def _plan(self, st: _Stream, rng: random.Random, ids: dict[str, int], organiser: str) -> None:
+    def _plan(self, st: _Stream, rng: random.Random, ids: dict[str, int], organiser: int) -> None:
         """Queue the stream's next few events (a whole RFQ cycle at a time)."""
         if st.version == 0:
             st.pending.append(
@@ -158,30 +164,34 @@ class GeneratedLog:
                         "legs": st.legs,
                         "q": st.q,
                         "t1": None,
-                        "t2": None,
+                        "t2": T2.isoformat() if st.settle else None,
                         "start_mode": "immediate",
-                        "end_mode": "manual",
+                        "end_mode": "timed" if st.settle else "manual",
                         "allocation_mode": "pro_rata",
                         "fixing_rule": {"rule": "last"},
-                        "created_by": organiser,
+                        "created_by_id": organiser,
                         "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
                     },
                 )
             )
-            st.pending.append(("ParticipantJoined", {"username": organiser, "role": "organiser"}))
-            for name in st.traders:
-                st.pending.append(("ParticipantJoined", {"username": name, "role": "trader"}))
-            for name in st.makers:
-                st.pending.append(("ParticipantJoined", {"username": name, "role": "maker"}))
-            holders = sorted(st.traders + st.makers)
-            st.holdings = domain.pro_rata(st.q, holders)
-            allocation = {u: list(row) for u, row in st.holdings.items()}
-            st.pending.append(("InitialAllocationAssigned", {"mode": "pro_rata", "holdings": allocation}))
+            for user_id, role in [(organiser, "organiser")] + [(u, "trader") for u in st.traders] + [
+                (u, "maker") for u in st.makers
+            ]:
+                joined = {"user_id": user_id, "username": self._names[user_id], "role": role}
+                st.pending.append(("ParticipantJoined", joined))
+            # Pro rata in the order of names, as the services allocate.
+            by_name = domain.pro_rata(st.q, sorted(self._names[u] for u in st.traders + st.makers))
+            st.holdings = {u: by_name[self._names[u]] for u in sorted(st.traders + st.makers)}
+            allocation = {str(u): list(row) for u, row in st.holdings.items()}
+            st.pending.append(("InitialAllocationAssigned", {"mode": "pro_rata", "holdings_by_id": allocation}))
             st.pending.append(("SessionOpened", {}))
             return
-        closing = 2 if st.settle else 0  # SettlementWaiting (a price was missing at t2), then SessionSettled
+        # TradingClosed at t2, SettlementWaiting (a price was missing at t2), then SessionSettled
+        closing = 3 if st.settle else 0
         if st.budget <= closing:
-            if st.settle and st.budget == 2:
+            if st.settle and st.budget >= 3:
+                st.pending.append(("TradingClosed", {"at": T2.isoformat()}))
+            if st.settle and st.budget >= 2:
                 st.pending.append(("SettlementWaiting", {"reason": f"No price for {st.legs[0]} at t2"}))
             if st.settle and st.budget >= 1:
                 st.pending.append(("SessionSettled", self._settlement(st, rng)))
@@ -226,6 +236,9 @@ class GeneratedLog:
             qid, maker, _ = quotes[0]
             st.pending.append(("QuoteWithdrawn", {"quote_id": qid, "rfq_id": rfq_id}))
             st.pending.append(("RFQCancelled", {"rfq_id": rfq_id}))
+        elif roll < 0.08 and quotes:  # the quotes ran out of time before anyone accepted
+            st.pending.append(("QuotesExpired", {"quote_ids": [qid for qid, _, _ in quotes]}))
+            st.pending.append(("RFQCancelled", {"rfq_id": rfq_id}))
         elif roll < 0.12 or not feasible:
             st.pending.append(("RFQCancelled", {"rfq_id": rfq_id}))
         else:
@@ -242,8 +255,8 @@ class GeneratedLog:
                         "trade_id": ids["trade"],
                         "rfq_id": rfq_id,
                         "quote_id": qid,
-                        "taker": taker,
-                        "maker": maker,
+                        "taker_id": taker,
+                        "maker_id": maker,
                         "give_leg": st.legs[gi],
                         "get_leg": st.legs[ge],
                         "give_qty": move.give_qty,
@@ -256,15 +269,15 @@ class GeneratedLog:
             )
 
     @staticmethod
-    def _rfq(st: _Stream, rfq_id: int, taker: str, gi: int, ge: int, qty: int) -> dict:
-        return {"rfq_id": rfq_id, "taker": taker, "give_leg": st.legs[gi], "get_leg": st.legs[ge], "quantity": qty}
+    def _rfq(st: _Stream, rfq_id: int, taker: int, gi: int, ge: int, qty: int) -> dict:
+        return {"rfq_id": rfq_id, "taker_id": taker, "give_leg": st.legs[gi], "get_leg": st.legs[ge], "quantity": qty}
 
     @staticmethod
-    def _quote(ids: dict[str, int], maker: str, rate: int, at_iso: str, rfq_id: int | None = None) -> dict:
+    def _quote(ids: dict[str, int], maker: int, rate: int, at_iso: str, rfq_id: int | None = None) -> dict:
         return {
             "quote_id": ids["quote"],
             "rfq_id": rfq_id if rfq_id is not None else ids["rfq"],
-            "maker": maker,
+            "maker_id": maker,
             "rate": rate,
             "expires_at": at_iso,
         }
@@ -276,7 +289,7 @@ class GeneratedLog:
         return {
             "prices": dict(zip(st.legs, prices, strict=True)),
             "fixing": {"rule": {"rule": "manual"}, "at": None, "ticks": {}, "source": "manual"},
-            "payouts": {u: domain.money_str(v) for u, v in paid.items()},
+            "payouts_by_id": {str(u): domain.money_str(v) for u, v in paid.items()},
             "total": domain.money_str(sum(paid.values())),
             "expected": domain.money_str(domain.payout(st.q, prices)),
         }

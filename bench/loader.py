@@ -37,31 +37,33 @@ def load(rows: Iterable[tuple]) -> int:
     from markets.projections import session_from_created
 
     rows = list(rows)
-    users = {u.username: u for u in get_user_model().objects.all()}
+    users = set(get_user_model().objects.values_list("pk", flat=True))
     sessions: dict[str, Session] = {}
-    participants: dict[tuple[str, str], Participant] = {}
-    holdings: dict[str, dict[str, list[int]]] = {}
-    initial: dict[str, dict[str, list[int]]] = {}
+    participants: dict[tuple[str, int], Participant] = {}
+    holdings: dict[str, dict[int, list[int]]] = {}
+    initial: dict[str, dict[int, list[int]]] = {}
     rfqs: dict[int, RFQ] = {}
     quotes: dict[int, Quote] = {}
     live_by_rfq: dict[int, set[int]] = {}
     trades: list[Trade] = []
     settlements: list[Settlement] = []
-    payouts: list[tuple[str, str, str]] = []
+    payouts: list[tuple[str, int, str]] = []
     for seq, stream, version, type_, payload, at_text, _prev, _hash in rows:
         sid = stream.removeprefix("session-")
         d = json.loads(payload)
         at = _at(at_text)
         if type_ == "SessionCreated":
-            sessions[sid] = session_from_created(d, users[d["created_by"]], at)
+            sessions[sid] = session_from_created(d, d["created_by_id"], at)
         elif type_ == "ParticipantJoined":
-            participants[(sid, d["username"])] = Participant(
-                session_id=sid, user=users[d["username"]], username=d["username"], role=d["role"], joined_at=at
+            if d["user_id"] not in users:
+                raise ValueError(f"the log names user #{d['user_id']}, who does not exist")
+            participants[(sid, d["user_id"])] = Participant(
+                session_id=sid, user_id=d["user_id"], username=d["username"], role=d["role"], joined_at=at
             )
         elif type_ == "InitialAllocationAssigned":
             sessions[sid].allocation_mode = d["mode"]
-            holdings[sid] = {u: list(row) for u, row in d["holdings"].items()}
-            initial[sid] = {u: list(row) for u, row in d["holdings"].items()}
+            holdings[sid] = {int(u): list(row) for u, row in d["holdings_by_id"].items()}
+            initial[sid] = {int(u): list(row) for u, row in d["holdings_by_id"].items()}
         elif type_ == "SessionOpened":
             sessions[sid].status = Session.Status.OPEN
             sessions[sid].opened_at = at
@@ -69,7 +71,7 @@ def load(rows: Iterable[tuple]) -> int:
             rfqs[d["rfq_id"]] = RFQ(
                 id=d["rfq_id"],
                 session_id=sid,
-                taker=participants[(sid, d["taker"])],
+                taker=participants[(sid, d["taker_id"])],
                 give_leg=d["give_leg"],
                 get_leg=d["get_leg"],
                 quantity=d["quantity"],
@@ -81,7 +83,7 @@ def load(rows: Iterable[tuple]) -> int:
             quotes[d["quote_id"]] = Quote(
                 id=d["quote_id"],
                 rfq_id=d["rfq_id"],
-                maker=participants[(sid, d["maker"])],
+                maker=participants[(sid, d["maker_id"])],
                 rate=d["rate"],
                 expires_at=_parse(d["expires_at"]),
                 status=Quote.Status.LIVE,
@@ -91,10 +93,20 @@ def load(rows: Iterable[tuple]) -> int:
         elif type_ == "QuoteWithdrawn":
             quotes[d["quote_id"]].status = Quote.Status.WITHDRAWN
             live_by_rfq[quotes[d["quote_id"]].rfq_id].discard(d["quote_id"])
+        elif type_ == "QuotesExpired":
+            for quote_id in d["quote_ids"]:
+                if quotes[quote_id].status == Quote.Status.LIVE:
+                    quotes[quote_id].status = Quote.Status.EXPIRED
+                    live_by_rfq[quotes[quote_id].rfq_id].discard(quote_id)
+        elif type_ == "TradingClosed":
+            sessions[sid].status, sessions[sid].closed_at = Session.Status.CLOSED, _parse(d["at"])
+            _lapse(rfqs, quotes, live_by_rfq, sid, at)
+        elif type_ == "SessionCancelled":
+            sessions[sid].status, sessions[sid].waiting_reason = Session.Status.CANCELLED, d["reason"]
         elif type_ == "RFQCancelled":
             _close(rfqs, quotes, live_by_rfq, d["rfq_id"], RFQ.Status.CANCELLED, at)
         elif type_ == "TradeExecuted":
-            for who, deltas in ((d["taker"], d["taker_deltas"]), (d["maker"], d["maker_deltas"])):
+            for who, deltas in ((d["taker_id"], d["taker_deltas"]), (d["maker_id"], d["maker_deltas"])):
                 row = holdings[sid][who]
                 for k, delta in enumerate(deltas):
                     row[k] += delta
@@ -107,8 +119,8 @@ def load(rows: Iterable[tuple]) -> int:
                     session_id=sid,
                     rfq_id=d["rfq_id"],
                     quote_id=d["quote_id"],
-                    taker=participants[(sid, d["taker"])],
-                    maker=participants[(sid, d["maker"])],
+                    taker=participants[(sid, d["taker_id"])],
+                    maker=participants[(sid, d["maker_id"])],
                     give_leg=d["give_leg"],
                     get_leg=d["get_leg"],
                     give_qty=d["give_qty"],
@@ -123,6 +135,7 @@ def load(rows: Iterable[tuple]) -> int:
         elif type_ == "SessionSettled":
             session = sessions[sid]
             session.status, session.settled_at, session.waiting_reason = Session.Status.SETTLED, at, ""
+            _lapse(rfqs, quotes, live_by_rfq, sid, at)
             settlements.append(
                 Settlement(
                     session_id=sid,
@@ -134,7 +147,7 @@ def load(rows: Iterable[tuple]) -> int:
                     seq=seq,
                 )
             )
-            payouts.extend((sid, u, amount) for u, amount in sorted(d["payouts"].items()))
+            payouts.extend((sid, int(u), amount) for u, amount in sorted(d["payouts_by_id"].items()))
         else:
             raise ValueError(f"no loader for event type {type_}")
         sessions[sid].version = version
@@ -147,14 +160,14 @@ def load(rows: Iterable[tuple]) -> int:
     Holding.objects.bulk_create(
         Holding(
             session_id=sid,
-            participant=participants[(sid, username)],
+            participant=participants[(sid, user_id)],
             leg=leg,
             leg_index=k,
             qty=row[k],
-            initial=initial[sid][username][k],
+            initial=initial[sid][user_id][k],
         )
         for sid, matrix in holdings.items()
-        for username, row in sorted(matrix.items())
+        for user_id, row in sorted(matrix.items())
         for k, leg in enumerate(sessions[sid].legs)
     )
     for rfq in rfqs.values():
@@ -179,6 +192,13 @@ def _close(rfqs: dict, quotes: dict, live_by_rfq: dict[int, set[int]], rfq_id: i
     for quote_id in live_by_rfq.pop(rfq_id, set()):
         quotes[quote_id].status = "lapsed"
     live_by_rfq[rfq_id] = set()
+
+
+def _lapse(rfqs: dict, quotes: dict, live_by_rfq: dict[int, set[int]], sid: str, at: Any) -> None:
+    """Trading is over in `sid`: its open RFQs and their live quotes lapse (as projections._lapse_open)."""
+    for rfq in rfqs.values():
+        if rfq.session_id == sid and rfq.status == "open":
+            _close(rfqs, quotes, live_by_rfq, rfq.id, "lapsed", at)
 
 
 def next_ids() -> tuple[int, tuple[int, int, int]]:

@@ -34,11 +34,12 @@ EXPECTED = {
 
 @pytest.mark.django_db
 def test_the_loader_writes_what_the_projection_rebuilds():
-    log = GeneratedLog(900, 2, participants=8, legs=4, seed=9, settle=True)
     organiser, traders, makers = usernames(8)
-    make_users([organiser, *traders, *makers])
+    users = make_users([organiser, *traders, *makers])
+    log = GeneratedLog(900, 2, participants=8, legs=4, seed=9, settle=True, user_ids={n: u.pk for n, u in users.items()})
     rows = list(log.rows())
-    assert set(log.counts) == set(projections.HANDLERS)
+    # Every kind of event but a cancelled session's (which has no RFQ cycles to generate).
+    assert set(log.counts) == set(projections.HANDLERS) - {"SessionCancelled"}
     loader.load(rows)
     for stream in log.streams:
         session_id = stream.removeprefix("session-")

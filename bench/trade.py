@@ -51,6 +51,7 @@ def load_session(prefix: str, trades: int, *, participants: int = PARTICIPANTS, 
         session_prefix=prefix,
         first_seq=first_seq,
         first_ids=first_ids,
+        user_ids={name: user.pk for name, user in users.items()},
     )
     with fast_setup():
         loader.load(log.rows())

@@ -25,7 +25,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Path, Query, Router, Status
+from ninja import NinjaAPI, Query, Router, Status
 from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -34,7 +34,7 @@ from ninja.security import HttpBearer
 from ledger import clock, store
 from ledger.models import Event
 from ledger.store import format_at
-from markets import domain, services, tokens
+from markets import domain, selectors, services, tokens
 from markets.api_schemas import (
     AllocationsOut,
     ErrorOut,
@@ -43,6 +43,7 @@ from markets.api_schemas import (
     MeOut,
     OpenIn,
     ParticipantOut,
+    PathId,
     PricesOut,
     QuoteIn,
     QuoteOut,
@@ -162,8 +163,9 @@ def _describe(error: dict[str, Any]) -> str:
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors = list(exc.errors)
     message = "; ".join(_describe(e) for e in errors[:10]) or "The request is invalid"
-    numbers_only = bool(errors) and all(e.get("type") == "invalid_number" for e in errors)
-    return _error(request, 422, "invalid_number" if numbers_only else "invalid_request", message[:2000])
+    kinds = {e.get("type") for e in errors}
+    code = kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in ("invalid_number", "invalid_id") else "invalid_request"
+    return _error(request, 422, code, message[:2000])
 
 
 @api.exception_handler(AuthenticationError)
@@ -354,7 +356,8 @@ def _session_out(session: Session) -> dict[str, Any]:
     return {
         "id": session.id,
         "title": session.title,
-        "status": session.status,
+        "status": session.phase(clock.now()),
+        "status_note": selectors.status_note(session),
         "legs": list(session.legs),
         "q": [domain.qty_str(x) for x in session.q],
         "t1": session.t1,
@@ -487,11 +490,12 @@ def create_session(request: HttpRequest, payload: SessionCreateIn):
 
 
 @router.get("/sessions", response={200: list[SessionOut], **ERRORS}, summary="List sessions, newest first")
-def list_sessions(request: HttpRequest, status: Literal["created", "open", "settled"] | None = None):
+def list_sessions(
+    request: HttpRequest, status: Literal["created", "open", "closed", "settled", "cancelled"] | None = None
+):
     sessions = Session.objects.select_related("created_by").prefetch_related("participants")
-    if status:
-        sessions = sessions.filter(status=status)
-    return Status(200, [_session_out(s) for s in sessions.order_by("-created_at", "id")])
+    shaped = [_session_out(s) for s in sessions.order_by("-created_at", "id")]
+    return Status(200, [s for s in shaped if status is None or s["status"] == status])
 
 
 @router.get("/sessions/{session_id}", response={200: SessionOut, **ERRORS}, summary="A session: status, legs, q")
@@ -571,31 +575,27 @@ def list_rfqs(request: HttpRequest, session_id: str, status: Literal["open", "fi
     return Status(200, [_rfq_out(r) for r in rfqs.order_by("-id")])
 
 
-RFQId = Path(..., ge=1, le=MAX_ID)
-QuoteId = Path(..., ge=1, le=MAX_ID)
-
-
 @_post(trading, "/rfq/{rfq_id}/quote", response={201: QuoteOut, **ERRORS}, summary="Quote a rate (makers)")
-def provide_quote(request: HttpRequest, payload: QuoteIn, rfq_id: int = RFQId):
+def provide_quote(request: HttpRequest, payload: QuoteIn, rfq_id: PathId):
     quote = services.provide_quote(request.auth, rfq_id, payload.rate, payload.ttl_seconds)
     quote = Quote.objects.select_related("maker", "rfq").get(id=quote.id)
     return Status(201, _quote_out(quote, quote.rfq.quantity))
 
 
 @_post(trading, "/rfq/{rfq_id}/cancel", response={200: RFQOut, **ERRORS}, summary="Cancel your RFQ")
-def cancel_rfq(request: HttpRequest, rfq_id: int = RFQId):
+def cancel_rfq(request: HttpRequest, rfq_id: PathId):
     rfq = services.cancel_rfq(request.auth, rfq_id)
     return Status(200, _rfq_out(_rfqs().get(id=rfq.id)))
 
 
 @_post(trading, "/quotes/{quote_id}/accept", response={201: TradeOut, **ERRORS}, summary="Accept a quote: trade now")
-def accept_quote(request: HttpRequest, quote_id: int = QuoteId):
+def accept_quote(request: HttpRequest, quote_id: PathId):
     trade = services.accept_quote(request.auth, quote_id)
     return Status(201, _trade_out(Trade.objects.select_related("taker", "maker").get(id=trade.id)))
 
 
 @_post(trading, "/quotes/{quote_id}/withdraw", response={200: QuoteOut, **ERRORS}, summary="Withdraw your quote")
-def withdraw_quote(request: HttpRequest, quote_id: int = QuoteId):
+def withdraw_quote(request: HttpRequest, quote_id: PathId):
     quote = services.withdraw_quote(request.auth, quote_id)
     quote = Quote.objects.select_related("maker", "rfq").get(id=quote.id)
     return Status(200, _quote_out(quote, quote.rfq.quantity))

@@ -9,18 +9,20 @@ scale and bounds (markets.domain.parse_fixed) and gives the error message.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
+
+from markets import domain
+from oracle import units
 
 # No valid quantity, rate or price has more than 18 significant digits (10**9 units at 10**-8), so
 # anything with more than this many is refused here, before the domain's 28-digit decimal context
 # could round it (see the note in the API's report on markets.domain.parse_fixed).
 MAX_SIGNIFICANT_DIGITS = 24
-MAX_NUMBER_TEXT = 64
 
 
 def _number_error(message: str) -> PydanticCustomError:
@@ -42,29 +44,15 @@ def _check_magnitude(number: Decimal, shown: object) -> Decimal:
 
 
 def exact_number(value: Any) -> Decimal:
-    """A JSON number (already a Decimal or int), or a decimal string; never bool, null or float."""
-    if isinstance(value, bool) or value is None:
-        raise _number_error('must be a number or a decimal string such as "6.2"')
-    if isinstance(value, float):  # only reachable from Python callers: read by its shortest repr
-        value = repr(value)
-    if isinstance(value, int):
-        if value.bit_length() > 128:
-            raise _number_error("is far too large")
-        return _check_magnitude(Decimal(value), value)
-    if isinstance(value, Decimal):
-        return _check_magnitude(value, value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise _number_error("is required")
-        if len(text) > MAX_NUMBER_TEXT:
-            raise _number_error("is too long to be a number")
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            raise _number_error(f"must be a number, not {text[:20]!r}") from None
-        return _check_magnitude(number, text)
-    raise _number_error('must be a number or a decimal string such as "6.2"')
+    """A JSON number (already a Decimal or int) or a decimal string of ASCII digits (`oracle.units`, the
+    one reader of decimal text); never bool, null or float."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        raise _number_error("is far too large")
+    try:
+        number = units.read_decimal(value, "It")
+    except units.InvalidNumber as exc:
+        raise _number_error(exc.reason) from None
+    return _check_magnitude(number, value)
 
 
 def whole_number(value: Any) -> int:
@@ -99,16 +87,36 @@ def _no_nul(value: str) -> str:
 # Text that every database can store (PostgreSQL refuses NUL characters in strings).
 Text = Annotated[str, AfterValidator(_no_nul)]
 
+NUMBER_PATTERN = r"^[ \t]*[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?[ \t]*$"
 ExactNumber = Annotated[
     Decimal,
     PlainValidator(exact_number),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "number"}, {"type": "string"}],
-            "description": "A decimal as a JSON number or a string; kept exact (never a float)",
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": NUMBER_PATTERN}],
+            "description": "A decimal as a JSON number or a string of ASCII digits with an optional decimal point "
+            "and exponent (2.5, 10, 1e-3); kept exact, never a float",
             "examples": ["6.2", 10],
         }
     ),
+]
+
+
+def _strict_id(value: Any) -> int:
+    number = domain.parse_id(value)
+    if number is None:
+        raise PydanticCustomError(
+            "invalid_id", "must be a positive whole number written in digits only (no sign, spaces or leading zeros)"
+        )
+    return number
+
+
+# Ids in paths are written one way: `/quotes/%201/accept`, `/quotes/1.0/accept` and `/quotes/+1/accept` name
+# nothing (422 invalid_id), where a lax integer would have read all three as quote 1.
+PathId = Annotated[
+    int,
+    PlainValidator(_strict_id),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": domain.MAX_ID}),
 ]
 WholeNumber = Annotated[
     int, PlainValidator(whole_number), WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}]})
@@ -134,10 +142,26 @@ class FixingRuleIn(Input):
 
 
 class SessionCreateIn(Input):
-    session_id: Text = Field(..., max_length=64, examples=["demo"])
+    session_id: Text = Field(
+        ...,
+        max_length=64,
+        description="1-64 letters, digits, - or _; unique ignoring case (DEMO cannot be created beside demo)",
+        examples=["demo"],
+    )
     title: Text = Field("", max_length=200)
-    legs: list[Text] = Field(..., max_length=64, examples=[["AAPL", "NVDA", "META", "ORCL"]])
-    q: list[ExactNumber] = Field(..., max_length=64, description="Basket: one quantity per leg")
+    legs: list[Text] = Field(
+        ...,
+        max_length=64,
+        description=f"{domain.MIN_LEGS} to {domain.MAX_LEGS} leg names: {units.LEG_RULE}; case is kept and names "
+        "must differ ignoring case (GOLD 3m and gold 3M are one leg)",
+        examples=[["AAPL", "NVDA", "META", "ORCL"], ["GOLD 3m", "GOLD 1y", "GOLD 5y"]],
+    )
+    q: list[ExactNumber] = Field(
+        ...,
+        max_length=64,
+        description=f"Basket: one quantity per leg, more than 0 and at most {units.MAX_QTY_UNITS:,} units, "
+        f"{units.QTY_DP} decimals at most",
+    )
     start_mode: Literal["immediate", "scheduled"] = "immediate"
     end_mode: Literal["manual", "timed"] = "manual"
     allocation_mode: Literal["pro_rata", "custom"] = "pro_rata"
@@ -162,18 +186,37 @@ class OpenIn(Input):
 class RFQIn(Input):
     give_leg: Text = Field(..., max_length=32, examples=["AAPL"])
     get_leg: Text = Field(..., max_length=32, examples=["NVDA"])
-    quantity: ExactNumber
+    quantity: ExactNumber = Field(
+        ..., description=f"Units of the give leg, at most {units.MAX_QTY_UNITS:,}, {units.QTY_DP} decimals at most"
+    )
 
 
 class QuoteIn(Input):
-    rate: ExactNumber = Field(..., description="Units of the get leg per unit of the give leg")
+    rate: ExactNumber = Field(
+        ...,
+        description=f"Units of the get leg per unit of the give leg, at most {units.MAX_RATE:,}, "
+        f"{units.RATE_DP} decimals at most",
+    )
     ttl_seconds: WholeNumber = Field(60, description="How long the quote stays live (1 to 86400 s)")
 
 
 class SettleIn(Input):
     prices: dict[Text, ExactNumber] | None = Field(
-        None, max_length=64, description="S_t2 per leg; omit to use the oracle's fixing"
+        None,
+        max_length=64,
+        description=f"S_t2 per leg (one price per leg, legs named in any case; at most {units.MAX_PRICE:,}, "
+        f"{units.PRICE_DP} decimals at most); leave the key out to settle at the oracle's fixing",
     )
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """`"prices": null` is refused: it is not the same as leaving the key out (the fixing)."""
+        if value is None:
+            raise PydanticCustomError(
+                "invalid_prices", "must map each leg to a price; leave the key out to settle at the fixing"
+            )
+        return value
 
 
 # ---------------------------------------------------------------- responses
@@ -199,7 +242,10 @@ class ParticipantOut(Schema):
 class SessionOut(Schema):
     id: str
     title: str
-    status: str
+    status: Literal["created", "open", "closed", "settled", "cancelled"] = Field(
+        ..., description="As of now: an open timed session at or past t2 is closed (trading stops at t2 by itself)"
+    )
+    status_note: str = Field(..., description="Where the session stands, in words")
     legs: list[str]
     q: list[str]
     t1: dt.datetime | None

@@ -13,54 +13,59 @@ it favours the maker by less than one base unit (10**-6), and a trade that would
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import (
-    Clamped,
-    Context,
-    Decimal,
-    DecimalException,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-    Rounded,
-    Subnormal,
-    Underflow,
+
+from oracle import units
+from oracle.units import (  # the scales live where the oracle can use them too
+    MAX_PRICE,
+    MAX_QTY_UNITS,
+    MAX_RATE,
+    MONEY_DP,
+    MONEY_SCALE,
+    PRICE_DP,
+    PRICE_SCALE,
+    QTY_DP,
+    QTY_SCALE,
+    RATE_DP,
+    RATE_SCALE,
+    name_key,
+    to_decimal,
 )
 
-QTY_DP = 6
-RATE_DP = 8
-PRICE_DP = 6
-MONEY_DP = QTY_DP + PRICE_DP
-QTY_SCALE = 10**QTY_DP
-RATE_SCALE = 10**RATE_DP
-PRICE_SCALE = 10**PRICE_DP
-MONEY_SCALE = 10**MONEY_DP
+__all__ = [
+    "MAX_PRICE",
+    "MAX_QTY_UNITS",
+    "MAX_RATE",
+    "MONEY_DP",
+    "MONEY_SCALE",
+    "PRICE_DP",
+    "PRICE_SCALE",
+    "QTY_DP",
+    "QTY_SCALE",
+    "RATE_DP",
+    "RATE_SCALE",
+    "name_key",
+    "to_decimal",
+]
 
-# Bounds keep every stored integer inside SQLite's signed 64-bit range with room to spare.
-MAX_QTY_UNITS = 10**9
-MAX_RATE = 10**6
-MAX_PRICE = 10**7
 MIN_LEGS, MAX_LEGS = 2, 32
-LEG_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
-
-# Decimal arithmetic wide enough that scaling never rounds (the default context keeps 28 digits).
-# Every inexact step raises instead of rounding quietly (a tiny 1e-999999999 must not become 0).
-_EXACT = Context(
-    prec=120,
-    Emax=999_999,
-    Emin=-999_999,
-    traps=[InvalidOperation, DivisionByZero, Overflow, Underflow, Subnormal, Inexact, Rounded, Clamped],
-)
+MAX_ID = 2**63 - 1
+_ID_TEXT = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 
 ROLES = ("organiser", "trader", "maker")
 HOLDER_ROLES = ("trader", "maker")
 
 
 class DomainError(Exception):
-    """A rule was broken; `code` is stable for programs, `message` is for people."""
+    """A rule was broken; `code` is stable for programs, `message` is for people.
+
+    `status` is the HTTP-like class of the refusal (422 bad input, 409 the market's state refuses it
+    now, 403/404/401...): the edges map it to their own form (a JSON status, an inline form error, a CLI
+    exit), and the domain never needs to know which edge asked.
+    """
 
     code = "invalid"
     status = 422
@@ -82,60 +87,12 @@ class InvariantViolation(DomainError):
 # ---------------------------------------------------------------- parsing and formatting
 
 
-def parse_fixed(
-    value: object,
-    *,
-    dp: int,
-    what: str,
-    max_value: int,
-    allow_zero: bool = False,
-) -> int:
-    """Parse a decimal given as text, int or Decimal into base units of 10**-dp, exactly.
-
-    Refuses NaN, infinities, negatives, zero (unless allowed), more than `dp` decimals and values
-    above `max_value` units. Floats (from JSON numbers) are read by their shortest repr.
-    """
-    if isinstance(value, bool) or value is None:
-        raise DomainError(f"{what} must be a number", "invalid_number")
-    if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, str):
-        text = value.strip().replace("_", "")
-        if not text:
-            raise DomainError(f"{what} is required", "invalid_number")
-        if len(text) > 64:
-            raise DomainError(f"{what} is too long to be a number", "invalid_number")
-    elif isinstance(value, int):
-        if value < 0:
-            raise DomainError(f"{what} must not be negative", "invalid_number")
-        if value > max_value:  # before str(): a huge int would not even convert
-            raise DomainError(f"{what} is too large (at most {max_value:,})", "invalid_number")
-        text = str(value)
-    elif isinstance(value, Decimal):
-        text = str(value)
-    else:
-        raise DomainError(f"{what} must be a number", "invalid_number")
+def parse_fixed(value: object, *, dp: int, what: str, max_value: int, allow_zero: bool = False) -> int:
+    """`oracle.units.parse_fixed` with its refusal as a DomainError (code invalid_number)."""
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise DomainError(f"{what} must be a number, not {text[:20]!r}", "invalid_number") from None
-    if not number.is_finite():
-        raise DomainError(f"{what} must be a finite number", "invalid_number")
-    if number < 0:
-        raise DomainError(f"{what} must not be negative", "invalid_number")
-    if number == 0 and not allow_zero:
-        raise DomainError(f"{what} must be greater than zero", "invalid_number")
-    if number > max_value:
-        raise DomainError(f"{what} is too large (at most {max_value:,})", "invalid_number")
-    try:
-        scaled = number.scaleb(dp, context=_EXACT)
-    except DecimalException:
-        scaled = None
-    if scaled is None or scaled != scaled.to_integral_value(context=_EXACT):
-        raise DomainError(f"{what} has more than {dp} decimal places", "invalid_number")
-    if scaled == 0 and not allow_zero:
-        raise DomainError(f"{what} must be greater than zero", "invalid_number")
-    return int(scaled)
+        return units.parse_fixed(value, dp=dp, what=what, max_value=max_value, allow_zero=allow_zero)
+    except units.InvalidNumber as exc:
+        raise DomainError(exc.message, "invalid_number") from None
 
 
 def parse_qty(value: object, what: str = "Quantity", allow_zero: bool = False) -> int:
@@ -150,13 +107,21 @@ def parse_price(value: object, what: str = "Price") -> int:
     return parse_fixed(value, dp=PRICE_DP, what=what, max_value=MAX_PRICE)
 
 
-def to_decimal(base: int, dp: int) -> Decimal:
-    """Exact Decimal of a base-unit integer, with exactly `dp` places (whatever its size)."""
-    return Decimal(base).scaleb(-dp, context=_EXACT).quantize(Decimal(1).scaleb(-dp), context=_EXACT)
+def parse_id(value: object) -> int | None:
+    """A row id written one way only: a positive int, or its plain decimal digits (no sign, spaces,
+    leading zeros or decimal point). None when `value` is not such an id (the caller says "unknown")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1 <= value <= MAX_ID else None
+    if isinstance(value, str) and _ID_TEXT.fullmatch(value):
+        number = int(value)
+        return number if number <= MAX_ID else None
+    return None
 
 
 def fmt(base: int, dp: int) -> str:
-    return str(to_decimal(base, dp))
+    return units.fmt(base, dp)
 
 
 def qty_str(base: int) -> str:
@@ -179,25 +144,31 @@ def money_str(base: int) -> str:
 
 
 def validate_legs(legs: Sequence[object]) -> list[str]:
+    """Leg names as they will be kept: 2 to 32 names of `units.LEG_RULE`, case kept (`GOLD 3m`), blanks
+    tidied, and distinct ignoring case and spacing (`Gold 3M` is the same leg as `GOLD 3m`)."""
     if isinstance(legs, str) or not isinstance(legs, Sequence):
-        raise DomainError("Legs must be a list of symbols", "invalid_legs")
-    symbols = []
+        raise DomainError("Legs must be a list of names", "invalid_legs")
+    names = []
     for leg in legs:
         if not isinstance(leg, str):
-            raise DomainError("Each leg must be a symbol such as AAPL", "invalid_legs")
-        symbol = leg.strip().upper()
-        if not LEG_RE.match(symbol):
-            raise DomainError(
-                f"{leg[:20]!r} is not a valid leg symbol (letters, digits, . _ -; up to 16)",
-                "invalid_legs",
-            )
-        symbols.append(symbol)
-    if not MIN_LEGS <= len(symbols) <= MAX_LEGS:
-        raise DomainError(f"A session needs {MIN_LEGS} to {MAX_LEGS} legs, not {len(symbols)}", "invalid_legs")
-    duplicates = sorted({s for s in symbols if symbols.count(s) > 1})
-    if duplicates:
-        raise DomainError(f"Legs must be distinct: {', '.join(duplicates)} repeated", "invalid_legs")
-    return symbols
+            raise DomainError("Each leg must be a name such as AAPL or GOLD 3m", "invalid_legs")
+        name = units.tidy_name(leg)
+        if len(name) > units.MAX_LEG_NAME or not units.LEG_NAME.fullmatch(name):
+            raise DomainError(f"{leg[:30]!r} is not a valid leg name ({units.LEG_RULE})", "invalid_legs")
+        names.append(name)
+    if not MIN_LEGS <= len(names) <= MAX_LEGS:
+        raise DomainError(f"A session needs {MIN_LEGS} to {MAX_LEGS} legs, not {len(names)}", "invalid_legs")
+    seen: dict[str, str] = {}
+    repeated = []
+    for name in names:
+        if name_key(name) in seen:
+            repeated.append(seen[name_key(name)])
+        seen.setdefault(name_key(name), name)
+    if repeated:
+        raise DomainError(
+            f"Legs must be distinct (ignoring case): {', '.join(dict.fromkeys(repeated))} repeated", "invalid_legs"
+        )
+    return names
 
 
 def validate_basket(q: Sequence[object], legs: Sequence[str]) -> list[int]:
@@ -250,6 +221,30 @@ def validate_custom_allocation(
                 "invalid_allocation",
             )
     return result
+
+
+# ---------------------------------------------------------------- time rules
+
+
+def session_phase(status: str, end_mode: str, t2: dt.datetime | None, now: dt.datetime) -> str:
+    """A session's status as of `now`: trading in a timed session stops at t2 by itself (at t2 exactly,
+    not a tick later), whatever the scheduler has recorded so far."""
+    if status == "open" and end_mode == "timed" and t2 is not None and now >= t2:
+        return "closed"
+    return status
+
+
+def quote_status(status: str, expires_at: dt.datetime, now: dt.datetime) -> str:
+    """A quote's status as of `now`: a live quote at or past its expiry is expired."""
+    if status == "live" and expires_at <= now:
+        return "expired"
+    return status
+
+
+def when(at: dt.datetime) -> str:
+    """An instant as the messages write it: UTC, with the fraction of a second when there is one."""
+    utc = at.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%d %H:%M:%S.%f" if utc.microsecond else "%Y-%m-%d %H:%M:%S") + " UTC"
 
 
 # ---------------------------------------------------------------- trades
@@ -311,14 +306,36 @@ def plan_trade(
     return TradeMove(gi, ge, quantity, receive)
 
 
-def leg_index(legs: Sequence[str], leg: str) -> int:
-    symbol = str(leg).strip().upper()
-    try:
-        return list(legs).index(symbol)
-    except ValueError:
-        raise DomainError(
-            f"Unknown leg {str(leg)[:20]!r}: this session trades {', '.join(legs)}", "unknown_leg"
-        ) from None
+def leg_index(legs: Sequence[str], leg: object) -> int:
+    """Where `leg` is among the session's legs, matched ignoring case and spacing (see `name_key`)."""
+    if isinstance(leg, str):
+        key = name_key(leg)
+        for k, name in enumerate(legs):
+            if name_key(name) == key:
+                return k
+    raise DomainError(f"Unknown leg {str(leg)[:30]!r}: this session trades {', '.join(legs)}", "unknown_leg")
+
+
+def leg_map(legs: Sequence[str], given: Mapping[str, object], what: str) -> dict[str, object]:
+    """{leg: value} from a mapping keyed by leg names as people type them (any case). Two keys for one
+    leg are refused rather than one silently winning, and so are names that are not legs."""
+    result: dict[str, object] = {}
+    spelled: dict[str, str] = {}
+    unknown = []
+    for key, value in given.items():
+        try:
+            leg = legs[leg_index(legs, key)]
+        except DomainError:
+            unknown.append(str(key)[:30])
+            continue
+        if leg in result:
+            raise DomainError(
+                f"Two {what}s given for {leg} ({spelled[leg]!r} and {str(key)[:30]!r}): give one", f"duplicate_{what}"
+            )
+        result[leg], spelled[leg] = value, str(key)
+    if unknown:
+        raise DomainError(f"Unknown leg {', '.join(unknown)}: this session trades {', '.join(legs)}", "unknown_leg")
+    return result
 
 
 # ---------------------------------------------------------------- settlement

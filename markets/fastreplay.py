@@ -8,9 +8,9 @@ the rest of the log is skipped unread: `replay_stream` (one session) and `replay
 two queries) ask SQLite only for those rows.
 
 Trades are read in bulk: a TradeExecuted payload in the canonical layout the services write (sorted keys,
-plain usernames, one integer delta per leg) is taken apart by one regular expression and its deltas
-parsed by numpy; anything else (a field added later, an escaped name, a huge number) is read with
-json.loads. The sums are exact: int64 while the numbers provably fit, Python integers otherwise.
+participants by user id, one integer delta per leg) is taken apart by one regular expression and its
+deltas parsed by numpy; anything else (a field added later, a log written before participants were named
+by id, a huge number) is read with json.loads. The sums are exact: int64 while the numbers provably fit, Python integers otherwise.
 """
 
 from __future__ import annotations
@@ -28,20 +28,29 @@ HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted")
 _INT64_SAFE = 2**62
 
 
+Holder = int | str  # a user id; a username in logs written before participants were named by id
+
+
 @dataclass(frozen=True)
 class Holdings:
-    """x[i][k] for the holders (sorted by username, as the projection orders them) and the legs."""
+    """x[i][k] for the holders (sorted, as the projection orders them by user id) and the legs."""
 
-    usernames: list[str]
+    holders: list[Holder]
     legs: list[str]
     matrix: np.ndarray
 
-    def as_dict(self) -> dict[str, list[int]]:
-        """The shape of `projections.holdings_matrix`: {username: [x_k, ...]} in leg order."""
-        return {name: [int(x) for x in row] for name, row in zip(self.usernames, self.matrix.tolist(), strict=True)}
+    @property
+    def by_name(self) -> bool:
+        """A log written before participants were named by id: holders are usernames."""
+        return any(isinstance(h, str) for h in self.holders)
+
+    def as_dict(self) -> dict[Holder, list[int]]:
+        """The shape of `projections.holdings_by_user`: {user id: [x_k, ...]} in leg order (for an old log,
+        of `projections.holdings_matrix`, by username)."""
+        return {h: [int(x) for x in row] for h, row in zip(self.holders, self.matrix.tolist(), strict=True)}
 
     def totals(self) -> list[int]:
-        return [int(x) for x in self.matrix.sum(axis=0).tolist()] if self.usernames else []
+        return [int(x) for x in self.matrix.sum(axis=0).tolist()] if self.holders else []
 
 
 def _type_and_payload(event: Any) -> tuple[str, str]:
@@ -55,7 +64,7 @@ class _Opening:
 
     def __init__(self) -> None:
         self.legs: list[str] | None = None
-        self.names: list[str] = []
+        self.names: list[Holder] = []
         self.initial: list[list[int]] | None = None
 
     def feed(self, type_: str, payload: str) -> None:
@@ -68,8 +77,12 @@ class _Opening:
                 raise ValueError("an allocation before the session was created")
             if self.initial is not None:
                 raise ValueError("the stream allocates its session twice")
-            allocation = json.loads(payload)["holdings"]
-            self.names = sorted(allocation)
+            data = json.loads(payload)
+            if "holdings_by_id" in data:
+                allocation: dict[Holder, list[int]] = {int(u): row for u, row in data["holdings_by_id"].items()}
+            else:
+                allocation = dict(data["holdings"])
+            self.names = sorted(allocation)  # type: ignore[type-var]
             self.initial = [[allocation[name][k] for k in range(len(self.legs))] for name in self.names]
 
     def finish(self, trades: list[str]) -> Holdings:
@@ -95,7 +108,7 @@ def replay_holdings(events: Iterable[Any]) -> Holdings:
     return opening.finish(trades)
 
 
-def _apply_trades(names: list[str], n_legs: int, initial: list[list[int]], trades: list[str]) -> np.ndarray:
+def _apply_trades(names: list[Holder], n_legs: int, initial: list[list[int]], trades: list[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(names)}
     holders, deltas, biggest = _parse_trades(index, n_legs, trades)
     largest_start = max((abs(x) for row in initial for x in row), default=0)
@@ -108,7 +121,7 @@ def _apply_trades(names: list[str], n_legs: int, initial: list[list[int]], trade
     return matrix
 
 
-def _parse_trades(index: dict[str, int], n_legs: int, trades: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+def _parse_trades(index: dict[Holder, int], n_legs: int, trades: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """(holder row per side, deltas per side, largest |delta|): taker then maker for each trade."""
     if not trades:
         return np.zeros(0, dtype=np.int64), np.zeros((0, n_legs), dtype=np.int64), 0
@@ -117,13 +130,13 @@ def _parse_trades(index: dict[str, int], n_legs: int, trades: list[str]) -> tupl
     found = pattern.findall(joined) if joined.count("\n") == len(trades) - 1 else []
     if len(found) == len(trades):
         # Every payload is a whole line and matched the canonical layout in full.
-        get = index.get
+        get = {str(holder): row for holder, row in index.items()}.get  # the captured ids are text
         holders = np.fromiter(
-            (get(name, -1) for maker, _, taker, _ in found for name in (taker, maker)),
+            (get(name, -1) for _, maker, _, taker in found for name in (taker, maker)),
             dtype=np.int64,
             count=2 * len(found),
         )
-        numbers = ",".join(f"{taker_d},{maker_d}" for _, maker_d, _, taker_d in found)
+        numbers = ",".join(f"{taker_d},{maker_d}" for maker_d, _, taker_d, _ in found)
         deltas = np.fromstring(numbers, dtype=np.int64, sep=",")
         if deltas.size != 2 * len(found) * n_legs:  # cannot happen after the match; never guess
             return _parse_trades_slowly(index, n_legs, trades)
@@ -133,7 +146,7 @@ def _parse_trades(index: dict[str, int], n_legs: int, trades: list[str]) -> tupl
     return _parse_trades_slowly(index, n_legs, trades)
 
 
-def _parse_trades_slowly(index: dict[str, int], n_legs: int, trades: list[str]) -> tuple[np.ndarray, Any, int]:
+def _parse_trades_slowly(index: dict[Holder, int], n_legs: int, trades: list[str]) -> tuple[np.ndarray, Any, int]:
     holders: list[int] = []
     rows: list[list[int]] = []
     for payload in trades:
@@ -142,7 +155,7 @@ def _parse_trades_slowly(index: dict[str, int], n_legs: int, trades: list[str]) 
             values = [int(x) for x in data[f"{side}_deltas"]]
             # Deltas past the last leg have no holding row to land on in the projection either.
             rows.append((values + [0] * n_legs)[:n_legs])
-            holders.append(index.get(data[side], -1))
+            holders.append(index.get(data[f"{side}_id"] if f"{side}_id" in data else data[side], -1))
     biggest = max((abs(x) for row in rows for x in row), default=0)
     dtype = np.int64 if biggest < _INT64_SAFE else object
     return np.array(holders, dtype=np.int64), np.array(rows, dtype=dtype).reshape(len(rows), n_legs), biggest
@@ -152,17 +165,17 @@ def _parse_trades_slowly(index: dict[str, int], n_legs: int, trades: list[str]) 
 def _canonical_trade(n_legs: int) -> re.Pattern[str]:
     """One TradeExecuted payload exactly as `store.canonical_json` writes it (a whole line).
 
-    Captures (maker, maker_deltas, taker, taker_deltas). Numbers have at most 18 digits, so they fit int64;
-    names have no quote or escape, so the captured text is the name itself.
+    Captures (maker_deltas, maker_id, taker_deltas, taker_id). Numbers have at most 18 digits, so they
+    fit int64; leg names have no quote or escape.
     """
     num = r"-?(?:0|[1-9][0-9]{0,17})"
+    uid = r"([1-9][0-9]{0,17})"
     text = r'"[^"\\\n]*"'
-    name = r'"([^"\\\n]*)"'
     deltas = rf"\[({num}(?:,{num}){{{n_legs - 1}}})\]"
     return re.compile(
         rf'^\{{"get_leg":{text},"get_qty":{num},"give_leg":{text},"give_qty":{num},'
-        rf'"maker":{name},"maker_deltas":{deltas},"quote_id":{num},"rate":{num},"rfq_id":{num},'
-        rf'"taker":{name},"taker_deltas":{deltas},"trade_id":{num}\}}$',
+        rf'"maker_deltas":{deltas},"maker_id":{uid},"quote_id":{num},"rate":{num},"rfq_id":{num},'
+        rf'"taker_deltas":{deltas},"taker_id":{uid},"trade_id":{num}\}}$',
         re.MULTILINE,
     )
 

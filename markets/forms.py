@@ -4,22 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 from django import forms
 
 from markets import domain
+from oracle import units
 from markets.errors import DomainError
 from markets.models import Participant, Session
 
 
 def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.replace(";", ",").replace(" ", ",").split(",") if part.strip()]
+    """Numbers typed in one field: separated by commas, semicolons or blanks."""
+    return [part for part in re.split(r"[,;\s]+", text) if part]
+
+
+def _split_names(text: str) -> list[str]:
+    """Names typed in one field: separated by commas, semicolons or new lines (a name may hold spaces)."""
+    return [part.strip() for part in re.split(r"[,;\n]", text) if part.strip()]
 
 
 class SessionCreateForm(forms.Form):
-    session_id = forms.SlugField(label="Session id", max_length=64, help_text="e.g. demo")
+    session_id = forms.SlugField(label="Session id", max_length=64, help_text="e.g. demo (unique ignoring case)")
     title = forms.CharField(max_length=200, required=False)
-    legs = forms.CharField(label="Legs", help_text="Symbols separated by commas: AAPL, NVDA, META, ORCL")
-    q = forms.CharField(label="Basket q", help_text="One quantity per leg: 100, 60, 80, 120")
+    legs = forms.CharField(
+        label="Legs",
+        help_text=f"Names separated by commas: AAPL, NVDA or GOLD 3m, GOLD 1y ({units.LEG_RULE}; "
+        f"{domain.MIN_LEGS} to {domain.MAX_LEGS} legs, case kept, each different ignoring case)",
+    )
+    q = forms.CharField(
+        label="Basket q",
+        help_text=f"One quantity per leg: 100, 60, 80, 120 (digits and a decimal point, at most "
+        f"{units.MAX_QTY_UNITS:,} per leg)",
+    )
     start_mode = forms.ChoiceField(choices=Session.StartMode.choices, initial=Session.StartMode.IMMEDIATE)
     end_mode = forms.ChoiceField(choices=Session.EndMode.choices, initial=Session.EndMode.MANUAL)
     t1 = forms.DateTimeField(
@@ -39,7 +56,7 @@ class SessionCreateForm(forms.Form):
 
     def clean_legs(self) -> list[str]:
         try:
-            return domain.validate_legs(_split(self.cleaned_data["legs"]))
+            return domain.validate_legs(_split_names(self.cleaned_data["legs"]))
         except DomainError as exc:
             raise forms.ValidationError(exc.message) from None
 

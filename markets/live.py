@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from ledger import clock
 from ledger.feed import closing, feed
 from ledger.models import Event
 from markets import domain, projections, selectors
@@ -58,7 +59,13 @@ def render_panels(session_id: str, partial: str = "push") -> dict[str, Any]:
     context = selectors.floor_context(session_id, parts)
     html = _ascii(render_to_string(f"{FLOOR}#{partial}", context | {"oob": True}))
     board = selectors.board_data(context["session"]) if with_board else None
-    return {"html": html, "board": board, "seq": context["last_seq"], "session": context["session"]}
+    return {
+        "html": html,
+        "board": board,
+        "seq": context["last_seq"],
+        "session": context["session"],
+        "phase": context["phase"],
+    }
 
 
 def _render_if_exists(session_id: str, partial: str) -> dict[str, Any] | None:
@@ -78,9 +85,9 @@ def render_board(panels: dict[str, Any], me: Participant | None) -> str:
     who stand alike to every open RFQ (all watchers; makers with no quote up; traders with no RFQ
     open) share one rendering, and each RFQ is rendered once per way of standing to it, so a push to
     50 participants costs a few renders, not 50 boards."""
-    session = panels["session"]
-    stances = tuple(_stance(r, me, session) for r in panels["board"])
-    can_request = bool(me and me.role != Participant.Role.ORGANISER and session.status == Session.Status.OPEN)
+    session, phase = panels["session"], panels["phase"]
+    stances = tuple(_stance(r, me, phase) for r in panels["board"])
+    can_request = bool(me and me.role != Participant.Role.ORGANISER and phase == Session.Status.OPEN)
     key = (can_request, stances)
     boards = panels.setdefault("boards", {})
     if key not in boards:
@@ -88,10 +95,11 @@ def render_board(panels: dict[str, Any], me: Participant | None) -> str:
         board = []
         for r, stance in zip(panels["board"], stances, strict=True):
             if stance not in rows:
-                rows[stance] = render_to_string(f"{FLOOR}#rfq", {"r": r, "me": me, "session": session})
+                rows[stance] = render_to_string(f"{FLOOR}#rfq", {"r": r, "me": me, "session": session, "phase": phase})
             board.append({"html": rows[stance]})
         context = {
             "session": session,
+            "phase": phase,
             "board": board,
             "me": me,
             "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
@@ -101,16 +109,16 @@ def render_board(panels: dict[str, Any], me: Participant | None) -> str:
     return boards[key]
 
 
-def _stance(r: dict[str, Any], me: Participant | None, session: Session) -> tuple:
+def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:
     """Everything about the viewer that the `rfq` partial looks at (a watcher stands like anyone who
-    neither asked, nor quoted, nor may quote)."""
-    if me is None:
+    neither asked, nor quoted, nor may quote); once trading is over nobody may do anything."""
+    if me is None or phase != Session.Status.OPEN:
         return (r["id"], False, (), False)
     return (
         r["id"],
-        me.username == r["taker"],
-        tuple(q["id"] for q in r["quotes"] if q["maker"] == me.username),
-        me.role == Participant.Role.MAKER and me.username != r["taker"] and session.status == Session.Status.OPEN,
+        me.id == r["taker_id"],
+        tuple(q["id"] for q in r["quotes"] if q["maker_id"] == me.id),
+        me.role == Participant.Role.MAKER and me.id != r["taker_id"],
     )
 
 
@@ -170,7 +178,7 @@ def holdings_json(session_id: str) -> dict[str, Any]:
         "type": "holdings",
         "session_id": session_id,
         "seq": session.last_seq,
-        "status": session.status,
+        "status": session.phase(clock.now()),
         "legs": session.legs,
         "holdings": {
             u: {leg: domain.qty_str(x) for leg, x in zip(session.legs, row, strict=True)} for u, row in matrix.items()

@@ -7,10 +7,12 @@ an exact decimal string because q.S can exceed a 64-bit integer.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from markets import domain
 
@@ -19,7 +21,9 @@ class Session(models.Model):
     class Status(models.TextChoices):
         CREATED = "created", "Created"
         OPEN = "open", "Open"
+        CLOSED = "closed", "Trading closed"  # a timed session past t2, waiting for its settlement
         SETTLED = "settled", "Settled"
+        CANCELLED = "cancelled", "Cancelled"  # never opened (e.g. t2 passed before it could)
 
     class StartMode(models.TextChoices):
         IMMEDIATE = "immediate", "Immediate (organiser opens)"
@@ -47,6 +51,7 @@ class Session(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When trading closed (t2 of a timed session)")
     settled_at = models.DateTimeField(null=True, blank=True)
     # Why a due settlement could not happen yet (e.g. no price for a leg at t2); empty otherwise.
     waiting_reason = models.CharField(max_length=500, blank=True)
@@ -55,9 +60,21 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Session ids are unique ignoring case: `DEMO` cannot be created beside `demo`.
+            models.UniqueConstraint(Lower("id"), name="markets_session_id_ci"),
+        ]
 
     def __str__(self) -> str:
         return self.id
+
+    def phase(self, now: dt.datetime) -> str:
+        """The status as of `now`: an open timed session at or past t2 reads "closed" even before the
+        scheduler has recorded TradingClosed (the commands refuse trading by the same rule)."""
+        return domain.session_phase(self.status, self.end_mode, self.t2, now)
+
+    def trading_open(self, now: dt.datetime) -> bool:
+        return self.phase(now) == self.Status.OPEN
 
     @property
     def stream(self) -> str:
@@ -107,7 +124,7 @@ class Holding(models.Model):
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="holdings")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="holdings")
-    leg = models.CharField(max_length=16)
+    leg = models.CharField(max_length=32)
     leg_index = models.PositiveSmallIntegerField()
     qty = models.BigIntegerField()
     initial = models.BigIntegerField()
@@ -127,12 +144,13 @@ class RFQ(models.Model):
         OPEN = "open", "Open"
         FILLED = "filled", "Filled"
         CANCELLED = "cancelled", "Cancelled"
+        LAPSED = "lapsed", "Lapsed"  # still open when trading closed or the session settled
 
     id = models.BigIntegerField(primary_key=True)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="rfqs")
     taker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="rfqs")
-    give_leg = models.CharField(max_length=16)
-    get_leg = models.CharField(max_length=16)
+    give_leg = models.CharField(max_length=32)
+    get_leg = models.CharField(max_length=32)
     quantity = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField()
@@ -151,7 +169,8 @@ class Quote(models.Model):
         LIVE = "live", "Live"
         WITHDRAWN = "withdrawn", "Withdrawn"
         FILLED = "filled", "Filled"
-        LAPSED = "lapsed", "Lapsed"
+        LAPSED = "lapsed", "Lapsed"  # its RFQ was filled by another quote, cancelled, or trading closed
+        EXPIRED = "expired", "Expired"  # its lifetime ran out (QuotesExpired)
 
     id = models.BigIntegerField(primary_key=True)
     rfq = models.ForeignKey(RFQ, on_delete=models.CASCADE, related_name="quotes")
@@ -171,11 +190,9 @@ class Quote(models.Model):
         return self.status == self.Status.LIVE and self.expires_at > when
 
     def status_at(self, when) -> str:
-        """What the quote is at `when`: a live quote past its expiry reads "expired" (it lapsed by time;
-        no event is written for that, the clock decides)."""
-        if self.status == self.Status.LIVE and self.expires_at <= when:
-            return "expired"
-        return self.status
+        """What the quote is at `when`: a live quote past its expiry reads "expired" before the scheduler
+        has recorded QuotesExpired for it (the commands refuse it by the same rule)."""
+        return domain.quote_status(self.status, self.expires_at, when)
 
 
 class Trade(models.Model):
@@ -185,8 +202,8 @@ class Trade(models.Model):
     quote = models.OneToOneField(Quote, on_delete=models.CASCADE, related_name="trade")
     taker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="taker_trades")
     maker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="maker_trades")
-    give_leg = models.CharField(max_length=16)
-    get_leg = models.CharField(max_length=16)
+    give_leg = models.CharField(max_length=32)
+    get_leg = models.CharField(max_length=32)
     give_qty = models.BigIntegerField()
     get_qty = models.BigIntegerField()
     rate = models.BigIntegerField()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from ledger.models import Event
 from ledger.store import iter_stream
@@ -49,11 +49,29 @@ def _parse_at(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text)
 
 
-def _participant(session_id: str, username: str) -> Participant:
-    return Participant.objects.get(session_id=session_id, username=username)
+class LegacyNameError(ValueError):
+    """A log written before participants were named by id names a user who no longer has that name."""
 
 
-def session_from_created(d: dict[str, Any], created_by, at: dt.datetime) -> Session:
+def _user_by_legacy_name(username: str) -> int:
+    """Logs written before schema 2 name people by username: resolve the name against the accounts as
+    they are now (so renaming such a user breaks its replay; verify_ledger then says so)."""
+    user_id = get_user_model().objects.filter(username=username).values_list("pk", flat=True).first()
+    if user_id is None:
+        raise LegacyNameError(
+            f"this old event names user {username!r}, and no account has that name now (renamed or deleted?)"
+        )
+    return user_id
+
+
+def _participant_id(session_id: str, d: dict[str, Any], side: str) -> int:
+    """The participant row an event's `<side>_id` (a user id) names, or its legacy `<side>` username."""
+    if f"{side}_id" in d:
+        return Participant.objects.values_list("id", flat=True).get(session_id=session_id, user_id=d[f"{side}_id"])
+    return Participant.objects.values_list("id", flat=True).get(session_id=session_id, username=d[side])
+
+
+def session_from_created(d: dict[str, Any], created_by_id: int, at: dt.datetime) -> Session:
     """The Session row a SessionCreated payload describes (unsaved; bulk loaders reuse it)."""
     return Session(
         id=d["session_id"],
@@ -67,27 +85,37 @@ def session_from_created(d: dict[str, Any], created_by, at: dt.datetime) -> Sess
         allocation_mode=d["allocation_mode"],
         fixing_rule=d["fixing_rule"],
         status=Session.Status.CREATED,
-        created_by=created_by,
+        created_by_id=created_by_id,
         created_at=at,
     )
 
 
+def created_by_id(d: dict[str, Any]) -> int:
+    return d["created_by_id"] if "created_by_id" in d else _user_by_legacy_name(d["created_by"])
+
+
 @handles("SessionCreated")
 def _session_created(event: Event, d: dict[str, Any]) -> None:
-    user = get_user_model().objects.get(username=d["created_by"])
-    session_from_created(d, user, event.at).save(force_insert=True)
+    session_from_created(d, created_by_id(d), event.at).save(force_insert=True)
 
 
 @handles("ParticipantJoined")
 def _participant_joined(event: Event, d: dict[str, Any]) -> None:
-    user = get_user_model().objects.get(username=d["username"])
     Participant.objects.create(
         session_id=session_id_of(event.stream),
-        user=user,
+        user_id=d["user_id"] if "user_id" in d else _user_by_legacy_name(d["username"]),
         username=d["username"],
         role=d["role"],
         joined_at=event.at,
     )
+
+
+def allocation_by_user(session_id: str, d: dict[str, Any]) -> dict[int, list[int]]:
+    """An InitialAllocationAssigned payload as {user id: row}; legacy payloads name holders by username."""
+    if "holdings_by_id" in d:
+        return {int(u): row for u, row in d["holdings_by_id"].items()}
+    ids = dict(Participant.objects.filter(session_id=session_id).values_list("username", "user_id"))
+    return {ids[name]: row for name, row in d["holdings"].items()}
 
 
 @handles("InitialAllocationAssigned")
@@ -95,17 +123,17 @@ def _initial_allocation(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     Session.objects.filter(id=session_id).update(allocation_mode=d["mode"])
     legs = Session.objects.values_list("legs", flat=True).get(id=session_id)
-    participants = {p.username: p for p in Participant.objects.filter(session_id=session_id)}
+    participants = dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "id"))
     Holding.objects.bulk_create(
         Holding(
             session_id=session_id,
-            participant=participants[username],
+            participant_id=participants[user_id],
             leg=leg,
             leg_index=k,
             qty=row[k],
             initial=row[k],
         )
-        for username, row in sorted(d["holdings"].items())
+        for user_id, row in sorted(allocation_by_user(session_id, d).items())
         for k, leg in enumerate(legs)
     )
 
@@ -115,13 +143,20 @@ def _session_opened(event: Event, d: dict[str, Any]) -> None:
     Session.objects.filter(id=session_id_of(event.stream)).update(status=Session.Status.OPEN, opened_at=event.at)
 
 
+@handles("SessionCancelled")
+def _session_cancelled(event: Event, d: dict[str, Any]) -> None:
+    Session.objects.filter(id=session_id_of(event.stream)).update(
+        status=Session.Status.CANCELLED, waiting_reason=d["reason"]
+    )
+
+
 @handles("RFQRequested")
 def _rfq_requested(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     RFQ.objects.create(
         id=d["rfq_id"],
         session_id=session_id,
-        taker=_participant(session_id, d["taker"]),
+        taker_id=_participant_id(session_id, d, "taker"),
         give_leg=d["give_leg"],
         get_leg=d["get_leg"],
         quantity=d["quantity"],
@@ -136,12 +171,17 @@ def _quote_provided(event: Event, d: dict[str, Any]) -> None:
     Quote.objects.create(
         id=d["quote_id"],
         rfq_id=d["rfq_id"],
-        maker=_participant(session_id, d["maker"]),
+        maker_id=_participant_id(session_id, d, "maker"),
         rate=d["rate"],
         expires_at=_parse_at(d["expires_at"]),
         status=Quote.Status.LIVE,
         created_at=event.at,
     )
+
+
+@handles("QuotesExpired")
+def _quotes_expired(event: Event, d: dict[str, Any]) -> None:
+    Quote.objects.filter(id__in=d["quote_ids"], status=Quote.Status.LIVE).update(status=Quote.Status.EXPIRED)
 
 
 @handles("QuoteWithdrawn")
@@ -173,6 +213,9 @@ def _rfq_cancelled(event: Event, d: dict[str, Any]) -> None:
 
 
 _PARTICIPANT_IDS_SQL = (
+    'SELECT "user_id", "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" IN (%s, %s)'
+)
+_LEGACY_PARTICIPANT_IDS_SQL = (
     'SELECT "username", "id" FROM "markets_participant" WHERE "session_id" = %s AND "username" IN (%s, %s)'
 )
 _MOVE_SQL = 'UPDATE "markets_holding" SET "qty" = "qty" + %s WHERE "participant_id" = %s AND "leg_index" = %s'
@@ -187,9 +230,14 @@ _TRADE_SQL = (
 def _trade_executed(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     with connection.cursor() as cursor:
-        cursor.execute(_PARTICIPANT_IDS_SQL, [session_id, d["taker"], d["maker"]])
+        if "taker_id" in d:
+            names = d["taker_id"], d["maker_id"]
+            cursor.execute(_PARTICIPANT_IDS_SQL, [session_id, *names])
+        else:  # a log written before participants were named by id
+            names = d["taker"], d["maker"]
+            cursor.execute(_LEGACY_PARTICIPANT_IDS_SQL, [session_id, *names])
         ids = dict(cursor.fetchall())
-        taker, maker = ids[d["taker"]], ids[d["maker"]]
+        taker, maker = ids[names[0]], ids[names[1]]
         moves = [
             (delta, participant, k)
             for participant, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"]))
@@ -218,15 +266,37 @@ def _trade_executed(event: Event, d: dict[str, Any]) -> None:
         )
 
 
+def _lapse_open(session_id: str, at: dt.datetime) -> None:
+    """Trading is over: every open RFQ of the session lapses, and so does every live quote."""
+    Quote.objects.filter(rfq__session_id=session_id, status=Quote.Status.LIVE).update(status=Quote.Status.LAPSED)
+    RFQ.objects.filter(session_id=session_id, status=RFQ.Status.OPEN).update(status=RFQ.Status.LAPSED, closed_at=at)
+
+
+@handles("TradingClosed")
+def _trading_closed(event: Event, d: dict[str, Any]) -> None:
+    session_id = session_id_of(event.stream)
+    Session.objects.filter(id=session_id).update(status=Session.Status.CLOSED, closed_at=_parse_at(d["at"]))
+    _lapse_open(session_id, event.at)
+
+
 @handles("SettlementWaiting")
 def _settlement_waiting(event: Event, d: dict[str, Any]) -> None:
     Session.objects.filter(id=session_id_of(event.stream)).update(waiting_reason=d["reason"])
+
+
+def payouts_by_user(session_id: str, d: dict[str, Any]) -> dict[int, str]:
+    """A SessionSettled payload's payouts as {user id: amount}; legacy payloads name holders by username."""
+    if "payouts_by_id" in d:
+        return {int(u): amount for u, amount in d["payouts_by_id"].items()}
+    ids = dict(Participant.objects.filter(session_id=session_id).values_list("username", "user_id"))
+    return {ids[name]: amount for name, amount in d["payouts"].items()}
 
 
 @handles("SessionSettled")
 def _session_settled(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     Session.objects.filter(id=session_id).update(status=Session.Status.SETTLED, settled_at=event.at, waiting_reason="")
+    _lapse_open(session_id, event.at)
     Settlement.objects.create(
         session_id=session_id,
         prices=d["prices"],
@@ -236,10 +306,10 @@ def _session_settled(event: Event, d: dict[str, Any]) -> None:
         settled_at=event.at,
         seq=event.seq,
     )
-    participants = {p.username: p for p in Participant.objects.filter(session_id=session_id)}
+    participants = dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "id"))
     Payout.objects.bulk_create(
-        Payout(session_id=session_id, participant=participants[u], amount=amount)
-        for u, amount in sorted(d["payouts"].items())
+        Payout(session_id=session_id, participant_id=participants[u], amount=amount)
+        for u, amount in sorted(payouts_by_user(session_id, d).items())
     )
 
 
@@ -255,33 +325,33 @@ def snapshot(session_id: str) -> dict[str, Any]:
         "session": session,
         "participants": list(
             Participant.objects.filter(session_id=session_id)
-            .order_by("username")
-            .values_list("username", "role", "user_id", "joined_at")
+            .order_by("user_id")
+            .values_list("user_id", "username", "role", "joined_at")
         ),
         "holdings": list(
             Holding.objects.filter(session_id=session_id)
-            .order_by("participant__username", "leg_index")
-            .values_list("participant__username", "leg", "leg_index", "qty", "initial")
+            .order_by("participant__user_id", "leg_index")
+            .values_list("participant__user_id", "leg", "leg_index", "qty", "initial")
         ),
-        # Participants are named by username: their row ids are not part of the log.
+        # Participants are named by user id: their row ids are not part of the log.
         "rfqs": list(
-            RFQ.objects.filter(session_id=session_id).order_by("id").values(*_fields(RFQ, "taker"), "taker__username")
+            RFQ.objects.filter(session_id=session_id).order_by("id").values(*_fields(RFQ, "taker"), "taker__user_id")
         ),
         "quotes": list(
             Quote.objects.filter(rfq__session_id=session_id)
             .order_by("id")
-            .values(*_fields(Quote, "maker"), "maker__username")
+            .values(*_fields(Quote, "maker"), "maker__user_id")
         ),
         "trades": list(
             Trade.objects.filter(session_id=session_id)
             .order_by("id")
-            .values(*_fields(Trade, "taker", "maker"), "taker__username", "maker__username")
+            .values(*_fields(Trade, "taker", "maker"), "taker__user_id", "maker__user_id")
         ),
         "settlement": Settlement.objects.filter(session_id=session_id).values().first(),
         "payouts": list(
             Payout.objects.filter(session_id=session_id)
-            .order_by("participant__username")
-            .values_list("participant__username", "amount")
+            .order_by("participant__user_id")
+            .values_list("participant__user_id", "amount")
         ),
     }
 
@@ -292,6 +362,14 @@ def _fields(model, *exclude: str) -> list[str]:
 
 class _Rollback(Exception):
     pass
+
+
+class ReplayError(Exception):
+    """An event of the log cannot be applied to a fresh projection; names the event."""
+
+    def __init__(self, event: Event, problem: str) -> None:
+        super().__init__(f"event #{event.seq} ({event.type} v{event.version}) cannot be replayed: {problem}")
+        self.event = event
 
 
 def rebuild(session_id: str, events: Iterable[Event] | None = None) -> dict[str, Any]:
@@ -305,7 +383,10 @@ def rebuild(session_id: str, events: Iterable[Event] | None = None) -> dict[str,
             Session.objects.filter(id=session_id).delete()
             stream = f"session-{session_id}"
             for event in events if events is not None else iter_stream(stream):
-                apply(event)
+                try:
+                    apply(event)
+                except (LegacyNameError, KeyError, ValueError, LookupError, DatabaseError) as exc:
+                    raise ReplayError(event, str(exc) or type(exc).__name__) from exc
             result = snapshot(session_id)
             raise _Rollback
     except _Rollback:
@@ -332,8 +413,21 @@ def diff(stored: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
     return problems
 
 
+def holdings_by_user(session_id: str) -> dict[int, list[int]]:
+    """{user id: [x_k ...]} from the projection, in leg order: who holds what, by immutable id."""
+    matrix: dict[int, list[int]] = {}
+    rows = (
+        Holding.objects.filter(session_id=session_id)
+        .order_by("participant__user_id", "leg_index")
+        .values_list("participant__user_id", "qty")
+    )
+    for user_id, qty in rows:
+        matrix.setdefault(user_id, []).append(qty)
+    return matrix
+
+
 def holdings_matrix(session_id: str) -> dict[str, list[int]]:
-    """{username: [x_k ...]} from the projection, in leg order."""
+    """{name: [x_k ...]} from the projection, in leg order, named as the participants joined (display)."""
     matrix: dict[str, list[int]] = {}
     rows = (
         Holding.objects.filter(session_id=session_id)

@@ -17,6 +17,7 @@ from ledger import clock
 from ledger.models import Event
 from markets import domain
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade, stream_name
+from oracle import units
 from oracle.models import Tick
 
 SPARK_POINTS = 120
@@ -59,16 +60,32 @@ class SessionRow:
     participants: int
     pool_value: Decimal | None
     last_tick: dt.datetime | None
+    phase: str = ""
+    phase_label: str = ""
+    note: str = ""
 
 
 def session_rows() -> list[SessionRow]:
-    sessions = list(Session.objects.annotate(n=Count("participants")).order_by("-created_at"))
+    sessions = list(Session.objects.annotate(n=Count("participants")).select_related("settlement").order_by("-created_at"))
+    now = clock.now()
     rows = []
     for s in sessions:
-        prices = latest_prices(s)
-        vec = price_vector(s, prices)
+        settlement = getattr(s, "settlement", None) if s.status == Session.Status.SETTLED else None
+        # A settled session is worth what it paid out: q . S_t2, not q at whatever ticked afterwards.
+        vec = [settlement.prices[leg] for leg in s.legs] if settlement else price_vector(s, latest_prices(s))
         last = Tick.objects.filter(session_id=s.id).aggregate(m=Max("at"))["m"]
-        rows.append(SessionRow(s, s.n, money_dec(domain.payout(s.q, vec)) if vec else None, last))
+        phase = s.phase(now)
+        rows.append(
+            SessionRow(
+                s,
+                s.n,
+                money_dec(domain.payout(s.q, vec)) if vec else None,
+                last,
+                phase,
+                PHASE_LABELS[phase],
+                status_note(s, now),
+            )
+        )
     return rows
 
 
@@ -262,6 +279,7 @@ def board_data(session: Session) -> list[dict[str, Any]]:
                 "id": quote.id,
                 "key": f"quote-{quote.id}",
                 "maker": quote.maker.username,
+                "maker_id": quote.maker_id,
                 "rate": domain.to_decimal(quote.rate, domain.RATE_DP),
                 "receive": q_dec(domain.trade_receive(rfq.quantity, quote.rate)),
                 "expires_at": quote.expires_at,
@@ -274,6 +292,7 @@ def board_data(session: Session) -> list[dict[str, Any]]:
             "id": r.id,
             "key": f"rfq-{r.id}",
             "taker": r.taker.username,
+            "taker_id": r.taker_id,
             "give_leg": r.give_leg,
             "get_leg": r.get_leg,
             "quantity": q_dec(r.quantity),
@@ -298,32 +317,46 @@ class EventRow:
     hash: str
 
 
-def summarize(event_type: str, d: dict[str, Any]) -> str:
-    """One line an auditor can read, from the event's own payload."""
+def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None = None) -> str:
+    """One line an auditor can read, from the event's own payload; `names` gives the display name of
+    each user id the payload names (logs written before ids name people by username)."""
+    names = names or {}
+
+    def who(side: str) -> str:
+        if f"{side}_id" in d:
+            return names.get(d[f"{side}_id"], f"user #{d[f'{side}_id']}")
+        return str(d.get(side, "?"))
+
     match event_type:
         case "SessionCreated":
-            return (
-                f"{', '.join(d['legs'])}; q = {' / '.join(domain.qty_str(x).rstrip('0').rstrip('.') for x in d['q'])}"
-            )
+            return f"{', '.join(d['legs'])}; q = {' / '.join(units.short(x, domain.QTY_DP) for x in d['q'])}"
         case "ParticipantJoined":
             return f"{d['username']} as {d['role']}"
         case "InitialAllocationAssigned":
-            return f"{d['mode'].replace('_', '-')} to {len(d['holdings'])} holders"
+            holders = d.get("holdings_by_id", d.get("holdings", {}))
+            return f"{d['mode'].replace('_', '-')} to {len(holders)} holders"
         case "SessionOpened":
             return "trading open"
+        case "SessionCancelled":
+            return f"cancelled: {d['reason']}"
         case "RFQRequested":
-            return f"RFQ {d['rfq_id']}: {d['taker']} gives {domain.qty_str(d['quantity'])} {d['give_leg']} for {d['get_leg']}"
+            return f"RFQ {d['rfq_id']}: {who('taker')} gives {domain.qty_str(d['quantity'])} {d['give_leg']} for {d['get_leg']}"
         case "QuoteProvided":
-            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {d['maker']} at {domain.rate_str(d['rate'])}"
+            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {domain.rate_str(d['rate'])}"
         case "QuoteWithdrawn":
             return f"quote {d['quote_id']} withdrawn"
+        case "QuotesExpired":
+            ids = d["quote_ids"]
+            return f"quote{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} expired"
         case "RFQCancelled":
             return f"RFQ {d['rfq_id']} cancelled"
         case "TradeExecuted":
             return (
-                f"trade {d['trade_id']}: {d['taker']} {domain.qty_str(d['give_qty'])} {d['give_leg']} → "
-                f"{domain.qty_str(d['get_qty'])} {d['get_leg']} with {d['maker']}"
+                f"trade {d['trade_id']}: {who('taker')} {domain.qty_str(d['give_qty'])} {d['give_leg']} → "
+                f"{domain.qty_str(d['get_qty'])} {d['get_leg']} with {who('maker')}"
             )
+        case "TradingClosed":
+            return "trading closed at t2: open RFQs and live quotes lapse"
         case "SessionSettled":
             return f"settled; Σ payouts = {Decimal(d['total']):,.2f}"
         case "SettlementWaiting":
@@ -331,9 +364,15 @@ def summarize(event_type: str, d: dict[str, Any]) -> str:
     return ""
 
 
+def participant_names(session_id: str) -> dict[int, str]:
+    """{user id: the name the participant joined with}: how the pages name the people events name by id."""
+    return dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "username"))
+
+
 def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
     events = Event.objects.filter(stream=stream_name(session.id)).order_by("-seq")[:limit]
-    return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data), e.hash[:10]) for e in events]
+    names = participant_names(session.id)
+    return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]
 
 
 def _last_tick(session_id: str) -> int:
@@ -363,8 +402,7 @@ def floor_context(session_id: str, parts: frozenset[str] = FLOOR_PARTS) -> dict[
         "seq": max(session.last_seq, tick),
         "position": _position(session.last_seq, tick),
         "last_seq": session.last_seq,
-        "now": clock.now(),
-    }
+    } | phase_context(session)
     if "legs" in parts:
         history = recent_prices(session)
         prices = {leg: recent[-1] for leg, recent in history.items() if recent}
@@ -387,6 +425,49 @@ def floor_context(session_id: str, parts: frozenset[str] = FLOOR_PARTS) -> dict[
                 (leg, domain.to_decimal(settlement.prices[leg], domain.PRICE_DP)) for leg in session.legs
             ]
     return context
+
+
+def phase_context(session: Session) -> dict[str, Any]:
+    """Where the session stands now, for templates: its phase (trading stops at t2 by itself, before the
+    scheduler records it), a label, and t2 in epoch milliseconds for the page's countdown."""
+    now = clock.now()
+    phase = session.phase(now)
+    return {
+        "now": now,
+        "phase": phase,
+        "phase_label": PHASE_LABELS[phase],
+        "t2_ms": int(session.t2.timestamp() * 1000) if session.t2 else None,
+    }
+
+
+PHASE_LABELS = {
+    Session.Status.CREATED: "Created",
+    Session.Status.OPEN: "Open",
+    Session.Status.CLOSED: "Trading closed",
+    Session.Status.SETTLED: "Settled",
+    Session.Status.CANCELLED: "Cancelled",
+}
+
+
+def status_note(session: Session, now: dt.datetime | None = None) -> str:
+    """One line on where a session stands, as the sessions list, the floor and the API say it."""
+    now = now or clock.now()
+    phase = session.phase(now)
+    rule = session.fixing_rule.get("rule", "last")
+    if phase == Session.Status.CREATED:
+        if session.start_mode == Session.StartMode.SCHEDULED and session.t1:
+            return f"opens at t1 ({domain.when(session.t1)})"
+        return "not open yet: the organiser opens it"
+    if phase == Session.Status.OPEN:
+        if session.end_mode == Session.EndMode.TIMED and session.t2:
+            return f"trading open until t2 ({domain.when(session.t2)}), then it settles at the fixing ({rule})"
+        return "trading open; the organiser settles it"
+    if phase == Session.Status.CLOSED:
+        waiting = f"; waiting: {session.waiting_reason}" if session.waiting_reason else ""
+        return f"trading closed, settles at the fixing ({rule}, t2 {domain.when(session.t2)}){waiting}"
+    if phase == Session.Status.CANCELLED:
+        return f"cancelled: {session.waiting_reason}" if session.waiting_reason else "cancelled"
+    return "settled: payouts are final"
 
 
 def viewer_context(session: Session, user) -> dict[str, Any]:

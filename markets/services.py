@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
@@ -31,6 +32,7 @@ from oracle import fixing as fixing_rules
 
 log = logging.getLogger(__name__)
 
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 MAX_QUOTE_TTL = 24 * 3600
 DEFAULT_QUOTE_TTL = 60
 
@@ -125,11 +127,29 @@ def _require_organiser(session: Session, actor) -> None:
         raise Forbidden("Only the session's organiser can do this", "not_organiser")
 
 
-def _require_open(session: Session) -> None:
-    if session.status == Session.Status.CREATED:
+def _require_trading(session: Session, now: dt.datetime) -> None:
+    """Trading (RFQs, quotes, accepts, cancels, withdrawals) needs an open session before its t2: the
+    rule is read here, inside the command's transaction, against the command's clock."""
+    phase = session.phase(now)
+    if phase == Session.Status.CREATED:
         raise Conflict(f"Session {session.id} is not open for trading yet", "session_not_open")
-    if session.status == Session.Status.SETTLED:
+    if phase == Session.Status.SETTLED:
         raise Conflict(f"Session {session.id} is settled: no more trading", "session_settled")
+    if phase == Session.Status.CANCELLED:
+        raise Conflict(f"Session {session.id} was cancelled: it never traded", "session_cancelled")
+    if phase == Session.Status.CLOSED:
+        raise Conflict(
+            f"Trading in {session.id} closed at t2 ({domain.when(session.t2)}): it settles at the fixing",
+            "trading_closed",
+        )
+
+
+def _row_id(value: object, what: str, code: str) -> int:
+    """An id from the caller, written one way only (see domain.parse_id); anything else names nothing."""
+    number = domain.parse_id(value)
+    if number is None:
+        raise NotFound(f"Unknown {what} {str(value)[:20]!r}", code)
+    return number
 
 
 def _next_id(model) -> int:
@@ -193,8 +213,10 @@ def create_session(
     if actor is None:
         raise Forbidden("A session needs an organiser: create it as a user", "forbidden")
     sid = str(session_id or "").strip()
-    if not sid or len(sid) > 64 or not all(c.isalnum() or c in "-_" for c in sid) or not sid.isascii():
-        raise DomainError("Session id must be 1-64 letters, digits, - or _", "invalid_session_id")
+    if not SESSION_ID.fullmatch(sid):
+        raise DomainError(
+            "Session id must be 1-64 letters, digits, - or _ (unique ignoring case)", "invalid_session_id"
+        )
     symbols = domain.validate_legs(legs)
     basket = domain.validate_basket(q, symbols)
     if start_mode not in Session.StartMode.values:
@@ -217,6 +239,9 @@ def create_session(
         raise DomainError("A timed session needs t2 (when it settles)", "invalid_time")
     if t1 is not None and t2 is not None and t2 <= t1:
         raise DomainError("t2 must be after t1", "invalid_time")
+    now = clock.now()
+    if t2 is not None and t2 <= now:
+        raise DomainError(f"t2 ({domain.when(t2)}) is already past: choose a time ahead", "invalid_time")
     if end_mode == Session.EndMode.MANUAL and not settings.ALLOW_MANUAL_SETTLE:
         raise DomainError(
             "Manual settlement is disabled here (ALLOW_MANUAL_SETTLE=false): use end_mode=timed", "manual_disabled"
@@ -225,10 +250,11 @@ def create_session(
         rule = fixing_rules.validate_rule(fixing_rule)
     except fixing_rules.InvalidRule as exc:
         raise DomainError(str(exc), "invalid_fixing_rule") from None
-    now = clock.now()
     with transaction.atomic():
-        if Session.objects.filter(id=sid).exists() or store.head(stream_name(sid)) is not None:
-            raise Conflict(f"Session {sid} already exists", "session_exists")
+        taken = Session.objects.filter(id__iexact=sid).values_list("id", flat=True).first()
+        if taken is not None or store.head(stream_name(sid)) is not None:
+            same = "" if taken in (None, sid) else f" as {taken} (ids are unique ignoring case)"
+            raise Conflict(f"Session {sid} already exists{same}", "session_exists")
         stream = stream_name(sid)
         created = store.append(
             stream,
@@ -244,7 +270,7 @@ def create_session(
                 "end_mode": end_mode,
                 "allocation_mode": allocation_mode,
                 "fixing_rule": rule,
-                "created_by": actor.username,
+                "created_by_id": actor.pk,
                 "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
             },
             expected_version=0,
@@ -253,9 +279,14 @@ def create_session(
         projections.apply(created)
         session = Session.objects.get(id=sid)
         cmd = _Command(session, now)
-        cmd.emit("ParticipantJoined", {"username": actor.username, "role": Participant.Role.ORGANISER})
+        cmd.emit("ParticipantJoined", _joined(actor, Participant.Role.ORGANISER))
         transaction.on_commit(feed.nudge)  # local browsers hear at once; others poll
     return Session.objects.get(id=sid)
+
+
+def _joined(user, role: str) -> dict[str, Any]:
+    """A ParticipantJoined payload: the user by immutable id; the name as it was, for display only."""
+    return {"user_id": user.pk, "username": user.get_username(), "role": role}
 
 
 @_retrying
@@ -276,36 +307,41 @@ def join_session(actor, session_id: str, role: str, *, username: str | None = No
             raise DomainError("Say which user joins", "invalid_user")
         else:
             user = actor
+        if not user.is_active:
+            raise Conflict(f"{user.username} is deactivated: an inactive account cannot join", "user_inactive")
         if session.status != Session.Status.CREATED:
             raise Conflict("Participants can join only before the session opens", "session_not_joinable")
         if Participant.objects.filter(session=session, user=user).exists():
             raise Conflict(f"{user.username} has already joined {session.id}", "already_joined")
-        cmd.emit("ParticipantJoined", {"username": user.username, "role": role})
+        cmd.emit("ParticipantJoined", _joined(user, role))
     return Participant.objects.get(session_id=session.id, user=user)
 
 
-def _holders(session: Session) -> list[str]:
+def _holders(session: Session) -> list[tuple[int, str]]:
+    """(user id, name) of the session's traders and makers, ordered by name (the pro-rata order)."""
     return list(
         Participant.objects.filter(session=session, role__in=domain.HOLDER_ROLES)
-        .order_by("username")
-        .values_list("username", flat=True)
+        .order_by("username", "user_id")
+        .values_list("user_id", "username")
     )
 
 
 def _open(cmd: _Command, allocation: Mapping[str, list] | None) -> None:
     session = cmd.session
     holders = _holders(session)
+    names = [name for _, name in holders]
     if allocation is not None or session.allocation_mode == Session.AllocationMode.CUSTOM:
         if allocation is None:
             raise DomainError("This session needs a custom allocation matrix to open", "invalid_allocation")
-        matrix = domain.validate_custom_allocation(allocation, session.q, session.legs, holders)
+        by_name = domain.validate_custom_allocation(allocation, session.q, session.legs, names)
         mode = Session.AllocationMode.CUSTOM
     else:
-        matrix = domain.pro_rata(session.q, holders)
+        by_name = domain.pro_rata(session.q, names)
         mode = Session.AllocationMode.PRO_RATA
+    matrix = {user_id: by_name[name] for user_id, name in holders}
     domain.check_conservation(matrix, session.q)
     domain.check_non_negative(matrix)
-    cmd.emit("InitialAllocationAssigned", {"mode": mode, "holdings": matrix})
+    cmd.emit("InitialAllocationAssigned", {"mode": mode, "holdings_by_id": {str(u): r for u, r in matrix.items()}})
     cmd.emit("SessionOpened", {})
 
 
@@ -318,12 +354,23 @@ def open_session(actor, session_id: str, *, allocation: Mapping[str, list] | Non
             raise Conflict(f"Session {cmd.session.id} is already {cmd.session.status}", "already_open")
         if actor is not None and cmd.session.start_mode == Session.StartMode.SCHEDULED:
             raise Conflict("This session opens by itself at t1", "scheduled_start")
+        _require_before_t2(cmd.session, cmd.now)
         _open(cmd, allocation)
     return _get_session(session_id)
 
 
+def _require_before_t2(session: Session, now: dt.datetime) -> None:
+    if session.end_mode == Session.EndMode.TIMED and session.t2 is not None and now >= session.t2:
+        raise Conflict(
+            f"Session {session.id} can no longer open: its t2 ({domain.when(session.t2)}) has passed",
+            "trading_closed",
+        )
+
+
 def open_due_sessions() -> list[tuple[str, str]]:
-    """Open every scheduled session whose t1 has passed. Returns (session, outcome) pairs."""
+    """Open every scheduled session whose t1 has passed, late if nothing ran at t1, but only while its
+    t2 is still ahead; one whose t2 passed first is cancelled (it never traded). Returns (session,
+    outcome) pairs."""
     now = clock.now()
     outcomes = []
     due = Session.objects.filter(
@@ -331,14 +378,41 @@ def open_due_sessions() -> list[tuple[str, str]]:
     ).values_list("id", flat=True)
     for sid in list(due):
         try:
-            with _command(sid) as cmd:
-                if cmd.session.status != Session.Status.CREATED:
-                    continue
-                _open(cmd, None)
-            outcomes.append((sid, "opened"))
+            outcome = _open_due(sid)
         except DomainError as exc:
-            outcomes.append((sid, f"not opened: {exc.message}"))
+            outcome = f"not opened: {exc.message}"
+        if outcome:
+            outcomes.append((sid, outcome))
     return outcomes
+
+
+@_retrying
+def _open_due(session_id: str) -> str:
+    with _command(session_id) as cmd:
+        session = cmd.session
+        if session.status != Session.Status.CREATED:
+            return ""
+        t2 = session.t2
+        if session.end_mode == Session.EndMode.TIMED and t2 is not None and cmd.now >= t2:
+            reason = f"t2 ({domain.when(t2)}) passed before the session could open (nothing ran at t1 to open it)"
+            cmd.emit("SessionCancelled", {"reason": reason})
+            return f"cancelled: {reason}"
+        _open(cmd, None)
+    return "opened"
+
+
+@_retrying
+def cancel_session(actor, session_id: str, reason: str = "") -> Session:
+    """The organiser calls off a session that has not opened (nothing was allocated, nobody traded)."""
+    with _command(session_id) as cmd:
+        _require_organiser(cmd.session, actor)
+        if cmd.session.status != Session.Status.CREATED:
+            raise Conflict(
+                f"Session {cmd.session.id} is {cmd.session.status}: only a session not yet open can be cancelled",
+                "not_cancellable",
+            )
+        cmd.emit("SessionCancelled", {"reason": str(reason or "cancelled by the organiser")[:500]})
+    return _get_session(session_id)
 
 
 # ---------------------------------------------------------------- RFQs and quotes
@@ -359,7 +433,7 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
             raise DomainError("The give leg and the get leg must differ", "same_leg")
         if not me.holds:
             raise Forbidden("Only traders and makers request quotes", "forbidden")
-        _require_open(session)
+        _require_trading(session, cmd.now)
         held = me.holdings.get(leg_index=gi).qty
         if held < qty:
             raise DomainError(
@@ -373,7 +447,7 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
             "RFQRequested",
             {
                 "rfq_id": rfq_id,
-                "taker": me.username,
+                "taker_id": me.user_id,
                 "give_leg": session.legs[gi],
                 "get_leg": session.legs[ge],
                 "quantity": qty,
@@ -384,15 +458,17 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
 
 def _get_rfq(rfq_id: object) -> RFQ:
     try:
-        return RFQ.objects.select_related("session", "taker").get(id=int(str(rfq_id)))
-    except (RFQ.DoesNotExist, ValueError):
+        return RFQ.objects.select_related("session", "taker").get(id=_row_id(rfq_id, "RFQ", "rfq_not_found"))
+    except RFQ.DoesNotExist:
         raise NotFound(f"Unknown RFQ {str(rfq_id)[:20]!r}", "rfq_not_found") from None
 
 
 def _get_quote(quote_id: object) -> Quote:
     try:
-        return Quote.objects.select_related("rfq", "maker", "rfq__taker").get(id=int(str(quote_id)))
-    except (Quote.DoesNotExist, ValueError):
+        return Quote.objects.select_related("rfq", "maker", "rfq__taker").get(
+            id=_row_id(quote_id, "quote", "quote_not_found")
+        )
+    except Quote.DoesNotExist:
         raise NotFound(f"Unknown quote {str(quote_id)[:20]!r}", "quote_not_found") from None
 
 
@@ -414,12 +490,20 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
             raise Forbidden("Only market makers can quote", "not_maker")
         if rfq.taker_id == me.id:
             raise Forbidden("You cannot quote on your own RFQ", "own_rfq")
-        _require_open(cmd.session)
+        _require_trading(cmd.session, cmd.now)
         if rfq.status != RFQ.Status.OPEN:
             raise Conflict(f"RFQ {rfq.id} is {rfq.status}: it takes no more quotes", "rfq_closed")
         receive = domain.trade_receive(rfq.quantity, rate_base)
         if receive <= 0:
             raise DomainError("At this rate the trade would deliver 0 units: quote a higher rate", "trade_too_small")
+        held = me.holdings.get(leg_index=domain.leg_index(cmd.session.legs, rfq.get_leg)).qty
+        if held < receive:  # checked again at accept: the holding may change in between
+            raise DomainError(
+                f"Insufficient inventory: you hold {domain.qty_str(held)} {rfq.get_leg}; at rate "
+                f"{domain.rate_str(rate_base)} this quote would deliver {domain.qty_str(receive)} {rfq.get_leg}",
+                "insufficient_inventory",
+                409,
+            )
         quote_id = _next_id(Quote)
         expires = cmd.now + dt.timedelta(seconds=ttl)
         cmd.emit(
@@ -427,7 +511,7 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
             {
                 "quote_id": quote_id,
                 "rfq_id": rfq.id,
-                "maker": me.username,
+                "maker_id": me.user_id,
                 "rate": rate_base,
                 "expires_at": _iso(expires),
             },
@@ -442,9 +526,11 @@ def withdraw_quote(actor, quote_id: object) -> Quote:
         quote = _get_quote(quote_id)
         if actor is not None and _participant(cmd.session, actor).id != quote.maker_id:
             raise Forbidden("Only the maker who gave a quote can withdraw it", "not_your_quote")
-        _require_open(cmd.session)
-        if quote.status != Quote.Status.LIVE:
+        _require_trading(cmd.session, cmd.now)
+        if quote.status not in (Quote.Status.LIVE, Quote.Status.EXPIRED):
             raise Conflict(f"Quote {quote.id} is {quote.status}: nothing to withdraw", "quote_not_live")
+        if quote.status == Quote.Status.EXPIRED or quote.expires_at <= cmd.now:
+            raise Conflict(f"Quote {quote.id} expired at {quote.expires_at:%H:%M:%S}: nothing to withdraw", "quote_expired")
         cmd.emit("QuoteWithdrawn", {"quote_id": quote.id, "rfq_id": quote.rfq_id})
     return _get_quote(quote_id)
 
@@ -456,7 +542,7 @@ def cancel_rfq(actor, rfq_id: object) -> RFQ:
         rfq = _get_rfq(rfq_id)
         if actor is not None and _participant(cmd.session, actor).id != rfq.taker_id:
             raise Forbidden("Only the RFQ's taker can cancel it", "not_your_rfq")
-        _require_open(cmd.session)
+        _require_trading(cmd.session, cmd.now)
         if rfq.status != RFQ.Status.OPEN:
             raise Conflict(f"RFQ {rfq.id} is already {rfq.status}", "rfq_closed")
         cmd.emit("RFQCancelled", {"rfq_id": rfq.id})
@@ -472,11 +558,10 @@ class _Acceptance(NamedTuple):
     expires_at: dt.datetime
     rate: int
     maker_id: int
-    maker: str
+    maker_user_id: int
     rfq_id: int
     rfq_status: str
     taker_id: int
-    taker: str
     taker_user_id: int
     give_leg: str
     get_leg: str
@@ -484,8 +569,8 @@ class _Acceptance(NamedTuple):
 
 
 _ACCEPTANCE_SQL = (
-    'SELECT r."session_id", q."id", q."status", q."expires_at", q."rate", q."maker_id", m."username", r."id", r."status", '
-    'r."taker_id", t."username", t."user_id", r."give_leg", r."get_leg", r."quantity" '
+    'SELECT r."session_id", q."id", q."status", q."expires_at", q."rate", q."maker_id", m."user_id", r."id", r."status", '
+    'r."taker_id", t."user_id", r."give_leg", r."get_leg", r."quantity" '
     'FROM "markets_quote" q JOIN "markets_rfq" r ON r."id" = q."rfq_id" '
     'JOIN "markets_participant" t ON t."id" = r."taker_id" JOIN "markets_participant" m ON m."id" = q."maker_id" '
     'WHERE q."id" = %s'
@@ -498,12 +583,9 @@ _TWO_ROWS_SQL = (
 
 def _acceptance(quote_id: object) -> _Acceptance:
     """Accepting is the hot path: one plain statement instead of four ORM queries (see markets/rows.py)."""
-    try:
-        qid = int(str(quote_id))
-    except ValueError:
-        qid = None
+    qid = domain.parse_id(quote_id)
     row = None
-    if qid is not None and abs(qid) < 2**63:
+    if qid is not None:
         with connection.cursor() as cursor:
             cursor.execute(_ACCEPTANCE_SQL, [qid])
             row = cursor.fetchone()
@@ -538,14 +620,14 @@ def accept_quote(actor, quote_id: object) -> Trade:
         if actor is not None and actor.pk != found.taker_user_id:
             _participant(session, actor)  # "you have not joined" is the clearer refusal when it applies
             raise Forbidden("Only the RFQ's taker can accept its quotes", "not_your_rfq")
-        _require_open(session)
+        _require_trading(session, cmd.now)
         if found.rfq_status != RFQ.Status.OPEN:
             raise Conflict(f"RFQ {found.rfq_id} is already {found.rfq_status}", "rfq_closed")
-        if found.quote_status != Quote.Status.LIVE:
+        if found.quote_status not in (Quote.Status.LIVE, Quote.Status.EXPIRED):
             raise Conflict(
                 f"Quote {found.quote_id} is {found.quote_status}: it can no longer be accepted", "quote_not_live"
             )
-        if found.expires_at <= cmd.now:
+        if found.quote_status == Quote.Status.EXPIRED or found.expires_at <= cmd.now:
             raise Conflict(f"Quote {found.quote_id} expired at {found.expires_at:%H:%M:%S}", "quote_expired")
         taker_row, maker_row = _two_rows(found.taker_id, found.maker_id)
         move = domain.plan_trade(
@@ -560,8 +642,8 @@ def accept_quote(actor, quote_id: object) -> Trade:
                 "trade_id": trade_id,
                 "rfq_id": found.rfq_id,
                 "quote_id": found.quote_id,
-                "taker": found.taker,
-                "maker": found.maker,
+                "taker_id": found.taker_user_id,
+                "maker_id": found.maker_user_id,
                 "give_leg": found.give_leg,
                 "get_leg": found.get_leg,
                 "give_qty": move.give_qty,
@@ -603,20 +685,19 @@ def settle_session(
 
     `fixing_at` lets a manual session settle at the fixing the organiser was shown (an instant in
     the past, after opening), so a tick arriving between preview and confirm changes nothing.
-    payout_i = x_i . S_t2, and sum payouts == q . S_t2 is checked exactly before commit.
+    payout_i = x_i . S_t2, and sum payouts == q . S_t2 is checked exactly before commit. A timed session
+    whose trading has not been recorded as closed yet is closed in the same command (TradingClosed).
     """
     with _command(session_id) as cmd:
         session = cmd.session
         _require_organiser(session, actor)
         if session.status == Session.Status.SETTLED:
             raise Conflict(f"Session {session.id} is already settled", "already_settled")
-        if session.status != Session.Status.OPEN:
+        if session.status not in (Session.Status.OPEN, Session.Status.CLOSED):
             raise Conflict(f"Session {session.id} is not open: only an open session settles", "session_not_open")
         timed = session.end_mode == Session.EndMode.TIMED
         if timed and cmd.now < session.t2:
-            raise Conflict(
-                f"Session {session.id} settles by itself at t2 ({session.t2:%Y-%m-%d %H:%M:%S} UTC)", "not_due"
-            )
+            raise Conflict(f"Session {session.id} settles by itself at t2 ({domain.when(session.t2)})", "not_due")
         if (prices is not None or not timed) and not settings.ALLOW_MANUAL_SETTLE:
             raise Forbidden("Manual settlement is disabled (ALLOW_MANUAL_SETTLE=false)", "manual_disabled")
         if prices is not None:
@@ -627,25 +708,33 @@ def settle_session(
                 if fixing_at.tzinfo is None or not (session.opened_at or cmd.now) <= fixing_at <= cmd.now:
                     raise DomainError("The fixing time must lie between the opening and now", "invalid_time")
                 at = fixing_at
-            try:
-                taken = fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule)
-            except fixing_rules.MissingPrice as exc:
-                raise Conflict(f"Cannot settle {session.id}: {exc}", "missing_price") from None
+            taken = _fixing(session, at)
             price_vector = [taken.prices[leg] for leg in session.legs]
             fixing = {"rule": taken.rule, "at": _iso(taken.at), "ticks": taken.ticks, "source": "oracle"}
+        _close_trading(cmd)
         _settle(cmd, price_vector, fixing)
     return _get_session(session_id)
+
+
+def _fixing(session: Session, at: dt.datetime) -> fixing_rules.Fixing:
+    try:
+        return fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule)
+    except fixing_rules.MissingPrice as exc:
+        raise Conflict(f"Cannot settle {session.id}: {exc}", "missing_price") from None
+
+
+def _close_trading(cmd: _Command) -> None:
+    """Record that trading in a timed session stopped at t2 (its open RFQs and live quotes lapse)."""
+    session = cmd.session
+    if session.status == Session.Status.OPEN and session.phase(cmd.now) == Session.Status.CLOSED:
+        cmd.emit("TradingClosed", {"at": _iso(session.t2)})
+        session.status = Session.Status.CLOSED
 
 
 def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list[int], dict]:
     if not isinstance(prices, Mapping):
         raise DomainError("Prices map each leg to a price", "invalid_price")
-    given = {str(k).strip().upper(): v for k, v in prices.items()}
-    unknown = sorted(set(given) - set(session.legs))
-    if unknown:
-        raise DomainError(
-            f"Unknown leg {', '.join(unknown)}: this session trades {', '.join(session.legs)}", "unknown_leg"
-        )
+    given = domain.leg_map(session.legs, prices, "price")
     missing = [leg for leg in session.legs if leg not in given]
     if missing:
         raise DomainError(f"No price given for {', '.join(missing)}", "missing_price")
@@ -655,7 +744,7 @@ def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list
 
 def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
     session = cmd.session
-    matrix = projections.holdings_matrix(session.id)
+    matrix = projections.holdings_by_user(session.id)
     paid = domain.payouts(matrix, prices)
     domain.check_settlement_sum(paid, session.q, prices)
     cmd.emit(
@@ -663,19 +752,72 @@ def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
         {
             "prices": dict(zip(session.legs, prices, strict=True)),
             "fixing": fixing,
-            "payouts": {u: domain.money_str(v) for u, v in paid.items()},
+            "payouts_by_id": {str(u): domain.money_str(v) for u, v in paid.items()},
             "total": domain.money_str(sum(paid.values())),
             "expected": domain.money_str(domain.payout(session.q, prices)),
         },
     )
 
 
-def settle_due_sessions() -> list[tuple[str, str]]:
-    """Settle every open timed session past t2 with its fixing. A session with no price for a leg is
-    not settled: it records why (SettlementWaiting) so the organiser sees it."""
+def close_due_sessions() -> list[tuple[str, str]]:
+    """Record TradingClosed for every open timed session at or past t2 (the commands already refuse
+    trading there by the clock; this closes its open RFQs and live quotes in the log)."""
     now = clock.now()
     outcomes = []
     due = Session.objects.filter(status=Session.Status.OPEN, end_mode=Session.EndMode.TIMED, t2__lte=now)
+    for sid in list(due.values_list("id", flat=True)):
+        if _close_due(sid):
+            outcomes.append((sid, "trading closed"))
+    return outcomes
+
+
+@_retrying
+def _close_due(session_id: str) -> bool:
+    with _command(session_id) as cmd:
+        _close_trading(cmd)
+        return bool(cmd.events)
+
+
+def expire_due_quotes() -> list[tuple[str, str]]:
+    """Record QuotesExpired for live quotes past their expiry, one event per session, so the stored
+    status says "expired" (readers and commands go by the clock in the meantime)."""
+    now = clock.now()
+    due = (
+        Quote.objects.filter(status=Quote.Status.LIVE, expires_at__lte=now, rfq__status=RFQ.Status.OPEN)
+        .values_list("rfq__session_id", flat=True)
+        .distinct()
+    )
+    outcomes = []
+    for sid in sorted(due):
+        count = _expire_quotes(sid)
+        if count:
+            outcomes.append((sid, f"{count} quote{'s' if count > 1 else ''} expired"))
+    return outcomes
+
+
+@_retrying
+def _expire_quotes(session_id: str) -> int:
+    with _command(session_id) as cmd:
+        if cmd.session.status != Session.Status.OPEN:
+            return 0
+        ids = sorted(
+            Quote.objects.filter(
+                rfq__session_id=session_id, status=Quote.Status.LIVE, expires_at__lte=cmd.now
+            ).values_list("id", flat=True)
+        )
+        if ids:
+            cmd.emit("QuotesExpired", {"quote_ids": ids})
+        return len(ids)
+
+
+def settle_due_sessions() -> list[tuple[str, str]]:
+    """Settle every timed session past t2 with its fixing. A session with no price for a leg is not
+    settled: its trading is closed and it records why (SettlementWaiting) so the organiser sees it."""
+    now = clock.now()
+    outcomes = []
+    due = Session.objects.filter(
+        status__in=(Session.Status.OPEN, Session.Status.CLOSED), end_mode=Session.EndMode.TIMED, t2__lte=now
+    )
     for sid in list(due.values_list("id", flat=True)):
         try:
             settle_session(None, sid)
@@ -687,9 +829,23 @@ def settle_due_sessions() -> list[tuple[str, str]]:
     return outcomes
 
 
+def run_due() -> list[tuple[str, str]]:
+    """Everything the clock makes due, in order: open scheduled sessions past t1, expire quotes, close
+    trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
+    outcomes: list[tuple[str, str]] = []
+    for step in (open_due_sessions, expire_due_quotes, close_due_sessions, settle_due_sessions):
+        try:
+            outcomes.extend(step())
+        except (DomainError, OperationalError) as exc:
+            outcomes.append(("*", f"{step.__name__} failed: {getattr(exc, 'message', exc)}"))
+    return outcomes
+
+
 @_retrying
 def _record_waiting(session_id: str, reason: str) -> None:
     with _command(session_id) as cmd:
-        if cmd.session.status != Session.Status.OPEN or cmd.session.waiting_reason == reason[:500]:
+        if cmd.session.status not in (Session.Status.OPEN, Session.Status.CLOSED):
             return
-        cmd.emit("SettlementWaiting", {"reason": reason[:500]})
+        _close_trading(cmd)
+        if cmd.session.waiting_reason != reason[:500]:
+            cmd.emit("SettlementWaiting", {"reason": reason[:500]})

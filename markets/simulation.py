@@ -469,8 +469,11 @@ class Simulation:
         refusals |= self._session_refusals()
         if rfq["status"] != RFQ.Status.OPEN:
             refusals.add("rfq_closed")
-        if domain.trade_receive(rfq["quantity"], rate_units) <= 0:
+        receive = domain.trade_receive(rfq["quantity"], rate_units)
+        if receive <= 0:
             refusals.add("trade_too_small")
+        elif self.roles.get(actor) == "maker" and self._held(actor, rfq["get_leg"]) < receive:
+            refusals.add("insufficient_inventory")  # a maker may not quote what it could never deliver
         return refusals
 
     def _predict_accept(self, actor: str, quote: dict | None) -> set[str]:
@@ -516,6 +519,8 @@ class Simulation:
         refusals |= self._session_refusals()
         if quote["status"] != Quote.Status.LIVE:
             refusals.add("quote_not_live")
+        elif quote["expires_at"] <= clock.now():
+            refusals.add("quote_expired")
         return refusals
 
     # ------------------------------------------------------------ actions
@@ -867,7 +872,9 @@ class Simulation:
         if d["get_qty"] != domain.trade_receive(d["give_qty"], d["rate"]):
             raise self._violation(label, "get quantity is not floor(give x rate)", [event])
         expected = {u: list(row) for u, row in before.items()}
-        for who, deltas in ((d["taker"], d["taker_deltas"]), (d["maker"], d["maker_deltas"])):
+        names = {user.pk: name for name, user in self.users.items()}
+        taker, maker = names[d["taker_id"]], names[d["maker_id"]]
+        for who, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"])):
             expected[who] = [x + dx for x, dx in zip(expected[who], deltas, strict=True)]
         if self.matrix != expected:
             moved = {
@@ -877,8 +884,8 @@ class Simulation:
             }
             raise self._violation(
                 label,
-                f"holdings moved by {moved}, but the trade says taker {d['taker']} {d['taker_deltas']}, "
-                f"maker {d['maker']} {d['maker_deltas']}",
+                f"holdings moved by {moved}, but the trade says taker {taker} {d['taker_deltas']}, "
+                f"maker {maker} {d['maker_deltas']}",
                 [event],
             )
         self.result.trades += 1
@@ -935,7 +942,12 @@ class Simulation:
             clock.set_time(max(clock.now(), self.t2))
         self._store_tick()
         self._execute(
-            _Action("settle", "settle at the oracle's fixing", lambda: services.settle_session(None, self.sid))
+            _Action(
+                "settle",
+                "settle at the oracle's fixing",
+                lambda: services.settle_session(None, self.sid),
+                writes=2 if self.timed else 1,  # a timed session's trading closes in the same command
+            )
         )
         self._check_settlement()
         self._execute(

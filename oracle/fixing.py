@@ -1,6 +1,14 @@
-"""How S_t2 is taken from ticks. A rule is a small function: (ticks before t2, t2) -> price.
+"""How S_t2 is taken from ticks. A rule is a small function: (ticks, t2) -> (price, ticks used).
 
 A session records its rule as JSON, e.g. {"rule": "last"} or {"rule": "median", "window": 60}.
+
+Conventions (the README's "Checking a fixing by hand" repeats them):
+- last: the last tick at or before t2 (ties in time: the later id).
+- median: the median of the ticks in the window (t2 - W, t2]; an even count takes the LOWER middle
+  value, so the fixing is always a price that was actually quoted, never an average of two.
+- twap: the time-weighted average over [t2 - W, t2]: each price counts for as long as it was in force
+  inside the window. The price in force at t2 - W is the last tick at or before it, so it counts from
+  the window's start until the first tick inside it. The average is floored to the price scale (10**-6).
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ from dataclasses import dataclass
 
 from oracle.models import Tick
 
-RULES: dict[str, Callable[[Sequence[Tick], dt.datetime], int]] = {}
+# (ticks, t2, start of the window or None) -> (price, the ticks it came from)
+RULES: dict[str, Callable[[Sequence[Tick], dt.datetime, dt.datetime | None], tuple[int, list[Tick]]]] = {}
 
 
 class MissingPrice(Exception):
@@ -20,7 +29,9 @@ class MissingPrice(Exception):
     def __init__(self, legs: Sequence[str], at: dt.datetime) -> None:
         self.legs = list(legs)
         self.at = at
-        super().__init__(f"no price for {', '.join(self.legs)} at or before {at:%Y-%m-%d %H:%M:%S} UTC")
+        utc = at.astimezone(dt.UTC)
+        shown = utc.strftime("%Y-%m-%d %H:%M:%S.%f" if utc.microsecond else "%Y-%m-%d %H:%M:%S")
+        super().__init__(f"no price for {', '.join(self.legs)} at or before {shown} UTC")
 
 
 class InvalidRule(ValueError):
@@ -44,14 +55,14 @@ def rule(name: str):
 
 
 @rule("last")
-def last_tick(ticks: Sequence[Tick], at: dt.datetime) -> tuple[int, list[Tick]]:
+def last_tick(ticks: Sequence[Tick], at: dt.datetime, start: dt.datetime | None) -> tuple[int, list[Tick]]:
     """The last tick at or before the fixing time."""
     chosen = ticks[-1]
     return chosen.price, [chosen]
 
 
 @rule("median")
-def median(ticks: Sequence[Tick], at: dt.datetime) -> tuple[int, list[Tick]]:
+def median(ticks: Sequence[Tick], at: dt.datetime, start: dt.datetime | None) -> tuple[int, list[Tick]]:
     """Median of the window's ticks; an even count takes the lower middle (stays an exact tick)."""
     ordered = sorted(ticks, key=lambda t: (t.price, t.id))
     chosen = ordered[(len(ordered) - 1) // 2]
@@ -59,15 +70,17 @@ def median(ticks: Sequence[Tick], at: dt.datetime) -> tuple[int, list[Tick]]:
 
 
 @rule("twap")
-def time_weighted(ticks: Sequence[Tick], at: dt.datetime) -> tuple[int, list[Tick]]:
-    """Time-weighted average over the window, each tick weighted until the next (or t2); floor."""
+def time_weighted(ticks: Sequence[Tick], at: dt.datetime, start: dt.datetime | None) -> tuple[int, list[Tick]]:
+    """Time-weighted average over [start, at]: each tick weighted until the next one (or t2); a tick
+    before `start` (the price in force when the window opens) counts from `start`. Floored."""
     if len(ticks) == 1:
         return ticks[0].price, list(ticks)
     weighted = 0
     total = 0
     for i, tick in enumerate(ticks):
+        begin = max(tick.at, start) if start is not None else tick.at
         end = ticks[i + 1].at if i + 1 < len(ticks) else at
-        span = int((end - tick.at) / dt.timedelta(microseconds=1))
+        span = max(0, int((end - begin) / dt.timedelta(microseconds=1)))
         weighted += tick.price * span
         total += span
     if total == 0:
@@ -97,16 +110,22 @@ def take_fixing(session_id: str, legs: Sequence[str], at: dt.datetime, spec: dic
     missing = []
     for leg in legs:
         qs = Tick.objects.filter(session_id=session_id, symbol=leg, at__lte=at)
+        start = None
         if spec["rule"] == "last":
             last = qs.order_by("-at", "-id").first()
             window = [last] if last else []
         else:
             start = at - dt.timedelta(seconds=spec["window"])
             window = list(qs.filter(at__gt=start).order_by("at", "id"))
+            if spec["rule"] == "twap":
+                # The price in force when the window opens counts until the first tick inside it.
+                before = qs.filter(at__lte=start).order_by("-at", "-id").first()
+                if before is not None:
+                    window.insert(0, before)
         if not window:
             missing.append(leg)
             continue
-        price, ticks = fn(window, at)
+        price, ticks = fn(window, at, start)
         prices[leg] = price
         used[leg] = [t.id for t in ticks]
     if missing:

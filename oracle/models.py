@@ -9,7 +9,7 @@ from django.db import models
 class Tick(models.Model):
     id = models.BigAutoField(primary_key=True)
     session_id = models.CharField(max_length=64)
-    symbol = models.CharField(max_length=16)
+    symbol = models.CharField(max_length=32)
     at = models.DateTimeField()
     price = models.BigIntegerField(help_text="Price in base units of 10**-6")
     source = models.CharField(max_length=64, help_text="sim:<seed>, replay:<file>, manual")

@@ -21,10 +21,10 @@ from django.db import OperationalError, transaction
 
 from ledger import clock
 from markets import services
-from markets.errors import DomainError
 from markets.models import Session
 from oracle.models import Tick
 from oracle.sources import SimSource, price_text
+from oracle.units import name_key
 
 SCHEDULE_EVERY = 1.0  # seconds between scheduler passes (at most)
 MAX_SLEEP_SLICE = 0.1  # the default sleep wakes this often to notice a stop request
@@ -92,7 +92,7 @@ class Runner:
         self.now = now
         self.schedule_enabled = schedule
         self.stop_reason: str | None = None
-        self.targets: dict[str, list[str]] = {}
+        self.targets: dict[str, dict[str, str]] = {}  # session -> {leg: the feed's symbol for it}
         self.ticks = 0
         self.prices_stored = 0
         self.skipped = 0
@@ -146,9 +146,10 @@ class Runner:
                 self.request_stop("all sessions settled")
         return Summary(self.ticks, self.prices_stored, self.monotonic() - started, self.stop_reason or "", self.skipped)
 
-    def refresh_targets(self) -> dict[str, list[str]]:
-        """Sessions to tick: named or all, not settled, with every leg priced by the feed."""
-        qs = Session.objects.exclude(status=Session.Status.SETTLED).order_by("id")
+    def refresh_targets(self) -> dict[str, dict[str, str]]:
+        """Sessions to tick: named or all, not settled or cancelled, with every leg priced by the feed
+        (legs are matched to the feed's symbols by name, ignoring case and spacing)."""
+        qs = Session.objects.exclude(status__in=(Session.Status.SETTLED, Session.Status.CANCELLED)).order_by("id")
         if self.session_ids is not None:
             qs = qs.filter(id__in=self.session_ids)
         targets = {}
@@ -157,7 +158,9 @@ class Runner:
                 for leg in self.sim.extend(legs):
                     self.symbols.add(leg)
                     self.out(f"sim: added {leg} for session {sid}")
-            missing = [leg for leg in legs if leg not in self.symbols]
+            by_key = {name_key(symbol): symbol for symbol in self.symbols}
+            mapping = {leg: by_key.get(name_key(leg)) for leg in legs}
+            missing = [leg for leg, symbol in mapping.items() if symbol is None]
             if missing:
                 if (sid, ",".join(missing)) not in self._warned:
                     self._warned.add((sid, ",".join(missing)))
@@ -165,7 +168,7 @@ class Runner:
                         f"warning: session {sid} skipped: no prices for {', '.join(missing)} in {self.source_label}"
                     )
                 continue
-            targets[sid] = list(legs)
+            targets[sid] = {leg: symbol for leg, symbol in mapping.items() if symbol is not None}
         self.targets = targets
         return targets
 
@@ -173,9 +176,9 @@ class Runner:
         """One Tick per target session and leg, all stamped `now`, in one short transaction."""
         at = self.now()
         rows = [
-            Tick(session_id=sid, symbol=leg, at=at, price=prices[leg], source=self.source_label)
+            Tick(session_id=sid, symbol=leg, at=at, price=prices[symbol], source=self.source_label)
             for sid, legs in self.targets.items()
-            for leg in legs
+            for leg, symbol in legs.items()
         ]
         self.latest.update(prices)
         self.ticks += 1
@@ -220,7 +223,7 @@ class Runner:
         self.progress(self.progress_line())
 
     def progress_line(self) -> str:
-        shown = [leg for legs in self.targets.values() for leg in legs] or sorted(self.latest)
+        shown = [symbol for legs in self.targets.values() for symbol in legs.values()] or sorted(self.latest)
         shown = list(dict.fromkeys(shown))
         prices = " ".join(f"{leg} {price_text(self.latest[leg])}" for leg in shown[:8] if leg in self.latest)
         more = f" +{len(shown) - 8} more" if len(shown) > 8 else ""
@@ -235,14 +238,9 @@ class Runner:
 
 
 def run_scheduler() -> list[tuple[str, str]]:
-    """Open scheduled sessions past t1 and settle timed sessions past t2 (the clock's now)."""
-    outcomes: list[tuple[str, str]] = []
-    for step in (services.open_due_sessions, services.settle_due_sessions):
-        try:
-            outcomes.extend(step())
-        except (DomainError, OperationalError) as exc:
-            outcomes.append(("*", f"{step.__name__} failed: {getattr(exc, 'message', exc)}"))
-    return outcomes
+    """Whatever the clock made due: open scheduled sessions past t1, expire quotes, close trading at
+    t2 and settle timed sessions at their fixing."""
+    return services.run_due()
 
 
 @contextlib.contextmanager

@@ -23,12 +23,13 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 
 import numpy as np
 
-from markets.domain import MAX_PRICE, PRICE_DP, PRICE_SCALE  # pure module: no Django import
+from oracle import units
+from oracle.units import MAX_PRICE, PRICE_DP, PRICE_SCALE, name_key
 
 TRADING_YEAR_SECONDS = 252 * 6.5 * 3600
 MIN_PRICE_UNITS = 1  # one base unit: 0.000001
@@ -60,29 +61,16 @@ def to_base_units(price: float, tick_units: int = 1) -> int:
 
 
 def parse_price_text(text: str) -> int:
-    """Exact base units of a decimal price written as text; ValueError says why it is refused."""
-    cleaned = text.strip()
-    if not cleaned:
+    """Exact base units of a decimal price written as text (`units.parse_price`: strict ASCII digits);
+    ValueError says why it is refused."""
+    if not text.strip():
         raise ValueError("empty price")
-    try:
-        number = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError(f"price {cleaned[:20]!r} is not a number") from None
-    if not number.is_finite():
-        raise ValueError(f"price {cleaned[:20]!r} is not a finite number")
-    if number <= 0:
-        raise ValueError(f"price {cleaned[:20]!r} must be greater than zero")
-    if number > MAX_PRICE:
-        raise ValueError(f"price {cleaned[:20]!r} is too large (at most {MAX_PRICE:,})")
-    scaled = number.scaleb(PRICE_DP, _EXACT)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"price {cleaned[:20]!r} has more than {PRICE_DP} decimal places")
-    return int(scaled)
+    return units.parse_price(text, "price")
 
 
-def price_text(units: int) -> str:
+def price_text(base: int) -> str:
     """Base units as a decimal string with two to six places (for progress lines)."""
-    text = str(Decimal(units).scaleb(-PRICE_DP, _EXACT))
+    text = str(Decimal(base).scaleb(-PRICE_DP, _EXACT))
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0")
     return f"{whole}.{frac.ljust(2, '0')}"
@@ -159,9 +147,7 @@ class SimConfig:
         symbols_raw = data.get("symbols", {})
         if not isinstance(symbols_raw, Mapping):
             raise ConfigError(f"{name}: 'symbols' must map each symbol to its start, drift and vol")
-        symbols = {
-            str(sym).strip().upper(): LegParams.from_dict(p, f"{name}: symbols.{sym}") for sym, p in symbols_raw.items()
-        }
+        symbols = {name_key(sym): LegParams.from_dict(p, f"{name}: symbols.{sym}") for sym, p in symbols_raw.items()}
         default = LegParams.from_dict(data["default"], f"{name}: default") if "default" in data else cls.default
         time_scale = _number(data.get("time_scale", 1), f"{name}: time_scale")
         if not 0 < time_scale <= 1_000_000:
@@ -173,7 +159,7 @@ class SimConfig:
         corr = data.get("correlation", {})
         if not isinstance(corr, Mapping):
             raise ConfigError(f"{name}: 'correlation' must be an object with symbols, matrix and default")
-        corr_symbols = tuple(str(s).strip().upper() for s in corr.get("symbols", ()))
+        corr_symbols = tuple(name_key(s) for s in corr.get("symbols", ()))
         matrix = corr.get("matrix", [])
         where = f"{name}: correlation.matrix"
         if not isinstance(matrix, list) or len(matrix) != len(corr_symbols):
@@ -214,7 +200,7 @@ class SimConfig:
             cholesky(np.array(self.corr_matrix, dtype=float), list(self.corr_symbols), name)
 
     def params(self, symbol: str) -> LegParams:
-        return self.symbols.get(symbol, self.default)
+        return self.symbols.get(name_key(symbol), self.default)
 
     def correlation(self, legs: Sequence[str]) -> np.ndarray:
         index = {s: i for i, s in enumerate(self.corr_symbols)}
@@ -224,7 +210,7 @@ class SimConfig:
             for b in range(n):
                 if a == b:
                     continue
-                ia, ib = index.get(legs[a]), index.get(legs[b])
+                ia, ib = index.get(name_key(legs[a])), index.get(name_key(legs[b]))
                 matrix[a, b] = self.corr_matrix[ia][ib] if ia is not None and ib is not None else self.corr_default
         return matrix
 
@@ -245,10 +231,11 @@ class SimConfig:
             for sym, value in (values or {}).items():
                 if sym == "*":
                     default = replace(default, **{attr: value})
-                    for known in set(symbols) | set(legs):
+                    for known in set(symbols) | {name_key(leg) for leg in legs}:
                         symbols[known] = replace(symbols.get(known, self.default), **{attr: value})
                 else:
-                    symbols[sym] = replace(symbols.get(sym, default), **{attr: value})
+                    key = name_key(sym)
+                    symbols[key] = replace(symbols.get(key, default), **{attr: value})
         changes: dict = {"symbols": symbols, "default": default}
         if correlation is not None:
             if not -1 < correlation < 1:
@@ -308,7 +295,8 @@ class SimSource:
 
     def extend(self, legs: Sequence[str]) -> list[str]:
         """Add legs not yet walked (they start at their configured price). Returns the new ones."""
-        new = [leg for leg in dict.fromkeys(legs) if leg not in self.legs]
+        walked = {name_key(leg) for leg in self.legs}
+        new = list({name_key(leg): leg for leg in reversed(legs) if name_key(leg) not in walked}.values())[::-1]
         if not new:
             return []
         params = [self.config.params(leg) for leg in new]
@@ -350,20 +338,27 @@ class SimSource:
 Row = tuple[dt.datetime, dict[str, int]]
 
 
-def load_replay_csv(path: str | Path, legs: Sequence[str]) -> list[Row]:
+def load_replay_csv(path: str | Path, legs: Sequence[str] = ()) -> list[Row]:
     """Read and validate the whole file: header `ts,SYM1,SYM2,...`, one row per instant.
 
-    Every price column is checked (not only `legs`), timestamps must be ISO 8601 and strictly
-    increasing (naive ones are UTC). Returns [(timestamp, {symbol: base units})] with every column.
+    Every price column is checked, timestamps must be ISO 8601 and strictly increasing (naive ones are
+    UTC); `legs` must each have a column (matched by name, ignoring case and spacing: `GOLD 3m` finds a
+    column `gold 3M`). Returns [(timestamp, {column name: base units})] with every column.
     """
     name = str(path)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
         raise ReplayError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ReplayError(f"{name}:1:1: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ReplayError(
+            f"{name}:{line}:{column}: not UTF-8 text ({exc.reason}: byte 0x{data[exc.start]:02x})"
+        ) from None
     reader = csv.reader(text.splitlines(keepends=True))
     try:
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
@@ -409,15 +404,16 @@ def _read_header(name: str, line: int, header: list[str], legs: Sequence[str]) -
     first = header[0].strip().lower()
     if first not in ("ts", "timestamp"):
         raise ReplayError(f"{name}:{line}:1: the first column must be 'ts' (ISO timestamps), not {header[0][:20]!r}")
-    symbols = []
+    symbols: list[str] = []
     for col, cell in enumerate(header[1:], start=2):
-        symbol = cell.strip().upper()
+        symbol = units.tidy_name(cell)
         if not symbol:
             raise ReplayError(f"{name}:{line}:{col}: empty column name")
-        if symbol in symbols:
-            raise ReplayError(f"{name}:{line}:{col}: column {symbol} appears twice")
+        if name_key(symbol) in {name_key(s) for s in symbols}:
+            raise ReplayError(f"{name}:{line}:{col}: column {symbol} appears twice (names are matched ignoring case)")
         symbols.append(symbol)
-    missing = [leg for leg in legs if leg not in symbols]
+    keys = {name_key(s) for s in symbols}
+    missing = [leg for leg in legs if name_key(leg) not in keys]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         raise ReplayError(

@@ -404,10 +404,10 @@ def test_unknown_ids_are_404(api, demo):
 
 def test_ids_out_of_range_are_422_not_500(api, demo):
     before = events()
-    rejected(api.post(f"/rfq/{2**63}/quote", {"rate": 1}, who="mm"), 422, "invalid_request", before)
-    rejected(api.post("/quotes/0/accept"), 422, "invalid_request", before)
-    rejected(api.post("/quotes/abc/accept"), 422, "invalid_request", before)
-    rejected(api.post(f"/quotes/{10**30}/withdraw"), 422, "invalid_request", before)
+    rejected(api.post(f"/rfq/{2**63}/quote", {"rate": 1}, who="mm"), 422, "invalid_id", before)
+    rejected(api.post("/quotes/0/accept"), 422, "invalid_id", before)
+    rejected(api.post("/quotes/abc/accept"), 422, "invalid_id", before)
+    rejected(api.post(f"/quotes/{10**30}/withdraw"), 422, "invalid_id", before)
     assert_error(api.get(f"/sessions/demo/events?after={10**30}"), 422, "invalid_request")
     assert_error(api.get("/sessions/demo/events?limit=0"), 422, "invalid_request")
     assert_error(api.get("/sessions/demo/prices?history=-1"), 422, "invalid_request")
@@ -491,11 +491,12 @@ def test_state_conflicts_are_409(api, users):
     cancelled = api.post(f"/rfq/{rfq_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
-    # The maker cannot deliver: 1000 AAPL at 100 NVDA each needs more NVDA than mm holds.
+    # The maker could never deliver: 20 AAPL at 100 NVDA each needs more NVDA than mm holds, so the
+    # quote itself is refused (the accept checks both inventories again, see test_services).
     rfq_id = open_rfq(api, qty=20)
-    quote_id = quote(api, rfq_id, rate="100")
     before = events()
-    rejected(api.post(f"/quotes/{quote_id}/accept"), 409, "insufficient_inventory", before)
+    refused = rejected(api.post(f"/rfq/{rfq_id}/quote", {"rate": "100"}, who="mm"), 409, "insufficient_inventory", before)
+    assert "you hold 13.800000 NVDA" in refused["message"]
 
     rejected(api.post("/sessions/demo/settle", who="org"), 409, "missing_price", before)
     assert api.post("/sessions/demo/settle", {"prices": SEED_PRICES}, who="org").status_code == 200

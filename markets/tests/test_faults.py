@@ -377,11 +377,12 @@ def test_sixteen_concurrent_trades_never_overdraw_one_holding(two_servers, users
     stream = Session.objects.get(id="demo").stream
     events = Event.objects.filter(stream=stream).order_by("seq")
     legs = list(demo.legs)
-    aapl = next(e.data["holdings"]["alice"] for e in events if e.type == "InitialAllocationAssigned")[
+    alice = str(users["alice"].pk)
+    aapl = next(e.data["holdings_by_id"][alice] for e in events if e.type == "InitialAllocationAssigned")[
         legs.index("AAPL")
     ]
     for event in events.filter(type="TradeExecuted"):
-        if event.data["taker"] == "alice":
+        if event.data["taker_id"] == users["alice"].pk:
             aapl += event.data["taker_deltas"][legs.index("AAPL")]
             assert aapl >= 0, f"alice's AAPL went to {aapl} at event #{event.seq}"
     assert_ledger_whole("demo")

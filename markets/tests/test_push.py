@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.template.loader import render_to_string
 
+from ledger import clock
 from markets import live, selectors, services
 from markets.models import Participant, Session
 from markets.tests.test_consumers import connect, in_thread, receive_until
@@ -56,6 +57,7 @@ def test_shared_boards_equal_a_board_rendered_for_each_viewer(users, demo):
             "markets/floor.html#board",
             {
                 "session": session,
+                "phase": session.phase(clock.now()),
                 "board": selectors.board_data(session),
                 "me": me,
                 "is_organiser": bool(me and me.role == "organiser"),

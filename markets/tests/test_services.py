@@ -156,17 +156,21 @@ def test_rounding_favours_the_maker_by_less_than_one_base_unit(market):
 
 def test_creating_a_session_records_who_and_what(users):
     session = services.create_session(
-        users["org"], session_id="s1", legs=["aapl", " nvda "], q=["1.5", 2], title="Friday"
+        users["org"], session_id="s1", legs=["aapl", " nvda ", "GOLD  3m"], q=["1.5", 2, 3], title="Friday"
     )
-    assert session.legs == ["AAPL", "NVDA"]
-    assert session.q == [1_500_000, 2_000_000]
+    # Names keep their case; blanks around and inside are tidied.
+    assert session.legs == ["aapl", "nvda", "GOLD 3m"]
+    assert session.q == [1_500_000, 2_000_000, 3_000_000]
     assert session.status == Session.Status.CREATED
     org = Participant.objects.get(session=session)
     assert (org.username, org.role) == ("org", Participant.Role.ORGANISER)
     created = Event.objects.get(stream="session-s1", version=1)
     assert created.type == "SessionCreated"
-    assert created.data["created_by"] == "org"
-    assert created.data["q"] == [1_500_000, 2_000_000]
+    # People are named by their immutable id; the name at the time is kept for display only.
+    assert created.data["created_by_id"] == users["org"].pk and "created_by" not in created.data
+    joined = Event.objects.get(stream="session-s1", version=2).data
+    assert joined == {"user_id": users["org"].pk, "username": "org", "role": "organiser"}
+    assert created.data["q"] == [1_500_000, 2_000_000, 3_000_000]
 
 
 def test_organiser_can_add_a_user_by_name_before_opening(users):
@@ -348,6 +352,22 @@ def _drain_mm_nvda(c):
     services.accept_quote(c.u["bob"], services.provide_quote(c.u["mm"], r.id, "1").id)
 
 
+def _timed(c, *, at_t2: bool, later: float = 0):
+    """`tm`: a timed session (t2 = T0 + 10 min, with a fraction of a second), alice's RFQ and mm's quote on it;
+    the clock then moves to t2 (plus `later` seconds), or stays before it."""
+    t2 = T0 + dt.timedelta(minutes=10, microseconds=500_000)
+    create_demo(c.u, "tm", end_mode="timed", t2=t2)
+    c.tm_rfq = _rfq(c, "10", sid="tm")
+    c.tm_quote = services.provide_quote(c.u["mm"], c.tm_rfq.id, "0.62", 3600)
+    if at_t2:
+        clock.set_time(t2 + dt.timedelta(seconds=later))
+
+
+def _timed_unopened(c):
+    create_demo(c.u, "tm2", open_it=False, end_mode="timed", t2=T0 + dt.timedelta(minutes=10))
+    clock.set_time(T0 + dt.timedelta(minutes=10))
+
+
 TOO_BIG = "1000000000.000001"
 REFUSALS = [
     # unknown things
@@ -466,7 +486,37 @@ REFUSALS = [
     Case("create-bad-id", lambda c: services.create_session(c.u["org"], session_id="a b", legs=["A", "B"], q=[1, 1]), DomainError, "invalid_session_id", 422, "Session id must be"),
     Case("create-one-leg", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A"], q=[1]), DomainError, "invalid_legs", 422, "2 to 32 legs, not 1"),
     Case("create-duplicate-legs", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "a"], q=[1, 1]), DomainError, "invalid_legs", 422, "A repeated"),
-    Case("create-bad-leg", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B$"], q=[1, 1]), DomainError, "invalid_legs", 422, "is not a valid leg symbol"),
+    Case("create-bad-leg", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B$"], q=[1, 1]), DomainError, "invalid_legs", 422, "'B$' is not a valid leg name (letters, digits, spaces"),
+    Case("create-leg-too-long", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B" * 25], q=[1, 1]), DomainError, "invalid_legs", 422, "up to 24 characters"),
+    Case("create-legs-same-ignoring-case", lambda c: services.create_session(c.u["org"], session_id="x", legs=["GOLD 3m", "gold  3M"], q=[1, 1]), DomainError, "invalid_legs", 422, "GOLD 3m repeated"),
+    Case("create-existing-other-case", lambda c: services.create_session(c.u["org"], session_id="DEMO", legs=["A", "B"], q=[1, 1]), Conflict, "session_exists", 409, "Session DEMO already exists as demo (ids are unique ignoring case)"),
+    Case("create-t2-past", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], end_mode="timed", t2=T0 - dt.timedelta(seconds=1)), DomainError, "invalid_time", 422, "t2 (2030-01-02 09:29:59 UTC) is already past"),
+    Case("create-t2-now", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], end_mode="timed", t2=T0), DomainError, "invalid_time", 422, "is already past"),
+    # trading stops at t2 by itself, whatever else runs (nothing runs here: no scheduler recorded it)
+    Case("rfq-at-t2", lambda c: _rfq(c, "1", sid="tm"), Conflict, "trading_closed", 409, "Trading in tm closed at t2 (2030-01-02 09:40:00.500000 UTC): it settles at the fixing", prepare=lambda c: _timed(c, at_t2=True)),
+    Case("quote-at-t2", lambda c: services.provide_quote(c.u["mm"], c.tm_rfq.id, "0.6"), Conflict, "trading_closed", 409, "closed at t2", prepare=lambda c: _timed(c, at_t2=True)),
+    Case("accept-after-t2", lambda c: services.accept_quote(c.u["alice"], c.tm_quote.id), Conflict, "trading_closed", 409, "closed at t2", prepare=lambda c: _timed(c, at_t2=True, later=40)),
+    Case("cancel-after-t2", lambda c: services.cancel_rfq(c.u["alice"], c.tm_rfq.id), Conflict, "trading_closed", 409, "closed at t2", prepare=lambda c: _timed(c, at_t2=True, later=1)),
+    Case("withdraw-after-t2", lambda c: services.withdraw_quote(c.u["mm"], c.tm_quote.id), Conflict, "trading_closed", 409, "closed at t2", prepare=lambda c: _timed(c, at_t2=True, later=1)),
+    Case("open-after-t2", lambda c: services.open_session(c.u["org"], "tm2"), Conflict, "trading_closed", 409, "can no longer open: its t2 (2030-01-02 09:40:00 UTC) has passed", prepare=_timed_unopened),
+    Case("settle-timed-before-t2", lambda c: services.settle_session(c.u["org"], "tm"), Conflict, "not_due", 409, "settles by itself at t2 (2030-01-02 09:40:00.500000 UTC)", prepare=lambda c: _timed(c, at_t2=False)),
+    # quotes: expiry and inventory
+    Case("withdraw-expired", lambda c: services.withdraw_quote(c.u["mm"], c.quote.id), Conflict, "quote_expired", 409, "expired at 09:31:00: nothing to withdraw", prepare=lambda c: clock.advance(60)),
+    Case("quote-beyond-inventory", lambda c: _quote(c, "1000"), DomainError, "insufficient_inventory", 409, "you hold 15.000000 NVDA; at rate 1000.00000000 this quote would deliver 10000.000000 NVDA"),
+    # identity and strict input
+    Case("join-inactive-user", lambda c: services.join_session(c.u["org"], "pre", "trader", username="eve"), Conflict, "user_inactive", 409, "eve is deactivated", prepare=lambda c: type(c.u["eve"]).objects.filter(username="eve").update(is_active=False)),
+    Case("qty-underscore", lambda c: _rfq(c, "1_0"), DomainError, "invalid_number", 422, "must be a number, not '1_0' (digits 0-9"),
+    Case("qty-arabic-indic", lambda c: _rfq(c, "\u0661\u0660"), DomainError, "invalid_number", 422, "must be a number, not"),
+    Case("qty-full-width", lambda c: _rfq(c, "\uff11\uff10"), DomainError, "invalid_number", 422, "must be a number, not"),
+    Case("qty-leading-point", lambda c: _rfq(c, ".5"), DomainError, "invalid_number", 422, "must be a number, not '.5'"),
+    Case("qty-trailing-point", lambda c: _rfq(c, "5."), DomainError, "invalid_number", 422, "must be a number, not '5.'"),
+    Case("qty-plus", lambda c: _rfq(c, "+5"), DomainError, "invalid_number", 422, "must be a number, not '+5'"),
+    Case("qty-unicode-space", lambda c: _rfq(c, "\u30005"), DomainError, "invalid_number", 422, "must be a number"),
+    Case("rfq-id-spaced", lambda c: services.cancel_rfq(c.u["alice"], f" {c.rfq.id}"), NotFound, "rfq_not_found", 404, "Unknown RFQ"),
+    Case("quote-id-decimal", lambda c: services.accept_quote(c.u["alice"], f"{c.quote.id}.0"), NotFound, "quote_not_found", 404, "Unknown quote"),
+    Case("quote-id-plus", lambda c: services.accept_quote(c.u["alice"], f"+{c.quote.id}"), NotFound, "quote_not_found", 404, "Unknown quote"),
+    Case("quote-id-leading-zero", lambda c: services.withdraw_quote(c.u["mm"], f"0{c.quote.id}"), NotFound, "quote_not_found", 404, "Unknown quote"),
+    Case("settle-two-prices-one-leg", lambda c: services.settle_session(c.u["org"], "demo", prices=PRICES | {"aapl": "500"}), DomainError, "duplicate_price", 422, "Two prices given for AAPL ('AAPL' and 'aapl')"),
     Case("create-short-basket", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1]), DomainError, "invalid_basket", 422, "1 entries for 2 legs"),
     Case("create-zero-basket", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 0]), DomainError, "invalid_number", 422, "q for B must be greater than zero"),
     Case("create-t2-before-t1", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], start_mode="scheduled", end_mode="timed", t1=T0, t2=T0), DomainError, "invalid_time", 422, "t2 must be after t1"),

@@ -137,8 +137,8 @@ def test_a_projection_that_disagrees_with_the_trade_event_is_caught(monkeypatch)
     def skimming(event, d):
         original(event, d)
         leg = event.data["taker_deltas"].index(-d["give_qty"])
-        for name, delta in ((d["taker"], -1), (d["maker"], 1)):
-            Holding.objects.filter(participant__username=name, session_id=event.stream.removeprefix("session-"),
+        for user_id, delta in ((d["taker_id"], -1), (d["maker_id"], 1)):
+            Holding.objects.filter(participant__user_id=user_id, session_id=event.stream.removeprefix("session-"),
                                    leg_index=leg).update(qty=F("qty") + delta)  # fmt: skip
 
     monkeypatch.setitem(projections.HANDLERS, "TradeExecuted", skimming)

@@ -164,6 +164,10 @@ class MarketMachine(RuleBasedStateMachine):
             refusals.add("rfq_closed")
         if rate_units is not None and rfq["qty"] * rate_units // 10**8 == 0:
             refusals.add("trade_too_small")
+        elif rate_units is not None and who in MAKERS:
+            # A maker may not quote what it could never deliver (checked again at accept).
+            if self.book[who][LEGS.index(rfq["get"])] < rfq["qty"] * rate_units // 10**8:
+                refusals.add("insufficient_inventory")
         if self.settled:
             refusals.add("session_settled")
         quote = self.run(lambda: services.provide_quote(self.users[who], rfq_id, text, ttl), refusals)
@@ -276,6 +280,8 @@ class MarketMachine(RuleBasedStateMachine):
             refusals.add("session_settled")
         if quote["status"] != "live":
             refusals.add("quote_not_live")
+        elif quote["expires"] <= self.now:
+            refusals.add("quote_expired")
         if self.run(lambda: services.withdraw_quote(self.users[who], quote_id), refusals) is not None:
             quote["status"] = "withdrawn"
 
@@ -298,6 +304,9 @@ class MarketMachine(RuleBasedStateMachine):
         session = self.run(lambda: services.settle_session(self.users[who], self.sid, prices=text), refusals)
         if session is not None:
             self.settled = True
+            for rfq_id, rfq in self.rfqs.items():  # trading is over: what was open lapses
+                if rfq["status"] == "open":
+                    self.close_rfq(rfq_id, "lapsed")
             s = [Decimal(text[leg]) for leg in LEGS]
             paid = {p.participant.username: Decimal(p.amount) for p in Payout.objects.filter(session_id=self.sid)}
             for user, row in self.book.items():

@@ -73,7 +73,7 @@ CREATE = {
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"legs": "AAPL, AAPL"}, "Legs must be distinct: AAPL repeated"),
+        ({"legs": "AAPL, AAPL"}, "Legs must be distinct (ignoring case): AAPL repeated"),
         ({"legs": "AAPL"}, "A session needs 2 to 32 legs, not 1"),
         ({"q": "10"}, "The basket q has 1 entries for 2 legs"),
         ({"q": "10, -1"}, "q for NVDA must not be negative"),

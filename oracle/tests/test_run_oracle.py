@@ -185,21 +185,20 @@ def test_replay_at_twice_the_file_pace_and_looping(users, fake, tmp_path):
     assert [(a - T0).total_seconds() for a in ats] == [0, 1, 1.5, 3.5, 4.5, 5.5]  # stamped by the clock
 
 
-def test_replay_with_all_needs_every_leg_and_skips_late_sessions_it_cannot_price(users, fake, tmp_path):
+def test_replay_with_all_prices_what_it_can_and_names_each_session_it_skips(users, fake, tmp_path):
+    """One session with a leg the file lacks does not stop every other session's prices and schedule."""
     create_demo(users)
     create_demo(users, "tsla", legs=["AAPL", "TSLA"], q=[1, 1])
     path = write_csv(tmp_path, CSV)
     with pytest.raises(CommandError, match=r"prices\.csv:1:6: no column for leg TSLA"):
-        run("--all", "--mode", "replay", "--csv", str(path))
-    from markets import services
-
-    services.settle_session(users["org"], "tsla", prices={"AAPL": "1", "TSLA": "1"})
+        run("--session-id", "tsla", "--mode", "replay", "--csv", str(path))  # asked for by name: it must be priced
     fake.hooks.append(
         lambda now: (
             Session.objects.filter(id="late").exists() or create_demo(users, "late", legs=["AAPL", "XYZ"], q=[1, 1])
         )
     )
     out = run("--all", "--mode", "replay", "--csv", str(path), "--tick-ms", "1000")
+    assert out.count("warning: session tsla skipped: no prices for TSLA in replay:prices.csv") == 1
     assert "warning: session late skipped: no prices for XYZ in replay:prices.csv" in out
     assert set(Tick.objects.values_list("session_id", flat=True)) == {"demo"}
     assert Tick.objects.count() == 4 * len(LEGS)
@@ -232,7 +231,7 @@ def test_a_bad_row_late_in_the_file_still_writes_nothing(users, fake, tmp_path):
     create_demo(users)
     good = "".join(f"2025-01-02T14:{m:02d}:00Z,1,2,3,4\n" for m in range(50))
     path = write_csv(tmp_path, "ts,AAPL,NVDA,META,ORCL\n" + good + "2025-01-02T15:00:00Z,1,2,3,x\n")
-    with pytest.raises(CommandError, match=r"prices\.csv:52:5: ORCL: price 'x' is not a number"):
+    with pytest.raises(CommandError, match=r"prices\.csv:52:5: ORCL: price must be a number, not 'x'"):
         run("--session-id", "demo", "--mode", "replay", "--csv", str(path))
     assert Tick.objects.count() == 0
 
@@ -360,20 +359,25 @@ def test_no_tick_for_a_leg_at_t2_leaves_the_session_waiting(users):
         feed=[], source_label="test", session_ids=["timed"], symbols=LEGS, out=lines.append, monotonic=lambda: mono[0]
     )
 
+    clock.set_time(t1 + dt.timedelta(seconds=1))
+    runner.scheduler_step()
+    assert lines == ["scheduler: timed opened"]
     clock.set_time(t2 + dt.timedelta(seconds=1))
+    mono[0] += 1
     runner.scheduler_step()
     session = Session.objects.get(id="timed")
-    assert session.status == "open"
+    assert session.status == "closed"
     assert "ORCL" in session.waiting_reason and "AAPL" not in session.waiting_reason
-    assert lines[0] == "scheduler: timed opened"
-    assert lines[1].startswith("scheduler: timed not settled:") and "ORCL" in lines[1]
+    assert lines[1] == "scheduler: timed trading closed"
+    assert lines[2].startswith("scheduler: timed not settled:") and "ORCL" in lines[2]
     assert Event.objects.filter(stream="session-timed", type="SettlementWaiting").count() == 1
+    assert Event.objects.filter(stream="session-timed", type="TradingClosed").count() == 1
 
     mono[0] += 0.5
     assert runner.scheduler_step() == []  # at most once a second
     mono[0] += 1
     runner.scheduler_step()  # still waiting: not reported or recorded again
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert Event.objects.filter(stream="session-timed", type="SettlementWaiting").count() == 1
 
     # a late ORCL tick stamped before t2 (e.g. a replayed feed catching up) lets it settle

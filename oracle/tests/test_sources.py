@@ -179,9 +179,9 @@ def test_load_replay_csv_returns_every_row_in_order_as_exact_integers(tmp_path):
 
 BAD_FILES = [
     ("ts,AAPL,NVDA,META\n2025-01-02T14:30:00Z,1,2,3\n", ":1:5: no column for leg ORCL"),
-    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,4\n2025-01-02T14:30:01Z,1,abc,3,4\n", ":3:3: NVDA: price 'abc' is not a number"),
-    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,0,4\n", ":2:4: META: price '0' must be greater than zero"),
-    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,-4\n", ":2:5: ORCL: price '-4' must be greater than zero"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,4\n2025-01-02T14:30:01Z,1,abc,3,4\n", ":3:3: NVDA: price must be a number, not 'abc' (digits 0-9"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,0,4\n", ":2:4: META: price must be greater than zero"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,-4\n", ":2:5: ORCL: price must not be negative"),
     ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:01Z,1,2,3,4\n2025-01-02T14:30:00Z,1,2,3,4\n", ":3:1: timestamp 2025-01-02T14:30:00Z is out of order"),
     ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,4\n2025-01-02T14:30:00Z,1,2,3,4\n", ":3:1: timestamp"),
     ("", ":1:1: the file is empty"),
@@ -190,10 +190,15 @@ BAD_FILES = [
     ("ts,AAPL,NVDA,META,ORCL\nyesterday,1,2,3,4\n", ":2:1: timestamp 'yesterday' is not an ISO 8601"),
     ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3\n", ":2:5: missing value for ORCL"),
     ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,4,5\n", ":2:6: unexpected extra field"),
-    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,NaN\n", ":2:5: ORCL: price 'NaN' is not a finite number"),
-    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1.0000001,2,3,4\n", ":2:2: AAPL: price '1.0000001' has more than 6"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,NaN\n", ":2:5: ORCL: price must be a finite number"),
+    # Strict ASCII digits: a grouping underscore, Arabic-Indic and full-width digits are not numbers.
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1_065.5,2,3,4\n", ":2:2: AAPL: price must be a number, not '1_065.5'"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,\u0661\u0660,3,4\n", ":2:3: NVDA: price must be a number, not"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,\uff11\uff10,4\n", ":2:4: META: price must be a number, not"),
+    ("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1.0000001,2,3,4\n", ":2:2: AAPL: price has more than 6"),
     ("date,AAPL,NVDA,META,ORCL\n", ":1:1: the first column must be 'ts'"),
     ("ts,AAPL,NVDA,AAPL,META,ORCL\n", ":1:4: column AAPL appears twice"),
+    ("ts,AAPL,NVDA,aapl,META,ORCL\n", ":1:4: column aapl appears twice (names are matched ignoring case)"),
 ]  # fmt: skip
 
 
@@ -213,8 +218,21 @@ def test_unreadable_files(tmp_path):
         load_replay_csv(tmp_path / "nope.csv", LEGS)
     path = tmp_path / "latin.csv"
     path.write_bytes(b"ts,AAPL\n2025-01-02T14:30:00Z,\xe9\n")
-    with pytest.raises(ReplayError, match=r"latin\.csv:1:1: not UTF-8"):
+    with pytest.raises(ReplayError, match=r"latin\.csv:2:22: not UTF-8 text \(invalid continuation byte: byte 0xe9\)"):
         load_replay_csv(path, ["AAPL"])
+    # The bad byte is named where it is: line 6, column 24 (five good lines before it).
+    good = "".join(f"2025-01-02T14:30:0{i}Z,1\n" for i in range(4))
+    path.write_bytes(f"ts,AAPL\n{good}".encode() + b"2025-01-02T14:30:05Z,1.\xff\n")
+    with pytest.raises(ReplayError, match=r"latin\.csv:6:24: not UTF-8"):
+        load_replay_csv(path, ["AAPL"])
+
+
+def test_columns_are_matched_to_legs_by_name_ignoring_case_and_spacing(tmp_path):
+    path = write(tmp_path, "ts,gold 3M,Gold  1Y\n2025-01-02T14:30:00Z,1900.5,1950\n")
+    rows = load_replay_csv(path, ["GOLD 3m", "GOLD 1y"])
+    assert rows[0][1] == {"gold 3M": 1_900_500_000, "Gold 1Y": 1_950_000_000}
+    with pytest.raises(ReplayError, match="no column for leg GOLD 5y"):
+        load_replay_csv(path, ["GOLD 3m", "GOLD 5y"])
 
 
 def test_the_shipped_demo_file_is_valid_and_one_second_apart():

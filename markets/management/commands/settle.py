@@ -16,14 +16,17 @@ class Command(BaseCommand):
         parser.add_argument("session", nargs="?", help="Session id")
         parser.add_argument("--price", action="append", default=[], metavar="LEG=VALUE", help="Fixing price per leg")
         parser.add_argument(
-            "--due", action="store_true", help="Open scheduled sessions past t1, settle timed ones past t2"
+            "--due",
+            action="store_true",
+            help="What the clock made due: open scheduled sessions past t1, expire quotes, close and settle timed "
+            "sessions past t2",
         )
 
     def handle(self, *args, session: str | None, price: list[str], due: bool, **options) -> None:
         if due:
             if session or price:
                 raise CommandError("--due takes no session or prices")
-            outcomes = services.open_due_sessions() + services.settle_due_sessions()
+            outcomes = services.run_due()
             for sid, outcome in outcomes:
                 self.stdout.write(f"{sid}: {outcome}")
             if not outcomes:
@@ -38,6 +41,8 @@ class Command(BaseCommand):
                 leg, sep, value = item.partition("=")
                 if not sep or not leg.strip() or not value.strip():
                     raise CommandError(f"--price {item!r}: write it as LEG=VALUE, e.g. AAPL=190.1")
+                if leg.strip() in prices:
+                    raise CommandError(f"--price {leg.strip()} is given twice: give one price per leg")
                 prices[leg.strip()] = value.strip()
         try:
             settled = services.settle_session(None, session, prices=prices)

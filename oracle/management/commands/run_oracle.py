@@ -78,7 +78,8 @@ class Command(BaseCommand):
         if mode == "sim":
             feed, label, sim, symbols, about = self._sim(legs, (tick_ms or DEFAULT_TICK_MS) / 1000, options)
         else:
-            feed, label, symbols, about = self._replay(legs, tick_ms, options)
+            # --all prices every session it can and names the ones it skips; named sessions must be priced.
+            feed, label, symbols, about = self._replay(legs if session_ids is not None else [], tick_ms, options)
             sim = None
         quiet = options["quiet"]
         tty = self.stdout.isatty()
@@ -139,12 +140,12 @@ class Command(BaseCommand):
         for sid in ids:
             if sid not in found:
                 raise CommandError(f"unknown session {sid[:64]!r}")
-            if found[sid] == Session.Status.SETTLED:
-                raise CommandError(f"session {sid} is already settled: nothing to price")
+            if found[sid] in (Session.Status.SETTLED, Session.Status.CANCELLED):
+                raise CommandError(f"session {sid} is already {found[sid]}: nothing to price")
         return ids
 
     def _legs(self, session_ids: list[str] | None) -> list[str]:
-        qs = Session.objects.exclude(status=Session.Status.SETTLED).order_by("id")
+        qs = Session.objects.exclude(status__in=(Session.Status.SETTLED, Session.Status.CANCELLED)).order_by("id")
         if session_ids is not None:
             qs = qs.filter(id__in=session_ids)
         legs: dict[str, None] = {}
