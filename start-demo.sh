@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command to a running demo: venv, migrations, seeded session `demo`, daphne + the price oracle.
-#   ./start-demo.sh [--replay] [--reset] [--port N] [--no-browser]
+#   ./start-demo.sh [--replay] [--replay-csv FILE] [--reset] [--port N] [--no-browser]
 # Environment: PORT (default 8000), HOST (default 127.0.0.1), DATABASE_URL (default sqlite:///./session_contracts.db).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,16 +9,19 @@ source scripts/lib.sh
 PORT=${PORT:-8000}
 HOST=${HOST:-127.0.0.1}
 MODE=sim
+REPLAY_CSV=oracle/data/prices_demo.csv
 RESET=0
 OPEN_BROWSER=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --replay) MODE=replay ;;
+        --replay-csv) MODE=replay; REPLAY_CSV=${2:?--replay-csv needs a file}; shift ;;
+        --replay-csv=*) MODE=replay; REPLAY_CSV=${1#--replay-csv=} ;;
         --reset) RESET=1 ;;
         --port) PORT=${2:?--port needs a number}; shift ;;
         --port=*) PORT=${1#--port=} ;;
         --no-browser) OPEN_BROWSER=0 ;;
-        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
         *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -93,12 +96,12 @@ nohup $PY -m daphne -b "$HOST" -p "$PORT" sessionsite.asgi:application >"$LOGS/d
 echo $! >"$DEMO_DIR/daphne.pid"
 
 if [ "$MODE" = replay ]; then
-    oracle_args=(--mode replay --csv oracle/data/prices_demo.csv --loop)
+    oracle_args=(--mode replay --csv "$REPLAY_CSV" --loop)
 else
     oracle_args=(--mode sim)
 fi
 echo "Starting the price oracle (${oracle_args[*]}) ..."
-nohup $PY manage.py run_oracle "${oracle_args[@]}" --all --quiet >"$LOGS/oracle.log" 2>&1 &
+nohup $PY manage.py run_oracle "${oracle_args[@]}" --all >"$LOGS/oracle.log" 2>&1 &
 echo $! >"$DEMO_DIR/oracle.pid"
 
 url="http://$HOST:$PORT"
@@ -119,12 +122,21 @@ if ! $PY -c "import urllib.request; urllib.request.urlopen('$url/health', timeou
     ./stop-demo.sh >/dev/null
     exit 1
 fi
-if ! running "$DEMO_DIR/oracle.pid"; then
-    echo "error: the oracle stopped; last lines of $LOGS/oracle.log:" >&2
-    tail -5 "$LOGS/oracle.log" >&2
-    ./stop-demo.sh >/dev/null
-    exit 1
-fi
+# The oracle prints its banner once its prices are loaded and checked; until then it may still refuse
+# to start (a malformed file, a broken config). Say "running" only when every process is.
+for _ in $(seq 1 150); do
+    running "$DEMO_DIR/oracle.pid" || break
+    grep -q '^oracle ' "$LOGS/oracle.log" 2>/dev/null && break
+    sleep 0.2
+done
+for name in oracle daphne; do
+    if ! running "$DEMO_DIR/$name.pid" || { [ $name = oracle ] && ! grep -q '^oracle ' "$LOGS/oracle.log"; }; then
+        echo "error: the $name did not start; last lines of $LOGS/$name.log:" >&2
+        tail -5 "$LOGS/$name.log" >&2
+        ./stop-demo.sh >/dev/null
+        exit 1
+    fi
+done
 
 cat <<MSG
 

@@ -174,9 +174,9 @@ class GeneratedLog:
                     },
                 )
             )
-            for user_id, role in [(organiser, "organiser")] + [(u, "trader") for u in st.traders] + [
-                (u, "maker") for u in st.makers
-            ]:
+            for user_id, role in (
+                [(organiser, "organiser")] + [(u, "trader") for u in st.traders] + [(u, "maker") for u in st.makers]
+            ):
                 joined = {"user_id": user_id, "username": self._names[user_id], "role": role}
                 st.pending.append(("ParticipantJoined", joined))
             # Pro rata in the order of names, as the services allocate.

@@ -36,7 +36,9 @@ EXPECTED = {
 def test_the_loader_writes_what_the_projection_rebuilds():
     organiser, traders, makers = usernames(8)
     users = make_users([organiser, *traders, *makers])
-    log = GeneratedLog(900, 2, participants=8, legs=4, seed=9, settle=True, user_ids={n: u.pk for n, u in users.items()})
+    log = GeneratedLog(
+        900, 2, participants=8, legs=4, seed=9, settle=True, user_ids={n: u.pk for n, u in users.items()}
+    )
     rows = list(log.rows())
     # Every kind of event but a cancelled session's (which has no RFQ cycles to generate).
     assert set(log.counts) == set(projections.HANDLERS) - {"SessionCancelled"}

@@ -164,7 +164,9 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     errors = list(exc.errors)
     message = "; ".join(_describe(e) for e in errors[:10]) or "The request is invalid"
     kinds = {e.get("type") for e in errors}
-    code = kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in ("invalid_number", "invalid_id") else "invalid_request"
+    code = (
+        kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in ("invalid_number", "invalid_id") else "invalid_request"
+    )
     return _error(request, 422, code, message[:2000])
 
 

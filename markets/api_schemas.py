@@ -116,7 +116,14 @@ def _strict_id(value: Any) -> int:
 PathId = Annotated[
     int,
     PlainValidator(_strict_id),
-    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": domain.MAX_ID}),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": domain.MAX_ID,
+            "description": "A row id in digits only: no sign, spaces, decimal point or leading zeros",
+        }
+    ),
 ]
 WholeNumber = Annotated[
     int, PlainValidator(whole_number), WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}]})

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from django import forms
 
 from markets import domain
-from oracle import units
 from markets.errors import DomainError
 from markets.models import Participant, Session
+from oracle import units
 
 
 def _split(text: str) -> list[str]:

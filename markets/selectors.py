@@ -66,7 +66,9 @@ class SessionRow:
 
 
 def session_rows() -> list[SessionRow]:
-    sessions = list(Session.objects.annotate(n=Count("participants")).select_related("settlement").order_by("-created_at"))
+    sessions = list(
+        Session.objects.annotate(n=Count("participants")).select_related("settlement").order_by("-created_at")
+    )
     now = clock.now()
     rows = []
     for s in sessions:

@@ -530,7 +530,9 @@ def withdraw_quote(actor, quote_id: object) -> Quote:
         if quote.status not in (Quote.Status.LIVE, Quote.Status.EXPIRED):
             raise Conflict(f"Quote {quote.id} is {quote.status}: nothing to withdraw", "quote_not_live")
         if quote.status == Quote.Status.EXPIRED or quote.expires_at <= cmd.now:
-            raise Conflict(f"Quote {quote.id} expired at {quote.expires_at:%H:%M:%S}: nothing to withdraw", "quote_expired")
+            raise Conflict(
+                f"Quote {quote.id} expired at {quote.expires_at:%H:%M:%S}: nothing to withdraw", "quote_expired"
+            )
         cmd.emit("QuoteWithdrawn", {"quote_id": quote.id, "rfq_id": quote.rfq_id})
     return _get_quote(quote_id)
 

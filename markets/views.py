@@ -79,14 +79,18 @@ def floor(request: HttpRequest, session_id: str) -> HttpResponse:
 def _board_response(request: HttpRequest, session: Session, *, error: str = "", error_key: str = "") -> HttpResponse:
     """The RFQ board for this viewer, with an inline error next to the form that caused it."""
     session = Session.objects.get(id=session.id)
-    context = selectors.viewer_context(session, request.user) | selectors.phase_context(session) | {
-        "session": session,
-        "board": selectors.board_data(session),
-        "error": error,
-        "error_key": error_key,
-        # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
-        "typed": request.POST if error else {},
-    }
+    context = (
+        selectors.viewer_context(session, request.user)
+        | selectors.phase_context(session)
+        | {
+            "session": session,
+            "board": selectors.board_data(session),
+            "error": error,
+            "error_key": error_key,
+            # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
+            "typed": request.POST if error else {},
+        }
+    )
     if not request.htmx:
         if error:
             messages.error(request, error)
@@ -169,11 +173,15 @@ def quote_withdraw(request: HttpRequest, quote_id: int) -> HttpResponse:
 
 def _controls_response(request: HttpRequest, session: Session, *, error: str = "", preview=None) -> HttpResponse:
     session = Session.objects.get(id=session.id)
-    context = selectors.viewer_context(session, request.user) | selectors.phase_context(session) | {
-        "session": session,
-        "control_error": error,
-        "preview": preview,
-    }
+    context = (
+        selectors.viewer_context(session, request.user)
+        | selectors.phase_context(session)
+        | {
+            "session": session,
+            "control_error": error,
+            "preview": preview,
+        }
+    )
     if not request.htmx:
         if error:
             messages.error(request, error)

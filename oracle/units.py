@@ -155,9 +155,7 @@ def short(base: int, dp: int) -> str:
 
 MAX_LEG_NAME = 24
 LEG_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._/-]*[A-Za-z0-9._/-])?", re.ASCII)
-LEG_RULE = (
-    f"letters, digits, spaces and . _ - /, starting with a letter or digit, up to {MAX_LEG_NAME} characters"
-)
+LEG_RULE = f"letters, digits, spaces and . _ - /, starting with a letter or digit, up to {MAX_LEG_NAME} characters"
 
 
 def tidy_name(name: str) -> str:

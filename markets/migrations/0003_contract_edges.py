@@ -6,60 +6,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('markets', '0002_apitoken_idempotencyrecord'),
+        ("markets", "0002_apitoken_idempotencyrecord"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='session',
-            name='closed_at',
-            field=models.DateTimeField(blank=True, help_text='When trading closed (t2 of a timed session)', null=True),
+            model_name="session",
+            name="closed_at",
+            field=models.DateTimeField(blank=True, help_text="When trading closed (t2 of a timed session)", null=True),
         ),
         migrations.AlterField(
-            model_name='holding',
-            name='leg',
+            model_name="holding",
+            name="leg",
             field=models.CharField(max_length=32),
         ),
         migrations.AlterField(
-            model_name='quote',
-            name='status',
-            field=models.CharField(choices=[('live', 'Live'), ('withdrawn', 'Withdrawn'), ('filled', 'Filled'), ('lapsed', 'Lapsed'), ('expired', 'Expired')], default='live', max_length=16),
+            model_name="quote",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("live", "Live"),
+                    ("withdrawn", "Withdrawn"),
+                    ("filled", "Filled"),
+                    ("lapsed", "Lapsed"),
+                    ("expired", "Expired"),
+                ],
+                default="live",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='rfq',
-            name='get_leg',
+            model_name="rfq",
+            name="get_leg",
             field=models.CharField(max_length=32),
         ),
         migrations.AlterField(
-            model_name='rfq',
-            name='give_leg',
+            model_name="rfq",
+            name="give_leg",
             field=models.CharField(max_length=32),
         ),
         migrations.AlterField(
-            model_name='rfq',
-            name='status',
-            field=models.CharField(choices=[('open', 'Open'), ('filled', 'Filled'), ('cancelled', 'Cancelled'), ('lapsed', 'Lapsed')], default='open', max_length=16),
+            model_name="rfq",
+            name="status",
+            field=models.CharField(
+                choices=[("open", "Open"), ("filled", "Filled"), ("cancelled", "Cancelled"), ("lapsed", "Lapsed")],
+                default="open",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='session',
-            name='status',
-            field=models.CharField(choices=[('created', 'Created'), ('open', 'Open'), ('closed', 'Trading closed'), ('settled', 'Settled'), ('cancelled', 'Cancelled')], default='created', max_length=16),
+            model_name="session",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("created", "Created"),
+                    ("open", "Open"),
+                    ("closed", "Trading closed"),
+                    ("settled", "Settled"),
+                    ("cancelled", "Cancelled"),
+                ],
+                default="created",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='trade',
-            name='get_leg',
+            model_name="trade",
+            name="get_leg",
             field=models.CharField(max_length=32),
         ),
         migrations.AlterField(
-            model_name='trade',
-            name='give_leg',
+            model_name="trade",
+            name="give_leg",
             field=models.CharField(max_length=32),
         ),
         migrations.AddConstraint(
-            model_name='session',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('id'), name='markets_session_id_ci'),
+            model_name="session",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("id"), name="markets_session_id_ci"
+            ),
         ),
     ]

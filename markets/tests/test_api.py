@@ -495,7 +495,9 @@ def test_state_conflicts_are_409(api, users):
     # quote itself is refused (the accept checks both inventories again, see test_services).
     rfq_id = open_rfq(api, qty=20)
     before = events()
-    refused = rejected(api.post(f"/rfq/{rfq_id}/quote", {"rate": "100"}, who="mm"), 409, "insufficient_inventory", before)
+    refused = rejected(
+        api.post(f"/rfq/{rfq_id}/quote", {"rate": "100"}, who="mm"), 409, "insufficient_inventory", before
+    )
     assert "you hold 13.800000 NVDA" in refused["message"]
 
     rejected(api.post("/sessions/demo/settle", who="org"), 409, "missing_price", before)

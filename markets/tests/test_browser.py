@@ -158,7 +158,10 @@ def test_inline_error_next_to_the_form_in_the_browser(browser, server, users, de
     form.locator("button").click()
     error = alice.locator("#board [data-testid=error]")
     error.wait_for(timeout=5_000)
-    assert error.inner_text() == "Quantity must be a number, not 'lots' (digits 0-9 with an optional decimal point, e.g. 2.5)"
+    assert (
+        error.inner_text()
+        == "Quantity must be a number, not 'lots' (digits 0-9 with an optional decimal point, e.g. 2.5)"
+    )
     form.locator("input[name=quantity]").fill("1000")
     form.locator("button").click()
     alice.locator("#board [data-testid=error]", has_text="Insufficient inventory").wait_for(timeout=5_000)

@@ -4,6 +4,7 @@ same event stream: the commands, the projection, the floor and the API agree at 
 from __future__ import annotations
 
 import datetime as dt
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -14,7 +15,7 @@ from ledger.models import Event
 from markets import audit, services
 from markets.errors import Conflict, DomainError, Forbidden
 from markets.models import RFQ, Quote, Session, Trade
-from markets.tests.test_api import Api, assert_error
+from markets.tests.test_api import Api
 from markets.tests.test_services import assert_refused
 from oracle.models import Tick
 
@@ -53,10 +54,14 @@ def types(sid: str) -> list[str]:
 
 def test_an_accept_40_seconds_after_t2_is_refused_with_nothing_running(users):
     """The oracle stopped before t2; nobody recorded anything. The command itself knows the time."""
-    rfq, quote = timed(users)
+    _rfq, quote = timed(users)
     clock.set_time(T2 + dt.timedelta(seconds=40))
     assert_refused(
-        lambda: services.accept_quote(users["alice"], quote.id), Conflict, "trading_closed", 409, "settles at the fixing"
+        lambda: services.accept_quote(users["alice"], quote.id),
+        Conflict,
+        "trading_closed",
+        409,
+        "settles at the fixing",
     )
     assert Trade.objects.count() == 0
     # One base unit of time before t2 it still trades; at t2 exactly it does not.
@@ -69,12 +74,14 @@ def test_an_accept_40_seconds_after_t2_is_refused_with_nothing_running(users):
 
 
 def test_between_t2_and_the_scheduler_every_reader_says_trading_closed(users, client, api):
-    rfq, quote = timed(users)
+    _rfq, quote = timed(users)
     clock.set_time(T2 + dt.timedelta(seconds=1))
     assert Session.objects.get(id="tm").status == "open"  # nothing recorded yet...
     session = api.get("/sessions/tm").json()
     assert session["status"] == "closed"  # ...but nobody is told it is open
-    assert session["status_note"].startswith("trading closed, settles at the fixing (last, t2 2030-06-03 09:30:00.250000")
+    assert session["status_note"].startswith(
+        "trading closed, settles at the fixing (last, t2 2030-06-03 09:30:00.250000"
+    )
     assert [s["id"] for s in api.get("/sessions?status=closed").json()] == ["tm"]
     client.force_login(users["alice"])
     page = client.get("/sessions/tm/").content.decode()
@@ -88,7 +95,7 @@ def test_the_scheduler_closes_trading_at_t2_and_settles_at_the_fixing(users, cli
     rfq, quote = timed(users)
     tick_all("tm", T0 + dt.timedelta(minutes=5))
     clock.set_time(T2 + dt.timedelta(seconds=2))
-    call_command("settle", "--due", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("settle", "--due", stdout=StringIO())
     assert types("tm")[-2:] == ["TradingClosed", "SessionSettled"]
     assert RFQ.objects.get(id=rfq.id).status == "lapsed"
     assert Quote.objects.get(id=quote.id).status == "lapsed"
@@ -105,7 +112,9 @@ def test_a_session_the_scheduler_cannot_settle_still_closes_and_says_why(users, 
     tick_all("tm", T0 + dt.timedelta(minutes=5), {"AAPL": 1_000_000, "NVDA": 1_000_000, "META": 1_000_000})
     clock.set_time(T2 + dt.timedelta(seconds=1))
     outcomes = dict(services.run_due())
-    assert outcomes["tm"].startswith("not settled: Cannot settle tm: no price for ORCL at or before 2030-06-03 09:30:00.250000 UTC")
+    assert outcomes["tm"].startswith(
+        "not settled: Cannot settle tm: no price for ORCL at or before 2030-06-03 09:30:00.250000 UTC"
+    )
     session = Session.objects.get(id="tm")
     assert session.status == "closed" and session.closed_at == T2
     assert "09:30:00.250000" in session.waiting_reason  # the fraction of t2 is kept

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('oracle', '0001_initial'),
+        ("oracle", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='tick',
-            name='symbol',
+            model_name="tick",
+            name="symbol",
             field=models.CharField(max_length=32),
         ),
     ]

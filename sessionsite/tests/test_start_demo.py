@@ -139,6 +139,25 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
     assert twice.returncode == 0 and "nothing to stop" in twice.stdout
 
 
+def test_start_demo_fails_loudly_when_the_oracle_dies_and_leaves_nothing_running(tmp_path):
+    """A replay file the oracle refuses: the script shows the oracle's own error and stops the server."""
+    copy = project_copy(tmp_path / "clone")
+    (copy / "broken.csv").write_text("ts,AAPL,NVDA,META,ORCL\n2025-01-02T14:30:00Z,1,2,3,1_065.5\n")
+    result = subprocess.run(
+        ["./start-demo.sh", "--no-browser", "--replay-csv", "broken.csv"],
+        cwd=copy,
+        env=demo_env(free_port()),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "demo is running" not in result.stdout
+    assert "error: the oracle did not start" in result.stderr
+    assert "broken.csv:2:5: ORCL: price must be a number, not '1_065.5'" in result.stderr
+    assert not list((copy / ".demo").glob("*.pid"))
+
+
 def test_start_demo_names_the_process_holding_a_taken_port(tmp_path):
     import socket
 
