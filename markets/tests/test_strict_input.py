@@ -128,3 +128,16 @@ def test_the_openapi_schema_states_the_limits(api):
     for phrase in ("at most 1,000,000,000 units", "at most 1,000,000,", "at most 10,000,000", "2 to 32 leg names",
                    "unique ignoring case", "digits only"):  # fmt: skip
         assert phrase in text, phrase
+
+
+def test_the_floor_names_quotes_by_canonical_ids_only(client, users, demo):
+    from markets import services
+
+    rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "1")
+    quote = services.provide_quote(users["mm"], rfq.id, "0.62")
+    client.force_login(users["alice"])
+    for path in (f"/quotes/0{quote.id}/accept", f"/quotes/{quote.id}.0/accept", f"/quotes/%20{quote.id}/accept"):
+        assert client.post(path, headers={"HX-Request": "true"}).status_code == 404
+    assert Trade.objects.count() == 0
+    assert client.post(f"/quotes/{quote.id}/accept", headers={"HX-Request": "true"}).status_code == 200
+    assert Trade.objects.count() == 1
