@@ -82,10 +82,12 @@ def create_demo(users, session_id: str = "demo", open_it: bool = True, **kwargs)
 
     params = {"legs": ["AAPL", "NVDA", "META", "ORCL"], "q": [100, 60, 80, 120]} | kwargs
     services.create_session(users["org"], session_id=session_id, **params)
-    services.join_session(users["alice"], session_id, "trader")
-    services.join_session(users["bob"], session_id, "trader")
-    services.join_session(users["mm"], session_id, "maker")
-    services.join_session(users["mm2"], session_id, "maker")
+    invited = params.get("visibility") == "participants"  # nobody joins those uninvited: the organiser adds them
+    for name, role in (("alice", "trader"), ("bob", "trader"), ("mm", "maker"), ("mm2", "maker")):
+        if invited:
+            services.join_session(users["org"], session_id, role, username=name)
+        else:
+            services.join_session(users[name], session_id, role)
     if open_it:
         services.open_session(users["org"], session_id)
     from markets.models import Session

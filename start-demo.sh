@@ -87,9 +87,41 @@ if [ $RESET -eq 1 ]; then
     esac
 fi
 
+# One secret key per installation, made on the first run and kept in .env (never the built-in one).
+if [ -z "${SECRET_KEY:-}" ] && ! grep -qs '^SECRET_KEY=' .env; then
+    echo "SECRET_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')" >>.env
+    chmod 600 .env
+    echo "Wrote a new SECRET_KEY to .env"
+fi
+
 echo "Migrating the database ($DATABASE_URL) ..."
 $PY manage.py migrate --noinput -v0
 $PY manage.py seed_demo
+# An admin account of its own (the demo's accounts are never staff): password made once, kept in .demo/.
+if [ ! -s "$DEMO_DIR/admin-password" ] || ! $PY manage.py shell -v0 -c 'import sys; from django.contrib.auth import get_user_model; sys.exit(0 if get_user_model().objects.filter(username="admin", is_superuser=True).exists() else 1)' 2>/dev/null; then
+    ( umask 077; $PY -c 'import secrets; print(secrets.token_urlsafe(12))' >"$DEMO_DIR/admin-password" )
+    DJANGO_SUPERUSER_PASSWORD=$(cat "$DEMO_DIR/admin-password") $PY manage.py shell -v0 -c '
+import os
+from django.contrib.auth import get_user_model
+user, _ = get_user_model().objects.get_or_create(username="admin")
+user.is_staff = user.is_superuser = True
+user.set_password(os.environ["DJANGO_SUPERUSER_PASSWORD"])
+user.save()'
+fi
+
+case "$HOST" in
+    127.*|localhost|::1) exposed=0 ;;
+    *) exposed=1 ;;
+esac
+if [ $exposed -eq 1 ]; then
+    # Reachable from the room: the machine's own addresses must be accepted as hosts.
+    lan=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -v '^$' | head -5 | paste -sd, - || true)
+    export ALLOWED_HOSTS=${ALLOWED_HOSTS:-${lan:+$lan,}$(hostname 2>/dev/null || true)}
+fi
+case "$HOST" in
+    0.0.0.0|::|'') local_host=127.0.0.1 ;;  # every interface: check it through loopback
+    *) local_host=$HOST ;;
+esac
 
 echo "Starting daphne on http://$HOST:$PORT ..."
 nohup $PY -m daphne -b "$HOST" -p "$PORT" sessionsite.asgi:application >"$LOGS/daphne.log" 2>&1 &
@@ -104,7 +136,7 @@ echo "Starting the price oracle (${oracle_args[*]}) ..."
 nohup $PY manage.py run_oracle "${oracle_args[@]}" --all >"$LOGS/oracle.log" 2>&1 &
 echo $! >"$DEMO_DIR/oracle.pid"
 
-url="http://$HOST:$PORT"
+url="http://$local_host:$PORT"
 for _ in $(seq 1 150); do
     if $PY -c "import urllib.request,sys; urllib.request.urlopen('$url/health', timeout=1)" 2>/dev/null; then
         break
@@ -143,13 +175,24 @@ cat <<MSG
 Session Contracts demo is running.
   Floor:     $url/sessions/demo/
   Sessions:  $url/
-  Admin:     $url/admin/          (organiser / demo)
+  Admin:     $url/admin/          (user admin, password in $DEMO_DIR/admin-password)
   API docs:  $url/api/v1/docs
   Health:    $url/health
-  Users:     organiser, alice, bob, mm — password "demo" (demo mode: switch user from the top bar)
+  Users:     organiser, alice, bob, mm — password "demo" (demo mode: switch user from the top bar,
+             on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))
   Logs:      $LOGS/daphne.log, $LOGS/oracle.log
   Stop:      ./stop-demo.sh
 MSG
+
+if [ $exposed -eq 1 ]; then
+    cat <<WARN
+
+WARNING: the demo listens on $HOST, beyond this machine: anyone on the network can reach it at
+         http://${lan:-$HOST}:$PORT/ (or this machine's name) and sign in with the demo's passwords ("demo"). Change them for a real
+         room (python manage.py changepassword alice), or give people invite links. The "act as" switcher
+         $( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo "is OPEN to the network (DEMO_OPEN_TO_NETWORK=true): anyone can act as any demo participant." || echo "answers only this machine (DEMO_OPEN_TO_NETWORK=true would open it)." )
+WARN
+fi
 
 if [ $OPEN_BROWSER -eq 1 ] && [ -z "${CI:-}" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; }; then
     for opener in xdg-open open; do

@@ -34,7 +34,7 @@ from ninja.security import HttpBearer
 from ledger import clock, store
 from ledger.models import Event
 from ledger.store import format_at
-from markets import domain, selectors, services, tokens
+from markets import access, domain, selectors, services, tokens
 from markets.api_schemas import (
     AllocationsOut,
     ErrorOut,
@@ -347,11 +347,14 @@ def _sid(session_id: str) -> str:
     return session_id
 
 
-def _session_or_404(session_id: str) -> Session:
+def _session_or_404(session_id: str, user) -> Session:
+    """The session, if it exists and `user` may see it (`markets.access`: the floor and sockets ask the same)."""
     try:
-        return Session.objects.select_related("created_by").get(id=_sid(session_id))
+        session = Session.objects.select_related("created_by").get(id=_sid(session_id))
     except Session.DoesNotExist:
         raise NotFound(f"Unknown session {str(session_id)[:64]!r}", "session_not_found") from None
+    access.require_view(session, user)
+    return session
 
 
 def _session_out(session: Session) -> dict[str, Any]:
@@ -368,6 +371,7 @@ def _session_out(session: Session) -> dict[str, Any]:
         "end_mode": session.end_mode,
         "allocation_mode": session.allocation_mode,
         "fixing_rule": session.fixing_rule,
+        "visibility": session.visibility,
         "created_by": session.created_by.username,
         "created_at": session.created_at,
         "opened_at": session.opened_at,
@@ -487,22 +491,23 @@ def create_session(request: HttpRequest, payload: SessionCreateIn):
         end_mode=payload.end_mode,
         allocation_mode=payload.allocation_mode,
         fixing_rule=payload.fixing_rule.as_dict() if payload.fixing_rule else None,
+        visibility=payload.visibility,
     )
-    return Status(201, _session_out(_session_or_404(session.id)))
+    return Status(201, _session_out(_session_or_404(session.id, request.auth)))
 
 
 @router.get("/sessions", response={200: list[SessionOut], **ERRORS}, summary="List sessions, newest first")
 def list_sessions(
     request: HttpRequest, status: Literal["created", "open", "closed", "settled", "cancelled"] | None = None
 ):
-    sessions = Session.objects.select_related("created_by").prefetch_related("participants")
+    sessions = access.visible_sessions(request.auth).select_related("created_by").prefetch_related("participants")
     shaped = [_session_out(s) for s in sessions.order_by("-created_at", "id")]
     return Status(200, [s for s in shaped if status is None or s["status"] == status])
 
 
 @router.get("/sessions/{session_id}", response={200: SessionOut, **ERRORS}, summary="A session: status, legs, q")
 def get_session(request: HttpRequest, session_id: str):
-    return Status(200, _session_out(_session_or_404(session_id)))
+    return Status(200, _session_out(_session_or_404(session_id, request.auth)))
 
 
 @_post(
@@ -525,14 +530,14 @@ def join_session(request: HttpRequest, session_id: str, payload: JoinIn):
 def open_session(request: HttpRequest, session_id: str, payload: OpenIn | None = None):
     allocation = payload.allocation if payload is not None else None
     session = services.open_session(request.auth, _sid(session_id), allocation=allocation)
-    return Status(200, _session_out(_session_or_404(session.id)))
+    return Status(200, _session_out(_session_or_404(session.id, request.auth)))
 
 
 @router.get(
     "/sessions/{session_id}/allocations", response={200: AllocationsOut, **ERRORS}, summary="Current holdings x"
 )
 def allocations(request: HttpRequest, session_id: str):
-    session = _session_or_404(session_id)
+    session = _session_or_404(session_id, request.auth)
     legs = list(session.legs)
     rows: dict[str, dict[str, Any]] = {}
     totals = [0] * len(legs)
@@ -570,7 +575,7 @@ def request_rfq(request: HttpRequest, session_id: str, payload: RFQIn):
 
 @trading.get("/sessions/{session_id}/rfqs", response={200: list[RFQOut], **ERRORS}, summary="RFQs and their quotes")
 def list_rfqs(request: HttpRequest, session_id: str, status: Literal["open", "filled", "cancelled"] | None = None):
-    session = _session_or_404(session_id)
+    session = _session_or_404(session_id, request.auth)
     rfqs = _rfqs().filter(session=session)
     if status:
         rfqs = rfqs.filter(status=status)
@@ -605,7 +610,7 @@ def withdraw_quote(request: HttpRequest, quote_id: PathId):
 
 @trading.get("/sessions/{session_id}/trades", response={200: list[TradeOut], **ERRORS}, summary="Executed trades")
 def list_trades(request: HttpRequest, session_id: str):
-    session = _session_or_404(session_id)
+    session = _session_or_404(session_id, request.auth)
     trades = Trade.objects.filter(session=session).select_related("taker", "maker").order_by("id")
     return Status(200, [_trade_out(t) for t in trades])
 
@@ -622,7 +627,7 @@ def list_events(
     after: int = Query(0, ge=0, le=MAX_ID, description="Return events with seq greater than this"),
     limit: int = Query(100, ge=1, le=1000),
 ):
-    session = _session_or_404(session_id)
+    session = _session_or_404(session_id, request.auth)
     rows = list(Event.objects.filter(stream=session.stream, seq__gt=after).order_by("seq")[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
@@ -658,7 +663,7 @@ def prices(
     session_id: str,
     history: int = Query(0, ge=0, le=1000, description="Also return up to this many recent ticks per leg"),
 ):
-    session = _session_or_404(session_id)
+    session = _session_or_404(session_id, request.auth)
     legs = list(session.legs)
     latest: dict[str, Any] = {}
     recent: dict[str, list[dict[str, Any]]] = {}
@@ -692,7 +697,7 @@ def settle_session(request: HttpRequest, session_id: str, payload: SettleIn | No
     summary="Settlement prices and payouts (empty until settled)",
 )
 def payouts(request: HttpRequest, session_id: str):
-    return Status(200, _settlement_out(_session_or_404(session_id)))
+    return Status(200, _settlement_out(_session_or_404(session_id, request.auth)))
 
 
 api.add_router("", router)

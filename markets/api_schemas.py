@@ -175,6 +175,9 @@ class SessionCreateIn(Input):
     t1: AwareDateTime | None = Field(None, description="When a scheduled session opens (with timezone)")
     t2: AwareDateTime | None = Field(None, description="When a timed session settles (with timezone)")
     fixing_rule: FixingRuleIn | None = None
+    visibility: Literal["public", "participants"] = Field(
+        "public", description="public: any signed-in user may watch; participants: only its participants see it"
+    )
 
 
 class JoinIn(Input):
@@ -261,6 +264,7 @@ class SessionOut(Schema):
     end_mode: str
     allocation_mode: str
     fixing_rule: dict[str, Any]
+    visibility: str
     created_by: str
     created_at: dt.datetime
     opened_at: dt.datetime | None

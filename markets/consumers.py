@@ -1,8 +1,21 @@
 """WebSocket consumers. The browser's floor gets HTML fragments (hx-swap-oob); thin on purpose:
-rendering lives in markets.live, following the log in ledger.feed."""
+rendering lives in markets.live, following the log in ledger.feed.
+
+A socket that cannot be served is accepted and then closed with a code a client can tell apart (a close
+before the handshake completes reaches every client as the same HTTP 403):
+
+    4400  bad request: `?after=` is not a whole number
+    4401  not signed in / no valid API token (a socket without an Origin header needs a token)
+    4403  not allowed: the session is visible to its participants only, or the floor without a browser
+    4404  no such session, or no such WebSocket path
+
+The JSON stream sends `{"type": "error", "code": ..., "message": ...}` just before closing. A socket
+from a page of another site is refused at the handshake itself (HTTP 403, see sessionsite/origin.py).
+"""
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -11,8 +24,31 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 
 from ledger.feed import feed
 from ledger.models import Event
-from markets import live, selectors, tokens
+from markets import access, live, selectors, tokens
 from markets.models import Participant, Session, stream_name
+
+log = logging.getLogger(__name__)
+
+BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND = 4400, 4401, 4403, 4404
+CLOSE_CODES = {
+    BAD_REQUEST: "bad_request",
+    UNAUTHENTICATED: "unauthenticated",
+    FORBIDDEN: "forbidden",
+    NOT_FOUND: "not_found",
+}
+
+
+async def refuse(consumer, code: int, message: str, *, tell: bool = False, level: int = logging.INFO) -> None:
+    """Accept, say why (JSON clients), close with `code`: one log line, no traceback."""
+    log.log(level, "websocket %s refused (%s): %s", consumer.scope.get("path"), code, message)
+    await consumer.accept()
+    if tell:
+        await consumer.send_json({"type": "error", "code": CLOSE_CODES[code], "message": message})
+    await consumer.close(code=code)
+
+
+def _session(session_id: str) -> Session | None:
+    return Session.objects.filter(id=session_id).first()
 
 
 class _DirectDispatch:
@@ -36,11 +72,18 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        if self.user is None or not self.user.is_authenticated:
-            await self.close(code=4401)
+        if self.scope.get("origin") is None:
+            await refuse(self, FORBIDDEN, "the floor is for browsers; programs use the JSON stream with a token")
             return
-        if not await database_sync_to_async(Session.objects.filter(id=self.session_id).exists)():
-            await self.close(code=4404)
+        if self.user is None or not self.user.is_authenticated:
+            await refuse(self, UNAUTHENTICATED, "sign in first")
+            return
+        session = await database_sync_to_async(_session)(self.session_id)
+        if session is None:
+            await refuse(self, NOT_FOUND, f"no session {self.session_id}")
+            return
+        if not await database_sync_to_async(access.can_view)(session, self.user):
+            await refuse(self, FORBIDDEN, f"session {self.session_id} is visible to its participants only")
             return
         self.group = live.group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -96,19 +139,23 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         user = await self._authenticate(query)
         if user is None:
-            await self.close(code=4401)
+            await refuse(self, UNAUTHENTICATED, "send 'Authorization: Bearer <token>' (or ?token=)", tell=True)
             return
-        if not await database_sync_to_async(Session.objects.filter(id=self.session_id).exists)():
-            await self.close(code=4404)
+        session = await database_sync_to_async(_session)(self.session_id)
+        if session is None:
+            await refuse(self, NOT_FOUND, f"no session {self.session_id}", tell=True)
             return
-        try:
-            self.last_seq = int(query.get("after", ["0"])[0])
-        except ValueError:
-            await self.close(code=4400)
+        if not await database_sync_to_async(access.can_view)(session, user):
+            await refuse(self, FORBIDDEN, f"session {self.session_id} is visible to its participants only", tell=True)
             return
+        after = query.get("after", ["0"])[0]
+        if not after.isascii() or not after.isdigit() or len(after) > 19:
+            await refuse(self, BAD_REQUEST, "after must be the whole number of the last seq you saw", tell=True)
+            return
+        self.last_seq = int(after)
         self.group = live.json_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # join first: no gap
         await self.accept()
@@ -124,8 +171,9 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         return [live.event_json(e) for e in events.iterator(chunk_size=1000)]
 
     async def _authenticate(self, query: dict[str, list[str]]):
+        """The session cookie's user (browser pages of this site only), else the API token's user."""
         user = self.scope.get("user")
-        if user is not None and user.is_authenticated:
+        if user is not None and user.is_authenticated and self.scope.get("origin") is not None:
             return user
         raw = None
         for name, value in self.scope.get("headers", []):
@@ -138,8 +186,12 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs) -> None:
-        """Programs act through the HTTP API (idempotent, permission-checked); the stream only speaks."""
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Programs act through the HTTP API (idempotent, permission-checked); the stream only speaks.
+        Whatever arrives, JSON or not, gets the same answer and the stream stays open."""
+        log.warning(
+            "websocket %s: a frame from the client was ignored (the stream is read-only)", self.scope.get("path")
+        )
         await self.send_json({"type": "error", "code": "read_only", "message": "use the HTTP API to act"})
 
     async def json_batch(self, message: dict) -> None:
@@ -152,3 +204,11 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
                 return  # already sent from the backlog
             self.last_seq = item["seq"]
         await self.send_json(item)
+
+
+class NoRoute(AsyncJsonWebsocketConsumer):
+    """Any other /ws/ path (a malformed session id, a typo): 4404 and one log line, not a server error."""
+
+    async def connect(self) -> None:
+        message = "no such WebSocket endpoint: use /ws/sessions/<id>/ or /ws/sessions/<id>"
+        await refuse(self, NOT_FOUND, message, tell=True, level=logging.WARNING)

@@ -52,6 +52,12 @@ class SessionCreateForm(forms.Form):
         initial="last",
     )
     fixing_window = forms.IntegerField(required=False, min_value=1, max_value=86400, help_text="Seconds (median/twap)")
+    visibility = forms.ChoiceField(
+        required=False,
+        choices=Session.Visibility.choices,
+        initial=Session.Visibility.PUBLIC,
+        help_text="Who may watch the floor: any signed-in user, or only the session's participants",
+    )
 
     def clean_legs(self) -> list[str]:
         try:
@@ -84,6 +90,7 @@ class SessionCreateForm(forms.Form):
             "t2": data.get("t2"),
             "allocation_mode": data["allocation_mode"],
             "fixing_rule": rule,
+            "visibility": data.get("visibility") or Session.Visibility.PUBLIC,
         }
 
 

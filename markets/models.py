@@ -37,6 +37,10 @@ class Session(models.Model):
         PRO_RATA = "pro_rata", "Equal pro-rata"
         CUSTOM = "custom", "Custom matrix"
 
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public (any signed-in user may watch)"
+        PARTICIPANTS = "participants", "Participants only"
+
     id = models.SlugField(primary_key=True, max_length=64)
     title = models.CharField(max_length=200, blank=True)
     legs = models.JSONField()
@@ -47,19 +51,22 @@ class Session(models.Model):
     end_mode = models.CharField(max_length=16, choices=EndMode.choices)
     allocation_mode = models.CharField(max_length=16, choices=AllocationMode.choices)
     fixing_rule = models.JSONField()
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="When trading closed (t2 of a timed session)")
     settled_at = models.DateTimeField(null=True, blank=True)
-    # Why a due settlement could not happen yet (e.g. no price for a leg at t2); empty otherwise.
+    # Why a due settlement could not happen yet (e.g. no price for a leg at t2), or why the session was
+    # cancelled; empty otherwise.
     waiting_reason = models.CharField(max_length=500, blank=True)
     version = models.PositiveIntegerField(default=0, help_text="Last applied event version of this stream")
     last_seq = models.BigIntegerField(default=0, help_text="Global seq of the last applied event")
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("view_any_session", "Can watch every session, participants-only ones too (auditors)")]
         constraints = [
             # Session ids are unique ignoring case: `DEMO` cannot be created beside `demo`.
             models.UniqueConstraint(Lower("id"), name="markets_session_id_ci"),

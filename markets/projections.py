@@ -84,6 +84,7 @@ def session_from_created(d: dict[str, Any], created_by_id: int, at: dt.datetime)
         end_mode=d["end_mode"],
         allocation_mode=d["allocation_mode"],
         fixing_rule=d["fixing_rule"],
+        visibility=d.get("visibility", Session.Visibility.PUBLIC),  # logs before the setting: public
         status=Session.Status.CREATED,
         created_by_id=created_by_id,
         created_at=at,

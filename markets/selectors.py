@@ -15,7 +15,7 @@ from django.db.models import Count, Max, Q
 
 from ledger import clock
 from ledger.models import Event
-from markets import domain
+from markets import access, domain
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade, stream_name
 from oracle import units
 from oracle.models import Tick
@@ -65,9 +65,13 @@ class SessionRow:
     note: str = ""
 
 
-def session_rows() -> list[SessionRow]:
+def session_rows(user) -> list[SessionRow]:
+    """The sessions `user` may see (`markets.access`), newest first, with where each stands."""
     sessions = list(
-        Session.objects.annotate(n=Count("participants")).select_related("settlement").order_by("-created_at")
+        access.visible_sessions(user)
+        .annotate(n=Count("participants"))
+        .select_related("settlement")
+        .order_by("-created_at")
     )
     now = clock.now()
     rows = []

@@ -25,7 +25,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 
 from ledger import clock, feed, store
 from ledger.store import ConcurrencyError
-from markets import domain, projections, rows
+from markets import access, domain, projections, rows
 from markets.errors import Conflict, DomainError, Forbidden, NotFound, StorageUnavailable, Unauthenticated
 from markets.models import RFQ, Participant, Quote, Session, Trade, stream_name
 from oracle import fixing as fixing_rules
@@ -205,6 +205,7 @@ def create_session(
     end_mode: str = Session.EndMode.MANUAL,
     allocation_mode: str = Session.AllocationMode.PRO_RATA,
     fixing_rule: dict | None = None,
+    visibility: str = Session.Visibility.PUBLIC,
 ) -> Session:
     """Create a session; its creator joins as organiser. Needs the `markets.add_session` permission."""
     _require_user(actor)
@@ -225,6 +226,8 @@ def create_session(
         raise DomainError(f"end_mode must be one of {', '.join(Session.EndMode.values)}", "invalid_mode")
     if allocation_mode not in Session.AllocationMode.values:
         raise DomainError(f"allocation_mode must be one of {', '.join(Session.AllocationMode.values)}", "invalid_mode")
+    if visibility not in Session.Visibility.values:
+        raise DomainError(f"visibility must be one of {', '.join(Session.Visibility.values)}", "invalid_mode")
     for name, value in (("t1", t1), ("t2", t2)):
         if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
             raise DomainError(f"{name} must be a date and time with a timezone", "invalid_time")
@@ -270,6 +273,7 @@ def create_session(
                 "end_mode": end_mode,
                 "allocation_mode": allocation_mode,
                 "fixing_rule": rule,
+                "visibility": visibility,
                 "created_by_id": actor.pk,
                 "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
             },
@@ -307,6 +311,10 @@ def join_session(actor, session_id: str, role: str, *, username: str | None = No
             raise DomainError("Say which user joins", "invalid_user")
         else:
             user = actor
+            if session.visibility != Session.Visibility.PUBLIC and not access.can_view(session, user):
+                raise Forbidden(
+                    f"Session {session.id} is for invited participants only: ask its organiser", "not_visible"
+                )
         if not user.is_active:
             raise Conflict(f"{user.username} is deactivated: an inactive account cannot join", "user_inactive")
         if session.status != Session.Status.CREATED:

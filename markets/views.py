@@ -6,18 +6,21 @@ A service error (DomainError) is shown inline next to the form that caused it, n
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from markets import selectors, services
+from markets import access, demo, selectors, services
 from markets.errors import DomainError
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
@@ -45,13 +48,11 @@ def session_list(request: HttpRequest) -> HttpResponse:
                 return _redirect_htmx(request, "markets:floor", session.id)
         status = 200 if request.htmx else 422
         return render(request, "markets/session_list.html#create_form", {"form": form}, status=status)
-    context = {"rows": selectors.session_rows(), "form": form, "can_create": can_create}
+    context = {"rows": selectors.session_rows(request.user), "form": form, "can_create": can_create}
     return render(request, "markets/session_list.html", context)
 
 
 def _redirect_htmx(request: HttpRequest, name: str, *args: Any) -> HttpResponse:
-    from django.urls import reverse
-
     url = reverse(name, args=args)
     if request.htmx:
         response = HttpResponse(status=204)
@@ -67,10 +68,33 @@ def _session_or_404(session_id: str) -> Session:
         raise Http404(f"No session {session_id}") from None
 
 
+def _viewable(request: HttpRequest, session: Session) -> Session:
+    """The session, if this viewer may see it (`markets.access`, the rule the API and sockets ask too)."""
+    access.require_view(session, request.user)
+    return session
+
+
+def refusals_shown(view):
+    """A refusal raised before a view reaches its form (e.g. a session this user may not see) is a page
+    saying so, with its status, never a 500."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as exc:
+            title = {403: "Not visible to you", 401: "Sign in first", 404: "Not found"}.get(exc.status, "Refused")
+            context = {"title": title, "message": exc.message}
+            return render(request, "markets/refused.html", context, status=exc.status)
+
+    return wrapper
+
+
 @login_required
 @require_GET
+@refusals_shown
 def floor(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_or_404(session_id)
+    session = _viewable(request, _session_or_404(session_id))
     context = selectors.floor_context(session.id) | selectors.viewer_context(session, request.user)
     context["board"] = selectors.board_data(session)
     return render(request, FLOOR, context)
@@ -108,8 +132,9 @@ def _act(request: HttpRequest, session: Session, error_key: str, fn, *args: Any,
 
 @login_required
 @require_POST
+@refusals_shown
 def rfq_create(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_or_404(session_id)
+    session = _viewable(request, _session_or_404(session_id))
     data = request.POST
     return _act(
         request,
@@ -123,24 +148,25 @@ def rfq_create(request: HttpRequest, session_id: str) -> HttpResponse:
     )
 
 
-def _rfq_session(rfq_id: int) -> Session:
+def _rfq_session(request: HttpRequest, rfq_id: int) -> Session:
     rfq = RFQ.objects.filter(id=rfq_id).select_related("session").first()
     if rfq is None:
         raise Http404("No such RFQ")
-    return rfq.session
+    return _viewable(request, rfq.session)
 
 
-def _quote_session(quote_id: int) -> Session:
+def _quote_session(request: HttpRequest, quote_id: int) -> Session:
     quote = Quote.objects.filter(id=quote_id).select_related("rfq__session").first()
     if quote is None:
         raise Http404("No such quote")
-    return quote.rfq.session
+    return _viewable(request, quote.rfq.session)
 
 
 @login_required
 @require_POST
+@refusals_shown
 def quote_create(request: HttpRequest, rfq_id: int) -> HttpResponse:
-    session = _rfq_session(rfq_id)
+    session = _rfq_session(request, rfq_id)
     return _act(
         request,
         session,
@@ -154,21 +180,24 @@ def quote_create(request: HttpRequest, rfq_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusals_shown
 def rfq_cancel(request: HttpRequest, rfq_id: int) -> HttpResponse:
-    return _act(request, _rfq_session(rfq_id), f"rfq-{rfq_id}", services.cancel_rfq, rfq_id)
+    return _act(request, _rfq_session(request, rfq_id), f"rfq-{rfq_id}", services.cancel_rfq, rfq_id)
 
 
 @login_required
 @require_POST
+@refusals_shown
 def quote_accept(request: HttpRequest, quote_id: int) -> HttpResponse:
-    session = _quote_session(quote_id)
+    session = _quote_session(request, quote_id)
     return _act(request, session, f"quote-{quote_id}", services.accept_quote, quote_id)
 
 
 @login_required
 @require_POST
+@refusals_shown
 def quote_withdraw(request: HttpRequest, quote_id: int) -> HttpResponse:
-    return _act(request, _quote_session(quote_id), f"quote-{quote_id}", services.withdraw_quote, quote_id)
+    return _act(request, _quote_session(request, quote_id), f"quote-{quote_id}", services.withdraw_quote, quote_id)
 
 
 def _controls_response(request: HttpRequest, session: Session, *, error: str = "", preview=None) -> HttpResponse:
@@ -191,8 +220,9 @@ def _controls_response(request: HttpRequest, session: Session, *, error: str = "
 
 @login_required
 @require_POST
+@refusals_shown
 def session_join(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_or_404(session_id)
+    session = _viewable(request, _session_or_404(session_id))
     try:
         services.join_session(request.user, session.id, request.POST.get("role", ""))
     except DomainError as exc:
@@ -202,8 +232,9 @@ def session_join(request: HttpRequest, session_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusals_shown
 def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_or_404(session_id)
+    session = _viewable(request, _session_or_404(session_id))
     try:
         services.open_session(request.user, session.id)
     except DomainError as exc:
@@ -212,9 +243,10 @@ def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 @login_required
+@refusals_shown
 def session_settle(request: HttpRequest, session_id: str) -> HttpResponse:
     """GET: show the fixing prices to confirm. POST: settle at exactly that fixing (its instant is posted back)."""
-    session = _session_or_404(session_id)
+    session = _viewable(request, _session_or_404(session_id))
     if request.method == "GET":
         return _controls_response(request, session, preview=selectors.fixing_preview(session))
     if request.method != "POST":
@@ -237,20 +269,44 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     return render(request, "markets/portfolio.html", {"rows": selectors.portfolio(request.user)})
 
 
-def demo_users() -> list:
-    return list(get_user_model().objects.filter(is_active=True).order_by("-is_superuser", "username")[:12])
-
-
 @require_POST
 def demo_switch(request: HttpRequest) -> HttpResponse:
-    """Demo mode only: sign in as another user in one click (as classroom market tools do)."""
+    """Demo mode only: sign in as one of the demo's own participants in one click (as classroom market
+    tools do). Never a staff or superuser account; only from this machine unless opened to the network."""
     if not settings.DEMO_MODE:
         raise Http404("Demo mode is off")
-    user = get_user_model().objects.filter(username=request.POST.get("username", ""), is_active=True).first()
+    if not demo.switch_allowed(request):
+        context = {
+            "title": "Not from here",
+            "message": "The demo switcher answers only on the machine that runs the demo "
+            "(DEMO_OPEN_TO_NETWORK=true opens it to the network). Sign in with a username and password.",
+        }
+        return render(request, "markets/refused.html", context, status=403)
+    user = demo.accounts().filter(username=request.POST.get("username", "")).first()
     if user is None:
-        raise Http404("No such user")
+        context = {"title": "Not a demo account", "message": "Demo mode signs in as the demo's participants only."}
+        return render(request, "markets/refused.html", context, status=403)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    target = request.POST.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    return redirect(_next_page(request.POST.get("next", "")))
+
+
+def _next_page(target: str) -> str:
+    """Where to go after signing in: the page asked for, or, from the sign-in page, the page it was
+    asked to go on to (its own `next`); never another site."""
+    parts = urlsplit(target)
+    if parts.path == reverse("login"):
+        target = parse_qs(parts.query).get("next", ["/"])[0]
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def signin_locked_out(request: HttpRequest, credentials: dict | None = None, *args: Any, **kwargs: Any):
+    """django-axes' answer while a username and address are locked out: the sign-in page says why."""
+    minutes = round(settings.AXES_COOLOFF_TIME * 60)
+    context = {
+        "locked": f"Too many wrong passwords for this account from here: try again in {minutes} minutes.",
+        "form": None,
+        "next": request.POST.get("next", ""),
+    }
+    return render(request, "registration/login.html", context, status=429)

@@ -8,7 +8,10 @@ from sessionsite.config import BASE_DIR, database_from_url, env_bool, env_decima
 
 load_dotenv(BASE_DIR / ".env")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "session-contracts-local-demo-key-change-me-in-production")
+# ./start-demo.sh writes a random SECRET_KEY to .env on its first run. Without one, this development key is
+# used, and `manage.py check --deploy` flags it (security.W009): never expose a server running on it.
+DEV_SECRET_KEY = "django-insecure-session-contracts-development-key"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"] + [
     h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h
@@ -26,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "django_htmx",
+    "axes",
     "ledger",
     "oracle",
     "markets",
@@ -34,13 +38,30 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "markets.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Sign-in throttling (django-axes): last, as its docs ask.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses sign-ins while a username + address is locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Five wrong passwords for one username from one address lock that pair out for 15 minutes (then the right
+# password works again); a right one resets the count. `manage.py axes_reset` lifts every lockout.
+AXES_FAILURE_LIMIT = int(os.environ.get("SIGNIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("SIGNIN_LOCKOUT_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_CALLABLE = "markets.views.signin_locked_out"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "sessionsite.urls"
 WSGI_APPLICATION = None
@@ -92,8 +113,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 ALLOW_MANUAL_SETTLE = env_bool("ALLOW_MANUAL_SETTLE", True)
 # The arithmetic is exact, so the tolerance is 0; a positive value only widens the invariant checks.
 INVARIANT_TOLERANCE = env_decimal("INVARIANT_TOLERANCE", "0")
-# Demo mode: a "switch participant" menu signs in as any demo user in one click. Never in production.
+# Demo mode: a "Demo: act as" menu signs in as one of the demo's own accounts (made by seed_demo, never
+# staff or superusers) in one click. It answers only clients on this machine (loopback) unless
+# DEMO_OPEN_TO_NETWORK is true: then anyone who can reach the server may act as any demo participant.
 DEMO_MODE = env_bool("DEMO_MODE", False)
+DEMO_OPEN_TO_NETWORK = env_bool("DEMO_OPEN_TO_NETWORK", False)
 # How often each web process follows the ledger for events written by other processes.
 FEED_POLL_SECONDS = float(os.environ.get("FEED_POLL_SECONDS", "0.2"))
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def stream(path: str, token: str | None = None) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://127.0.0.1")]
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     return WebsocketCommunicator(application, path, headers=headers)
@@ -32,8 +32,10 @@ async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = 5.0) 
 async def test_stream_needs_a_valid_token(demo):
     for token in (None, "sc_not-a-real-token"):
         comm = await stream("/ws/sessions/demo", token)
-        connected, code = await comm.connect()
-        assert not connected and code == 4401
+        assert (await comm.connect())[0]
+        error = await comm.receive_json_from(timeout=5)
+        assert error["type"] == "error" and error["code"] == "unauthenticated"
+        assert (await comm.receive_output(timeout=5))["code"] == 4401
 
 
 async def test_backlog_then_live_trade_made_through_the_api(users, demo):
@@ -97,6 +99,8 @@ async def test_resume_after_seq_sends_only_what_was_missed(users, demo):
 
 async def test_bad_after_is_refused(users, demo):
     _, raw = await sync_to_async(tokens.create_token)(users["bob"])
-    comm = await stream("/ws/sessions/demo?after=abc", raw)
-    connected, code = await comm.connect()
-    assert not connected and code == 4400
+    for after in ("abc", "-1", "1.5", "\u0661"):
+        comm = await stream(f"/ws/sessions/demo?after={after}", raw)
+        assert (await comm.connect())[0]
+        assert (await comm.receive_json_from(timeout=5))["code"] == "bad_request"
+        assert (await comm.receive_output(timeout=5))["code"] == 4400

@@ -260,21 +260,6 @@ def test_unknown_ids_are_404_not_500(users, demo):
     assert client.post(reverse("markets:quote_create", args=[999]), {"rate": "1"}, **HX).status_code == 404
 
 
-def test_demo_switch_only_in_demo_mode(users, settings):
-    response = Client().post(reverse("markets:demo_switch"), {"username": "alice"})
-    assert response.status_code == 404
-    settings.DEMO_MODE = True
-    client = Client()
-    page = client.get(reverse("login")).content.decode()
-    assert "Demo: act as" in page and '<option value="alice"' in page
-    response = client.post(reverse("markets:demo_switch"), {"username": "alice", "next": "/portfolio/"})
-    assert response.status_code == 302 and response["Location"] == "/portfolio/"
-    assert client.get(reverse("markets:portfolio")).context["user"].username == "alice"
-    # An off-site `next` is ignored.
-    response = client.post(reverse("markets:demo_switch"), {"username": "bob", "next": "//evil.example/"})
-    assert response["Location"] == "/"
-
-
 def test_settlement_uses_the_fixing_the_organiser_was_shown(users):
     from conftest import create_demo
 

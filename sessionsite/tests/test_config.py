@@ -62,3 +62,23 @@ def test_dotenv_fills_only_what_the_environment_leaves_unset(tmp_path: Path, mon
     assert os.environ["SC_TEST_A"] == "from-env"
     assert os.environ["SC_TEST_B"] == "quoted"
     monkeypatch.delenv("SC_TEST_B")
+
+
+def _check_deploy(secret: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from sessionsite.testing import BASE_DIR
+
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"} | {"SECRET_KEY": secret}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    return done.stdout + done.stderr
+
+
+def test_check_deploy_flags_the_built_in_development_key():
+    """Without a SECRET_KEY (./start-demo.sh writes one to .env) the development key is used and flagged."""
+    assert "security.W009" in _check_deploy("")
+    assert "security.W009" not in _check_deploy("x7Q" + "a-long-random-value-made-once-per-installation-" * 2)

@@ -89,6 +89,10 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
         started_pids = pids(copy)
         assert len(started_pids) == 2 and all(alive(p) for p in started_pids)
         assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
+        # A secret key of its own, made on the first run and kept in .env (not the built-in development key).
+        secret = [line for line in (copy / ".env").read_text().splitlines() if line.startswith("SECRET_KEY=")]
+        assert len(secret) == 1 and len(secret[0]) > 60 and "insecure" not in secret[0]
+        assert (copy / ".demo" / "admin-password").stat().st_mode & 0o077 == 0
 
         opener = login(base, "alice")
         first = aapl_price(opener, base)
@@ -104,6 +108,7 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
             ["./start-demo.sh", "--no-browser"], cwd=copy, env=env, capture_output=True, text=True, timeout=60
         )
         assert again.returncode == 1 and "already running" in again.stdout
+        assert [line for line in (copy / ".env").read_text().splitlines() if line.startswith("SECRET_KEY=")] == secret
         seeded = subprocess.run(
             [str(copy / ".venv/bin/python"), "manage.py", "seed_demo"],
             cwd=copy,
@@ -156,6 +161,43 @@ def test_start_demo_fails_loudly_when_the_oracle_dies_and_leaves_nothing_running
     assert "error: the oracle did not start" in result.stderr
     assert "broken.csv:2:5: ORCL: price must be a number, not '1_065.5'" in result.stderr
     assert not list((copy / ".demo").glob("*.pid"))
+
+
+def _netns_prefix() -> list[str] | None:
+    """A private network namespace (only its own loopback), where binding every interface exposes nothing."""
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return None
+    probe = subprocess.run(["unshare", "--net", "ip", "link", "set", "lo", "up"], capture_output=True, timeout=20)
+    return (
+        ["unshare", "--net", "bash", "-c", 'ip link set lo up && exec "$@"', "netns"] if probe.returncode == 0 else None
+    )
+
+
+@pytest.mark.skipif("_netns_prefix() is None", reason="needs `unshare --net` (root or user namespaces) and iproute2")
+def test_start_demo_warns_when_it_listens_beyond_loopback(tmp_path):
+    """HOST=0.0.0.0, inside a private network namespace so that nothing is really exposed."""
+    copy = project_copy(tmp_path / "clone")
+    env = demo_env(free_port()) | {"HOST": "0.0.0.0"}
+    script = "./start-demo.sh --no-browser; rc=$?; ./stop-demo.sh >/dev/null; exit $rc"
+    result = subprocess.run(
+        [*_netns_prefix(), "bash", "-c", script], cwd=copy, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: the demo listens on 0.0.0.0, beyond this machine" in result.stdout
+    assert "answers only this machine (DEMO_OPEN_TO_NETWORK=true would open it)" in result.stdout
+    opened = subprocess.run(
+        [*_netns_prefix(), "bash", "-c", script],
+        cwd=copy,
+        env=env | {"DEMO_OPEN_TO_NETWORK": "true"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert "is OPEN to the network (DEMO_OPEN_TO_NETWORK=true)" in opened.stdout, opened.stdout + opened.stderr
+    local = subprocess.run(
+        ["bash", "-c", script], cwd=copy, env=demo_env(free_port()), capture_output=True, text=True, timeout=240
+    )
+    assert local.returncode == 0 and "WARNING" not in local.stdout
 
 
 def test_start_demo_names_the_process_holding_a_taken_port(tmp_path):

@@ -1,16 +1,23 @@
-"""Seed the seed's demo (idempotent): users, session `demo`, allocation, and open RFQs with quotes."""
+"""Seed the seed's demo (idempotent): users, session `demo`, allocation, and open RFQs with quotes.
+
+The demo's accounts are members of `markets.demo.DEMO_GROUP`, the only accounts demo mode's switcher
+signs in as. None of them is staff or a superuser: the organiser runs sessions with the `add_session`
+permission and the floor's organiser controls, not the admin (make an admin with `createsuperuser`;
+`./start-demo.sh` makes one called `admin` and keeps its password in `.demo/admin-password`).
+"""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 
-from markets import services
+from markets import demo, services
 from markets.errors import DomainError
 from markets.models import RFQ, Session
 
 DEMO_PASSWORD = "demo"
-USERS = [("organiser", True), ("alice", False), ("bob", False), ("mm", False)]
+USERS = [("organiser", True), ("alice", False), ("bob", False), ("mm", False)]  # (name, organises)
 LEGS = ["AAPL", "NVDA", "META", "ORCL"]
 Q = [100, 60, 80, 120]
 
@@ -24,14 +31,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, session_id: str, password: str, **options) -> None:
         User = get_user_model()
+        group, _ = Group.objects.get_or_create(name=demo.DEMO_GROUP)
+        may_create = Permission.objects.get(codename="add_session", content_type__app_label="markets")
         users = {}
-        for name, admin in USERS:
+        for name, organises in USERS:
             user, created = User.objects.get_or_create(username=name)
             if created:
                 user.set_password(password)
-                user.is_staff = user.is_superuser = admin
-                user.save()
-            users[name] = user
+            # Converge older demos too: a demo account is never staff or a superuser.
+            user.is_staff = user.is_superuser = False
+            user.save()
+            user.groups.add(group)
+            if organises:
+                user.user_permissions.add(may_create)
+            users[name] = User.objects.get(pk=user.pk)
         try:
             if not Session.objects.filter(id=session_id).exists():
                 services.create_session(
@@ -59,5 +72,5 @@ class Command(BaseCommand):
             raise CommandError(f"seeding failed: {exc.message}") from None
         self.stdout.write(
             f"demo ready: session {session_id}; users {', '.join(n for n, _ in USERS)} "
-            f"(password '{password}'; organiser is also the Django admin)"
+            f"(password '{password}'; organiser runs sessions from the floor)"
         )
