@@ -106,7 +106,7 @@ class GeneratedLog:
                 makers=[ids_of[n] for n in makers],
             )
             streams.append(st)
-            self.streams.append(f"session-{st.session_id}")
+            self.streams.append(domain.stream_name(st.session_id))
         ids = {"rfq": self.first_ids[0] - 1, "quote": self.first_ids[1] - 1, "trade": self.first_ids[2] - 1}
         live = list(streams)
         seq = self.first_seq - 1
@@ -125,7 +125,7 @@ class GeneratedLog:
                     break
             if st.done and not st.pending:
                 live.remove(st)
-                self.holdings[f"session-{st.session_id}"] = st.holdings
+                self.holdings[domain.stream_name(st.session_id)] = st.holdings
 
     def _row(self, st: _Stream, seq: int, type_: str, payload: dict) -> tuple:
         st.version += 1
@@ -137,7 +137,7 @@ class GeneratedLog:
         # == ledger.store.format_at(at), without strftime's cost
         at_hashed = f"{at_db[:10]}T{at_db[11:]}Z" if len(at_db) == 26 else f"{at_db[:10]}T{at_db[11:]}.000000Z"
         text = dumps(payload)
-        stream = f"session-{st.session_id}"
+        stream = domain.stream_name(st.session_id)
         digest = compute_hash(st.prev, stream, st.version, type_, at_hashed, text)
         row = (seq, stream, st.version, type_, text, at_db, st.prev, digest)
         st.prev = digest

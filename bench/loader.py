@@ -33,6 +33,7 @@ def load(rows: Iterable[tuple]) -> int:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from markets import domain
     from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
     from markets.projections import session_from_created
 
@@ -49,7 +50,7 @@ def load(rows: Iterable[tuple]) -> int:
     settlements: list[Settlement] = []
     payouts: list[tuple[str, int, str]] = []
     for seq, stream, version, type_, payload, at_text, _prev, _hash in rows:
-        sid = stream.removeprefix("session-")
+        sid = domain.session_of_stream(stream)
         d = json.loads(payload)
         at = _at(at_text)
         if type_ == "SessionCreated":

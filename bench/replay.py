@@ -1,12 +1,12 @@
 """Replay and verify: a generated log rebuilt into holdings (markets.fastreplay) and hash-verified
-(ledger.fast), in events per second, beside what the machine does with the same data and nothing else.
+(ledger.sqlite), in events per second, beside what the machine does with the same data and nothing else.
 
 Logs of 10 interleaved sessions (50 participants, 8 legs; see bench/eventlog.py) are written with
 executemany into copies of the project's migrated schema (triggers kept: they only refuse UPDATE and
 DELETE). Every measurement opens a fresh connection (SQLite's own cache cold, the OS cache warm) and is
 the best of `repeats` runs, the limits included.
 
-- replay limit: the same two queries (`fastreplay.HEADS_SQL`, `TRADES_SQL`) reading the same rows, no work;
+- replay limit: the same two queries (`markets.sql.HEADS_SQL`, `TRADES_SQL`) reading the same rows, no work;
 - verify limit: hashlib.sha256 over the exact bytes the verifier hashes, prepared in memory beforehand.
 """
 
@@ -64,8 +64,9 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 
 def run(ctx) -> list[Figure]:
-    from ledger import fast
+    from ledger import sqlite as fast
     from markets import fastreplay
+    from markets import sql as market_sql
 
     figures: list[Figure] = []
     for n in ctx.sizes["replay_events"]:
@@ -80,7 +81,7 @@ def run(ctx) -> list[Figure]:
         def read_only(path=path):
             with fast.connect(path) as conn:
                 rows = 0
-                for sql in (fastreplay.HEADS_SQL, fastreplay.TRADES_SQL):
+                for sql in (market_sql.HEADS_SQL, market_sql.TRADES_SQL):
                     for _ in conn.execute(sql):
                         rows += 1
                 return rows
@@ -129,7 +130,7 @@ def run(ctx) -> list[Figure]:
             Figure(
                 key=f"verify.{n}",
                 section="Replay and verify",
-                name="verify hash chains (ledger.fast.verify_log_raw, a process per core from 200k events)",
+                name="verify hash chains (ledger.sqlite.verify_log_raw, a process per core from 200k events)",
                 size=f"{n:,} events, {len(streams)} sessions",
                 scale=f"{n:,} events",
                 value=n / v_seconds,
@@ -151,7 +152,7 @@ def run(ctx) -> list[Figure]:
 
 def _messages(path: Path, limit: int) -> list[bytes]:
     """The exact bytes `verify_log_raw` hashes, for the first `limit` events of the log."""
-    from ledger import fast
+    from ledger import sqlite as fast
 
     out: list[bytes] = []
     with fast.connect(path) as conn:

@@ -246,7 +246,7 @@ EXPLAINED = [
     ),
     (
         "Verify",
-        "`ledger.fast.verify_log_raw`: one pass over the table in seq order, every stream's chain checked "
+        "`ledger.sqlite.verify_log_raw`: one pass over the table in seq order, every stream's chain checked "
         "(same result as `ledger.store.verify_chain` stream by stream, tested on good and tampered logs); "
         "from 100,000 events per core the seq range is cut in one part per core, checked by as many "
         "processes and joined stream by stream. The limit is `hashlib.sha256` over the exact bytes it "

@@ -55,7 +55,9 @@ def load_session(prefix: str, trades: int, *, participants: int = PARTICIPANTS, 
     )
     with fast_setup():
         loader.load(log.rows())
-    session_id = log.streams[0].removeprefix("session-")
+    from markets import domain
+
+    session_id = domain.session_of_stream(log.streams[0])
     organiser, traders, makers = usernames(participants)
     market = Market(
         session_id,

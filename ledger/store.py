@@ -1,24 +1,23 @@
-"""Append, read and verify the event log. Knows nothing about markets.
+"""Append and read the event log, on any database Django speaks. Knows nothing about markets.
 
-Each stream is a hash chain: hash = sha256(prev_hash | stream | version | type | at | payload).
-Appends must run inside the caller's transaction, so the event and the projection commit together.
+Appends must run inside the caller's transaction, so the event and the projection commit together. The
+chain itself (canonical JSON, the hash formula, the walk) is `ledger.chain`; the fast SQLite readers of
+big files are `ledger.sqlite`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 
 from ledger import clock
+from ledger.chain import GENESIS, ChainProblem, canonical_json, compute_hash, format_at, walk
 from ledger.models import Event
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "ChainProblem", "canonical_json", "compute_hash", "format_at"]  # the chain's names, here too
 
 
 def storage_problem(exc: BaseException) -> str | None:
@@ -41,30 +40,19 @@ class ConcurrencyError(Exception):
     """Another writer appended to the stream first (optimistic concurrency on stream+version)."""
 
 
-def canonical_json(payload: dict[str, Any]) -> str:
-    """The one serialisation that is hashed: sorted keys, compact, ASCII, no floats allowed."""
-    _reject_floats(payload)
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_committed: list[Callable[[], None]] = []
 
 
-def _reject_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in ledger payloads; use int or decimal strings")
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+def after_commit(listener: Callable[[], None]) -> None:
+    """Call `listener` (once per committed transaction that appended events) after each commit of this
+    process: the live feed is nudged this way, so a local write reaches browsers without a poll."""
+    if listener not in _committed:
+        _committed.append(listener)
 
 
-def format_at(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def compute_hash(prev_hash: str, stream: str, version: int, type_: str, at: str, payload: str) -> str:
-    text = f"{prev_hash}|{stream}|{version}|{type_}|{at}|{payload}"
-    return hashlib.sha256(text.encode()).hexdigest()
+def _notify() -> None:
+    for listener in _committed:
+        listener()
 
 
 def event_hash(event: Event) -> str:
@@ -106,6 +94,8 @@ def append(
         except IntegrityError as exc:
             raise ConcurrencyError(f"stream {stream} moved past version {current}") from exc
         (seq,) = cursor.fetchone()
+    if _committed:
+        transaction.on_commit(_notify)
     event = Event(
         seq=seq, stream=stream, version=version, type=type_, payload=text, at=when, prev_hash=prev, hash=digest
     )
@@ -146,44 +136,14 @@ def streams() -> list[str]:
     return list(Event.objects.values_list("stream", flat=True).distinct().order_by("stream"))
 
 
-@dataclass(frozen=True)
-class ChainProblem:
-    seq: int
-    stream: str
-    version: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"event #{self.seq} ({self.stream} v{self.version}): {self.reason}"
-
-
 def verify_chain(events: Iterable[Event]) -> tuple[int, ChainProblem | None]:
-    """Check one stream's events (in version order): contiguous versions, links and hashes.
+    """Check one stream's events (in version order) with the one chain walk (`ledger.chain.walk`).
 
     Returns (events checked, first problem or None).
     """
-    expected_prev = GENESIS
-    expected_version = 1
-    last_seq = 0
-    count = 0
-    for event in events:
-        count += 1
-        if event.seq <= last_seq:
-            reason = f"global seq {event.seq} is not after {last_seq} (reordered event)"
-            return count, ChainProblem(event.seq, event.stream, event.version, reason)
-        last_seq = event.seq
-        if event.version != expected_version:
-            reason = f"version {event.version} where {expected_version} was expected (missing or reordered event)"
-            return count, ChainProblem(event.seq, event.stream, event.version, reason)
-        if event.prev_hash != expected_prev:
-            return count, ChainProblem(
-                event.seq, event.stream, event.version, "prev_hash does not link to the previous event"
-            )
-        actual = event_hash(event)
-        if actual != event.hash:
-            return count, ChainProblem(
-                event.seq, event.stream, event.version, "content does not match its hash (edited row)"
-            )
-        expected_prev = event.hash
-        expected_version += 1
-    return count, None
+    events = iter(events)
+    first = next(events, None)
+    if first is None:
+        return 0, None
+    rows = ((e.seq, e.version, e.type, e.payload, e.at, e.prev_hash, e.hash) for e in (first, *events))
+    return walk(first.stream, rows)

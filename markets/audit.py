@@ -85,22 +85,22 @@ def _invariant_problems(session_id: str, events) -> list[str]:
 
 def verify_all(session_ids: list[str] | None = None) -> list[StreamReport]:
     if session_ids is None:
-        streams = [s for s in store.streams() if s.startswith("session-")]
-        ids = sorted({s.removeprefix("session-") for s in streams} | set(Session.objects.values_list("id", flat=True)))
+        from_log = {domain.session_of_stream(s) for s in store.streams()} - {None}
+        ids = sorted(from_log | set(Session.objects.values_list("id", flat=True)))
     else:
         ids = session_ids
     return [verify_session(sid) for sid in ids]
 
 
 def verify_quick(session_ids: list[str] | None = None) -> list[StreamReport]:
-    """The check for big logs, read-only, SQLite only: every stream's hash chain (`ledger.fast`, a process
+    """The check for big logs, read-only, SQLite only: every stream's hash chain (`ledger.sqlite`, a process
     per core on large files) and every session's holdings replayed from its log (`markets.fastreplay`)
     against the stored ones, with invariants 1 and 2 on the replayed matrix. It does not rebuild RFQs,
     quotes, trades or the settlement: `verify_session` does.
     """
     from django.db import connection
 
-    from ledger import fast
+    from ledger import sqlite as fast
     from markets import fastreplay
 
     if connection.vendor != "sqlite":
@@ -114,7 +114,7 @@ def verify_quick(session_ids: list[str] | None = None) -> list[StreamReport]:
     ids = (
         session_ids
         if session_ids is not None
-        else sorted({s.removeprefix("session-") for s in chains if s.startswith("session-")} | set(sessions))
+        else sorted(({domain.session_of_stream(s) for s in chains} - {None}) | set(sessions))
     )
     reports = []
     for sid in ids:

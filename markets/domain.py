@@ -52,6 +52,21 @@ __all__ = [
 ]
 
 MIN_LEGS, MAX_LEGS = 2, 32
+# Session ids: 1-64 ASCII letters, digits, - or _, unique ignoring case (the services check uniqueness).
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+STREAM_PREFIX = "session-"
+
+
+def stream_name(session_id: str) -> str:
+    """The ledger stream a session's events go to."""
+    return f"{STREAM_PREFIX}{session_id}"
+
+
+def session_of_stream(stream: str) -> str | None:
+    """The session a ledger stream belongs to, or None for a stream that is not a session's."""
+    return stream[len(STREAM_PREFIX) :] if stream.startswith(STREAM_PREFIX) else None
+
+
 MAX_ID = 2**63 - 1
 _ID_TEXT = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 

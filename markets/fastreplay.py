@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from markets import sql
+
 HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted")
 _INT64_SAFE = 2**62
 
@@ -180,37 +182,28 @@ def _canonical_trade(n_legs: int) -> re.Pattern[str]:
     )
 
 
-# The whole log's holdings events: a few heads, and the trades through the type index (in rowid order,
-# so the table is read front to back).
-HEADS_SQL = (
-    "SELECT stream, version, type, payload FROM ledger_event"
-    " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
-)
-TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type = 'TradeExecuted'"
-
-
 def replay_log(db: Any, *, workers: int | None = None) -> dict[str, Holdings]:
     """`replay_stream` for every stream of the log with holdings events, in two queries.
 
     Trades only count after their stream's allocation, so each stream's trades are kept by version
     (taken after the allocation's) instead of being sorted: the result is `replay_stream`'s, stream by stream.
 
-    A database file given by path with enough events (see `ledger.fast.verify_log_raw`) has its trades
+    A database file given by path with enough events (see `ledger.sqlite.verify_log_raw`) has its trades
     cut into one seq range per process: a trade's deltas add up in any order, so each process sums its
     range's trades per holder and the sums are added exactly (Python integers) to the allocation.
     """
-    from ledger.fast import connect, parts_for
+    from ledger.sqlite import connect, parts_for
 
     heads: dict[str, list[tuple[str, int, str, str]]] = {}
     with connect(db) as conn:
-        for row in conn.execute(HEADS_SQL):
+        for row in conn.execute(sql.HEADS_SQL):
             heads.setdefault(row[0], []).append(row)
-        low, high = conn.execute("SELECT MIN(seq), MAX(seq) FROM ledger_event").fetchone()
+        low, high = conn.execute(sql.SEQ_RANGE_SQL).fetchone()
         parts = parts_for(db, 0 if low is None else high - low + 1, workers)
         if parts > 1:
             return _replay_in_parts(str(db), heads, low, high, parts)
         trades: dict[str, list[tuple[str, int, str]]] = {}
-        for row in conn.execute(TRADES_SQL):
+        for row in conn.execute(sql.TRADES_SQL):
             try:
                 trades[row[0]].append(row)
             except KeyError:
@@ -234,11 +227,8 @@ def _open(heads) -> tuple[_Opening, int | None]:
     return opening, allocated
 
 
-TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
-
-
 def _replay_in_parts(path: str, heads: dict, low: int, high: int, parts: int) -> dict[str, Holdings]:
-    from ledger.fast import in_seq_ranges
+    from ledger.sqlite import in_seq_ranges
 
     openings = {stream: _open(rows) for stream, rows in heads.items()}
     plan = {s: (o.names, len(o.legs or []), v) for s, (o, v) in openings.items() if v is not None}
@@ -264,12 +254,12 @@ def _replay_in_parts(path: str, heads: dict, low: int, high: int, parts: int) ->
 
 def _trade_sums(task: tuple[str, int, int, dict]) -> dict[str, list[list[int]]]:
     """Per stream, what its trades in one seq range move for each holder (exact Python integers)."""
-    from ledger.fast import connect
+    from ledger.sqlite import connect
 
     path, low, high, plan = task
     trades: dict[str, list[str]] = {}
     with connect(path) as conn:
-        for stream, version, payload in conn.execute(TRADES_RANGE_SQL, (low, high)):
+        for stream, version, payload in conn.execute(sql.TRADES_RANGE_SQL, (low, high)):
             if stream in plan and version > plan[stream][2]:
                 trades.setdefault(stream, []).append(payload)
     return {
@@ -281,7 +271,7 @@ def _trade_sums(task: tuple[str, int, int, dict]) -> dict[str, list[list[int]]]:
 
 
 def replay_stream(db: Any, stream: str) -> Holdings:
-    """Holdings of one session stream read straight from SQLite (see `ledger.fast.connect` for `db`)."""
-    from ledger.fast import read_types_raw
+    """Holdings of one session stream read straight from SQLite (see `ledger.sqlite.connect` for `db`)."""
+    from ledger.sqlite import read_types_raw
 
     return replay_holdings(read_types_raw(db, stream, HOLDING_TYPES))

@@ -96,8 +96,7 @@ class Session(models.Model):
         return self.status == self.Status.OPEN
 
 
-def stream_name(session_id: str) -> str:
-    return f"session-{session_id}"
+stream_name = domain.stream_name
 
 
 class Participant(models.Model):

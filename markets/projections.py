@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from ledger.models import Event
 from ledger.store import iter_stream
+from markets import domain, sql
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
 
 HANDLERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {}
@@ -27,7 +28,7 @@ def handles(event_type: str):
 
 
 def session_id_of(stream: str) -> str:
-    return stream.removeprefix("session-")
+    return domain.session_of_stream(stream) or stream
 
 
 def apply(event: Event) -> None:
@@ -36,11 +37,7 @@ def apply(event: Event) -> None:
     if handler is None:
         raise ValueError(f"no projection for event type {event.type}")
     handler(event, event.data)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'UPDATE "markets_session" SET "version" = %s, "last_seq" = %s WHERE "id" = %s',
-            [event.version, event.seq, session_id_of(event.stream)],
-        )
+    sql.stamp(session_id_of(event.stream), event.version, event.seq)
 
 
 def _parse_at(text: str | None) -> dt.datetime | None:
@@ -190,81 +187,33 @@ def _quote_withdrawn(event: Event, d: dict[str, Any]) -> None:
     Quote.objects.filter(id=d["quote_id"]).update(status=Quote.Status.WITHDRAWN)
 
 
-# Closing an RFQ and executing a trade are on the trade path: plain statements, not ORM queries (whose
-# query building costs ~10x SQLite's own work here). Replay runs exactly this code too.
-
-
-def _close_rfq(cursor, rfq_id: int, status: str, at: dt.datetime, filled_quote: int | None = None) -> None:
-    """Close the RFQ; its filled quote (if any) is marked filled and every other live quote lapses."""
-    cursor.execute(
-        'UPDATE "markets_rfq" SET "status" = %s, "closed_at" = %s WHERE "id" = %s',
-        [status, connection.ops.adapt_datetimefield_value(at), rfq_id],
-    )
-    cursor.execute(
-        'UPDATE "markets_quote" SET "status" = CASE WHEN "id" = %s THEN %s ELSE %s END '
-        'WHERE "rfq_id" = %s AND ("id" = %s OR "status" = %s)',
-        [filled_quote, Quote.Status.FILLED, Quote.Status.LAPSED, rfq_id, filled_quote, Quote.Status.LIVE],
-    )
+# Closing an RFQ and executing a trade are on the trade path: plain statements (markets.sql), not ORM
+# queries. Replay runs exactly this code too.
 
 
 @handles("RFQCancelled")
 def _rfq_cancelled(event: Event, d: dict[str, Any]) -> None:
-    with connection.cursor() as cursor:
-        _close_rfq(cursor, d["rfq_id"], RFQ.Status.CANCELLED, event.at)
-
-
-_PARTICIPANT_IDS_SQL = (
-    'SELECT "user_id", "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" IN (%s, %s)'
-)
-_LEGACY_PARTICIPANT_IDS_SQL = (
-    'SELECT "username", "id" FROM "markets_participant" WHERE "session_id" = %s AND "username" IN (%s, %s)'
-)
-_MOVE_SQL = 'UPDATE "markets_holding" SET "qty" = "qty" + %s WHERE "participant_id" = %s AND "leg_index" = %s'
-_TRADE_SQL = (
-    'INSERT INTO "markets_trade" ("id", "session_id", "rfq_id", "quote_id", "taker_id", "maker_id", "give_leg", '
-    '"get_leg", "give_qty", "get_qty", "rate", "executed_at", "seq") '
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+    sql.close_rfq(d["rfq_id"], RFQ.Status.CANCELLED, event.at)
 
 
 @handles("TradeExecuted")
 def _trade_executed(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
-    with connection.cursor() as cursor:
-        if "taker_id" in d:
-            names = d["taker_id"], d["maker_id"]
-            cursor.execute(_PARTICIPANT_IDS_SQL, [session_id, *names])
-        else:  # a log written before participants were named by id
-            names = d["taker"], d["maker"]
-            cursor.execute(_LEGACY_PARTICIPANT_IDS_SQL, [session_id, *names])
-        ids = dict(cursor.fetchall())
-        taker, maker = ids[names[0]], ids[names[1]]
-        moves = [
-            (delta, participant, k)
-            for participant, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"]))
-            for k, delta in enumerate(deltas)
-            if delta
-        ]
-        cursor.executemany(_MOVE_SQL, moves)
-        _close_rfq(cursor, d["rfq_id"], RFQ.Status.FILLED, event.at, filled_quote=d["quote_id"])
-        cursor.execute(
-            _TRADE_SQL,
-            [
-                d["trade_id"],
-                session_id,
-                d["rfq_id"],
-                d["quote_id"],
-                taker,
-                maker,
-                d["give_leg"],
-                d["get_leg"],
-                d["give_qty"],
-                d["get_qty"],
-                d["rate"],
-                connection.ops.adapt_datetimefield_value(event.at),
-                event.seq,
-            ],
-        )
+    legacy = "taker_id" not in d  # a log written before participants were named by id
+    who = (d["taker"], d["maker"]) if legacy else (d["taker_id"], d["maker_id"])
+    ids = sql.participant_rows(session_id, who, by_name=legacy)
+    taker, maker = ids[who[0]], ids[who[1]]
+    sql.move_holdings(
+        (delta, participant, k)
+        for participant, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"]))
+        for k, delta in enumerate(deltas)
+        if delta
+    )
+    sql.close_rfq(d["rfq_id"], RFQ.Status.FILLED, event.at, filled_quote=d["quote_id"])
+    sql.insert_trade(
+        (d["trade_id"], session_id, d["rfq_id"], d["quote_id"], taker, maker, d["give_leg"], d["get_leg"],
+         d["give_qty"], d["get_qty"], d["rate"], event.at, event.seq)
+    )  # fmt: skip
 
 
 def _lapse_open(session_id: str, at: dt.datetime) -> None:
@@ -382,7 +331,7 @@ def rebuild(session_id: str, events: Iterable[Event] | None = None) -> dict[str,
     try:
         with transaction.atomic():
             Session.objects.filter(id=session_id).delete()
-            stream = f"session-{session_id}"
+            stream = domain.stream_name(session_id)
             for event in events if events is not None else iter_stream(stream):
                 try:
                     apply(event)

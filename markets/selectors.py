@@ -7,6 +7,7 @@ x . S computed in integers and only then turned into Decimals for display.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -398,9 +399,10 @@ def _position(last_seq: int, tick: int) -> str:
 FLOOR_PARTS = frozenset({"legs", "holdings", "pool", "blotter", "events", "settlement"})
 
 
-def floor_context(session_id: str, parts: frozenset[str] = FLOOR_PARTS) -> dict[str, Any]:
-    """Everything the floor shows that is the same for every viewer; only the panels in `parts` (a push
-    after an RFQ or a quote needs the event log and the board, not the holdings or the prices)."""
+def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[str, Any]:
+    """Everything the floor shows that is the same for every viewer; only what the panels in `parts` need
+    (see markets.push.panels: a push after an RFQ or a quote needs the event log, not the prices)."""
+    parts = frozenset(parts)
     session = Session.objects.select_related("created_by").get(id=session_id)
     tick = _last_tick(session.id)
     context: dict[str, Any] = {
@@ -474,6 +476,15 @@ def status_note(session: Session, now: dt.datetime | None = None) -> str:
     if phase == Session.Status.CANCELLED:
         return f"cancelled: {session.waiting_reason}" if session.waiting_reason else "cancelled"
     return "settled: payouts are final"
+
+
+def priced_sessions(session_ids: list[str] | None = None) -> dict[str, list[str]]:
+    """{session id: its legs} for the sessions the oracle prices: every one (or those named) that is not
+    settled or cancelled, created ones too, so prices exist before t1."""
+    sessions = Session.objects.exclude(status__in=(Session.Status.SETTLED, Session.Status.CANCELLED))
+    if session_ids is not None:
+        sessions = sessions.filter(id__in=session_ids)
+    return dict(sessions.order_by("id").values_list("id", "legs"))
 
 
 def viewer_context(session: Session, user) -> dict[str, Any]:

@@ -1,16 +1,19 @@
-"""The oracle's loop: paces a price feed, stores each tick, and runs the session scheduler.
+"""The oracle's loop: paces a price feed, stores each tick, and runs a scheduler step now and then.
 
 One iteration = wait for the tick's time -> store one Tick per (session, leg) in one short transaction
--> at most once per second: open scheduled sessions past t1, settle timed sessions past t2 -> progress.
-Ticks go to every session that is not settled (created ones too, so prices exist before t1).
+-> at most once per second: the `schedule` callback (the market's: open at t1, close and settle at t2)
+-> progress. The oracle knows nothing of the market: which sessions to price (and their legs) and what
+to do on a scheduler step come in as callbacks, from the command that starts it (`manage.py run_oracle`,
+in markets).
 
-Time is injectable: `sleep` and `monotonic` pace the loop, `now` stamps the ticks (ledger.clock by
-default), so tests drive it with a fake clock and never sleep for real.
+Time is injectable: `sleep` and `monotonic` pace the loop, `now` stamps the ticks (the wall clock unless
+the command passes its own), so tests drive it with a fake clock and never sleep for real.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import signal
 import threading
 import time
@@ -19,9 +22,6 @@ from dataclasses import dataclass
 
 from django.db import OperationalError, transaction
 
-from ledger import clock
-from markets import services
-from markets.models import Session
 from oracle.models import Tick
 from oracle.sources import SimSource, price_text
 from oracle.units import name_key
@@ -55,8 +55,10 @@ class Summary:
 class Runner:
     """Drive `feed` ((delay_seconds, {symbol: base units}) pairs) into Tick rows for the target sessions.
 
-    `session_ids` None means every session that is not settled (re-read each scheduler pass, so new
-    sessions join); a list names the sessions, and the run ends once all of them are settled.
+    `sessions(session_ids)` gives {session id: its legs} for the sessions to price now: `session_ids` None
+    means every session still to price (re-read each scheduler pass, so new sessions join); a list names
+    the sessions, and the run ends once none of them is left to price. `schedule()` runs a scheduler
+    step and returns (session, outcome) pairs (None: no scheduler).
     With a `sim` source, legs of sessions that join later are added to the walk; otherwise sessions
     with a leg the feed does not price are skipped with a warning.
     """
@@ -67,6 +69,8 @@ class Runner:
         feed: Iterable[tuple[float, dict[str, int]]],
         source_label: str,
         session_ids: Sequence[str] | None,
+        sessions: Callable[[list[str] | None], dict[str, list[str]]],
+        schedule: Callable[[], list[tuple[str, str]]] | None = None,
         symbols: Iterable[str] = (),
         sim: SimSource | None = None,
         out: Callable[[str], None] = print,
@@ -75,8 +79,7 @@ class Runner:
         max_ticks: int | None = None,
         sleep: Callable[[float], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], object] = clock.now,
-        schedule: bool = True,
+        now: Callable[[], object] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.feed: Iterator = iter(feed)
         self.source_label = source_label[:64]
@@ -90,7 +93,8 @@ class Runner:
         self.sleep = sleep or self._interruptible_sleep
         self.monotonic = monotonic
         self.now = now
-        self.schedule_enabled = schedule
+        self.sessions = sessions
+        self.schedule = schedule
         self.stop_reason: str | None = None
         self.targets: dict[str, dict[str, str]] = {}  # session -> {leg: the feed's symbol for it}
         self.ticks = 0
@@ -147,13 +151,10 @@ class Runner:
         return Summary(self.ticks, self.prices_stored, self.monotonic() - started, self.stop_reason or "", self.skipped)
 
     def refresh_targets(self) -> dict[str, dict[str, str]]:
-        """Sessions to tick: named or all, not settled or cancelled, with every leg priced by the feed
-        (legs are matched to the feed's symbols by name, ignoring case and spacing)."""
-        qs = Session.objects.exclude(status__in=(Session.Status.SETTLED, Session.Status.CANCELLED)).order_by("id")
-        if self.session_ids is not None:
-            qs = qs.filter(id__in=self.session_ids)
+        """Sessions to tick (from `sessions`), each with every leg priced by the feed (legs are matched to
+        the feed's symbols by name, ignoring case and spacing); the others are named once and skipped."""
         targets = {}
-        for sid, legs in qs.values_list("id", "legs"):
+        for sid, legs in sorted(self.sessions(self.session_ids).items()):
             if self.sim is not None:
                 for leg in self.sim.extend(legs):
                     self.symbols.add(leg)
@@ -198,14 +199,14 @@ class Runner:
                     self.out(f"warning: tick {self.ticks} not stored: {exc}")
 
     def scheduler_step(self, force: bool = False) -> list[tuple[str, str]]:
-        """At most once per SCHEDULE_EVERY: open due sessions, settle due ones, re-read the targets."""
-        if not self.schedule_enabled:
+        """At most once per SCHEDULE_EVERY: the scheduler callback, then re-read the targets."""
+        if self.schedule is None:
             return []
         mono = self.monotonic()
         if not force and self._last_schedule is not None and mono - self._last_schedule < SCHEDULE_EVERY:
             return []
         self._last_schedule = mono
-        outcomes = run_scheduler()
+        outcomes = self.schedule()
         for sid, outcome in outcomes:
             if self._outcomes.get(sid) != outcome:  # a session waiting for a price is reported once
                 self._outcomes[sid] = outcome
@@ -235,12 +236,6 @@ class Runner:
         """Ticks per second since the first tick (which is sent at once)."""
         elapsed = self.monotonic() - self._started if self._started is not None else 0.0
         return (self.ticks - 1) / elapsed if self.ticks > 1 and elapsed > 0 else 0.0
-
-
-def run_scheduler() -> list[tuple[str, str]]:
-    """Whatever the clock made due: open scheduled sessions past t1, expire quotes, close trading at
-    t2 and settle timed sessions at their fixing."""
-    return services.run_due()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from markets.routing import websocket_urlpatterns  # noqa: E402
+from markets.push.routing import websocket_urlpatterns  # noqa: E402
 from sessionsite.origin import SameOriginWebSocket  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -1,5 +1,5 @@
 """The channel layer: Channels' in-memory layer (each web process follows the database itself, see
-ledger/feed.py, so nothing has to cross processes), with its expiry sweep throttled.
+markets/push/feed.py, so nothing has to cross processes), with its expiry sweep throttled.
 
 The stock layer sweeps every channel and every group member on every `receive`: a push to 500 sockets
 of one session made 500 sweeps of 500 channels (most of the push's time). Sweeping at most once a

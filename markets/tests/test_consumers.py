@@ -16,8 +16,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from ledger.feed import feed
 from markets import services
+from markets.push.feed import feed
 from sessionsite.asgi import application
 from sessionsite.testing import child_env
 

@@ -14,7 +14,7 @@ from bench.eventlog import INSERT_SQL, GeneratedLog, usernames
 from conftest import create_demo, make_user
 from ledger import store
 from ledger.models import Event
-from ledger.tests.test_fast import log_file
+from ledger.tests.test_sqlite import log_file
 from markets import fastreplay, projections, services
 
 pytestmark = pytest.mark.django_db

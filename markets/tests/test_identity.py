@@ -16,6 +16,7 @@ from django.db import transaction
 from conftest import create_demo, make_user
 from ledger import store
 from markets import audit, projections, services
+from markets.errors import Conflict
 from markets.models import Participant, Session
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,7 @@ def test_a_deactivated_user_cannot_be_added_or_join(users):
         lambda: services.join_session(users["org"], "pre", "trader", username="eve"),
         lambda: services.join_session(eve, "pre", "maker"),
     ):
-        with pytest.raises(services.Conflict) as info:
+        with pytest.raises(Conflict) as info:
             act()
         assert info.value.code == "user_inactive"
     services.open_session(users["org"], "pre")

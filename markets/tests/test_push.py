@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -16,28 +18,45 @@ from django.conf import settings as django_settings
 from django.template.loader import render_to_string
 
 from ledger import clock
-from markets import live, selectors, services
+from markets import selectors, services
 from markets.models import Participant, Session
+from markets.push import fanout as live
+from markets.push import panels
 from markets.tests.test_consumers import connect, in_thread, receive_until
 from sessionsite.layers import SweptInMemoryChannelLayer
 from sessionsite.testing import child_env
+
+QUOTE = {"status", "events", "board"}
+TRADE = {"status", "holdings", "blotter", "pool", "events", "board"}
 
 
 @pytest.mark.parametrize(
     ("types", "push"),
     [
-        ({"RFQRequested"}, "quote_push"),
-        ({"QuoteProvided", "QuoteWithdrawn", "RFQCancelled"}, "quote_push"),
-        ({"TradeExecuted"}, "trade_push"),
-        ({"RFQRequested", "TradeExecuted"}, "trade_push"),
-        ({"SessionSettled"}, "push"),
-        ({"TradeExecuted", "SessionSettled"}, "push"),
-        ({"ParticipantJoined"}, "push"),
-        ({"SomethingNew"}, "push"),  # an event type nobody mapped gets the whole floor
+        ({"RFQRequested"}, QUOTE),
+        ({"QuoteProvided", "QuoteWithdrawn", "RFQCancelled", "QuotesExpired"}, QUOTE),
+        ({"TradeExecuted"}, TRADE),
+        ({"RFQRequested", "TradeExecuted"}, TRADE),
+        ({"tick"}, {"status", "legs", "holdings", "pool"}),
+        ({"SessionSettled"}, panels.EVERYTHING),
+        ({"TradeExecuted", "SessionSettled"}, panels.EVERYTHING),
+        ({"ParticipantJoined"}, panels.EVERYTHING),
+        ({"TradingClosed"}, panels.EVERYTHING),
+        ({"SomethingNew"}, panels.EVERYTHING),  # an event type nobody mapped gets the whole floor
     ],
 )
-def test_a_batch_gets_the_smallest_push_that_covers_it(types, push):
-    assert live.push_for(types) == push
+def test_a_batch_pushes_only_the_panels_it_made_stale(types, push):
+    assert panels.stale(types) == push
+
+
+def test_the_panel_registry_and_the_floor_template_agree():
+    """Every registered panel is a partial of the floor that can go out of band, and the page has each."""
+    source = Path(django_settings.BASE_DIR, "templates", panels.FLOOR).read_text()
+    defined = set(re.findall(r"{% partialdef (\w+)", source))
+    assert {*panels.PANELS, panels.BOARD} <= defined
+    for name in (*panels.PANELS, panels.BOARD):
+        body = source.split(f"{{% partialdef {name}", 1)[1].split("{% endpartialdef %}", 1)[0]
+        assert f'id="{name}"' in body and 'hx-swap-oob="true"' in body, name
 
 
 @pytest.mark.django_db

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from markets import domain
 from oracle import sources
+from oracle import units as domain
 from oracle.sources import ReplayError, SimConfig, SimSource, load_replay_csv, replay_delays
 
 LEGS = ["AAPL", "NVDA", "META", "ORCL"]

@@ -1,4 +1,4 @@
-"""ledger.fast gives exactly what the ORM path gives: the same count and the same first problem, on good
+"""ledger.sqlite gives exactly what the ORM path gives: the same count and the same first problem, on good
 logs and on tampered ones (the tampering drops the append-only triggers inside the test's transaction)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 
 from bench.eventlog import INSERT_SQL, GeneratedLog
-from ledger import fast, store
+from ledger import chain, store
+from ledger import sqlite as fast
 
 pytestmark = pytest.mark.django_db
 
@@ -121,10 +122,10 @@ def test_db_at_text_matches_format_at():
         dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
     ]:
         stored = str(value.replace(tzinfo=None))
-        assert fast.db_at_text(stored) == store.format_at(value)
-    assert fast.db_at_text("2026-01-05 10:00:00+01:00") == "2026-01-05T09:00:00.000000Z"
+        assert chain.at_text(stored) == store.format_at(value)
+    assert chain.at_text("2026-01-05 10:00:00+01:00") == "2026-01-05T09:00:00.000000Z"
     with pytest.raises(ValueError):
-        fast.db_at_text("yesterday")
+        chain.at_text("yesterday")
 
 
 def log_file(path, rows) -> None:

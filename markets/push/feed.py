@@ -1,4 +1,4 @@
-"""Follow the database from inside each web process and fan new rows out, once per process.
+"""Follow the database from inside each web process, once per process (see markets.push for the path).
 
 Any process may write (a request, `run_oracle`, `settle`, the admin), so the web process cannot wait
 to be told: one asyncio task per process polls each registered source by its monotonic cursor
@@ -121,7 +121,7 @@ def database_signature() -> tuple | None:
     relies on its polls alone."""
     from django.db import connections
 
-    from ledger.fast import database_file
+    from ledger.sqlite import database_file
 
     db = database_file(connections["default"].settings_dict)
     if db is None:
@@ -157,3 +157,16 @@ feed = Feed()
 
 def nudge() -> None:
     feed.nudge()
+
+
+def start() -> None:
+    """The one place the follower starts (the first socket of this process calls it; later calls are
+    free): register the sources, listen to this process's commits, run on the current loop."""
+    from ledger import store
+    from markets.push import fanout
+
+    for name, start_, poll, handler in fanout.SOURCES:
+        if name not in feed.sources:
+            feed.register(name, start_, poll, handler)
+    store.after_commit(nudge)
+    feed.ensure_running()

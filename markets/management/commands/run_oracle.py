@@ -1,5 +1,8 @@
 """Feed prices to sessions: a seeded correlated random walk (sim) or a CSV replay, and run the scheduler.
 
+The loop is the oracle's (`oracle.runner.Runner`); what it prices and what its scheduler steps do are the
+market's, passed in here as callbacks (`market_runner`).
+
     manage.py run_oracle --all                                   # sim, every session not settled
     manage.py run_oracle --session-id demo --seed 42 --tick-ms 250
     manage.py run_oracle --all --mode replay --csv prices_demo.csv --speed 2 --loop
@@ -17,12 +20,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from ledger import clock
 from ledger.store import storage_problem
+from markets import selectors, services
 from markets.models import Session
 from oracle import sources
 from oracle.runner import Runner, stop_on_signals
 
-ORACLE_DIR = Path(__file__).resolve().parents[2]
+ORACLE_DIR = Path(sources.__file__).resolve().parent
 DEFAULT_CONFIG = ORACLE_DIR / "configs" / "default.json"
 DATA_DIR = ORACLE_DIR / "data"
 DEFAULT_TICK_MS = 500
@@ -83,7 +88,7 @@ class Command(BaseCommand):
             sim = None
         quiet = options["quiet"]
         tty = self.stdout.isatty()
-        runner = Runner(
+        runner = market_runner(
             feed=feed,
             source_label=label,
             session_ids=session_ids,
@@ -145,11 +150,8 @@ class Command(BaseCommand):
         return ids
 
     def _legs(self, session_ids: list[str] | None) -> list[str]:
-        qs = Session.objects.exclude(status__in=(Session.Status.SETTLED, Session.Status.CANCELLED)).order_by("id")
-        if session_ids is not None:
-            qs = qs.filter(id__in=session_ids)
         legs: dict[str, None] = {}
-        for session_legs in qs.values_list("legs", flat=True):
+        for session_legs in selectors.priced_sessions(session_ids).values():
             legs.update(dict.fromkeys(session_legs))
         return list(legs)
 
@@ -207,6 +209,12 @@ class Command(BaseCommand):
         self.stdout.write(f"\r{text}\x1b[K", ending="")
         self.stdout.flush()
         self._status_pending = True
+
+
+def market_runner(**options) -> Runner:
+    """The oracle's loop with the market's callbacks: price the sessions not settled or cancelled, run the
+    market's scheduler (`services.run_due`) once a second, stamp ticks with the market's clock."""
+    return Runner(sessions=selectors.priced_sessions, schedule=services.run_due, now=clock.now, **options)
 
 
 def _price(text: str) -> int:

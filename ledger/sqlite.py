@@ -1,10 +1,10 @@
-"""Fast read paths over the event table: plain sqlite3 cursors, no ORM objects.
+"""Fast read paths over the event table of a SQLite file: plain sqlite3 cursors, no ORM objects.
 
 `verify_stream_raw` gives exactly what `store.verify_chain(store.iter_stream(stream))` gives (same count,
-same first problem), at several times its speed: rows come straight from the sqlite3 cursor and are hashed
-with hashlib over the same text as `store.compute_hash`. `verify_log_raw` does it for every stream in one
-sequential pass over the table. Use them for large logs (the bench verifies a million events with them);
-the ORM path stays the reference and works on any database.
+same first problem), at several times its speed: rows come straight from the sqlite3 cursor into the same
+chain walk (`ledger.chain`). `verify_log_raw` does it for every stream in one sequential pass over the
+table. Use them for large logs (the bench verifies a million events with them); the ORM path stays the
+reference and works on any database.
 
 SQLite only. `db` is a path to the database file, an open `sqlite3.Connection`, or a Django connection
 (`django.db.connection`, whose transaction it then reads inside, e.g. in tests).
@@ -13,8 +13,6 @@ SQLite only. `db` is a path to the database file, an open `sqlite3.Connection`, 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import multiprocessing
 import os
 import sqlite3
@@ -23,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ledger.store import GENESIS, ChainProblem, format_at
+from ledger.chain import GENESIS, ChainProblem, Link, walk
 
 # A private connection gets a big page cache: replaying or verifying one stream after another revisits the
 # pages that interleaved streams share.
@@ -57,68 +55,15 @@ def connect(db: Db) -> Iterator[sqlite3.Connection]:
         return
     # A Django connection wrapper: use its live DB-API connection (and so its open transaction).
     if getattr(db, "vendor", None) != "sqlite":
-        raise ValueError("ledger.fast reads SQLite only; use ledger.store on other databases")
+        raise ValueError("ledger.sqlite reads SQLite only; use ledger.store on other databases")
     db.ensure_connection()
     yield db.connection
-
-
-def db_at_text(stored: Any) -> str:
-    """`format_at` of an `at` value as stored by Django's SQLite backend, e.g. '2026-01-05 09:00:00.001001'.
-
-    Django writes `str(naive UTC datetime)`, which drops the fraction on a whole second; anything else
-    is parsed exactly as the ORM would read it.
-    """
-    if isinstance(stored, str) and len(stored) == 26 and stored[10] == " " and stored[19] == ".":
-        if stored[20:].isdigit():
-            return f"{stored[:10]}T{stored[11:]}Z"
-    return _slow_at_text(stored)
-
-
-def _slow_at_text(stored: Any) -> str:
-    from django.utils.dateparse import parse_datetime
-
-    value = stored if isinstance(stored, dt.datetime) else parse_datetime(str(stored))
-    if value is None:
-        raise ValueError(f"cannot read the event time {stored!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return format_at(value)
 
 
 def verify_stream_raw(db: Db, stream: str) -> tuple[int, ChainProblem | None]:
     """Check one stream's chain; the same result as `store.verify_chain(store.iter_stream(stream))`."""
     with connect(db) as conn:
-        return verify_rows(stream, conn.execute(_VERIFY_SQL, (stream,)))
-
-
-def verify_rows(stream: str, rows) -> tuple[int, ChainProblem | None]:
-    """`store.verify_chain` over raw rows (seq, version, type, payload, at, prev_hash, hash) in version order."""
-    sha256 = hashlib.sha256
-    expected_prev = GENESIS
-    expected_version = 1
-    last_seq = 0
-    count = 0
-    for seq, version, type_, payload, at, prev_hash, digest in rows:
-        count += 1
-        if seq <= last_seq:
-            reason = f"global seq {seq} is not after {last_seq} (reordered event)"
-            return count, ChainProblem(seq, stream, version, reason)
-        last_seq = seq
-        if version != expected_version:
-            reason = f"version {version} where {expected_version} was expected (missing or reordered event)"
-            return count, ChainProblem(seq, stream, version, reason)
-        if prev_hash != expected_prev:
-            return count, ChainProblem(seq, stream, version, "prev_hash does not link to the previous event")
-        # The common stored form inline (see db_at_text); anything else goes the careful way.
-        if len(at) == 26 and at[10] == " " and at[19] == "." and at[20:].isdigit():
-            text = f"{prev_hash}|{stream}|{version}|{type_}|{at[:10]}T{at[11:]}Z|{payload}"
-        else:
-            text = f"{prev_hash}|{stream}|{version}|{type_}|{db_at_text(at)}|{payload}"
-        if sha256(text.encode()).hexdigest() != digest:
-            return count, ChainProblem(seq, stream, version, "content does not match its hash (edited row)")
-        expected_prev = digest
-        expected_version += 1
-    return count, None
+        return walk(stream, conn.execute(_VERIFY_SQL, (stream,)))
 
 
 def streams_raw(db: Db) -> list[str]:
@@ -191,9 +136,8 @@ def verify_log_raw(db: Db, *, workers: int | None = None) -> dict[str, tuple[int
         }
 
 
-# A stream's part of one seq range: [first version, its prev_hash, last good version, its hash, events
-# checked]; the last good version is -2 once the stream went wrong in the range.
-Segment = dict[str, list]
+# A stream's part of one seq range: (its first version, that event's prev_hash, the Link after its last).
+Segment = dict[str, tuple[int, str, Link]]
 
 
 def _scan_file(task: tuple[str, int, int]) -> Segment:
@@ -203,25 +147,16 @@ def _scan_file(task: tuple[str, int, int]) -> Segment:
 
 
 def _scan(conn: sqlite3.Connection, low: int, high: int) -> Segment:
-    sha256 = hashlib.sha256
+    """Walk every stream met in seq range low..high, each from where it enters the range (_join checks
+    that it follows on from the range before); a stream's later rows are skipped once it broke."""
     state: Segment = {}
-    for _seq, stream, version, type_, payload, at, prev_hash, digest in conn.execute(_LOG_SQL, (low, high)):
-        st = state.get(stream)
-        if st is None:  # where the stream enters this range; _join checks that it follows on
-            st = state[stream] = [version, prev_hash, version - 1, prev_hash, 0]
-        if version != st[2] + 1 or prev_hash != st[3]:
-            st[2] = -2  # no version is -1: the stream's later rows are skipped
-            continue
-        if len(at) == 26 and at[10] == " " and at[19] == "." and at[20:].isdigit():
-            text = f"{prev_hash}|{stream}|{version}|{type_}|{at[:10]}T{at[11:]}Z|{payload}"
-        else:
-            text = f"{prev_hash}|{stream}|{version}|{type_}|{db_at_text(at)}|{payload}"
-        if sha256(text.encode()).hexdigest() != digest:
-            st[2] = -2
-            continue
-        st[3] = digest
-        st[2] = version
-        st[4] += 1
+    for seq, stream, version, type_, payload, at, prev_hash, digest in conn.execute(_LOG_SQL, (low, high)):
+        entry = state.get(stream)
+        if entry is None:
+            entry = state[stream] = (version, prev_hash, Link(version - 1, prev_hash))
+        link = entry[2]
+        if not link.bad:
+            link.step(stream, seq, version, type_, payload, at, prev_hash, digest)
     return state
 
 
@@ -231,11 +166,11 @@ def _join(segments: list[Segment]) -> tuple[dict[str, int], set[str]]:
     counts: dict[str, int] = {}
     bad: set[str] = set()
     for segment in segments:
-        for stream, (first, first_prev, last, last_hash, count) in segment.items():
-            if (first - 1, first_prev) != ends.get(stream, (0, GENESIS)) or last < 0:
+        for stream, (first, first_prev, link) in segment.items():
+            if (first - 1, first_prev) != ends.get(stream, (0, GENESIS)) or link.bad:
                 bad.add(stream)
-            ends[stream] = (last, last_hash)
-            counts[stream] = counts.get(stream, 0) + count
+            ends[stream] = (link.version, link.last_hash)
+            counts[stream] = counts.get(stream, 0) + link.count
     return dict(sorted(counts.items())), bad
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from ledger import clock
-from markets import rows, services
+from markets import services, sql
 from markets.models import Session, Trade
 
 pytestmark = pytest.mark.django_db
@@ -33,11 +33,11 @@ def test_a_session_row_reads_as_the_orm_reads_it(users, demo):
         fixing_rule={"rule": "twap", "window": 60},
     )
     for sid in ("demo", "timed"):
-        got = rows.get_by_pk(Session, sid)
+        got = sql.get_by_pk(Session, sid)
         assert fields(got) == fields(Session.objects.get(id=sid))
         assert got.t1 is None or got.t1.tzinfo is not None
         assert not got._state.adding
-    assert rows.get_by_pk(Session, "nope") is None
+    assert sql.get_by_pk(Session, "nope") is None
 
 
 def test_the_trade_an_accept_returns_is_the_stored_row(users, demo):

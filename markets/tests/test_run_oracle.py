@@ -15,10 +15,9 @@ from django.core.management import CommandError, call_command
 from conftest import create_demo
 from ledger import clock
 from ledger.models import Event
+from markets.management.commands.run_oracle import Command, market_runner
 from markets.models import Session
-from oracle.management.commands.run_oracle import Command
 from oracle.models import Tick
-from oracle.runner import Runner
 from oracle.sources import SimSource, load_config, sim_feed
 from oracle.tests.test_sources import BAD_FILES, DEFAULT_CONFIG, LEGS
 
@@ -355,7 +354,7 @@ def test_no_tick_for_a_leg_at_t2_leaves_the_session_waiting(users):
         Tick.objects.create(session_id="timed", symbol=leg, at=T0 + dt.timedelta(seconds=2), price=price, source="test")
     lines: list[str] = []
     mono = [0.0]
-    runner = Runner(
+    runner = market_runner(
         feed=[], source_label="test", session_ids=["timed"], symbols=LEGS, out=lines.append, monotonic=lambda: mono[0]
     )
 
@@ -404,7 +403,7 @@ def test_the_runner_is_usable_without_the_command(users):
     fake = FakeTime()
     sim = SimSource(LEGS, load_config(DEFAULT_CONFIG), seed=3, tick_seconds=0.1)
     progress: list[str] = []
-    runner = Runner(
+    runner = market_runner(
         feed=sim_feed(sim, 0.1), source_label="sim:seed=3", session_ids=["demo"], symbols=LEGS, sim=sim,
         out=progress.append, progress=progress.append, progress_every=0.5, max_ticks=20,
         sleep=fake.sleep, monotonic=fake.monotonic,

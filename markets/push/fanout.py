@@ -1,8 +1,8 @@
-"""What the floor pushes, and when: handlers for the ledger feed's two sources.
+"""What the floor pushes, and when: the handlers of the feed's two sources (see markets.push).
 
-New ledger events (any process) -> re-render the session's shared panels once and send them to its
-group; new oracle ticks -> re-render prices, values and the invariants once. Consumers add the RFQ
-board per viewer from the shared data, so no browser costs an extra database read.
+New ledger events (any process) -> the panels they make stale (`panels.stale`) are rendered once for the
+session and sent to its group; new oracle ticks -> prices, values and the invariants, once. Consumers add
+the RFQ board per viewer from the shared data, so no browser costs an extra database read.
 """
 
 from __future__ import annotations
@@ -18,47 +18,26 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 from ledger import clock
-from ledger.feed import closing, feed
 from ledger.models import Event
 from markets import domain, projections, selectors
 from markets.models import Participant, Session
+from markets.push.feed import closing
+from markets.push.panels import BOARD, EVERYTHING, FLOOR, TICK, shared, stale
 from oracle.models import Tick
 
 BATCH = 1000
-FLOOR = "markets/floor.html"
 
 
 def group_name(session_id: str) -> str:
     return f"floor.{session_id}"
 
 
-# The pushes (partials of the floor template), the panels each one needs, and whether the RFQ board goes
-# with it. A batch of events pushes the smallest one that covers every event in it.
-PUSHES: dict[str, tuple[frozenset[str], bool]] = {
-    "push": (selectors.FLOOR_PARTS, True),
-    "trade_push": (frozenset({"holdings", "pool", "blotter", "events"}), True),
-    "quote_push": (frozenset({"events"}), True),
-    "prices_push": (frozenset({"legs", "holdings", "pool"}), False),
-}
-QUOTING = frozenset({"RFQRequested", "QuoteProvided", "QuoteWithdrawn", "RFQCancelled"})
-
-
-def push_for(event_types: set[str]) -> str:
-    """RFQs and quotes change only the board and the log; a trade also the holdings, the pool and the
-    blotter; anything else (joins, opening, settlement) the whole floor."""
-    if event_types <= QUOTING:
-        return "quote_push"
-    if event_types <= QUOTING | {"TradeExecuted"}:
-        return "trade_push"
-    return "push"
-
-
-def render_panels(session_id: str, partial: str = "push") -> dict[str, Any]:
-    """Shared panels as out-of-band HTML plus the RFQ board's data, read once per batch."""
-    parts, with_board = PUSHES[partial]
-    context = selectors.floor_context(session_id, parts)
-    html = _ascii(render_to_string(f"{FLOOR}#{partial}", context | {"oob": True}))
-    board = selectors.board_data(context["session"]) if with_board else None
+def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING) -> dict[str, Any]:
+    """The stale shared panels as out-of-band HTML, plus the RFQ board's data if it is stale too, read
+    once per batch."""
+    context = selectors.floor_context(session_id, panels) | {"oob": True}
+    html = _ascii("".join(render_to_string(f"{FLOOR}#{name}", context) for name in shared(panels)))
+    board = selectors.board_data(context["session"]) if BOARD in panels else None
     return {
         "html": html,
         "board": board,
@@ -68,10 +47,10 @@ def render_panels(session_id: str, partial: str = "push") -> dict[str, Any]:
     }
 
 
-def _render_if_exists(session_id: str, partial: str) -> dict[str, Any] | None:
+def _render_if_exists(session_id: str, panels: frozenset[str]) -> dict[str, Any] | None:
     if not Session.objects.filter(id=session_id).exists():
         return None
-    return render_panels(session_id, partial)
+    return render_panels(session_id, panels)
 
 
 def _ascii(html: str) -> SafeString:
@@ -205,11 +184,11 @@ def _ticks_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
     return ticks, rows[-1][0]
 
 
-async def _fan_out(pushes: dict[str, str]) -> None:
-    """Render each session's push once and tell its browsers (session id -> push partial)."""
+async def _fan_out(pushes: dict[str, frozenset[str]]) -> None:
+    """Render each session's stale panels once and tell its browsers (session id -> panels)."""
     layer = get_channel_layer()
-    for sid, partial in sorted(pushes.items()):
-        panels = await sync_to_async(closing(_render_if_exists), thread_sensitive=False)(sid, partial)
+    for sid, stale_panels in sorted(pushes.items()):
+        panels = await sync_to_async(closing(_render_if_exists), thread_sensitive=False)(sid, stale_panels)
         if panels is None:
             continue
         await layer.group_send(group_name(sid), {"type": "floor.update", "batch": publish(panels), "session": sid})
@@ -222,9 +201,10 @@ def json_group_name(session_id: str) -> str:
 async def _on_events(events: list[dict[str, Any]]) -> None:
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
-        if event["stream"].startswith("session-"):
-            by_session[event["stream"].removeprefix("session-")].append(event)
-    await _fan_out({sid: push_for({e["event_type"] for e in batch}) for sid, batch in by_session.items()})
+        sid = domain.session_of_stream(event["stream"])
+        if sid is not None:
+            by_session[sid].append(event)
+    await _fan_out({sid: stale(e["event_type"] for e in batch) for sid, batch in by_session.items()})
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         holdings = await sync_to_async(closing(holdings_json), thread_sensitive=False)(sid)
@@ -235,13 +215,10 @@ async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for tick in ticks:
         by_session[tick["session_id"]].append(tick)
-    await _fan_out(dict.fromkeys(by_session, "prices_push"))
+    await _fan_out(dict.fromkeys(by_session, stale([TICK])))
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": batch})
 
 
-def register() -> None:
-    if "events" not in feed.sources:
-        feed.register("events", _events_start, _events_poll, _on_events)
-        feed.register("ticks", _ticks_start, _ticks_poll, _on_ticks)
+SOURCES = (("events", _events_start, _events_poll, _on_events), ("ticks", _ticks_start, _ticks_poll, _on_ticks))

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from markets import consumers
+from markets.push import consumers
 
 websocket_urlpatterns = [
     # Browsers: HTML fragments for the floor (htmx ws extension).

@@ -1,5 +1,5 @@
 """WebSocket consumers. The browser's floor gets HTML fragments (hx-swap-oob); thin on purpose:
-rendering lives in markets.live, following the log in ledger.feed.
+rendering lives in markets.push.fanout, following the log in markets.push.feed.
 
 A socket that cannot be served is accepted and then closed with a code a client can tell apart (a close
 before the handshake completes reaches every client as the same HTTP 403):
@@ -22,10 +22,10 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
-from ledger.feed import feed
 from ledger.models import Event
-from markets import access, live, selectors, tokens
+from markets import access, selectors, tokens
 from markets.models import Participant, Session, stream_name
+from markets.push import fanout, feed
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,17 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         if not await database_sync_to_async(access.can_view)(session, self.user):
             await refuse(self, FORBIDDEN, f"session {self.session_id} is visible to its participants only")
             return
-        self.group = live.group_name(self.session_id)
+        self.group = fanout.group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.me = await self._participant()
-        live.register()
-        feed.ensure_running()
+        feed.start()
         # A page just rendered says where it stands (`?at=`, last event seq and tick id): if nothing
         # happened since, sending the floor again would only overwrite what the viewer is typing.
         shown = parse_qs(self.scope.get("query_string", b"").decode()).get("at", [""])[0]
         if shown and shown == await database_sync_to_async(selectors.floor_position)(self.session_id):
             return
-        panels = await database_sync_to_async(live.render_panels)(self.session_id)
+        panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
         await self._send_panels(panels)
 
     async def disconnect(self, code: int) -> None:
@@ -107,9 +106,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         """The floor sends nothing meaningful: actions go through CSRF-checked hx-post."""
 
     async def floor_update(self, message: dict) -> None:
-        panels = live.published(message["batch"])
+        panels = fanout.published(message["batch"])
         if panels is None:  # published by another process, or long gone: render the floor afresh
-            panels = await database_sync_to_async(live.render_panels)(self.session_id)
+            panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
         await self._send_panels(panels)
 
     async def _send_panels(self, panels: dict) -> None:
@@ -119,7 +118,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             # once it is open nobody joins, so watchers of an open session cost no query per push.
             if self.me is None and panels["session"].status == Session.Status.CREATED:
                 self.me = await self._participant()
-            html += live.render_board(panels, self.me)
+            html += fanout.render_board(panels, self.me)
         await self.send(text_data=html)
 
     async def _participant(self) -> Participant | None:
@@ -156,19 +155,18 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
             await refuse(self, BAD_REQUEST, "after must be the whole number of the last seq you saw", tell=True)
             return
         self.last_seq = int(after)
-        self.group = live.json_group_name(self.session_id)
+        self.group = fanout.json_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # join first: no gap
         await self.accept()
-        live.register()
-        feed.ensure_running()
+        feed.start()
         backlog = await database_sync_to_async(self._backlog)()
         for item in backlog:
             await self._send_item(item)
-        await self.send_json(await database_sync_to_async(live.holdings_json)(self.session_id))
+        await self.send_json(await database_sync_to_async(fanout.holdings_json)(self.session_id))
 
     def _backlog(self) -> list[dict]:
         events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
-        return [live.event_json(e) for e in events.iterator(chunk_size=1000)]
+        return [fanout.event_json(e) for e in events.iterator(chunk_size=1000)]
 
     async def _authenticate(self, query: dict[str, list[str]]):
         """The session cookie's user (browser pages of this site only), else the API token's user."""

@@ -1,0 +1,18 @@
+"""Live floors: from a commit in any process to every browser that shows the session.
+
+    a command commits (web request, run_oracle, settle, the admin: any process)
+      -> this process: ledger.store calls feed.nudge after the commit (markets.push.feed.start subscribes it)
+         other processes: the SQLite write-ahead log changes (a stat every 10 ms), or the poll interval
+    feed (one asyncio task per web process, started by the first socket: feed.start)
+      -> reads each new event (by seq) and tick (by id) once, in batches
+    fanout (markets.push.fanout)
+      -> per session: which panels the batch made stale (markets.push.panels: the one registry), rendered
+         once from markets.selectors, kept by reference (publish), announced to the group "floor.<id>"
+      -> the JSON stream's group "json.<id>" gets the events (the one serialiser) and the holdings
+    consumers (markets.push.consumers)
+      -> each floor socket adds its viewer's RFQ board (rendered once per way of standing to the RFQs)
+         and sends the fragments; htmx swaps them in out of band (hx-swap-oob)
+
+A socket that (re)connects is sent the whole floor unless its page is already current (`?at=`). User
+actions never travel over the socket: they are CSRF-checked hx-posts to the views.
+"""

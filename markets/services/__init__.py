@@ -1,0 +1,55 @@
+"""The market's commands: one function per user intent, one database transaction each.
+
+Every command: check permissions -> validate with the pure domain -> append event(s) to the ledger ->
+apply them to the projection with the same code replay uses -> check the invariants -> commit.
+Any failure raises a DomainError subclass and rolls everything back: nothing is written. Views, the API,
+the admin and the management commands all call these functions; the permission checks live in them.
+
+    command.py     the envelope (lock, clock, emit, invariants, retry) and the shared rules
+    sessions.py    create, join, open, cancel
+    trading.py     RFQs, quotes, withdrawals, cancels, accepts
+    settlement.py  settle at prices or at the fixing
+    scheduler.py   what the clock makes due (run_due)
+"""
+
+from markets.services.command import check_invariants, tolerance_base_units
+from markets.services.scheduler import (
+    close_due_sessions,
+    expire_due_quotes,
+    open_due_sessions,
+    run_due,
+    settle_due_sessions,
+)
+from markets.services.sessions import cancel_session, create_session, join_session, open_session
+from markets.services.settlement import settle_session
+from markets.services.trading import (
+    DEFAULT_QUOTE_TTL,
+    MAX_QUOTE_TTL,
+    accept_quote,
+    cancel_rfq,
+    provide_quote,
+    request_rfq,
+    withdraw_quote,
+)
+
+__all__ = [
+    "DEFAULT_QUOTE_TTL",
+    "MAX_QUOTE_TTL",
+    "accept_quote",
+    "cancel_rfq",
+    "cancel_session",
+    "check_invariants",
+    "close_due_sessions",
+    "create_session",
+    "expire_due_quotes",
+    "join_session",
+    "open_due_sessions",
+    "open_session",
+    "provide_quote",
+    "request_rfq",
+    "run_due",
+    "settle_due_sessions",
+    "settle_session",
+    "tolerance_base_units",
+    "withdraw_quote",
+]

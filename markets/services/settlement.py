@@ -1,0 +1,107 @@
+"""Settlement: at given prices (manual) or at the oracle's fixing (timed sessions at t2, manual now),
+closing what trading left open in the same command."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from django.conf import settings
+
+from markets import domain, projections
+from markets.errors import Conflict, DomainError, Forbidden
+from markets.models import Session
+from markets.services.command import _Command, _command, _get_session, _iso, _require_organiser, _retrying
+from oracle import fixing as fixing_rules
+
+
+@_retrying
+def settle_session(
+    actor, session_id: str, *, prices: Mapping[str, object] | None = None, fixing_at: dt.datetime | None = None
+):
+    """Settle at S_t2: given prices (manual), or the oracle's fixing at t2 (timed) / now (manual).
+
+    `fixing_at` lets a manual session settle at the fixing the organiser was shown (an instant in
+    the past, after opening), so a tick arriving between preview and confirm changes nothing.
+    payout_i = x_i . S_t2, and sum payouts == q . S_t2 is checked exactly before commit. A timed session
+    whose trading has not been recorded as closed yet is closed in the same command (TradingClosed).
+    """
+    with _command(session_id) as cmd:
+        session = cmd.session
+        _require_organiser(session, actor)
+        if session.status == Session.Status.SETTLED:
+            raise Conflict(f"Session {session.id} is already settled", "already_settled")
+        if session.status not in (Session.Status.OPEN, Session.Status.CLOSED):
+            raise Conflict(f"Session {session.id} is not open: only an open session settles", "session_not_open")
+        timed = session.end_mode == Session.EndMode.TIMED
+        if timed and cmd.now < session.t2:
+            raise Conflict(f"Session {session.id} settles by itself at t2 ({domain.when(session.t2)})", "not_due")
+        if (prices is not None or not timed) and not settings.ALLOW_MANUAL_SETTLE:
+            raise Forbidden("Manual settlement is disabled (ALLOW_MANUAL_SETTLE=false)", "manual_disabled")
+        if prices is not None:
+            price_vector, fixing = _manual_prices(session, prices)
+        else:
+            at = session.t2 if timed else cmd.now
+            if fixing_at is not None and not timed:
+                if fixing_at.tzinfo is None or not (session.opened_at or cmd.now) <= fixing_at <= cmd.now:
+                    raise DomainError("The fixing time must lie between the opening and now", "invalid_time")
+                at = fixing_at
+            taken = _fixing(session, at)
+            price_vector = [taken.prices[leg] for leg in session.legs]
+            fixing = {"rule": taken.rule, "at": _iso(taken.at), "ticks": taken.ticks, "source": "oracle"}
+        _close_trading(cmd)
+        _settle(cmd, price_vector, fixing)
+    return _get_session(session_id)
+
+
+def _fixing(session: Session, at: dt.datetime) -> fixing_rules.Fixing:
+    try:
+        return fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule)
+    except fixing_rules.MissingPrice as exc:
+        raise Conflict(f"Cannot settle {session.id}: {exc}", "missing_price") from None
+
+
+def _close_trading(cmd: _Command) -> None:
+    """Record that trading in a timed session stopped at t2 (its open RFQs and live quotes lapse)."""
+    session = cmd.session
+    if session.status == Session.Status.OPEN and session.phase(cmd.now) == Session.Status.CLOSED:
+        cmd.emit("TradingClosed", {"at": _iso(session.t2)})
+        session.status = Session.Status.CLOSED
+
+
+def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list[int], dict]:
+    if not isinstance(prices, Mapping):
+        raise DomainError("Prices map each leg to a price", "invalid_price")
+    given = domain.leg_map(session.legs, prices, "price")
+    missing = [leg for leg in session.legs if leg not in given]
+    if missing:
+        raise DomainError(f"No price given for {', '.join(missing)}", "missing_price")
+    vector = [domain.parse_price(given[leg], f"Price of {leg}") for leg in session.legs]
+    return vector, {"rule": {"rule": "manual"}, "at": None, "ticks": {}, "source": "manual"}
+
+
+def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
+    session = cmd.session
+    matrix = projections.holdings_by_user(session.id)
+    paid = domain.payouts(matrix, prices)
+    domain.check_settlement_sum(paid, session.q, prices)
+    cmd.emit(
+        "SessionSettled",
+        {
+            "prices": dict(zip(session.legs, prices, strict=True)),
+            "fixing": fixing,
+            "payouts_by_id": {str(u): domain.money_str(v) for u, v in paid.items()},
+            "total": domain.money_str(sum(paid.values())),
+            "expected": domain.money_str(domain.payout(session.q, prices)),
+        },
+    )
+
+
+@_retrying
+def _record_waiting(session_id: str, reason: str) -> None:
+    with _command(session_id) as cmd:
+        if cmd.session.status not in (Session.Status.OPEN, Session.Status.CLOSED):
+            return
+        _close_trading(cmd)
+        if cmd.session.waiting_reason != reason[:500]:
+            cmd.emit("SettlementWaiting", {"reason": reason[:500]})

@@ -1,0 +1,190 @@
+"""The market's hand-written SQL, in one place beside the projections. Nowhere else in `markets` is SQL
+written by hand (sessionsite/tests/test_structure.py checks); the event store's own statements are in
+`ledger.store`, the fast SQLite readers in `ledger.sqlite`.
+
+Why by hand: these run on every command (reading the session row, the accept's joined row, the invariant
+aggregate) or on every replayed trade, where building the ORM query costs ~10x the database's own work.
+Each statement is plain SQL that SQLite and PostgreSQL both run unchanged: quoted identifiers, %s
+parameters. The fast replay's queries (`HEADS_SQL`...) read a SQLite file through `ledger.sqlite`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+# ---------------------------------------------------------------- a model row by primary key
+
+
+@cache
+def _plan(model: type[Model], vendor: str) -> tuple[str, list[str], list[tuple[Any, list]]]:
+    opts = model._meta
+    fields = opts.concrete_fields
+    sql = "SELECT {} FROM {} WHERE {} = %s".format(
+        ", ".join(connection.ops.quote_name(f.column) for f in fields),
+        connection.ops.quote_name(opts.db_table),
+        connection.ops.quote_name(opts.pk.column),
+    )
+    converters = []
+    for f in fields:
+        col = f.get_col(opts.db_table)
+        converters.append((col, connection.ops.get_db_converters(col) + f.get_db_converters(connection)))
+    return sql, [f.attname for f in fields], converters
+
+
+def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False) -> M | None:
+    """The row `pk` of `model` as the instance `.get()` would return (None if there is none), in one
+    prepared statement converted by the ORM's own converters; `for_update` locks it where the database can
+    (SQLite's BEGIN IMMEDIATE already holds the lock)."""
+    sql, names, converters = _plan(model, connection.vendor)
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for value, (col, funcs) in zip(row, converters, strict=True):
+        for func in funcs:
+            value = func(value, col, connection)
+        values.append(value)
+    return model.from_db(connection.alias, names, values)
+
+
+# ---------------------------------------------------------------- the commands
+
+_LEG_TOTALS_SQL = (
+    'SELECT "leg_index", SUM("qty"), MIN("qty") FROM "markets_holding" WHERE "session_id" = %s GROUP BY "leg_index"'
+)
+
+
+def leg_totals(session_id: str) -> dict[int, tuple[int, int]]:
+    """{leg index: (sum, minimum) of x[.][k]}: invariants 1 and 2 from one aggregate."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LEG_TOTALS_SQL, [session_id])
+        return {k: (int(total), int(low)) for k, total, low in cursor.fetchall()}
+
+
+_ACCEPTANCE_SQL = (
+    'SELECT r."session_id", q."id", q."status", q."expires_at", q."rate", q."maker_id", m."user_id", r."id", r."status", '
+    'r."taker_id", t."user_id", r."give_leg", r."get_leg", r."quantity" '
+    'FROM "markets_quote" q JOIN "markets_rfq" r ON r."id" = q."rfq_id" '
+    'JOIN "markets_participant" t ON t."id" = r."taker_id" JOIN "markets_participant" m ON m."id" = q."maker_id" '
+    'WHERE q."id" = %s'
+)
+
+
+def acceptance_row(quote_id: int) -> tuple | None:
+    """The quote, its RFQ and both parties in one row (see services.trading._Acceptance for the columns)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCEPTANCE_SQL, [quote_id])
+        return cursor.fetchone()
+
+
+_TWO_ROWS_SQL = (
+    'SELECT "participant_id", "qty" FROM "markets_holding" WHERE "participant_id" IN (%s, %s) '
+    'ORDER BY "participant_id", "leg_index"'
+)
+
+
+def two_holdings(a: int, b: int) -> tuple[list[int], list[int]]:
+    """Two participants' holdings, in leg order, in one statement."""
+    rows: dict[int, list[int]] = {a: [], b: []}
+    with connection.cursor() as cursor:
+        cursor.execute(_TWO_ROWS_SQL, [a, b])
+        for participant_id, qty in cursor.fetchall():
+            rows[participant_id].append(qty)
+    return rows[a], rows[b]
+
+
+def next_id(model: type[Model]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(model._meta.db_table)}")
+        (last,) = cursor.fetchone()
+    return (last or 0) + 1
+
+
+def ping() -> None:
+    """The cheapest statement that proves the database answers (/health)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+# ---------------------------------------------------------------- the projection (replay runs these too)
+
+
+def stamp(session_id: str, version: int, seq: int) -> None:
+    """The session row carries the version and seq of the last event applied to it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE "markets_session" SET "version" = %s, "last_seq" = %s WHERE "id" = %s', [version, seq, session_id]
+        )
+
+
+def close_rfq(rfq_id: int, status: str, at: dt.datetime, filled_quote: int | None = None) -> None:
+    """Close the RFQ; its filled quote (if any) is marked filled and every other live quote lapses."""
+    from markets.models import Quote
+
+    filled, lapsed, live = Quote.Status.FILLED, Quote.Status.LAPSED, Quote.Status.LIVE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE "markets_rfq" SET "status" = %s, "closed_at" = %s WHERE "id" = %s',
+            [status, connection.ops.adapt_datetimefield_value(at), rfq_id],
+        )
+        cursor.execute(
+            'UPDATE "markets_quote" SET "status" = CASE WHEN "id" = %s THEN %s ELSE %s END '
+            'WHERE "rfq_id" = %s AND ("id" = %s OR "status" = %s)',
+            [filled_quote, filled, lapsed, rfq_id, filled_quote, live],
+        )
+
+
+_BY_USER_SQL = 'SELECT "user_id", "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" IN (%s, %s)'
+_BY_NAME_SQL = 'SELECT "username", "id" FROM "markets_participant" WHERE "session_id" = %s AND "username" IN (%s, %s)'
+
+
+def participant_rows(session_id: str, who: Sequence[Any], *, by_name: bool = False) -> dict[Any, int]:
+    """{user id (or, for an old log, username): participant row id} for two participants of a session."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BY_NAME_SQL if by_name else _BY_USER_SQL, [session_id, *who])
+        return dict(cursor.fetchall())
+
+
+_MOVE_SQL = 'UPDATE "markets_holding" SET "qty" = "qty" + %s WHERE "participant_id" = %s AND "leg_index" = %s'
+_TRADE_SQL = (
+    'INSERT INTO "markets_trade" ("id", "session_id", "rfq_id", "quote_id", "taker_id", "maker_id", "give_leg", '
+    '"get_leg", "give_qty", "get_qty", "rate", "executed_at", "seq") '
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def move_holdings(moves: Iterable[tuple[int, int, int]]) -> None:
+    """(delta, participant row, leg index) for each holding a trade changes."""
+    with connection.cursor() as cursor:
+        cursor.executemany(_MOVE_SQL, list(moves))
+
+
+def insert_trade(row: Sequence[Any]) -> None:
+    """The Trade row, its 13 columns in the order of _TRADE_SQL (executed_at a datetime)."""
+    values = list(row)
+    values[11] = connection.ops.adapt_datetimefield_value(values[11])
+    with connection.cursor() as cursor:
+        cursor.execute(_TRADE_SQL, values)
+
+
+# ---------------------------------------------------------------- fast replay of a SQLite file (markets.fastreplay)
+
+# The whole log's holdings events: a few heads, and the trades through the type index (in rowid order,
+# so the table is read front to back).
+HEADS_SQL = (
+    "SELECT stream, version, type, payload FROM ledger_event"
+    " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
+)
+TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type = 'TradeExecuted'"
+TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
+SEQ_RANGE_SQL = "SELECT MIN(seq), MAX(seq) FROM ledger_event"
