@@ -77,26 +77,27 @@ HOLDER_ROLES = ("trader", "maker")
 class DomainError(Exception):
     """A rule was broken; `code` is stable for programs, `message` is for people.
 
-    `status` is the HTTP-like class of the refusal (422 bad input, 409 the market's state refuses it
-    now, 403/404/401...): the edges map it to their own form (a JSON status, an inline form error, a CLI
-    exit), and the domain never needs to know which edge asked.
+    `kind` says what sort of refusal it is: "invalid" (the input is wrong), "conflict" (the market's
+    state refuses it now), "forbidden", "not_found", "unauthenticated", "unavailable" (the storage
+    refused). Each edge turns the kind into its own form (an HTTP status, an inline error, a CLI exit;
+    see markets.errors), so the rules never need to know which edge asked.
     """
 
     code = "invalid"
-    status = 422
+    kind = "invalid"
 
-    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
+        if kind is not None:
+            self.kind = kind
 
 
 class InvariantViolation(DomainError):
     code = "invariant_violation"
-    status = 409
+    kind = "conflict"
 
 
 # ---------------------------------------------------------------- parsing and formatting
@@ -310,13 +311,13 @@ def plan_trade(
             f"Insufficient inventory: the taker holds {qty_str(taker_holding[gi])} {give_leg}, "
             f"needs {qty_str(quantity)}",
             "insufficient_inventory",
-            409,
+            "conflict",
         )
     if maker_holding[ge] < receive:
         raise DomainError(
             f"Insufficient inventory: the maker holds {qty_str(maker_holding[ge])} {get_leg}, needs {qty_str(receive)}",
             "insufficient_inventory",
-            409,
+            "conflict",
         )
     return TradeMove(gi, ge, quantity, receive)
 

@@ -14,14 +14,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from markets import access, demo, selectors, services
-from markets.errors import DomainError
+from markets import access, demo, selectors, services, sql
+from markets.errors import DomainError, http_status
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 
@@ -29,8 +29,7 @@ FLOOR = "markets/floor.html"
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    sql.ping()
     return JsonResponse({"status": "ok"})
 
 
@@ -54,18 +53,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
 
 def _redirect_htmx(request: HttpRequest, name: str, *args: Any) -> HttpResponse:
     url = reverse(name, args=args)
-    if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
-    return redirect(url)
-
-
-def _session_or_404(session_id: str) -> Session:
-    try:
-        return Session.objects.get(id=session_id)
-    except Session.DoesNotExist:
-        raise Http404(f"No session {session_id}") from None
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def _viewable(request: HttpRequest, session: Session) -> Session:
@@ -83,9 +71,9 @@ def refusals_shown(view):
         try:
             return view(request, *args, **kwargs)
         except DomainError as exc:
-            title = {403: "Not visible to you", 401: "Sign in first", 404: "Not found"}.get(exc.status, "Refused")
-            context = {"title": title, "message": exc.message}
-            return render(request, "markets/refused.html", context, status=exc.status)
+            title = {"forbidden": "Not visible to you", "unauthenticated": "Sign in first", "not_found": "Not found"}
+            context = {"title": title.get(exc.kind, "Refused"), "message": exc.message}
+            return render(request, "markets/refused.html", context, status=http_status(exc))
 
     return wrapper
 
@@ -94,7 +82,7 @@ def refusals_shown(view):
 @require_GET
 @refusals_shown
 def floor(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _viewable(request, _session_or_404(session_id))
+    session = selectors.session_for(session_id, request.user)
     context = selectors.floor_context(session.id) | selectors.viewer_context(session, request.user)
     context["board"] = selectors.board_data(session)
     return render(request, FLOOR, context)
@@ -134,7 +122,7 @@ def _act(request: HttpRequest, session: Session, error_key: str, fn, *args: Any,
 @require_POST
 @refusals_shown
 def rfq_create(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _viewable(request, _session_or_404(session_id))
+    session = selectors.session_for(session_id, request.user)
     data = request.POST
     return _act(
         request,
@@ -222,7 +210,7 @@ def _controls_response(request: HttpRequest, session: Session, *, error: str = "
 @require_POST
 @refusals_shown
 def session_join(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _viewable(request, _session_or_404(session_id))
+    session = selectors.session_for(session_id, request.user)
     try:
         services.join_session(request.user, session.id, request.POST.get("role", ""))
     except DomainError as exc:
@@ -234,7 +222,7 @@ def session_join(request: HttpRequest, session_id: str) -> HttpResponse:
 @require_POST
 @refusals_shown
 def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _viewable(request, _session_or_404(session_id))
+    session = selectors.session_for(session_id, request.user)
     try:
         services.open_session(request.user, session.id)
     except DomainError as exc:
@@ -246,7 +234,7 @@ def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
 @refusals_shown
 def session_settle(request: HttpRequest, session_id: str) -> HttpResponse:
     """GET: show the fixing prices to confirm. POST: settle at exactly that fixing (its instant is posted back)."""
-    session = _viewable(request, _session_or_404(session_id))
+    session = selectors.session_for(session_id, request.user)
     if request.method == "GET":
         return _controls_response(request, session, preview=selectors.fixing_preview(session))
     if request.method != "POST":

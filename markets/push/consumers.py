@@ -166,7 +166,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
 
     def _backlog(self) -> list[dict]:
         events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
-        return [fanout.event_json(e) for e in events.iterator(chunk_size=1000)]
+        return [fanout.event_message(e) for e in events.iterator(chunk_size=1000)]
 
     async def _authenticate(self, query: dict[str, list[str]]):
         """The session cookie's user (browser pages of this site only), else the API token's user."""
@@ -198,9 +198,10 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
 
     async def _send_item(self, item: dict) -> None:
         if item["type"] == "event":
-            if item["seq"] <= self.last_seq:
+            seq = item["event"]["seq"]
+            if seq <= self.last_seq:
                 return  # already sent from the backlog
-            self.last_seq = item["seq"]
+            self.last_seq = seq
         await self.send_json(item)
 
 

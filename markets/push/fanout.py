@@ -132,22 +132,13 @@ def _events_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
     events = list(Event.objects.filter(seq__gt=cursor).order_by("seq")[:BATCH])
     if not events:
         return [], cursor
-    return [event_json(e) for e in events], events[-1].seq
+    return [event_message(e) for e in events], events[-1].seq
 
 
-def event_json(event: Event) -> dict[str, Any]:
-    """An event as programs receive it (the API and the JSON stream): payload as an object."""
-    return {
-        "type": "event",
-        "seq": event.seq,
-        "stream": event.stream,
-        "version": event.version,
-        "event_type": event.type,
-        "payload": event.data,
-        "at": event.at.isoformat(),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+def event_message(event: Event) -> dict[str, Any]:
+    """An event as the JSON stream sends it: the one serialised shape (`selectors.event_json`, as the API's
+    events pages give it) inside a message of type "event"."""
+    return {"type": "event", "event": selectors.event_json(event)}
 
 
 def holdings_json(session_id: str) -> dict[str, Any]:
@@ -200,11 +191,11 @@ def json_group_name(session_id: str) -> str:
 
 async def _on_events(events: list[dict[str, Any]]) -> None:
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        sid = domain.session_of_stream(event["stream"])
+    for message in events:
+        sid = domain.session_of_stream(message["event"]["stream"])
         if sid is not None:
-            by_session[sid].append(event)
-    await _fan_out({sid: stale(e["event_type"] for e in batch) for sid, batch in by_session.items()})
+            by_session[sid].append(message)
+    await _fan_out({sid: stale(m["event"]["type"] for m in batch) for sid, batch in by_session.items()})
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         holdings = await sync_to_async(closing(holdings_json), thread_sensitive=False)(sid)

@@ -90,7 +90,9 @@ def _command(session_id: str) -> Iterator[_Command]:
 
 
 def _get_session(session_id: str, *, for_update: bool = False) -> Session:
-    session = sql.get_by_pk(Session, str(session_id), for_update=for_update)
+    sid = str(session_id)
+    # An id that cannot exist names nothing, before any query (a NUL would not even reach PostgreSQL).
+    session = sql.get_by_pk(Session, sid, for_update=for_update) if domain.SESSION_ID.fullmatch(sid) else None
     if session is None:
         raise NotFound(f"Unknown session {str(session_id)[:64]!r}", "session_not_found")
     return session

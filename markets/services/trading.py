@@ -46,7 +46,7 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
                 f"Insufficient inventory: you hold {domain.qty_str(held)} {session.legs[gi]}, "
                 f"not {domain.qty_str(qty)}",
                 "insufficient_inventory",
-                409,
+                "conflict",
             )
         rfq_id = sql.next_id(RFQ)
         cmd.emit(
@@ -108,7 +108,7 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
                 f"Insufficient inventory: you hold {domain.qty_str(held)} {rfq.get_leg}; at rate "
                 f"{domain.rate_str(rate_base)} this quote would deliver {domain.qty_str(receive)} {rfq.get_leg}",
                 "insufficient_inventory",
-                409,
+                "conflict",
             )
         quote_id = sql.next_id(Quote)
         expires = cmd.now + dt.timedelta(seconds=ttl)
@@ -174,6 +174,10 @@ class _Acceptance(NamedTuple):
     give_leg: str
     get_leg: str
     quantity: int
+    taker_name: str
+    taker_role: str
+    maker_name: str
+    maker_role: str
 
 
 def _acceptance(quote_id: object) -> _Acceptance:
@@ -250,6 +254,16 @@ def accept_quote(actor, quote_id: object) -> Trade:
         executed_at=event.at,
         seq=event.seq,
     )
-    trade._state.adding = False
-    trade._state.db = connection.alias
-    return trade
+    # Both parties as they joined, so the answer names them without another read.
+    trade.taker = _stored(Participant(id=found.taker_id, session_id=session.id, user_id=found.taker_user_id,
+                                      username=found.taker_name, role=found.taker_role))
+    trade.maker = _stored(Participant(id=found.maker_id, session_id=session.id, user_id=found.maker_user_id,
+                                      username=found.maker_name, role=found.maker_role))  # fmt: skip
+    return _stored(trade)
+
+
+def _stored[M](row: M) -> M:
+    """A model instance built from what was just written, marked as the stored row it equals."""
+    row._state.adding = False  # type: ignore[attr-defined]
+    row._state.db = connection.alias  # type: ignore[attr-defined]
+    return row

@@ -20,8 +20,8 @@ from ledger import clock
 from ledger.models import Event
 from ledger.store import canonical_json, compute_hash
 from markets import tokens
-from markets.api import ExactJSONParser
-from markets.api_schemas import QuoteIn
+from markets.api.parser import ExactJSONParser
+from markets.api.schemas import QuoteIn
 from markets.models import RFQ, ApiToken, Quote, Session, Trade
 from oracle.models import Tick
 

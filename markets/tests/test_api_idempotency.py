@@ -13,8 +13,8 @@ from django.test import Client
 
 from conftest import create_demo
 from ledger.models import Event
-from markets import api as api_module
 from markets import tokens
+from markets.api import idempotency as api_module
 from markets.models import RFQ, IdempotencyRecord, Trade
 
 RFQ_BODY = {"give_leg": "AAPL", "get_leg": "NVDA", "quantity": "10"}

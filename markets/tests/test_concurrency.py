@@ -16,7 +16,7 @@ from django.db import connection
 from conftest import create_demo
 from ledger.models import Event
 from markets import audit, projections, services
-from markets.errors import Conflict, DomainError
+from markets.errors import Conflict, DomainError, http_status
 from markets.models import RFQ, Quote, Session, Trade
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,7 +81,7 @@ def test_many_accepts_of_one_quote_fill_it_exactly_once(users):
     assert len(losers) == 11
     for exc in losers:
         assert type(exc) is Conflict
-        assert exc.code in {"rfq_closed", "quote_not_live"} and exc.status == 409, exc.message
+        assert exc.code in {"rfq_closed", "quote_not_live"} and http_status(exc) == 409, exc.message
     assert Trade.objects.count() == 1
     assert Event.objects.filter(type="TradeExecuted").count() == 1
     assert projections.holdings_matrix("demo")["alice"] == [15_000_000, 21_200_000, 20_000_000, 30_000_000]
@@ -104,7 +104,7 @@ def test_concurrent_accepts_cannot_overdraw_the_taker(users):
     losers = errors_of(results)
     assert len(losers) == 3
     for exc in losers:
-        assert (exc.code, exc.status) == ("insufficient_inventory", 409), exc.message
+        assert (exc.code, http_status(exc)) == ("insufficient_inventory", 409), exc.message
         assert "taker holds 0.000000 AAPL" in exc.message
     assert projections.holdings_matrix("demo")["alice"][0] == 0
     assert Trade.objects.count() == 5
@@ -125,7 +125,7 @@ def test_concurrent_accepts_cannot_overdraw_the_maker(users):
     assert_only_domain_errors(results)
     assert sum(kind == "ok" for kind, _ in results) == 3
     for exc in errors_of(results):
-        assert (exc.code, exc.status) == ("insufficient_inventory", 409), exc.message
+        assert (exc.code, http_status(exc)) == ("insufficient_inventory", 409), exc.message
         assert "maker holds 0.000000 NVDA" in exc.message
     assert projections.holdings_matrix("demo")["mm"][1] == 0
     assert_sound("demo")
@@ -169,7 +169,7 @@ def test_racing_creations_of_one_session_id_make_one_session(users):
     assert_only_domain_errors(results)
     assert sum(kind == "ok" for kind, _ in results) == 1
     for exc in errors_of(results):
-        assert (exc.code, exc.status) == ("session_exists", 409)
+        assert (exc.code, http_status(exc)) == ("session_exists", 409)
     assert Session.objects.filter(id="race").count() == 1
     assert Counter(Event.objects.filter(stream="session-race").values_list("type", flat=True)) == {
         "SessionCreated": 1,

@@ -80,7 +80,7 @@ def test_a_token_stream_needs_no_origin_and_a_cookie_alone_is_not_enough_without
     raw = tokens.create_token(users["bob"])[1]
     url = server.url.replace("http", "ws") + "/ws/sessions/demo"
     first, code = asyncio.run(first_message(url, {"Authorization": f"Bearer {raw}"}))  # websockets sends no Origin
-    assert code is None and first["type"] == "event" and first["event_type"] == "SessionCreated"
+    assert code is None and first["type"] == "event" and first["event"]["type"] == "SessionCreated"
     first, code = asyncio.run(first_message(f"{url}?token={raw}"))
     assert first["type"] == "event"
     error, code = asyncio.run(first_message(url, {"Cookie": cookie(users["bob"])}))

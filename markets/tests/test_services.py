@@ -18,7 +18,7 @@ from conftest import create_demo
 from ledger import clock
 from ledger.models import Event
 from markets import audit, projections, services
-from markets.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
+from markets.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated, http_status
 from markets.models import RFQ, Participant, Payout, Quote, Session, Settlement, Trade
 
 T0 = dt.datetime(2030, 1, 2, 9, 30, tzinfo=dt.UTC)
@@ -50,7 +50,7 @@ def assert_refused(act: Callable[[], Any], exc: type[DomainError], code: str, st
         act()
     err = info.value
     assert type(err) is exc, f"{type(err).__name__}: {err.message}"
-    assert (err.code, err.status) == (code, status), err.message
+    assert (err.code, http_status(err)) == (code, status), err.message
     assert text in err.message
     assert err.message == str(err)
     assert "Traceback" not in err.message and "DoesNotExist" not in err.message

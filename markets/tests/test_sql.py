@@ -46,3 +46,9 @@ def test_the_trade_an_accept_returns_is_the_stored_row(users, demo):
     trade = services.accept_quote(users["alice"], quote.id)
     assert fields(trade) == fields(Trade.objects.get(id=trade.id))
     assert trade.taker.username == "alice" and trade.maker.username == "mm"
+    # Both parties come with it, as stored, so the API answers without reading them again.
+    stored = Trade.objects.select_related("taker", "maker").get(id=trade.id)
+    for got, want in ((trade.taker, stored.taker), (trade.maker, stored.maker)):
+        assert (got.id, got.user_id, got.username, got.role, got.session_id) == (
+            want.id, want.user_id, want.username, want.role, want.session_id
+        )  # fmt: skip

@@ -44,14 +44,16 @@ async def test_backlog_then_live_trade_made_through_the_api(users, demo):
     assert (await comm.connect())[0]
     first = await comm.receive_json_from(timeout=5)
     assert (
-        first["type"] == "event" and first["event_type"] == "SessionCreated" and first["payload"]["q"][0] == 100_000_000
+        first["type"] == "event"
+        and first["event"]["type"] == "SessionCreated"
+        and first["event"]["payload"]["q"][0] == 100_000_000
     )
-    seqs = [first["seq"]]
+    seqs = [first["event"]["seq"]]
     while True:
         item = await comm.receive_json_from(timeout=5)
         if item["type"] == "holdings":
             break
-        seqs.append(item["seq"])
+        seqs.append(item["event"]["seq"])
     assert seqs == sorted(seqs) and len(seqs) == 8  # created, 5 joins, allocation, opened
     assert item["holdings"]["alice"]["AAPL"] == "25.000000"
 
@@ -70,12 +72,12 @@ async def test_backlog_then_live_trade_made_through_the_api(users, demo):
     trade = None
     while trade is None:
         item = await next_of(comm, "event")
-        if item["event_type"] == "TradeExecuted":
+        if item["event"]["type"] == "TradeExecuted":
             trade = item
-    assert trade["payload"]["give_qty"] == 10_000_000 and trade["payload"]["get_qty"] == 6_200_000
+    assert trade["event"]["payload"]["give_qty"] == 10_000_000 and trade["event"]["payload"]["get_qty"] == 6_200_000
     holdings = await next_of(comm, "holdings")
     assert holdings["holdings"]["alice"]["NVDA"] == "21.200000"
-    assert holdings["seq"] == trade["seq"]
+    assert holdings["seq"] == trade["event"]["seq"]
     await comm.disconnect()
 
 
@@ -89,7 +91,7 @@ async def test_resume_after_seq_sends_only_what_was_missed(users, demo):
         item = await comm.receive_json_from(timeout=5)
         if item["type"] == "holdings":
             break
-        got.append(item["seq"])
+        got.append(item["event"]["seq"])
     assert got == [last_seen + 1, last_seen + 2]
     await comm.send_json_to({"do": "anything"})
     reply = await comm.receive_json_from(timeout=5)
@@ -104,3 +106,22 @@ async def test_bad_after_is_refused(users, demo):
         assert (await comm.connect())[0]
         assert (await comm.receive_json_from(timeout=5))["code"] == "bad_request"
         assert (await comm.receive_output(timeout=5))["code"] == 4400
+
+
+async def test_an_event_on_the_stream_is_exactly_what_the_api_pages_give(users, demo):
+    """One serialiser: the stream's event and the API's events page agree field for field."""
+    _, raw = await sync_to_async(tokens.create_token)(users["alice"])
+    comm = await stream("/ws/sessions/demo", raw)
+    assert (await comm.connect())[0]
+    streamed = []
+    while True:
+        item = await comm.receive_json_from(timeout=5)
+        if item["type"] == "holdings":
+            break
+        streamed.append(item["event"])
+
+    def page():
+        return Client().get("/api/v1/sessions/demo/events", HTTP_AUTHORIZATION=f"Bearer {raw}").json()["events"]
+
+    assert streamed == await sync_to_async(in_thread)(page)
+    await comm.disconnect()

@@ -91,7 +91,7 @@ def test_create_session_errors_are_inline_and_write_nothing(users, change, messa
 def test_organiser_creates_session_from_form(users):
     client = client_for(users["org"])
     ok = client.post(reverse("markets:session_list"), CREATE, **HX)
-    assert ok.status_code == 204
+    assert ok.status_code == 200
     assert ok["HX-Redirect"] == reverse("markets:floor", args=["x1"])
     assert Event.objects.filter(stream="session-x1", type="SessionCreated").exists()
 
@@ -226,7 +226,7 @@ def test_organiser_opens_and_settles_with_preview(users):
     add_ticks("s2", {"AAPL": "1", "NVDA": "2", "META": "3", "ORCL": "4"})
     preview = org.get(reverse("markets:settle", args=["s2"]), **HX).content.decode()
     assert "Confirm settlement" in preview and "2.000000" in preview
-    assert org.post(reverse("markets:settle", args=["s2"]), **HX).status_code == 204
+    assert org.post(reverse("markets:settle", args=["s2"]), **HX).status_code == 200
     floor = org.get(reverse("markets:floor", args=["s2"])).content.decode()
     assert "Settled" in floor and "✓ exact" in floor
     # 100*1 + 60*2 + 80*3 + 120*4 = 940
@@ -239,7 +239,7 @@ def test_join_from_the_floor(users):
     create_demo(users, "s3", open_it=False)
     eve = client_for(users["eve"])
     assert "Join this session" in eve.get(reverse("markets:floor", args=["s3"])).content.decode()
-    assert eve.post(reverse("markets:join", args=["s3"]), {"role": "trader"}, **HX).status_code == 204
+    assert eve.post(reverse("markets:join", args=["s3"]), {"role": "trader"}, **HX).status_code == 200
     again = eve.post(reverse("markets:join", args=["s3"]), {"role": "trader"}, **HX).content.decode()
     assert "eve has already joined s3" in again
 
@@ -274,7 +274,7 @@ def test_settlement_uses_the_fixing_the_organiser_was_shown(users):
     assert f'"fixing_at": "{shown_at}"' in preview
     clock.advance(5)
     add_ticks("s4", {"AAPL": "9", "NVDA": "9", "META": "9", "ORCL": "9"})  # arrives before the click
-    assert org.post(reverse("markets:settle", args=["s4"]), {"fixing_at": shown_at}, **HX).status_code == 204
+    assert org.post(reverse("markets:settle", args=["s4"]), {"fixing_at": shown_at}, **HX).status_code == 200
     settled = Event.objects.get(stream="session-s4", type="SessionSettled").data
     assert settled["prices"] == {"AAPL": 1_000_000, "NVDA": 2_000_000, "META": 3_000_000, "ORCL": 4_000_000}
     assert settled["fixing"]["at"] == shown_at

@@ -1,4 +1,4 @@
-"""Read queries shaped for pages, pushes, the API and commands. No writes here.
+"""The floor's panels, read once per page or per push (see markets.push.panels for which panel is which).
 
 Numbers stay exact: quantities and prices are Decimals made from the stored integers; values are
 x . S computed in integers and only then turned into Decimals for display.
@@ -6,94 +6,23 @@ x . S computed in integers and only then turned into Decimals for display.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Max, Q
 
 from ledger import clock
-from ledger.models import Event
-from markets import access, domain
-from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade, stream_name
-from oracle import units
+from markets import domain
+from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade
+from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
+from markets.selectors.events import event_log
+from markets.selectors.sessions import phase_context
 from oracle.models import Tick
 
 SPARK_POINTS = 120
 BLOTTER_ROWS = 25
-EVENT_ROWS = 25
-
-
-def q_dec(base: int) -> Decimal:
-    return domain.to_decimal(base, domain.QTY_DP)
-
-
-def money_dec(base: int) -> Decimal:
-    return domain.to_decimal(base, domain.MONEY_DP)
-
-
-def latest_prices(session: Session) -> dict[str, int]:
-    """Latest tick price per leg (base units); legs without a tick are absent."""
-    prices = {}
-    for leg in session.legs:
-        tick = (
-            Tick.objects.filter(session_id=session.id, symbol=leg)
-            .order_by("-at", "-id")
-            .values_list("price", flat=True)
-            .first()
-        )
-        if tick is not None:
-            prices[leg] = tick
-    return prices
-
-
-def price_vector(session: Session, prices: dict[str, int]) -> list[int] | None:
-    if all(leg in prices for leg in session.legs):
-        return [prices[leg] for leg in session.legs]
-    return None
-
-
-@dataclass
-class SessionRow:
-    session: Session
-    participants: int
-    pool_value: Decimal | None
-    last_tick: dt.datetime | None
-    phase: str = ""
-    phase_label: str = ""
-    note: str = ""
-
-
-def session_rows(user) -> list[SessionRow]:
-    """The sessions `user` may see (`markets.access`), newest first, with where each stands."""
-    sessions = list(
-        access.visible_sessions(user)
-        .annotate(n=Count("participants"))
-        .select_related("settlement")
-        .order_by("-created_at")
-    )
-    now = clock.now()
-    rows = []
-    for s in sessions:
-        settlement = getattr(s, "settlement", None) if s.status == Session.Status.SETTLED else None
-        # A settled session is worth what it paid out: q . S_t2, not q at whatever ticked afterwards.
-        vec = [settlement.prices[leg] for leg in s.legs] if settlement else price_vector(s, latest_prices(s))
-        last = Tick.objects.filter(session_id=s.id).aggregate(m=Max("at"))["m"]
-        phase = s.phase(now)
-        rows.append(
-            SessionRow(
-                s,
-                s.n,
-                money_dec(domain.payout(s.q, vec)) if vec else None,
-                last,
-                phase,
-                PHASE_LABELS[phase],
-                status_note(s, now),
-            )
-        )
-    return rows
 
 
 @dataclass
@@ -227,10 +156,19 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
     return rows, pool
 
 
+def _holds(check, *args) -> str | None:
+    """Run one of the domain's invariant checks: None when it holds, its message when it does not."""
+    try:
+        check(*args)
+    except domain.InvariantViolation as exc:
+        return exc.message
+    return None
+
+
 def _checks(
     session: Session, matrix: dict[str, list[int]], initial: dict[str, list[int]], vec: list[int] | None, settlement
 ) -> list[Check]:
-    n = len(session.legs)
+    """The four invariants as the floor shows them, decided by the same checks the commands run."""
     if not matrix:
         return [
             Check("1 Conservation", True, "not allocated yet", pending=True),
@@ -238,33 +176,25 @@ def _checks(
             Check("3 Zero-sum trades", True, "no trades", pending=True),
             Check("4 Settlement sum", True, "not settled", pending=True),
         ]
-    sums = [sum(row[k] for row in matrix.values()) for k in range(n)]
-    conserved = sums == list(session.q)
     low = min(min(row) for row in matrix.values())
     trades = Trade.objects.filter(session=session).count()
-    net = [sum(matrix[u][k] - initial[u][k] for u in matrix) for k in range(n)]
+    moved = [[x - x0 for x, x0 in zip(matrix[u], initial[u], strict=True)] for u in matrix]
+    conservation = _holds(domain.check_conservation, matrix, session.q)
+    negative = _holds(domain.check_non_negative, matrix)
+    zero_sum = _holds(domain.check_zero_sum, *moved)
     checks = [
-        Check(
-            "1 Conservation",
-            conserved,
-            "Σx = q on every leg"
-            if conserved
-            else "Σx ≠ q on " + ", ".join(session.legs[k] for k in range(n) if sums[k] != session.q[k]),
-        ),
-        Check("2 No negative holding", low >= 0, f"min x = {domain.qty_str(low)}"),
-        Check(
-            "3 Zero-sum trades", all(v == 0 for v in net), f"{trades} trades, ΣΔx = 0" if not any(net) else "ΣΔx ≠ 0"
-        ),
+        Check("1 Conservation", conservation is None, conservation or "Σx = q on every leg"),
+        Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
+        Check("3 Zero-sum trades", zero_sum is None, zero_sum or f"{trades} trades, ΣΔx = 0"),
     ]
     if settlement is not None:
         ok = settlement.total == settlement.expected
         checks.append(Check("4 Settlement sum", ok, f"Σ payouts = q·S = {Decimal(settlement.total):,.2f}"))
     elif vec is not None:
-        total = sum(domain.payout(row, vec) for row in matrix.values())
-        expected = domain.payout(session.q, vec)
-        checks.append(
-            Check("4 Settlement sum", total == expected, f"at latest prices Σ x·S = q·S = {money_dec(expected):,.2f}")
-        )
+        paid = domain.payouts(matrix, vec)
+        wrong = _holds(domain.check_settlement_sum, paid, session.q, vec)
+        expected = money_dec(domain.payout(session.q, vec))
+        checks.append(Check("4 Settlement sum", wrong is None, wrong or f"at latest prices Σ x·S = q·S = {expected:,.2f}"))
     else:
         checks.append(Check("4 Settlement sum", True, "waiting for prices", pending=True))
     return checks
@@ -312,74 +242,6 @@ def board_data(session: Session) -> list[dict[str, Any]]:
 
 def blotter(session: Session, limit: int = BLOTTER_ROWS) -> list[Trade]:
     return list(Trade.objects.filter(session=session).select_related("taker", "maker").order_by("-id")[:limit])
-
-
-@dataclass
-class EventRow:
-    seq: int
-    version: int
-    type: str
-    at: dt.datetime
-    summary: str
-    hash: str
-
-
-def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None = None) -> str:
-    """One line an auditor can read, from the event's own payload; `names` gives the display name of
-    each user id the payload names (logs written before ids name people by username)."""
-    names = names or {}
-
-    def who(side: str) -> str:
-        if f"{side}_id" in d:
-            return names.get(d[f"{side}_id"], f"user #{d[f'{side}_id']}")
-        return str(d.get(side, "?"))
-
-    match event_type:
-        case "SessionCreated":
-            return f"{', '.join(d['legs'])}; q = {' / '.join(units.short(x, domain.QTY_DP) for x in d['q'])}"
-        case "ParticipantJoined":
-            return f"{d['username']} as {d['role']}"
-        case "InitialAllocationAssigned":
-            holders = d.get("holdings_by_id", d.get("holdings", {}))
-            return f"{d['mode'].replace('_', '-')} to {len(holders)} holders"
-        case "SessionOpened":
-            return "trading open"
-        case "SessionCancelled":
-            return f"cancelled: {d['reason']}"
-        case "RFQRequested":
-            return f"RFQ {d['rfq_id']}: {who('taker')} gives {domain.qty_str(d['quantity'])} {d['give_leg']} for {d['get_leg']}"
-        case "QuoteProvided":
-            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {domain.rate_str(d['rate'])}"
-        case "QuoteWithdrawn":
-            return f"quote {d['quote_id']} withdrawn"
-        case "QuotesExpired":
-            ids = d["quote_ids"]
-            return f"quote{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} expired"
-        case "RFQCancelled":
-            return f"RFQ {d['rfq_id']} cancelled"
-        case "TradeExecuted":
-            return (
-                f"trade {d['trade_id']}: {who('taker')} {domain.qty_str(d['give_qty'])} {d['give_leg']} → "
-                f"{domain.qty_str(d['get_qty'])} {d['get_leg']} with {who('maker')}"
-            )
-        case "TradingClosed":
-            return "trading closed at t2: open RFQs and live quotes lapse"
-        case "SessionSettled":
-            return f"settled; Σ payouts = {Decimal(d['total']):,.2f}"
-        case "SettlementWaiting":
-            return d["reason"]
-    return ""
-
-
-def participant_names(session_id: str) -> dict[int, str]:
-    """{user id: the name the participant joined with}: how the pages name the people events name by id."""
-    return dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "username"))
-
-
-def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
-    events = Event.objects.filter(stream=stream_name(session.id)).order_by("-seq")[:limit]
-    names = participant_names(session.id)
-    return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]
 
 
 def _last_tick(session_id: str) -> int:
@@ -435,64 +297,21 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     return context
 
 
-def phase_context(session: Session) -> dict[str, Any]:
-    """Where the session stands now, for templates: its phase (trading stops at t2 by itself, before the
-    scheduler records it), a label, and t2 in epoch milliseconds for the page's countdown."""
-    now = clock.now()
-    phase = session.phase(now)
+def fixing_preview(session: Session) -> dict[str, Any]:
+    """What settling now would use: the fixing rule's prices, or why it cannot."""
+    from oracle import fixing
+
+    at = session.t2 if session.end_mode == Session.EndMode.TIMED and session.t2 else clock.now()
+    try:
+        taken = fixing.take_fixing(session.id, session.legs, at, session.fixing_rule)
+    except fixing.MissingPrice as exc:
+        return {"ok": False, "reason": str(exc), "at": at}
     return {
-        "now": now,
-        "phase": phase,
-        "phase_label": PHASE_LABELS[phase],
-        "t2_ms": int(session.t2.timestamp() * 1000) if session.t2 else None,
+        "ok": True,
+        "at": at,
+        "rule": taken.rule,
+        "prices": [(leg, domain.to_decimal(taken.prices[leg], domain.PRICE_DP)) for leg in session.legs],
     }
-
-
-PHASE_LABELS = {
-    Session.Status.CREATED: "Created",
-    Session.Status.OPEN: "Open",
-    Session.Status.CLOSED: "Trading closed",
-    Session.Status.SETTLED: "Settled",
-    Session.Status.CANCELLED: "Cancelled",
-}
-
-
-def status_note(session: Session, now: dt.datetime | None = None) -> str:
-    """One line on where a session stands, as the sessions list, the floor and the API say it."""
-    now = now or clock.now()
-    phase = session.phase(now)
-    rule = session.fixing_rule.get("rule", "last")
-    if phase == Session.Status.CREATED:
-        if session.start_mode == Session.StartMode.SCHEDULED and session.t1:
-            return f"opens at t1 ({domain.when(session.t1)})"
-        return "not open yet: the organiser opens it"
-    if phase == Session.Status.OPEN:
-        if session.end_mode == Session.EndMode.TIMED and session.t2:
-            return f"trading open until t2 ({domain.when(session.t2)}), then it settles at the fixing ({rule})"
-        return "trading open; the organiser settles it"
-    if phase == Session.Status.CLOSED:
-        waiting = f"; waiting: {session.waiting_reason}" if session.waiting_reason else ""
-        return f"trading closed, settles at the fixing ({rule}, t2 {domain.when(session.t2)}){waiting}"
-    if phase == Session.Status.CANCELLED:
-        return f"cancelled: {session.waiting_reason}" if session.waiting_reason else "cancelled"
-    return "settled: payouts are final"
-
-
-def priced_sessions(session_ids: list[str] | None = None) -> dict[str, list[str]]:
-    """{session id: its legs} for the sessions the oracle prices: every one (or those named) that is not
-    settled or cancelled, created ones too, so prices exist before t1."""
-    sessions = Session.objects.exclude(status__in=(Session.Status.SETTLED, Session.Status.CANCELLED))
-    if session_ids is not None:
-        sessions = sessions.filter(id__in=session_ids)
-    return dict(sessions.order_by("id").values_list("id", "legs"))
-
-
-def viewer_context(session: Session, user) -> dict[str, Any]:
-    """What differs per viewer: who they are in this session."""
-    me = None
-    if user is not None and user.is_authenticated:
-        me = Participant.objects.filter(session=session, user=user).first()
-    return {"me": me, "is_organiser": bool(me and me.role == Participant.Role.ORGANISER)}
 
 
 def portfolio(user) -> list[dict[str, Any]]:
@@ -511,18 +330,3 @@ def portfolio(user) -> list[dict[str, Any]]:
     return rows
 
 
-def fixing_preview(session: Session) -> dict[str, Any]:
-    """What settling now would use: the fixing rule's prices, or why it cannot."""
-    from oracle import fixing
-
-    at = session.t2 if session.end_mode == Session.EndMode.TIMED and session.t2 else clock.now()
-    try:
-        taken = fixing.take_fixing(session.id, session.legs, at, session.fixing_rule)
-    except fixing.MissingPrice as exc:
-        return {"ok": False, "reason": str(exc), "at": at}
-    return {
-        "ok": True,
-        "at": at,
-        "rule": taken.rule,
-        "prices": [(leg, domain.to_decimal(taken.prices[leg], domain.PRICE_DP)) for leg in session.legs],
-    }

@@ -1,0 +1,55 @@
+"""Every read shaped for the pages, the API, the pushes and the exports. No writes here.
+
+    common.py    display numbers, prices, `session_for` (the one "this session, if you may see it")
+    sessions.py  where sessions stand: the list, the phase and its words, what the oracle prices
+    floor.py     the floor's panels (legs, holdings, pool and invariants, board, blotter, log), portfolio
+    events.py    the one JSON shape of an event, and the log's one-line summaries
+    api.py       the JSON API's answers
+"""
+
+from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for
+from markets.selectors.events import event_json, event_log, participant_names, summarize
+from markets.selectors.floor import (
+    FLOOR_PARTS,
+    blotter,
+    board_data,
+    fixing_preview,
+    floor_context,
+    floor_position,
+    holdings_and_pool,
+    portfolio,
+)
+from markets.selectors.sessions import (
+    PHASE_LABELS,
+    phase_context,
+    priced_sessions,
+    session_rows,
+    status_note,
+    viewer_context,
+)
+
+__all__ = [
+    "FLOOR_PARTS",
+    "PHASE_LABELS",
+    "blotter",
+    "board_data",
+    "event_json",
+    "event_log",
+    "fixing_preview",
+    "floor_context",
+    "floor_position",
+    "holdings_and_pool",
+    "latest_prices",
+    "money_dec",
+    "participant_names",
+    "phase_context",
+    "portfolio",
+    "price_vector",
+    "priced_sessions",
+    "q_dec",
+    "session_for",
+    "session_rows",
+    "status_note",
+    "summarize",
+    "viewer_context",
+]

@@ -1,0 +1,182 @@
+"""The JSON API's answers: each shape built from the read models, once (the endpoints only pick one).
+
+Quantities, rates, prices and money are exact decimal strings; people are named as they joined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch
+
+from ledger import clock
+from ledger.models import Event
+from markets import domain
+from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+from markets.selectors.sessions import status_note
+from oracle.models import Tick
+
+
+def session_out(session: Session) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "title": session.title,
+        "status": session.phase(clock.now()),
+        "status_note": status_note(session),
+        "legs": list(session.legs),
+        "q": [domain.qty_str(x) for x in session.q],
+        "t1": session.t1,
+        "t2": session.t2,
+        "start_mode": session.start_mode,
+        "end_mode": session.end_mode,
+        "allocation_mode": session.allocation_mode,
+        "fixing_rule": session.fixing_rule,
+        "visibility": session.visibility,
+        "created_by": session.created_by.username,
+        "created_at": session.created_at,
+        "opened_at": session.opened_at,
+        "settled_at": session.settled_at,
+        "waiting_reason": session.waiting_reason,
+        "version": session.version,
+        "last_seq": session.last_seq,
+        "participants": [participant_out(p) for p in session.participants.all()],
+    }
+
+
+def participant_out(participant: Participant) -> dict[str, Any]:
+    return {
+        "session_id": participant.session_id,
+        "username": participant.username,
+        "role": participant.role,
+        "joined_at": participant.joined_at,
+    }
+
+
+def quote_out(quote: Quote, quantity: int) -> dict[str, Any]:
+    return {
+        "id": quote.id,
+        "rfq_id": quote.rfq_id,
+        "maker": quote.maker.username,
+        "rate": domain.rate_str(quote.rate),
+        "receive": domain.qty_str(domain.trade_receive(quantity, quote.rate)),
+        "expires_at": quote.expires_at,
+        "status": quote.status_at(clock.now()),
+        "created_at": quote.created_at,
+    }
+
+
+def rfq_out(rfq: RFQ) -> dict[str, Any]:
+    return {
+        "id": rfq.id,
+        "session_id": rfq.session_id,
+        "taker": rfq.taker.username,
+        "give_leg": rfq.give_leg,
+        "get_leg": rfq.get_leg,
+        "quantity": domain.qty_str(rfq.quantity),
+        "status": rfq.status,
+        "created_at": rfq.created_at,
+        "closed_at": rfq.closed_at,
+        "quotes": [quote_out(q, rfq.quantity) for q in rfq.quotes.all()],
+    }
+
+
+def rfqs():
+    quotes = Quote.objects.select_related("maker").order_by("id")
+    return RFQ.objects.select_related("taker").prefetch_related(Prefetch("quotes", queryset=quotes))
+
+
+def trade_out(trade: Trade) -> dict[str, Any]:
+    return {
+        "id": trade.id,
+        "session_id": trade.session_id,
+        "rfq_id": trade.rfq_id,
+        "quote_id": trade.quote_id,
+        "taker": trade.taker.username,
+        "maker": trade.maker.username,
+        "give_leg": trade.give_leg,
+        "get_leg": trade.get_leg,
+        "give_qty": domain.qty_str(trade.give_qty),
+        "get_qty": domain.qty_str(trade.get_qty),
+        "rate": domain.rate_str(trade.rate),
+        "executed_at": trade.executed_at,
+        "seq": trade.seq,
+    }
+
+
+def settlement_out(session: Session) -> dict[str, Any]:
+    settlement = Settlement.objects.filter(session=session).first()
+    payouts = Payout.objects.filter(session=session).select_related("participant").order_by("participant__username")
+    return {
+        "session_id": session.id,
+        "status": session.status,
+        "settled": settlement is not None,
+        "settled_at": settlement.settled_at if settlement else None,
+        "prices": {leg: domain.price_str(settlement.prices[leg]) for leg in session.legs} if settlement else {},
+        "fixing": settlement.fixing if settlement else None,
+        "total": settlement.total if settlement else None,
+        "expected": settlement.expected if settlement else None,
+        "payouts": [
+            {"username": p.participant.username, "role": p.participant.role, "amount": p.amount} for p in payouts
+        ],
+    }
+
+
+def tick_out(tick: Tick) -> dict[str, Any]:
+    return {"price": domain.price_str(tick.price), "at": tick.at, "source": tick.source}
+
+
+
+
+def allocations(session: Session) -> dict[str, Any]:
+    """x and the initial allocation of every holder, per leg, with the totals (= q once allocated)."""
+    legs = list(session.legs)
+    rows: dict[int, dict[str, Any]] = {}
+    totals = [0] * len(legs)
+    holdings = (
+        Holding.objects.filter(session=session)
+        .select_related("participant")
+        .order_by("participant__username", "participant__user_id", "leg_index")
+    )
+    for h in holdings:
+        row = rows.setdefault(
+            h.participant.user_id,
+            {"username": h.participant.username, "role": h.participant.role, "x": {}, "initial": {}},
+        )
+        row["x"][h.leg] = domain.qty_str(h.qty)
+        row["initial"][h.leg] = domain.qty_str(h.initial)
+        totals[h.leg_index] += h.qty
+    return {
+        "session_id": session.id,
+        "status": session.status,
+        "legs": legs,
+        "as_of_seq": session.last_seq,
+        "holdings": list(rows.values()),
+        "totals": {leg: domain.qty_str(t) for leg, t in zip(legs, totals, strict=True)},
+    }
+
+
+def events_page(session: Session, after: int, limit: int) -> dict[str, Any]:
+    """The session's events after `after`, `limit` at most, in the one serialised shape."""
+    from markets.selectors.events import event_json
+
+    rows = list(Event.objects.filter(stream=session.stream, seq__gt=after).order_by("seq")[: limit + 1])
+    page = rows[:limit]
+    return {
+        "session_id": session.id,
+        "events": [event_json(e) for e in page],
+        "next_after": page[-1].seq if page else after,
+        "has_more": len(rows) > limit,
+    }
+
+
+def prices(session: Session, history: int) -> dict[str, Any]:
+    """The newest tick per leg, and up to `history` recent ticks per leg, oldest first."""
+    latest: dict[str, Any] = {}
+    recent: dict[str, list[dict[str, Any]]] = {}
+    for leg in session.legs:
+        newest = list(Tick.objects.filter(session_id=session.id, symbol=leg).order_by("-at", "-id")[: max(history, 1)])
+        if newest:
+            latest[leg] = tick_out(newest[0])
+        if history:
+            recent[leg] = [tick_out(t) for t in reversed(newest)]
+    return {"session_id": session.id, "legs": list(session.legs), "latest": latest, "history": recent}

@@ -1,0 +1,53 @@
+"""Small reads every page and answer shares: exact display numbers, prices, and the one way a request
+names a session it may see."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from markets import access, domain
+from markets.errors import NotFound
+from markets.models import Session
+from oracle.models import Tick
+
+
+def session_for(session_id: object, user) -> Session:
+    """The session a page, an API call or an export names, if it exists and `user` may see it
+    (`markets.access`); NotFound or Forbidden otherwise, which each edge shows its own way."""
+    sid = str(session_id)
+    session = Session.objects.select_related("created_by").filter(id=sid).first() if domain.SESSION_ID.fullmatch(sid) else None
+    if session is None:
+        raise NotFound(f"Unknown session {sid[:64]!r}", "session_not_found")
+    access.require_view(session, user)
+    return session
+
+
+def q_dec(base: int) -> Decimal:
+    return domain.to_decimal(base, domain.QTY_DP)
+
+
+def money_dec(base: int) -> Decimal:
+    return domain.to_decimal(base, domain.MONEY_DP)
+
+
+def latest_prices(session: Session) -> dict[str, int]:
+    """Latest tick price per leg (base units); legs without a tick are absent."""
+    prices = {}
+    for leg in session.legs:
+        tick = (
+            Tick.objects.filter(session_id=session.id, symbol=leg)
+            .order_by("-at", "-id")
+            .values_list("price", flat=True)
+            .first()
+        )
+        if tick is not None:
+            prices[leg] = tick
+    return prices
+
+
+def price_vector(session: Session, prices: dict[str, int]) -> list[int] | None:
+    if all(leg in prices for leg in session.legs):
+        return [prices[leg] for leg in session.legs]
+    return None
+
+

@@ -1,0 +1,102 @@
+"""Events as people and programs read them: the one JSON shape of an event (the API's pages and the
+stream both send `event_json`), and the one-line summary the floor's log shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ledger.chain import format_at
+from ledger.models import Event
+from markets import domain
+from markets.models import Participant, Session, stream_name
+from oracle import units
+
+EVENT_ROWS = 25
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event for programs, the same in `GET /sessions/{id}/events` and on the stream: its payload as
+    an object, its time exactly as hashed."""
+    return {
+        "seq": event.seq,
+        "stream": event.stream,
+        "version": event.version,
+        "type": event.type,
+        "payload": event.data,
+        "at": format_at(event.at),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+@dataclass
+class EventRow:
+    seq: int
+    version: int
+    type: str
+    at: dt.datetime
+    summary: str
+    hash: str
+
+
+def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None = None) -> str:
+    """One line an auditor can read, from the event's own payload; `names` gives the display name of
+    each user id the payload names (logs written before ids name people by username)."""
+    names = names or {}
+
+    def who(side: str) -> str:
+        if f"{side}_id" in d:
+            return names.get(d[f"{side}_id"], f"user #{d[f'{side}_id']}")
+        return str(d.get(side, "?"))
+
+    match event_type:
+        case "SessionCreated":
+            return f"{', '.join(d['legs'])}; q = {' / '.join(units.short(x, domain.QTY_DP) for x in d['q'])}"
+        case "ParticipantJoined":
+            return f"{d['username']} as {d['role']}"
+        case "InitialAllocationAssigned":
+            holders = d.get("holdings_by_id", d.get("holdings", {}))
+            return f"{d['mode'].replace('_', '-')} to {len(holders)} holders"
+        case "SessionOpened":
+            return "trading open"
+        case "SessionCancelled":
+            return f"cancelled: {d['reason']}"
+        case "RFQRequested":
+            return f"RFQ {d['rfq_id']}: {who('taker')} gives {domain.qty_str(d['quantity'])} {d['give_leg']} for {d['get_leg']}"
+        case "QuoteProvided":
+            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {domain.rate_str(d['rate'])}"
+        case "QuoteWithdrawn":
+            return f"quote {d['quote_id']} withdrawn"
+        case "QuotesExpired":
+            ids = d["quote_ids"]
+            return f"quote{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} expired"
+        case "RFQCancelled":
+            return f"RFQ {d['rfq_id']} cancelled"
+        case "TradeExecuted":
+            return (
+                f"trade {d['trade_id']}: {who('taker')} {domain.qty_str(d['give_qty'])} {d['give_leg']} → "
+                f"{domain.qty_str(d['get_qty'])} {d['get_leg']} with {who('maker')}"
+            )
+        case "TradingClosed":
+            return "trading closed at t2: open RFQs and live quotes lapse"
+        case "SessionSettled":
+            return f"settled; Σ payouts = {Decimal(d['total']):,.2f}"
+        case "SettlementWaiting":
+            return d["reason"]
+    return ""
+
+
+def participant_names(session_id: str) -> dict[int, str]:
+    """{user id: the name the participant joined with}: how the pages name the people events name by id."""
+    return dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "username"))
+
+
+def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
+    events = Event.objects.filter(stream=stream_name(session.id)).order_by("-seq")[:limit]
+    names = participant_names(session.id)
+    return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]
+
+
