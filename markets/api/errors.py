@@ -73,7 +73,6 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return _error(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
 
 
-
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return _error(request, 404, "not_found", str(exc) or "Not found")
 
@@ -89,8 +88,6 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         return _error(request, 503, "storage_unavailable", f"Not saved: {problem}. Nothing was changed.")
     logger.exception("API error on %s %s", request.method, request.path, exc_info=exc)
     return _error(request, 500, "internal_error", "Something went wrong on our side; nothing was changed")
-
-
 
 
 def install(api: NinjaAPI) -> None:

@@ -146,5 +146,3 @@ def post(router: Router, path: str, **kwargs):
         return router.post(path, openapi_extra=IDEMPOTENCY_OPENAPI, **kwargs)(decorated)
 
     return register
-
-

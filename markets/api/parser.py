@@ -54,4 +54,3 @@ class BearerToken(HttpBearer):
 
 
 bearer = BearerToken()
-

@@ -1,10 +1,10 @@
 """Every read shaped for the pages, the API, the pushes and the exports. No writes here.
 
-    common.py    display numbers, prices, `session_for` (the one "this session, if you may see it")
-    sessions.py  where sessions stand: the list, the phase and its words, what the oracle prices
-    floor.py     the floor's panels (legs, holdings, pool and invariants, board, blotter, log), portfolio
-    events.py    the one JSON shape of an event, and the log's one-line summaries
-    api.py       the JSON API's answers
+common.py    display numbers, prices, `session_for` (the one "this session, if you may see it")
+sessions.py  where sessions stand: the list, the phase and its words, what the oracle prices
+floor.py     the floor's panels (legs, holdings, pool and invariants, board, blotter, log), portfolio
+events.py    the one JSON shape of an event, and the log's one-line summaries
+api.py       the JSON API's answers
 """
 
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for

@@ -125,8 +125,6 @@ def tick_out(tick: Tick) -> dict[str, Any]:
     return {"price": domain.price_str(tick.price), "at": tick.at, "source": tick.source}
 
 
-
-
 def allocations(session: Session) -> dict[str, Any]:
     """x and the initial allocation of every holder, per leg, with the totals (= q once allocated)."""
     legs = list(session.legs)

@@ -15,7 +15,11 @@ def session_for(session_id: object, user) -> Session:
     """The session a page, an API call or an export names, if it exists and `user` may see it
     (`markets.access`); NotFound or Forbidden otherwise, which each edge shows its own way."""
     sid = str(session_id)
-    session = Session.objects.select_related("created_by").filter(id=sid).first() if domain.SESSION_ID.fullmatch(sid) else None
+    session = (
+        Session.objects.select_related("created_by").filter(id=sid).first()
+        if domain.SESSION_ID.fullmatch(sid)
+        else None
+    )
     if session is None:
         raise NotFound(f"Unknown session {sid[:64]!r}", "session_not_found")
     access.require_view(session, user)
@@ -49,5 +53,3 @@ def price_vector(session: Session, prices: dict[str, int]) -> list[int] | None:
     if all(leg in prices for leg in session.legs):
         return [prices[leg] for leg in session.legs]
     return None
-
-

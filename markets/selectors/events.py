@@ -98,5 +98,3 @@ def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
     events = Event.objects.filter(stream=stream_name(session.id)).order_by("-seq")[:limit]
     names = participant_names(session.id)
     return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]
-
-

@@ -194,7 +194,9 @@ def _checks(
         paid = domain.payouts(matrix, vec)
         wrong = _holds(domain.check_settlement_sum, paid, session.q, vec)
         expected = money_dec(domain.payout(session.q, vec))
-        checks.append(Check("4 Settlement sum", wrong is None, wrong or f"at latest prices Σ x·S = q·S = {expected:,.2f}"))
+        checks.append(
+            Check("4 Settlement sum", wrong is None, wrong or f"at latest prices Σ x·S = q·S = {expected:,.2f}")
+        )
     else:
         checks.append(Check("4 Settlement sum", True, "waiting for prices", pending=True))
     return checks
@@ -328,5 +330,3 @@ def portfolio(user) -> list[dict[str, Any]]:
         )
         rows.append({"participant": p, "session": session, "holding": mine, "trades": trades})
     return rows
-
-

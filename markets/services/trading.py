@@ -255,8 +255,15 @@ def accept_quote(actor, quote_id: object) -> Trade:
         seq=event.seq,
     )
     # Both parties as they joined, so the answer names them without another read.
-    trade.taker = _stored(Participant(id=found.taker_id, session_id=session.id, user_id=found.taker_user_id,
-                                      username=found.taker_name, role=found.taker_role))
+    trade.taker = _stored(
+        Participant(
+            id=found.taker_id,
+            session_id=session.id,
+            user_id=found.taker_user_id,
+            username=found.taker_name,
+            role=found.taker_role,
+        )
+    )
     trade.maker = _stored(Participant(id=found.maker_id, session_id=session.id, user_id=found.maker_user_id,
                                       username=found.maker_name, role=found.maker_role))  # fmt: skip
     return _stored(trade)

@@ -19,7 +19,9 @@ from django.db.models import F
 from ledger import clock, store
 from markets import audit, projections
 from markets.models import RFQ, Holding, Quote, Settlement, Trade
-from markets.simulation import ACTIONS, T0, SimParams, Simulation, SimulationError
+from markets.simulation import SimParams, Simulation, SimulationError
+from markets.simulation.engine import T0
+from markets.simulation.result import ACTIONS
 from oracle.models import Tick
 
 BASE_DIR = Path(settings.BASE_DIR)

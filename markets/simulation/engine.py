@@ -1,0 +1,503 @@
+"""The simulator's run: a seeded, repeatable market driven through the real services and database (`manage.py simulate`).
+
+One run: users sim-org (organiser), sim-t1.. (traders), sim-m1.. (makers) and sim-eve (an outsider)
+-> a manual session `sim-<seed>` over `legs` legs, opened pro rata -> `steps` actions -> settlement at
+the oracle's fixing -> full replay and audit. Every action goes through `markets.services`, exactly as
+a browser or the API would send it, including bad inputs on purpose (garbage numbers, the wrong user,
+expired or dead quotes, too little inventory, the same leg twice...).
+
+Before each action the simulator predicts, from the stored projection, which refusals apply; an action
+with none must succeed, one with some must fail with one of those codes. After every action it checks:
+1. conservation: each leg sums to q exactly; 2. no negative holding; 3. the last TradeExecuted event is
+zero-sum and moved the holdings by exactly its deltas; and a refused action wrote nothing (Event count,
+holdings and the session's version unchanged). At the end: 4. sum of payouts == q . S, the replay of the
+stream equals the stored projection, and `audit.verify_session` passes. The first violation raises
+SimulationError naming the seed, the step and the events involved.
+
+Repeatable: all randomness comes from `numpy.random.default_rng(seed)` (the oracle's SimSource has its
+own generator from the same seed), all time from the frozen ledger clock starting at T0, and every id is
+derived from the database. RFQ, quote, trade and tick ids are global (max + 1), so two runs give the same
+ledger (the same head hash) only in two fresh databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.db.models import F, Max
+
+from ledger import clock, store
+from ledger.models import Event
+from markets import audit, domain, projections, services
+from markets.errors import DomainError
+from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, stream_name
+from markets.simulation import model
+from markets.simulation.intents import Intents
+from markets.simulation.result import (
+    ORGANISER,
+    OUTSIDER,
+    SimParams,
+    SimulationError,
+    SimulationResult,
+    _Action,
+    _text,
+)
+from oracle.models import Tick
+from oracle.sources import SimConfig, SimSource, load_config
+
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+SYMBOLS = (
+    "AAPL", "NVDA", "META", "ORCL", "MSFT", "AMZN", "GOOG", "TSLA",
+    "AMD", "INTC", "IBM", "CSCO", "ADBE", "CRM", "QCOM", "TXN",
+)  # fmt: skip
+ORACLE_CONFIG = Path(settings.BASE_DIR) / "oracle" / "configs" / "default.json"
+TICK_SECONDS = 60.0  # market seconds the oracle's walk moves between two stored ticks
+
+
+class Simulation(Intents):
+    """Run with `Simulation(SimParams(...)).run()`; returns a SimulationResult or raises SimulationError.
+
+    `progress(step, steps)` is called once set up (step 0) and after every step; `after_action(sim, step)`
+    runs right after each step's action, before the checks (tests use it to inject faults).
+    """
+
+    def __init__(
+        self,
+        params: SimParams,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        after_action: Callable[[Simulation, int], None] | None = None,
+    ) -> None:
+        params.validate()
+        self.params = params
+        self.sid = params.sid
+        self.stream = stream_name(self.sid)
+        self.progress = progress
+        self.after_action = after_action
+        self.rng = np.random.default_rng(params.seed)
+        self.result = SimulationResult(params)
+        self.step = 0
+        self.where = "setup"
+        self.legs = [SYMBOLS[k] if k < len(SYMBOLS) else f"SIM{k + 1:02d}" for k in range(params.legs)]
+        self.traders = [f"sim-t{i}" for i in range(1, params.traders + 1)]
+        self.makers = [f"sim-m{i}" for i in range(1, params.makers + 1)]
+        self.holders = sorted(self.traders + self.makers)
+        self.roles = (
+            {ORGANISER: "organiser"} | dict.fromkeys(self.traders, "trader") | dict.fromkeys(self.makers, "maker")
+        )
+        self.users: dict = {}
+        self.q: list[int] = []
+        self.matrix: dict[str, list[int]] = {}
+        self.prices: dict[str, int] = {}
+        self.status = Session.Status.CREATED
+        self.timed = not settings.ALLOW_MANUAL_SETTLE
+        config = load_config(ORACLE_CONFIG) if ORACLE_CONFIG.exists() else SimConfig()
+        self.source = SimSource(self.legs, config, params.seed, TICK_SECONDS)
+        self.t2: dt.datetime | None = None
+        self.bad_turn = 0
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> SimulationResult:
+        with clock.frozen(T0):
+            self._setup()
+            started = time.perf_counter()
+            if self.progress is not None:
+                self.progress(0, self.params.steps)
+            for step in range(1, self.params.steps + 1):
+                self.step = step
+                self.where = f"step {step}"
+                clock.advance(int(self.rng.integers(0, 4)))
+                if step % self.params.tick_every == 0:
+                    self._store_tick()
+                self._execute(self._choose())
+                if self.params.replay_every and step % self.params.replay_every == 0:
+                    self._check_replay()
+                self.result.steps_done = step
+                if self.progress is not None:
+                    self.progress(step, self.params.steps)
+            self.where = f"settlement (after step {self.step})"
+            self._settle()
+            self.result.elapsed = time.perf_counter() - started
+            self._final_checks()
+        return self.result
+
+    def _setup(self) -> None:
+        if Session.objects.filter(id=self.sid).exists() or store.head(self.stream) is not None:
+            raise ValueError(f"session {self.sid} already exists: pick another --session-id or use a fresh database")
+        User = get_user_model()
+        permission = Permission.objects.get(codename="add_session", content_type__app_label="markets")
+        for name in [ORGANISER, OUTSIDER, *self.traders, *self.makers]:
+            user, created = User.objects.get_or_create(username=name)
+            if created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            if name == ORGANISER:
+                user.user_permissions.add(permission)
+                user = User.objects.get(pk=user.pk)  # drop the permission cache
+            self.users[name] = user
+        q = [
+            int(self.rng.integers(50, 500)) * domain.QTY_SCALE * self.params.participants
+            + int(self.rng.integers(0, domain.QTY_SCALE))
+            for _ in self.legs
+        ]
+        kwargs: dict = {}
+        if self.timed:  # manual settlement is disabled here: settle by the clock instead
+            self.t2 = T0 + dt.timedelta(days=365)
+            kwargs = {"end_mode": Session.EndMode.TIMED, "t2": self.t2}
+        org = self.users[ORGANISER]
+        before = self._last_seq()
+        try:
+            services.create_session(
+                org,
+                session_id=self.sid,
+                title=f"Simulation, seed {self.params.seed}",
+                legs=self.legs,
+                q=[_text(x, domain.QTY_DP) for x in q],
+                fixing_rule={"rule": "last"},
+                **kwargs,
+            )
+            for name in self.holders:
+                services.join_session(self.users[name], self.sid, self.roles[name])
+            services.open_session(org, self.sid)
+        except DomainError as exc:  # e.g. a --session-id the services refuse
+            raise ValueError(f"cannot set up session {self.sid}: {exc.message}") from None
+        self.q = Session.objects.get(id=self.sid).q
+        if self.q != q:
+            raise self._violation("setup", f"q stored as {self.q}, sent {q}", self._events_after(before))
+        self.status = Session.Status.OPEN
+        self.matrix = projections.holdings_matrix(self.sid)
+        expected = domain.pro_rata(q, self.holders)
+        if self.matrix != expected:
+            raise self._violation("setup", "the opening allocation is not pro rata", self._events_after(before))
+        self._check_invariants("setup", self._events_after(before))
+        self.result.events_written = store.head(self.stream).version
+        self._store_tick()
+
+    # ------------------------------------------------------------ helpers
+
+    def _pick(self, items: Sequence):
+        return items[int(self.rng.integers(len(items)))]
+
+    def _event_count(self) -> int:
+        return Event.objects.count()
+
+    def _last_seq(self) -> int:
+        return Event.objects.aggregate(m=Max("seq"))["m"] or 0
+
+    def _events_after(self, seq: int) -> list[Event]:
+        return list(Event.objects.filter(seq__gt=seq).order_by("seq"))
+
+    def _store_tick(self) -> None:
+        prices = next(self.source)
+        at = clock.now()
+        with transaction.atomic():
+            Tick.objects.bulk_create(
+                Tick(session_id=self.sid, symbol=leg, at=at, price=prices[leg], source=f"sim:{self.params.seed}")
+                for leg in self.legs
+            )
+        self.prices = {leg: prices[leg] for leg in self.legs}
+        self.result.ticks_stored += 1
+
+    def _rfqs(self, *, closed: bool = False, **filters) -> list[dict]:
+        qs = RFQ.objects.filter(session_id=self.sid, **filters)
+        if closed:  # the 50 newest RFQs that are filled or cancelled
+            qs = qs.exclude(status=RFQ.Status.OPEN).order_by("-id")[:50]
+        else:
+            qs = qs.order_by("id")
+        rows = qs.values("id", "give_leg", "get_leg", "quantity", "status", "taker__username")
+        return [{**row, "taker": row.pop("taker__username")} for row in rows]
+
+    def _quotes(self, *, exclude_live: bool = False, **filters) -> list[dict]:
+        qs = Quote.objects.filter(rfq__session_id=self.sid, **filters)
+        if exclude_live:  # the 50 newest quotes that are no longer live
+            qs = qs.exclude(status=Quote.Status.LIVE).order_by("-id")[:50]
+        else:
+            qs = qs.order_by("id")
+        rows = qs.values(
+            "id",
+            "rfq_id",
+            "rate",
+            "expires_at",
+            "status",
+            "maker__username",
+            "rfq__status",
+            "rfq__taker__username",
+            "rfq__quantity",
+            "rfq__give_leg",
+            "rfq__get_leg",
+        )
+        names = {
+            "maker__username": "maker",
+            "rfq__status": "rfq_status",
+            "rfq__taker__username": "taker",
+            "rfq__quantity": "quantity",
+            "rfq__give_leg": "give_leg",
+            "rfq__get_leg": "get_leg",
+        }
+        return [{names.get(k, k): v for k, v in row.items()} for row in rows]
+
+    def _acceptable_quotes(self) -> list[dict]:
+        """Live, unexpired quotes on open RFQs."""
+        return self._quotes(status=Quote.Status.LIVE, rfq__status=RFQ.Status.OPEN, expires_at__gt=clock.now())
+
+    def _held(self, user: str, leg: str) -> int:
+        return self.matrix[user][self.legs.index(leg)]
+
+    def _other(self, *exclude: str, include_org: bool = True) -> str:
+        """Someone who is not any of `exclude`: another holder, the organiser or the outsider."""
+        pool = [u for u in self.holders if u not in exclude]
+        pool += [ORGANISER, OUTSIDER] if include_org else [OUTSIDER]
+        return self._pick(pool)
+
+    # ------------------------------------------------------------ the facts the reference model reads
+
+    def _market(self) -> model.Market:
+        now = clock.now()
+        t2 = self.t2 if self.timed else None
+        phase = domain.session_phase(self.status, "timed" if self.timed else "manual", t2, now)
+        return model.Market(self.legs, self.roles, self.matrix, phase, now)
+
+    @staticmethod
+    def _rfq_fact(row: dict) -> model.Rfq:
+        return model.Rfq(row["id"], row["taker"], row["give_leg"], row["get_leg"], row["quantity"], row["status"])
+
+    @staticmethod
+    def _quote_fact(row: dict) -> model.Quote:
+        rfq = model.Rfq(row["rfq_id"], row["taker"], row["give_leg"], row["get_leg"], row["quantity"], row["rfq_status"])
+        return model.Quote(row["id"], rfq, row["maker"], row["rate"], row["expires_at"], row["status"])
+
+    # ------------------------------------------------------------ running one action and checking
+
+    def _execute(self, action: _Action) -> object:
+        count_before = self._event_count()
+        seq_before = self._last_seq()
+        before = {u: list(row) for u, row in self.matrix.items()}
+        refusal: DomainError | None = None
+        outcome = None
+        try:
+            outcome = action.run()
+        except DomainError as exc:
+            refusal = exc
+        except Exception as exc:
+            raise self._violation(
+                action.label, f"crashed with {type(exc).__name__}: {exc}", self._events_after(seq_before)
+            ) from exc
+        if self.params.fault_at == self.step and self.where.startswith("step"):
+            self._corrupt_one_holding()
+        if self.after_action is not None:
+            self.after_action(self, self.step)
+        written = self._events_after(seq_before)
+        counts = self.result.actions[action.kind]
+        if refusal is None:
+            counts.accepted += 1
+        else:
+            counts.rejected += 1
+            counts.on_purpose += action.on_purpose
+            self.result.codes[refusal.code] += 1
+        self.result.events_written += len(written)
+        self._check_invariants(action.label, written)
+        if refusal is not None:
+            if written or self._event_count() != count_before:
+                raise self._violation(action.label, f"refused ({refusal.code}) but wrote events", written)
+            if self.matrix != before:
+                raise self._violation(action.label, f"refused ({refusal.code}) but changed the holdings", written)
+            if not action.expect:
+                raise self._violation(
+                    action.label, f"refused unexpectedly: {refusal.code}: {refusal.message}", self._head_events()
+                )
+            if refusal.code not in action.expect:
+                raise self._violation(
+                    action.label,
+                    f"refused with {refusal.code} ({refusal.message}), expected one of {sorted(action.expect)}",
+                    self._head_events(),
+                )
+            return None
+        if action.expect:
+            raise self._violation(
+                action.label, f"accepted, but it should have been refused with one of {sorted(action.expect)}", written
+            )
+        if len(written) != action.writes or any(e.stream != self.stream for e in written):
+            raise self._violation(
+                action.label, f"wrote {len(written)} events (expected {action.writes} on {self.stream})", written
+            )
+        trades = [e for e in written if e.type == "TradeExecuted"]
+        if trades:
+            self._check_trade(action.label, trades[-1], before)
+        elif self.matrix != before:
+            raise self._violation(action.label, "holdings changed without a trade", written)
+        return outcome
+
+    def _check_invariants(self, label: str, written: list[Event]) -> None:
+        """1. conservation, 2. non-negative, and the projection stamped with the stream's head."""
+        self.matrix = projections.holdings_matrix(self.sid)
+        events = written or self._head_events()
+        if sorted(self.matrix) != self.holders:
+            raise self._violation(label, f"holders in the projection are {sorted(self.matrix)}", events)
+        try:
+            domain.check_conservation(self.matrix, self.q)
+            domain.check_non_negative(self.matrix)
+        except domain.InvariantViolation as exc:
+            raise self._violation(label, exc.message, events) from None
+        session = Session.objects.values("status", "version", "last_seq").get(id=self.sid)
+        head = store.head(self.stream)
+        if (session["version"], session["last_seq"]) != (head.version, head.seq):
+            raise self._violation(
+                label,
+                f"projection at v{session['version']}/seq {session['last_seq']}, stream head v{head.version}/seq {head.seq}",
+                events,
+            )
+        self.status = session["status"]
+
+    def _check_trade(self, label: str, event: Event, before: dict[str, list[int]]) -> None:
+        """3. The trade's deltas sum to zero, match its quantities, and are exactly what the holdings moved."""
+        d = event.data
+        try:
+            domain.check_zero_sum(d["taker_deltas"], d["maker_deltas"])
+        except domain.InvariantViolation as exc:
+            raise self._violation(label, exc.message, [event]) from None
+        if d["get_qty"] != domain.trade_receive(d["give_qty"], d["rate"]):
+            raise self._violation(label, "get quantity is not floor(give x rate)", [event])
+        expected = {u: list(row) for u, row in before.items()}
+        names = {user.pk: name for name, user in self.users.items()}
+        taker, maker = names[d["taker_id"]], names[d["maker_id"]]
+        for who, deltas in ((taker, d["taker_deltas"]), (maker, d["maker_deltas"])):
+            expected[who] = [x + dx for x, dx in zip(expected[who], deltas, strict=True)]
+        if self.matrix != expected:
+            moved = {
+                u: [a - b for a, b in zip(self.matrix[u], before[u], strict=True)]
+                for u in self.holders
+                if self.matrix[u] != before[u]
+            }
+            raise self._violation(
+                label,
+                f"holdings moved by {moved}, but the trade says taker {taker} {d['taker_deltas']}, "
+                f"maker {maker} {d['maker_deltas']}",
+                [event],
+            )
+        self.result.trades += 1
+
+    def _check_replay(self) -> None:
+        problems = projections.diff(projections.snapshot(self.sid), projections.rebuild(self.sid))
+        if problems:
+            raise self._violation(
+                "replay", "replay differs from the projection: " + "; ".join(problems[:5]), self._head_events()
+            )
+
+    def _head_events(self) -> list[Event]:
+        head = store.head(self.stream)
+        return [head] if head is not None else []
+
+    def _violation(self, label: str, problem: str, events: Sequence[Event]) -> SimulationError:
+        return SimulationError(
+            seed=self.params.seed, step=self.step, where=self.where, action=label, problem=problem, events=events
+        )
+
+    def _corrupt_one_holding(self) -> None:
+        """Testing aid (--inject-fault): add one base unit to a holding behind the services' back."""
+        participant = Participant.objects.get(session_id=self.sid, username=self.holders[0])
+        Holding.objects.filter(participant=participant, leg_index=0).update(qty=F("qty") + 1)
+
+    # ------------------------------------------------------------ settlement and the final proof
+
+    def _settle(self) -> None:
+        self.step = self.params.steps
+        trader = self._pick(self.traders)
+        org = self.users[ORGANISER]
+        settled = {"session_settled"} if self.status == Session.Status.SETTLED else set()
+        self._execute(
+            _Action(
+                "settle",
+                f"settle by {trader}",
+                lambda: services.settle_session(self.users[trader], self.sid),
+                frozenset({"not_organiser"} | settled),
+                on_purpose=True,
+            )
+        )
+        garbage = dict.fromkeys(self.legs, self._pick(("abc", "-1", "NaN", "1e99", "")))
+        bad_price_codes = {"invalid_number"} if not self.timed else {"manual_disabled", "not_due"}
+        self._execute(
+            _Action(
+                "settle",
+                f"settle by {ORGANISER} at prices {garbage}",
+                lambda: services.settle_session(org, self.sid, prices=garbage),
+                frozenset(bad_price_codes),
+                on_purpose=True,
+            )
+        )
+        if self.timed:
+            clock.set_time(max(clock.now(), self.t2))
+        self._store_tick()
+        self._execute(
+            _Action(
+                "settle",
+                "settle at the oracle's fixing",
+                lambda: services.settle_session(None, self.sid),
+                writes=2 if self.timed else 1,  # a timed session's trading closes in the same command
+            )
+        )
+        self._check_settlement()
+        self._execute(
+            _Action(
+                "settle",
+                "settle again",
+                lambda: services.settle_session(None, self.sid),
+                frozenset({"already_settled"}),
+                on_purpose=True,
+            )
+        )
+        taker = self._pick(self.holders)
+        give, get = self._two_legs()
+        self._execute(self._rfq_action(taker, give, get, "0.000001", on_purpose=True))
+
+    def _check_settlement(self) -> None:
+        """4. payout_i == x_i . S and sum payouts == q . S exactly, at the last stored oracle prices."""
+        settlement = Settlement.objects.get(session_id=self.sid)
+        events = self._head_events()
+        prices = [settlement.prices[leg] for leg in self.legs]
+        if dict(zip(self.legs, prices, strict=True)) != self.prices:
+            raise self._violation("settlement", f"settled at {settlement.prices}, the fixing is {self.prices}", events)
+        paid = domain.payouts(self.matrix, prices)
+        try:
+            domain.check_settlement_sum(paid, self.q, prices)
+        except domain.InvariantViolation as exc:
+            raise self._violation("settlement", exc.message, events) from None
+        stored = dict(
+            Payout.objects.filter(session_id=self.sid).values_list("participant__username", "amount").order_by("id")
+        )
+        if stored != {u: domain.money_str(v) for u, v in paid.items()}:
+            raise self._violation("settlement", f"payouts stored {stored} differ from x.S", events)
+        if Decimal(settlement.total) != Decimal(domain.money_str(domain.payout(self.q, prices))):
+            raise self._violation("settlement", f"total {settlement.total} differs from q.S", events)
+        self.result.prices = dict(self.prices)
+        self.result.payout_total = settlement.total
+
+    def _final_checks(self) -> None:
+        self.where = f"final checks (after step {self.step})"
+        self._check_replay()
+        report = audit.verify_session(self.sid)
+        if not report.ok:
+            raise self._violation("verify_session", "; ".join(report.problems[:5]), self._head_events())
+        head = store.head(self.stream)
+        self.result.verified = True
+        self.result.head_hash = head.hash
+        self.result.head_version = head.version
+        self.result.head_seq = head.seq
+
+
+def run(params: SimParams, **kwargs) -> SimulationResult:
+    return Simulation(params, **kwargs).run()
+
+
+def event_hashes(session_id: str) -> list[tuple[int, int, str, str]]:
+    """(seq, version, type, hash) of every event of the session's stream, for comparing two runs."""
+    return [(e.seq, e.version, e.type, e.hash) for e in store.iter_stream(stream_name(session_id))]

@@ -1,0 +1,166 @@
+"""What a simulation is asked to do and what it reports: its parameters, the result table, the error that
+names the seed, step and events of a violation, and one planned action."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ledger.models import Event
+from markets import domain
+from markets.models import stream_name
+from oracle import units
+
+ACTIONS = ("rfq", "quote", "accept", "cancel", "withdraw", "expire", "settle")
+ORGANISER = "sim-org"
+OUTSIDER = "sim-eve"
+
+
+class SimulationError(Exception):
+    """An invariant or an expectation broke. The message names what to replay: seed, step, events."""
+
+    def __init__(self, *, seed: int, step: int, where: str, action: str, problem: str, events: Sequence[Event]):
+        self.seed = seed
+        self.step = step
+        self.where = where
+        self.action = action
+        self.problem = problem
+        self.events = [(e.seq, e.type, e.version) for e in events]
+        involved = ", ".join(f"#{seq} {type_} (v{version})" for seq, type_, version in self.events) or "none"
+        super().__init__(
+            f"simulation seed {seed}, {where} ({action}): {problem}. Events involved: {involved}. "
+            f"Replay it with --seed {seed} --steps {step} (and the same --participants/--legs/--makers) "
+            f"in a fresh database."
+        )
+
+
+@dataclass(frozen=True)
+class SimParams:
+    seed: int = 1
+    participants: int = 5  # holders in all: traders + makers
+    legs: int = 4
+    steps: int = 500
+    makers: int = 2
+    session_id: str | None = None  # default sim-<seed>
+    tick_every: int = 10  # store one oracle tick every N steps
+    replay_every: int = 0  # also compare replay with the projection every N steps (0: at the end only)
+    fault_at: int | None = None  # testing aid: corrupt one holding right after this step's action
+
+    @property
+    def sid(self) -> str:
+        return self.session_id or f"sim-{self.seed}"
+
+    @property
+    def traders(self) -> int:
+        return self.participants - self.makers
+
+    def validate(self) -> None:
+        if self.seed < 0:
+            raise ValueError("--seed must be 0 or more")
+        if not domain.MIN_LEGS <= self.legs <= domain.MAX_LEGS:
+            raise ValueError(f"--legs must be {domain.MIN_LEGS} to {domain.MAX_LEGS}")
+        if self.makers < 1:
+            raise ValueError("--makers must be at least 1")
+        if self.traders < 1:
+            raise ValueError("--participants counts traders and makers: it must exceed --makers")
+        if self.participants > 500:
+            raise ValueError("--participants must be at most 500")
+        if self.steps < 0:
+            raise ValueError("--steps must be 0 or more")
+        if self.tick_every < 1:
+            raise ValueError("--tick-every must be at least 1")
+        if self.replay_every < 0:
+            raise ValueError("--replay-every must be 0 or more")
+        if self.fault_at is not None and not 1 <= self.fault_at <= self.steps:
+            raise ValueError(f"--inject-fault must name a step from 1 to --steps ({self.steps})")
+
+
+@dataclass
+class ActionCount:
+    accepted: int = 0
+    rejected: int = 0
+    on_purpose: int = 0  # of the rejected: bad inputs sent deliberately
+
+    @property
+    def attempted(self) -> int:
+        return self.accepted + self.rejected
+
+
+@dataclass
+class SimulationResult:
+    params: SimParams
+    actions: dict[str, ActionCount] = field(default_factory=lambda: {a: ActionCount() for a in ACTIONS})
+    codes: Counter = field(default_factory=Counter)
+    steps_done: int = 0
+    events_written: int = 0
+    ticks_stored: int = 0
+    trades: int = 0
+    elapsed: float = 0.0
+    head_hash: str = ""
+    head_version: int = 0
+    head_seq: int = 0
+    prices: dict[str, int] = field(default_factory=dict)
+    payout_total: str = ""
+    verified: bool = False
+
+    @property
+    def ops(self) -> int:
+        return sum(c.attempted for c in self.actions.values())
+
+    @property
+    def ops_per_second(self) -> float:
+        return self.ops / self.elapsed if self.elapsed > 0 else 0.0
+
+    def table(self) -> str:
+        p = self.params
+        lines = [
+            f"simulation {p.sid}: seed {p.seed}, {p.participants} participants "
+            f"(traders {p.traders}, makers {p.makers}), {p.legs} legs, {self.steps_done} steps",
+            "",
+            f"  {'action':<10} {'attempted':>9} {'accepted':>9} {'rejected':>9} {'on purpose':>11}",
+        ]
+        total = ActionCount()
+        for name in ACTIONS:
+            c = self.actions[name]
+            total.accepted += c.accepted
+            total.rejected += c.rejected
+            total.on_purpose += c.on_purpose
+            lines.append(f"  {name:<10} {c.attempted:>9} {c.accepted:>9} {c.rejected:>9} {c.on_purpose:>11}")
+        lines.append(
+            f"  {'total':<10} {total.attempted:>9} {total.accepted:>9} {total.rejected:>9} {total.on_purpose:>11}"
+        )
+        lines.append("")
+        codes = ", ".join(f"{code} {n}" for code, n in sorted(self.codes.items())) or "none"
+        prices = " ".join(f"{leg}={domain.price_str(v)}" for leg, v in self.prices.items())
+        lines += [
+            f"  refusals by code  {codes}",
+            f"  trades            {self.trades}",
+            f"  events written    {self.events_written} (stream {stream_name(p.sid)} at v{self.head_version}, "
+            f"last seq {self.head_seq})",
+            f"  oracle ticks      {self.ticks_stored} (every {p.tick_every} steps, sim:{p.seed})",
+            f"  settled at        {prices or '-'} (oracle fixing)",
+            f"  payouts total     {self.payout_total or '-'} (== q.S)",
+            "  checks            invariants 1-3 and no-write-on-refusal after every step; 4 at settlement; "
+            f"replay == projection; verify_session {'ok' if self.verified else 'not run'}",
+            f"  time              {self.elapsed:.2f} s, {self.ops_per_second:.1f} ops/s",
+            f"  head hash         {self.head_hash}",
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Action:
+    kind: str
+    label: str
+    run: Callable[[], object]
+    expect: frozenset[str] = frozenset()  # refusal codes that apply; empty: it must succeed
+    on_purpose: bool = False
+    writes: int = 1  # events a success appends
+
+
+def _text(base: int, dp: int) -> str:
+    """Base units as the shortest decimal text a person would type: 12.5, 3, 0.000001."""
+    return units.short(base, dp)
+
+
