@@ -1,10 +1,6 @@
-"""The market's rules as pure functions over exact integers. No Django, no I/O, no floats.
-
-Fixed scales (documented in the README):
-- quantities of a leg: integers of 10**-6 units (QTY_DP = 6), so 6.2 NVDA is 6_200_000;
-- rates (units of the get leg per unit of the give leg): integers of 10**-8 (RATE_DP = 8);
-- prices: integers of 10**-6 currency (PRICE_DP = 6);
-- money (quantity x price): integers of 10**-12 currency (MONEY_DP = QTY_DP + PRICE_DP).
+"""The market's rules as pure functions over exact integers. No Django, no I/O, no floats. The scales
+(10**-6 units, 10**-8 rates, 10**-6 prices, 10**-12 money) and the reading of numbers and names are
+`oracle.units`, read here too.
 
 Rounding: a trade of N units at rate r moves floor(N * r) of the get leg (in base units), from the
 maker to the taker. Both sides move the same integers, so rounding can never create or destroy units;
@@ -19,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from oracle import units
-from oracle.units import (  # the scales live where the oracle can use them too
+from oracle.units import (  # noqa: F401 (the market reads its scales here; they live where the oracle can too)
     MAX_PRICE,
     MAX_QTY_UNITS,
     MAX_RATE,
@@ -34,22 +30,6 @@ from oracle.units import (  # the scales live where the oracle can use them too
     name_key,
     to_decimal,
 )
-
-__all__ = [
-    "MAX_PRICE",
-    "MAX_QTY_UNITS",
-    "MAX_RATE",
-    "MONEY_DP",
-    "MONEY_SCALE",
-    "PRICE_DP",
-    "PRICE_SCALE",
-    "QTY_DP",
-    "QTY_SCALE",
-    "RATE_DP",
-    "RATE_SCALE",
-    "name_key",
-    "to_decimal",
-]
 
 MIN_LEGS, MAX_LEGS = 2, 32
 # Session ids: 1-64 ASCII letters, digits, - or _, unique ignoring case (the services check uniqueness).

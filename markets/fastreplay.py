@@ -196,14 +196,14 @@ def replay_log(db: Any, *, workers: int | None = None) -> dict[str, Holdings]:
 
     heads: dict[str, list[tuple[str, int, str, str]]] = {}
     with connect(db) as conn:
-        for row in conn.execute(sql.HEADS_SQL):
+        for row in sql.holdings_heads(conn):
             heads.setdefault(row[0], []).append(row)
-        low, high = conn.execute(sql.SEQ_RANGE_SQL).fetchone()
+        low, high = sql.seq_range(conn)
         parts = parts_for(db, 0 if low is None else high - low + 1, workers)
         if parts > 1:
             return _replay_in_parts(str(db), heads, low, high, parts)
         trades: dict[str, list[tuple[str, int, str]]] = {}
-        for row in conn.execute(sql.TRADES_SQL):
+        for row in sql.trade_rows(conn):
             try:
                 trades[row[0]].append(row)
             except KeyError:
@@ -259,7 +259,7 @@ def _trade_sums(task: tuple[str, int, int, dict]) -> dict[str, list[list[int]]]:
     path, low, high, plan = task
     trades: dict[str, list[str]] = {}
     with connect(path) as conn:
-        for stream, version, payload in conn.execute(sql.TRADES_RANGE_SQL, (low, high)):
+        for stream, version, payload in sql.trade_rows(conn, low, high):
             if stream in plan and version > plan[stream][2]:
                 trades.setdefault(stream, []).append(payload)
     return {

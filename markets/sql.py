@@ -81,10 +81,31 @@ _ACCEPTANCE_SQL = (
 
 
 def acceptance_row(quote_id: int) -> tuple | None:
-    """The quote, its RFQ and both parties in one row (see services.trading._Acceptance for the columns)."""
+    """The quote, its RFQ and both parties in one row (see services.trading._Acceptance for the columns),
+    the quote's expiry read by the ORM's own converters (an aware datetime on every database)."""
+    from markets.models import Quote
+
     with connection.cursor() as cursor:
         cursor.execute(_ACCEPTANCE_SQL, [quote_id])
-        return cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return (*row[:3], _converted(Quote, "expires_at", row[3]), *row[4:])
+
+
+@cache
+def _column(model: type[Model], name: str, vendor: str) -> tuple[Any, list]:
+    field = model._meta.get_field(name)
+    col = field.get_col(model._meta.db_table)
+    return col, connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+
+
+def _converted(model: type[Model], name: str, value: Any) -> Any:
+    """A raw column value as the ORM reads `model.name`."""
+    col, funcs = _column(model, name, connection.vendor)
+    for func in funcs:
+        value = func(value, col, connection)
+    return value
 
 
 _TWO_ROWS_SQL = (
@@ -180,7 +201,7 @@ def insert_trade(row: Sequence[Any]) -> None:
 # ---------------------------------------------------------------- fast replay of a SQLite file (markets.fastreplay)
 
 # The whole log's holdings events: a few heads, and the trades through the type index (in rowid order,
-# so the table is read front to back).
+# so the table is read front to back). `conn` is a raw sqlite3 connection (ledger.sqlite.connect).
 HEADS_SQL = (
     "SELECT stream, version, type, payload FROM ledger_event"
     " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
@@ -188,3 +209,17 @@ HEADS_SQL = (
 TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type = 'TradeExecuted'"
 TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
 SEQ_RANGE_SQL = "SELECT MIN(seq), MAX(seq) FROM ledger_event"
+
+
+def holdings_heads(conn) -> Iterable[tuple[str, int, str, str]]:
+    """(stream, version, type, payload) of every SessionCreated and InitialAllocationAssigned."""
+    return conn.execute(HEADS_SQL)
+
+
+def trade_rows(conn, low: int | None = None, high: int | None = None) -> Iterable[tuple[str, int, str]]:
+    """(stream, version, payload) of every TradeExecuted, or of those with seq in low..high."""
+    return conn.execute(TRADES_SQL) if low is None else conn.execute(TRADES_RANGE_SQL, (low, high))
+
+
+def seq_range(conn) -> tuple[int | None, int | None]:
+    return conn.execute(SEQ_RANGE_SQL).fetchone()

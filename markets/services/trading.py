@@ -186,13 +186,7 @@ def _acceptance(quote_id: object) -> _Acceptance:
     row = sql.acceptance_row(qid) if qid is not None else None
     if row is None:
         raise NotFound(f"Unknown quote {str(quote_id)[:20]!r}", "quote_not_found")
-    found = _Acceptance(*row)
-    expires = found.expires_at
-    if isinstance(expires, str):
-        expires = dt.datetime.fromisoformat(expires)
-    if expires.tzinfo is None:  # SQLite keeps UTC without a zone
-        expires = expires.replace(tzinfo=dt.UTC)
-    return found._replace(expires_at=expires)
+    return _Acceptance(*row)
 
 
 @_retrying

@@ -1,31 +1,10 @@
-"""The simulator's run: a seeded, repeatable market driven through the real services and database (`manage.py simulate`).
-
-One run: users sim-org (organiser), sim-t1.. (traders), sim-m1.. (makers) and sim-eve (an outsider)
--> a manual session `sim-<seed>` over `legs` legs, opened pro rata -> `steps` actions -> settlement at
-the oracle's fixing -> full replay and audit. Every action goes through `markets.services`, exactly as
-a browser or the API would send it, including bad inputs on purpose (garbage numbers, the wrong user,
-expired or dead quotes, too little inventory, the same leg twice...).
-
-Before each action the simulator predicts, from the stored projection, which refusals apply; an action
-with none must succeed, one with some must fail with one of those codes. After every action it checks:
-1. conservation: each leg sums to q exactly; 2. no negative holding; 3. the last TradeExecuted event is
-zero-sum and moved the holdings by exactly its deltas; and a refused action wrote nothing (Event count,
-holdings and the session's version unchanged). At the end: 4. sum of payouts == q . S, the replay of the
-stream equals the stored projection, and `audit.verify_session` passes. The first violation raises
-SimulationError naming the seed, the step and the events involved.
-
-Repeatable: all randomness comes from `numpy.random.default_rng(seed)` (the oracle's SimSource has its
-own generator from the same seed), all time from the frozen ledger clock starting at T0, and every id is
-derived from the database. RFQ, quote, trade and tick ids are global (max + 1), so two runs give the same
-ledger (the same head hash) only in two fresh databases.
-"""
+"""The simulator's run (see the package's docstring for what it does and checks)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +16,12 @@ from django.db.models import F, Max
 
 from ledger import clock, store
 from ledger.models import Event
-from markets import audit, domain, projections, services
+from markets import domain, projections, services
 from markets.errors import DomainError
-from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, stream_name
+from markets.models import RFQ, Holding, Participant, Quote, Session, stream_name
 from markets.simulation import model
 from markets.simulation.intents import Intents
+from markets.simulation.proof import Proof
 from markets.simulation.result import (
     ORGANISER,
     OUTSIDER,
@@ -63,7 +43,7 @@ ORACLE_CONFIG = Path(settings.BASE_DIR) / "oracle" / "configs" / "default.json"
 TICK_SECONDS = 60.0  # market seconds the oracle's walk moves between two stored ticks
 
 
-class Simulation(Intents):
+class Simulation(Intents, Proof):
     """Run with `Simulation(SimParams(...)).run()`; returns a SimulationResult or raises SimulationError.
 
     `progress(step, steps)` is called once set up (step 0) and after every step; `after_action(sim, step)`
@@ -273,7 +253,9 @@ class Simulation(Intents):
 
     @staticmethod
     def _quote_fact(row: dict) -> model.Quote:
-        rfq = model.Rfq(row["rfq_id"], row["taker"], row["give_leg"], row["get_leg"], row["quantity"], row["rfq_status"])
+        rfq = model.Rfq(
+            row["rfq_id"], row["taker"], row["give_leg"], row["get_leg"], row["quantity"], row["rfq_status"]
+        )
         return model.Quote(row["id"], rfq, row["maker"], row["rate"], row["expires_at"], row["status"])
 
     # ------------------------------------------------------------ running one action and checking
@@ -406,92 +388,6 @@ class Simulation(Intents):
         """Testing aid (--inject-fault): add one base unit to a holding behind the services' back."""
         participant = Participant.objects.get(session_id=self.sid, username=self.holders[0])
         Holding.objects.filter(participant=participant, leg_index=0).update(qty=F("qty") + 1)
-
-    # ------------------------------------------------------------ settlement and the final proof
-
-    def _settle(self) -> None:
-        self.step = self.params.steps
-        trader = self._pick(self.traders)
-        org = self.users[ORGANISER]
-        settled = {"session_settled"} if self.status == Session.Status.SETTLED else set()
-        self._execute(
-            _Action(
-                "settle",
-                f"settle by {trader}",
-                lambda: services.settle_session(self.users[trader], self.sid),
-                frozenset({"not_organiser"} | settled),
-                on_purpose=True,
-            )
-        )
-        garbage = dict.fromkeys(self.legs, self._pick(("abc", "-1", "NaN", "1e99", "")))
-        bad_price_codes = {"invalid_number"} if not self.timed else {"manual_disabled", "not_due"}
-        self._execute(
-            _Action(
-                "settle",
-                f"settle by {ORGANISER} at prices {garbage}",
-                lambda: services.settle_session(org, self.sid, prices=garbage),
-                frozenset(bad_price_codes),
-                on_purpose=True,
-            )
-        )
-        if self.timed:
-            clock.set_time(max(clock.now(), self.t2))
-        self._store_tick()
-        self._execute(
-            _Action(
-                "settle",
-                "settle at the oracle's fixing",
-                lambda: services.settle_session(None, self.sid),
-                writes=2 if self.timed else 1,  # a timed session's trading closes in the same command
-            )
-        )
-        self._check_settlement()
-        self._execute(
-            _Action(
-                "settle",
-                "settle again",
-                lambda: services.settle_session(None, self.sid),
-                frozenset({"already_settled"}),
-                on_purpose=True,
-            )
-        )
-        taker = self._pick(self.holders)
-        give, get = self._two_legs()
-        self._execute(self._rfq_action(taker, give, get, "0.000001", on_purpose=True))
-
-    def _check_settlement(self) -> None:
-        """4. payout_i == x_i . S and sum payouts == q . S exactly, at the last stored oracle prices."""
-        settlement = Settlement.objects.get(session_id=self.sid)
-        events = self._head_events()
-        prices = [settlement.prices[leg] for leg in self.legs]
-        if dict(zip(self.legs, prices, strict=True)) != self.prices:
-            raise self._violation("settlement", f"settled at {settlement.prices}, the fixing is {self.prices}", events)
-        paid = domain.payouts(self.matrix, prices)
-        try:
-            domain.check_settlement_sum(paid, self.q, prices)
-        except domain.InvariantViolation as exc:
-            raise self._violation("settlement", exc.message, events) from None
-        stored = dict(
-            Payout.objects.filter(session_id=self.sid).values_list("participant__username", "amount").order_by("id")
-        )
-        if stored != {u: domain.money_str(v) for u, v in paid.items()}:
-            raise self._violation("settlement", f"payouts stored {stored} differ from x.S", events)
-        if Decimal(settlement.total) != Decimal(domain.money_str(domain.payout(self.q, prices))):
-            raise self._violation("settlement", f"total {settlement.total} differs from q.S", events)
-        self.result.prices = dict(self.prices)
-        self.result.payout_total = settlement.total
-
-    def _final_checks(self) -> None:
-        self.where = f"final checks (after step {self.step})"
-        self._check_replay()
-        report = audit.verify_session(self.sid)
-        if not report.ok:
-            raise self._violation("verify_session", "; ".join(report.problems[:5]), self._head_events())
-        head = store.head(self.stream)
-        self.result.verified = True
-        self.result.head_hash = head.hash
-        self.result.head_version = head.version
-        self.result.head_seq = head.seq
 
 
 def run(params: SimParams, **kwargs) -> SimulationResult:

@@ -27,8 +27,6 @@ GARBAGE_TTL = (0, -5, 86401, "soon", "1.5", "")
 GARBAGE_IDS = ("abc", -1, 10**9, "", "1; DROP TABLE", 10**30)
 
 
-
-
 class Intents:
     """Mixed into `Simulation`: it provides users, roles, the holdings matrix, the rng and the reads."""
 
@@ -288,4 +286,3 @@ class Intents:
     def _two_legs(self) -> tuple[str, str]:
         give = self._pick(self.legs)
         return give, self._pick([leg for leg in self.legs if leg != give])
-

@@ -177,7 +177,9 @@ def withdraw(m: Market, actor: str, q: Quote | None) -> set[str]:
     return refusals
 
 
-def settle(m: Market, actor: str | None, prices: Mapping[str, object] | None, *, manual_allowed: bool = True) -> set[str]:
+def settle(
+    m: Market, actor: str | None, prices: Mapping[str, object] | None, *, manual_allowed: bool = True
+) -> set[str]:
     """A manual session settled by `actor` (None: the system) at `prices` (None: the fixing)."""
     refusals = set()
     if actor is not None and m.roles.get(actor) != "organiser":

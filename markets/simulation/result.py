@@ -162,5 +162,3 @@ class _Action:
 def _text(base: int, dp: int) -> str:
     """Base units as the shortest decimal text a person would type: 12.5, 3, 0.000001."""
     return units.short(base, dp)
-
-

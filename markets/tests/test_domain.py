@@ -147,13 +147,20 @@ def test_ids_written_one_way_are_ids(value, expected):
     assert domain.parse_id(value) == expected
 
 
-@pytest.mark.parametrize("value", [" 1", "1 ", "1.0", "+1", "01", "0", -1, 0, "", "x", True, 2**63, str(2**63), None, 1.0])
+@pytest.mark.parametrize(
+    "value", [" 1", "1 ", "1.0", "+1", "01", "0", -1, 0, "", "x", True, 2**63, str(2**63), None, 1.0]
+)
 def test_anything_else_names_no_row(value):
     assert domain.parse_id(value) is None
 
 
 def test_leg_names_keep_case_and_tidy_blanks_and_are_distinct_ignoring_case():
-    assert domain.validate_legs(["GOLD 3m", " GOLD   1y ", "EUR/USD", "brent.1"]) == ["GOLD 3m", "GOLD 1y", "EUR/USD", "brent.1"]
+    assert domain.validate_legs(["GOLD 3m", " GOLD   1y ", "EUR/USD", "brent.1"]) == [
+        "GOLD 3m",
+        "GOLD 1y",
+        "EUR/USD",
+        "brent.1",
+    ]
     for bad in (["A", "A$"], ["A", " "], ["A", "-B"], ["A", "B" * 25], ["A", "\u00e9t\u00e9"]):
         with pytest.raises(DomainError) as info:
             domain.validate_legs(bad)

@@ -1,0 +1,101 @@
+"""The end of a simulated run: settlement at the oracle's fixing (with refusals on purpose first), invariant 4
+checked exactly, then the replay and the whole audit of the stream."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ledger import clock, store
+from markets import audit, domain, services
+from markets.models import Payout, Session, Settlement
+from markets.simulation.result import ORGANISER, _Action
+
+
+class Proof:
+    """Mixed into `Simulation` (its users, prices, matrix, clock and checks)."""
+
+    # ------------------------------------------------------------ settlement and the final proof
+
+    def _settle(self) -> None:
+        self.step = self.params.steps
+        trader = self._pick(self.traders)
+        org = self.users[ORGANISER]
+        settled = {"session_settled"} if self.status == Session.Status.SETTLED else set()
+        self._execute(
+            _Action(
+                "settle",
+                f"settle by {trader}",
+                lambda: services.settle_session(self.users[trader], self.sid),
+                frozenset({"not_organiser"} | settled),
+                on_purpose=True,
+            )
+        )
+        garbage = dict.fromkeys(self.legs, self._pick(("abc", "-1", "NaN", "1e99", "")))
+        bad_price_codes = {"invalid_number"} if not self.timed else {"manual_disabled", "not_due"}
+        self._execute(
+            _Action(
+                "settle",
+                f"settle by {ORGANISER} at prices {garbage}",
+                lambda: services.settle_session(org, self.sid, prices=garbage),
+                frozenset(bad_price_codes),
+                on_purpose=True,
+            )
+        )
+        if self.timed:
+            clock.set_time(max(clock.now(), self.t2))
+        self._store_tick()
+        self._execute(
+            _Action(
+                "settle",
+                "settle at the oracle's fixing",
+                lambda: services.settle_session(None, self.sid),
+                writes=2 if self.timed else 1,  # a timed session's trading closes in the same command
+            )
+        )
+        self._check_settlement()
+        self._execute(
+            _Action(
+                "settle",
+                "settle again",
+                lambda: services.settle_session(None, self.sid),
+                frozenset({"already_settled"}),
+                on_purpose=True,
+            )
+        )
+        taker = self._pick(self.holders)
+        give, get = self._two_legs()
+        self._execute(self._rfq_action(taker, give, get, "0.000001", on_purpose=True))
+
+    def _check_settlement(self) -> None:
+        """4. payout_i == x_i . S and sum payouts == q . S exactly, at the last stored oracle prices."""
+        settlement = Settlement.objects.get(session_id=self.sid)
+        events = self._head_events()
+        prices = [settlement.prices[leg] for leg in self.legs]
+        if dict(zip(self.legs, prices, strict=True)) != self.prices:
+            raise self._violation("settlement", f"settled at {settlement.prices}, the fixing is {self.prices}", events)
+        paid = domain.payouts(self.matrix, prices)
+        try:
+            domain.check_settlement_sum(paid, self.q, prices)
+        except domain.InvariantViolation as exc:
+            raise self._violation("settlement", exc.message, events) from None
+        stored = dict(
+            Payout.objects.filter(session_id=self.sid).values_list("participant__username", "amount").order_by("id")
+        )
+        if stored != {u: domain.money_str(v) for u, v in paid.items()}:
+            raise self._violation("settlement", f"payouts stored {stored} differ from x.S", events)
+        if Decimal(settlement.total) != Decimal(domain.money_str(domain.payout(self.q, prices))):
+            raise self._violation("settlement", f"total {settlement.total} differs from q.S", events)
+        self.result.prices = dict(self.prices)
+        self.result.payout_total = settlement.total
+
+    def _final_checks(self) -> None:
+        self.where = f"final checks (after step {self.step})"
+        self._check_replay()
+        report = audit.verify_session(self.sid)
+        if not report.ok:
+            raise self._violation("verify_session", "; ".join(report.problems[:5]), self._head_events())
+        head = store.head(self.stream)
+        self.result.verified = True
+        self.result.head_hash = head.hash
+        self.result.head_version = head.version
+        self.result.head_seq = head.seq
