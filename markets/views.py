@@ -88,21 +88,22 @@ def floor(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, FLOOR, context)
 
 
+def _viewer(request: HttpRequest, session: Session) -> dict[str, Any]:
+    """The session as it is now, who this viewer is in it, and where it stands: what a partial answer needs."""
+    session = Session.objects.get(id=session.id)
+    return selectors.viewer_context(session, request.user) | selectors.phase_context(session) | {"session": session}
+
+
 def _board_response(request: HttpRequest, session: Session, *, error: str = "", error_key: str = "") -> HttpResponse:
     """The RFQ board for this viewer, with an inline error next to the form that caused it."""
-    session = Session.objects.get(id=session.id)
-    context = (
-        selectors.viewer_context(session, request.user)
-        | selectors.phase_context(session)
-        | {
-            "session": session,
-            "board": selectors.board_data(session),
-            "error": error,
-            "error_key": error_key,
-            # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
-            "typed": request.POST if error else {},
-        }
-    )
+    context = _viewer(request, session)
+    context |= {
+        "board": selectors.board_data(context["session"]),
+        "error": error,
+        "error_key": error_key,
+        # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
+        "typed": request.POST if error else {},
+    }
     if not request.htmx:
         if error:
             messages.error(request, error)
@@ -189,16 +190,11 @@ def quote_withdraw(request: HttpRequest, quote_id: int) -> HttpResponse:
 
 
 def _controls_response(request: HttpRequest, session: Session, *, error: str = "", preview=None) -> HttpResponse:
-    session = Session.objects.get(id=session.id)
-    context = (
-        selectors.viewer_context(session, request.user)
-        | selectors.phase_context(session)
-        | {
-            "session": session,
-            "control_error": error,
-            "preview": preview,
-        }
-    )
+    context = _viewer(request, session)
+    context |= {
+        "control_error": error,
+        "preview": preview,
+    }
     if not request.htmx:
         if error:
             messages.error(request, error)

@@ -1,9 +1,9 @@
 """Live floors: from a commit in any process to every browser that shows the session.
 
     a command commits (web request, run_oracle, settle, the admin: any process)
-      -> this process: ledger.store calls feed.nudge after the commit (markets.push.feed.start subscribes it)
+      -> this process: ledger.store calls feed.nudge after the commit (fanout.start subscribes it)
          other processes: the SQLite write-ahead log changes (a stat every 10 ms), or the poll interval
-    feed (one asyncio task per web process, started by the first socket: feed.start)
+    feed (one asyncio task per web process, started by the first socket: fanout.start)
       -> reads each new event (by seq) and tick (by id) once, in batches
     fanout (markets.push.fanout)
       -> per session: which panels the batch made stale (markets.push.panels: the one registry), rendered

@@ -25,7 +25,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from ledger.models import Event
 from markets import access, selectors, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import fanout, feed
+from markets.push import fanout
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.me = await self._participant()
-        feed.start()
+        fanout.start()
         # A page just rendered says where it stands (`?at=`, last event seq and tick id): if nothing
         # happened since, sending the floor again would only overwrite what the viewer is typing.
         shown = parse_qs(self.scope.get("query_string", b"").decode()).get("at", [""])[0]
@@ -158,7 +158,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         self.group = fanout.json_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # join first: no gap
         await self.accept()
-        feed.start()
+        fanout.start()
         backlog = await database_sync_to_async(self._backlog)()
         for item in backlog:
             await self._send_item(item)

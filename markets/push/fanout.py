@@ -17,11 +17,11 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from ledger import clock
+from ledger import clock, store
 from ledger.models import Event
 from markets import domain, projections, selectors
 from markets.models import Participant, Session
-from markets.push.feed import closing
+from markets.push.feed import closing, feed, nudge
 from markets.push.panels import BOARD, EVERYTHING, FLOOR, TICK, shared, stale
 from oracle.models import Tick
 
@@ -213,3 +213,13 @@ async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
 
 
 SOURCES = (("events", _events_start, _events_poll, _on_events), ("ticks", _ticks_start, _ticks_poll, _on_ticks))
+
+
+def start() -> None:
+    """The one place this process's follower starts (the first socket calls it; later calls are free):
+    register the two sources, listen to this process's commits, run on the current loop."""
+    for name, first, poll, handler in SOURCES:
+        if name not in feed.sources:
+            feed.register(name, first, poll, handler)
+    store.after_commit(nudge)
+    feed.ensure_running()

@@ -157,16 +157,3 @@ feed = Feed()
 
 def nudge() -> None:
     feed.nudge()
-
-
-def start() -> None:
-    """The one place the follower starts (the first socket of this process calls it; later calls are
-    free): register the sources, listen to this process's commits, run on the current loop."""
-    from ledger import store
-    from markets.push import fanout
-
-    for name, start_, poll, handler in fanout.SOURCES:
-        if name not in feed.sources:
-            feed.register(name, start_, poll, handler)
-    store.after_commit(nudge)
-    feed.ensure_running()

@@ -4,50 +4,23 @@ the triggers' back, replay checks the projection, and the other command operator
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
-from contextlib import contextmanager
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
 
 from conftest import create_demo
 from ledger import clock, store
 from ledger.models import Event
+from ledger.tests.test_store import behind_the_triggers_back, verify
 from markets import services
 from markets.models import Holding, Session, Settlement
 from oracle.models import Tick
 
 pytestmark = pytest.mark.django_db
 
-MIGRATION = importlib.import_module("ledger.migrations.0001_initial")
 T0 = dt.datetime(2030, 6, 1, 15, 0, tzinfo=dt.UTC)
-
-
-@contextmanager
-def behind_the_triggers_back():
-    """Drop the append-only triggers, let the test tamper, and put them back (as an attacker with the
-    database file would). The test's transaction rolls all of it back afterwards anyway."""
-    with connection.cursor() as cursor:
-        for sql in MIGRATION.SQLITE_DROP:
-            cursor.execute(sql)
-    try:
-        yield connection.cursor()
-    finally:
-        with connection.cursor() as cursor:
-            for sql in MIGRATION.SQLITE_TRIGGERS:
-                cursor.execute(sql)
-
-
-def append_three(stream: str = "s-1") -> list[Event]:
-    with transaction.atomic():
-        return [store.append(stream, "Thing", {"n": i, "text": "é"}, at=T0) for i in range(3)]
-
-
-def verify(stream: str):
-    return store.verify_chain(store.iter_stream(stream))
 
 
 def demo_events(users) -> list[Event]:

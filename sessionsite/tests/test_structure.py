@@ -87,8 +87,9 @@ def test_no_module_is_longer_than_one_reads_at_a_sitting():
 
 def test_the_import_contracts_hold():
     """pyproject.toml: bench -> sessionsite -> markets -> (ledger | oracle), ledger and oracle independent;
-    markets.domain and oracle.units import no Django."""
+    markets.domain and oracle.units import no Django; the services import no edge (page, API, admin,
+    socket, command); the reads (selectors, access, projections) import no service."""
     lint = Path(sys.executable).parent / "lint-imports"
     done = subprocess.run([str(lint), "--no-cache"], cwd=BASE_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "Contracts: 2 kept, 0 broken." in done.stdout
+    assert "0 broken." in done.stdout and " kept" in done.stdout
