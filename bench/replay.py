@@ -152,12 +152,13 @@ def run(ctx) -> list[Figure]:
 
 def _messages(path: Path, limit: int) -> list[bytes]:
     """The exact bytes `verify_log_raw` hashes, for the first `limit` events of the log."""
+    from ledger import chain
     from ledger import sqlite as fast
 
     out: list[bytes] = []
     with fast.connect(path) as conn:
         for _seq, stream, version, type_, payload, at, prev, _hash in conn.execute(fast._LOG_SQL, (0, 2**63 - 1)):
-            out.append(f"{prev}|{stream}|{version}|{type_}|{fast.db_at_text(at)}|{payload}".encode())
+            out.append(chain.hash_text(prev, stream, version, type_, chain.at_text(at), payload).encode())
             if len(out) >= limit:
                 break
     return out

@@ -65,9 +65,14 @@ def at_text(stored: Any) -> str:
     return format_at(value)
 
 
+def hash_text(prev_hash: str, stream: str, version: int, type_: str, at: str, payload: str) -> str:
+    """The formula's text. `at` is the hashed text of the time (`format_at` / `at_text`)."""
+    return f"{prev_hash}|{stream}|{version}|{type_}|{at}|{payload}"
+
+
 def compute_hash(prev_hash: str, stream: str, version: int, type_: str, at: str, payload: str) -> str:
-    """The formula. `at` is the hashed text of the time (`format_at` / `at_text`)."""
-    return hashlib.sha256(f"{prev_hash}|{stream}|{version}|{type_}|{at}|{payload}".encode()).hexdigest()
+    """The formula: sha256 of `hash_text`, hex."""
+    return hashlib.sha256(hash_text(prev_hash, stream, version, type_, at, payload).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
