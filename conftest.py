@@ -27,24 +27,26 @@ def _fast_passwords():
 
 @pytest.fixture(autouse=True, scope="session")
 def _flushable_ledger():
-    """Transactional tests end with a flush (DELETE FROM every table), which the ledger's triggers
-    rightly refuse. For the test database only, the flush drops and re-creates them around it."""
+    """Transactional tests end with a flush (DELETE FROM or TRUNCATE every table), which the ledger's
+    triggers rightly refuse. For the test database only, the flush drops and re-creates them around it."""
     import importlib
 
-    from django.db.backends.sqlite3.operations import DatabaseOperations
+    from django.db import connection
 
-    triggers = importlib.import_module("ledger.migrations.0001_initial")
-    original = DatabaseOperations.sql_flush
+    migration = importlib.import_module("ledger.migrations.0001_initial")
+    create, drop = migration.trigger_sql(connection.vendor)
+    operations = type(connection.ops)  # this engine's DatabaseOperations (nothing is connected yet)
+    original = operations.sql_flush
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
         sql = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
         if "ledger_event" in tables:
-            sql = [*triggers.SQLITE_DROP, *sql, *triggers.SQLITE_TRIGGERS]
+            sql = [*drop, *sql, *create]
         return sql
 
-    DatabaseOperations.sql_flush = sql_flush
+    operations.sql_flush = sql_flush
     yield
-    DatabaseOperations.sql_flush = original
+    operations.sql_flush = original
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,12 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
     echo "      Install it with: sudo apt-get install -y chromium   (CI does this in .ci/run)"
 fi
 
-export DATABASE_URL="sqlite:///$(mktemp -d)/test_session_contracts.db"
+# SQLite by default, on a throw-away file; TEST_DATABASE_URL=postgres://... runs the same suite on
+# PostgreSQL (pytest-django creates and drops a test_<name> database there).
+export DATABASE_URL="${TEST_DATABASE_URL:-sqlite:///$(mktemp -d)/test_session_contracts.db}"
 export DJANGO_SETTINGS_MODULE=sessionsite.settings
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -rs "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then

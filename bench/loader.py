@@ -33,7 +33,8 @@ def load(rows: Iterable[tuple]) -> int:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from markets import domain
+    from ledger import store
+    from markets import domain, sql
     from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
     from markets.projections import session_from_created
 
@@ -154,8 +155,9 @@ def load(rows: Iterable[tuple]) -> int:
         sessions[sid].version = version
         sessions[sid].last_seq = seq
 
-    with connection.cursor() as cursor:
-        cursor.executemany(INSERT_SQL, rows)
+    with connection.cursor() as cursor:  # %s placeholders: any engine Django speaks
+        cursor.executemany(INSERT_SQL.replace("?", "%s"), rows)
+    store.sync_seq()
     Session.objects.bulk_create(sessions.values())
     Participant.objects.bulk_create(participants.values())  # SQLite >= 3.35 returns their ids
     Holding.objects.bulk_create(
@@ -180,6 +182,7 @@ def load(rows: Iterable[tuple]) -> int:
     for trade in trades:
         trade.taker_id, trade.maker_id = trade.taker.id, trade.maker.id
     Trade.objects.bulk_create(trades, batch_size=2000)
+    sql.sync_id_sequences()  # the services take the next ids after these
     Settlement.objects.bulk_create(settlements)
     Payout.objects.bulk_create(
         Payout(session_id=sid, participant=participants[(sid, u)], amount=amount) for sid, u, amount in payouts

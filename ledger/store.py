@@ -82,6 +82,10 @@ def append(
     when = (at or clock.now()).astimezone(dt.UTC)
     text = canonical_json(payload)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The transaction takes its id before the sequence value: a follower reading out-of-order commits
+            # counts on it (ledger.postgres). Free if the transaction already wrote (the session row lock).
+            cursor.execute("SELECT pg_current_xact_id()")
         cursor.execute(_HEAD_SQL, [stream])
         current, prev = cursor.fetchone() or (0, GENESIS)
         if expected_version is not None and expected_version != current:
@@ -109,6 +113,18 @@ _INSERT_SQL = (
     'INSERT INTO "ledger_event" ("stream", "version", "type", "payload", "at", "prev_hash", "hash") '
     'VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING "seq"'
 )
+
+
+def sync_seq() -> None:
+    """After events were written with seqs of their own (a bulk load, a restore): PostgreSQL's seq sequence
+    moves past them. SQLite's AUTOINCREMENT follows by itself."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('ledger_event', 'seq'), "
+            "GREATEST((SELECT COALESCE(MAX(seq), 0) FROM ledger_event), 1))"
+        )
 
 
 def read(stream: str | None = None, *, after: int = 0, limit: int | None = None) -> list[Event]:

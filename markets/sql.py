@@ -125,10 +125,32 @@ def two_holdings(a: int, b: int) -> tuple[list[int], list[int]]:
 
 
 def next_id(model: type[Model]) -> int:
+    """The id of a new RFQ, quote or trade, taken before its event is written (the event names it).
+
+    PostgreSQL: the table's own sequence (migration 0005), so two sessions' writers never take the same
+    id. SQLite: MAX(id) + 1, safe under its one writer at a time (BEGIN IMMEDIATE)."""
+    table = model._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(model._meta.db_table)}")
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT nextval(%s)", [f"{table}_ids"])
+            return int(cursor.fetchone()[0])
+        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(table)}")
         (last,) = cursor.fetchone()
     return (last or 0) + 1
+
+
+def sync_id_sequences() -> None:
+    """After rows were written with ids of their own (a bulk load, a restore): PostgreSQL's id sequences
+    move past them. Nothing to do on SQLite."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for table in ("markets_rfq", "markets_quote", "markets_trade"):
+            cursor.execute(
+                f"SELECT setval(%s, GREATEST(COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, "
+                f"(SELECT last_value FROM {table}_ids) + 1), false)",
+                [f"{table}_ids"],
+            )
 
 
 def ping() -> None:

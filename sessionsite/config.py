@@ -79,12 +79,26 @@ def database_from_url(url: str, base_dir: Path = BASE_DIR) -> dict:
             "TEST": {"NAME": str(path.with_name(path.stem + "_test.db"))},
         }
     if scheme in {"postgres", "postgresql", "pgsql"}:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parts.path.lstrip("/")),
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": str(parts.port or ""),
-        }
+        return postgres_from_url(url)
     raise ConfigError(f"DATABASE_URL={url!r}: only sqlite:/// and postgres:// URLs are supported")
+
+
+def postgres_from_url(url: str) -> dict:
+    """A PostgreSQL DATABASES entry by dj-database-url: the URL's query string becomes the connection's
+    OPTIONS (`?sslmode=require&connect_timeout=5`), and `?pool=true` turns on Django's psycopg pool.
+    Without a pool, connections are kept DB_CONN_MAX_AGE seconds (default 60) and health-checked."""
+    import dj_database_url
+
+    try:
+        db = dj_database_url.parse(url, conn_health_checks=True)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL={url!r} cannot be read: {exc}") from None
+    pooled = bool(db.get("OPTIONS", {}).get("pool"))
+    age = os.environ.get("DB_CONN_MAX_AGE", "0" if pooled else "60")
+    if not age.isdigit():
+        raise ConfigError(f"DB_CONN_MAX_AGE={age!r} must be a whole number of seconds")
+    if pooled and int(age):
+        raise ConfigError("DB_CONN_MAX_AGE must be 0 with ?pool=true (the pool keeps the connections)")
+    db["CONN_MAX_AGE"] = int(age)
+    db["PORT"] = str(db.get("PORT") or "")
+    return db

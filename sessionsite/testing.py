@@ -22,7 +22,17 @@ def free_port() -> int:
 
 
 def test_database_url() -> str:
-    name = settings.DATABASES["default"]["NAME"]
+    """The URL of the test database (after pytest-django created it), for servers started as processes."""
+    db = settings.DATABASES["default"]
+    name = db["NAME"]
+    if db["ENGINE"].endswith("postgresql"):
+        from urllib.parse import quote, urlencode
+
+        auth = f"{quote(db['USER'])}:{quote(db['PASSWORD'])}@" if db["USER"] else ""
+        host = f"{db['HOST'] or 'localhost'}:{db['PORT']}" if db["PORT"] else db["HOST"] or "localhost"
+        options = {k: v for k, v in db.get("OPTIONS", {}).items() if isinstance(v, str | int | bool)}
+        query = f"?{urlencode(options)}" if options else ""
+        return f"postgres://{auth}{host}/{quote(name)}{query}"
     if not name or name == ":memory:" or "mode=memory" in str(name):
         raise RuntimeError("end-to-end tests need a file database (DATABASE_URL=sqlite:///...)")
     return f"sqlite:///{Path(name).resolve()}"

@@ -9,9 +9,12 @@ SQLITE_TRIGGERS = [
 ]
 SQLITE_DROP = ["DROP TRIGGER IF EXISTS ledger_event_no_update;", "DROP TRIGGER IF EXISTS ledger_event_no_delete;"]
 
+# The refusal is an integrity violation (SQLSTATE 23000) on both engines, so callers see one error type
+# (Django's IntegrityError) whichever database refused.
 POSTGRES_TRIGGERS = [
     """CREATE OR REPLACE FUNCTION ledger_event_refuse() RETURNS trigger AS $$
-       BEGIN RAISE EXCEPTION 'ledger events are append-only: % refused', TG_OP; END;
+       BEGIN RAISE EXCEPTION 'ledger events are append-only: % refused', TG_OP
+             USING ERRCODE = 'integrity_constraint_violation'; END;
        $$ LANGUAGE plpgsql;""",
     """CREATE TRIGGER ledger_event_no_change BEFORE UPDATE OR DELETE ON ledger_event
        FOR EACH ROW EXECUTE FUNCTION ledger_event_refuse();""",
@@ -25,16 +28,21 @@ POSTGRES_DROP = [
 ]
 
 
+def trigger_sql(vendor: str) -> tuple[list[str], list[str]]:
+    """(the statements that install the append-only triggers, those that drop them) for an engine."""
+    return (SQLITE_TRIGGERS, SQLITE_DROP) if vendor == "sqlite" else (POSTGRES_TRIGGERS, POSTGRES_DROP)
+
+
 def create_triggers(apps, schema_editor):
     statements = SQLITE_TRIGGERS if schema_editor.connection.vendor == "sqlite" else POSTGRES_TRIGGERS
     for sql in statements:
-        schema_editor.execute(sql)
+        schema_editor.execute(sql, None)  # no params: the % of RAISE is not a placeholder
 
 
 def drop_triggers(apps, schema_editor):
     statements = SQLITE_DROP if schema_editor.connection.vendor == "sqlite" else POSTGRES_DROP
     for sql in statements:
-        schema_editor.execute(sql)
+        schema_editor.execute(sql, None)
 
 
 class Migration(migrations.Migration):

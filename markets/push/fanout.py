@@ -11,17 +11,17 @@ import itertools
 from collections import OrderedDict, defaultdict
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 from ledger import clock, store
 from ledger.models import Event
+from ledger.postgres import Position, follow
 from markets import domain, projections, selectors
 from markets.models import Participant, Session
-from markets.push.feed import closing, feed, nudge
+from markets.push.feed import feed, nudge
 from markets.push.panels import BOARD, EVERYTHING, FLOOR, TICK, shared, stale
 from oracle.models import Tick
 
@@ -124,15 +124,25 @@ def published(batch: int) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- feed sources
 
 
-def _events_start() -> int:
-    return Event.objects.aggregate(m=Max("seq"))["m"] or 0
+def _newer(queryset, key: str, position: Position):
+    """The rows of `queryset` past `position` (above its last key, or in its gaps), by key."""
+    after = Q(**{f"{key}__gt": position.last})
+    if position.gaps:
+        after |= Q(**{f"{key}__in": list(position.gaps)})
+    return queryset.filter(after).order_by(key)
 
 
-def _events_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
-    events = list(Event.objects.filter(seq__gt=cursor).order_by("seq")[:BATCH])
-    if not events:
-        return [], cursor
-    return [event_message(e) for e in events], events[-1].seq
+def _events_start() -> Position:
+    return Position(Event.objects.aggregate(m=Max("seq"))["m"] or 0)
+
+
+def _events_poll(position: Position) -> tuple[list[dict[str, Any]], Position]:
+    events, position = follow(lambda p: list(_newer(Event.objects.all(), "seq", p)[:BATCH]), _seq, position)
+    return [event_message(e) for e in events], position
+
+
+def _seq(event: Event) -> int:
+    return event.seq
 
 
 def event_message(event: Event) -> dict[str, Any]:
@@ -156,30 +166,32 @@ def holdings_json(session_id: str) -> dict[str, Any]:
     }
 
 
-def _ticks_start() -> int:
-    return Tick.objects.aggregate(m=Max("id"))["m"] or 0
+def _ticks_start() -> Position:
+    return Position(Tick.objects.aggregate(m=Max("id"))["m"] or 0)
 
 
-def _ticks_poll(cursor: int) -> tuple[list[dict[str, Any]], int]:
-    rows = list(
-        Tick.objects.filter(id__gt=cursor)
-        .order_by("id")
-        .values_list("id", "session_id", "symbol", "price", "at")[: BATCH * 10]
-    )
-    if not rows:
-        return [], cursor
+def _ticks_poll(position: Position) -> tuple[list[dict[str, Any]], Position]:
+    def read(p: Position) -> list:
+        fields = ("id", "session_id", "symbol", "price", "at")
+        return list(_newer(Tick.objects.all(), "id", p).values_list(*fields)[: BATCH * 10])
+
+    rows, position = follow(read, _first, position)
     ticks = [
         {"type": "tick", "id": i, "session_id": sid, "symbol": sym, "price": domain.price_str(p), "at": at.isoformat()}
         for i, sid, sym, p, at in rows
     ]
-    return ticks, rows[-1][0]
+    return ticks, position
+
+
+def _first(row: tuple) -> int:
+    return row[0]
 
 
 async def _fan_out(pushes: dict[str, frozenset[str]]) -> None:
     """Render each session's stale panels once and tell its browsers (session id -> panels)."""
     layer = get_channel_layer()
     for sid, stale_panels in sorted(pushes.items()):
-        panels = await sync_to_async(closing(_render_if_exists), thread_sensitive=False)(sid, stale_panels)
+        panels = await feed.run_sync(_render_if_exists, sid, stale_panels)
         if panels is None:
             continue
         await layer.group_send(group_name(sid), {"type": "floor.update", "batch": publish(panels), "session": sid})
@@ -198,7 +210,7 @@ async def _on_events(events: list[dict[str, Any]]) -> None:
     await _fan_out({sid: stale(m["event"]["type"] for m in batch) for sid, batch in by_session.items()})
     layer = get_channel_layer()
     for sid, batch in by_session.items():
-        holdings = await sync_to_async(closing(holdings_json), thread_sensitive=False)(sid)
+        holdings = await feed.run_sync(holdings_json, sid)
         await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": [*batch, holdings]})
 
 

@@ -1,21 +1,25 @@
 """Follow the database from inside each web process, once per process (see markets.push for the path).
 
 Any process may write (a request, `run_oracle`, `settle`, the admin), so the web process cannot wait
-to be told: one asyncio task per process polls each registered source by its monotonic cursor
-(the ledger's `seq`, the oracle's tick id) every FEED_POLL_SECONDS, at once when a local commit
-nudges it, and within WATCH_SECONDS when another process commits to the SQLite file. Each new batch is
-read ONCE and handed to the source's handler, which renders and group-sends to the browsers; so N
-browsers cost one read of each new row, not N.
+to be told: one asyncio task per process polls each registered source by its position (the ledger's
+`seq`, the oracle's tick id, with the gaps PostgreSQL may still fill: `ledger.postgres.Position`) every
+FEED_POLL_SECONDS, at once when a local commit nudges it, within WATCH_SECONDS when another process
+commits to the SQLite file, and at once on a PostgreSQL NOTIFY (`ledger.postgres.Listener`). Each new
+batch is read ONCE and handed to the source's handler, which renders and group-sends to the browsers;
+so N browsers cost one read of each new row, not N. All of the feed's database work runs in one thread
+of its own, on one connection kept as long as CONN_MAX_AGE allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +27,8 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-Poll = Callable[[int], tuple[list[Any], int]]  # cursor -> (new items, new cursor); sync (runs in a thread)
-Start = Callable[[], int]  # current cursor at start-up (sync)
+Poll = Callable[[Any], tuple[list[Any], Any]]  # position -> (new items, new position); sync (feed thread)
+Start = Callable[[], Any]  # the position at start-up (sync)
 Handler = Callable[[list[Any]], Awaitable[None]]
 
 
@@ -34,7 +38,7 @@ class Source:
     start: Start
     poll: Poll
     handler: Handler
-    cursor: int = -1
+    cursor: Any = None
 
 
 class Feed:
@@ -44,6 +48,8 @@ class Feed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-feed")
+        self.listener = None
         self.polls = 0
 
     def register(self, name: str, start: Start, poll: Poll, handler: Handler) -> None:
@@ -58,8 +64,9 @@ class Feed:
             self._loop = loop
             self._wake = asyncio.Event()
             for source in self.sources.values():
-                source.cursor = -1
+                source.cursor = None
             self._task = loop.create_task(self._run(), name="ledger-feed")
+            self._listen()
 
     def nudge(self) -> None:
         """Ask the follower to poll now (called on commit, from any thread)."""
@@ -71,19 +78,32 @@ class Feed:
         except RuntimeError:
             pass
 
-    async def _run(self) -> None:
-        from asgiref.sync import sync_to_async
+    def _listen(self) -> None:
+        """On PostgreSQL, one connection LISTENs for commits of other processes (NOTIFY at commit)."""
+        from django.db import connections
 
+        from ledger.postgres import Listener
+
+        db = connections["default"]
+        if db.vendor == "postgresql" and self.listener is None:
+            self.listener = Listener(db.settings_dict, self.nudge).start()
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a database read in the feed's own thread (its one connection, kept as CONN_MAX_AGE allows)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(_db_work, fn, *args))
+
+    async def _run(self) -> None:
         interval = float(getattr(settings, "FEED_POLL_SECONDS", 0.2))
         while True:
             seen = database_signature()  # before reading: a commit during the poll triggers another
             polled_at = time.monotonic()
             try:
                 for source in list(self.sources.values()):
-                    if source.cursor < 0:
-                        source.cursor = await sync_to_async(closing(source.start), thread_sensitive=False)()
+                    if source.cursor is None:
+                        source.cursor = await self.run_sync(source.start)
                         continue
-                    items, cursor = await sync_to_async(closing(source.poll), thread_sensitive=False)(source.cursor)
+                    items, cursor = await self.run_sync(source.poll, source.cursor)
                     source.cursor = cursor
                     if items:
                         await source.handler(items)
@@ -137,19 +157,16 @@ def database_signature() -> tuple | None:
     return tuple(signature)
 
 
-def closing(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a DB read in a worker thread and close that thread's connection afterwards."""
+def _db_work(fn: Callable[..., Any], *args: Any) -> Any:
+    """A database read in the feed's thread: connections past CONN_MAX_AGE (or broken) are replaced
+    before and after, as Django does around a request; a kept one is reused."""
+    from django.db import close_old_connections
 
-    def run(*args: Any) -> Any:
-        from django.db import close_old_connections, connection
-
-        try:
-            return fn(*args)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    return run
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
 
 
 feed = Feed()

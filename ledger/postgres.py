@@ -1,0 +1,129 @@
+"""What following a PostgreSQL table takes that SQLite does not: gap-safe reading, and being woken by NOTIFY.
+
+SQLite has one writer at a time, so rows become visible in the order of their keys. PostgreSQL hands out a
+sequence value when a row is inserted, and transactions commit in any order: after reading keys 1..7 with
+5 missing, 5 may still arrive (a transaction in flight) or never (it rolled back). A follower that moved
+its cursor to 7 would skip 5 forever. So a follower remembers each gap with the snapshot's xmax of the read
+that first saw it, and reads it again until it is filled, or until every transaction that was in flight
+then has ended (the current snapshot's xmin passed that xmax): then nothing can fill it any more.
+
+That is sound because every appending transaction has its transaction id before it takes a sequence value
+(`ledger.store.append` asks for it first), so a transaction that could still fill a gap is one that was in
+flight at the read, with an id below that read's xmax.
+
+`gap_safe` is the pure rule (tested with hypothesis); `snapshot` and `Listener` are the PostgreSQL side.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# Channels the NOTIFY triggers (ledger and oracle migrations) signal on a commit that wrote rows.
+CHANNELS = ("sc_ledger", "sc_ticks")
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far a follower has read: every key up to `last` was delivered, except the `gaps`, each with the
+    xmax of the snapshot that first saw it missing."""
+
+    last: int
+    gaps: dict[int, int] = field(default_factory=dict)
+
+
+def gap_safe(position: Position, keys: Iterable[int], xmin: int | None, xmax: int | None) -> Position:
+    """Where a follower stands after a read returned `keys` (the keys above `last` and the gaps that are
+    now visible), under a snapshot with (xmin, xmax). None for the snapshot means a database whose rows
+    become visible in key order (SQLite): nothing can fill a gap there, so none is kept."""
+    keys = set(keys)
+    gaps = {k: seen for k, seen in position.gaps.items() if k not in keys}
+    top = max(keys | {position.last})
+    if xmin is None or xmax is None:
+        return Position(top)
+    for k in range(position.last + 1, top):
+        if k not in keys:
+            gaps.setdefault(k, xmax)
+    # A gap no transaction can fill any more: all that were in flight when it was seen have ended.
+    return Position(top, {k: seen for k, seen in gaps.items() if xmin < seen})
+
+
+SNAPSHOT_SQL = (
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+)
+
+
+def snapshot(cursor) -> tuple[int, int]:
+    """(xmin, xmax) of the current snapshot; read it in the same REPEATABLE READ transaction as the rows."""
+    cursor.execute(SNAPSHOT_SQL)
+    xmin, xmax = cursor.fetchone()
+    return int(xmin), int(xmax)
+
+
+class Listener:
+    """One long-lived connection per process that LISTENs on `CHANNELS` and calls `wake()` on every
+    notification (delivered at commit), so the follower reads at once instead of at its next poll."""
+
+    def __init__(self, settings_dict: dict, wake: Callable[[], None]) -> None:
+        self.settings_dict = settings_dict
+        self.wake = wake
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ledger-listen", daemon=True)
+        self.heard = 0
+
+    def start(self) -> Listener:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _connect(self):
+        import psycopg
+
+        s = self.settings_dict
+        options = {k: v for k, v in s.get("OPTIONS", {}).items() if k not in ("pool", "isolation_level")}
+        conn = psycopg.connect(
+            dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"] or None,
+            port=s["PORT"] or None, autocommit=True, **options,
+        )  # fmt: skip
+        for channel in CHANNELS:
+            conn.execute(f"LISTEN {channel}")
+        return conn
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                with self._connect() as conn:
+                    self.wake()  # anything committed while (re)connecting is read now
+                    while not self.stopped.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self.heard += 1
+                            self.wake()
+            except Exception as exc:  # the database went away: try again, the polls go on meanwhile
+                log.warning("ledger listener lost its connection (%s); reconnecting", exc)
+                self.stopped.wait(1.0)
+
+
+def follow(rows_after: Callable[[Position], list], key: Callable[[object], int], position: Position):
+    """Read what is new after `position` and say where the follower then stands: (rows, position).
+
+    `rows_after(position)` reads the rows with keys above `position.last` or in `position.gaps` (ordered by
+    key). On PostgreSQL the read and the snapshot it is judged by are one REPEATABLE READ transaction.
+    """
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        rows = rows_after(position)
+        return rows, gap_safe(position, (key(r) for r in rows), None, None)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            xmin, xmax = snapshot(cursor)
+        rows = rows_after(position)
+    return rows, gap_safe(position, (key(r) for r in rows), xmin, xmax)
