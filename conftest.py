@@ -102,6 +102,21 @@ def demo(users):
     return create_demo(users)
 
 
+def engine() -> str:
+    from django.conf import settings
+
+    return "sqlite" if "sqlite" in settings.DATABASES["default"]["ENGINE"] else "postgresql"
+
+
 def pytest_collection_modifyitems(config, items):
-    """Browser tests last: Playwright's sync API leaves an event loop in the main thread."""
+    """Browser tests last: Playwright's sync API leaves an event loop in the main thread. Tests that are
+    SQLite-only by design (`@pytest.mark.sqlite_only("why")`) are skipped on PostgreSQL, saying why;
+    `postgres_only` ones on SQLite."""
     items.sort(key=lambda item: 1 if item.get_closest_marker("browser") else 0)
+    running = engine()
+    for item in items:
+        for name, needs in (("sqlite_only", "sqlite"), ("postgres_only", "postgresql")):
+            mark = item.get_closest_marker(name)
+            if mark is not None and running != needs:
+                why = mark.args[0] if mark.args else f"runs on {needs} only"
+                item.add_marker(pytest.mark.skip(reason=f"{needs} only by design: {why}"))

@@ -3,15 +3,21 @@
 SQLite has one writer at a time, so rows become visible in the order of their keys. PostgreSQL hands out a
 sequence value when a row is inserted, and transactions commit in any order: after reading keys 1..7 with
 5 missing, 5 may still arrive (a transaction in flight) or never (it rolled back). A follower that moved
-its cursor to 7 would skip 5 forever. So a follower remembers each gap with the snapshot's xmax of the read
-that first saw it, and reads it again until it is filled, or until every transaction that was in flight
-then has ended (the current snapshot's xmin passed that xmax): then nothing can fill it any more.
+its cursor to 7 would skip 5 forever. So a follower remembers each gap with a horizon: a transaction id
+above that of every transaction that could still fill it. It reads the gap again until it is filled, or
+until every transaction below the horizon has ended (a later snapshot's xmin reached it): then nothing can
+fill it any more.
 
-That is sound because every appending transaction has its transaction id before it takes a sequence value
-(`ledger.store.append` asks for it first), so a transaction that could still fill a gap is one that was in
-flight at the read, with an id below that read's xmax.
+The horizon is the follower's own transaction id, taken after the snapshot of the read that first saw the
+gap. That is sound because every appending transaction has its id before it takes a sequence value
+(`ledger.store.append` asks for it first): a key below a visible one was handed out before that read, to
+a transaction whose id was given out earlier still. The snapshot's own numbers are not enough: its xip
+lists only the ids below its xmax (one past the newest *completed* transaction), and a transaction in
+flight may have a larger id. The follower takes an id only when a read finds a new gap, which on a quiet
+or a serial database is never.
 
-`gap_safe` is the pure rule (tested with hypothesis); `snapshot` and `Listener` are the PostgreSQL side.
+`gap_safe` is the pure rule (tested with hypothesis against a model of PostgreSQL's snapshots); `follow`
+and `Listener` are the PostgreSQL side.
 """
 
 from __future__ import annotations
@@ -30,39 +36,27 @@ CHANNELS = ("sc_ledger", "sc_ticks")
 @dataclass(frozen=True)
 class Position:
     """How far a follower has read: every key up to `last` was delivered, except the `gaps`, each with the
-    xmax of the snapshot that first saw it missing."""
+    horizon of the read that first saw it missing."""
 
     last: int
     gaps: dict[int, int] = field(default_factory=dict)
 
 
-def gap_safe(position: Position, keys: Iterable[int], xmin: int | None, xmax: int | None) -> Position:
+def gap_safe(position: Position, keys: Iterable[int], xmin: int | None, horizon: int | None) -> Position:
     """Where a follower stands after a read returned `keys` (the keys above `last` and the gaps that are
-    now visible), under a snapshot with (xmin, xmax). None for the snapshot means a database whose rows
-    become visible in key order (SQLite): nothing can fill a gap there, so none is kept."""
+    now visible), under a snapshot whose oldest transaction in flight is `xmin`, with `horizon` above the
+    id of every transaction that could fill a gap this read found. None means a database whose rows become visible in
+    key order (SQLite): nothing can fill a gap there, so none is kept."""
     keys = set(keys)
     gaps = {k: seen for k, seen in position.gaps.items() if k not in keys}
     top = max(keys | {position.last})
-    if xmin is None or xmax is None:
+    if xmin is None or horizon is None:
         return Position(top)
     for k in range(position.last + 1, top):
         if k not in keys:
-            gaps.setdefault(k, xmax)
+            gaps.setdefault(k, horizon)
     # A gap no transaction can fill any more: all that were in flight when it was seen have ended.
     return Position(top, {k: seen for k, seen in gaps.items() if xmin < seen})
-
-
-SNAPSHOT_SQL = (
-    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
-    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-)
-
-
-def snapshot(cursor) -> tuple[int, int]:
-    """(xmin, xmax) of the current snapshot; read it in the same REPEATABLE READ transaction as the rows."""
-    cursor.execute(SNAPSHOT_SQL)
-    xmin, xmax = cursor.fetchone()
-    return int(xmin), int(xmax)
 
 
 class Listener:
@@ -114,16 +108,31 @@ def follow(rows_after: Callable[[Position], list], key: Callable[[object], int],
     """Read what is new after `position` and say where the follower then stands: (rows, position).
 
     `rows_after(position)` reads the rows with keys above `position.last` or in `position.gaps` (ordered by
-    key). On PostgreSQL the read and the snapshot it is judged by are one REPEATABLE READ transaction.
+    key). On PostgreSQL the snapshot, the read and (when it found a new gap) the horizon are one REPEATABLE
+    READ transaction.
     """
     from django.db import connection, transaction
 
     if connection.vendor != "postgresql":
         rows = rows_after(position)
         return rows, gap_safe(position, (key(r) for r in rows), None, None)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            xmin, xmax = snapshot(cursor)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")  # takes the snapshot
+        (xmin,) = cursor.fetchone()
         rows = rows_after(position)
-    return rows, gap_safe(position, (key(r) for r in rows), xmin, xmax)
+        keys = [key(r) for r in rows]
+        horizon = xmin
+        if new_gaps(position, keys):
+            # An id of our own, given after the snapshot: above every id handed out before it. The
+            # transaction writes nothing, so its commit need not wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+            (horizon,) = cursor.fetchone()
+    return rows, gap_safe(position, keys, int(xmin), int(horizon))
+
+
+def new_gaps(position: Position, keys: list[int]) -> bool:
+    """Whether a read that returned `keys` skipped a key above `position.last`."""
+    above = sorted(k for k in keys if k > position.last)
+    return bool(above) and above[-1] - position.last != len(above)

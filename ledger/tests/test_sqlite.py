@@ -13,7 +13,7 @@ from bench.eventlog import INSERT_SQL, GeneratedLog
 from ledger import chain, store
 from ledger import sqlite as fast
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_only("ledger.sqlite reads SQLite files and connections")]
 
 DROP = ["DROP TRIGGER IF EXISTS ledger_event_no_update", "DROP TRIGGER IF EXISTS ledger_event_no_delete"]
 

@@ -113,6 +113,7 @@ def test_verifier_names_the_first_bad_event(users, tamper):
     assert "\n" not in message
 
 
+@pytest.mark.sqlite_only("verify_ledger --quick reads the SQLite file itself")
 @pytest.mark.parametrize(
     "tamper",
     [_edit_payload, _edit_hash, _edit_and_rehash, _edit_time, _delete_middle, _swap_versions],
@@ -132,6 +133,7 @@ def test_the_quick_check_names_the_same_first_bad_event(users, tamper):
     assert f"event #{bad.seq} " in message and reason in message
 
 
+@pytest.mark.sqlite_only("verify_ledger --quick reads the SQLite file itself")
 def test_the_quick_check_compares_holdings_with_the_log(users):
     demo_events(users)
     Holding.objects.filter(participant__username="bob", leg="ORCL").update(qty=31_000_000)
@@ -266,3 +268,11 @@ def test_settle_takes_the_last_tick_at_or_before_now_and_records_it(users):
     assert settled["total"] == settled["expected"] == "9400.000000000000"
     assert Settlement.objects.get(session_id="demo").fixing["ticks"] == settled["fixing"]["ticks"]
     call_command("verify_ledger", stdout=StringIO())
+
+
+@pytest.mark.postgres_only("on SQLite the quick check runs (the tests above)")
+def test_the_quick_check_says_it_is_for_sqlite_files(users):
+    demo_events(users)
+    with pytest.raises(CommandError, match="the quick check reads the SQLite file itself; on other databases use"):
+        call_command("verify_ledger", "--quick", stdout=StringIO())
+    call_command("verify_ledger", stdout=StringIO())  # the full check works on any database

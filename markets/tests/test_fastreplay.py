@@ -17,7 +17,10 @@ from ledger.models import Event
 from ledger.tests.test_sqlite import log_file
 from markets import fastreplay, projections, services
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.sqlite_only("markets.fastreplay replays a SQLite file (verify_ledger --quick and the bench)"),
+]
 
 
 def events_of(rows) -> list[Event]:

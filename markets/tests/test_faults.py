@@ -413,10 +413,16 @@ def _unshare_prefix() -> tuple[str, ...] | None:
     return None
 
 
-needs_mount_namespace = pytest.mark.skipif(
+_mounts = pytest.mark.skipif(
     "_unshare_prefix() is None",
     reason="needs a private mount namespace (unshare --mount, as root or with user namespaces) for tmpfs",
 )
+
+
+def needs_mount_namespace(test):
+    """A SQLite file on a full tmpfs or a read-only mount: the database is that file."""
+    return pytest.mark.sqlite_only("the database is a SQLite file on a full or read-only filesystem")(_mounts(test))
+
 
 # Fill the tmpfs leaving `slack` bytes. 32 KiB is what SQLite's WAL index (-shm) takes when a process
 # opens the database, and 4 KiB more is less than the WAL header and one page frame (32 + 24 + 4096 bytes):

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from conftest import create_demo, make_user
 from ledger import store
@@ -37,7 +37,8 @@ def test_renaming_a_user_changes_nothing_in_replay_or_verification(users):
     out = StringIO()
     call_command("verify_ledger", stdout=out)
     assert "demo: " in out.getvalue() and "ok" in out.getvalue()
-    call_command("verify_ledger", "--quick", stdout=StringIO())
+    if connection.vendor == "sqlite":
+        call_command("verify_ledger", "--quick", stdout=StringIO())
     # A newcomer takes the old name: a rebuilt projection still gives the holdings to the same account.
     newcomer = make_user("alice")
     rebuilt = projections.rebuild("demo")
@@ -103,7 +104,8 @@ def test_a_log_written_before_ids_still_verifies_and_a_rename_is_named_not_a_tra
     assert Session.objects.get(id="old").status == "settled"
     assert projections.holdings_matrix("old") == {"alice": [4_000_000, 12_000_000], "mm": [6_000_000, 8_000_000]}
     call_command("verify_ledger", "old", stdout=StringIO())
-    call_command("verify_ledger", "--quick", "old", stdout=StringIO())
+    if connection.vendor == "sqlite":
+        call_command("verify_ledger", "--quick", "old", stdout=StringIO())
     users["alice"].username = "alicia"
     users["alice"].save()
     with pytest.raises(CommandError) as info:

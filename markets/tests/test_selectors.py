@@ -89,10 +89,10 @@ def test_a_settled_session_is_worth_what_it_paid_out(users):
 
 def test_the_log_names_people_as_they_joined(users, demo):
     rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "10")
-    services.accept_quote(users["alice"], services.provide_quote(users["mm"], rfq.id, "0.62").id)
+    trade = services.accept_quote(users["alice"], services.provide_quote(users["mm"], rfq.id, "0.62").id)
     users["alice"].username = "alicia"
     users["alice"].save()
     lines = [e.summary for e in selectors.event_log(Session.objects.get(id="demo"))]
-    assert lines[0] == "trade 1: alice 10.000000 AAPL → 6.200000 NVDA with mm"
-    assert lines[2] == "RFQ 1: alice gives 10.000000 AAPL for NVDA"
+    assert lines[0] == f"trade {trade.id}: alice 10.000000 AAPL → 6.200000 NVDA with mm"
+    assert lines[2] == f"RFQ {rfq.id}: alice gives 10.000000 AAPL for NVDA"
     assert "mm2 as maker" in lines and "trading open" in lines

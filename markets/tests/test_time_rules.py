@@ -191,7 +191,7 @@ def test_an_expired_quote_is_recorded_expired_and_cannot_be_withdrawn(users, cli
     client.force_login(users["alice"])
     page = client.get("/sessions/demo/").content.decode()
     assert f'data-testid="accept-{quote.id}"' not in page and f'data-testid="accept-{other.id}"' in page
-    assert "quote 1 expired" in page  # the log says so
+    assert f"quote {quote.id} expired" in page  # the log says so
     assert_refused(lambda: services.accept_quote(users["alice"], quote.id), Conflict, "quote_expired", 409, "expired")
     assert_refused(lambda: services.withdraw_quote(users["mm"], quote.id), Conflict, "quote_expired", 409, "expired")
     assert audit.verify_session("demo").ok

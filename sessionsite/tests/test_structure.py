@@ -14,10 +14,10 @@ from sessionsite.testing import BASE_DIR
 
 APPS = ("sessionsite", "markets", "ledger", "oracle")
 
-# Where SQL may be written by hand: the event store (any database), its SQLite readers, the market's
-# hot path, and the SQLite connection's own PRAGMAs in the settings. Migrations carry their DDL. The
+# Where SQL may be written by hand: the event store (any database), its SQLite readers, what following
+# PostgreSQL takes, the market's hot path, and the SQLite connection's own PRAGMAs in the settings. Migrations carry their DDL. The
 # benchmarks (bench/) measure raw loops on purpose.
-SQL_MODULES = {"ledger/store.py", "ledger/sqlite.py", "markets/sql.py", "sessionsite/config.py"}
+SQL_MODULES = {"ledger/store.py", "ledger/sqlite.py", "ledger/postgres.py", "markets/sql.py", "sessionsite/config.py"}
 SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|BEGIN)\s", re.ASCII)
 SQL_CALLS = {"execute", "executemany", "executescript", "raw", "extra", "cursor", "RawSQL"}
 

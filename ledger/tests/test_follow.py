@@ -1,0 +1,142 @@
+"""Following a table whose writers commit out of order (PostgreSQL): the gap-safe rule delivers every
+committed row exactly once and forgets only the gaps no transaction can fill any more. The rule is pure,
+so it is checked against a model of PostgreSQL: transactions take ids (xids) and keys (a sequence), then
+commit or roll back in any order, while a follower reads under snapshots built as PostgreSQL builds them
+(xmax one past the newest completed id; xip only the ids in flight below it)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.postgres import Position, gap_safe, new_gaps
+
+
+class ModelDatabase:
+    """Transactions with xids from a counter and keys from a sequence; rows visible once committed."""
+
+    def __init__(self) -> None:
+        self.next_xid = 100
+        self.next_key = 1
+        self.running: dict[int, list[int]] = {}  # xid -> keys it inserted
+        self.latest_completed = 99
+        self.committed: set[int] = set()
+        self.rolled_back: set[int] = set()
+
+    def begin_and_insert(self, rows: int) -> int:
+        xid = self.next_xid  # the id comes first, then the keys (ledger.store.append asks for it)
+        self.next_xid += 1
+        keys = list(range(self.next_key, self.next_key + rows))
+        self.next_key += rows
+        self.running[xid] = keys
+        return xid
+
+    def end(self, xid: int, commit: bool) -> None:
+        keys = self.running.pop(xid)
+        (self.committed if commit else self.rolled_back).update(keys)
+        self.latest_completed = max(self.latest_completed, xid)
+
+    def xmin(self) -> int:
+        """pg_snapshot_xmin: the oldest id in the snapshot's xip, or its xmax when xip is empty. A
+        transaction with an id at or above xmax is in flight too, but not listed."""
+        xmax = self.latest_completed + 1
+        return min([x for x in self.running if x < xmax], default=xmax)
+
+    def own_xid(self) -> int:
+        """pg_current_xact_id() of the follower: the next id (its transaction writes nothing, ends at once)."""
+        xid = self.begin_and_insert(0)
+        self.end(xid, commit=True)
+        return xid
+
+    def read(self, position: Position) -> list[int]:
+        return sorted(k for k in self.committed if k > position.last or k in position.gaps)
+
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), st.integers(1, 3)),
+        st.tuples(st.just("end"), st.integers(0, 20), st.booleans()),
+        st.tuples(st.just("read")),
+    ),
+    max_size=60,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(steps=steps)
+def test_every_committed_row_is_delivered_once_and_dead_gaps_are_forgotten(steps):
+    db = ModelDatabase()
+    position = Position(0)
+    delivered: list[int] = []
+
+    def read() -> None:
+        nonlocal position
+        xmin = db.xmin()
+        keys = db.read(position)
+        delivered.extend(keys)
+        horizon = db.own_xid() if new_gaps(position, keys) else xmin
+        position = gap_safe(position, keys, xmin, horizon)
+
+    for step in steps:
+        if step[0] == "insert":
+            db.begin_and_insert(step[1])
+        elif step[0] == "end" and db.running:
+            xid = sorted(db.running)[step[1] % len(db.running)]
+            db.end(xid, commit=step[2])
+        elif step[0] == "read":
+            read()
+    for xid in list(db.running):  # everything ends, the follower reads until it has seen it all
+        db.end(xid, commit=True)
+    read()
+    read()
+    assert sorted(delivered) == sorted(db.committed)
+    assert len(delivered) == len(set(delivered)), "a row was delivered twice"
+    assert position.gaps == {}, "a gap nobody can fill is still being read"
+
+
+def test_sqlite_keeps_no_gaps():
+    """Rows become visible in key order there: a key never seen below the top will never come."""
+    assert gap_safe(Position(3), [4, 6], None, None) == Position(6)
+
+
+def test_a_gap_is_kept_while_the_transaction_that_could_fill_it_runs():
+    seen = gap_safe(Position(0), [1, 3], xmin=10, horizon=12)  # key 2 missing; xids 10 and 11 in flight
+    assert seen == Position(3, {2: 12})
+    assert gap_safe(seen, [], xmin=11, horizon=13) == seen  # still something in flight from before
+    assert gap_safe(seen, [2], xmin=11, horizon=13) == Position(3)  # filled
+    assert gap_safe(seen, [], xmin=12, horizon=14) == Position(3)  # all of those ended: it will never come
+    assert gap_safe(Position(0), [1, 3], xmin=20, horizon=20) == Position(3)  # nothing in flight: 2 is dead
+
+
+def test_a_transaction_above_the_snapshots_xmax_still_counts():
+    """The case PostgreSQL's snapshot does not list: key 1 belongs to xid 12, still running; key 2 to xid 11,
+    committed. The snapshot's xmax is 12, so its xip is empty and its xmin is 12: judged by the snapshot
+    alone, nothing is in flight. The follower's own id (13) keeps the gap until 12 has ended."""
+    db = ModelDatabase()
+    db.next_xid = 13
+    db.running = {11: [2], 12: [1]}  # 11 took its id first, 12 its key first
+    db.next_key = 3
+    db.end(11, commit=True)
+    assert db.xmin() == 12 and db.read(Position(0)) == [2]
+    keys = db.read(Position(0))
+    assert new_gaps(Position(0), keys)
+    seen = gap_safe(Position(0), keys, db.xmin(), db.own_xid())
+    assert seen == Position(2, {1: 13})
+    assert gap_safe(seen, [], db.xmin(), db.xmin()) == seen  # 12 still runs
+    db.end(12, commit=True)
+    assert db.read(seen) == [1]
+
+
+def test_new_gaps():
+    assert not new_gaps(Position(3), [])
+    assert not new_gaps(Position(3), [4, 5])
+    assert not new_gaps(Position(3, {2: 9}), [2, 4])
+    assert new_gaps(Position(3), [5])
+    assert new_gaps(Position(3, {2: 9}), [2, 4, 6])
+
+
+@pytest.mark.parametrize("xmin, kept", [(5, True), (12, False)])
+def test_reading_nothing_still_ages_gaps(xmin, kept):
+    position = gap_safe(Position(7, {5: 12}), [], xmin=xmin, horizon=20)
+    assert (5 in position.gaps) is kept and position.last == 7
