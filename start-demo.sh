@@ -71,7 +71,13 @@ if port_busy "$PORT"; then
     exit 1
 fi
 
+# The database: DATABASE_URL from the environment or .env (scripts/setup-postgres.sh writes it there), else
+# a SQLite file. With DATABASE_OWNER_URL too, migrations run as that owner and the site as DATABASE_URL's role.
+from_env_file() { if [ -f .env ]; then sed -n "s/^$1=//p" .env | tail -1; fi; }
+DATABASE_URL=${DATABASE_URL:-$(from_env_file DATABASE_URL)}
+DATABASE_OWNER_URL=${DATABASE_OWNER_URL:-$(from_env_file DATABASE_OWNER_URL)}
 export DATABASE_URL=${DATABASE_URL:-sqlite:///./session_contracts.db}
+shown_url=$(echo "$DATABASE_URL" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#')
 export DEMO_MODE=${DEMO_MODE:-true}
 export DJANGO_SETTINGS_MODULE=sessionsite.settings
 PY=.venv/bin/python
@@ -83,7 +89,7 @@ if [ $RESET -eq 1 ]; then
             echo "Resetting: removing $db"
             rm -f "$db" "$db-wal" "$db-shm"
             ;;
-        *) echo "error: --reset only removes SQLite files; reset $DATABASE_URL by hand" >&2; exit 2 ;;
+        *) echo "error: --reset only removes SQLite files; reset $shown_url by hand" >&2; exit 2 ;;
     esac
 fi
 
@@ -94,8 +100,15 @@ if [ -z "${SECRET_KEY:-}" ] && ! grep -qs '^SECRET_KEY=' .env; then
     echo "Wrote a new SECRET_KEY to .env"
 fi
 
-echo "Migrating the database ($DATABASE_URL) ..."
-$PY manage.py migrate --noinput -v0
+if [ -n "$DATABASE_OWNER_URL" ]; then
+    echo "Migrating the database ($shown_url) as its owner ..."
+    DATABASE_URL=$DATABASE_OWNER_URL $PY manage.py migrate --noinput -v0
+    app_role=$($PY -c 'from sessionsite.config import database_from_url; import os; print(database_from_url(os.environ["DATABASE_URL"])["USER"])')
+    DATABASE_URL=$DATABASE_OWNER_URL $PY manage.py grant_app_role "$app_role"
+else
+    echo "Migrating the database ($shown_url) ..."
+    $PY manage.py migrate --noinput -v0
+fi
 $PY manage.py seed_demo
 # An admin account of its own (the demo's accounts are never staff): password made once, kept in .demo/.
 if [ ! -s "$DEMO_DIR/admin-password" ] || ! $PY manage.py shell -v0 -c 'import sys; from django.contrib.auth import get_user_model; sys.exit(0 if get_user_model().objects.filter(username="admin", is_superuser=True).exists() else 1)' 2>/dev/null; then

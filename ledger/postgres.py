@@ -136,3 +136,42 @@ def new_gaps(position: Position, keys: list[int]) -> bool:
     """Whether a read that returned `keys` skipped a key above `position.last`."""
     above = sorted(k for k in keys if k > position.last)
     return bool(above) and above[-1] - position.last != len(above)
+
+
+ROLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+def grants_sql(role: str, schema: str, tables: list[str], append_only: set[str], read_only: set[str]) -> list[str]:
+    """The statements that give `role` what the app needs and no more: rows of the read models and the
+    accounts to write, the `append_only` tables (the event log) to read and insert into only, the
+    `read_only` ones (the migrations record) to read, the sequences to draw from. The role owns nothing,
+    so it cannot alter, truncate or disable a trigger on any of them. Run by the owner, again after each
+    migration (it revokes first, so the result is the same whatever was granted before)."""
+    import re
+
+    if not re.match(ROLE_NAME, role):
+        raise ValueError(f"{role!r} is not a plain role name (letters, digits and _)")
+    who = _quoted(role)
+    statements = []
+    for table in sorted(tables):
+        name = _quoted(table)
+        statements.append(f"REVOKE ALL ON {name} FROM {who}")
+        if table in read_only:
+            rights = "SELECT"
+        elif table in append_only:
+            rights = "SELECT, INSERT"
+        else:
+            rights = "SELECT, INSERT, UPDATE, DELETE"
+        statements.append(f"GRANT {rights} ON {name} TO {who}")
+    statements.append(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {_quoted(schema)} TO {who}")
+    return statements
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+ROLE_SQL = (
+    "SELECT r.rolsuper, r.rolbypassrls, pg_has_role(r.rolname, t.tableowner, 'USAGE') "
+    "FROM pg_roles r, pg_tables t WHERE r.rolname = %s AND t.schemaname = current_schema() AND t.tablename = %s"
+)

@@ -27,8 +27,9 @@ find_python() {
 }
 
 ensure_venv() {
-    # ensure_venv REQUIREMENTS_FILE
-    local req=$1 py
+    # ensure_venv REQUIREMENTS_FILE: installs its lock (REQUIREMENTS.lock: every package, pinned, with
+    # hashes; made by scripts/lock.sh) once per change of the locks.
+    local req=${1%.txt}.lock py
     if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
         echo "The existing .venv uses Python < 3.12; recreating it." >&2
         rm -rf .venv
@@ -43,12 +44,12 @@ ensure_venv() {
         "$py" -m venv .venv
     fi
     local name stamp
-    name=$(basename "$req" .txt)
-    stamp=.venv/.installed-$name-$(cat requirements*.txt | sha256sum | cut -c1-16)
+    name=$(basename "$req" .lock)
+    stamp=.venv/.installed-$name-$(cat requirements*.lock | sha256sum | cut -c1-16)
     if [ ! -f "$stamp" ]; then
         echo "Installing pinned dependencies from $req ..."
         .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$req"
         rm -f .venv/.installed-"$name"-*
         touch "$stamp"
     fi
