@@ -108,10 +108,30 @@ def engine() -> str:
     return "sqlite" if "sqlite" in settings.DATABASES["default"]["ENGINE"] else "postgresql"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the database (CI's second engine: the others ran in the first pass)",
+    )
+
+
+def uses_database(item) -> bool:
+    return item.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db"} & set(getattr(item, "fixturenames", ()))
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API leaves an event loop in the main thread. Tests that are
     SQLite-only by design (`@pytest.mark.sqlite_only("why")`) are skipped on PostgreSQL, saying why;
-    `postgres_only` ones on SQLite."""
+    `postgres_only` ones on SQLite. With --database-tests-only, the tests that never touch the database
+    (the same on every engine) are deselected."""
+    if config.getoption("--database-tests-only"):
+        other = [item for item in items if not uses_database(item)]
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = [item for item in items if uses_database(item)]
     items.sort(key=lambda item: 1 if item.get_closest_marker("browser") else 0)
     running = engine()
     for item in items:

@@ -141,6 +141,36 @@ def new_gaps(position: Position, keys: list[int]) -> bool:
 ROLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 
+def role_standing(role: str, table: str) -> tuple[bool, bool] | None:
+    """Whether `role` is above the rules (a superuser, or bypasses row security) and whether it owns (or is
+    a member of the owner of) `table`; None when there is no such role, or no such table here."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.rolsuper OR r.rolbypassrls, pg_has_role(r.rolname, t.tableowner, 'USAGE') "
+            "FROM pg_roles r, pg_tables t WHERE r.rolname = %s AND t.schemaname = current_schema() "
+            "AND t.tablename = %s",
+            [role, table],
+        )
+        found = cursor.fetchone()
+    return None if found is None else (bool(found[0]), bool(found[1]))
+
+
+def grant_app_role(role: str, append_only: set[str], read_only: set[str]) -> list[str]:
+    """Give `role` exactly the app's rights on every table of the current schema (`grants_sql`), in one
+    transaction; returns the tables."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        (schema,) = cursor.fetchone()
+        tables = connection.introspection.table_names(cursor)
+        for statement in grants_sql(role, schema, tables, append_only, read_only):
+            cursor.execute(statement)
+    return tables
+
+
 def grants_sql(role: str, schema: str, tables: list[str], append_only: set[str], read_only: set[str]) -> list[str]:
     """The statements that give `role` what the app needs and no more: rows of the read models and the
     accounts to write, the `append_only` tables (the event log) to read and insert into only, the
@@ -169,9 +199,3 @@ def grants_sql(role: str, schema: str, tables: list[str], append_only: set[str],
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-ROLE_SQL = (
-    "SELECT r.rolsuper, r.rolbypassrls, pg_has_role(r.rolname, t.tableowner, 'USAGE') "
-    "FROM pg_roles r, pg_tables t WHERE r.rolname = %s AND t.schemaname = current_schema() AND t.tablename = %s"
-)

@@ -17,7 +17,7 @@ from conftest import create_demo
 from ledger.models import Event
 from sessionsite import testing
 
-pytestmark = [pytest.mark.postgres_only("roles and grants are PostgreSQL's"), pytest.mark.django_db(transaction=True)]
+postgres_only = pytest.mark.postgres_only("roles and grants are PostgreSQL's")
 
 
 @pytest.fixture
@@ -42,6 +42,8 @@ def as_app(url: str, code: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@postgres_only
+@pytest.mark.django_db(transaction=True)
 def test_the_app_trades_and_settles_as_a_role_that_can_only_append_to_the_log(users, app_role):
     import psycopg
 
@@ -73,8 +75,21 @@ def test_the_app_trades_and_settles_as_a_role_that_can_only_append_to_the_log(us
                 conn.execute(statement)
 
 
+@postgres_only
 def test_the_owner_or_a_missing_role_is_refused_with_a_message(db):
     with pytest.raises(CommandError, match="owns the tables"):
         call_command("grant_app_role", connection.settings_dict["USER"])
     with pytest.raises(CommandError, match="no role 'nobody_here'"):
         call_command("grant_app_role", "nobody_here")
+
+
+@postgres_only
+def test_a_role_name_that_is_not_plain_is_refused(db):
+    with pytest.raises(CommandError, match="not a plain role name"):
+        call_command("grant_app_role", 'x"; DROP TABLE ledger_event; --')
+
+
+@pytest.mark.sqlite_only("the PostgreSQL side is tested above")
+def test_on_sqlite_the_command_says_there_are_no_roles(db):
+    with pytest.raises(CommandError, match="only PostgreSQL has roles"):
+        call_command("grant_app_role", "sc_app")

@@ -14,12 +14,13 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from conftest import engine
 from ledger import clock
 from oracle.models import Tick
 from sessionsite.testing import BASE_DIR, Server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = BASE_DIR / "test-artifacts"
+ARTIFACTS = BASE_DIR / "test-artifacts" if engine() == "sqlite" else BASE_DIR / "test-artifacts" / "postgresql"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -43,7 +44,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API keeps a loop in this thread
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

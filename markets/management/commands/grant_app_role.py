@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 
 from ledger import postgres
 from ledger.models import Event
@@ -25,29 +27,21 @@ class Command(BaseCommand):
     def handle(self, *args, role: str, **options) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("only PostgreSQL has roles: on SQLite the file's permissions are the lock")
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(postgres.ROLE_SQL, [role, Event._meta.db_table])
-            found = cursor.fetchone()
-            if found is None:
-                raise CommandError(
-                    f"no role {role!r} (or no {Event._meta.db_table} table: run migrate first). Create the role "
-                    f"with: CREATE ROLE {role} LOGIN PASSWORD '...'"
-                )
-            superuser, bypass, owner = found
-            if superuser or bypass or owner:
-                raise CommandError(
-                    f"{role!r} {'is a superuser' if superuser or bypass else 'owns the tables'}: it could disable "
-                    "the event log's triggers. Give the app a role of its own, and keep this one for migrations."
-                )
-            cursor.execute("SELECT current_schema()")
-            (schema,) = cursor.fetchone()
-            tables = connection.introspection.table_names(cursor)
-            try:
-                statements = postgres.grants_sql(role, schema, tables, APPEND_ONLY, READ_ONLY)
-            except ValueError as exc:
-                raise CommandError(str(exc)) from None
-            for statement in statements:
-                cursor.execute(statement)
+        if not re.match(postgres.ROLE_NAME, role):
+            raise CommandError(f"{role!r} is not a plain role name (letters, digits and _)")
+        standing = postgres.role_standing(role, Event._meta.db_table)
+        if standing is None:
+            raise CommandError(
+                f"no role {role!r} (or no {Event._meta.db_table} table: run migrate first). Create the role with: "
+                f"CREATE ROLE {role} LOGIN PASSWORD '...'"
+            )
+        above_rules, owner = standing
+        if above_rules or owner:
+            raise CommandError(
+                f"{role!r} {'is a superuser' if above_rules else 'owns the tables'}: it could disable the event "
+                "log's triggers. Give the app a role of its own, and keep this one for migrations."
+            )
+        tables = postgres.grant_app_role(role, APPEND_ONLY, READ_ONLY)
         self.stdout.write(
             f"{role}: SELECT, INSERT on {', '.join(sorted(APPEND_ONLY))}; SELECT on {', '.join(sorted(READ_ONLY))}; "
             f"SELECT, INSERT, UPDATE, DELETE on the other {len(tables) - len(APPEND_ONLY) - len(READ_ONLY)} tables; "
