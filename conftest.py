@@ -140,3 +140,25 @@ def pytest_collection_modifyitems(config, items):
             if mark is not None and running != needs:
                 why = mark.args[0] if mark.args else f"runs on {needs} only"
                 item.add_marker(pytest.mark.skip(reason=f"{needs} only by design: {why}"))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL the test database cannot be dropped while a connection remains: a daphne or a command
+    a test stopped may still be closing its own. Wait for them (a few seconds at most) before pytest-django
+    drops it; then end what is left, which is a test's leftover by then."""
+    yield
+    if engine() != "postgresql":
+        return
+    import time
+
+    from django.db import connection
+
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        for _ in range(50):
+            cursor.execute(f"SELECT count(*) {others}")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")

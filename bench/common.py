@@ -60,6 +60,8 @@ def set_synchronous(mode: str) -> None:
     """Switch the Django connection's `PRAGMA synchronous` (the project connects with FULL)."""
     from django.db import connection
 
+    if connection.vendor != "sqlite":
+        return  # PostgreSQL commits durably (synchronous_commit on) throughout
     with connection.cursor() as cursor:
         cursor.execute(f"PRAGMA synchronous={mode}")
 

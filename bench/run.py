@@ -95,6 +95,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trade-prior", type=int, nargs="+", help="trades already in the session (100 1000 10000)")
     parser.add_argument("--push-clients", type=int, nargs="+", help="WebSocket clients (5 50 500)")
     parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the PostgreSQL figures instead (bench/postgres.py), in a scratch database made with this URL's role",
+    )
+    parser.add_argument(
         "--render", type=Path, metavar="RESULTS_JSON", help="only write the markdown page again from a results file"
     )
     return parser.parse_args(argv)
@@ -104,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.render:
         return render(args.render, args.markdown or BASE_DIR / "docs" / "benchmarks.md")
+    if args.postgres:
+        return run_postgres(args)
     sizes = dict(QUICK if args.quick else FULL)
     for name in ("replay_events", "trade_prior", "push_clients"):
         if getattr(args, name):
@@ -154,6 +161,48 @@ def main(argv: list[str] | None = None) -> int:
         md_path.write_text(report.markdown(result, figures))
         print(f"\nwrote {json_path} and {md_path}")
     finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def run_postgres(args: argparse.Namespace) -> int:
+    """The PostgreSQL figures (bench/postgres.py) in a scratch database, beside the same machine's limits."""
+    from bench import postgres, report
+    from bench.common import machine_info
+
+    results_dir = BASE_DIR / "bench" / "results"
+    json_path = args.json or results_dir / ("postgres-quick.json" if args.quick else "postgres.json")
+    md_path = args.markdown or (
+        results_dir / "postgres-quick.md" if args.quick else BASE_DIR / "docs" / "benchmarks-postgres.md"
+    )
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sc-bench-pg-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started_at = dt.datetime.now(dt.UTC)
+    url = postgres.setup_django(args.postgres)
+    try:
+        ctx = Context(workdir=workdir, schema=workdir, sizes={}, quick=args.quick)
+        ctx.log(f"scratch database {url.rsplit('/', 1)[-1]}, scratch folder {workdir}")
+        figures = postgres.run(ctx)
+        result = {
+            "command": "python -m bench --postgres URL" + (" --quick" if args.quick else ""),
+            "quick": args.quick,
+            "sections": ["postgres"],
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": time.monotonic() - ctx.started,
+            "machine": machine_info() | {"postgresql": postgres.server_version()},
+            "sizes": postgres.QUICK if args.quick else postgres.FULL,
+            "figures": [f.as_json() for f in figures],
+            "notes": {},
+        }
+        print(report.text_table(figures))
+        report.write_json(json_path, result)
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text(postgres.page(result, figures))
+        print(f"\nwrote {json_path} and {md_path}")
+    finally:
+        postgres.teardown(url)
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -75,3 +75,25 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     text = page.read_text()
     assert "python -m bench --quick" in text and "| Ratio |" in text
     assert "Replay and verify" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgres_only("the PostgreSQL figures need a server")
+@pytest.mark.django_db
+def test_quick_postgres_benchmark_trades_pushes_and_loses_nothing(tmp_path):
+    from sessionsite.testing import test_database_url
+
+    out, page = tmp_path / "pg.json", tmp_path / "pg.md"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    command = [sys.executable, "-m", "bench", "--postgres", test_database_url(), "--quick", "--json", str(out)]
+    run = subprocess.run(
+        [*command, "--markdown", str(page)], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=150
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    figures = {f["key"]: f for f in result["figures"]}
+    assert set(figures) == {"pg.trade", "pg.scale.2"}
+    assert all(f["value"] > 0 and f["limit"] > 0 for f in figures.values())
+    scale = figures["pg.scale.2"]["detail"]
+    assert scale["trades"] > 0 and scale["lost"] == 0 and scale["busy"] == 0 and scale["refused"] == 0
+    assert result["machine"]["postgresql"] and "| Ratio |" in page.read_text()

@@ -9,9 +9,9 @@ until every transaction below the horizon has ended (a later snapshot's xmin rea
 fill it any more.
 
 The horizon is the follower's own transaction id, taken after the snapshot of the read that first saw the
-gap. That is sound because every appending transaction has its id before it takes a sequence value
-(`ledger.store.append` asks for it first): a key below a visible one was handed out before that read, to
-a transaction whose id was given out earlier still. The snapshot's own numbers are not enough: its xip
+gap. That is sound because every appending transaction has its id before it takes a sequence value (the
+key columns' defaults ask for it first: migrations ledger 0003 and oracle 0004): a key below a visible
+one was handed out before that read, to a transaction whose id was given out earlier still. The snapshot's own numbers are not enough: its xip
 lists only the ids below its xmax (one past the newest *completed* transaction), and a transaction in
 flight may have a larger id. The follower takes an id only when a read finds a new gap, which on a quiet
 or a serial database is never.

@@ -82,10 +82,6 @@ def append(
     when = (at or clock.now()).astimezone(dt.UTC)
     text = canonical_json(payload)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The transaction takes its id before the sequence value: a follower reading out-of-order commits
-            # counts on it (ledger.postgres). Free if the transaction already wrote (the session row lock).
-            cursor.execute("SELECT pg_current_xact_id()")
         cursor.execute(_HEAD_SQL, [stream])
         current, prev = cursor.fetchone() or (0, GENESIS)
         if expected_version is not None and expected_version != current:

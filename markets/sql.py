@@ -37,11 +37,13 @@ def _plan(model: type[Model], vendor: str) -> tuple[str, list[str], list[tuple[A
     return sql, [f.attname for f in fields], converters
 
 
-def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False) -> M | None:
+def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False, key_sql: str = "%s") -> M | None:
     """The row `pk` of `model` as the instance `.get()` would return (None if there is none), in one
     prepared statement converted by the ORM's own converters; `for_update` locks it where the database can
-    (SQLite's BEGIN IMMEDIATE already holds the lock)."""
+    (SQLite's BEGIN IMMEDIATE already holds the lock). `key_sql` finds the key from `pk` (a subquery)."""
     sql, names, converters = _plan(model, connection.vendor)
+    if key_sql != "%s":
+        sql = sql.removesuffix("%s") + key_sql
     if for_update and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
@@ -78,6 +80,19 @@ _ACCEPTANCE_SQL = (
     'JOIN "markets_participant" t ON t."id" = r."taker_id" JOIN "markets_participant" m ON m."id" = q."maker_id" '
     'WHERE q."id" = %s'
 )
+
+
+_SESSION_OF_QUOTE_SQL = (
+    '(SELECT r."session_id" FROM "markets_quote" q JOIN "markets_rfq" r ON r."id" = q."rfq_id" WHERE q."id" = %s)'
+)
+
+
+def session_of_quote(quote_id: int, *, for_update: bool = False):
+    """The session a quote belongs to, locked as `get_by_pk` locks: one statement, not a lookup and then
+    the lock."""
+    from markets.models import Session
+
+    return get_by_pk(Session, quote_id, for_update=for_update, key_sql=_SESSION_OF_QUOTE_SQL)
 
 
 def acceptance_row(quote_id: int) -> tuple | None:

@@ -85,20 +85,32 @@ def database_from_url(url: str, base_dir: Path = BASE_DIR) -> dict:
 
 def postgres_from_url(url: str) -> dict:
     """A PostgreSQL DATABASES entry by dj-database-url: the URL's query string becomes the connection's
-    OPTIONS (`?sslmode=require&connect_timeout=5`), and `?pool=true` turns on Django's psycopg pool.
-    Without a pool, connections are kept DB_CONN_MAX_AGE seconds (default 60) and health-checked."""
+    OPTIONS (`?sslmode=require&connect_timeout=5`). Connections come from Django's psycopg pool unless the
+    URL says `?pool=false`: under ASGI every request runs in a thread of its own, so a connection kept per
+    thread (CONN_MAX_AGE) is one more connection per request until PostgreSQL refuses; a pool hands the
+    same few around. DB_POOL_MAX_SIZE (default 16) caps it per process. Without a pool, DB_CONN_MAX_AGE
+    (default 0: one connection per request, Django's advice under ASGI)."""
     import dj_database_url
 
     try:
         db = dj_database_url.parse(url, conn_health_checks=True)
     except ValueError as exc:
         raise ConfigError(f"DATABASE_URL={url!r} cannot be read: {exc}") from None
-    pooled = bool(db.get("OPTIONS", {}).get("pool"))
-    age = os.environ.get("DB_CONN_MAX_AGE", "0" if pooled else "60")
+    options = db.setdefault("OPTIONS", {})
+    pooled = options.get("pool", True) is not False
+    age = os.environ.get("DB_CONN_MAX_AGE", "0")
     if not age.isdigit():
         raise ConfigError(f"DB_CONN_MAX_AGE={age!r} must be a whole number of seconds")
     if pooled and int(age):
-        raise ConfigError("DB_CONN_MAX_AGE must be 0 with ?pool=true (the pool keeps the connections)")
+        raise ConfigError("DB_CONN_MAX_AGE must be 0 with a pool (the pool keeps the connections); or ?pool=false")
+    if pooled:
+        size = os.environ.get("DB_POOL_MAX_SIZE", "16")
+        if not size.isdigit() or int(size) < 2:
+            raise ConfigError(f"DB_POOL_MAX_SIZE={size!r} must be a whole number, at least 2")
+        options["pool"] = {"min_size": 2, "max_size": int(size), "timeout": 10}
+    else:
+        options.pop("pool", None)
     db["CONN_MAX_AGE"] = int(age)
+    db["CONN_HEALTH_CHECKS"] = not pooled  # the pool checks its connections itself
     db["PORT"] = str(db.get("PORT") or "")
     return db

@@ -140,3 +140,23 @@ def test_new_gaps():
 def test_reading_nothing_still_ages_gaps(xmin, kept):
     position = gap_safe(Position(7, {5: 12}), [], xmin=xmin, horizon=20)
     assert (5 in position.gaps) is kept and position.last == 7
+
+
+@pytest.mark.postgres_only("transaction ids are PostgreSQL's")
+@pytest.mark.parametrize("table, column", [("ledger_event", "seq"), ("oracle_tick", "id")])
+def test_drawing_a_key_gives_the_transaction_its_id_first(db, table, column):
+    """What the rule above stands on, true of every writer: the key column's default asks for the
+    transaction's id before it draws from the sequence."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_default FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+            [table, column],
+        )
+        (default,) = cursor.fetchone()
+        cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NULL")
+        assert cursor.fetchone() == (True,)  # a fresh transaction (the test's) that has written nothing
+        cursor.execute(f"SELECT {default}")
+        cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NULL")
+        assert cursor.fetchone() == (False,)

@@ -158,15 +158,16 @@ def database_signature() -> tuple | None:
 
 
 def _db_work(fn: Callable[..., Any], *args: Any) -> Any:
-    """A database read in the feed's thread: connections past CONN_MAX_AGE (or broken) are replaced
-    before and after, as Django does around a request; a kept one is reused."""
-    from django.db import close_old_connections
+    """A database read in the feed's thread, on the connection it keeps from poll to poll (whatever
+    CONN_MAX_AGE says: that is for request threads); a connection that broke is replaced."""
+    from django.db import connection
 
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
-        close_old_connections()
+    if connection.connection is not None and connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+    return fn(*args)
 
 
 feed = Feed()

@@ -79,10 +79,11 @@ class _Command:
 
 
 @contextmanager
-def _command(session_id: str) -> Iterator[_Command]:
-    """One transaction on one session's stream; invariants are checked before it commits."""
+def _command(session_id: str | None = None, *, lock: Callable[[], Session] | None = None) -> Iterator[_Command]:
+    """One transaction on one session's stream; invariants are checked before it commits. The session is
+    `session_id`, or what `lock()` finds (and locks) inside the transaction."""
     with transaction.atomic():
-        session = _get_session(session_id, for_update=True)
+        session = lock() if lock is not None else _get_session(session_id, for_update=True)
         cmd = _Command(session, clock.now())
         yield cmd
         if cmd.events:

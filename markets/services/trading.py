@@ -9,7 +9,7 @@ from django.db import connection
 
 from markets import domain, sql
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
-from markets.models import RFQ, Participant, Quote, Trade
+from markets.models import RFQ, Participant, Quote, Session, Trade
 from markets.services.command import (
     _command,
     _iso,
@@ -189,12 +189,21 @@ def _acceptance(quote_id: object) -> _Acceptance:
     return _Acceptance(*row)
 
 
+def _session_of_quote(quote_id: object) -> Session:
+    """The quote's session, locked, found in the statement that locks it."""
+    qid = domain.parse_id(quote_id)
+    session = sql.session_of_quote(qid, for_update=True) if qid is not None else None
+    if session is None:
+        raise NotFound(f"Unknown quote {str(quote_id)[:20]!r}", "quote_not_found")
+    return session
+
+
 @_retrying
 def accept_quote(actor, quote_id: object) -> Trade:
     """The RFQ's taker accepts a live quote: both inventories are checked now, in this transaction."""
     _require_user(actor)
-    with _command(_acceptance(quote_id).session_id) as cmd:
-        found = _acceptance(quote_id)  # again, under the lock: it may have changed meanwhile
+    with _command(lock=lambda: _session_of_quote(quote_id)) as cmd:
+        found = _acceptance(quote_id)  # under the session's lock: as it stands now
         session = cmd.session
         if actor is not None and actor.pk != found.taker_user_id:
             _participant(session, actor)  # "you have not joined" is the clearer refusal when it applies

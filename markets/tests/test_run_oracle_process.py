@@ -18,6 +18,7 @@ from conftest import create_demo
 from oracle.models import Tick
 from oracle.sources import SimSource, load_config
 from oracle.tests.test_sources import DEFAULT_CONFIG, LEGS
+from sessionsite import testing
 
 BASE_DIR = Path(settings.BASE_DIR)
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -30,11 +31,8 @@ def _fast_passwords(settings):
 
 @pytest.fixture
 def env() -> dict[str, str]:
-    """The environment of a child process that uses this test's database file."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.sqlite3" or not Path(str(db["NAME"])).is_absolute():
-        pytest.skip("needs a file-based SQLite test database")
-    return os.environ | {"DATABASE_URL": f"sqlite:///{db['NAME']}", "PYTHONUNBUFFERED": "1"}
+    """The environment of a child process that uses this test's database (a file, or PostgreSQL's)."""
+    return os.environ | {"DATABASE_URL": testing.test_database_url(), "PYTHONUNBUFFERED": "1"}
 
 
 def oracle(*args: str, env: dict[str, str]) -> subprocess.Popen:

@@ -31,6 +31,39 @@ def test_absolute_sqlite_and_postgres_urls():
     )
 
 
+def test_a_postgres_urls_query_string_is_kept_and_connections_are_pooled(monkeypatch):
+    monkeypatch.delenv("DB_CONN_MAX_AGE", raising=False)
+    monkeypatch.delenv("DB_POOL_MAX_SIZE", raising=False)
+    pg = database_from_url("postgres://sc:pw@db.local/contracts?sslmode=require&connect_timeout=5")
+    assert pg["OPTIONS"]["sslmode"] == "require" and pg["OPTIONS"]["connect_timeout"] == 5
+    assert pg["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 16, "timeout": 10} and pg["CONN_MAX_AGE"] == 0
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "40")
+    assert database_from_url("postgres://sc@db.local/c?pool=true")["OPTIONS"]["pool"]["max_size"] == 40
+
+
+def test_without_a_pool_connections_last_as_long_as_db_conn_max_age_says(monkeypatch):
+    monkeypatch.delenv("DB_CONN_MAX_AGE", raising=False)
+    plain = database_from_url("postgres://sc@db.local/c?pool=false")
+    assert "pool" not in plain["OPTIONS"] and plain["CONN_MAX_AGE"] == 0 and plain["CONN_HEALTH_CHECKS"]
+    monkeypatch.setenv("DB_CONN_MAX_AGE", "30")
+    assert database_from_url("postgres://sc@db.local/c?pool=false")["CONN_MAX_AGE"] == 30
+
+
+@pytest.mark.parametrize(
+    "env, url, message",
+    [
+        ({"DB_CONN_MAX_AGE": "30"}, "postgres://sc@h/c", "DB_CONN_MAX_AGE must be 0 with a pool"),
+        ({"DB_CONN_MAX_AGE": "soon"}, "postgres://sc@h/c?pool=false", "must be a whole number of seconds"),
+        ({"DB_POOL_MAX_SIZE": "1"}, "postgres://sc@h/c", "DB_POOL_MAX_SIZE='1' must be a whole number, at least 2"),
+    ],
+)
+def test_bad_connection_settings_are_clear_errors(monkeypatch, env, url, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        database_from_url(url)
+
+
 def test_unknown_database_scheme_is_a_clear_error():
     with pytest.raises(ConfigError, match="only sqlite:/// and postgres:// URLs"):
         database_from_url("mysql://x/y")

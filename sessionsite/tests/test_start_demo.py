@@ -86,6 +86,7 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
         assert started.returncode == 0, started.stdout + started.stderr
         base = f"http://127.0.0.1:{port}"
         assert f"{base}/sessions/demo/" in started.stdout and "./stop-demo.sh" in started.stdout
+        assert "WARNING" not in started.stdout  # loopback only: nothing to warn about
         started_pids = pids(copy)
         assert len(started_pids) == 2 and all(alive(p) for p in started_pids)
         assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
@@ -194,10 +195,6 @@ def test_start_demo_warns_when_it_listens_beyond_loopback(tmp_path):
         timeout=240,
     )
     assert "is OPEN to the network (DEMO_OPEN_TO_NETWORK=true)" in opened.stdout, opened.stdout + opened.stderr
-    local = subprocess.run(
-        ["bash", "-c", script], cwd=copy, env=demo_env(free_port()), capture_output=True, text=True, timeout=240
-    )
-    assert local.returncode == 0 and "WARNING" not in local.stdout
 
 
 def test_start_demo_names_the_process_holding_a_taken_port(tmp_path):
