@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import BASE_DIR
 
-SECTIONS = ("replay", "trade", "http", "push")
+SECTIONS = ("replay", "trade", "http", "push", "scale")  # scale only when named (--only scale)
 
 FULL = {
     "replay_events": [10_000, 100_000, 1_000_000],
@@ -77,7 +77,12 @@ def render(results: Path, md_path: Path) -> int:
     result = json.loads(results.read_text())
     figures = report.figures_from_json(result)
     print(report.text_table(figures))
-    md_path.write_text(report.markdown(result, figures))
+    if result.get("sections") == ["postgres"]:
+        from bench import postgres
+
+        md_path.write_text(postgres.page(result, figures))
+    else:
+        md_path.write_text(report.markdown(result, figures))
     print(f"\nwrote {md_path}")
     return 0
 
@@ -108,16 +113,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.render:
-        return render(args.render, args.markdown or BASE_DIR / "docs" / "benchmarks.md")
+        default = "benchmarks-postgres.md" if args.postgres else "benchmarks.md"
+        return render(args.render, args.markdown or BASE_DIR / "docs" / default)
     if args.postgres:
         return run_postgres(args)
     sizes = dict(QUICK if args.quick else FULL)
     for name in ("replay_events", "trade_prior", "push_clients"):
         if getattr(args, name):
             sizes[name] = sorted(getattr(args, name))
-    sections = [s for s in SECTIONS if not args.only or s in args.only]
-    if ("http" in sections or "push" in sections) and "trade" not in sections:
-        sections.insert(sections.index("http" if "http" in sections else "push"), "trade")  # they use its sessions
+    sections = [s for s in SECTIONS if (s in args.only if args.only else s != "scale")]
+    needs_trade = [s for s in ("http", "push", "scale") if s in sections]
+    if needs_trade and "trade" not in sections:
+        sections.insert(sections.index(needs_trade[0]), "trade")  # they use its sessions and its raw loop
     results_dir = BASE_DIR / "bench" / "results"
     json_path = args.json or results_dir / ("quick.json" if args.quick else "latest.json")
     md_path = args.markdown or (results_dir / "quick.md" if args.quick else BASE_DIR / "docs" / "benchmarks.md")
@@ -132,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         schema = setup_django(workdir)
         ctx = Context(workdir=workdir, schema=schema, sizes=sizes, quick=args.quick)
         ctx.log(f"scratch folder {workdir}; sections {', '.join(sections)}")
-        from bench import push, replay, trade, web
+        from bench import push, replay, scale, trade, web
 
-        modules = {"replay": replay, "trade": trade, "http": web, "push": push}
+        modules = {"replay": replay, "trade": trade, "http": web, "push": push, "scale": scale}
         figures = []
         for name in sections:
             figures.extend(modules[name].run(ctx))
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_postgres(args: argparse.Namespace) -> int:
     """The PostgreSQL figures (bench/postgres.py) in a scratch database, beside the same machine's limits."""
-    from bench import postgres, report
+    from bench import postgres, report, scale
     from bench.common import machine_info
 
     results_dir = BASE_DIR / "bench" / "results"
@@ -192,7 +199,7 @@ def run_postgres(args: argparse.Namespace) -> int:
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": time.monotonic() - ctx.started,
             "machine": machine_info() | {"postgresql": postgres.server_version()},
-            "sizes": postgres.QUICK if args.quick else postgres.FULL,
+            "sizes": (postgres.QUICK | scale.QUICK) if args.quick else (postgres.FULL | scale.FULL),
             "figures": [f.as_json() for f in figures],
             "notes": {},
         }

@@ -263,6 +263,8 @@ def run(ctx) -> list[Figure]:
                 seconds += time_accepts(pending[r * n // ROUNDS : (r + 1) * n // ROUNDS], mode)
                 raw_seconds += raw.run((r + 1) * raw_n // ROUNDS - r * raw_n // ROUNDS, mode)
             results[mode] = {"services": n / seconds, "raw": raw_n / raw_seconds}
+            if mode == "FULL":
+                ctx.notes["raw_trades_per_s"] = raw_n / raw_seconds  # the limit bench/scale.py sets beside its rate
             figures.append(
                 Figure(
                     key=f"trade.services.{mode.lower()}.{step}",

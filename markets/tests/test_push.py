@@ -115,6 +115,16 @@ async def test_an_rfq_pushes_board_and_log_only_and_a_trade_adds_holdings(users,
     await comm.disconnect()
 
 
+async def feed_started(timeout: float = 10) -> None:
+    """Until this process's feed holds a cursor for every source (the first consumer started it)."""
+    from markets.push.feed import feed
+
+    deadline = time.monotonic() + timeout
+    while any(source.cursor is None for source in feed.sources.values()):
+        assert time.monotonic() < deadline, "the feed did not start"
+        await asyncio.sleep(0.02)
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_commit_by_another_process_arrives_long_before_the_poll_interval(users, demo, settings):
     """With polls 10 s apart, an RFQ made by a `manage.py shell` process still arrives within a second
@@ -123,7 +133,7 @@ async def test_a_commit_by_another_process_arrives_long_before_the_poll_interval
     comm = await connect(users["bob"])
     assert (await comm.connect())[0]
     await comm.receive_from(timeout=5)
-    await asyncio.sleep(0.3)  # the feed has taken its starting cursor and is waiting
+    await feed_started()  # it has taken its starting cursor and is waiting
     code = (
         "from django.contrib.auth import get_user_model; from markets import services; "
         "services.request_rfq(get_user_model().objects.get(username='alice'), 'demo', 'AAPL', 'NVDA', '3')"
