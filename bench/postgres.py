@@ -241,11 +241,12 @@ def page(result: dict[str, Any], figures: list[Figure]) -> str:
     lines += ["## Where the limit is", "", LIMITS, "", "## Per run", ""]
     for f in [*figures, *beside]:
         if f.key.split(".")[-2] == "scale":
-            d = f.detail
+            d, engine = f.detail, "PostgreSQL" if f.key.startswith("pg.") else "SQLite"
             lines.append(
-                f"- {'PostgreSQL' if f.key.startswith('pg.') else 'SQLite'}, {f.scale}: {d['trades']} trades ({d['trades_per_s']:.1f}/s), {d['events']} events; push p50 "
-                f"{d['ours']['p50_ms']:.0f} ms, p99 {d['ours']['p99_ms']:.0f} ms, max {d['ours']['max_ms']:.0f} ms; "
-                f"{d['lost']} lost, {d['busy']} busy, {d['refused']} refused in all, "
-                f"{d['missed_by_sockets']} (event, socket) pairs never reached; floor message {d['message_bytes']:,} bytes."
+                f"- {engine}, {f.scale}: {d['trades']} trades ({d['trades_per_s']:.1f}/s), {d['events']} events; "
+                f"push p50 {d['ours']['p50_ms']:.0f} ms, p99 {d['ours']['p99_ms']:.0f} ms, max "
+                f"{d['ours']['max_ms']:.0f} ms; {d['lost']} lost, {d['busy']} busy, {d['refused']} refused in all, "
+                f"{d['missed_by_sockets']} (event, socket) pairs never reached; floor message "
+                f"{d['message_bytes']:,} bytes."
             )
     return "\n".join(lines) + "\n"

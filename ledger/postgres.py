@@ -11,13 +11,14 @@ fill it any more.
 The horizon is the follower's own transaction id, taken after the snapshot of the read that first saw the
 gap. That is sound because every appending transaction has its id before it takes a sequence value (the
 key columns' defaults ask for it first: migrations ledger 0003 and oracle 0004): a key below a visible
-one was handed out before that read, to a transaction whose id was given out earlier still. The snapshot's own numbers are not enough: its xip
-lists only the ids below its xmax (one past the newest *completed* transaction), and a transaction in
-flight may have a larger id. The follower takes an id only when a read finds a new gap, which on a quiet
-or a serial database is never.
+one was handed out before that read, to a transaction whose id was given out earlier still. The
+snapshot's own numbers are not enough: its xip lists only the ids below its xmax (one past the newest
+*completed* transaction), and a transaction in flight may have a larger id. The follower takes an id
+only when a read finds a new gap, which on a quiet or a serial database is never.
 
 `gap_safe` is the pure rule (tested with hypothesis against a model of PostgreSQL's snapshots); `follow`
-and `Listener` are the PostgreSQL side.
+and `Listener` are the PostgreSQL side. `grants_sql` and its helpers give the app a role that may only
+read and append to the log (`manage.py grant_app_role`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Position:
 def gap_safe(position: Position, keys: Iterable[int], xmin: int | None, horizon: int | None) -> Position:
     """Where a follower stands after a read returned `keys` (the keys above `last` and the gaps that are
     now visible), under a snapshot whose oldest transaction in flight is `xmin`, with `horizon` above the
-    id of every transaction that could fill a gap this read found. None means a database whose rows become visible in
-    key order (SQLite): nothing can fill a gap there, so none is kept."""
+    id of every transaction that could fill a gap this read found. None means a database whose rows
+    become visible in key order (SQLite): nothing can fill a gap there, so none is kept."""
     keys = set(keys)
     gaps = {k: seen for k, seen in position.gaps.items() if k not in keys}
     top = max(keys | {position.last})

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ledger.chain import GENESIS, ChainProblem, Link, walk
+from ledger.chain import GENESIS, ChainProblem, Link, scan, walk
 
 # A private connection gets a big page cache: replaying or verifying one stream after another revisits the
 # pages that interleaved streams share.
@@ -148,16 +148,8 @@ def _scan_file(task: tuple[str, int, int]) -> Segment:
 
 def _scan(conn: sqlite3.Connection, low: int, high: int) -> Segment:
     """Walk every stream met in seq range low..high, each from where it enters the range (_join checks
-    that it follows on from the range before); a stream's later rows are skipped once it broke."""
-    state: Segment = {}
-    for seq, stream, version, type_, payload, at, prev_hash, digest in conn.execute(_LOG_SQL, (low, high)):
-        entry = state.get(stream)
-        if entry is None:
-            entry = state[stream] = (version, prev_hash, Link(version - 1, prev_hash))
-        link = entry[2]
-        if not link.bad:
-            link.step(stream, seq, version, type_, payload, at, prev_hash, digest)
-    return state
+    that it follows on from the range before)."""
+    return scan(conn.execute(_LOG_SQL, (low, high)))
 
 
 def _join(segments: list[Segment]) -> tuple[dict[str, int], set[str]]:
