@@ -32,14 +32,22 @@ DEMO_DIR=.demo
 LOGS=$DEMO_DIR/logs
 mkdir -p "$LOGS"
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Alive and not a zombie (a killed process nobody has reaped yet still answers kill -0).
+running() {
+    [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$(cat "$1")/status"
+}
+if running "$DEMO_DIR/daphne.pid" && running "$DEMO_DIR/oracle.pid" && [ $RESET -eq 0 ]; then
+    echo "The demo is already running: $(cat "$DEMO_DIR/url" 2>/dev/null || echo "see $DEMO_DIR/")"
+    echo "  Stop it with ./stop-demo.sh, or start it afresh with ./start-demo.sh --reset."
+    exit 0
+fi
 if running "$DEMO_DIR/daphne.pid" || running "$DEMO_DIR/oracle.pid"; then
-    if [ $RESET -eq 1 ]; then
-        ./stop-demo.sh
-    else
-        echo "The demo is already running (pid files in $DEMO_DIR/). Stop it with ./stop-demo.sh, or use --reset."
-        exit 1
+    if [ $RESET -eq 0 ]; then
+        for name in daphne oracle; do
+            running "$DEMO_DIR/$name.pid" || echo "The demo's $name had stopped (see $LOGS/$name.log): starting the demo again."
+        done
     fi
+    ./stop-demo.sh
 fi
 
 port_holder() {
@@ -54,6 +62,8 @@ port_busy() {
     "${PYTHON_FOR_CHECK:-.venv/bin/python}" - "$HOST" "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+# As daphne binds: connections of a server stopped a moment ago (TIME-WAIT) do not hold the port.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind((sys.argv[1], int(sys.argv[2])))
 except OSError:
@@ -109,7 +119,11 @@ else
     echo "Migrating the database ($shown_url) ..."
     $PY manage.py migrate --noinput -v0
 fi
-$PY manage.py seed_demo
+# A settled (or cancelled) demo stays as it is, for its history; seed_demo then opens the next, demo-2...
+seeded=$($PY manage.py seed_demo)
+echo "$seeded"
+SESSION=$(echo "$seeded" | sed -n 's/^demo ready: session \([^;]*\);.*/\1/p' | tail -1)
+SESSION=${SESSION:-demo}
 # An admin account of its own (the demo's accounts are never staff): password made once, kept in .demo/.
 if [ ! -s "$DEMO_DIR/admin-password" ] || ! $PY manage.py shell -v0 -c 'import sys; from django.contrib.auth import get_user_model; sys.exit(0 if get_user_model().objects.filter(username="admin", is_superuser=True).exists() else 1)' 2>/dev/null; then
     ( umask 077; $PY -c 'import secrets; print(secrets.token_urlsafe(12))' >"$DEMO_DIR/admin-password" )
@@ -183,10 +197,11 @@ for name in oracle daphne; do
     fi
 done
 
+echo "$url/sessions/$SESSION/" >"$DEMO_DIR/url"
 cat <<MSG
 
 Session Contracts demo is running.
-  Floor:     $url/sessions/demo/
+  Floor:     $url/sessions/$SESSION/
   Sessions:  $url/
   Admin:     $url/admin/          (user admin, password in $DEMO_DIR/admin-password)
   API docs:  $url/api/v1/docs
@@ -210,7 +225,7 @@ fi
 if [ $OPEN_BROWSER -eq 1 ] && [ -z "${CI:-}" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; }; then
     for opener in xdg-open open; do
         if command -v $opener >/dev/null 2>&1; then
-            $opener "$url/sessions/demo/" >/dev/null 2>&1 || true
+            $opener "$url/sessions/$SESSION/" >/dev/null 2>&1 || true
             break
         fi
     done

@@ -7,6 +7,7 @@ import http.cookiejar
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -63,6 +64,29 @@ def aapl_price(opener, base: str) -> str:
     return match.group(1)
 
 
+def start(copy: Path, env: dict[str, str], *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["./start-demo.sh", "--no-browser", *args], cwd=copy, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def manage(copy: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(copy / ".venv/bin/python"), "manage.py", *args],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def counts(copy: Path, env: dict[str, str]) -> list[str]:
+    """Sessions and RFQs in the demo's database."""
+    code = "from markets.models import Session, RFQ; print(Session.objects.count(), RFQ.objects.count())"
+    return manage(copy, env, "shell", "-v0", "-c", code).stdout.split()
+
+
 def pids(copy: Path) -> list[int]:
     return [int(p.read_text()) for p in (copy / ".demo").glob("*.pid")]
 
@@ -79,9 +103,7 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
     copy = project_copy(tmp_path / "clone")
     port = free_port()
     env = demo_env(port)
-    started = subprocess.run(
-        ["./start-demo.sh", "--no-browser"], cwd=copy, env=env, capture_output=True, text=True, timeout=240
-    )
+    started = start(copy, env)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         base = f"http://127.0.0.1:{port}"
@@ -104,37 +126,15 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
             later = aapl_price(opener, base)
         assert later != first, "prices did not move"
 
-        # Running it twice seeds nothing twice and does not start a second server.
-        again = subprocess.run(
-            ["./start-demo.sh", "--no-browser"], cwd=copy, env=env, capture_output=True, text=True, timeout=60
-        )
-        assert again.returncode == 1 and "already running" in again.stdout
+        # Running it twice seeds nothing twice, starts no second server, and says where the demo is.
+        again = start(copy, env, timeout=60)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already running" in again.stdout and f"{base}/sessions/demo/" in again.stdout
+        assert pids(copy) == started_pids
         assert [line for line in (copy / ".env").read_text().splitlines() if line.startswith("SECRET_KEY=")] == secret
-        seeded = subprocess.run(
-            [str(copy / ".venv/bin/python"), "manage.py", "seed_demo"],
-            cwd=copy,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        seeded = manage(copy, env, "seed_demo")
         assert seeded.returncode == 0, seeded.stderr
-        count = subprocess.run(
-            [
-                str(copy / ".venv/bin/python"),
-                "manage.py",
-                "shell",
-                "-v0",
-                "-c",
-                "from markets.models import Session, RFQ; print(Session.objects.count(), RFQ.objects.count())",
-            ],
-            cwd=copy,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert count.stdout.split() == ["1", "2"]
+        assert counts(copy, env) == ["1", "2"]
     finally:
         stopped = subprocess.run(["./stop-demo.sh"], cwd=copy, env=env, capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0
@@ -143,6 +143,59 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
         assert not alive(pid)
     twice = subprocess.run(["./stop-demo.sh"], cwd=copy, env=env, capture_output=True, text=True, timeout=60)
     assert twice.returncode == 0 and "nothing to stop" in twice.stdout
+
+
+def time_wait_on(port: int) -> int:
+    """Connections on `port` in TIME-WAIT (closed by the server a moment ago), or -1 without `ss`."""
+    if not shutil.which("ss"):
+        return -1
+    listed = subprocess.run(["ss", "-tanH", "state", "time-wait", f"sport = :{port}"], capture_output=True, text=True)
+    return len([line for line in listed.stdout.splitlines() if line.strip()])
+
+
+def test_start_demo_restarts_what_a_newcomer_left_behind(tmp_path):
+    """A half-dead demo is started again, naming the part that had stopped; stop-then-start at once is not
+    blocked by the last run's closed connections; a settled demo gets a fresh session; --reset on a running
+    demo leaves it running, afresh."""
+    copy = project_copy(tmp_path / "clone")
+    port = free_port()
+    env = demo_env(port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert start(copy, env).returncode == 0
+        # daphne dies, the oracle lives: not "already running" but started again.
+        daphne = int((copy / ".demo" / "daphne.pid").read_text())
+        os.kill(daphne, signal.SIGKILL)
+        while alive(daphne):
+            time.sleep(0.05)
+        revived = start(copy, env)
+        assert revived.returncode == 0, revived.stdout + revived.stderr
+        assert "The demo's daphne had stopped" in revived.stdout and "already running" not in revived.stdout
+        assert len(pids(copy)) == 2 and all(alive(p) for p in pids(copy))
+        for _ in range(5):  # connections the server closes: they linger in TIME-WAIT after it stops
+            assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
+
+        # The demo is settled; stop it and start it again at once.
+        assert manage(copy, env, "settle", "demo").returncode == 0
+        assert subprocess.run(["./stop-demo.sh"], cwd=copy, env=env, capture_output=True, timeout=60).returncode == 0
+        lingering = time_wait_on(port)
+        fresh = start(copy, env)
+        assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+        assert lingering != 0, "no connection was left in TIME-WAIT: the restart proved nothing"
+        assert "already in use" not in fresh.stderr
+        # The settled demo keeps its history; the new run trades in demo-2, seeded afresh.
+        assert f"{base}/sessions/demo-2/" in fresh.stdout
+        assert counts(copy, env) == ["2", "4"]
+        assert (copy / ".demo" / "url").read_text().strip() == f"{base}/sessions/demo-2/"
+
+        # --reset on a running demo: stopped, wiped and running again (not left down).
+        reset = start(copy, env, "--reset")
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        assert f"{base}/sessions/demo/" in reset.stdout and counts(copy, env) == ["1", "2"]
+        assert len(pids(copy)) == 2 and all(alive(p) for p in pids(copy))
+        assert urllib.request.urlopen(f"{base}/sessions/demo/", timeout=5).status == 200
+    finally:
+        subprocess.run(["./stop-demo.sh"], cwd=copy, env=env, capture_output=True, timeout=60)
 
 
 def test_start_demo_fails_loudly_when_the_oracle_dies_and_leaves_nothing_running(tmp_path):

@@ -8,6 +8,8 @@ permission and the floor's organiser controls, not the admin (make an admin with
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
@@ -45,6 +47,7 @@ class Command(BaseCommand):
             if organises:
                 user.user_permissions.add(may_create)
             users[name] = User.objects.get(pk=user.pk)
+        session_id = fresh_demo_id(session_id)
         try:
             if not Session.objects.filter(id=session_id).exists():
                 services.create_session(
@@ -64,13 +67,36 @@ class Command(BaseCommand):
                 services.open_session(users["organiser"], session_id)
             session.refresh_from_db()
             if session.status == Session.Status.OPEN and not RFQ.objects.filter(session=session).exists():
+                # Quotes near the oracle-implied rate (its starting prices), a little in the maker's favour.
                 rfq = services.request_rfq(users["alice"], session_id, "AAPL", "NVDA", "10")
-                services.provide_quote(users["mm"], rfq.id, "0.62", ttl_seconds=3600)
+                services.provide_quote(users["mm"], rfq.id, seed_rate("AAPL", "NVDA"), ttl_seconds=3600)
                 rfq2 = services.request_rfq(users["bob"], session_id, "ORCL", "META", "12")
-                services.provide_quote(users["mm"], rfq2.id, "0.31", ttl_seconds=3600)
+                services.provide_quote(users["mm"], rfq2.id, seed_rate("ORCL", "META"), ttl_seconds=3600)
         except DomainError as exc:
             raise CommandError(f"seeding failed: {exc.message}") from None
         self.stdout.write(
             f"demo ready: session {session_id}; users {', '.join(n for n, _ in USERS)} "
             f"(password '{password}'; organiser runs sessions from the floor)"
         )
+
+
+def fresh_demo_id(session_id: str) -> str:
+    """`session_id`, or when that session is over (settled or cancelled), the first of `<id>-2`, `<id>-3`...
+    that is not: a new run of the demo starts a fresh session and keeps the old one's history."""
+    over = (Session.Status.SETTLED, Session.Status.CANCELLED)
+    candidate, n = session_id, 1
+    while Session.objects.filter(id=candidate, status__in=over).exists():
+        n += 1
+        candidate = f"{session_id}-{n}"
+    return candidate
+
+
+def seed_rate(give: str, get: str, spread: Decimal = Decimal("0.005")) -> str:
+    """Units of `get` per unit of `give` at the sim oracle's starting prices (its default config), less
+    `spread` in the maker's favour, to 4 decimals: the demo's quotes open near the fair rate."""
+    from markets.management.commands.run_oracle import DEFAULT_CONFIG
+    from oracle.simconfig import load_config
+
+    config = load_config(DEFAULT_CONFIG)
+    fair = Decimal(config.params(give).start) / Decimal(config.params(get).start)
+    return str((fair * (1 - spread)).quantize(Decimal("0.0001")))
