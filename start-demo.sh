@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command to a running demo: venv, migrations, seeded session `demo`, daphne + the price oracle.
-#   ./start-demo.sh [--replay] [--replay-csv FILE] [--reset] [--port N] [--no-browser]
+# One command to a running demo: venv, migrations, seeded session `demo`, daphne + the price oracle
+# (+ with --bots: 2 bot makers and 3 bot takers trading in it, manage.py run_bots).
+#   ./start-demo.sh [--replay] [--replay-csv FILE] [--reset] [--bots] [--port N] [--no-browser]
 # Environment: PORT (default 8000), HOST (default 127.0.0.1), DATABASE_URL (default sqlite:///./session_contracts.db).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,16 +13,20 @@ MODE=sim
 REPLAY_CSV=oracle/data/prices_demo.csv
 RESET=0
 OPEN_BROWSER=1
+BOTS=0
+BOT_MAKERS=2
+BOT_TAKERS=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --replay) MODE=replay ;;
         --replay-csv) MODE=replay; REPLAY_CSV=${2:?--replay-csv needs a file}; shift ;;
         --replay-csv=*) MODE=replay; REPLAY_CSV=${1#--replay-csv=} ;;
         --reset) RESET=1 ;;
+        --bots) BOTS=1 ;;
         --port) PORT=${2:?--port needs a number}; shift ;;
         --port=*) PORT=${1#--port=} ;;
         --no-browser) OPEN_BROWSER=0 ;;
-        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
         *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -36,16 +41,21 @@ mkdir -p "$LOGS"
 running() {
     [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$(cat "$1")/status"
 }
-if running "$DEMO_DIR/daphne.pid" && running "$DEMO_DIR/oracle.pid" && [ $RESET -eq 0 ]; then
+# With --bots, a demo whose bots are not running is not "already running": it is started again with them.
+if running "$DEMO_DIR/daphne.pid" && running "$DEMO_DIR/oracle.pid" && [ $RESET -eq 0 ] \
+    && { [ $BOTS -eq 0 ] || running "$DEMO_DIR/bots.pid"; }; then
     echo "The demo is already running: $(cat "$DEMO_DIR/url" 2>/dev/null || echo "see $DEMO_DIR/")"
     echo "  Stop it with ./stop-demo.sh, or start it afresh with ./start-demo.sh --reset."
     exit 0
 fi
-if running "$DEMO_DIR/daphne.pid" || running "$DEMO_DIR/oracle.pid"; then
+if running "$DEMO_DIR/daphne.pid" || running "$DEMO_DIR/oracle.pid" || running "$DEMO_DIR/bots.pid"; then
     if [ $RESET -eq 0 ]; then
         for name in daphne oracle; do
             running "$DEMO_DIR/$name.pid" || echo "The demo's $name had stopped (see $LOGS/$name.log): starting the demo again."
         done
+        if [ $BOTS -eq 1 ] && ! running "$DEMO_DIR/bots.pid"; then
+            echo "The demo's bots are not running: starting the demo again to start them."
+        fi
     fi
     ./stop-demo.sh
 fi
@@ -120,10 +130,19 @@ else
     $PY manage.py migrate --noinput -v0
 fi
 # A settled (or cancelled) demo stays as it is, for its history; seed_demo then opens the next, demo-2...
-seeded=$($PY manage.py seed_demo)
+seed_args=()
+if [ $BOTS -eq 1 ]; then
+    seed_args=(--bots "$BOT_MAKERS,$BOT_TAKERS")
+fi
+seeded=$($PY manage.py seed_demo ${seed_args[@]+"${seed_args[@]}"})
 echo "$seeded"
 SESSION=$(echo "$seeded" | sed -n 's/^demo ready: session \([^;]*\);.*/\1/p' | tail -1)
 SESSION=${SESSION:-demo}
+# Bots join a session only before it opens: an open demo without them runs without them (seed_demo says so).
+if [ $BOTS -eq 1 ] && ! echo "$seeded" | grep -q '^bots ready:'; then
+    BOTS=0
+    echo "Starting the demo without bots."
+fi
 # An admin account of its own (the demo's accounts are never staff): password made once, kept in .demo/.
 if [ ! -s "$DEMO_DIR/admin-password" ] || ! $PY manage.py shell -v0 -c 'import sys; from django.contrib.auth import get_user_model; sys.exit(0 if get_user_model().objects.filter(username="admin", is_superuser=True).exists() else 1)' 2>/dev/null; then
     ( umask 077; $PY -c 'import secrets; print(secrets.token_urlsafe(12))' >"$DEMO_DIR/admin-password" )
@@ -163,6 +182,13 @@ echo "Starting the price oracle (${oracle_args[*]}) ..."
 nohup $PY manage.py run_oracle "${oracle_args[@]}" --all >"$LOGS/oracle.log" 2>&1 &
 echo $! >"$DEMO_DIR/oracle.pid"
 
+if [ $BOTS -eq 1 ]; then
+    echo "Starting the bots ($BOT_MAKERS makers, $BOT_TAKERS takers) ..."
+    PYTHONUNBUFFERED=1 nohup $PY manage.py run_bots --session "$SESSION" --makers $BOT_MAKERS --takers $BOT_TAKERS \
+        >"$LOGS/bots.log" 2>&1 &
+    echo $! >"$DEMO_DIR/bots.pid"
+fi
+
 url="http://$local_host:$PORT"
 for _ in $(seq 1 150); do
     if $PY -c "import urllib.request,sys; urllib.request.urlopen('$url/health', timeout=1)" 2>/dev/null; then
@@ -188,8 +214,19 @@ for _ in $(seq 1 150); do
     grep -q '^oracle ' "$LOGS/oracle.log" 2>/dev/null && break
     sleep 0.2
 done
-for name in oracle daphne; do
-    if ! running "$DEMO_DIR/$name.pid" || { [ $name = oracle ] && ! grep -q '^oracle ' "$LOGS/oracle.log"; }; then
+started=(oracle daphne)
+if [ $BOTS -eq 1 ]; then
+    started+=(bots)
+    # The bots print their banner once they have checked the session and their accounts.
+    for _ in $(seq 1 150); do
+        running "$DEMO_DIR/bots.pid" || break
+        grep -q '^bots ' "$LOGS/bots.log" 2>/dev/null && break
+        sleep 0.2
+    done
+fi
+for name in "${started[@]}"; do
+    if ! running "$DEMO_DIR/$name.pid" || { [ $name = oracle ] && ! grep -q '^oracle ' "$LOGS/oracle.log"; } \
+        || { [ $name = bots ] && ! grep -q '^bots ' "$LOGS/bots.log"; }; then
         echo "error: the $name did not start; last lines of $LOGS/$name.log:" >&2
         tail -5 "$LOGS/$name.log" >&2
         ./stop-demo.sh >/dev/null
@@ -198,6 +235,12 @@ for name in oracle daphne; do
 done
 
 echo "$url/sessions/$SESSION/" >"$DEMO_DIR/url"
+logs_msg="$LOGS/daphne.log, $LOGS/oracle.log"
+bots_msg=""
+if [ $BOTS -eq 1 ]; then
+    logs_msg="$logs_msg, $LOGS/bots.log"
+    bots_msg=$'\n'"  Bots:      bot-maker-1..$BOT_MAKERS and bot-taker-1..$BOT_TAKERS trade in $SESSION (manage.py run_bots)"
+fi
 cat <<MSG
 
 Session Contracts demo is running.
@@ -207,8 +250,8 @@ Session Contracts demo is running.
   API docs:  $url/api/v1/docs
   Health:    $url/health
   Users:     organiser, alice, bob, mm — password "demo" (demo mode: switch user from the top bar,
-             on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))
-  Logs:      $LOGS/daphne.log, $LOGS/oracle.log
+             on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))$bots_msg
+  Logs:      $logs_msg
   Stop:      ./stop-demo.sh
 MSG
 

@@ -4,11 +4,12 @@ set -uo pipefail
 cd "$(dirname "$0")"
 DEMO_DIR=.demo
 stopped=0
-for name in oracle daphne; do
+# The bots first (they stop trading after their current action), then the prices, then the server.
+for name in bots oracle daphne; do
     pidfile=$DEMO_DIR/$name.pid
     [ -f "$pidfile" ] || continue
     pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'daphne|run_oracle'; then
+    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'daphne|run_oracle|run_bots'; then
         kill -TERM "$pid" 2>/dev/null
         for _ in $(seq 1 50); do
             kill -0 "$pid" 2>/dev/null || break

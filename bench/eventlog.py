@@ -3,7 +3,8 @@
 A log holds `sessions` interleaved session streams. Each stream starts as the services start one
 (SessionCreated, one ParticipantJoined per participant, InitialAllocationAssigned pro rata, SessionOpened)
 and then runs RFQ cycles: RFQRequested, one or two QuoteProvided, and mostly TradeExecuted (sometimes a
-QuoteWithdrawn, an RFQCancelled or a SettlementWaiting instead); with `settle=True` each stream ends with
+QuoteWithdrawn, an RFQCancelled or a SettlementWaiting instead; every 25th RFQ after the organiser paused
+and resumed trading); with `settle=True` each stream ends with
 SessionSettled. Trades are feasible (nobody goes short), so the log is one the services could have written.
 
 Rows come out exactly as Django stores them in SQLite (`at` as `str(naive UTC datetime)`), hashed with
@@ -211,6 +212,9 @@ class GeneratedLog:
                 st.pending.append(("QuoteProvided", self._quote(ids, rng.choice(st.makers), 10**8, at_iso)))
             st.pending.append(("RFQCancelled", {"rfq_id": ids["rfq"]}))
             return
+        if (ids["rfq"] + 1) % 25 == 0 and room >= 7:  # now and then the organiser pauses and resumes
+            st.pending.append(("TradingPaused", {"reason": "bench pause", "by_id": organiser}))
+            st.pending.append(("TradingResumed", {"by_id": organiser}))
         taker = rng.choice(st.traders + st.makers[:1])
         gi, ge = rng.sample(range(len(st.legs)), 2)
         held = st.holdings[taker][gi]

@@ -134,6 +134,10 @@ def load(rows: Iterable[tuple]) -> int:
             )
         elif type_ == "SettlementWaiting":
             sessions[sid].waiting_reason = d["reason"]
+        elif type_ == "TradingPaused":
+            sessions[sid].paused_at, sessions[sid].pause_reason = at, d.get("reason", "")
+        elif type_ == "TradingResumed":
+            sessions[sid].paused_at, sessions[sid].pause_reason = None, ""
         elif type_ == "SessionSettled":
             session = sessions[sid]
             session.status, session.settled_at, session.waiting_reason = Session.Status.SETTLED, at, ""

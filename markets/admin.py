@@ -13,7 +13,8 @@ from markets import domain, services
 from markets import tokens as api_tokens
 from markets.errors import DomainError
 from markets.forms import AddParticipantForm, SessionCreateForm
-from markets.models import ApiToken, Holding, Participant, Payout, Session, Trade
+from markets.models import ApiToken, Holding, Invite, Participant, Payout, Session, Trade
+from markets.services import invites as invite_services
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -202,3 +203,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
             f"API token for {obj.user}: {raw} — copy it now: it is stored only as a hash and will not be shown again.",
             messages.WARNING,
         )
+
+
+# ---------------------------------------------------------------- invites
+
+
+@admin.action(description="Revoke the selected invite links")
+def revoke_invites(modeladmin, request, queryset) -> None:
+    for invite in queryset:
+        try:
+            invite_services.revoke_invite(request.user, invite.id)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"Invite {invite.id}: {exc.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"Invite {invite.id} ({invite}): revoked", messages.SUCCESS)
+
+
+@admin.register(Invite)
+class InviteAdmin(ReadOnlyAdmin):
+    """Made on the session's invites page or by the API; here they are read, and revoked by the service."""
+
+    list_display = ("id", "session", "role", "name", "uses", "max_uses", "created_by", "created_at", "revoked_at")
+    list_filter = ("role", "session")
+    search_fields = ("session__id", "name")
+    readonly_fields = [f.name for f in Invite._meta.fields if f.name != "token_id"]
+    exclude = ("token_id",)
+    actions = [revoke_invites]

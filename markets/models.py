@@ -61,6 +61,9 @@ class Session(models.Model):
     # Why a due settlement could not happen yet (e.g. no price for a leg at t2), or why the session was
     # cancelled; empty otherwise.
     waiting_reason = models.CharField(max_length=500, blank=True)
+    # The organiser paused trading (TradingPaused) and has not resumed it yet; null while trading runs.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=500, blank=True)
     version = models.PositiveIntegerField(default=0, help_text="Last applied event version of this stream")
     last_seq = models.BigIntegerField(default=0, help_text="Global seq of the last applied event")
 
@@ -263,6 +266,36 @@ class Payout(models.Model):
         return f"{self.participant_id}: {self.amount}"
 
 
+class Presence(models.Model):
+    """Who has the floor open now: sockets connected per (session, user) and when they were last seen.
+
+    Operational state, not market state: no event records it, replay neither builds nor checks it, and
+    losing it loses nothing of the market. It lives in the database because several web processes may
+    serve one session's sockets; a row not refreshed for `STALE_SECONDS` counts as gone (its process
+    died without saying so), however many sockets it still counts. Written by `markets.push.presence`.
+    """
+
+    HEARTBEAT_SECONDS = 20  # how often each web process refreshes the rows of the sockets it holds
+    STALE_SECONDS = 60  # three missed heartbeats: the process that counted these sockets is gone
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="presences")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sockets = models.IntegerField(default=0, help_text="Sockets open now (as last counted)")
+    last_seen = models.DateTimeField(help_text="Last connect, disconnect or heartbeat")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "user"], name="markets_presence_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.session_id}: {self.sockets} socket(s), seen {self.last_seen:%H:%M:%S}"
+
+    def connected_at(self, now: dt.datetime) -> bool:
+        """Connected now: a socket counted, and refreshed recently enough that its process is alive."""
+        return self.sockets > 0 and self.last_seen > now - dt.timedelta(seconds=self.STALE_SECONDS)
+
+
 class ApiToken(models.Model):
     """A per-user bearer token for the JSON API. Only its SHA-256 hash and a short prefix are stored:
     the token itself is shown once, when it is made (`markets.tokens.create_token`)."""
@@ -308,3 +341,43 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.user_id}): {self.status or 'running'}"
+
+
+class Invite(models.Model):
+    """A link that lets people into one session before it opens: an open link for up to `max_uses`
+    people, or a personal single-use link with the display name fixed (`name`, made in bulk).
+
+    Access state, not market state (like API tokens): no event records it, and only
+    `markets.services.invites` writes it, under its session's lock. The joins themselves are events
+    (ParticipantJoined). The link carries `token_id`, signed (`markets.invite_rules`)."""
+
+    class Role(models.TextChoices):
+        TRADER = "trader", "Trader"
+        MAKER = "maker", "Market maker"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    token_id = models.CharField(max_length=32, unique=True, editable=False)
+    name = models.CharField(max_length=40, blank=True, help_text="Personal link: the one name it joins as")
+    batch = models.CharField(max_length=16, blank=True, db_index=True, help_text="Personal links pasted together")
+    max_uses = models.PositiveIntegerField()
+    uses = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "-created_at", "-id"]
+        constraints = [
+            # However the joins race, the database never lets a link be used more often than its limit.
+            models.CheckConstraint(condition=models.Q(uses__lte=models.F("max_uses")), name="markets_invite_uses"),
+            models.CheckConstraint(condition=models.Q(max_uses__gte=1), name="markets_invite_max_uses"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"for {self.name}" if self.name else f"{self.uses}/{self.max_uses}"
+        return f"{self.role} invite to {self.session_id} ({who})"
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.name)

@@ -229,6 +229,16 @@ def _trading_closed(event: Event, d: dict[str, Any]) -> None:
     _lapse_open(session_id, event.at)
 
 
+@handles("TradingPaused")
+@handles("TradingResumed")
+def _pause(event: Event, d: dict[str, Any]) -> None:
+    """The organiser's pause is the session row's `paused_at` (and why); resuming clears both."""
+    paused = event.type == "TradingPaused"
+    Session.objects.filter(id=session_id_of(event.stream)).update(
+        paused_at=event.at if paused else None, pause_reason=d.get("reason", "") if paused else ""
+    )
+
+
 @handles("SettlementWaiting")
 def _settlement_waiting(event: Event, d: dict[str, Any]) -> None:
     Session.objects.filter(id=session_id_of(event.stream)).update(waiting_reason=d["reason"])

@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
+from django.views.generic import RedirectView
 
-from markets import views
+from markets import export_views, invite_views, monitor_views, views
 
 
 class IdConverter:
@@ -22,6 +23,7 @@ app_name = "markets"
 urlpatterns = [
     path("health", views.health, name="health"),
     path("", views.session_list, name="session_list"),
+    path("sessions/", RedirectView.as_view(pattern_name="markets:session_list"), name="sessions"),
     path("portfolio/", views.portfolio, name="portfolio"),
     path("demo/switch/", views.demo_switch, name="demo_switch"),
     path("sessions/<slug:session_id>/", views.floor, name="floor"),
@@ -33,4 +35,20 @@ urlpatterns = [
     path("rfq/<id:rfq_id>/cancel", views.rfq_cancel, name="rfq_cancel"),
     path("quotes/<id:quote_id>/accept", views.quote_accept, name="quote_accept"),
     path("quotes/<id:quote_id>/withdraw", views.quote_withdraw, name="quote_withdraw"),
+    path("sessions/<slug:session_id>/export/<slug:table>.csv", export_views.export_download, name="export_table"),
+    path("sessions/<slug:session_id>/export.zip", export_views.export_zip, name="export_zip"),
+    path("sessions/<slug:session_id>/invites", invite_views.invites, name="invites"),
+    path("sessions/<slug:session_id>/invites/new", invite_views.invite_create, name="invite_create"),
+    path("sessions/<slug:session_id>/invites/bulk", invite_views.invite_bulk, name="invite_bulk"),
+    path("sessions/<slug:session_id>/invites.csv", invite_views.invites_csv, name="invites_csv"),
+    path("invites/<id:invite_id>/revoke", invite_views.invite_revoke, name="invite_revoke"),
+    path("invites/<id:invite_id>/qr.svg", invite_views.invite_qr, name="invite_qr"),
+    path("join/<str:token>", invite_views.join, name="invite_join"),
+    # The organiser's monitor (markets.monitor_views).
+    path("sessions/<slug:session_id>/monitor", monitor_views.monitor, name="monitor"),
+    path("sessions/<slug:session_id>/monitor/live", monitor_views.monitor_live, name="monitor_live"),
+    path("sessions/<slug:session_id>/monitor/open", monitor_views.monitor_open, name="monitor_open"),
+    path("sessions/<slug:session_id>/monitor/pause", monitor_views.monitor_pause, name="monitor_pause"),
+    path("sessions/<slug:session_id>/monitor/resume", monitor_views.monitor_resume, name="monitor_resume"),
+    path("sessions/<slug:session_id>/monitor/settle", monitor_views.monitor_settle, name="monitor_settle"),
 ]

@@ -97,8 +97,11 @@ def _viewer(request: HttpRequest, session: Session) -> dict[str, Any]:
 def _board_response(request: HttpRequest, session: Session, *, error: str = "", error_key: str = "") -> HttpResponse:
     """The RFQ board for this viewer, with an inline error next to the form that caused it."""
     context = _viewer(request, session)
+    board = selectors.board_data(context["session"])
+    if error and error_key not in _shown_keys(context, board):
+        error_key = "board"  # its row is gone (filled, withdrawn, expired) or its form not shown: say it on top
     context |= {
-        "board": selectors.board_data(context["session"]),
+        "board": board,
         "error": error,
         "error_key": error_key,
         # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
@@ -109,6 +112,17 @@ def _board_response(request: HttpRequest, session: Session, *, error: str = "", 
             messages.error(request, error)
         return redirect("markets:floor", session.id)
     return render(request, f"{FLOOR}#board", context)
+
+
+def _shown_keys(context: dict[str, Any], board: list[dict[str, Any]]) -> set[str]:
+    """The places on this viewer's board an inline error can stand: the RFQ form, each RFQ, each quote."""
+    me = context.get("me")
+    trading = context.get("phase") == "open" and not context["session"].paused_at
+    keys = {"rfq"} if me and me.role != "organiser" and trading else set()
+    for r in board:
+        keys.add(r["key"])
+        keys.update(q["key"] for q in r["quotes"])
+    return keys
 
 
 def _act(request: HttpRequest, session: Session, error_key: str, fn, *args: Any, **kwargs: Any) -> HttpResponse:

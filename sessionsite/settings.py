@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "django_htmx",
+    "ninja",  # serves the API docs' Swagger assets from static/, not a CDN
     "axes",
     "ledger",
     "oracle",

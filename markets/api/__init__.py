@@ -15,6 +15,8 @@ answer. The API never writes market state itself.
 from ninja import NinjaAPI
 
 from markets.api import errors, sessions, trading
+from markets.api import export as export_api
+from markets.api import invites as invites_api
 from markets.api.parser import ExactJSONParser, bearer
 
 api = NinjaAPI(
@@ -34,3 +36,5 @@ api = NinjaAPI(
 errors.install(api)
 api.add_router("", sessions.router)
 api.add_router("", trading.router)
+api.add_router("", export_api.router)
+api.add_router("", invites_api.router)

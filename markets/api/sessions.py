@@ -1,19 +1,22 @@
-"""Endpoints for sessions: who you are, create, list, read, join, open, holdings, the audit log, prices,
-settlement. Thin: one service call or one selector each."""
+"""Endpoints for sessions: who you are, create, list, read, join, open, pause and resume trading,
+holdings, the audit log, prices, settlement. Thin: one service call or one selector each."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Query, Router, Status
+from ninja import Field, Query, Router, Schema, Status
 
+from ledger import clock
 from markets import access, domain, selectors, services
 from markets.api.errors import ERRORS
 from markets.api.idempotency import post
 from markets.api.schemas import (
     AllocationsOut,
     EventsPageOut,
+    Input,
     JoinIn,
     MeOut,
     OpenIn,
@@ -23,7 +26,9 @@ from markets.api.schemas import (
     SessionOut,
     SettleIn,
     SettlementOut,
+    Text,
 )
+from markets.models import Session
 from markets.selectors import api as shapes
 
 router = Router(tags=["sessions"])
@@ -88,6 +93,53 @@ def open_session(request: HttpRequest, session_id: str, payload: OpenIn | None =
     allocation = payload.allocation if payload is not None else None
     session = services.open_session(request.auth, session_id, allocation=allocation)
     return Status(200, shapes.session_out(selectors.session_for(session.id, request.auth)))
+
+
+class PauseIn(Input):
+    reason: Text = Field("", max_length=500, description="Why (shown to everyone on the floor and in the log)")
+
+
+class PauseOut(Schema):
+    session_id: str
+    status: str = Field(..., description="As of now (pausing does not change it: the session stays open)")
+    paused: bool
+    paused_at: dt.datetime | None
+    reason: str
+    version: int
+    last_seq: int
+
+
+def _pause_out(session: Session) -> dict:
+    return {
+        "session_id": session.id,
+        "status": session.phase(clock.now()),
+        "paused": session.paused_at is not None,
+        "paused_at": session.paused_at,
+        "reason": session.pause_reason,
+        "version": session.version,
+        "last_seq": session.last_seq,
+    }
+
+
+@post(
+    router,
+    "/sessions/{session_id}/pause",
+    response={200: PauseOut, **ERRORS},
+    summary="Pause trading: RFQs, quotes and accepts are refused (409 trading_paused) until resumed (organiser)",
+)
+def pause_trading(request: HttpRequest, session_id: str, payload: PauseIn | None = None):
+    session = services.pause_trading(request.auth, session_id, payload.reason if payload is not None else "")
+    return Status(200, _pause_out(session))
+
+
+@post(
+    router,
+    "/sessions/{session_id}/resume",
+    response={200: PauseOut, **ERRORS},
+    summary="Resume trading after a pause (organiser)",
+)
+def resume_trading(request: HttpRequest, session_id: str):
+    return Status(200, _pause_out(services.resume_trading(request.auth, session_id)))
 
 
 @router.get(

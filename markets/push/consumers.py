@@ -25,7 +25,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from ledger.models import Event
 from markets import access, selectors, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import fanout
+from markets.push import fanout, presence
+from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,20 @@ class _DirectDispatch:
 class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
     """`/ws/sessions/<id>/`: only signed-in users; on (re)connect the whole floor is sent (unless the
     page shows the current position), so a browser that dropped misses nothing; afterwards every change
-    arrives as out-of-band fragments."""
+    arrives as out-of-band fragments. Every accepted socket counts in its user's presence
+    (markets.push.presence).
+
+    `?monitor=1` is the organiser's monitor page (organiser and staff only): it is sent no fragments,
+    only the word "refresh" when the floor changed and "presence" when someone's socket came or went
+    (in this process; the page also refreshes by itself, for the other processes' sockets)."""
+
+    monitor = False
+    present = False
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        query = parse_qs(self.scope.get("query_string", b"").decode())
         if self.scope.get("origin") is None:
             await refuse(self, FORBIDDEN, "the floor is for browsers; programs use the JSON stream with a token")
             return
@@ -85,27 +95,44 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         if not await database_sync_to_async(access.can_view)(session, self.user):
             await refuse(self, FORBIDDEN, f"session {self.session_id} is visible to its participants only")
             return
+        self.monitor = query.get("monitor", [""])[0] == "1"
+        if self.monitor and not await database_sync_to_async(can_monitor)(session, self.user):
+            await refuse(self, FORBIDDEN, f"the monitor of {self.session_id} is for its organiser")
+            return
         self.group = fanout.group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        if self.monitor:
+            await self.channel_layer.group_add(presence.monitor_group(self.session_id), self.channel_name)
         await self.accept()
         self.me = await self._participant()
         fanout.start()
         # A page just rendered says where it stands (`?at=`, last event seq and tick id): if nothing
         # happened since, sending the floor again would only overwrite what the viewer is typing.
-        shown = parse_qs(self.scope.get("query_string", b"").decode()).get("at", [""])[0]
-        if shown and shown == await database_sync_to_async(selectors.floor_position)(self.session_id):
-            return
-        panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
-        await self._send_panels(panels)
+        shown = query.get("at", [""])[0]
+        if not self.monitor and not (
+            shown and shown == await database_sync_to_async(selectors.floor_position)(self.session_id)
+        ):
+            panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
+            await self._send_panels(panels)
+        self.present = True  # counted after the floor is sent: the viewer waits for no presence write
+        await presence.arrive(self.channel_layer, self.session_id, self.user.pk)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.monitor:
+            await self.channel_layer.group_discard(presence.monitor_group(self.session_id), self.channel_name)
+        if self.present:
+            self.present = False
+            await presence.leave(self.channel_layer, self.session_id, self.user.pk)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The floor sends nothing meaningful: actions go through CSRF-checked hx-post."""
 
     async def floor_update(self, message: dict) -> None:
+        if self.monitor:
+            await self.send(text_data="refresh")
+            return
         panels = fanout.published(message["batch"])
         if panels is None:  # published by another process, or long gone: render the floor afresh
             panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
@@ -120,6 +147,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
                 self.me = await self._participant()
             html += fanout.render_board(panels, self.me)
         await self.send(text_data=html)
+
+    async def monitor_presence(self, message: dict) -> None:
+        await self.send(text_data="presence")
 
     async def _participant(self) -> Participant | None:
         return await database_sync_to_async(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 FLOOR = "markets/floor.html"
 
 # Shared panels (the same for every viewer), in page order. The RFQ board is per viewer: `BOARD`.
-PANELS = ("status", "settlement", "legs", "holdings", "blotter", "pool", "events")
+PANELS = ("status", "settlement", "legs", "chart", "holdings", "blotter", "pool", "events")
 BOARD = "board"
 
 QUOTING = frozenset({"RFQRequested", "QuoteProvided", "QuoteWithdrawn", "QuotesExpired", "RFQCancelled"})
@@ -22,8 +22,8 @@ TICK = "tick"
 # Any event not named here (a join, the opening, trading closing, the settlement) changes the whole floor.
 _STALE: dict[str, frozenset[str]] = {
     **dict.fromkeys(QUOTING, frozenset({"status", "events", BOARD})),
-    "TradeExecuted": frozenset({"status", "holdings", "blotter", "pool", "events", BOARD}),
-    TICK: frozenset({"status", "legs", "holdings", "pool"}),
+    "TradeExecuted": frozenset({"status", "chart", "holdings", "blotter", "pool", "events", BOARD}),
+    TICK: frozenset({"status", "legs", "chart", "holdings", "pool"}),
 }
 EVERYTHING = frozenset({*PANELS, BOARD})
 

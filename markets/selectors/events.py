@@ -65,9 +65,9 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
         case "SessionCancelled":
             return f"cancelled: {d['reason']}"
         case "RFQRequested":
-            return f"RFQ {d['rfq_id']}: {who('taker')} gives {domain.qty_str(d['quantity'])} {d['give_leg']} for {d['get_leg']}"
+            return f"RFQ {d['rfq_id']}: {who('taker')} gives {units.short(d['quantity'], domain.QTY_DP)} {d['give_leg']} for {d['get_leg']}"
         case "QuoteProvided":
-            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {domain.rate_str(d['rate'])}"
+            return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {units.short(d['rate'], domain.RATE_DP)}"
         case "QuoteWithdrawn":
             return f"quote {d['quote_id']} withdrawn"
         case "QuotesExpired":
@@ -77,8 +77,8 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
             return f"RFQ {d['rfq_id']} cancelled"
         case "TradeExecuted":
             return (
-                f"trade {d['trade_id']}: {who('taker')} {domain.qty_str(d['give_qty'])} {d['give_leg']} → "
-                f"{domain.qty_str(d['get_qty'])} {d['get_leg']} with {who('maker')}"
+                f"trade {d['trade_id']}: {who('taker')} {units.short(d['give_qty'], domain.QTY_DP)} {d['give_leg']} → "
+                f"{units.short(d['get_qty'], domain.QTY_DP)} {d['get_leg']} with {who('maker')}"
             )
         case "TradingClosed":
             return "trading closed at t2: open RFQs and live quotes lapse"
@@ -86,6 +86,11 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
             return f"settled; Σ payouts = {Decimal(d['total']):,.2f}"
         case "SettlementWaiting":
             return d["reason"]
+        case "TradingPaused":
+            by = who("by") if d.get("by_id") is not None else "the system"
+            return f"trading paused by {by}" + (f": {d['reason']}" if d.get("reason") else "")
+        case "TradingResumed":
+            return f"trading resumed by {who('by') if d.get('by_id') is not None else 'the system'}"
     return ""
 
 

@@ -6,6 +6,8 @@ x . S computed in integers and only then turned into Decimals for display.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -14,11 +16,13 @@ from typing import Any
 from django.db.models import Max, Q
 
 from ledger import clock
-from markets import domain
+from markets import domain, pricing
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade
+from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import event_log
 from markets.selectors.sessions import phase_context
+from oracle import units
 from oracle.models import Tick
 
 SPARK_POINTS = 120
@@ -47,19 +51,30 @@ def _spark(prices: list[int], width: int = 160, height: int = 36) -> tuple[str, 
     return pts, lo, hi
 
 
-def recent_prices(session: Session) -> dict[str, list[int]]:
-    """The last SPARK_POINTS prices of each leg, oldest first; the last one is the latest price."""
+def settled_at_prices(session: Session) -> tuple[dict[str, int], dt.datetime | None] | None:
+    """A settled session's prices are its settlement prices (S_t2), and its price history ends at the
+    fixing: ticks written after it move nothing on its floor. None while it is not settled."""
+    settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
+    if settlement is None:
+        return None
+    at = settlement.fixing.get("at") if isinstance(settlement.fixing, dict) else None
+    until = dt.datetime.fromisoformat(at.replace("Z", "+00:00")) if at else settlement.settled_at
+    return dict(settlement.prices), until
+
+
+def recent_prices(session: Session, until: dt.datetime | None = None) -> dict[str, list[int]]:
+    """The last SPARK_POINTS prices of each leg (up to `until`), oldest first; the last is the latest."""
     history = {}
     for leg in session.legs:
-        history[leg] = list(
-            Tick.objects.filter(session_id=session.id, symbol=leg)
-            .order_by("-at", "-id")
-            .values_list("price", flat=True)[:SPARK_POINTS]
-        )[::-1]
+        ticks = Tick.objects.filter(session_id=session.id, symbol=leg)
+        if until is not None:
+            ticks = ticks.filter(at__lte=until)
+        history[leg] = list(ticks.order_by("-at", "-id").values_list("price", flat=True)[:SPARK_POINTS])[::-1]
     return history
 
 
-def leg_views(session: Session, history: dict[str, list[int]]) -> list[LegView]:
+def leg_views(session: Session, history: dict[str, list[int]], prices: dict[str, int] | None = None) -> list[LegView]:
+    """One card per leg: the latest price (or `prices`, e.g. S_t2), its change since the opening, a sparkline."""
     views = []
     since = session.opened_at or session.created_at
     for k, leg in enumerate(session.legs):
@@ -70,7 +85,7 @@ def leg_views(session: Session, history: dict[str, list[int]]) -> list[LegView]:
             .values_list("price", flat=True)
             .first()
         )
-        price = recent[-1] if recent else None
+        price = prices[leg] if prices and leg in prices else (recent[-1] if recent else None)
         change = change_pct = None
         if price is not None and first:
             change = domain.to_decimal(price - first, domain.PRICE_DP)
@@ -89,6 +104,17 @@ def leg_views(session: Session, history: dict[str, list[int]]) -> list[LegView]:
             )
         )
     return views
+
+
+def fair_rates(session: Session, prices: dict[str, int]) -> str:
+    """The oracle-implied rate of every ordered pair of legs, as JSON for the page's hints:
+    {"AAPL": {"NVDA": "1.7046..."}}: units of the second per unit of the first (exact, 8 dp)."""
+    table = {
+        give: {get: domain.rate_str(pricing.implied_rate(prices[give], prices[get])) for get in prices if get != give}
+        for give in prices
+        if prices[give] > 0 and all(prices[get] > 0 for get in prices)
+    }
+    return json.dumps(table, separators=(",", ":"))
 
 
 @dataclass
@@ -185,7 +211,9 @@ def _checks(
     checks = [
         Check("1 Conservation", conservation is None, conservation or "Σx = q on every leg"),
         Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
-        Check("3 Zero-sum trades", zero_sum is None, zero_sum or f"{trades} trades, ΣΔx = 0"),
+        Check(
+            "3 Zero-sum trades", zero_sum is None, zero_sum or f"{trades} trade{'' if trades == 1 else 's'}, ΣΔx = 0"
+        ),
     ]
     if settlement is not None:
         ok = settlement.total == settlement.expected
@@ -202,10 +230,22 @@ def _checks(
     return checks
 
 
+def _percent(bp: int) -> str:
+    """Basis points as a signed percentage, e.g. -0.50%."""
+    return f"{Decimal(bp) / 100:+.2f}%"
+
+
 def board_data(session: Session) -> list[dict[str, Any]]:
     """Open RFQs with their live quotes, as plain data (rendered per viewer by the push)."""
     now = clock.now()
     rfqs = list(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN).select_related("taker").order_by("-id"))
+    prices = latest_prices(session) if rfqs else {}
+
+    def fair(rfq: RFQ) -> int | None:
+        give, get = prices.get(rfq.give_leg), prices.get(rfq.get_leg)
+        return pricing.implied_rate(give, get) if give and get else None
+
+    fairs = {r.id: fair(r) for r in rfqs}
     quotes: dict[int, list[dict[str, Any]]] = {}
     for quote in (
         Quote.objects.filter(rfq__in=[r.id for r in rfqs], status=Quote.Status.LIVE)
@@ -224,6 +264,8 @@ def board_data(session: Session) -> list[dict[str, Any]]:
                 "expires_at": quote.expires_at,
                 "expires_ms": int(quote.expires_at.timestamp() * 1000),
                 "expired": quote.expires_at <= now,
+                "rate_base": quote.rate,
+                "vs_fair": _percent(pricing.distance_bp(quote.rate, fairs[rfq.id])) if fairs[rfq.id] else "",
             }
         )
     return [
@@ -237,6 +279,9 @@ def board_data(session: Session) -> list[dict[str, Any]]:
             "quantity": q_dec(r.quantity),
             "created_at": r.created_at,
             "quotes": quotes.get(r.id, []),
+            "fair": domain.to_decimal(fairs[r.id], domain.RATE_DP).normalize() if fairs[r.id] else None,
+            # What the maker's form offers first: the fair rate to 4 decimals (a maker adds its spread).
+            "fair_prefill": units.short(fairs[r.id] // 10**4 * 10**4, domain.RATE_DP) if fairs[r.id] else "",
         }
         for r in rfqs
     ]
@@ -260,7 +305,7 @@ def _position(last_seq: int, tick: int) -> str:
     return f"{last_seq}.{tick}"
 
 
-FLOOR_PARTS = frozenset({"legs", "holdings", "pool", "blotter", "events", "settlement"})
+FLOOR_PARTS = frozenset({"legs", "chart", "holdings", "pool", "blotter", "events", "settlement"})
 
 
 def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[str, Any]:
@@ -275,15 +320,20 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         "position": _position(session.last_seq, tick),
         "last_seq": session.last_seq,
     } | phase_context(session)
+    settled = settled_at_prices(session)
+    context["settled"] = settled is not None
     if "legs" in parts:
-        history = recent_prices(session)
-        prices = {leg: recent[-1] for leg, recent in history.items() if recent}
-        context["legs"] = leg_views(session, history)
+        history = recent_prices(session, until=settled[1] if settled else None)
+        prices = settled[0] if settled else {leg: recent[-1] for leg, recent in history.items() if recent}
+        context["legs"] = leg_views(session, history, prices)
+        context["fair_rates"] = fair_rates(session, prices)
     elif parts & {"holdings", "pool", "settlement"}:
-        prices = latest_prices(session)
+        prices = settled[0] if settled else latest_prices(session)
     if parts & {"holdings", "pool", "settlement"}:
         holdings, pool = holdings_and_pool(session, prices)
         context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
+    if "chart" in parts:
+        context["chart"] = price_chart(session, until=settled[1] if settled else None)
     if "blotter" in parts:
         context["trades"] = blotter(session)
     if "events" in parts:

@@ -6,7 +6,7 @@ Any failure raises a DomainError subclass and rolls everything back: nothing is 
 the admin and the management commands all call these functions; the permission checks live in them.
 
     command.py     the envelope (lock, clock, emit, invariants, retry) and the shared rules
-    sessions.py    create, join, open, cancel
+    sessions.py    create, join, open, cancel; pause and resume trading
     trading.py     RFQs, quotes, withdrawals, cancels, accepts
     settlement.py  settle at prices or at the fixing
     scheduler.py   what the clock makes due (run_due)
@@ -20,7 +20,14 @@ from markets.services.scheduler import (
     run_due,
     settle_due_sessions,
 )
-from markets.services.sessions import cancel_session, create_session, join_session, open_session
+from markets.services.sessions import (
+    cancel_session,
+    create_session,
+    join_session,
+    open_session,
+    pause_trading,
+    resume_trading,
+)
 from markets.services.settlement import settle_session
 from markets.services.trading import (
     DEFAULT_QUOTE_TTL,
@@ -45,8 +52,10 @@ __all__ = [
     "join_session",
     "open_due_sessions",
     "open_session",
+    "pause_trading",
     "provide_quote",
     "request_rfq",
+    "resume_trading",
     "run_due",
     "settle_due_sessions",
     "settle_session",

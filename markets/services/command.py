@@ -138,6 +138,15 @@ def _require_trading(session: Session, now: dt.datetime) -> None:
         )
 
 
+def _require_unpaused(session: Session) -> None:
+    """While the organiser has trading paused, nothing new is asked, quoted or accepted: read beside the
+    t2 rule, inside the command's transaction (a pause that commits first wins). Cancelling an RFQ and
+    withdrawing a quote stay allowed (they take risk off the board), and so does settling."""
+    if session.paused_at is not None:
+        why = f": {session.pause_reason}" if session.pause_reason else ""
+        raise Conflict(f"Trading is paused by the organiser{why}", "trading_paused")
+
+
 def _row_id(value: object, what: str, code: str) -> int:
     """An id from the caller, written one way only (see domain.parse_id); anything else names nothing."""
     number = domain.parse_id(value)

@@ -1,4 +1,4 @@
-"""Sessions and who is in them: create, join, open (allocate), cancel."""
+"""Sessions and who is in them: create, join, open (allocate), cancel; the organiser's pause of trading."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from markets.services.command import (
     _get_session,
     _iso,
     _require_organiser,
+    _require_trading,
     _require_user,
     _retrying,
 )
@@ -220,4 +221,43 @@ def cancel_session(actor, session_id: str, reason: str = "") -> Session:
                 "not_cancellable",
             )
         cmd.emit("SessionCancelled", {"reason": str(reason or "cancelled by the organiser")[:500]})
+    return _get_session(session_id)
+
+
+MAX_REASON = 500
+
+
+def _reason(reason: object) -> str:
+    text = str(reason or "").strip()
+    if "\x00" in text:
+        raise DomainError("The reason must not contain NUL characters", "invalid_reason")
+    if len(text) > MAX_REASON:
+        raise DomainError(f"The reason is {len(text)} characters: at most {MAX_REASON}", "invalid_reason")
+    return text
+
+
+@_retrying
+def pause_trading(actor, session_id: str, reason: str = "") -> Session:
+    """The organiser stops new RFQs, quotes and accepts in an open session (an incident, a question from
+    the floor) without closing it: cancels, withdrawals and the settlement stay allowed. Recorded as
+    TradingPaused on the session's stream, by the organiser's user id (null: the system)."""
+    text = _reason(reason)
+    with _command(session_id) as cmd:
+        _require_organiser(cmd.session, actor)
+        _require_trading(cmd.session, cmd.now)
+        if cmd.session.paused_at is not None:
+            raise Conflict(f"Trading in {cmd.session.id} is already paused", "already_paused")
+        cmd.emit("TradingPaused", {"reason": text, "by_id": actor.pk if actor is not None else None})
+    return _get_session(session_id)
+
+
+@_retrying
+def resume_trading(actor, session_id: str) -> Session:
+    """The organiser lets trading go on after a pause (TradingResumed, by the organiser's user id)."""
+    with _command(session_id) as cmd:
+        _require_organiser(cmd.session, actor)
+        _require_trading(cmd.session, cmd.now)
+        if cmd.session.paused_at is None:
+            raise Conflict(f"Trading in {cmd.session.id} is not paused", "not_paused")
+        cmd.emit("TradingResumed", {"by_id": actor.pk if actor is not None else None})
     return _get_session(session_id)

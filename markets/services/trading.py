@@ -15,6 +15,7 @@ from markets.services.command import (
     _iso,
     _participant,
     _require_trading,
+    _require_unpaused,
     _require_user,
     _retrying,
     _row_id,
@@ -40,6 +41,7 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
         if not me.holds:
             raise Forbidden("Only traders and makers request quotes", "forbidden")
         _require_trading(session, cmd.now)
+        _require_unpaused(session)
         held = me.holdings.get(leg_index=gi).qty
         if held < qty:
             raise DomainError(
@@ -97,6 +99,7 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
         if rfq.taker_id == me.id:
             raise Forbidden("You cannot quote on your own RFQ", "own_rfq")
         _require_trading(cmd.session, cmd.now)
+        _require_unpaused(cmd.session)
         if rfq.status != RFQ.Status.OPEN:
             raise Conflict(f"RFQ {rfq.id} is {rfq.status}: it takes no more quotes", "rfq_closed")
         receive = domain.trade_receive(rfq.quantity, rate_base)
@@ -209,6 +212,7 @@ def accept_quote(actor, quote_id: object) -> Trade:
             _participant(session, actor)  # "you have not joined" is the clearer refusal when it applies
             raise Forbidden("Only the RFQ's taker can accept its quotes", "not_your_rfq")
         _require_trading(session, cmd.now)
+        _require_unpaused(session)
         if found.rfq_status != RFQ.Status.OPEN:
             raise Conflict(f"RFQ {found.rfq_id} is already {found.rfq_status}", "rfq_closed")
         if found.quote_status not in (Quote.Status.LIVE, Quote.Status.EXPIRED):

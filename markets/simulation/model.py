@@ -29,6 +29,7 @@ class Market:
     holdings: Mapping[str, Sequence[int]]  # holder -> x per leg
     phase: str  # created, open, closed, settled, cancelled (as of now)
     now: dt.datetime
+    paused: bool = False  # the organiser paused trading (and has not resumed it)
 
     def held(self, who: str, leg: str) -> int:
         return self.holdings[who][list(self.legs).index(leg)]
@@ -66,6 +67,14 @@ def _trading(m: Market) -> set[str]:
     return {_TRADING[m.phase]} if m.phase in _TRADING else set()
 
 
+def _new_business(m: Market) -> set[str]:
+    """What refuses a new RFQ, quote or accept: the trading phase, then the organiser's pause (a pause
+    refuses no cancel or withdrawal)."""
+    if m.phase in _TRADING:
+        return {_TRADING[m.phase]}
+    return {"trading_paused"} if m.paused else set()
+
+
 def _who(m: Market, actor: str) -> set[str]:
     return set() if actor in m.roles else {"not_a_participant"}
 
@@ -86,7 +95,7 @@ def _leg(m: Market, name: object) -> str | None:
 
 def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> set[str]:
     units, refusals = _parsed(domain.parse_qty, quantity)
-    refusals |= _who(m, actor) | _trading(m)
+    refusals |= _who(m, actor) | _new_business(m)
     give_leg, get_leg = _leg(m, give), _leg(m, get)
     if give_leg is None or get_leg is None:
         refusals.add("unknown_leg")
@@ -113,7 +122,7 @@ def quote(m: Market, actor: str, on: Rfq | None, rate: object, ttl: object) -> s
         refusals.add("invalid_ttl")
     if on is None:
         return refusals | {"rfq_not_found"}
-    refusals |= _who(m, actor) | _trading(m)
+    refusals |= _who(m, actor) | _new_business(m)
     if actor in m.roles and m.roles[actor] != "maker":
         refusals.add("not_maker")
     if on.taker == actor:
@@ -136,7 +145,7 @@ def _expired(m: Market, q: Quote) -> bool:
 def accept(m: Market, actor: str, q: Quote | None) -> set[str]:
     if q is None:
         return {"quote_not_found"}
-    refusals = _who(m, actor) | _trading(m)
+    refusals = _who(m, actor) | _new_business(m)
     if actor != q.rfq.taker:
         refusals.add("not_your_rfq")
     if q.rfq.status != "open":
@@ -192,4 +201,29 @@ def settle(
         refusals.add("manual_disabled")
     for value in (prices or {}).values():
         refusals |= _parsed(domain.parse_price, value)[1]
+    return refusals
+
+
+def _organiser(m: Market, actor: str | None) -> set[str]:
+    if actor is None or m.roles.get(actor) == "organiser":
+        return set()
+    return {"not_organiser" if actor in m.roles else "not_a_participant"}
+
+
+def pause(m: Market, actor: str | None, reason: object = "") -> set[str]:
+    """The organiser (None: the system) pauses trading of an open session that is not paused yet."""
+    refusals = _organiser(m, actor) | _trading(m)
+    if m.phase not in _TRADING and m.paused:
+        refusals.add("already_paused")
+    text = str(reason or "").strip()
+    if "\x00" in text or len(text) > 500:
+        refusals.add("invalid_reason")
+    return refusals
+
+
+def resume(m: Market, actor: str | None) -> set[str]:
+    """The organiser (None: the system) resumes trading of an open session that is paused."""
+    refusals = _organiser(m, actor) | _trading(m)
+    if m.phase not in _TRADING and not m.paused:
+        refusals.add("not_paused")
     return refusals

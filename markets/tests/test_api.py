@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -890,6 +891,14 @@ def test_openapi_and_docs(client):
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and b"openapi.json" in docs.content
+    # Without internet too: Swagger's assets come from this site's static files, not a CDN.
+    from django.contrib.staticfiles import finders
+
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.content.decode())
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        assert finders.find(asset.removeprefix("/static/")), asset
 
 
 def test_an_unexpected_error_is_a_json_500_and_writes_nothing(api, demo, monkeypatch):

@@ -130,7 +130,7 @@ def test_rfq_quote_accept_tick_and_settlement_live_in_four_browsers(browser, ser
         row.locator("text=21.200000").wait_for(timeout=5_000)
         assert "5.000000" in row.inner_text()
         page.locator('#holdings tr[data-user="mm"]').locator("text=8.800000").wait_for(timeout=5_000)
-        page.locator("#blotter").locator("text=6.200000").wait_for(timeout=5_000)
+        page.locator("#blotter td", has_text="6.2").first.wait_for(timeout=5_000)
     shot(mm, "floor-maker-after-trade")
 
     # A price written from outside the server (this test process) appears in a third browser.
@@ -179,3 +179,52 @@ def test_session_list_and_portfolio_pages(browser, server, users, demo):
     alice.goto(f"{server.url}/portfolio/")
     assert "25.000000" in alice.locator("[data-testid=portfolio-demo]").inner_text()
     shot(alice, "portfolio")
+
+
+def test_refusals_failures_and_a_lost_network_show_where_the_person_acted(browser, server, users, demo):
+    """A quote filled from another tab, a server that stopped answering, a browser gone offline: each
+    is said on the page, next to what was pressed, and the live dot stops claiming "live"."""
+    from markets import services
+
+    add_ticks({"AAPL": 190_100_000, "NVDA": 480_200_000, "META": 350_000_000, "ORCL": 104_300_000})
+    rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "10")
+    services.provide_quote(users["mm"], rfq.id, "0.40")
+    first, second = (signed_in_page(browser, server, users["alice"]) for _ in range(2))
+    for page in (first, second):
+        open_floor(page, server)
+    # The fair-rate hint beside the RFQ form: price of AAPL / price of NVDA.
+    assert "1 AAPL ≈ 0.3959 NVDA" in first.locator("[data-testid=fair-hint]").inner_text()
+    second.locator("[name=give_leg]").select_option("NVDA")
+    second.locator("[name=get_leg]").select_option("AAPL")
+    assert "1 NVDA ≈ 2.5260 AAPL" in second.locator("[data-testid=fair-hint]").inner_text()
+
+    # Two tabs, one quote: the first fills it; the second tab's click says why nothing happened.
+    second.context.set_offline(True)  # its socket cannot hear the fill, as with a flaky connection
+    assert second.locator("#live .live-text").inner_text() == "offline"
+    second.context.set_offline(False)
+    first.locator("[data-testid^=accept-]").first.click()
+    first.locator("#blotter td", has_text="alice").first.wait_for(timeout=5_000)
+    # A page that still shows the filled quote's Accept (as one that missed the push would), pressed.
+    second.evaluate(
+        """id => { const b = document.createElement('button'); b.className = 'primary small';
+        b.dataset.testid = 'stale-accept'; b.textContent = 'Accept';
+        b.setAttribute('hx-post', '/quotes/' + id + '/accept'); b.setAttribute('hx-target', '#board');
+        b.setAttribute('hx-swap', 'outerHTML'); document.querySelector('#board h2').after(b); htmx.process(b); }""",
+        rfq.quotes.first().id,
+    )
+    second.locator("[data-testid=stale-accept]").click()
+    said = second.locator("#board [data-testid=error]")
+    said.wait_for(timeout=5_000)
+    assert "filled" in said.inner_text().lower()
+    shot(second, "floor-refused-already-filled")
+
+    # The server stops: pressing a button says the server did not answer, and nothing pretends "live".
+    server.stop()
+    form = first.locator("[data-testid=rfq-form]")
+    form.locator("input[name=quantity]").fill("1")
+    form.locator("button").click()
+    failure = first.locator("[data-testid=failure]")
+    failure.wait_for(timeout=10_000)
+    assert "did not answer" in failure.inner_text()
+    assert "live" != first.locator("#live .live-text").inner_text()
+    shot(first, "floor-server-down")

@@ -27,7 +27,7 @@ from sessionsite.layers import SweptInMemoryChannelLayer
 from sessionsite.testing import child_env
 
 QUOTE = {"status", "events", "board"}
-TRADE = {"status", "holdings", "blotter", "pool", "events", "board"}
+TRADE = {"status", "chart", "holdings", "blotter", "pool", "events", "board"}
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ TRADE = {"status", "holdings", "blotter", "pool", "events", "board"}
         ({"QuoteProvided", "QuoteWithdrawn", "RFQCancelled", "QuotesExpired"}, QUOTE),
         ({"TradeExecuted"}, TRADE),
         ({"RFQRequested", "TradeExecuted"}, TRADE),
-        ({"tick"}, {"status", "legs", "holdings", "pool"}),
+        ({"tick"}, {"status", "legs", "chart", "holdings", "pool"}),
         ({"SessionSettled"}, panels.EVERYTHING),
         ({"TradeExecuted", "SessionSettled"}, panels.EVERYTHING),
         ({"ParticipantJoined"}, panels.EVERYTHING),

@@ -93,6 +93,6 @@ def test_the_log_names_people_as_they_joined(users, demo):
     users["alice"].username = "alicia"
     users["alice"].save()
     lines = [e.summary for e in selectors.event_log(Session.objects.get(id="demo"))]
-    assert lines[0] == f"trade {trade.id}: alice 10.000000 AAPL → 6.200000 NVDA with mm"
-    assert lines[2] == f"RFQ {rfq.id}: alice gives 10.000000 AAPL for NVDA"
+    assert lines[0] == f"trade {trade.id}: alice 10 AAPL → 6.2 NVDA with mm"
+    assert lines[2] == f"RFQ {rfq.id}: alice gives 10 AAPL for NVDA"
     assert "mm2 as maker" in lines and "trading open" in lines

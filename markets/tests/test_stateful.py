@@ -3,8 +3,9 @@ property tests of the pure domain rules.
 
 The state machine keeps its own book (holdings, RFQs, quotes, the clock) and predicts, for every
 command, which refusals apply. A command with no predicted refusal must succeed; one with refusals
-must fail with one of their codes and write nothing. After every step the holdings equal the model's,
-each leg sums to q exactly, nothing is negative, and replaying the log gives the stored projection.
+must fail with one of their codes and write nothing (the organiser may pause and resume trading in
+between). After every step the holdings equal the model's, each leg sums to q exactly, nothing is
+negative, the pause is the model's, and replaying the log gives the stored projection.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ledger import clock
 from ledger.models import Event
 from markets import audit, domain, projections, services
 from markets.errors import DomainError
-from markets.models import RFQ, Payout, Quote, Settlement
+from markets.models import RFQ, Payout, Quote, Session, Settlement
 from markets.simulation import model
 
 LEGS = ["AAPL", "NVDA", "META", "ORCL"]
@@ -63,6 +64,7 @@ rates = st.one_of(
     _valid_rate.map(lambda t: (t, int(Decimal(t) * 10**8))),
     st.sampled_from(INVALID_RATE).map(lambda t: (t, None)),
 )
+pause_reasons = st.sampled_from(["", "", "fire drill", "  a question from the floor ", "x" * 501, "a\x00b"])
 ttls = st.one_of(st.sampled_from([5, 30, 60, 90]), st.integers(1, 120), st.sampled_from([0, 86401, "soon"]))
 people = st.sampled_from([*HOLDERS, *HOLDERS, "org", "eve"])
 makers = st.sampled_from(sorted(MAKERS))
@@ -88,6 +90,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.rfqs: dict[int, dict] = {}
         self.quotes: dict[int, dict] = {}
         self.settled = False
+        self.paused = False
         self.steps = 0
 
     # ------------------------------------------------------------ running a command against the model
@@ -118,7 +121,7 @@ class MarketMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ the facts the reference model reads
 
     def market(self) -> model.Market:
-        return model.Market(LEGS, ROLES, self.book, "settled" if self.settled else "open", self.now)
+        return model.Market(LEGS, ROLES, self.book, "settled" if self.settled else "open", self.now, self.paused)
 
     def rfq_fact(self, rfq_id: int) -> model.Rfq | None:
         r = self.rfqs.get(rfq_id)
@@ -228,6 +231,31 @@ class MarketMachine(RuleBasedStateMachine):
         if self.run(lambda: services.withdraw_quote(self.users[who], quote_id), refusals) is not None:
             self.quotes[quote_id]["status"] = "withdrawn"
 
+    @rule(
+        who=st.sampled_from(["org", "org", "org", "alice", "mm", "eve"]),
+        reason=pause_reasons,
+        taker=st.sampled_from(HOLDERS),
+        pair=st.permutations(LEGS).map(lambda p: p[:2]),
+        brief=st.sampled_from([True, True, True, False]),
+    )
+    def pause(self, who, reason, taker, pair, brief):
+        """The organiser's pause: while it lasts, RFQs, quotes and accepts are refused (trading_paused). Most
+        pauses are brief (an RFQ tried in between, then resumed), so the runs still trade; the others last
+        until the resume rule, with every other rule running in between."""
+        refusals = model.pause(self.market(), who, reason)
+        if self.run(lambda: services.pause_trading(self.users[who], self.sid, reason), refusals) is None:
+            return
+        self.paused = True
+        if brief:
+            self.request(taker, pair[0], pair[1], ("1", 10**6))
+            self.resume("org")
+
+    @rule(who=st.sampled_from(["org", "org", "org", "org", "org", "bob", "eve"]))
+    def resume(self, who):
+        refusals = model.resume(self.market(), who)
+        if self.run(lambda: services.resume_trading(self.users[who], self.sid), refusals) is not None:
+            self.paused = False
+
     @rule(seconds=st.sampled_from([1, 5, 30, 59, 60, 61, 121]))
     def advance(self, seconds):
         self.now = clock.advance(seconds)
@@ -270,6 +298,11 @@ class MarketMachine(RuleBasedStateMachine):
         assert stored_rfqs == {i: r["status"] for i, r in self.rfqs.items()}
         stored_quotes = dict(Quote.objects.filter(rfq__session_id=self.sid).values_list("id", "status"))
         assert stored_quotes == {i: q["status"] for i, q in self.quotes.items()}
+
+    @invariant()
+    def the_pause_matches_the_model(self):
+        session = Session.objects.get(id=self.sid)
+        assert (session.paused_at is not None) == self.paused
 
     @invariant()
     def replay_equals_projection(self):

@@ -1,4 +1,5 @@
-// The floor's only script: connection status and quote countdowns. Everything else is htmx.
+// The floor's only script: connection status, quote countdowns, fair-rate hints and failures shown where
+// the person acted. Everything else is htmx.
 (function () {
   function setLive(state, text) {
     var el = document.getElementById("live");
@@ -16,6 +17,84 @@
     tick();
   });
   document.addEventListener("htmx:afterSwap", tick);
+  // A browser that lost its network says so at once (the socket may take a minute to notice).
+  window.addEventListener("offline", function () { setLive("off", "offline"); });
+  window.addEventListener("online", function () { setLive("off", "reconnecting…"); });
+  document.addEventListener("DOMContentLoaded", function () { if (!navigator.onLine) setLive("off", "offline"); });
+
+  // Every refusal and failure is shown where the person acted. Refusals the server explains come back
+  // as the panel with the message in it; what htmx does not swap (an error status, no answer) is said here.
+  function failure(elt, text) {
+    var anchor = (elt && (elt.closest("form") || elt.closest("td") || elt)) || document.querySelector("main");
+    var box = anchor.parentNode && anchor.parentNode.querySelector(":scope > .failure");
+    if (!box) {
+      box = document.createElement("p");
+      box.className = "error failure";
+      box.setAttribute("role", "alert");
+      box.dataset.testid = "failure";
+      anchor.insertAdjacentElement("afterend", box);
+    }
+    box.textContent = text;
+  }
+  function explained(xhr) {
+    var text = "";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+      var said = doc.querySelector("[role=alert], main p");
+      text = said ? said.textContent.trim() : "";
+    } catch (e) { text = ""; }
+    if (xhr.status === 403 && /CSRF/i.test(xhr.responseText || "")) return "Your sign-in expired: reload the page and try again.";
+    return (text || "The server refused this (" + xhr.status + ").") + " Nothing was changed.";
+  }
+  document.addEventListener("htmx:responseError", function (evt) {
+    failure(evt.detail.elt, explained(evt.detail.xhr));
+  });
+  document.addEventListener("htmx:sendError", function (evt) {
+    failure(evt.detail.elt, "The server did not answer: nothing was done. Check the connection and try again.");
+    setLive("off", navigator.onLine ? "server unreachable" : "offline");
+  });
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var anchor = evt.detail.elt && (evt.detail.elt.closest("form") || evt.detail.elt.closest("td") || evt.detail.elt);
+    var old = anchor && anchor.parentNode && anchor.parentNode.querySelector(":scope > .failure");
+    if (old) old.remove();
+  });
+
+  // The fair-rate hints: the oracle-implied rate (exact, from the server, in the prices panel's
+  // data-fair) beside the RFQ form and on each RFQ, and each quote's distance from it. Display only.
+  function fairTable() {
+    var legs = document.getElementById("legs");
+    try { return legs ? JSON.parse(legs.dataset.fair || "{}") : {}; } catch (e) { return {}; }
+  }
+  function short(text, places) {
+    var n = Number(text);
+    return isFinite(n) ? n.toFixed(places) : text;
+  }
+  function fairHints() {
+    var table = fairTable();
+    var form = document.querySelector("[data-testid=rfq-form]");
+    var hint = document.getElementById("fair-hint");
+    if (form && hint) {
+      var give = form.querySelector("[name=give_leg]").value, get = form.querySelector("[name=get_leg]").value;
+      var rate = table[give] && table[give][get];
+      hint.textContent = give === get ? "" : rate ? "Fair at the latest prices: 1 " + give + " ≈ " + short(rate, 4) + " " + get + " (price of " + give + " / price of " + get + ")" : "No fair rate yet: waiting for prices.";
+    }
+    document.querySelectorAll("[data-fair-of]").forEach(function (el) {
+      var pair = el.dataset.fairOf.split("/"), rate = table[pair[0]] && table[pair[0]][pair[1]];
+      if (rate) el.textContent = short(rate, 4);
+    });
+    document.querySelectorAll(".vs-fair[data-rate]").forEach(function (el) {
+      var fair = table[el.dataset.give] && Number(table[el.dataset.give][el.dataset.get]);
+      if (!fair) return;
+      var pct = (Number(el.dataset.rate) / fair - 1) * 100;
+      el.textContent = (pct >= 0 ? "+" : "") + pct.toFixed(2) + "%";
+    });
+  }
+  document.addEventListener("change", function (evt) {
+    if (evt.target.closest && evt.target.closest("[data-testid=rfq-form]")) fairHints();
+  });
+  document.addEventListener("htmx:afterSwap", fairHints);
+  document.addEventListener("htmx:wsAfterMessage", fairHints);
+  document.addEventListener("DOMContentLoaded", fairHints);
 
   function left(ms) {
     var s = Math.max(0, Math.round(ms / 1000));

@@ -1,4 +1,6 @@
 """Seed the seed's demo (idempotent): users, session `demo`, allocation, and open RFQs with quotes.
+With `--bots MAKERS,TAKERS` the session, when this run creates it, also gets bot accounts as participants
+(bot-maker-1.., bot-taker-1..: `manage.py run_bots` trades as them), joined before it opens.
 
 The demo's accounts are members of `markets.demo.DEMO_GROUP`, the only accounts demo mode's switcher
 signs in as. None of them is staff or a superuser: the organiser runs sessions with the `add_session`
@@ -14,9 +16,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 
-from markets import demo, services
+from markets import demo, domain, services
+from markets.bots import bot_names, join_bots, not_joined
+from markets.bots.crew import MAX_MAKERS, MAX_TAKERS
 from markets.errors import DomainError
-from markets.models import RFQ, Session
+from markets.models import RFQ, Holding, Session
 
 DEMO_PASSWORD = "demo"
 USERS = [("organiser", True), ("alice", False), ("bob", False), ("mm", False)]  # (name, organises)
@@ -30,8 +34,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--session-id", default="demo")
         parser.add_argument("--password", default=DEMO_PASSWORD, help="Password for every demo user")
+        parser.add_argument(
+            "--bots",
+            metavar="MAKERS,TAKERS",
+            help="Join this many bot makers and takers to the session when it is created (e.g. 2,3)",
+        )
 
-    def handle(self, *args, session_id: str, password: str, **options) -> None:
+    def handle(self, *args, session_id: str, password: str, bots: str | None = None, **options) -> None:
+        crew = parse_bots(bots) if bots is not None else None
         User = get_user_model()
         group, _ = Group.objects.get_or_create(name=demo.DEMO_GROUP)
         may_create = Permission.objects.get(codename="add_session", content_type__app_label="markets")
@@ -62,22 +72,61 @@ class Command(BaseCommand):
                 services.join_session(users["alice"], session_id, "trader")
                 services.join_session(users["bob"], session_id, "trader")
                 services.join_session(users["mm"], session_id, "maker")
+                if crew is not None:
+                    join_bots(session_id, *crew)
             session = Session.objects.get(id=session_id)
             if session.status == Session.Status.CREATED:
                 services.open_session(users["organiser"], session_id)
             session.refresh_from_db()
             if session.status == Session.Status.OPEN and not RFQ.objects.filter(session=session).exists():
                 # Quotes near the oracle-implied rate (its starting prices), a little in the maker's favour.
-                rfq = services.request_rfq(users["alice"], session_id, "AAPL", "NVDA", "10")
-                services.provide_quote(users["mm"], rfq.id, seed_rate("AAPL", "NVDA"), ttl_seconds=3600)
-                rfq2 = services.request_rfq(users["bob"], session_id, "ORCL", "META", "12")
-                services.provide_quote(users["mm"], rfq2.id, seed_rate("ORCL", "META"), ttl_seconds=3600)
+                for taker, give, get, wanted in (("alice", "AAPL", "NVDA", "10"), ("bob", "ORCL", "META", "12")):
+                    rate = seed_rate(give, get)
+                    size = _seed_size(session, wanted, (taker, give), ("mm", get), rate)
+                    rfq = services.request_rfq(users[taker], session_id, give, get, size)
+                    services.provide_quote(users["mm"], rfq.id, rate, ttl_seconds=3600)
         except DomainError as exc:
             raise CommandError(f"seeding failed: {exc.message}") from None
         self.stdout.write(
             f"demo ready: session {session_id}; users {', '.join(n for n, _ in USERS)} "
             f"(password '{password}'; organiser runs sessions from the floor)"
         )
+        if crew is not None:
+            self.stdout.write(bots_line(Session.objects.get(id=session_id), *crew))
+
+
+def parse_bots(text: str) -> tuple[int, int]:
+    """`MAKERS,TAKERS` (e.g. 2,3) as two whole numbers within run_bots' limits."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise CommandError(f"--bots {str(text)[:20]!r}: write MAKERS,TAKERS, e.g. --bots 2,3")
+    makers, takers = int(parts[0]), int(parts[1])
+    if makers > MAX_MAKERS or takers > MAX_TAKERS or makers + takers == 0:
+        raise CommandError(f"--bots {text}: 0 to {MAX_MAKERS} makers and 0 to {MAX_TAKERS} takers, at least one bot")
+    return makers, takers
+
+
+def bots_line(session: Session, makers: int, takers: int) -> str:
+    """Whether the bots are in the session (start-demo.sh reads this line to start them or not)."""
+    missing = not_joined(session, bot_names(makers, takers))
+    if not missing:
+        return f"bots ready: {makers} makers, {takers} takers in session {session.id}"
+    return (
+        f"bots not added: session {session.id} opened without them (participants join only before a session "
+        "opens); start the demo afresh with its bots: ./start-demo.sh --reset --bots"
+    )
+
+
+def _seed_size(session: Session, wanted: str, taker: tuple[str, str], maker: tuple[str, str], rate: str) -> str:
+    """A seeded RFQ's size: `wanted`, or less when more participants (bots) joined and the shares are
+    smaller, so that the taker holds it and mm can deliver it at `rate`."""
+
+    def held(name: str, leg: str) -> int:
+        return Holding.objects.get(session=session, participant__username=name, leg=leg).qty
+
+    deliverable = held(*maker) * domain.RATE_SCALE // domain.parse_rate(rate)
+    size = min(domain.parse_qty(wanted), held(*taker), deliverable)
+    return domain.qty_str(size - size % 10**4)
 
 
 def fresh_demo_id(session_id: str) -> str:

@@ -1,0 +1,39 @@
+"""What the bots read of a session, as the plain `policy.Market` their decisions take: open RFQs and the
+quotes live on them, sorted by id, the latest oracle prices, and the bots' holdings. Read-only: every
+change goes through the services (`markets.bots.crew`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from markets.bots.policy import Market, QuoteView, RfqView
+from markets.models import RFQ, Holding, Quote, Session
+from markets.selectors.common import latest_prices
+
+
+def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Market:
+    """The session as it stands: quotes count as live while their status is live and `now` is before
+    their expiry (what the services decide by, too)."""
+    rfqs = tuple(
+        RfqView(r.id, r.taker.username, r.give_leg, r.get_leg, r.quantity, r.created_at)
+        for r in RFQ.objects.filter(session=session, status=RFQ.Status.OPEN).select_related("taker").order_by("id")
+    )
+    quotes = tuple(
+        QuoteView(q.id, q.rfq_id, q.maker.username, q.rate, q.expires_at)
+        for q in Quote.objects.filter(
+            rfq__session=session, rfq__status=RFQ.Status.OPEN, status=Quote.Status.LIVE, expires_at__gt=now
+        )
+        .select_related("maker")
+        .order_by("id")
+    )
+    names = list(bots)
+    holdings: dict[str, dict[str, int]] = {name: {} for name in names}
+    initial: dict[str, dict[str, int]] = {name: {} for name in names}
+    rows = Holding.objects.filter(session=session, participant__username__in=names).values_list(
+        "participant__username", "leg", "qty", "initial"
+    )
+    for name, leg, qty, first in rows:
+        holdings[name][leg] = qty
+        initial[name][leg] = first
+    return Market(tuple(session.legs), latest_prices(session), rfqs, quotes, holdings, initial)

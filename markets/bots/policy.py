@@ -1,0 +1,215 @@
+"""What the bots decide, as pure functions of what they see: no Django, no I/O, no floats.
+
+A maker quotes at the oracle-implied rate (give price / get price) less a spread in its favour, and only
+what it holds above a floor per leg, counting what its live quotes already promise. A noise taker asks
+to give a fraction of one holding for another leg and accepts the quote that gives it most, now and then
+letting an RFQ go, and cancels one left open too long. Every choice draws from the one `random.Random`
+the caller passes in, in a fixed order over data sorted by id, so the same seed and the same market give
+the same intents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from markets import domain
+
+BPS = 10_000
+RFQ_STEP = 10**4  # RFQ sizes are whole hundredths of a unit (10**-2), as a person would type them
+
+
+@dataclass(frozen=True)
+class Params:
+    """How the bots behave; the defaults make a lively demo."""
+
+    spread_min_bps: int = 10  # a maker's spread below the implied rate, drawn per quote
+    spread_max_bps: int = 60
+    floor_pct: int = 20  # a maker never quotes away the last floor_pct% of what it started with of a leg
+    quote_ttl: int = 30  # seconds a maker's quote lives
+    rfq_chance_pct: int = 60  # a taker with no RFQ open asks for one with this chance per step
+    size_min_pct: int = 5  # an RFQ gives this share of the taker's holding of the give leg...
+    size_max_pct: int = 30  # ...up to this one
+    accept_chance_pct: int = 80  # with quotes in, a taker accepts the best with this chance per step
+    stale_seconds: int = 20  # a taker cancels its RFQ once it has been open this long
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.spread_min_bps <= self.spread_max_bps < BPS:
+            raise ValueError("spreads must satisfy 0 <= min <= max < 10000 bps")
+        if not 0 <= self.floor_pct <= 100 or not 1 <= self.size_min_pct <= self.size_max_pct <= 100:
+            raise ValueError("floor and sizes are percentages (sizes 1 to 100, min <= max)")
+        if self.quote_ttl < 1 or self.stale_seconds < 1:
+            raise ValueError("the quote lifetime and the staleness are at least a second")
+
+
+@dataclass(frozen=True)
+class RfqView:
+    id: int
+    taker: str
+    give_leg: str
+    get_leg: str
+    quantity: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class QuoteView:
+    id: int
+    rfq_id: int
+    maker: str
+    rate: int
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Market:
+    """One session as a bot sees it: open RFQs and the quotes live on them (by id), latest prices (base
+    units, priced legs only), and each bot's holdings now and at opening (leg -> base units)."""
+
+    legs: tuple[str, ...]
+    prices: dict[str, int]
+    rfqs: tuple[RfqView, ...]
+    quotes: tuple[QuoteView, ...]
+    holdings: dict[str, dict[str, int]]
+    initial: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One service call a bot means to make. `ref` is the RFQ (quote, cancel) or quote (accept, withdraw)
+    it acts on; legs, quantity and rate say what, so a log line and a comparison need no id."""
+
+    bot: str
+    kind: str  # rfq | quote | accept | cancel | withdraw
+    give_leg: str
+    get_leg: str
+    quantity: int
+    rate: int | None = None
+    ref: int | None = None
+    ttl: int | None = None
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def implied_rate(give_price: int, get_price: int) -> Decimal:
+    """Units of the get leg one unit of the give leg is worth at these prices, exact to 30 digits (for
+    display and checks; quotes use `maker_rate`, exact integers)."""
+    if give_price <= 0 or get_price <= 0:
+        raise ValueError("prices must be positive")
+    return Decimal(give_price) / Decimal(get_price)
+
+
+def maker_rate(give_price: int, get_price: int, spread_bps: int) -> int:
+    """The rate a maker quotes (base units of 10**-8): give_price / get_price less `spread_bps`, rounded
+    down, so the maker never quotes above the implied rate (a higher rate gives the taker more)."""
+    if give_price <= 0 or get_price <= 0:
+        raise ValueError("prices must be positive")
+    return give_price * domain.RATE_SCALE * (BPS - spread_bps) // (get_price * BPS)
+
+
+def leg_floor(initial: int, floor_pct: int) -> int:
+    """What a maker keeps of a leg whatever it is asked: floor_pct% of its opening holding, rounded up."""
+    return -(-initial * floor_pct // 100)
+
+
+def rfq_size(held: int, pct: int) -> int:
+    """`pct`% of a holding, rounded down to whole hundredths of a unit (0 if that is less than one)."""
+    amount = held * pct // 100
+    return amount - amount % RFQ_STEP
+
+
+def best_quote(quotes: list[QuoteView]) -> QuoteView | None:
+    """The quote giving the taker most of the get leg: the highest rate (the earliest of equal rates)."""
+    return max(quotes, key=lambda q: (q.rate, -q.id), default=None)
+
+
+# ---------------------------------------------------------------- the bots
+
+
+@dataclass
+class Maker:
+    name: str
+    params: Params
+
+    def plan(self, market: Market, rng: random.Random) -> list[Intent]:
+        """Withdraw live quotes the prices have moved above the implied rate, then quote every open RFQ
+        of someone else it has no live quote on and can deliver above its floor."""
+        intents: list[Intent] = []
+        rfqs = {r.id: r for r in market.rfqs}
+        mine = [q for q in market.quotes if q.maker == self.name]
+        held = market.holdings.get(self.name, {})
+        committed: dict[str, int] = {}
+        quoted: set[int] = set()
+        for quote in mine:
+            rfq = rfqs[quote.rfq_id]
+            quoted.add(rfq.id)
+            if _priced(market, rfq) and quote.rate > maker_rate(*_pair(market, rfq), 0):
+                intents.append(self._intent("withdraw", rfq, rate=quote.rate, ref=quote.id))
+                continue
+            committed[rfq.get_leg] = committed.get(rfq.get_leg, 0) + domain.trade_receive(rfq.quantity, quote.rate)
+        for rfq in market.rfqs:
+            if rfq.taker == self.name or rfq.id in quoted or not _priced(market, rfq):
+                continue
+            spread = rng.randint(self.params.spread_min_bps, self.params.spread_max_bps)
+            rate = maker_rate(*_pair(market, rfq), spread)
+            receive = domain.trade_receive(rfq.quantity, rate)
+            if rate <= 0 or rate > domain.MAX_RATE * domain.RATE_SCALE or receive <= 0:
+                continue
+            floor = leg_floor(market.initial.get(self.name, {}).get(rfq.get_leg, 0), self.params.floor_pct)
+            free = held.get(rfq.get_leg, 0) - floor - committed.get(rfq.get_leg, 0)
+            if receive > free:
+                continue
+            committed[rfq.get_leg] = committed.get(rfq.get_leg, 0) + receive
+            intents.append(self._intent("quote", rfq, rate=rate, ref=rfq.id, ttl=self.params.quote_ttl))
+        return intents
+
+    def _intent(self, kind: str, rfq: RfqView, **more) -> Intent:
+        return Intent(self.name, kind, rfq.give_leg, rfq.get_leg, rfq.quantity, **more)
+
+
+@dataclass
+class Taker:
+    name: str
+    params: Params
+    refused: set[int] = field(default_factory=set)  # quotes an accept was refused for: not tried again
+
+    def plan(self, market: Market, rng: random.Random, now: dt.datetime) -> list[Intent]:
+        """Cancel its RFQs open too long; accept the best live quote on the others (or let it wait); with
+        no RFQ open, maybe ask for a new one."""
+        intents: list[Intent] = []
+        own = [r for r in market.rfqs if r.taker == self.name]
+        for rfq in own:
+            if (now - rfq.created_at).total_seconds() >= self.params.stale_seconds:
+                intents.append(Intent(self.name, "cancel", rfq.give_leg, rfq.get_leg, rfq.quantity, ref=rfq.id))
+                continue
+            offers = [q for q in market.quotes if q.rfq_id == rfq.id and q.id not in self.refused]
+            best = best_quote(offers)
+            if best is not None and rng.randrange(100) < self.params.accept_chance_pct:
+                intents.append(
+                    Intent(self.name, "accept", rfq.give_leg, rfq.get_leg, rfq.quantity, rate=best.rate, ref=best.id)
+                )
+        # One RFQ at a time: a new one only once the last is filled or cancelled (next step at the earliest).
+        if own or rng.randrange(100) >= self.params.rfq_chance_pct:
+            return intents
+        held = market.holdings.get(self.name, {})
+        priced = [leg for leg in market.legs if leg in market.prices]
+        gives = [leg for leg in priced if held.get(leg, 0) >= RFQ_STEP]
+        if not gives or len(priced) < 2:
+            return intents
+        give = rng.choice(gives)
+        get = rng.choice([leg for leg in priced if leg != give])
+        quantity = rfq_size(held[give], rng.randint(self.params.size_min_pct, self.params.size_max_pct))
+        if quantity > 0:
+            intents.append(Intent(self.name, "rfq", give, get, quantity))
+        return intents
+
+
+def _priced(market: Market, rfq: RfqView) -> bool:
+    return rfq.give_leg in market.prices and rfq.get_leg in market.prices
+
+
+def _pair(market: Market, rfq: RfqView) -> tuple[int, int]:
+    return market.prices[rfq.give_leg], market.prices[rfq.get_leg]

@@ -1,0 +1,136 @@
+"""Who has a session's floor open: the floor's sockets counted per (session, user) in `markets.Presence`.
+
+Operational state, not market state (no event, no replay): it is in the database only because several
+web processes may serve one session. Each connect and disconnect is one UPDATE (an INSERT the first
+time a user ever connects to the session), run off the event loop; a failure is logged and forgotten,
+never a refused socket. Each process also refreshes `last_seen` of the pairs it holds sockets for every
+`HEARTBEAT_SECONDS` (one UPDATE per session, whatever the number of sockets), so a row whose process
+was killed stops being refreshed and reads as gone after `STALE_SECONDS` (`markets.models.Presence`).
+
+A count left behind by a killed process heals itself: a connect to a stale row starts counting at 1, a
+disconnect from a stale row leaves 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import Counter
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
+
+from ledger import clock
+from markets.models import Presence
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = Presence.HEARTBEAT_SECONDS
+
+# The sockets this process holds, per (session id, user id): what its heartbeat keeps fresh.
+held: Counter[tuple[str, int]] = Counter()
+_beat: asyncio.Task | None = None
+
+
+def _stale_before(now: dt.datetime) -> dt.datetime:
+    return now - dt.timedelta(seconds=Presence.STALE_SECONDS)
+
+
+def connected(session_id: str, user_id: int) -> None:
+    """One more socket of `user_id` on the session (sync: run it with database_sync_to_async)."""
+    now = clock.now()
+    rows = Presence.objects.filter(session_id=session_id, user_id=user_id)
+    bump = {
+        "sockets": Case(When(last_seen__lt=_stale_before(now), then=Value(1)), default=F("sockets") + 1),
+        "last_seen": now,
+    }
+    if rows.update(**bump):
+        return
+    try:
+        with transaction.atomic():
+            Presence.objects.create(session_id=session_id, user_id=user_id, sockets=1, last_seen=now)
+    except IntegrityError:  # another process made the row first: count on it
+        rows.update(**bump)
+
+
+def disconnected(session_id: str, user_id: int) -> None:
+    """One socket fewer (never below 0; a stale row, counted by a process that died, goes to 0)."""
+    now = clock.now()
+    Presence.objects.filter(session_id=session_id, user_id=user_id).update(
+        sockets=Case(
+            When(Q(last_seen__lt=_stale_before(now)) | Q(sockets__lte=1), then=Value(0)), default=F("sockets") - 1
+        ),
+        last_seen=now,
+    )
+
+
+def refresh(pairs: list[tuple[str, int]]) -> None:
+    """The heartbeat: the pairs this process holds sockets for are seen now (and counted at least once,
+    had a stale reset elsewhere zeroed them)."""
+    now = clock.now()
+    by_session: dict[str, list[int]] = {}
+    for session_id, user_id in pairs:
+        by_session.setdefault(session_id, []).append(user_id)
+    for session_id, user_ids in sorted(by_session.items()):
+        Presence.objects.filter(session_id=session_id, user_id__in=user_ids).update(
+            last_seen=now, sockets=Greatest(F("sockets"), Value(1))
+        )
+
+
+async def _safely(fn, *args) -> bool:
+    try:
+        await database_sync_to_async(fn)(*args)
+    except DatabaseError as exc:
+        log.warning("presence not recorded (%s%r): %s", fn.__name__, args, exc)
+        return False
+    return True
+
+
+def monitor_group(session_id: str) -> str:
+    """The session's monitor pages in this process: told when a socket comes or goes."""
+    return f"monitor.{session_id}"
+
+
+async def arrive(layer, session_id: str, user_id: int) -> None:
+    """A floor socket of this process was accepted: count it, keep this process's heartbeat going, and
+    tell the session's monitors (a group nobody is in costs nothing)."""
+    held[(session_id, user_id)] += 1
+    _ensure_beating()
+    if await _safely(connected, session_id, user_id):
+        await layer.group_send(monitor_group(session_id), {"type": "monitor.presence"})
+
+
+async def leave(layer, session_id: str, user_id: int) -> None:
+    key = (session_id, user_id)
+    held[key] -= 1
+    if held[key] <= 0:
+        del held[key]
+    if not held:
+        _stop_beating()
+    if await _safely(disconnected, session_id, user_id):
+        await layer.group_send(monitor_group(session_id), {"type": "monitor.presence"})
+
+
+def _ensure_beating() -> None:
+    global _beat
+    loop = asyncio.get_running_loop()
+    if _beat is not None and not _beat.done() and _beat.get_loop() is loop:
+        return
+    _beat = loop.create_task(_heartbeat(), name="presence-heartbeat")
+
+
+def _stop_beating() -> None:
+    global _beat
+    if _beat is not None and not _beat.done():
+        _beat.cancel()
+    _beat = None
+
+
+async def _heartbeat() -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        if held:
+            await _safely(refresh, sorted(held))

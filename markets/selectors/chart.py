@@ -1,0 +1,125 @@
+"""The floor's price chart: every leg indexed to 100 at the first price of the window (so legs priced
+190 and 480 share one axis), a time axis, and the session's trades marked where they happened.
+
+Server-rendered SVG geometry. The coordinates are drawing positions (floats); the prices they come
+from and the index figures shown stay exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from markets import domain
+from markets.models import Session, Trade
+from oracle.models import Tick
+
+WIDTH, HEIGHT = 640, 200
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 30  # margins for the axes' labels
+WINDOW_TICKS = 600  # per leg: ten minutes of a tick a second
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+COLOURS = ("#2357d6", "#d9480f", "#0f8a4a", "#9c36b5", "#1098ad", "#e8590c", "#5c940d", "#c2255c")
+
+
+@dataclass
+class Series:
+    leg: str
+    colour: str
+    points: str  # SVG polyline points
+    last_index: Decimal | None  # the last price as an index (100 = the window's first price)
+
+
+@dataclass
+class Chart:
+    series: list[Series] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    trades: list[tuple[float, str]] = field(default_factory=list)  # x, what the marker says
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    width: int = WIDTH
+    height: int = HEIGHT
+    plot_left: int = LEFT
+    plot_right: int = WIDTH - RIGHT
+    plot_bottom: int = HEIGHT - BOTTOM
+    plot_top: int = TOP
+
+
+def _window(session: Session, until: dt.datetime | None) -> dict[str, list[tuple[dt.datetime, int]]]:
+    since = session.opened_at or session.created_at
+    window = {}
+    for leg in session.legs:
+        ticks = Tick.objects.filter(session_id=session.id, symbol=leg, at__gte=since)
+        if until is not None:
+            ticks = ticks.filter(at__lte=until)
+        window[leg] = list(ticks.order_by("-at", "-id").values_list("at", "price")[:WINDOW_TICKS])[::-1]
+    return window
+
+
+def _nice_step(span: float, target: int) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about `target` gridlines over `span`."""
+    raw = span / max(target, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if raw <= m * power)
+
+
+def price_chart(session: Session, until: dt.datetime | None = None) -> Chart:
+    """The chart of the last WINDOW_TICKS prices of each leg (up to `until`: a settled session's ends at
+    its fixing), with the trades in that time."""
+    window = _window(session, until)
+    stamps = [at for ticks in window.values() for at, _ in ticks]
+    chart = Chart()
+    if len(set(stamps)) < 2:
+        return chart  # one instant draws no line
+    start, end = min(stamps), max(stamps)
+    chart.start, chart.end = start, end
+    seconds = max((end - start).total_seconds(), 1.0)
+    index = {
+        leg: [(at, Decimal(price) * 100 / Decimal(ticks[0][1])) for at, price in ticks]
+        for leg, ticks in window.items()
+        if ticks and ticks[0][1] > 0
+    }
+    values = [float(v) for series in index.values() for _, v in series] or [100.0]
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.08, 0.05)
+    lo, hi = lo - pad, hi + pad
+    x0, x1, y0, y1 = chart.plot_left, chart.plot_right, chart.plot_bottom, chart.plot_top
+
+    def x(at: dt.datetime) -> float:
+        return x0 + (at - start).total_seconds() / seconds * (x1 - x0)
+
+    def y(v: float) -> float:
+        return y0 - (v - lo) / (hi - lo) * (y0 - y1)
+
+    for k, leg in enumerate(session.legs):
+        series = index.get(leg, [])
+        chart.series.append(
+            Series(
+                leg=leg,
+                colour=COLOURS[k % len(COLOURS)],
+                points=" ".join(f"{x(at):.1f},{y(float(v)):.1f}" for at, v in series),
+                last_index=series[-1][1].quantize(Decimal("0.01")) if series else None,
+            )
+        )
+    step = _nice_step(hi - lo, 4)
+    v = (lo // step + 1) * step
+    while v < hi:
+        chart.y_ticks.append((round(y(v), 1), f"{v:g}"))
+        v += step
+    t_step = next((s for s in TIME_STEPS if s >= seconds / 5), TIME_STEPS[-1])
+    epoch = math.ceil(start.timestamp() / t_step) * t_step
+    while epoch <= end.timestamp():
+        t = dt.datetime.fromtimestamp(epoch, dt.UTC)
+        chart.x_ticks.append((round(x(t), 1), t.strftime("%H:%M:%S" if t_step < 60 else "%H:%M")))
+        epoch += t_step
+    trades = Trade.objects.filter(session=session, executed_at__gte=start, executed_at__lte=end)
+    for trade in trades.select_related("taker", "maker").order_by("id")[:200]:
+        said = (
+            f"trade {trade.id} {trade.executed_at:%H:%M:%S}: {trade.taker.username} "
+            f"{domain.qty_str(trade.give_qty)} {trade.give_leg} → {domain.qty_str(trade.get_qty)} {trade.get_leg} "
+            f"with {trade.maker.username}"
+        )
+        chart.trades.append((round(x(trade.executed_at), 1), said))
+    return chart

@@ -1,0 +1,384 @@
+"""Data out: one session's log, trades, holdings over time, ticks, payouts and settlement reconciliation
+as CSV tables, and one zip of them. `manage.py export`, the API and the floor's downloads all take their
+rows from here, so the three edges hand out the same bytes.
+
+Numbers are exact decimal strings in the API's formats (`domain.qty_str`, `rate_str`, `price_str`,
+`money_str`); times are UTC with microseconds, exactly as the ledger hashes them (`chain.format_at`).
+Every table is read as of one cut, the session's last event when the export began (its seq) and its last
+tick then: a trade committed meanwhile is in none of the tables rather than in some of them.
+Holdings over time are the events replayed in order with the deltas they recorded (what the projection
+applies), never recomputed by a second set of rules.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TextIO
+
+from django.db.models import Max, QuerySet
+
+from ledger.chain import format_at
+from ledger.models import Event
+from markets import access, domain, projections
+from markets.errors import Conflict, Forbidden, NotFound
+from markets.models import Participant, Session, Trade
+from markets.selectors.api import trade_out
+from oracle.models import Tick
+
+TABLES = ("events", "trades", "holdings", "ticks", "payouts", "reconciliation")
+SETTLED_ONLY = frozenset({"payouts", "reconciliation"})
+# What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
+FOR_EVERY_VIEWER = ("events", "trades", "ticks", "payouts")
+CHUNK = 2000
+# The events after which holdings are listed: the allocation, each trade, the settlement (what was paid).
+HOLDING_EVENTS = frozenset({"InitialAllocationAssigned", "TradeExecuted", "SessionSettled"})
+# The person an event's data names as acting (`<side>_id`, or a legacy log's username); for
+# ParticipantJoined the one who joined; any other event's `by_id` if it has one. The log does not record
+# who opened, settled, withdrew a quote or cancelled an RFQ: their actor is left empty.
+ACTOR = {
+    "SessionCreated": "created_by",
+    "ParticipantJoined": "user",
+    "RFQRequested": "taker",
+    "QuoteProvided": "maker",
+    "TradeExecuted": "taker",
+}
+
+
+@dataclass
+class Table:
+    """One CSV table: its header and its rows, each a list of strings (read once, lazily)."""
+
+    name: str
+    header: list[str]
+    rows: Iterable[list[str]]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.csv"
+
+
+# ---------------------------------------------------------------- what may be asked for, and by whom
+
+
+def table_name(value: object) -> str:
+    """A table as a caller names it (`events` or `events.csv`); an unknown name is refused, listing the others."""
+    name = str(value).strip().removesuffix(".csv")
+    if name not in TABLES:
+        raise NotFound(f"Unknown table {str(value)[:40]!r}: export one of {', '.join(TABLES)}", "unknown_table")
+    return name
+
+
+def find_session(session_id: object) -> Session:
+    """The session an operator names (the CLI is trusted: no visibility rule), or NotFound."""
+    sid = str(session_id)
+    session = Session.objects.filter(id=sid).first() if domain.SESSION_ID.fullmatch(sid) else None
+    if session is None:
+        raise NotFound(f"Unknown session {sid[:64]!r}", "session_not_found")
+    return session
+
+
+def require_settled(session: Session, table: str) -> None:
+    if table in SETTLED_ONLY and session.status != Session.Status.SETTLED:
+        raise Conflict(
+            f"Session {session.id} is not settled ({session.status}): {table}.csv exists once it settles", "not_settled"
+        )
+
+
+def available(session: Session, tables: Sequence[str] = TABLES) -> list[str]:
+    """The tables of `tables` the session has now: payouts and reconciliation only once it settled."""
+    return [t for t in tables if t not in SETTLED_ONLY or session.status == Session.Status.SETTLED]
+
+
+def downloadable(session: Session, user) -> tuple[str, ...]:
+    """What the floor lets `user` (who may see the session) download: everything for the session's
+    organiser and for staff and auditors; the log, trades, ticks and payouts for any other viewer (the
+    other holders' paths through the session stay with the organiser, as on the floor's own panels)."""
+    if user is None or not user.is_authenticated:
+        return ()
+    if user.is_staff or access.sees_everything(user):
+        return TABLES
+    organiser = Participant.objects.filter(session_id=session.id, user=user, role=Participant.Role.ORGANISER)
+    return TABLES if organiser.exists() else FOR_EVERY_VIEWER
+
+
+def require_downloadable(session: Session, user, table: str) -> None:
+    if table not in downloadable(session, user):
+        raise Forbidden(f"Only the session's organiser (or staff) can download {table}.csv", "not_organiser")
+
+
+# ---------------------------------------------------------------- one session, as of one cut
+
+
+def _chunked(qs: QuerySet, key: str) -> Iterator[Any]:
+    """Every row of `qs` in `key` order, read CHUNK rows at a time (no server-side cursor needed)."""
+    last = None
+    while True:
+        batch = list((qs if last is None else qs.filter(**{f"{key}__gt": last})).order_by(key)[:CHUNK])
+        yield from batch
+        if len(batch) < CHUNK:
+            return
+        last = getattr(batch[-1], key)
+
+
+class SessionExport:
+    """The tables of one session as of now: the cut is taken here, every table reads up to it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.legs: list[str] = list(session.legs)
+        self.cut: int = session.last_seq
+        self.tick_cut: int = Tick.objects.filter(session_id=session.id).aggregate(m=Max("id"))["m"] or 0
+        people = Participant.objects.filter(session_id=session.id).values_list("user_id", "username")
+        self.names: dict[int, str] = dict(people)
+        self.ids_by_name: dict[str, int] = {name: uid for uid, name in people}
+
+    def table(self, name: str) -> Table:
+        """The table `name` (see `table_name`), refused with `not_settled` where it needs a settlement."""
+        name = table_name(name)
+        require_settled(self.session, name)
+        return getattr(self, f"_{name}")()
+
+    def events(self) -> Iterator[Event]:
+        return _chunked(Event.objects.filter(stream=self.session.stream, seq__lte=self.cut), "seq")
+
+    def user_of(self, d: dict[str, Any], side: str) -> int | None:
+        """The user id an event's data names on `side`; a legacy log names people by username."""
+        if f"{side}_id" in d:
+            return d[f"{side}_id"]
+        name = d.get("username" if side == "user" else side)
+        return self.ids_by_name.get(name) if isinstance(name, str) else None
+
+    def order(self, users: Iterable[int]) -> list[int]:
+        """Holders as the API lists them: by the name they joined with, then by id."""
+        return sorted(users, key=lambda u: (self.names.get(u, ""), u))
+
+    # ------------------------------------------------------------ the tables
+
+    def _events(self) -> Table:
+        def rows() -> Iterator[list[str]]:
+            for e in self.events():
+                actor = self.user_of(e.data, ACTOR.get(e.type, "by"))
+                yield [str(e.seq), e.stream, str(e.version), e.type, format_at(e.at),
+                       "" if actor is None else str(actor), e.payload, e.prev_hash, e.hash]  # fmt: skip
+
+        header = ["seq", "stream", "version", "type", "at", "actor_user_id", "data", "prev_hash", "hash"]
+        return Table("events", header, rows())
+
+    def _trades(self) -> Table:
+        trades = Trade.objects.filter(session_id=self.session.id, seq__lte=self.cut).select_related("taker", "maker")
+
+        def rows() -> Iterator[list[str]]:
+            for t in _chunked(trades, "id"):
+                out = trade_out(t)  # the API's own shape: the same strings field for field
+                yield [str(t.id), format_at(t.executed_at), str(t.taker.user_id), out["taker"],
+                       str(t.maker.user_id), out["maker"], out["give_leg"], out["give_qty"], out["get_leg"],
+                       out["get_qty"], out["rate"], str(t.quote_id), str(t.rfq_id), str(t.seq)]  # fmt: skip
+
+        header = ["id", "executed_at", "taker_id", "taker", "maker_id", "maker", "give_leg", "give_qty",
+                  "get_leg", "get_qty", "rate", "quote_id", "rfq_id", "seq"]  # fmt: skip
+        return Table("trades", header, rows())
+
+    def _holdings(self) -> Table:
+        def rows() -> Iterator[list[str]]:
+            replay = Replay(self)
+            for event in replay.steps():
+                at = format_at(event.at)
+                for user in self.order(replay.holdings):
+                    for leg, x in zip(self.legs, replay.holdings[user], strict=True):
+                        yield [str(event.seq), at, event.type, str(user), self.names.get(user, ""), leg,
+                               domain.qty_str(x)]  # fmt: skip
+
+        return Table("holdings", ["seq", "at", "event", "user_id", "name", "leg", "quantity"], rows())
+
+    def _ticks(self) -> Table:
+        ticks = Tick.objects.filter(session_id=self.session.id, symbol__in=self.legs, id__lte=self.tick_cut)
+
+        def rows() -> Iterator[list[str]]:
+            for t in _chunked(ticks, "id"):
+                yield [str(t.id), format_at(t.at), t.symbol, domain.price_str(t.price), t.source]
+
+        return Table("ticks", ["id", "ts", "leg", "price", "source"], rows())
+
+    def _payouts(self) -> Table:
+        def rows() -> Iterator[list[str]]:
+            replay = Replay(self).run()
+            paid = replay.paid()
+            roles = dict(Participant.objects.filter(session_id=self.session.id).values_list("user_id", "role"))
+            totals = [0] * len(self.legs)
+            for user in self.order(replay.holdings):
+                row = replay.holdings[user]
+                totals = [a + b for a, b in zip(totals, row, strict=True)]
+                yield [str(user), self.names.get(user, ""), roles.get(user, ""),
+                       *map(domain.qty_str, row), paid.get(user, "")]  # fmt: skip
+            yield ["", "total", "", *map(domain.qty_str, totals), replay.settled["total"]]
+
+        header = ["user_id", "name", "role", *(f"x:{leg}" for leg in self.legs), "payout"]
+        return Table("payouts", header, rows())
+
+    def _reconciliation(self) -> Table:
+        header = ["kind", "user_id", "name", "leg", "x_i", "S_t2", "fixing", "tick_ids", "x_i*S_t2", "seqs",
+                  "payout", "expected", "equal"]  # fmt: skip
+        return Table("reconciliation", header, _reconciliation_rows(self))
+
+
+def _fixing_text(fixing: dict[str, Any]) -> str:
+    """How S_t2 was taken, in a few words: `last at <t>`, `median 60s at <t>`, or `manual`."""
+    if not isinstance(fixing, dict) or fixing.get("source") != "oracle":
+        return "manual"
+    rule = fixing.get("rule") or {}
+    window = f" {rule['window']}s" if "window" in rule else ""
+    when = fixing.get("at")
+    try:  # the instant as every other time in the export is written
+        when = format_at(dt.datetime.fromisoformat(when)) if isinstance(when, str) else when
+    except ValueError:
+        pass
+    return f"{rule.get('rule', '?')}{window} at {when}"
+
+
+def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
+    """The settlement reconciliation report, recomputed from the log in exact integers:
+
+    leg rows         x_i, S_t2 and the ticks it came from, x_i*S_t2, the seqs that made x_i
+                     (the allocation and each trade that moved this participant's leg)
+    participant rows payout = the sum of its leg rows; expected = what the settlement paid; equal
+    basket rows      q_k, S_t2, q_k*S_t2
+    total row        the sum of the payouts; expected = q*S_t2; equal (invariant 4: always, exactly)
+    recorded row     the settlement's own total and q*S_t2 as the event states them; equal
+    """
+    replay = Replay(export).run()
+    settled = replay.settled
+    assert settled is not None
+    fixing = settled.get("fixing") or {}
+    how = _fixing_text(fixing)
+    ticks = fixing.get("ticks") if isinstance(fixing.get("ticks"), dict) else {}
+    prices = [int(settled["prices"][leg]) for leg in export.legs]
+    sources = [" ".join(str(t) for t in ticks.get(leg, [])) for leg in export.legs]
+    paid = replay.paid()
+    total = 0
+    for user in export.order(replay.holdings):
+        name = export.names.get(user, "")
+        row = replay.holdings[user]
+        for k, leg in enumerate(export.legs):
+            seqs = " ".join(str(s) for s in replay.made.get((user, k), []))
+            yield ["leg", str(user), name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how,
+                   sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", ""]  # fmt: skip
+        payout = domain.payout(row, prices)
+        total += payout
+        recorded = paid.get(user, "")
+        yield ["participant", str(user), name, "", "", "", "", "", "", "", domain.money_str(payout), recorded,
+               _equal(domain.money_str(payout), recorded)]  # fmt: skip
+    q = list(export.session.q)
+    for k, leg in enumerate(export.legs):
+        yield ["basket", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how, sources[k],
+               domain.money_str(q[k] * prices[k]), "", "", "", ""]  # fmt: skip
+    expected = domain.money_str(domain.payout(q, prices))
+    yield ["total", "", "", "", "", "", "", "", "", "", domain.money_str(total), expected,
+           _equal(domain.money_str(total), expected)]  # fmt: skip
+    yield ["recorded", "", "", "", "", "", "", "", "", "", settled["total"], settled["expected"],
+           _equal(settled["total"], settled["expected"])]  # fmt: skip
+
+
+def _equal(a: str, b: str) -> str:
+    """Two exact money strings compared as numbers (a legacy log may write fewer places)."""
+    try:
+        return "true" if Decimal(a) == Decimal(b) else "false"
+    except ArithmeticError:
+        return "false"
+
+
+class Replay:
+    """The session's events in order, keeping x[i][k] with the deltas the events recorded (what
+    `projections` applies), which events made each x[i][k], and the settlement's own data."""
+
+    def __init__(self, export: SessionExport) -> None:
+        self.export = export
+        self.holdings: dict[int, list[int]] = {}
+        self.made: dict[tuple[int, int], list[int]] = {}
+        self.settled: dict[str, Any] | None = None
+
+    def steps(self) -> Iterator[Event]:
+        """Each event that changed holdings (or paid them), once `holdings` shows what it left."""
+        sid, n = self.export.session.id, len(self.export.legs)
+        for event in self.export.events():
+            if event.type not in HOLDING_EVENTS:
+                continue
+            d = event.data
+            if event.type == "InitialAllocationAssigned":
+                for user, row in projections.allocation_by_user(sid, d).items():
+                    self.holdings[user] = list(row)
+                    for k in range(n):
+                        self.made[(user, k)] = [event.seq]
+            elif event.type == "TradeExecuted":
+                for side in ("taker", "maker"):
+                    user = self.export.user_of(d, side)
+                    for k, delta in enumerate(d[f"{side}_deltas"]):
+                        if delta:
+                            self.holdings[user][k] += delta
+                            self.made[(user, k)].append(event.seq)
+            else:
+                self.settled = d
+            yield event
+
+    def run(self) -> Replay:
+        for _ in self.steps():
+            pass
+        if self.settled is None:  # a settled status without its event: the log and projection disagree
+            raise Conflict(f"Session {self.export.session.id} has no settlement in its log", "not_settled")
+        return self
+
+    def paid(self) -> dict[int, str]:
+        """{user id: payout} exactly as the settlement recorded it."""
+        assert self.settled is not None
+        return projections.payouts_by_user(self.export.session.id, self.settled)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_csv(table: Table, out: TextIO) -> int:
+    """Write the table as RFC 4180 CSV (CRLF, quoted where needed); returns its rows (not the header)."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(table.header)
+    count = 0
+    for row in table.rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def csv_text(table: Table) -> tuple[str, int]:
+    out = io.StringIO()
+    count = write_csv(table, out)
+    return out.getvalue(), count
+
+
+def zip_name(session: Session) -> str:
+    return f"{session.id}-export.zip"
+
+
+def write_zip(export: SessionExport, tables: Sequence[str], out) -> dict[str, int]:
+    """One zip of `tables` (events.csv, ...) into the binary file `out`; {file name: rows}. Each member is
+    dated by the cut's event, so the same session exports to the same bytes."""
+    last = Event.objects.filter(seq=export.cut).values_list("at", flat=True).first()
+    stamp = last.timetuple()[:6] if last is not None and last.year >= 1980 else (1980, 1, 1, 0, 0, 0)
+    counts: dict[str, int] = {}
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in tables:
+            table = export.table(name)
+            text, counts[table.filename] = csv_text(table)
+            info = zipfile.ZipInfo(table.filename, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text.encode())
+    return counts
+
+
+def zip_bytes(export: SessionExport, tables: Sequence[str]) -> bytes:
+    out = io.BytesIO()
+    write_zip(export, tables, out)
+    return out.getvalue()

@@ -1,0 +1,155 @@
+"""The organiser's monitor: one row per participant (presence, holdings value and P&L, trades, open RFQs
+and live quotes) and the session's totals, read in a few grouped queries per refresh.
+
+Values and P&L are the floor's own (`holdings_and_pool`, the same Decimals at the same prices), and the
+invariants are the floor's `pool.checks`. Presence is operational state (markets.models.Presence): a row
+counts as connected only while its process keeps refreshing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Sum
+
+from markets import access
+from markets.errors import Forbidden
+from markets.models import RFQ, Participant, Presence, Quote, Session, Trade
+from markets.selectors.common import latest_prices, q_dec, session_for
+from markets.selectors.floor import holdings_and_pool
+from markets.selectors.sessions import phase_context, status_note
+
+ROLE_ORDER = {Participant.Role.ORGANISER: 0, Participant.Role.TRADER: 1, Participant.Role.MAKER: 2}
+
+
+def can_monitor(session: Session, user) -> bool:
+    """The session's organiser, or staff, among those who may see it at all (`markets.access`)."""
+    if not access.can_view(session, user):
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return Participant.objects.filter(session_id=session.id, user=user, role=Participant.Role.ORGANISER).exists()
+
+
+def monitor_session(session_id: object, user) -> Session:
+    """The session a monitor page names, if `user` may monitor it: NotFound / Forbidden / Unauthenticated
+    as `session_for` decides for anyone who may not see it, then 403 for watchers who are not the organiser."""
+    session = session_for(session_id, user)
+    if not can_monitor(session, user):
+        raise Forbidden(f"Only the organiser of {session.id} (or staff) can open its monitor", "not_organiser")
+    return session
+
+
+@dataclass
+class MonitorRow:
+    user_id: int
+    username: str
+    role: str
+    connected: bool
+    sockets: int
+    last_seen: dt.datetime | None
+    seen: str  # "now", "3 min ago", "never"
+    value: Decimal | None
+    pnl: Decimal | None
+    taker_trades: int
+    maker_trades: int
+    open_rfqs: int
+    live_quotes: int
+
+
+def ago(then: dt.datetime | None, now: dt.datetime) -> str:
+    """How long ago, in the fewest words a table cell can hold."""
+    if then is None:
+        return "never"
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def _counts(queryset, key: str) -> dict[int, int]:
+    return {k: n for k, n in queryset.values_list(key).annotate(n=Count("id")).order_by()}
+
+
+def volume_per_leg(session: Session) -> list[tuple[str, Decimal]]:
+    """What changed hands of each leg: every trade moves its give quantity of one leg and its get
+    quantity of another (exact integers, summed by the database, shown as Decimals)."""
+    trades = Trade.objects.filter(session=session)
+    moved = dict.fromkeys(session.legs, 0)
+    for leg, qty in trades.values_list("give_leg").annotate(s=Sum("give_qty")).order_by():
+        moved[leg] += int(qty)  # PostgreSQL sums bigints as numeric
+    for leg, qty in trades.values_list("get_leg").annotate(s=Sum("get_qty")).order_by():
+        moved[leg] += int(qty)
+    return [(leg, q_dec(moved[leg])) for leg in session.legs]
+
+
+def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: dict[int, Presence]) -> list[MonitorRow]:
+    """A row per participant; `holdings` are the floor's rows, `presence` the session's by user id."""
+    by_name = {h.username: h for h in holdings}
+    taker = _counts(Trade.objects.filter(session=session), "taker_id")
+    maker = _counts(Trade.objects.filter(session=session), "maker_id")
+    rfqs = _counts(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN), "taker_id")
+    quotes = _counts(
+        Quote.objects.filter(rfq__session=session, status=Quote.Status.LIVE, expires_at__gt=now), "maker_id"
+    )
+    rows = []
+    for p in Participant.objects.filter(session=session):
+        seen = presence.get(p.user_id)
+        connected = seen is not None and seen.connected_at(now)
+        holding = by_name.get(p.username)
+        rows.append(
+            MonitorRow(
+                user_id=p.user_id,
+                username=p.username,
+                role=p.role,
+                connected=connected,
+                sockets=seen.sockets if connected else 0,
+                last_seen=seen.last_seen if seen else None,
+                seen="now" if connected else ago(seen.last_seen if seen else None, now),
+                value=holding.value if holding else None,
+                pnl=holding.pnl if holding else None,
+                taker_trades=taker.get(p.id, 0),
+                maker_trades=maker.get(p.id, 0),
+                open_rfqs=rfqs.get(p.id, 0),
+                live_quotes=quotes.get(p.id, 0),
+            )
+        )
+    rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.username.lower(), r.user_id))
+    return rows
+
+
+def monitor_context(session_id: str) -> dict[str, Any]:
+    """Everything the monitor shows, as of now."""
+    session = Session.objects.select_related("created_by").get(id=session_id)
+    context = phase_context(session)
+    now = context["now"]
+    holdings, pool = holdings_and_pool(session, latest_prices(session))
+    presence = {p.user_id: p for p in Presence.objects.filter(session=session)}
+    rows = monitor_rows(session, now, holdings, presence)
+    joined = {r.user_id for r in rows}
+    watching = sum(1 for user_id, p in presence.items() if user_id not in joined and p.connected_at(now))
+    roles = {role: sum(1 for r in rows if r.role == role) for role in ROLE_ORDER}
+    return context | {
+        "session": session,
+        "paused": context["phase"] == Session.Status.OPEN and session.paused_at is not None,
+        "note": status_note(session, now),
+        "rows": rows,
+        "pool": pool,
+        "totals": {
+            "joined": len(rows),
+            "roles": roles,
+            "connected": sum(1 for r in rows if r.connected),
+            "watching": watching,
+            "trades": sum(r.taker_trades for r in rows),  # every trade has one taker
+            "rfqs": sum(r.open_rfqs for r in rows),
+            "quotes": sum(r.live_quotes for r in rows),
+        },
+        "volume": volume_per_leg(session),
+    }
