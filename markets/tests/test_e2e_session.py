@@ -141,6 +141,10 @@ def test_a_trainer_runs_a_session_with_five_people_and_bots(browser, server, use
             tick(5)
             time.sleep(0.5)
 
+        ann = pages["Ann"]
+        ann.locator("#blotter td", has_text="bot-taker-1").first.wait_for(timeout=5_000)
+        ann.screenshot(path=str(DOCS / "floor.png"), full_page=False)  # the README's first picture
+
         # The monitor: everyone there, connected, with their trades.
         org.locator("[data-testid=monitor-link]").click()
         org.wait_for_url("**/sessions/class/monitor")

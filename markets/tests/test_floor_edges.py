@@ -54,11 +54,12 @@ def test_sessions_slash_is_the_sessions_list(users):
 
 def test_numbers_are_written_as_people_write_them(users, priced):
     rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "10")
-    services.accept_quote(users["alice"], services.provide_quote(users["mm"], rfq.id, "0.62").id)
+    quote = services.provide_quote(users["mm"], rfq.id, "0.62")
+    services.accept_quote(users["alice"], quote.id)
     page = floor_page(users["alice"])
     assert "q 100<" in page and "E+" not in page  # never 1E+2
     assert "1 trade, ΣΔx = 0" in page  # not "1 trades"
-    assert "quote 1 on RFQ 1: mm at 0.62" in page  # the log does not say 0.62000000
+    assert f"quote {quote.id} on RFQ {rfq.id}: mm at 0.62<" in page  # the log does not say 0.62000000
     assert "0.62000000" not in page
     assert re.search(r">10</td><td>AAPL</td><td class=\"num\">6.2</td>", page), "the blotter writes 10 and 6.2"
 

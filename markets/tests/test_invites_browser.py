@@ -47,7 +47,8 @@ def test_an_invite_link_on_a_laptop_and_a_phone_lands_both_on_the_floor(browser,
     url = row.get_by_role("textbox", name="Invite link").input_value()
     assert url.startswith(f"{server.url}/join/")
     org.locator("img[data-testid=qr]").first.wait_for(timeout=5_000)
-    assert org.evaluate("document.querySelector('img[data-testid=qr]').naturalWidth") > 100  # the SVG loaded
+    # the SVG loaded (and drew): wait for the image itself, not only its tag
+    org.wait_for_function("document.querySelector('img[data-testid=qr]').naturalWidth > 100", timeout=5_000)
 
     bulk = org.locator("[data-testid=bulk-form]")
     bulk.locator("textarea").fill('Zoe\nYan, maker\n"Smith, Ann",trader')
