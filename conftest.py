@@ -50,6 +50,15 @@ def _flushable_ledger():
 
 
 @pytest.fixture(autouse=True)
+def _no_kept_floors():
+    """Every test renders its floors afresh: a test may rewrite rows under an unchanged position (which
+    the app never does: every change is an event or a tick)."""
+    from markets.push import snapshot
+
+    snapshot.forget()
+
+
+@pytest.fixture(autouse=True)
 def _unfrozen_clock():
     """Every test starts on the real clock, whatever the previous one froze."""
     clock.set_time(None)

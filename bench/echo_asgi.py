@@ -1,6 +1,7 @@
 """The push benchmark's machine limit: a bare ASGI broadcast on daphne, no Django, no channel layer.
 
-Run as `daphne bench.echo_asgi:application`. Every WebSocket is greeted with `seq:0|`; a client that
+Run as `daphne bench.echo_asgi:application`. Every WebSocket is greeted with `seq:0|` (padded to N bytes
+with `?greet=N`: the reconnect storm's limit, a first message the size of a whole floor); a client that
 sends `broadcast:<seq>:<bytes>` makes the server send `seq:<seq>|` padded to <bytes> to every other
 client, in one loop, as fast as daphne can write them. With the same clients and message size as the
 floor's pushes, it shows what fanning one message out costs on this machine before any of our work.
@@ -33,7 +34,8 @@ async def application(scope, receive, send) -> None:
         kind = message["type"]
         if kind == "websocket.connect":
             await send({"type": "websocket.accept"})
-            await send({"type": "websocket.send", "text": "seq:0|"})
+            greet = dict(p.split("=", 1) for p in scope.get("query_string", b"").decode().split("&") if "=" in p)
+            await send({"type": "websocket.send", "text": "seq:0|".ljust(int(greet.get("greet", 0)), "x")})
             clients[me] = send
         elif kind == "websocket.receive":
             text = message.get("text") or ""

@@ -32,7 +32,7 @@ from bench.common import BASE_DIR, Figure, fast_setup, latency_summary, make_use
 class Clients:
     """The client process: start, wait for READY, ask it to wait for a seq, collect the records."""
 
-    def __init__(self, ctx, url: str, headers: list[dict[str, str]], name: str) -> None:
+    def __init__(self, ctx, url: str, headers: list[dict[str, str]], name: str, concurrency: int = 20) -> None:
         self.ctx = ctx
         self.headers_path = ctx.workdir / f"{name}-headers.json"
         self.out_path = ctx.workdir / f"{name}-out.json"
@@ -48,6 +48,8 @@ class Clients:
                 str(self.out_path),
                 "--timeout",
                 "600",
+                "--connect-concurrency",
+                str(concurrency),
             ],
             cwd=BASE_DIR,
             stdin=subprocess.PIPE,
@@ -59,7 +61,7 @@ class Clients:
         words = line.split()
         if not words or words[0] != "READY":
             raise RuntimeError(f"push clients did not start: {line!r}")
-        self.connected, self.failed = int(words[1]), int(words[2])
+        self.connected, self.failed, self.seconds = int(words[1]), int(words[2]), float(words[3])
 
     def _line(self, timeout: float) -> str:
         import selectors
@@ -216,11 +218,41 @@ def run(ctx) -> list[Figure]:
                         detail=detail | {"ours": s_n | {"missed": missed_n}},
                     )
                 )
+        figures.append(_storm(ctx, server, echo_port, market, cookies[:most]))
     finally:
         server.stop()
         echo.terminate()
         echo.wait(10)
     return figures
+
+
+def _storm(ctx, server, echo_port: int, market, cookies: list[str]) -> Figure:
+    """Every client connecting at once, as after a restart: seconds until the last has its whole floor.
+    The limit: the bare ASGI server greeting as many sockets, connecting at once, with as many bytes."""
+    n = len(cookies)
+    headers = [{"Cookie": c, "Origin": server.url} for c in cookies]
+    url = f"ws://127.0.0.1:{server.port}/ws/sessions/{market.session_id}/"
+    ctx.log(f"push: reconnect storm, {n} clients at once")
+    storm = Clients(ctx, url, headers, f"storm{n}", concurrency=n)
+    records = storm.finish()
+    floor_bytes = max((client[0][2] for client in records if client), default=0)
+    echo = Clients(ctx, f"ws://127.0.0.1:{echo_port}/?greet={floor_bytes}", [{} for _ in range(n)], "echo-storm", n)
+    echo.finish()
+    ctx.log(f"push: storm {storm.seconds:.2f} s ({storm.connected} floors), bare ASGI {echo.seconds:.2f} s")
+    return Figure(
+        key=f"push.storm.{n}",
+        section="Push over WebSockets",
+        name="reconnect storm: every socket connects at once -> the last has its whole floor",
+        size=f"{n} clients of one session, floors of {floor_bytes:,} bytes",
+        value=storm.seconds,
+        unit="s",
+        limit=echo.seconds,
+        limit_name=f"bare ASGI server greeting {n} sockets connecting at once with {floor_bytes:,} bytes each",
+        higher_is_better=False,
+        goal="all within 3 s",
+        met=storm.seconds < 3 and storm.connected == n and storm.failed == 0,
+        detail={"connected": storm.connected, "failed": storm.failed, "limit_connected": echo.connected},
+    )
 
 
 def _commit_via_http(port: int, market, token: str, rng: random.Random) -> tuple[int, float]:

@@ -4,7 +4,9 @@
 
 HEADERS.json is a list with one {header: value} dict per client (its session cookie, its Origin). Every
 client connects, waits for its first message (the floor on connect, or nothing for the echo server, which
-sends a greeting), and then the process prints `READY <connected> <failed>`. From then on each message
+sends a greeting), and then the process prints `READY <connected> <failed> <seconds>`: seconds from the
+first connect to the last first message (with `--connect-concurrency` as large as the clients, a
+reconnect storm). From then on each message
 is stamped with time.time() on arrival and its seq read from it. `done` on stdin ends the run: the clients
 close and OUT.json gets, per client, the list of [seq, time, bytes].
 
@@ -73,7 +75,8 @@ async def main(argv: list[str]) -> int:
         asyncio.create_task(client(args.url, h, gate, ev, rec, latest, i))
         for i, (h, ev, rec) in enumerate(zip(headers, events, records, strict=True))
     ]
-    deadline = time.monotonic() + args.timeout
+    began = time.monotonic()
+    deadline = began + args.timeout
     # Ready when every client has its first message or has failed.
     while time.monotonic() < deadline:
         done = sum(1 for ev in events if ev.is_set())
@@ -81,8 +84,10 @@ async def main(argv: list[str]) -> int:
         if done + failed == len(tasks):
             break
         await asyncio.sleep(0.05)
+    firsts = [rec[0][1] for rec in records if rec]
+    storm = (max(firsts) - (time.time() - (time.monotonic() - began))) if firsts else 0.0
     failures = [repr(t.exception())[:200] for t in tasks if t.done() and t.exception() is not None]
-    print(f"READY {sum(1 for ev in events if ev.is_set())} {len(failures)}", flush=True)
+    print(f"READY {sum(1 for ev in events if ev.is_set())} {len(failures)} {storm:.3f}", flush=True)
     if failures:
         print(f"first failure: {failures[0]}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()

@@ -12,6 +12,8 @@ HEADERS = ["Figure", "Size", "Result", "Machine limit (same run)", "Ratio", "Goa
 
 
 def _num(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:,.2f} s"
     if "ms" in unit:
         return f"{value:,.1f} {unit}"
     if value >= 100:

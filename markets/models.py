@@ -168,6 +168,7 @@ class RFQ(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name = "RFQ"
+        indexes = [models.Index(fields=["session", "status", "id"], name="markets_rfq_by_status")]  # the board
 
     def __str__(self) -> str:
         return f"RFQ {self.id}: {domain.qty_str(self.quantity)} {self.give_leg} -> {self.get_leg}"
@@ -221,6 +222,11 @@ class Trade(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # The floor's blotter (newest first) and its chart's trade marks (a time window).
+            models.Index(fields=["session", "id"], name="markets_trade_by_session"),
+            models.Index(fields=["session", "executed_at"], name="markets_trade_by_time"),
+        ]
 
     def __str__(self) -> str:
         return f"Trade {self.id}: {domain.qty_str(self.give_qty)} {self.give_leg} -> {domain.qty_str(self.get_qty)} {self.get_leg}"

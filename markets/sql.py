@@ -260,3 +260,55 @@ def trade_rows(conn, low: int | None = None, high: int | None = None) -> Iterabl
 
 def seq_range(conn) -> tuple[int | None, int | None]:
     return conn.execute(SEQ_RANGE_SQL).fetchone()
+
+
+# ---------------------------------------------------------------- a session's ticks, every leg at once
+# Each leg's newest (or first) ticks by the `oracle_tick_lookup` index, the legs joined by UNION ALL
+# around subqueries (Django will not build a compound of sliced queries for SQLite; both engines run
+# this). `part` tags each arm: our own integers, never input.
+
+
+def _tick_arm(part: int, columns: str, order: str, limit: int, *, since: bool = False, until: bool = False) -> str:
+    bounds = (" AND at >= %s" if since else "") + (" AND at <= %s" if until else "")
+    return (
+        f"SELECT * FROM (SELECT {int(part)} AS part, {columns} FROM oracle_tick"
+        f" WHERE session_id = %s AND symbol = %s{bounds} ORDER BY at {order}, id {order} LIMIT {int(limit)})"
+        f" AS arm{int(part)}"
+    )
+
+
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    """A row's time as an aware UTC datetime (SQLite hands raw SQL its stored text, in UTC)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def tick_windows(
+    session_id: str, legs: Sequence[str], window: int, since: dt.datetime, until: dt.datetime | None
+) -> list[tuple[int, bool, dt.datetime, int, int]]:
+    """(leg index, is-first, at, tick id, price): each leg's newest `window` ticks up to `until`, and
+    its first tick since `since`, in one statement."""
+    if not legs:
+        return []
+    adapt = connection.ops.adapt_datetimefield_value
+    arms, params = [], []
+    for k, leg in enumerate(legs):
+        arms.append(_tick_arm(2 * k, "at, id, price", "DESC", window, until=until is not None))
+        params += [session_id, leg] + ([adapt(until)] if until is not None else [])
+        arms.append(_tick_arm(2 * k + 1, "at, id, price", "ASC", 1, since=True, until=until is not None))
+        params += [session_id, leg, adapt(since)] + ([adapt(until)] if until is not None else [])
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(arms), params)
+        rows = cursor.fetchall()
+    return [(part // 2, bool(part % 2), _aware(at), tick_id, price) for part, at, tick_id, price in rows]
+
+
+def latest_tick_prices(session_id: str, legs: Sequence[str]) -> list[tuple[int, int]]:
+    """(leg index, price) of each leg's latest tick, for the legs that have one, in one statement."""
+    if not legs:
+        return []
+    arms = [_tick_arm(k, "price", "DESC", 1) for k in range(len(legs))]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(arms), [value for leg in legs for value in (session_id, leg)])
+        return cursor.fetchall()

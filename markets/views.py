@@ -24,6 +24,8 @@ from markets import access, demo, selectors, services, sql
 from markets.errors import DomainError, http_status
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
+from markets.push import snapshot
+from markets.push.fanout import render_board
 
 FLOOR = "markets/floor.html"
 
@@ -82,9 +84,12 @@ def refusals_shown(view):
 @require_GET
 @refusals_shown
 def floor(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The whole floor: its shared panels as rendered once at this position for every viewer
+    (`markets.push.snapshot`), the board as this viewer stands to it, and their own controls."""
     session = selectors.session_for(session_id, request.user)
-    context = selectors.floor_context(session.id) | selectors.viewer_context(session, request.user)
-    context["board"] = selectors.board_data(session)
+    panels = snapshot.floor(session, oob=False)
+    viewer = selectors.viewer_context(session, request.user)
+    context = panels["context"] | viewer | {"shared": panels["parts"], "board_html": render_board(panels, viewer["me"])}
     return render(request, FLOOR, context)
 
 

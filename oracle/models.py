@@ -16,7 +16,10 @@ class Tick(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["session_id", "symbol", "at"], name="oracle_tick_lookup")]
+        indexes = [
+            models.Index(fields=["session_id", "symbol", "at"], name="oracle_tick_lookup"),
+            models.Index(fields=["session_id", "id"], name="oracle_tick_by_id"),  # a floor's position
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.price} @ {self.at:%H:%M:%S}"

@@ -23,9 +23,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from ledger.models import Event
-from markets import access, selectors, tokens
+from markets import access, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import fanout, presence
+from markets.push import fanout, presence, snapshot
 from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
@@ -88,34 +88,45 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await refuse(self, UNAUTHENTICATED, "sign in first")
             return
-        session = await database_sync_to_async(_session)(self.session_id)
-        if session is None:
-            await refuse(self, NOT_FOUND, f"no session {self.session_id}")
-            return
-        if not await database_sync_to_async(access.can_view)(session, self.user):
-            await refuse(self, FORBIDDEN, f"session {self.session_id} is visible to its participants only")
-            return
         self.monitor = query.get("monitor", [""])[0] == "1"
-        if self.monitor and not await database_sync_to_async(can_monitor)(session, self.user):
-            await refuse(self, FORBIDDEN, f"the monitor of {self.session_id} is for its organiser")
-            return
+        # In the group before the floor is read: whatever commits after the read still arrives.
         self.group = fanout.group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
+        if refusal is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            del self.group
+            await refuse(self, *refusal)
+            return
         if self.monitor:
             await self.channel_layer.group_add(presence.monitor_group(self.session_id), self.channel_name)
         await self.accept()
-        self.me = await self._participant()
         fanout.start()
-        # A page just rendered says where it stands (`?at=`, last event seq and tick id): if nothing
-        # happened since, sending the floor again would only overwrite what the viewer is typing.
-        shown = query.get("at", [""])[0]
-        if not self.monitor and not (
-            shown and shown == await database_sync_to_async(selectors.floor_position)(self.session_id)
-        ):
-            panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
+        if panels is not None:
             await self._send_panels(panels)
         self.present = True  # counted after the floor is sent: the viewer waits for no presence write
         await presence.arrive(self.channel_layer, self.session_id, self.user.pk)
+
+    def _arrival(self, shown: str) -> tuple[tuple[int, str] | None, Participant | None, dict | None]:
+        """Everything a connect reads, in one trip to the database thread: may this user see (or
+        monitor) the session, who they are in it, and the floor to send (none to a monitor, and none
+        when the page just rendered shows the current position: sending it again would only overwrite
+        what the viewer is typing). The floor is the one rendered at this position for everyone
+        (`snapshot`): 500 sockets reconnecting at once cost one rendering."""
+        session = _session(self.session_id)
+        if session is None:
+            return (NOT_FOUND, f"no session {self.session_id}"), None, None
+        if not access.can_view(session, self.user):
+            return (FORBIDDEN, f"session {self.session_id} is visible to its participants only"), None, None
+        if self.monitor and not can_monitor(session, self.user):
+            return (FORBIDDEN, f"the monitor of {self.session_id} is for its organiser"), None, None
+        me = Participant.objects.filter(session_id=self.session_id, user=self.user).first()
+        if self.monitor:
+            return None, me, None
+        name = snapshot.key(session, oob=True)
+        if shown and shown == snapshot.position(name):
+            return None, me, None
+        return None, me, snapshot.floor(session, oob=True)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -135,8 +146,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             return
         panels = fanout.published(message["batch"])
         if panels is None:  # published by another process, or long gone: render the floor afresh
-            panels = await database_sync_to_async(fanout.render_panels)(self.session_id)
-        await self._send_panels(panels)
+            panels = await database_sync_to_async(snapshot.floor_of)(self.session_id)
+        if panels is not None:
+            await self._send_panels(panels)
 
     async def _send_panels(self, panels: dict) -> None:
         html = panels["html"]

@@ -32,15 +32,20 @@ def group_name(session_id: str) -> str:
     return f"floor.{session_id}"
 
 
-def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING) -> dict[str, Any]:
-    """The stale shared panels as out-of-band HTML, plus the RFQ board's data if it is stale too, read
-    once per batch."""
-    context = selectors.floor_context(session_id, panels) | {"oob": True}
-    html = _ascii("".join(render_to_string(f"{FLOOR}#{name}", context) for name in shared(panels)))
-    board = selectors.board_data(context["session"]) if BOARD in panels else None
+def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: bool = True) -> dict[str, Any]:
+    """The stale shared panels as HTML (out of band for a socket, `oob=False` for the page: `parts` by
+    name, `html` all of them in page order), plus the RFQ board's data if it is stale too, read once per
+    batch, and the context they were rendered from."""
+    context = selectors.floor_context(session_id, panels) | {"oob": oob}
+    encode = _ascii if oob else mark_safe  # a page is encoded once, in one piece
+    parts = {name: encode(render_to_string(f"{FLOOR}#{name}", context)) for name in shared(panels)}
+    board = selectors.board_data(context["session"], context.get("prices")) if BOARD in panels else None
     return {
-        "html": html,
+        "html": mark_safe("".join(parts.values())),
+        "parts": parts,
         "board": board,
+        "oob": oob,
+        "context": context,
         "seq": context["last_seq"],
         "session": context["session"],
         "phase": context["phase"],
@@ -68,7 +73,7 @@ def render_board(panels: dict[str, Any], me: Participant | None) -> str:
     stances = tuple(_stance(r, me, phase) for r in panels["board"])
     can_request = bool(me and me.role != Participant.Role.ORGANISER and phase == Session.Status.OPEN)
     key = (can_request, stances)
-    boards = panels.setdefault("boards", {})
+    boards = panels.setdefault("boards", {})  # the batch is shared by threads: at worst one renders twice
     if key not in boards:
         rows = panels.setdefault("rows", {})
         board = []
@@ -82,9 +87,10 @@ def render_board(panels: dict[str, Any], me: Participant | None) -> str:
             "board": board,
             "me": me,
             "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
-            "oob": True,
+            "oob": panels.get("oob", True),
         }
-        boards[key] = _ascii(render_to_string(f"{FLOOR}#board", context))
+        html = render_to_string(f"{FLOOR}#board", context)
+        boards[key] = _ascii(html) if context["oob"] else mark_safe(html)
     return boards[key]
 
 

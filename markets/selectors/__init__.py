@@ -1,6 +1,7 @@
 """Every read shaped for the pages, the API, the pushes and the exports. No writes here.
 
-common.py    display numbers, prices, `session_for` (the one "this session, if you may see it")
+common.py    display numbers, `session_for` (the one "this session, if you may see it")
+prices.py    a session's ticks in one statement: latest prices, the window the price cards and chart draw
 sessions.py  where sessions stand: the list, the phase and its words, what the oracle prices
 floor.py     the floor's panels (legs, holdings, pool and invariants, board, blotter, log), portfolio
 events.py    the one JSON shape of an event, and the log's one-line summaries
@@ -17,7 +18,9 @@ from markets.selectors.floor import (
     floor_context,
     floor_position,
     holdings_and_pool,
+    last_tick,
     portfolio,
+    position_text,
 )
 from markets.selectors.sessions import (
     PHASE_LABELS,
@@ -39,11 +42,13 @@ __all__ = [
     "floor_context",
     "floor_position",
     "holdings_and_pool",
+    "last_tick",
     "latest_prices",
     "money_dec",
     "participant_names",
     "phase_context",
     "portfolio",
+    "position_text",
     "price_vector",
     "priced_sessions",
     "q_dec",

@@ -14,12 +14,12 @@ from decimal import Decimal
 
 from markets import domain
 from markets.models import Session, Trade
-from oracle.models import Tick
+from markets.selectors.prices import PriceHistory, price_history
 
 WIDTH, HEIGHT = 640, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 30  # margins for the axes' labels
-WINDOW_TICKS = 600  # per leg: ten minutes of a tick a second
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+POINT_PX = 2  # the chart draws at most one point per this many units of its width
 COLOURS = ("#2357d6", "#d9480f", "#0f8a4a", "#9c36b5", "#1098ad", "#e8590c", "#5c940d", "#c2255c")
 
 
@@ -47,15 +47,15 @@ class Chart:
     plot_top: int = TOP
 
 
-def _window(session: Session, until: dt.datetime | None) -> dict[str, list[tuple[dt.datetime, int]]]:
-    since = session.opened_at or session.created_at
-    window = {}
-    for leg in session.legs:
-        ticks = Tick.objects.filter(session_id=session.id, symbol=leg, at__gte=since)
-        if until is not None:
-            ticks = ticks.filter(at__lte=until)
-        window[leg] = list(ticks.order_by("-at", "-id").values_list("at", "price")[:WINDOW_TICKS])[::-1]
-    return window
+def _thin(points: list[tuple[float, float]]) -> str:
+    """SVG points with at most one per POINT_PX of width (the last price in each; the first point is
+    kept): a line of 600 ticks drawn 600 px wide looks the same, and every tick push carries half."""
+    kept: dict[int, tuple[float, float]] = {}
+    for px, py in points:
+        kept[int(px // POINT_PX)] = (px, py)
+    if points and points[0] not in kept.values():
+        kept[-1] = points[0]
+    return " ".join(f"{px:.1f},{py:.1f}" for px, py in sorted(kept.values()))
 
 
 def _nice_step(span: float, target: int) -> float:
@@ -65,42 +65,50 @@ def _nice_step(span: float, target: int) -> float:
     return next(m * power for m in (1, 2, 5, 10) if raw <= m * power)
 
 
-def price_chart(session: Session, until: dt.datetime | None = None) -> Chart:
-    """The chart of the last WINDOW_TICKS prices of each leg (up to `until`: a settled session's ends at
-    its fixing), with the trades in that time."""
-    window = _window(session, until)
+def price_chart(session: Session, until: dt.datetime | None = None, history: PriceHistory | None = None) -> Chart:
+    """The chart of the last `prices.WINDOW` ticks of each leg since the opening (up to `until`: a settled
+    session's ends at its fixing), with the trades in that time. `history` is the floor's one read of
+    the prices, when it has it."""
+    history = history or price_history(session, until=until)
+    window = history.since(session.opened_at or session.created_at)
     stamps = [at for ticks in window.values() for at, _ in ticks]
     chart = Chart()
     if len(set(stamps)) < 2:
         return chart  # one instant draws no line
     start, end = min(stamps), max(stamps)
     chart.start, chart.end = start, end
-    seconds = max((end - start).total_seconds(), 1.0)
+    t0 = start.timestamp()
+    seconds = max(end.timestamp() - t0, 1.0)
+    # Drawing positions only (floats); the index shown in the legend is exact, below.
     index = {
-        leg: [(at, Decimal(price) * 100 / Decimal(ticks[0][1])) for at, price in ticks]
+        leg: [(at.timestamp(), price * 100.0 / ticks[0][1]) for at, price in ticks]
         for leg, ticks in window.items()
         if ticks and ticks[0][1] > 0
     }
-    values = [float(v) for series in index.values() for _, v in series] or [100.0]
+    values = [v for series in index.values() for _, v in series] or [100.0]
     lo, hi = min(values), max(values)
     pad = max((hi - lo) * 0.08, 0.05)
     lo, hi = lo - pad, hi + pad
     x0, x1, y0, y1 = chart.plot_left, chart.plot_right, chart.plot_bottom, chart.plot_top
+    x_scale, y_scale = (x1 - x0) / seconds, (y0 - y1) / (hi - lo)
 
     def x(at: dt.datetime) -> float:
-        return x0 + (at - start).total_seconds() / seconds * (x1 - x0)
+        return x0 + (at.timestamp() - t0) * x_scale
 
     def y(v: float) -> float:
-        return y0 - (v - lo) / (hi - lo) * (y0 - y1)
+        return y0 - (v - lo) * y_scale
 
     for k, leg in enumerate(session.legs):
         series = index.get(leg, [])
+        ticks = window.get(leg, [])
         chart.series.append(
             Series(
                 leg=leg,
                 colour=COLOURS[k % len(COLOURS)],
-                points=" ".join(f"{x(at):.1f},{y(float(v)):.1f}" for at, v in series),
-                last_index=series[-1][1].quantize(Decimal("0.01")) if series else None,
+                points=_thin([(x0 + (t - t0) * x_scale, y0 - (v - lo) * y_scale) for t, v in series]),
+                last_index=(Decimal(ticks[-1][1]) * 100 / Decimal(ticks[0][1])).quantize(Decimal("0.01"))
+                if series
+                else None,
             )
         )
     step = _nice_step(hi - lo, 4)

@@ -8,7 +8,9 @@ from decimal import Decimal
 from markets import access, domain
 from markets.errors import NotFound
 from markets.models import Session
-from oracle.models import Tick
+from markets.selectors.prices import latest_prices
+
+__all__ = ["latest_prices", "money_dec", "price_vector", "q_dec", "session_for"]
 
 
 def session_for(session_id: object, user) -> Session:
@@ -32,21 +34,6 @@ def q_dec(base: int) -> Decimal:
 
 def money_dec(base: int) -> Decimal:
     return domain.to_decimal(base, domain.MONEY_DP)
-
-
-def latest_prices(session: Session) -> dict[str, int]:
-    """Latest tick price per leg (base units); legs without a tick are absent."""
-    prices = {}
-    for leg in session.legs:
-        tick = (
-            Tick.objects.filter(session_id=session.id, symbol=leg)
-            .order_by("-at", "-id")
-            .values_list("price", flat=True)
-            .first()
-        )
-        if tick is not None:
-            prices[leg] = tick
-    return prices
 
 
 def price_vector(session: Session, prices: dict[str, int]) -> list[int] | None:

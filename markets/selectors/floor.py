@@ -21,6 +21,7 @@ from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Tr
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import event_log
+from markets.selectors.prices import PriceHistory, price_history
 from markets.selectors.sessions import phase_context
 from oracle import units
 from oracle.models import Tick
@@ -62,29 +63,13 @@ def settled_at_prices(session: Session) -> tuple[dict[str, int], dt.datetime | N
     return dict(settlement.prices), until
 
 
-def recent_prices(session: Session, until: dt.datetime | None = None) -> dict[str, list[int]]:
-    """The last SPARK_POINTS prices of each leg (up to `until`), oldest first; the last is the latest."""
-    history = {}
-    for leg in session.legs:
-        ticks = Tick.objects.filter(session_id=session.id, symbol=leg)
-        if until is not None:
-            ticks = ticks.filter(at__lte=until)
-        history[leg] = list(ticks.order_by("-at", "-id").values_list("price", flat=True)[:SPARK_POINTS])[::-1]
-    return history
-
-
-def leg_views(session: Session, history: dict[str, list[int]], prices: dict[str, int] | None = None) -> list[LegView]:
-    """One card per leg: the latest price (or `prices`, e.g. S_t2), its change since the opening, a sparkline."""
+def leg_views(session: Session, history: PriceHistory, prices: dict[str, int] | None = None) -> list[LegView]:
+    """One card per leg: the latest price (or `prices`, e.g. S_t2), its change since the opening, a
+    sparkline of the last SPARK_POINTS prices."""
     views = []
-    since = session.opened_at or session.created_at
     for k, leg in enumerate(session.legs):
-        recent = history[leg]
-        first = (
-            Tick.objects.filter(session_id=session.id, symbol=leg, at__gte=since)
-            .order_by("at", "id")
-            .values_list("price", flat=True)
-            .first()
-        )
+        recent = [price for _, price in history.recent[leg][-SPARK_POINTS:]]
+        first = history.first.get(leg)
         price = prices[leg] if prices and leg in prices else (recent[-1] if recent else None)
         change = change_pct = None
         if price is not None and first:
@@ -148,16 +133,21 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
     if settlement is not None:
         vec = [settlement.prices[leg] for leg in session.legs]
     rows_by_user: dict[str, dict[str, Any]] = {}
-    participants = {p.username: p.role for p in Participant.objects.filter(session=session)}
-    for username, k, qty, initial in (
+    participants: dict[str, str] = {}
+    for username, role, k, qty, initial in (
         Holding.objects.filter(session=session)
         .order_by("participant__username", "leg_index")
-        .values_list("participant__username", "leg_index", "qty", "initial")
+        .values_list("participant__username", "participant__role", "leg_index", "qty", "initial")
     ):
         row = rows_by_user.setdefault(username, {"qty": [0] * len(session.legs), "initial": [0] * len(session.legs)})
         row["qty"][k] = qty
         row["initial"][k] = initial
-    payouts = dict(Payout.objects.filter(session=session).values_list("participant__username", "amount"))
+        participants[username] = role
+    payouts = (
+        dict(Payout.objects.filter(session=session).values_list("participant__username", "amount"))
+        if settlement is not None
+        else {}
+    )
     rows = []
     matrix = {u: r["qty"] for u, r in rows_by_user.items()}
     for username, r in sorted(rows_by_user.items()):
@@ -235,11 +225,13 @@ def _percent(bp: int) -> str:
     return f"{Decimal(bp) / 100:+.2f}%"
 
 
-def board_data(session: Session) -> list[dict[str, Any]]:
-    """Open RFQs with their live quotes, as plain data (rendered per viewer by the push)."""
+def board_data(session: Session, prices: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Open RFQs with their live quotes, as plain data (rendered per viewer by the push); `prices` are the
+    latest prices when the caller has read them already."""
     now = clock.now()
     rfqs = list(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN).select_related("taker").order_by("-id"))
-    prices = latest_prices(session) if rfqs else {}
+    if prices is None:
+        prices = latest_prices(session) if rfqs else {}
 
     def fair(rfq: RFQ) -> int | None:
         give, get = prices.get(rfq.give_leg), prices.get(rfq.get_leg)
@@ -291,17 +283,18 @@ def blotter(session: Session, limit: int = BLOTTER_ROWS) -> list[Trade]:
     return list(Trade.objects.filter(session=session).select_related("taker", "maker").order_by("-id")[:limit])
 
 
-def _last_tick(session_id: str) -> int:
+def last_tick(session_id: str) -> int:
+    """The id of the session's last tick (0 before any): half of where its floor stands."""
     return Tick.objects.filter(session_id=session_id).aggregate(m=Max("id"))["m"] or 0
 
 
 def floor_position(session_id: str) -> str:
     """Where a session's floor stands: its last event's seq and its last tick's id. A page rendered at
     the same position shows everything there is."""
-    return _position(Session.objects.values_list("last_seq", flat=True).get(id=session_id), _last_tick(session_id))
+    return position_text(Session.objects.values_list("last_seq", flat=True).get(id=session_id), last_tick(session_id))
 
 
-def _position(last_seq: int, tick: int) -> str:
+def position_text(last_seq: int, tick: int) -> str:
     return f"{last_seq}.{tick}"
 
 
@@ -313,27 +306,31 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     (see markets.push.panels: a push after an RFQ or a quote needs the event log, not the prices)."""
     parts = frozenset(parts)
     session = Session.objects.select_related("created_by").get(id=session_id)
-    tick = _last_tick(session.id)
+    tick = last_tick(session.id)
     context: dict[str, Any] = {
         "session": session,
         "seq": max(session.last_seq, tick),
-        "position": _position(session.last_seq, tick),
+        "position": position_text(session.last_seq, tick),
         "last_seq": session.last_seq,
     } | phase_context(session)
     settled = settled_at_prices(session)
     context["settled"] = settled is not None
-    if "legs" in parts:
-        history = recent_prices(session, until=settled[1] if settled else None)
-        prices = settled[0] if settled else {leg: recent[-1] for leg, recent in history.items() if recent}
-        context["legs"] = leg_views(session, history, prices)
-        context["fair_rates"] = fair_rates(session, prices)
+    history = None
+    if parts & {"legs", "chart"}:
+        history = price_history(session, until=settled[1] if settled else None)
+        prices = settled[0] if settled else history.latest()
     elif parts & {"holdings", "pool", "settlement"}:
         prices = settled[0] if settled else latest_prices(session)
+    if not settled and parts & {"legs", "chart", "holdings", "pool", "settlement"}:
+        context["prices"] = prices  # the latest: the board's fair rates read them too
+    if "legs" in parts:
+        context["legs"] = leg_views(session, history, prices)
+        context["fair_rates"] = fair_rates(session, prices)
     if parts & {"holdings", "pool", "settlement"}:
         holdings, pool = holdings_and_pool(session, prices)
         context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
     if "chart" in parts:
-        context["chart"] = price_chart(session, until=settled[1] if settled else None)
+        context["chart"] = price_chart(session, until=settled[1] if settled else None, history=history)
     if "blotter" in parts:
         context["trades"] = blotter(session)
     if "events" in parts:

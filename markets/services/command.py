@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 
-from ledger import clock, store
+from ledger import clock, store, turns
 from ledger.store import ConcurrencyError
 from markets import domain, projections, sql
 from markets.errors import Conflict, Forbidden, NotFound, StorageUnavailable, Unauthenticated
@@ -82,7 +82,7 @@ class _Command:
 def _command(session_id: str | None = None, *, lock: Callable[[], Session] | None = None) -> Iterator[_Command]:
     """One transaction on one session's stream; invariants are checked before it commits. The session is
     `session_id`, or what `lock()` finds (and locks) inside the transaction."""
-    with transaction.atomic():
+    with turns.writer_turn(), transaction.atomic():
         session = lock() if lock is not None else _get_session(session_id, for_update=True)
         cmd = _Command(session, clock.now())
         yield cmd

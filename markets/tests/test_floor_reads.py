@@ -1,0 +1,175 @@
+"""The floor read once: a session's prices in one statement (the same answer as a query per leg, on
+either engine), a chart that carries one point per two units of width, and renderings shared by every
+viewer at one position, among threads and sockets, and never served once the floor moved."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import clock
+from markets import selectors, services
+from markets.models import Session
+from markets.push import snapshot
+from markets.selectors.chart import price_chart
+from markets.selectors.prices import latest_prices, price_history
+from markets.tests.test_consumers import connect, in_thread
+from markets.tests.test_views import client_for
+from oracle.models import Tick
+
+pytestmark = pytest.mark.django_db
+
+LEGS = ("AAPL", "NVDA", "META", "ORCL")
+
+
+def _per_leg(session: Session, until: dt.datetime | None, window: int) -> tuple[dict, dict]:
+    """The answer the ORM gives, one query per leg: what the one statement must equal."""
+    since = session.opened_at or session.created_at
+    recent, first = {}, {}
+    for leg in session.legs:
+        ticks = Tick.objects.filter(session_id=session.id, symbol=leg)
+        if until is not None:
+            ticks = ticks.filter(at__lte=until)
+        recent[leg] = list(ticks.order_by("-at", "-id").values_list("at", "price")[:window])[::-1]
+        price = ticks.filter(at__gte=since).order_by("at", "id").values_list("price", flat=True).first()
+        if price is not None:
+            first[leg] = price
+    return recent, first
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ticks=st.lists(
+        st.tuples(st.sampled_from(LEGS), st.integers(-30, 30), st.integers(1, 10**9)), min_size=0, max_size=40
+    ),
+    window=st.integers(1, 6),
+    cut=st.one_of(st.none(), st.integers(-30, 30)),
+)
+def test_one_statement_reads_what_a_query_per_leg_reads(demo, ticks, window, cut):
+    """Ticks before and after the opening, several at one instant, a cut-off (a settled session's
+    fixing) or none: the union gives each leg's newest `window`, oldest first, its first price since the
+    opening, and the latest prices."""
+    Tick.objects.filter(session_id="demo").delete()
+    session = Session.objects.get(id="demo")
+    opened = session.opened_at
+    Tick.objects.bulk_create(
+        Tick(session_id="demo", symbol=leg, at=opened + dt.timedelta(seconds=s), price=p, source="t")
+        for leg, s, p in ticks
+    )
+    until = opened + dt.timedelta(seconds=cut) if cut is not None else None
+    history = price_history(session, until=until, window=window)
+    recent, first = _per_leg(session, until, window)
+    assert history.recent == recent and history.first == first
+    everything = price_history(session, window=window)
+    newest = {leg: rows[-1][1] for leg, rows in _per_leg(session, None, window)[0].items() if rows}
+    assert latest_prices(session) == everything.latest() == newest
+
+
+def test_the_floor_reads_every_price_in_one_statement(users, demo):
+    start = clock.now()
+    Tick.objects.bulk_create(
+        Tick(session_id="demo", symbol=leg, at=start + dt.timedelta(seconds=k), price=10**8 + k, source="t")
+        for k in range(50)
+        for leg in LEGS
+    )
+    with CaptureQueriesContext(connection) as queries:
+        selectors.floor_context("demo")
+    tick_reads = [q["sql"] for q in queries.captured_queries if "oracle_tick" in q["sql"]]
+    assert len(tick_reads) == 2, tick_reads  # the floor's position (its last tick), and every price
+
+
+def test_a_long_window_draws_at_most_one_point_per_two_units_of_width(users, demo):
+    """600 ticks a leg on a 588-unit plot: about 294 points, the first and the last tick among them."""
+    start = clock.now()
+    Tick.objects.bulk_create(
+        Tick(session_id="demo", symbol=leg, at=start + dt.timedelta(seconds=k), price=10**8 + k * 1000, source="t")
+        for k in range(600)
+        for leg in LEGS
+    )
+    chart = price_chart(Session.objects.get(id="demo"))
+    width = chart.plot_right - chart.plot_left
+    for series in chart.series:
+        points = [tuple(map(float, p.split(","))) for p in series.points.split()]
+        assert width // 2 - 2 <= len(points) <= width // 2 + 2
+        assert points[0][0] == chart.plot_left and points[-1][0] == chart.plot_right
+        assert [x for x, _ in points] == sorted(x for x, _ in points)
+
+
+def test_viewers_at_one_position_share_one_rendering_and_a_change_renders_anew(users, demo):
+    pages = {name: client_for(users[name]) for name in ("alice", "bob", "mm", "org")}
+    before = dict(snapshot.stats)
+    first = {name: c.get(reverse("markets:floor", args=["demo"])).content.decode() for name, c in pages.items()}
+    assert snapshot.stats["rendered"] - before["rendered"] == 1
+    assert snapshot.stats["shared"] - before["shared"] == 3
+    assert all('data-testid="holdings"' in page for page in first.values())
+    # Each still gets their own board and controls from the shared data.
+    assert 'data-testid="rfq-form"' in first["alice"] and 'data-testid="rfq-form"' not in first["org"]
+    services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "3")
+    again = pages["bob"].get(reverse("markets:floor", args=["demo"])).content.decode()
+    assert snapshot.stats["rendered"] - before["rendered"] == 2
+    assert "alice gives 3 AAPL for NVDA" in again and "alice gives 3 AAPL" not in first["bob"]
+    Tick.objects.create(session_id="demo", symbol="AAPL", at=clock.now(), price=123_450_000, source="t")
+    priced = pages["bob"].get(reverse("markets:floor", args=["demo"])).content.decode()
+    assert snapshot.stats["rendered"] - before["rendered"] == 3 and "123.45" in priced
+
+
+def test_trading_closing_at_t2_is_a_new_position_without_an_event(users, demo):
+    """t2 passing changes the floor (phase "Trading closed") before the scheduler writes TradingClosed."""
+    session = Session.objects.get(id="demo")
+    Session.objects.filter(id="demo").update(end_mode=Session.EndMode.TIMED, t2=clock.now() + dt.timedelta(hours=1))
+    page = client_for(users["bob"])
+    assert 'data-testid="rfq-form"' in page.get(reverse("markets:floor", args=["demo"])).content.decode()
+    with clock.frozen(clock.now() + dt.timedelta(hours=2)):
+        later = page.get(reverse("markets:floor", args=["demo"])).content.decode()
+    assert "Trading closed" in later and 'data-testid="rfq-form"' not in later
+    assert session.last_seq == Session.objects.get(id="demo").last_seq  # no event was written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_asking_at_once_wait_for_one_rendering(users, demo):
+    """Eight request threads on their own connections at one position: one renders, seven wait for it."""
+    before = dict(snapshot.stats)
+    session = Session.objects.get(id="demo")
+    start = threading.Barrier(8)
+    got: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(snapshot.floor(session, oob=False)["html"])
+        connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(got) == 8 and len(set(got)) == 1
+    assert snapshot.stats["rendered"] - before["rendered"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reconnect_storm_renders_the_floor_once(users, demo):
+    """Thirty sockets of five people connecting at once (as after a restart) all get the whole floor,
+    each with their own board, from one rendering."""
+    await sync_to_async(in_thread)(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "2")
+    before = dict(snapshot.stats)
+    people = ["alice", "bob", "mm", "mm2", "org"] * 6
+    comms = [await connect(users[name]) for name in people]
+    assert all(ok for ok, _ in await asyncio.gather(*(c.connect() for c in comms)))
+    floors = await asyncio.gather(*(c.receive_from(timeout=10) for c in comms))
+    assert all('id="holdings"' in f and 'id="board"' in f for f in floors)
+    assert snapshot.stats["rendered"] - before["rendered"] == 1
+    mm_floor = floors[people.index("mm")]
+    alice_floor = floors[people.index("alice")]
+    assert 'data-testid="quote-form-' in mm_floor and 'data-testid="quote-form-' not in alice_floor
+    for comm in comms:
+        await comm.disconnect()
