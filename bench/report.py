@@ -35,7 +35,7 @@ def _limit_extra(f: Figure) -> str:
     if f.section == "HTTP on daphne":
         h = f.detail["health"]
         return f" (p50 {h['p50_ms']:.0f} / p95 {h['p95_ms']:.0f} / p99 {h['p99_ms']:.0f} ms)"
-    if f.section == "Push over WebSockets":
+    if f.section == "Push over WebSockets" and "limit" in f.detail:
         return f" (p50 {f.detail['limit']['p50_ms']:.0f} ms)"
     return ""
 

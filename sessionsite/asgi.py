@@ -12,7 +12,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from markets.push.routing import websocket_urlpatterns  # noqa: E402
+from sessionsite import wsserver  # noqa: E402
 from sessionsite.origin import SameOriginWebSocket  # noqa: E402
+
+wsserver.patch()
 
 application = ProtocolTypeRouter(
     {

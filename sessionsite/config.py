@@ -61,6 +61,14 @@ SQLITE_OPTIONS = {
 }
 
 
+def sqlite_conn_max_age() -> int | None:
+    """DB_CONN_MAX_AGE seconds for SQLite (default 600)."""
+    age = os.environ.get("DB_CONN_MAX_AGE", "600")
+    if not age.isdigit():
+        raise ConfigError(f"DB_CONN_MAX_AGE={age!r} must be a whole number of seconds")
+    return int(age)
+
+
 def database_from_url(url: str, base_dir: Path = BASE_DIR) -> dict:
     """Turn `sqlite:///./file.db` or `postgres://user:pw@host:port/name` into a DATABASES entry."""
     parts = urlsplit(url)
@@ -76,6 +84,12 @@ def database_from_url(url: str, base_dir: Path = BASE_DIR) -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
             "OPTIONS": dict(SQLITE_OPTIONS),
+            # Kept open: opening a SQLite file runs the PRAGMAs, and closing the last connection to it
+            # checkpoints the write-ahead log. Channels runs every socket's reads on one thread, which
+            # opened and closed the file for each (a third of a reconnect storm's time). A request's
+            # own thread ends with its request, and its connection with it.
+            "CONN_MAX_AGE": sqlite_conn_max_age(),
+            "CONN_HEALTH_CHECKS": True,
             "TEST": {"NAME": str(path.with_name(path.stem + "_test.db"))},
         }
     if scheme in {"postgres", "postgresql", "pgsql"}:

@@ -1,8 +1,9 @@
 """Who has a session's floor open: the floor's sockets counted per (session, user) in `markets.Presence`.
 
 Operational state, not market state (no event, no replay): it is in the database only because several
-web processes may serve one session. Each connect and disconnect is one UPDATE (an INSERT the first
-time a user ever connects to the session), run off the event loop; a failure is logged and forgotten,
+web processes may serve one session. Each connect and disconnect is an UPDATE (an INSERT the first
+time a user ever connects to the session), run off the event loop; those that come while one is being
+written go together in the next transaction; a failure is logged and forgotten,
 never a refused socket. Each process also refreshes `last_seen` of the pairs it holds sockets for every
 `HEARTBEAT_SECONDS` (one UPDATE per session, whatever the number of sockets), so a row whose process
 was killed stops being refreshed and reads as gone after `STALE_SECONDS` (`markets.models.Presence`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import weakref
 from collections import Counter
 
 from channels.db import database_sync_to_async
@@ -23,7 +25,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest
 
-from ledger import clock
+from ledger import clock, turns
 from markets.models import Presence
 
 log = logging.getLogger(__name__)
@@ -39,32 +41,45 @@ def _stale_before(now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(seconds=Presence.STALE_SECONDS)
 
 
-def connected(session_id: str, user_id: int) -> None:
-    """One more socket of `user_id` on the session (sync: run it with database_sync_to_async)."""
+def connected(session_id: str, user_id: int, n: int = 1) -> None:
+    """`n` more sockets of `user_id` on the session (sync: run it with database_sync_to_async)."""
     now = clock.now()
     rows = Presence.objects.filter(session_id=session_id, user_id=user_id)
     bump = {
-        "sockets": Case(When(last_seen__lt=_stale_before(now), then=Value(1)), default=F("sockets") + 1),
+        "sockets": Case(When(last_seen__lt=_stale_before(now), then=Value(n)), default=F("sockets") + n),
         "last_seen": now,
     }
     if rows.update(**bump):
         return
     try:
         with transaction.atomic():
-            Presence.objects.create(session_id=session_id, user_id=user_id, sockets=1, last_seen=now)
+            Presence.objects.create(session_id=session_id, user_id=user_id, sockets=n, last_seen=now)
     except IntegrityError:  # another process made the row first: count on it
         rows.update(**bump)
 
 
-def disconnected(session_id: str, user_id: int) -> None:
-    """One socket fewer (never below 0; a stale row, counted by a process that died, goes to 0)."""
+def disconnected(session_id: str, user_id: int, n: int = 1) -> None:
+    """`n` sockets fewer (never below 0; a stale row, counted by a process that died, goes to 0)."""
     now = clock.now()
     Presence.objects.filter(session_id=session_id, user_id=user_id).update(
         sockets=Case(
-            When(Q(last_seen__lt=_stale_before(now)) | Q(sockets__lte=1), then=Value(0)), default=F("sockets") - 1
+            When(Q(last_seen__lt=_stale_before(now)) | Q(sockets__lte=n), then=Value(0)), default=F("sockets") - n
         ),
         last_seen=now,
     )
+
+
+def record(changes: dict[tuple[str, int], int]) -> None:
+    """Sockets come and gone since the last write, net per (session, user), in one transaction: a
+    reconnect storm of 500 sockets is a few writes, not 500 (each one an fsync on SQLite)."""
+    with turns.writer_turn(), transaction.atomic():
+        for (session_id, user_id), n in sorted(changes.items()):
+            if n > 0:
+                connected(session_id, user_id, n)
+            elif n < 0:
+                disconnected(session_id, user_id, -n)
+            else:  # came and went between two writes: seen now, counted as before
+                Presence.objects.filter(session_id=session_id, user_id=user_id).update(last_seen=clock.now())
 
 
 def refresh(pairs: list[tuple[str, int]]) -> None:
@@ -99,8 +114,7 @@ async def arrive(layer, session_id: str, user_id: int) -> None:
     tell the session's monitors (a group nobody is in costs nothing)."""
     held[(session_id, user_id)] += 1
     _ensure_beating()
-    if await _safely(connected, session_id, user_id):
-        await layer.group_send(monitor_group(session_id), {"type": "monitor.presence"})
+    await _note(layer, (session_id, user_id), +1)
 
 
 async def leave(layer, session_id: str, user_id: int) -> None:
@@ -110,8 +124,26 @@ async def leave(layer, session_id: str, user_id: int) -> None:
         del held[key]
     if not held:
         _stop_beating()
-    if await _safely(disconnected, session_id, user_id):
-        await layer.group_send(monitor_group(session_id), {"type": "monitor.presence"})
+    await _note(layer, key, -1)
+
+
+# Changes not yet written, and the one write in flight: who finds it busy leaves its change for the
+# next write, which carries everything that came meanwhile.
+_pending: Counter[tuple[str, int]] = Counter()
+_writing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def _note(layer, key: tuple[str, int], delta: int) -> None:
+    _pending[key] += delta
+    writing = _writing.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with writing:  # free: written at once (no wait); busy: after the write in flight
+        if not _pending:
+            return  # written by the write before
+        changes = dict(_pending)
+        _pending.clear()
+        if await _safely(record, changes):
+            for session_id in sorted({sid for sid, _ in changes}):
+                await layer.group_send(monitor_group(session_id), {"type": "monitor.presence"})
 
 
 def _ensure_beating() -> None:

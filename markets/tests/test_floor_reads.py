@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ledger import clock
 from markets import selectors, services
-from markets.models import Session
+from markets.models import Presence, Session
 from markets.push import snapshot
 from markets.selectors.chart import price_chart
 from markets.selectors.prices import latest_prices, price_history
@@ -159,7 +159,7 @@ def test_threads_asking_at_once_wait_for_one_rendering(users, demo):
 @pytest.mark.django_db(transaction=True)
 async def test_a_reconnect_storm_renders_the_floor_once(users, demo):
     """Thirty sockets of five people connecting at once (as after a restart) all get the whole floor,
-    each with their own board, from one rendering."""
+    each with their own board, from one rendering, and are all counted present."""
     await sync_to_async(in_thread)(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "2")
     before = dict(snapshot.stats)
     people = ["alice", "bob", "mm", "mm2", "org"] * 6
@@ -168,6 +168,13 @@ async def test_a_reconnect_storm_renders_the_floor_once(users, demo):
     floors = await asyncio.gather(*(c.receive_from(timeout=10) for c in comms))
     assert all('id="holdings"' in f and 'id="board"' in f for f in floors)
     assert snapshot.stats["rendered"] - before["rendered"] == 1
+    expected = dict.fromkeys(("alice", "bob", "mm", "mm2", "org"), 6)
+    for _ in range(100):  # written after each floor is sent, together while one write is in flight
+        counted = await sync_to_async(lambda: dict(Presence.objects.values_list("user__username", "sockets")))()
+        if counted == expected:
+            break
+        await asyncio.sleep(0.05)
+    assert counted == expected
     mm_floor = floors[people.index("mm")]
     alice_floor = floors[people.index("alice")]
     assert 'data-testid="quote-form-' in mm_floor and 'data-testid="quote-form-' not in alice_floor
