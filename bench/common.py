@@ -113,13 +113,21 @@ class Market:
     def rfq_and_quote(self, taker=None, maker=None, ttl: int = 86_400) -> tuple[Any, Any]:
         """One RFQ and one quote on it (small sizes, rate 1: nobody runs out)."""
         from markets import services
+        from markets.domain import DomainError
 
-        taker = taker or self.rng.choice(self.traders)
-        maker = maker or self.rng.choice(self.makers)
-        give, get = self.rng.sample(self.legs, 2)
-        rfq = services.request_rfq(taker, self.session_id, give, get, str(self.rng.randrange(1, 5)))
-        quote = services.provide_quote(maker, rfq.id, "1", ttl)
-        return rfq, quote
+        for _ in range(50):  # a loaded session's random holdings: someone may lack the leg asked for
+            who = taker or self.rng.choice(self.traders)
+            by = maker or self.rng.choice(self.makers)
+            give, get = self.rng.sample(self.legs, 2)
+            try:
+                rfq = services.request_rfq(who, self.session_id, give, get, str(self.rng.randrange(1, 5)))
+            except DomainError:
+                continue
+            try:
+                return rfq, services.provide_quote(by, rfq.id, "1", ttl)
+            except DomainError:
+                services.cancel_rfq(who, rfq.id)
+        raise RuntimeError("no taker and maker with the inventory for an RFQ after 50 tries")
 
     def trade(self) -> None:
         from markets import services

@@ -12,6 +12,9 @@ trade costs the database: BEGIN; lock the session row; read the stream's head an
 holdings; 4 holding updates; 1 TradeExecuted insert hashed with sha256 over canonical JSON; COMMIT.
 Commits wait for the disk in both (synchronous_commit on, PostgreSQL's default).
 
+Floor and pushes: the SQLite page's HTTP and push rows (the floor page with 8 clients and with one, the
+accept over HTTP, 500 sockets, the reconnect storm), the same code on PostgreSQL.
+
 Scale: bench/scale.py, on PostgreSQL (the same figures on SQLite: `python -m bench --only scale`).
 """
 
@@ -166,12 +169,33 @@ def trade_path(ctx, sizes: dict[str, Any]) -> tuple[Figure, Any, float]:
     return figure, market, limit
 
 
+def floor_and_push(ctx) -> list[Figure]:
+    """The SQLite page's HTTP and push rows (bench/web.py, bench/push.py: the floor page, one client's
+    p95, the accept over HTTP, pushes to 500 sockets, the reconnect storm), run the same way on
+    PostgreSQL: a session of 50 participants and 8 legs loaded with 10,000 trades."""
+    from bench import push, run, web
+    from bench.trade import load_session
+
+    prior = 100 if ctx.quick else 10_000
+    ctx.sizes = dict(run.QUICK if ctx.quick else run.FULL) | {"trade_prior": [prior]}
+    ctx.sizes["push_clients"] = [max(ctx.sizes["push_clients"])]
+    ctx.log(f"postgres: loading a session with {prior:,} trades for the floor and the pushes")
+    market, _ = load_session(f"pgfloor{prior}-", prior, seed=21)
+    ctx.markets[f"trade{prior}"] = market
+    figures = [*web.run(ctx), *push.run(ctx)]
+    for figure in figures:
+        figure.key = f"pg.{figure.key}"
+        figure.section = f"PostgreSQL, {figure.section}"
+    return figures
+
+
 def run(ctx) -> list[Figure]:
     from bench import scale
 
     sizes = QUICK if ctx.quick else FULL
     figure, _, limit = trade_path(ctx, sizes)
-    return [figure, *scale.run_all(ctx, scale.QUICK if ctx.quick else scale.FULL, limit, "postgresql")]
+    floor = floor_and_push(ctx)
+    return [figure, *floor, *scale.run_all(ctx, scale.QUICK if ctx.quick else scale.FULL, limit, "postgresql")]
 
 
 LIMITS = """\

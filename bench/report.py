@@ -24,18 +24,18 @@ def _num(value: float, unit: str) -> str:
 def _extra(f: Figure) -> str:
     """Latency percentiles next to a rate, for the HTTP rows."""
     ours = f.detail.get("ours") if isinstance(f.detail, dict) else None
-    if f.section == "HTTP on daphne" and ours:
+    if f.section.endswith("HTTP on daphne") and ours:
         return f" (p50 {ours['p50_ms']:.0f} / p95 {ours['p95_ms']:.0f} / p99 {ours['p99_ms']:.0f} ms)"
-    if f.section == "Push over WebSockets" and ours:
+    if f.section.endswith("Push over WebSockets") and ours:
         return f" (p50 {ours['p50_ms']:.0f} ms)"
     return ""
 
 
 def _limit_extra(f: Figure) -> str:
-    if f.section == "HTTP on daphne":
+    if f.section.endswith("HTTP on daphne"):
         h = f.detail["health"]
         return f" (p50 {h['p50_ms']:.0f} / p95 {h['p95_ms']:.0f} / p99 {h['p99_ms']:.0f} ms)"
-    if f.section == "Push over WebSockets" and "limit" in f.detail:
+    if f.section.endswith("Push over WebSockets") and "limit" in f.detail:
         return f" (p50 {f.detail['limit']['p50_ms']:.0f} ms)"
     return ""
 

@@ -93,6 +93,38 @@ def floor(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, FLOOR, context)
 
 
+HISTORY_ROWS = 100
+
+
+@login_required
+@require_GET
+@refusals_shown
+def history(request: HttpRequest, session_id: str, kind: str) -> HttpResponse:
+    """Every trade (`kind` "trades") or event ("log") of a session, newest first, a page at a time: the
+    floor shows the newest 25 of each, and links here for the rest. `?before=` is the id (or seq) the
+    next page starts below."""
+    session = selectors.session_for(session_id, request.user)
+    raw = request.GET.get("before", "")
+    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
+        return render(
+            request,
+            "markets/refused.html",
+            {"title": "Not a page", "message": "before= must be a whole number (the id the next page starts below)."},
+            status=400,
+        )
+    before = int(raw) if raw else None
+    if kind == "trades":
+        rows = selectors.blotter(session, HISTORY_ROWS + 1, before)
+        total = session.trades.count()
+    else:
+        rows = selectors.event_log(session, HISTORY_ROWS + 1, before)
+        total = session.version  # its stream's events, one version each
+    more, rows = len(rows) > HISTORY_ROWS, rows[:HISTORY_ROWS]
+    after = (rows[-1].id if kind == "trades" else rows[-1].seq) if more else None
+    context = {"session": session, "kind": kind, "rows": rows, "total": total, "before": before, "after": after}
+    return render(request, "markets/history.html", context)
+
+
 def _viewer(request: HttpRequest, session: Session) -> dict[str, Any]:
     """The session as it is now, who this viewer is in it, and where it stands: what a partial answer needs."""
     session = Session.objects.get(id=session.id)

@@ -99,7 +99,11 @@ def participant_names(session_id: str) -> dict[int, str]:
     return dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "username"))
 
 
-def event_log(session: Session, limit: int = EVENT_ROWS) -> list[EventRow]:
-    events = Event.objects.filter(stream=stream_name(session.id)).order_by("-seq")[:limit]
+def event_log(session: Session, limit: int = EVENT_ROWS, before: int | None = None) -> list[EventRow]:
+    """The newest `limit` events of the session (below seq `before`, for the next page), newest first."""
+    events = Event.objects.filter(stream=stream_name(session.id))
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    events = events.order_by("-seq")[:limit]
     names = participant_names(session.id)
     return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]

@@ -279,8 +279,12 @@ def board_data(session: Session, prices: dict[str, int] | None = None) -> list[d
     ]
 
 
-def blotter(session: Session, limit: int = BLOTTER_ROWS) -> list[Trade]:
-    return list(Trade.objects.filter(session=session).select_related("taker", "maker").order_by("-id")[:limit])
+def blotter(session: Session, limit: int = BLOTTER_ROWS, before: int | None = None) -> list[Trade]:
+    """The newest `limit` trades (older than trade `before`, for the next page), newest first."""
+    trades = Trade.objects.filter(session=session)
+    if before is not None:
+        trades = trades.filter(id__lt=before)
+    return list(trades.select_related("taker", "maker").order_by("-id")[:limit])
 
 
 def last_tick(session_id: str) -> int:

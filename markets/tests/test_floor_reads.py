@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import threading
 
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from ledger import clock
 from markets import selectors, services
-from markets.models import Presence, Session
+from markets.models import Presence, Session, Trade
 from markets.push import snapshot
 from markets.selectors.chart import price_chart
 from markets.selectors.prices import latest_prices, price_history
@@ -180,3 +181,26 @@ async def test_a_reconnect_storm_renders_the_floor_once(users, demo):
     assert 'data-testid="quote-form-' in mm_floor and 'data-testid="quote-form-' not in alice_floor
     for comm in comms:
         await comm.disconnect()
+
+
+def test_the_floor_shows_the_newest_25_and_links_to_every_trade_and_event_a_page_at_a_time(users, demo):
+    for _ in range(40):
+        rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "0.1")
+        services.accept_quote(users["alice"], services.provide_quote(users["mm"], rfq.id, "0.5").id)
+    bob = client_for(users["bob"])
+    floor = bob.get(reverse("markets:floor", args=["demo"])).content.decode()
+    assert 'data-testid="all-trades"' in floor and 'data-testid="all-events"' in floor
+    trades = list(Trade.objects.filter(session_id="demo").order_by("-id").values_list("id", flat=True))
+    page = bob.get(reverse("markets:trades", args=["demo"])).content.decode()
+    shown = [int(i) for i in re.findall(r'<tr><td class="mono">(\d+)</td>', page)]
+    assert shown == trades and "40 in all" in page and 'data-testid="older"' not in page
+    session = Session.objects.get(id="demo")
+    log = bob.get(reverse("markets:log", args=["demo"])).content.decode()
+    seqs = [int(s) for s in re.findall(r'<tr><td class="num mono">(\d+)</td>', log)]
+    assert len(seqs) == 100 and seqs[0] == session.last_seq and 'data-testid="older"' in log
+    older = re.search(r'href="\?before=(\d+)" data-testid="older"', log).group(1)
+    rest = bob.get(reverse("markets:log", args=["demo"]) + f"?before={older}").content.decode()
+    rest_seqs = [int(s) for s in re.findall(r'<tr><td class="num mono">(\d+)</td>', rest)]
+    assert rest_seqs and max(rest_seqs) < min(seqs) and len(seqs) + len(rest_seqs) == session.version
+    assert bob.get(reverse("markets:log", args=["demo"]) + "?before=x1").status_code == 400
+    assert client_for(users["eve"]).get(reverse("markets:trades", args=["nope"])).status_code == 404
