@@ -13,7 +13,7 @@ holdings; 4 holding updates; 1 TradeExecuted insert hashed with sha256 over cano
 Commits wait for the disk in both (synchronous_commit on, PostgreSQL's default).
 
 Floor and pushes: the SQLite page's HTTP and push rows (the floor page with 8 clients and with one, the
-accept over HTTP, 500 sockets, the reconnect storm), the same code on PostgreSQL.
+accept over HTTP, 500 sockets, the reconnect storm), the same code on PostgreSQL (full runs only).
 
 Scale: bench/scale.py, on PostgreSQL (the same figures on SQLite: `python -m bench --only scale`).
 """
@@ -176,8 +176,8 @@ def floor_and_push(ctx) -> list[Figure]:
     from bench import push, run, web
     from bench.trade import load_session
 
-    prior = 100 if ctx.quick else 10_000
-    ctx.sizes = dict(run.QUICK if ctx.quick else run.FULL) | {"trade_prior": [prior]}
+    prior = 10_000
+    ctx.sizes = dict(run.FULL) | {"trade_prior": [prior]}
     ctx.sizes["push_clients"] = [max(ctx.sizes["push_clients"])]
     ctx.log(f"postgres: loading a session with {prior:,} trades for the floor and the pushes")
     market, _ = load_session(f"pgfloor{prior}-", prior, seed=21)
@@ -194,7 +194,7 @@ def run(ctx) -> list[Figure]:
 
     sizes = QUICK if ctx.quick else FULL
     figure, _, limit = trade_path(ctx, sizes)
-    floor = floor_and_push(ctx)
+    floor = [] if ctx.quick else floor_and_push(ctx)  # the quick run (a test) keeps to trades and scale
     return [figure, *floor, *scale.run_all(ctx, scale.QUICK if ctx.quick else scale.FULL, limit, "postgresql")]
 
 

@@ -26,7 +26,9 @@ EXPECTED = {
     "http.accept",
     "http.floor.10",
     "http.floor.100",
+    "http.floor.one",
     "push.5",
+    "push.storm.20",
     "push.20",
     "push.20.nudged",
 }

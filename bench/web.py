@@ -148,7 +148,8 @@ def run(ctx) -> list[Figure]:
         for market, prior in zip(markets, sizes["trade_prior"], strict=True):
             path = f"/sessions/{market.session_id}/"
             headers = {"Cookie": cookie}
-            ticks = load_ticks(market.session_id)  # an hour of prices: the cards and the chart draw them
+            # An hour of prices (ten minutes in a quick run): the cards and the chart draw them.
+            ticks = load_ticks(market.session_id, seconds=600 if ctx.quick else 3_600)
             ctx.log(f"http: {ticks:,} ticks loaded for {market.session_id}")
             drive(server.port, same_for_all(1, 2, lambda c, i, p=path, h=headers: ("GET", p, h)), 200)
             floor = drive(
