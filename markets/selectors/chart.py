@@ -92,8 +92,11 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
     x0, x1, y0, y1 = chart.plot_left, chart.plot_right, chart.plot_bottom, chart.plot_top
     x_scale, y_scale = (x1 - x0) / seconds, (y0 - y1) / (hi - lo)
 
+    def x_at(t: float) -> float:
+        return x0 + (t - t0) * x_scale
+
     def x(at: dt.datetime) -> float:
-        return x0 + (at.timestamp() - t0) * x_scale
+        return x_at(at.timestamp())
 
     def y(v: float) -> float:
         return y0 - (v - lo) * y_scale
@@ -105,7 +108,7 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
             Series(
                 leg=leg,
                 colour=COLOURS[k % len(COLOURS)],
-                points=_thin([(x0 + (t - t0) * x_scale, y0 - (v - lo) * y_scale) for t, v in series]),
+                points=_thin([(x_at(t), y(v)) for t, v in series]),
                 last_index=(Decimal(ticks[-1][1]) * 100 / Decimal(ticks[0][1])).quantize(Decimal("0.01"))
                 if series
                 else None,
