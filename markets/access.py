@@ -20,11 +20,15 @@ def sees_everything(user) -> bool:
     return bool(user is not None and user.is_authenticated and (user.is_superuser or user.has_perm(VIEW_ANY)))
 
 
-def can_view(session: Session, user) -> bool:
+def can_view(session: Session, user, *, participant: Participant | bool | None = False) -> bool:
+    """Whether `user` may see `session`; `participant` is their Participant row (or None) when the caller
+    has read it already, sparing the query."""
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     if session.visibility == Session.Visibility.PUBLIC or sees_everything(user):
         return True
+    if participant is not False:
+        return participant is not None
     return Participant.objects.filter(session_id=session.id, user=user).exists()
 
 

@@ -11,7 +11,8 @@ parameters. The fast replay's queries (`HEADS_SQL`...) read a SQLite file throug
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -40,14 +41,15 @@ def _plan(model: type[Model], vendor: str) -> tuple[str, list[str], list[tuple[A
 def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False, key_sql: str = "%s") -> M | None:
     """The row `pk` of `model` as the instance `.get()` would return (None if there is none), in one
     prepared statement converted by the ORM's own converters; `for_update` locks it where the database can
-    (SQLite's BEGIN IMMEDIATE already holds the lock). `key_sql` finds the key from `pk` (a subquery)."""
+    (SQLite's BEGIN IMMEDIATE already holds the lock). `key_sql` finds the key from `pk` (a subquery; a
+    tuple `pk` gives its parameters)."""
     sql, names, converters = _plan(model, connection.vendor)
     if key_sql != "%s":
         sql = sql.removesuffix("%s") + key_sql
     if for_update and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
+        cursor.execute(sql, list(pk) if isinstance(pk, tuple) else [pk])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -284,6 +286,21 @@ def _aware(value: dt.datetime | str) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+def last_tick_id(session_id: str) -> int:
+    """The id of the session's newest tick (0 before any), by the (session, id) index."""
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT MAX("id") FROM "oracle_tick" WHERE "session_id" = %s', [session_id])
+        return cursor.fetchone()[0] or 0
+
+
+def participant_of(session_id: str, user_id: int):
+    """The user's Participant row in the session, or None: what a socket's connect reads (prepared)."""
+    from markets.models import Participant
+
+    key = '(SELECT "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" = %s)'
+    return get_by_pk(Participant, (session_id, user_id), key_sql=key)
+
+
 def tick_windows(
     session_id: str, legs: Sequence[str], window: int, since: dt.datetime, until: dt.datetime | None
 ) -> list[tuple[int, bool, dt.datetime, int, int]]:
@@ -312,3 +329,66 @@ def latest_tick_prices(session_id: str, legs: Sequence[str]) -> list[tuple[int, 
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(arms), [value for leg in legs for value in (session_id, leg)])
         return cursor.fetchall()
+
+
+# ---------------------------------------------------------------- presence (operational state, not the ledger)
+
+_PRESENCE_WHERE = ' WHERE "session_id" = %s AND "user_id" = %s'
+_PRESENCE_SET = {
+    # Sockets came: a stale row (its process died) starts counting afresh.
+    "came": 'UPDATE "markets_presence" SET "sockets" = CASE WHEN "last_seen" < %s THEN %s ELSE "sockets" + %s END,'
+    ' "last_seen" = %s' + _PRESENCE_WHERE,
+    # Sockets went: never below 0, and a stale row goes to 0.
+    "went": 'UPDATE "markets_presence" SET "sockets" = CASE WHEN "last_seen" < %s OR "sockets" <= %s THEN 0'
+    ' ELSE "sockets" - %s END, "last_seen" = %s' + _PRESENCE_WHERE,
+    # Came and went between two writes: seen now, counted as before.
+    "seen": 'UPDATE "markets_presence" SET "last_seen" = %s' + _PRESENCE_WHERE,
+}
+
+
+def update_presence(changes: dict[tuple[str, int], int], now: dt.datetime, stale_before: dt.datetime) -> int:
+    """Net socket changes per (session, user) row, one prepared statement per kind of change
+    (`executemany`): a storm of 500 connects is three statements, not 500 ORM updates. Returns how many
+    rows there were to change (a pair without a row yet is not counted)."""
+    at, stale = connection.ops.adapt_datetimefield_value(now), connection.ops.adapt_datetimefield_value(stale_before)
+    rows: dict[str, list[tuple]] = {"came": [], "went": [], "seen": []}
+    for (session_id, user_id), n in sorted(changes.items()):
+        if n > 0:
+            rows["came"].append((stale, n, n, at, session_id, user_id))
+        elif n < 0:
+            rows["went"].append((stale, -n, -n, at, session_id, user_id))
+        else:
+            rows["seen"].append((at, session_id, user_id))
+    changed = 0
+    with connection.cursor() as cursor:
+        for kind, params in rows.items():
+            if params:
+                cursor.executemany(_PRESENCE_SET[kind], params)
+                changed += cursor.rowcount
+    return changed
+
+
+@contextmanager
+def commit_without_waiting() -> Iterator[None]:
+    """A transaction (and writer turn) whose commit need not wait for the disk: for operational state that
+    losing costs nothing (who is online), never for the ledger. PostgreSQL: synchronous_commit off for this
+    transaction alone. SQLite (WAL): synchronous=NORMAL on this connection for this commit, FULL again after
+    it; a power cut may lose the commit, never corrupt the file (nor an earlier FULL commit)."""
+    from django.db import transaction
+
+    from ledger import turns
+
+    lighten = connection.vendor == "sqlite" and not connection.in_atomic_block
+    if lighten:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        with turns.writer_turn(), transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield
+    finally:
+        if lighten:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA synchronous=FULL")

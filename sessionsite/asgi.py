@@ -7,19 +7,19 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sessionsite.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from markets.push.routing import websocket_urlpatterns  # noqa: E402
 from sessionsite import wsserver  # noqa: E402
 from sessionsite.origin import SameOriginWebSocket  # noqa: E402
+from sessionsite.wsauth import DeferredAuthMiddlewareStack  # noqa: E402
 
 wsserver.patch()
 
 application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": SameOriginWebSocket(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginWebSocket(DeferredAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from ledger.models import Event
-from markets import access, tokens
+from markets import access, sql, tokens
 from markets.models import Participant, Session, stream_name
 from markets.push import fanout, presence, snapshot
 from markets.selectors.monitor import can_monitor
@@ -49,7 +49,7 @@ async def refuse(consumer, code: int, message: str, *, tell: bool = False, level
 
 
 def _session(session_id: str) -> Session | None:
-    return Session.objects.filter(id=session_id).first()
+    return sql.get_by_pk(Session, session_id)
 
 
 class _DirectDispatch:
@@ -85,7 +85,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         if self.scope.get("origin") is None:
             await refuse(self, FORBIDDEN, "the floor is for browsers; programs use the JSON stream with a token")
             return
-        if self.user is None or not self.user.is_authenticated:
+        if self.user is None:
             await refuse(self, UNAUTHENTICATED, "sign in first")
             return
         self.monitor = query.get("monitor", [""])[0] == "1"
@@ -108,25 +108,27 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         await presence.arrive(self.channel_layer, self.session_id, self.user.pk)
 
     def _arrival(self, shown: str) -> tuple[tuple[int, str] | None, Participant | None, dict | None]:
-        """Everything a connect reads, in one trip to the database thread: may this user see (or
-        monitor) the session, who they are in it, and the floor to send (none to a monitor, and none
+        """Everything a connect reads, in one trip to the database thread: who the session cookie
+        names (`sessionsite.wsauth`), may they see (or monitor) the session, who they are in it, and the floor to send (none to a monitor, and none
         when the page just rendered shows the current position: sending it again would only overwrite
         what the viewer is typing). The floor is the one rendered at this position for everyone
         (`snapshot`): 500 sockets reconnecting at once cost one rendering."""
+        if not self.user.is_authenticated:
+            return (UNAUTHENTICATED, "sign in first"), None, None
         session = _session(self.session_id)
         if session is None:
             return (NOT_FOUND, f"no session {self.session_id}"), None, None
-        if not access.can_view(session, self.user):
+        me = sql.participant_of(self.session_id, self.user.pk)
+        if not access.can_view(session, self.user, participant=me):
             return (FORBIDDEN, f"session {self.session_id} is visible to its participants only"), None, None
         if self.monitor and not can_monitor(session, self.user):
             return (FORBIDDEN, f"the monitor of {self.session_id} is for its organiser"), None, None
-        me = Participant.objects.filter(session_id=self.session_id, user=self.user).first()
         if self.monitor:
             return None, me, None
         name = snapshot.key(session, oob=True)
         if shown and shown == snapshot.position(name):
             return None, me, None
-        return None, me, snapshot.floor(session, oob=True)
+        return None, me, snapshot.floor(session, oob=True, name=name)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -181,7 +183,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        user = await self._authenticate(query)
+        user = await database_sync_to_async(self._authenticate)(query)
         if user is None:
             await refuse(self, UNAUTHENTICATED, "send 'Authorization: Bearer <token>' (or ?token=)", tell=True)
             return
@@ -210,17 +212,18 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
         return [fanout.event_message(e) for e in events.iterator(chunk_size=1000)]
 
-    async def _authenticate(self, query: dict[str, list[str]]):
-        """The session cookie's user (browser pages of this site only), else the API token's user."""
+    def _authenticate(self, query: dict[str, list[str]]):
+        """The session cookie's user (browser pages of this site only), else the API token's user (sync:
+        the cookie's user is read here, see sessionsite.wsauth)."""
         user = self.scope.get("user")
-        if user is not None and user.is_authenticated and self.scope.get("origin") is not None:
+        if self.scope.get("origin") is not None and user is not None and user.is_authenticated:
             return user
         raw = None
         for name, value in self.scope.get("headers", []):
             if name == b"authorization" and value.lower().startswith(b"bearer "):
                 raw = value[7:].decode("latin-1").strip()
         raw = raw or query.get("token", [None])[0]
-        return await database_sync_to_async(tokens.authenticate)(raw)
+        return tokens.authenticate(raw)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

@@ -91,7 +91,7 @@ class Feed:
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a database read in the feed's own thread (its one connection, kept as CONN_MAX_AGE allows)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(_db_work, fn, *args))
+        return await loop.run_in_executor(self._executor, functools.partial(db_work, fn, *args))
 
     async def _run(self) -> None:
         interval = float(getattr(settings, "FEED_POLL_SECONDS", 0.2))
@@ -157,7 +157,7 @@ def database_signature() -> tuple | None:
     return tuple(signature)
 
 
-def _db_work(fn: Callable[..., Any], *args: Any) -> Any:
+def db_work(fn: Callable[..., Any], *args: Any) -> Any:
     """A database read in the feed's thread, on the connection it keeps from poll to poll (whatever
     CONN_MAX_AGE says: that is for request threads); a connection that broke is replaced."""
     from django.db import connection

@@ -2,9 +2,10 @@
 
 Operational state, not market state (no event, no replay): it is in the database only because several
 web processes may serve one session. Each connect and disconnect is an UPDATE (an INSERT the first
-time a user ever connects to the session), run off the event loop; those that come while one is being
-written go together in the next transaction; a failure is logged and forgotten,
-never a refused socket. Each process also refreshes `last_seen` of the pairs it holds sockets for every
+time a user ever connects to the session), run in the process's presence thread (not Channels' database
+thread, where connects queue); those that come while one is being written go together in the next
+transaction, whose commit does not wait for the disk (a power cut may forget who was online, nothing
+else). A failure is logged and forgotten, never a refused socket. Each process also refreshes `last_seen` of the pairs it holds sockets for every
 `HEARTBEAT_SECONDS` (one UPDATE per session, whatever the number of sockets), so a row whose process
 was killed stops being refreshed and reads as gone after `STALE_SECONDS` (`markets.models.Presence`).
 
@@ -16,17 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import weakref
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Value
 from django.db.models.functions import Greatest
 
-from ledger import clock, turns
+from ledger import clock
+from markets import sql
 from markets.models import Presence
+from markets.push.feed import db_work
 
 log = logging.getLogger(__name__)
 
@@ -42,44 +46,37 @@ def _stale_before(now: dt.datetime) -> dt.datetime:
 
 
 def connected(session_id: str, user_id: int, n: int = 1) -> None:
-    """`n` more sockets of `user_id` on the session (sync: run it with database_sync_to_async)."""
+    """`n` more sockets of `user_id` on the session (a stale row starts counting afresh)."""
     now = clock.now()
-    rows = Presence.objects.filter(session_id=session_id, user_id=user_id)
-    bump = {
-        "sockets": Case(When(last_seen__lt=_stale_before(now), then=Value(n)), default=F("sockets") + n),
-        "last_seen": now,
-    }
-    if rows.update(**bump):
+    if sql.update_presence({(session_id, user_id): n}, now, _stale_before(now)):
         return
     try:
         with transaction.atomic():
             Presence.objects.create(session_id=session_id, user_id=user_id, sockets=n, last_seen=now)
     except IntegrityError:  # another process made the row first: count on it
-        rows.update(**bump)
+        sql.update_presence({(session_id, user_id): n}, now, _stale_before(now))
 
 
 def disconnected(session_id: str, user_id: int, n: int = 1) -> None:
     """`n` sockets fewer (never below 0; a stale row, counted by a process that died, goes to 0)."""
     now = clock.now()
-    Presence.objects.filter(session_id=session_id, user_id=user_id).update(
-        sockets=Case(
-            When(Q(last_seen__lt=_stale_before(now)) | Q(sockets__lte=n), then=Value(0)), default=F("sockets") - n
-        ),
-        last_seen=now,
-    )
+    sql.update_presence({(session_id, user_id): -n}, now, _stale_before(now))
 
 
 def record(changes: dict[tuple[str, int], int]) -> None:
-    """Sockets come and gone since the last write, net per (session, user), in one transaction: a
-    reconnect storm of 500 sockets is a few writes, not 500 (each one an fsync on SQLite)."""
-    with turns.writer_turn(), transaction.atomic():
+    """Sockets come and gone since the last write, net per (session, user), in one transaction that does
+    not wait for the disk (`sql.commit_without_waiting`: who is online is not the ledger): a reconnect
+    storm of 500 sockets is a few statements, not 500 fsyncs."""
+    now = clock.now()
+    with sql.commit_without_waiting():
+        sessions = {session_id for session_id, _ in changes}
+        users = {user_id for _, user_id in changes}
+        rows = Presence.objects.filter(session_id__in=sessions, user_id__in=users)
+        have = set(rows.values_list("session_id", "user_id"))
+        sql.update_presence({k: n for k, n in changes.items() if k in have}, now, _stale_before(now))
         for (session_id, user_id), n in sorted(changes.items()):
-            if n > 0:
+            if n > 0 and (session_id, user_id) not in have:  # the user's first connect to the session
                 connected(session_id, user_id, n)
-            elif n < 0:
-                disconnected(session_id, user_id, -n)
-            else:  # came and went between two writes: seen now, counted as before
-                Presence.objects.filter(session_id=session_id, user_id=user_id).update(last_seen=clock.now())
 
 
 def refresh(pairs: list[tuple[str, int]]) -> None:
@@ -89,15 +86,22 @@ def refresh(pairs: list[tuple[str, int]]) -> None:
     by_session: dict[str, list[int]] = {}
     for session_id, user_id in pairs:
         by_session.setdefault(session_id, []).append(user_id)
-    for session_id, user_ids in sorted(by_session.items()):
-        Presence.objects.filter(session_id=session_id, user_id__in=user_ids).update(
-            last_seen=now, sockets=Greatest(F("sockets"), Value(1))
-        )
+    with sql.commit_without_waiting():
+        for session_id, user_ids in sorted(by_session.items()):
+            Presence.objects.filter(session_id=session_id, user_id__in=user_ids).update(
+                last_seen=now, sockets=Greatest(F("sockets"), Value(1))
+            )
+
+
+# The presence writes of this process run in a thread of their own, on its own connection: never in the
+# queue of Channels' one database thread, where the sockets' connects wait their turn.
+_writer = ThreadPoolExecutor(1, thread_name_prefix="presence")
 
 
 async def _safely(fn, *args) -> bool:
+    loop = asyncio.get_running_loop()
     try:
-        await database_sync_to_async(fn)(*args)
+        await loop.run_in_executor(_writer, functools.partial(db_work, fn, *args))
     except DatabaseError as exc:
         log.warning("presence not recorded (%s%r): %s", fn.__name__, args, exc)
         return False

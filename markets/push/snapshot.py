@@ -47,10 +47,11 @@ def position(name: Key) -> str:
     return selectors.position_text(name[2], name[3])
 
 
-def floor(session: Session, *, oob: bool) -> dict[str, Any]:
+def floor(session: Session, *, oob: bool, name: Key | None = None) -> dict[str, Any]:
     """Every shared panel of `session`'s floor and the RFQ board's data (`fanout.render_panels`), for a
-    page (`oob=False`) or a socket (`oob=True`), rendered at most once per position."""
-    name = key(session, oob=oob)
+    page (`oob=False`) or a socket (`oob=True`), rendered at most once per position (`name`, when the
+    caller has just read it with `key`)."""
+    name = name or key(session, oob=oob)
     with _lock:
         kept = _kept.get(name)
         if kept is not None:

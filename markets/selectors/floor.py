@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Max, Q
+from django.db.models import Q
 
 from ledger import clock
-from markets import domain, pricing
+from markets import domain, pricing, sql
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
@@ -24,7 +24,6 @@ from markets.selectors.events import event_log
 from markets.selectors.prices import PriceHistory, price_history
 from markets.selectors.sessions import phase_context
 from oracle import units
-from oracle.models import Tick
 
 SPARK_POINTS = 120
 BLOTTER_ROWS = 25
@@ -289,7 +288,7 @@ def blotter(session: Session, limit: int = BLOTTER_ROWS, before: int | None = No
 
 def last_tick(session_id: str) -> int:
     """The id of the session's last tick (0 before any): half of where its floor stands."""
-    return Tick.objects.filter(session_id=session_id).aggregate(m=Max("id"))["m"] or 0
+    return sql.last_tick_id(session_id)
 
 
 def floor_position(session_id: str) -> str:

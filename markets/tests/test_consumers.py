@@ -90,6 +90,16 @@ async def test_anonymous_socket_is_refused(demo):
     assert await closed_with(await connect(None)) == 4401
 
 
+async def test_a_cookie_whose_password_changed_since_is_refused(users, demo):
+    """The socket's user is read by the consumer's own trip (sessionsite.wsauth) with Django's session
+    check: a password changed since the cookie was issued signs every socket out, as it does pages."""
+    comm = await connect(users["alice"])  # the cookie is issued now
+    alice = users["alice"]
+    alice.set_password("a new one, chosen after the cookie")
+    await sync_to_async(alice.save)()
+    assert await closed_with(comm) == 4401
+
+
 async def test_unknown_session_is_refused(users, demo):
     assert await closed_with(await connect(users["alice"], "/ws/sessions/nope/")) == 4404
 

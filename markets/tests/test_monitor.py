@@ -74,6 +74,17 @@ def refused(fn, *args, **kwargs) -> DomainError:
 # ---------------------------------------------------------------- presence, through real sockets
 
 
+async def counted(user, sockets: int) -> Presence:
+    """The user's presence row once it counts `sockets`: a connect is counted just after its floor is
+    sent, by the presence thread (a disconnect, before the socket's handler returns)."""
+    for _ in range(100):
+        row = await sync_to_async(Presence.objects.filter(session_id="demo", user=user).first)()
+        if row is not None and row.sockets == sockets:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{user.username} never counted {sockets} socket(s): {row and row.sockets}")
+
+
 @pytest.mark.django_db(transaction=True)
 class TestPresence:
     async def test_sockets_are_counted_per_user_as_they_connect_and_disconnect(self, users, demo):
@@ -81,8 +92,7 @@ class TestPresence:
         assert (await first.connect())[0] and (await second.connect())[0]
         await first.receive_from(timeout=5)
         await second.receive_from(timeout=5)
-        row = await sync_to_async(Presence.objects.get)(session_id="demo", user=users["alice"])
-        assert row.sockets == 2
+        await counted(users["alice"], 2)
         seen = await sync_to_async(rows)()
         assert seen["alice"].connected and seen["alice"].sockets == 2 and seen["alice"].seen == "now"
         assert not seen["bob"].connected and seen["bob"].seen == "never"
@@ -115,7 +125,7 @@ class TestPresence:
         comm = await connect(users["mm"])
         assert (await comm.connect())[0]
         await comm.receive_from(timeout=5)
-        assert (await sync_to_async(Presence.objects.get)(user=users["mm"])).sockets == 1
+        await counted(users["mm"], 1)
         await comm.disconnect()
         assert (await sync_to_async(Presence.objects.get)(user=users["mm"])).sockets == 0
 
@@ -124,6 +134,7 @@ class TestPresence:
         comm = await connect(users["bob"])
         assert (await comm.connect())[0]
         await comm.receive_from(timeout=5)
+        await counted(users["bob"], 1)
         old = clock.now() - dt.timedelta(seconds=Presence.STALE_SECONDS + 5)
         await sync_to_async(Presence.objects.filter(user=users["bob"]).update)(last_seen=old)
         for _ in range(100):
@@ -566,3 +577,22 @@ def test_the_monitor_shows_a_connect_and_a_trade_without_reload(browser, server,
     assert small.evaluate("document.documentElement.scrollWidth") <= 375
     assert small.evaluate("document.querySelector('.mon-scroll').scrollWidth > 375")
     small.screenshot(path=str(ARTIFACTS / "monitor-375.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_presence_commits_lightly_and_the_ledger_stays_durable(users, demo):
+    """Who is online is written without waiting for the disk; the same connection's next command commits
+    with the ledger's full durability again."""
+    from django.db import connection
+
+    def synchronous() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous" if engine() == "sqlite" else "SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    durable = synchronous()
+    presence.record({("demo", users["alice"].pk): 2, ("demo", users["bob"].pk): 1})
+    presence.record({("demo", users["alice"].pk): -1, ("demo", users["bob"].pk): 0})
+    counts = dict(Presence.objects.values_list("user__username", "sockets"))
+    assert counts == {"alice": 1, "bob": 1}
+    assert synchronous() == durable == (2 if engine() == "sqlite" else "on")  # FULL, or PostgreSQL's on
