@@ -156,7 +156,8 @@ class RFQ(models.Model):
         LAPSED = "lapsed", "Lapsed"  # still open when trading closed or the session settled
 
     id = models.BigIntegerField(primary_key=True)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="rfqs")
+    # Found by the board's index (session, status, id): one index fewer to write per RFQ.
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="rfqs", db_index=False)
     taker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="rfqs")
     give_leg = models.CharField(max_length=32)
     get_leg = models.CharField(max_length=32)
@@ -207,7 +208,8 @@ class Quote(models.Model):
 
 class Trade(models.Model):
     id = models.BigIntegerField(primary_key=True)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trades")
+    # Found by the (session, id) and (session, executed_at) indexes: one index fewer to write per trade.
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trades", db_index=False)
     rfq = models.ForeignKey(RFQ, on_delete=models.CASCADE, related_name="trades")
     quote = models.OneToOneField(Quote, on_delete=models.CASCADE, related_name="trade")
     taker = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="taker_trades")

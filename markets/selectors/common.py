@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from markets import access, domain
+from markets import access, domain, sql
 from markets.errors import NotFound
 from markets.models import Session
 from markets.selectors.prices import latest_prices
@@ -17,11 +17,7 @@ def session_for(session_id: object, user) -> Session:
     """The session a page, an API call or an export names, if it exists and `user` may see it
     (`markets.access`); NotFound or Forbidden otherwise, which each edge shows its own way."""
     sid = str(session_id)
-    session = (
-        Session.objects.select_related("created_by").filter(id=sid).first()
-        if domain.SESSION_ID.fullmatch(sid)
-        else None
-    )
+    session = sql.get_by_pk(Session, sid) if domain.SESSION_ID.fullmatch(sid) else None
     if session is None:
         raise NotFound(f"Unknown session {sid[:64]!r}", "session_not_found")
     access.require_view(session, user)

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Count, Max
 
 from ledger import clock
-from markets import access, domain
+from markets import access, domain, sql
 from markets.models import Participant, Session
 from markets.selectors.common import latest_prices, money_dec, price_vector
 from oracle.models import Tick
@@ -113,5 +113,5 @@ def viewer_context(session: Session, user) -> dict[str, Any]:
     """What differs per viewer: who they are in this session."""
     me = None
     if user is not None and user.is_authenticated:
-        me = Participant.objects.filter(session=session, user=user).first()
+        me = sql.participant_of(session.id, user.pk)
     return {"me": me, "is_organiser": bool(me and me.role == Participant.Role.ORGANISER)}
