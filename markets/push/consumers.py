@@ -109,10 +109,11 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
 
     def _arrival(self, shown: str) -> tuple[tuple[int, str] | None, Participant | None, dict | None]:
         """Everything a connect reads, in one trip to the database thread: who the session cookie
-        names (`sessionsite.wsauth`), may they see (or monitor) the session, who they are in it, and the floor to send (none to a monitor, and none
-        when the page just rendered shows the current position: sending it again would only overwrite
-        what the viewer is typing). The floor is the one rendered at this position for everyone
-        (`snapshot`): 500 sockets reconnecting at once cost one rendering."""
+        names (`sessionsite.wsauth`), may they see (or monitor) the session, who they are in it, and
+        the floor to send (none to a monitor, and none when the page just rendered shows the current
+        position: sending it again would only overwrite what the viewer is typing). The floor is the
+        one rendered at this position for everyone (`snapshot`): 500 sockets reconnecting at once cost
+        one rendering."""
         if not self.user.is_authenticated:
             return (UNAUTHENTICATED, "sign in first"), None, None
         session = _session(self.session_id)
