@@ -50,6 +50,9 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Django's database sessions, read by one prepared statement (sessionsite/sessions.py).
+SESSION_ENGINE = "sessionsite.sessions"
+
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses sign-ins while a username + address is locked out
     "django.contrib.auth.backends.ModelBackend",

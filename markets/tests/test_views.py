@@ -7,6 +7,7 @@ import datetime as dt
 import html
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
@@ -314,3 +315,19 @@ def test_invariant_checks_say_pending_before_allocation(users):
     create_demo(users, "s6", open_it=False)
     page = client_for(users["org"]).get(reverse("markets:floor", args=["s6"])).content.decode()
     assert page.count('class="pending"') == 4 and "not allocated yet" in page
+
+
+@pytest.mark.django_db
+def test_an_expired_or_unknown_session_cookie_signs_nobody_in(users, demo):
+    """Sessions are read by a prepared statement (sessionsite/sessions.py): a live cookie opens the floor,
+    an expired one or one the server never issued is asked to sign in, like Django's own engine does."""
+    from django.contrib.sessions.models import Session as DjangoSession
+    from django.utils import timezone
+
+    client = Client()
+    client.force_login(users["alice"])
+    assert client.get("/sessions/demo/").status_code == 200
+    DjangoSession.objects.update(expire_date=timezone.now() - dt.timedelta(seconds=1))
+    assert client.get("/sessions/demo/").status_code == 302
+    client.cookies[settings.SESSION_COOKIE_NAME] = "x" * 32
+    assert client.get("/sessions/demo/").status_code == 302
