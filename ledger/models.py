@@ -12,7 +12,7 @@ class Event(models.Model):
     """One state transition. `seq` is global order; (stream, version) is per-stream order."""
 
     seq = models.BigAutoField(primary_key=True)
-    stream = models.CharField(max_length=64)  # found by the (stream, version) constraint's index
+    stream = models.CharField(max_length=64, db_index=True)  # with seq (its rowid): a stream in seq order
     version = models.PositiveIntegerField()
     type = models.CharField(max_length=64, db_index=True)
     # Canonical JSON text (sorted keys, no spaces): hashed exactly as stored.

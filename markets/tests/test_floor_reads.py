@@ -204,3 +204,23 @@ def test_the_floor_shows_the_newest_25_and_links_to_every_trade_and_event_a_page
     assert rest_seqs and max(rest_seqs) < min(seqs) and len(seqs) + len(rest_seqs) == session.version
     assert bob.get(reverse("markets:log", args=["demo"]) + "?before=x1").status_code == 400
     assert client_for(users["eve"]).get(reverse("markets:trades", args=["nope"])).status_code == 404
+
+
+@pytest.mark.sqlite_only("reads SQLite's EXPLAIN QUERY PLAN")
+def test_the_newest_events_trades_and_board_come_by_an_index_in_order(users, demo):
+    """The floor's newest 25 events, trades and open RFQs are read in index order, not by sorting every
+    row of the session: a session of 50,000 events would otherwise sort them all on every render."""
+    from ledger.models import Event
+    from markets.models import RFQ
+
+    reads = {
+        "events": Event.objects.filter(stream="session-demo").order_by("-seq")[:25],
+        "trades": Trade.objects.filter(session_id="demo").order_by("-id")[:25],
+        "board": RFQ.objects.filter(session_id="demo", status=RFQ.Status.OPEN).order_by("-id")[:25],
+    }
+    for name, query in reads.items():
+        sql, params = query.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "USING" in plan and "TEMP B-TREE" not in plan, f"{name}: {plan}"
