@@ -20,25 +20,16 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name="rfq",
+                    model_name=model,
                     name="session",
                     field=models.ForeignKey(
                         db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="rfqs",
+                        related_name=related,
                         to="markets.session",
                     ),
-                ),
-                migrations.AlterField(
-                    model_name="trade",
-                    name="session",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="trades",
-                        to="markets.session",
-                    ),
-                ),
+                )
+                for model, related in (("rfq", "rfqs"), ("trade", "trades"))
             ],
             database_operations=[
                 migrations.RunSQL(

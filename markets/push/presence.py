@@ -5,9 +5,10 @@ web processes may serve one session. Each connect and disconnect is an UPDATE (a
 time a user ever connects to the session), run in the process's presence thread (not Channels' database
 thread, where connects queue); those that come while one is being written go together in the next
 transaction, whose commit does not wait for the disk (a power cut may forget who was online, nothing
-else). A failure is logged and forgotten, never a refused socket. Each process also refreshes `last_seen` of the pairs it holds sockets for every
-`HEARTBEAT_SECONDS` (one UPDATE per session, whatever the number of sockets), so a row whose process
-was killed stops being refreshed and reads as gone after `STALE_SECONDS` (`markets.models.Presence`).
+else). A failure is logged and forgotten, never a refused socket. Each process also refreshes
+`last_seen` of the pairs it holds sockets for every `HEARTBEAT_SECONDS` (one UPDATE per session,
+whatever the number of sockets), so a row whose process was killed stops being refreshed and reads as
+gone after `STALE_SECONDS` (`markets.models.Presence`).
 
 A count left behind by a killed process heals itself: a connect to a stale row starts counting at 1, a
 disconnect from a stale row leaves 0.
