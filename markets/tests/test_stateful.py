@@ -327,6 +327,9 @@ def test_random_command_sequences_keep_the_market_sound(users):
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            # The same 25 sequences on every run and both engines: the floor below is then a fact about
+            # those sequences, not a coin flip (a random run once drew only 4 trades in 25 sequences).
+            derandomize=True,
         ),
     )
     # The run exercised real trades and real refusals, not only one of them.
