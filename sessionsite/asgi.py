@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from markets.push.routing import websocket_urlpatterns  # noqa: E402
-from sessionsite import wsserver  # noqa: E402
+from sessionsite import warm, wsserver  # noqa: E402
 from sessionsite.origin import SameOriginWebSocket  # noqa: E402
 from sessionsite.wsauth import DeferredAuthMiddlewareStack  # noqa: E402
 
@@ -23,3 +23,4 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginWebSocket(DeferredAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+warm.warm()  # last: what the first request would load, then out of the collector (see sessionsite/warm.py)

@@ -7,7 +7,8 @@
       -> reads each new event (by seq) and tick (by id) once, in batches
     fanout (markets.push.fanout)
       -> per session: which panels the batch made stale (markets.push.panels: the one registry), rendered
-         once from markets.selectors, kept by reference (publish), announced to the group "floor.<id>"
+         once from markets.selectors, written to the session's sockets of this process in one loop
+         (fanout.deliver; a socket still connecting is told it missed a push and reads its floor again)
       -> the JSON stream's group "json.<id>" gets the events (the one serialiser) and the holdings
     consumers (markets.push.consumers)
       -> each floor socket adds its viewer's RFQ board (rendered once per way of standing to the RFQs)

@@ -77,6 +77,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
 
     monitor = False
     present = False
+    watching = False
+    ready = False  # see fanout.watch
+    missed = False
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -89,23 +92,48 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             await refuse(self, UNAUTHENTICATED, "sign in first")
             return
         self.monitor = query.get("monitor", [""])[0] == "1"
-        # In the group before the floor is read: whatever commits after the read still arrives.
-        self.group = fanout.group_name(self.session_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
-        if refusal is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            del self.group
-            await refuse(self, *refusal)
-            return
-        if self.monitor:
-            await self.channel_layer.group_add(presence.monitor_group(self.session_id), self.channel_name)
-        await self.accept()
-        fanout.start()
-        if panels is not None:
-            await self._send_panels(panels)
+        # Watching before the floor is read: a push rendered meanwhile marks it missed (`fanout.deliver`).
+        fanout.watch(self.session_id, self)
+        self.watching = True
+        try:
+            refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
+            if refusal is not None:
+                self._unwatch()
+                await refuse(self, *refusal)
+                return
+            if self.monitor:
+                await self.channel_layer.group_add(presence.monitor_group(self.session_id), self.channel_name)
+            await self.accept()
+            fanout.start()
+            await self._first_floor(panels)
+        except BaseException:
+            self._unwatch()
+            raise
         self.present = True  # counted after the floor is sent: the viewer waits for no presence write
         await presence.arrive(self.channel_layer, self.session_id, self.user.pk)
+
+    async def _first_floor(self, panels: dict | None) -> None:
+        """Send the floor read on arrival, then take pushes directly. A push that came while the floor
+        was read or sent makes what was read older than what the others see: read it again (a monitor
+        is told to refresh)."""
+        while True:
+            if self.missed:
+                self.missed = False
+                if self.monitor:
+                    await self.send(text_data="refresh")
+                else:
+                    panels = await database_sync_to_async(snapshot.floor_of)(self.session_id)
+            if panels is not None:
+                await self.push(panels)
+                panels = None
+            if not self.missed:
+                self.ready = True
+                return
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            self.watching = False
+            fanout.unwatch(self.session_id, self)
 
     def _arrival(self, shown: str) -> tuple[tuple[int, str] | None, Participant | None, dict | None]:
         """Everything a connect reads, in one trip to the database thread: who the session cookie
@@ -132,8 +160,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         return None, me, snapshot.floor(session, oob=True, name=name)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        self._unwatch()
         if self.monitor:
             await self.channel_layer.group_discard(presence.monitor_group(self.session_id), self.channel_name)
         if self.present:
@@ -143,17 +170,12 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The floor sends nothing meaningful: actions go through CSRF-checked hx-post."""
 
-    async def floor_update(self, message: dict) -> None:
+    async def push(self, panels: dict) -> None:
+        """A rendering of the floor's panels (the whole floor, or those a change made stale), with this
+        viewer's RFQ board when it is among them; a monitor is only told to refresh."""
         if self.monitor:
             await self.send(text_data="refresh")
             return
-        panels = fanout.published(message["batch"])
-        if panels is None:  # published by another process, or long gone: render the floor afresh
-            panels = await database_sync_to_async(snapshot.floor_of)(self.session_id)
-        if panels is not None:
-            await self._send_panels(panels)
-
-    async def _send_panels(self, panels: dict) -> None:
         html = panels["html"]
         if panels.get("board") is not None:
             # A watcher may join while connected, but only while the session is still "created":

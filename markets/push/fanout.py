@@ -1,15 +1,17 @@
 """What the floor pushes, and when: the handlers of the feed's two sources (see markets.push).
 
 New ledger events (any process) -> the panels they make stale (`panels.stale`) are rendered once for the
-session and sent to its group; new oracle ticks -> prices, values and the invariants, once. Consumers add
-the RFQ board per viewer from the shared data, so no browser costs an extra database read.
+session and sent to its sockets in this process (`deliver`); new oracle ticks -> prices, values and the
+invariants, once. Consumers add the RFQ board per viewer from the shared data, so no browser costs an
+extra database read.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import OrderedDict, defaultdict
-from typing import Any
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 from django.db.models import Max, Q
@@ -27,9 +29,7 @@ from oracle.models import Tick
 
 BATCH = 1000
 
-
-def group_name(session_id: str) -> str:
-    return f"floor.{session_id}"
+log = logging.getLogger(__name__)
 
 
 def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: bool = True) -> dict[str, Any]:
@@ -107,24 +107,53 @@ def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:
     )
 
 
-# Batches are handed to this process's consumers by reference: the in-memory channel layer deep-copies
-# every message for every socket, which for 500 sockets would copy the rendered floor 500 times.
-_BATCHES: OrderedDict[int, dict[str, Any]] = OrderedDict()
-_KEEP_BATCHES = 64
-_batch_ids = itertools.count(1)
+class Viewer(Protocol):
+    """A floor socket of this process as the fan-out sees it (markets.push.consumers.FloorConsumer)."""
+
+    ready: bool  # its first floor is sent: pushes go to it directly
+    missed: bool  # a push came while it was not ready: it must read its floor afresh
+
+    async def push(self, panels: dict[str, Any]) -> None: ...
 
 
-def publish(panels: dict[str, Any]) -> int:
-    batch = next(_batch_ids)
-    _BATCHES[batch] = panels
-    while len(_BATCHES) > _KEEP_BATCHES:
-        _BATCHES.popitem(last=False)
-    return batch
+# This process's floor sockets by session, written to directly by the fan-out: one loop over the
+# session's sockets, as a bare ASGI broadcast does. Through the channel layer, every socket cost a
+# copied message, a task and a wake-up of its own (a third of a push to 500 sockets).
+_viewers: defaultdict[str, dict[Viewer, asyncio.AbstractEventLoop]] = defaultdict(dict)
 
 
-def published(batch: int) -> dict[str, Any] | None:
-    """A batch by its number, or None when it is gone (then the consumer re-renders itself)."""
-    return _BATCHES.get(batch)
+def watch(session_id: str, viewer: Viewer) -> None:
+    """From now on `viewer` gets the session's pushes (or, until it is ready, learns that it missed one)."""
+    viewer.ready, viewer.missed = False, False
+    _viewers[session_id][viewer] = asyncio.get_running_loop()
+
+
+def unwatch(session_id: str, viewer: Viewer) -> None:
+    viewers = _viewers.get(session_id)
+    if viewers is not None:
+        viewers.pop(viewer, None)
+        if not viewers:
+            del _viewers[session_id]
+
+
+async def deliver(session_id: str, panels: dict[str, Any]) -> int:
+    """Send a rendering to every socket of the session in this process; those still connecting are
+    told they missed it. The number sent."""
+    loop = asyncio.get_running_loop()
+    sent = 0
+    for viewer, its_loop in list(_viewers.get(session_id, {}).items()):
+        if its_loop is not loop:
+            continue  # a socket of an event loop that is gone (tests): nothing to write to
+        if not viewer.ready:
+            viewer.missed = True
+            continue
+        try:
+            await viewer.push(panels)
+        except Exception:  # one broken socket must not keep the push from the others
+            log.exception("push to a floor socket of %s failed", session_id)
+            continue
+        sent += 1
+    return sent
 
 
 # ---------------------------------------------------------------- feed sources
@@ -194,13 +223,13 @@ def _first(row: tuple) -> int:
 
 
 async def _fan_out(pushes: dict[str, frozenset[str]]) -> None:
-    """Render each session's stale panels once and tell its browsers (session id -> panels)."""
-    layer = get_channel_layer()
+    """Render each session's stale panels once and send them to its browsers (session id -> panels)."""
     for sid, stale_panels in sorted(pushes.items()):
+        if sid not in _viewers:
+            continue  # nobody in this process shows it
         panels = await feed.run_sync(_render_if_exists, sid, stale_panels)
-        if panels is None:
-            continue
-        await layer.group_send(group_name(sid), {"type": "floor.update", "batch": publish(panels), "session": sid})
+        if panels is not None:
+            await deliver(sid, panels)
 
 
 def json_group_name(session_id: str) -> str:

@@ -185,3 +185,37 @@ async def test_a_page_rendered_at_the_current_position_is_not_sent_the_floor_aga
     assert 'id="holdings"' in first and 'id="board"' in first
     await fresh.disconnect()
     await behind.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_push_made_while_a_socket_connects_is_in_its_first_floor(users, demo, monkeypatch):
+    """An RFQ commits while a socket's floor is being read: its push comes before the socket is ready to
+    take pushes, and the floor read is older than it. The socket loses nothing: its first floor is read
+    again and shows the RFQ. Closed sockets are forgotten by the fan-out."""
+    from markets.push.consumers import FloorConsumer
+
+    first = await connect(users["mm"])  # its connect starts this process's feed
+    assert (await first.connect())[0]
+    await first.receive_from(timeout=5)
+    await feed_started()
+    arrival = FloorConsumer._arrival
+    made: dict = {}
+
+    def arrival_during_a_commit(consumer, shown):
+        read = arrival(consumer, shown)  # the floor before the RFQ
+        made["rfq"] = in_thread(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "10")
+        deadline = time.monotonic() + 10
+        while not consumer.missed:  # the push of the RFQ reached this socket while it was connecting
+            assert time.monotonic() < deadline, "no push came while the socket connected"
+            time.sleep(0.01)
+        return read
+
+    monkeypatch.setattr(FloorConsumer, "_arrival", arrival_during_a_commit)
+    late = await connect(users["mm2"])
+    assert (await late.connect())[0]
+    floor = html.unescape(await late.receive_from(timeout=10))
+    assert 'id="holdings"' in floor and f'id="rfq-{made["rfq"].id}"' in floor
+    await _next_push(first, "RFQRequested")  # the ready socket had it as a push
+    await first.disconnect()
+    await late.disconnect()
+    assert "demo" not in live._viewers
