@@ -201,16 +201,18 @@ def run(ctx) -> list[Figure]:
 LIMITS = """\
 The trade path spends its time in round trips: an accept is about 16 statements (each a round trip to the
 server, about 0.3-0.6 ms here) against the raw loop's 9, plus Django's work per statement; the raw loop
-itself varies from run to run with the disk's fsync (350-520 trades/s on this machine).
+itself varies from run to run with the disk's fsync (298 trades/s in the latest run, 350-520 in earlier ones).
 
-Under 16 writers the web processes, not the database, are the limit. A profile of a daphne (py-spy)
-during the scale run puts most of its time in the feed's thread rendering the floor's panels for each
-new event, once per process: with every event re-rendered and broadcast whole (about 24 KB, to every
-socket), more processes render the same events more times on the same two cores, which the 500 clients,
-the writers and PostgreSQL share too. Requests wait for the CPU (API round trip p50 0.8-1.1 s), so
-trades/s falls as processes are added. The bare broadcast of a message of that size to 500 sockets
-already takes about 130 ms at p99. Sending less per event (a window of the log and the blotter, the rows
-that changed) and rendering at most once per short interval under load are what moves these figures;
+Under 16 writers the web processes' CPU, not the database, is the limit. A profile of a daphne (py-spy)
+during the scale run: about a third of its samples in the requests (the services, their commits), a
+sixth in the feed rendering each new event's changed panels (about 25 KB) and writing them to its share
+of the 500 sockets, once per process; the two cores are shared with the 500 clients, the writers and the
+database, and no core is idle. So more processes render the same events more times, requests wait for
+the CPU, and trades/s falls as processes are added. The bare broadcast of a message of that size to 500
+sockets already takes 70-100 ms at p99. Tried in this round and left out: a pause after each push as long
+as the push took (so that a stream of events is rendered in batches) raised trades/s with 4 daphnes from
+13 to 21-25, but made the push p99 with 2 daphnes worse (340 -> 480-550 ms). Sending less per event (the
+rows that changed) is what should move these figures;
 they are the floor page and push goals of the performance issue."""
 
 SQLITE_RESULTS = BASE_DIR / "bench" / "results" / "scale-sqlite.json"
