@@ -2,9 +2,9 @@
 
 Python's cyclic garbage collector stops the process to walk every object of its oldest generation. In
 a daphne process most of them live as long as the process: Django, Channels, Twisted, the API's pydantic
-schemas, the compiled templates (some 200,000 objects). A full collection of them took 110-210 ms, and
-no socket is written meanwhile: the push benchmark's worst pushes to 500 sockets were the ones a
-collection fell on. So the process loads at start what its first request would load lazily (the URLconf
+schemas, the compiled templates (about 130,000 objects). A full collection (150,000-215,000 objects with
+the sockets') took 110-210 ms, and no socket is written meanwhile: the push benchmark's worst pushes to
+500 sockets were the ones a collection fell on. So the process loads at start what its first request would load lazily (the URLconf
 with every view and the API, the templates) and then freezes what it holds (`gc.freeze`): those objects
 are left out of every later collection. What is made afterwards (requests, sockets, renderings) is
 collected as before; frozen objects are still freed when nothing refers to them.
