@@ -77,7 +77,6 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
 
     monitor = False
     present = False
-    watching = False
     ready = False  # see fanout.watch
     missed = False
 
@@ -94,11 +93,10 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         self.monitor = query.get("monitor", [""])[0] == "1"
         # Watching before the floor is read: a push rendered meanwhile marks it missed (`fanout.deliver`).
         fanout.watch(self.session_id, self)
-        self.watching = True
         try:
             refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
             if refusal is not None:
-                self._unwatch()
+                fanout.unwatch(self.session_id, self)
                 await refuse(self, *refusal)
                 return
             if self.monitor:
@@ -107,7 +105,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             fanout.start()
             await self._first_floor(panels)
         except BaseException:
-            self._unwatch()
+            fanout.unwatch(self.session_id, self)
             raise
         self.present = True  # counted after the floor is sent: the viewer waits for no presence write
         await presence.arrive(self.channel_layer, self.session_id, self.user.pk)
@@ -129,11 +127,6 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             if not self.missed:
                 self.ready = True
                 return
-
-    def _unwatch(self) -> None:
-        if self.watching:
-            self.watching = False
-            fanout.unwatch(self.session_id, self)
 
     def _arrival(self, shown: str) -> tuple[tuple[int, str] | None, Participant | None, dict | None]:
         """Everything a connect reads, in one trip to the database thread: who the session cookie
@@ -160,7 +153,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         return None, me, snapshot.floor(session, oob=True, name=name)
 
     async def disconnect(self, code: int) -> None:
-        self._unwatch()
+        fanout.unwatch(self.session_id, self)  # a no-op for a socket refused before it watched
         if self.monitor:
             await self.channel_layer.group_discard(presence.monitor_group(self.session_id), self.channel_name)
         if self.present:

@@ -129,6 +129,7 @@ def watch(session_id: str, viewer: Viewer) -> None:
 
 
 def unwatch(session_id: str, viewer: Viewer) -> None:
+    """No more pushes to `viewer` (whether it was watching or not)."""
     viewers = _viewers.get(session_id)
     if viewers is not None:
         viewers.pop(viewer, None)
@@ -136,11 +137,10 @@ def unwatch(session_id: str, viewer: Viewer) -> None:
             del _viewers[session_id]
 
 
-async def deliver(session_id: str, panels: dict[str, Any]) -> int:
+async def deliver(session_id: str, panels: dict[str, Any]) -> None:
     """Send a rendering to every socket of the session in this process; those still connecting are
-    told they missed it. The number sent."""
+    told they missed it."""
     loop = asyncio.get_running_loop()
-    sent = 0
     for viewer, its_loop in list(_viewers.get(session_id, {}).items()):
         if its_loop is not loop:
             continue  # a socket of an event loop that is gone (tests): nothing to write to
@@ -151,9 +151,6 @@ async def deliver(session_id: str, panels: dict[str, Any]) -> int:
             await viewer.push(panels)
         except Exception:  # one broken socket must not keep the push from the others
             log.exception("push to a floor socket of %s failed", session_id)
-            continue
-        sent += 1
-    return sent
 
 
 # ---------------------------------------------------------------- feed sources
