@@ -112,25 +112,46 @@ def follow(rows_after: Callable[[Position], list], key: Callable[[object], int],
     key). On PostgreSQL the snapshot, the read and (when it found a new gap) the horizon are one REPEATABLE
     READ transaction.
     """
+    rows, xmin, horizon = _read(lambda: rows_after(position), lambda keys: new_gaps(position, keys), key)
+    return rows, gap_safe(position, (key(r) for r in rows), xmin, horizon)
+
+
+def begin(newest: Callable[[], int | None], keys_above: Callable[[int], list[int]], window: int = 1000) -> Position:
+    """Where a follower starts: past the newest row (`newest()`, its key), keeping as gaps the keys below
+    it, `window` of them at most, that are missing (`keys_above(k)` gives the keys above k): on
+    PostgreSQL a transaction still in flight may have drawn one before a later key committed, and its row
+    is new to the follower when it commits. The gaps no transaction can fill age out at the next read."""
+    found: dict[str, Position] = {}
+
+    def read() -> list[int]:
+        top = newest() or 0
+        found["floor"] = Position(max(top - window, 0))
+        return keys_above(found["floor"].last) if top else []
+
+    keys, xmin, horizon = _read(read, lambda keys: new_gaps(found["floor"], keys), int)
+    return gap_safe(found["floor"], keys, xmin, horizon)
+
+
+def _read(read: Callable[[], list], gaps_in: Callable[[list[int]], bool], key: Callable[[object], int]):
+    """(rows, xmin, horizon): `read()`, and on PostgreSQL the oldest transaction in flight in its snapshot
+    and, when `gaps_in` its keys, the horizon of those gaps (None and None on SQLite)."""
     from django.db import connection, transaction
 
     if connection.vendor != "postgresql":
-        rows = rows_after(position)
-        return rows, gap_safe(position, (key(r) for r in rows), None, None)
+        return read(), None, None
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")  # takes the snapshot
         (xmin,) = cursor.fetchone()
-        rows = rows_after(position)
-        keys = [key(r) for r in rows]
+        rows = read()
         horizon = xmin
-        if new_gaps(position, keys):
+        if gaps_in([key(r) for r in rows]):
             # An id of our own, given after the snapshot: above every id handed out before it. The
             # transaction writes nothing, so its commit need not wait for the disk.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
             cursor.execute("SELECT pg_current_xact_id()::text::bigint")
             (horizon,) = cursor.fetchone()
-    return rows, gap_safe(position, keys, int(xmin), int(horizon))
+    return rows, int(xmin), int(horizon)
 
 
 def new_gaps(position: Position, keys: list[int]) -> bool:

@@ -160,3 +160,83 @@ def test_drawing_a_key_gives_the_transaction_its_id_first(db, table, column):
         cursor.execute(f"SELECT {default}")
         cursor.execute("SELECT pg_current_xact_id_if_assigned() IS NULL")
         assert cursor.fetchone() == (False,)
+
+
+def _start() -> Position:
+    from django.db.models import Max
+
+    from ledger.models import Event
+    from ledger.postgres import begin
+
+    events = Event.objects.all()
+    return begin(
+        lambda: events.aggregate(m=Max("seq"))["m"],
+        lambda k: list(events.filter(seq__gt=k).values_list("seq", flat=True)),
+    )
+
+
+def _after(position: Position) -> list:
+    from django.db.models import Q
+
+    from ledger.models import Event
+
+    return list(Event.objects.filter(Q(seq__gt=position.last) | Q(seq__in=list(position.gaps))).order_by("seq"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_follower_starts_past_the_newest_row():
+    from django.db import transaction
+
+    from ledger import store
+    from ledger.postgres import follow
+
+    assert _start() == Position(0)
+    with transaction.atomic():
+        first = store.append("follow-a", "Thing", {})
+        second = store.append("follow-b", "Thing", {})
+    position = _start()
+    assert position.last == second.seq > first.seq and not position.gaps
+    with transaction.atomic():
+        third = store.append("follow-a", "Thing", {})
+    rows, position = follow(_after, lambda e: e.seq, position)
+    assert [e.seq for e in rows] == [third.seq] and position.last == third.seq
+
+
+@pytest.mark.postgres_only("transactions commit out of key order on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_a_follower_started_while_a_lower_key_is_in_flight_still_delivers_it():
+    """A transaction drew its seq and is still running when a later one commits and a follower starts
+    (a web process's first socket): the follower starts past the newest row but keeps the missing seq as a
+    gap, and delivers the row once its transaction commits."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from ledger import store
+    from ledger.postgres import follow
+
+    drew, release = threading.Event(), threading.Event()
+    slow: dict = {}
+
+    def in_flight() -> None:
+        try:
+            with transaction.atomic():
+                slow["event"] = store.append("follow-slow", "Thing", {})
+                drew.set()
+                assert release.wait(10)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=in_flight)
+    writer.start()
+    assert drew.wait(10)
+    try:
+        with transaction.atomic():
+            fast = store.append("follow-fast", "Thing", {})
+        position = _start()
+        assert position.last == fast.seq and slow["event"].seq in position.gaps
+    finally:
+        release.set()
+        writer.join(10)
+    rows, position = follow(_after, lambda e: e.seq, position)
+    assert [e.stream for e in rows] == ["follow-slow"] and not position.gaps

@@ -2,8 +2,9 @@
 
     a command commits (web request, run_oracle, settle, the admin: any process)
       -> this process: ledger.store calls feed.nudge after the commit (fanout.start subscribes it)
-         other processes: the SQLite write-ahead log changes (a stat every 10 ms), or the poll interval
-    feed (one asyncio task per web process, started by the first socket: fanout.start)
+         other processes: the SQLite write-ahead log changes (looked at every 10 ms), or the poll interval
+    feed (one asyncio task per web process, started by the first socket: fanout.start; every socket
+         reads its first floor or backlog only once the feed holds its starting position)
       -> reads each new event (by seq) and tick (by id) once, in batches
     fanout (markets.push.fanout)
       -> per session: which panels the batch made stale (markets.push.panels: the one registry), rendered

@@ -91,9 +91,11 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             await refuse(self, UNAUTHENTICATED, "sign in first")
             return
         self.monitor = query.get("monitor", [""])[0] == "1"
-        # Watching before the floor is read: a push rendered meanwhile marks it missed (`fanout.deliver`).
+        # Watching before the floor is read, and read once the follower stands somewhere: a push
+        # rendered meanwhile marks it missed (`fanout.deliver`), a later commit is pushed.
         fanout.watch(self.session_id, self)
         try:
+            await fanout.start()
             refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
             if refusal is not None:
                 fanout.unwatch(self.session_id, self)
@@ -102,7 +104,6 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             if self.monitor:
                 await self.channel_layer.group_add(presence.monitor_group(self.session_id), self.channel_name)
             await self.accept()
-            fanout.start()
             await self._first_floor(panels)
         except BaseException:
             fanout.unwatch(self.session_id, self)
@@ -217,8 +218,8 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         self.last_seq = int(after)
         self.group = fanout.json_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # join first: no gap
+        await fanout.start()  # and the backlog is read once the follower stands somewhere (no gap)
         await self.accept()
-        fanout.start()
         backlog = await database_sync_to_async(self._backlog)()
         for item in backlog:
             await self._send_item(item)

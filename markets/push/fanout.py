@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from ledger import clock, store
 from ledger.models import Event
-from ledger.postgres import Position, follow
+from ledger.postgres import Position, begin, follow
 from markets import domain, projections, selectors
 from markets.models import Participant, Session
 from markets.push.feed import feed, nudge
@@ -143,7 +143,9 @@ async def deliver(session_id: str, panels: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     for viewer, its_loop in list(_viewers.get(session_id, {}).items()):
         if its_loop is not loop:
-            continue  # a socket of an event loop that is gone (tests): nothing to write to
+            if its_loop.is_closed():  # a socket of an event loop that is gone (tests): nothing to write to
+                unwatch(session_id, viewer)
+            continue
         if not viewer.ready:
             viewer.missed = True
             continue
@@ -164,8 +166,16 @@ def _newer(queryset, key: str, position: Position):
     return queryset.filter(after).order_by(key)
 
 
+def _start(queryset, key: str) -> Position:
+    """Past the newest row of `queryset` by `key`, with the gaps a transaction in flight may still fill."""
+    return begin(
+        lambda: queryset.aggregate(m=Max(key))["m"],
+        lambda k: list(queryset.filter(**{f"{key}__gt": k}).values_list(key, flat=True)),
+    )
+
+
 def _events_start() -> Position:
-    return Position(Event.objects.aggregate(m=Max("seq"))["m"] or 0)
+    return _start(Event.objects.all(), "seq")
 
 
 def _events_poll(position: Position) -> tuple[list[dict[str, Any]], Position]:
@@ -199,7 +209,7 @@ def holdings_json(session_id: str) -> dict[str, Any]:
 
 
 def _ticks_start() -> Position:
-    return Position(Tick.objects.aggregate(m=Max("id"))["m"] or 0)
+    return _start(Tick.objects.all(), "id")
 
 
 def _ticks_poll(position: Position) -> tuple[list[dict[str, Any]], Position]:
@@ -259,11 +269,12 @@ async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
 SOURCES = (("events", _events_start, _events_poll, _on_events), ("ticks", _ticks_start, _ticks_poll, _on_ticks))
 
 
-def start() -> None:
-    """The one place this process's follower starts (the first socket calls it; later calls are free):
-    register the two sources, listen to this process's commits, run on the current loop."""
+async def start() -> None:
+    """The one place this process's follower starts (every socket awaits it before its first read; once
+    running, it returns at once): register the two sources, listen to this process's commits, run on the
+    current loop, and return when the follower holds its starting positions (`Feed.ensure_running`)."""
     for name, first, poll, handler in SOURCES:
         if name not in feed.sources:
             feed.register(name, first, poll, handler)
     store.after_commit(nudge)
-    feed.ensure_running()
+    await feed.ensure_running()

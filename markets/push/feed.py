@@ -47,6 +47,7 @@ class Feed:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._started: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-feed")
         self.listener = None
@@ -55,18 +56,27 @@ class Feed:
     def register(self, name: str, start: Start, poll: Poll, handler: Handler) -> None:
         self.sources[name] = Source(name, start, poll, handler)
 
-    def ensure_running(self) -> None:
-        """Start the follower on the running loop (first consumer to connect in this process)."""
+    async def ensure_running(self) -> None:
+        """Start the follower on the running loop (first consumer to connect in this process) and return
+        once every source holds its starting position. A socket reads what it shows first only then:
+        what commits later is past that position, so it is pushed; what committed before is in the read.
+        (Read before the follower started, a commit in between would be in neither.)"""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._task is not None and not self._task.done() and self._loop is loop:
-                return
-            self._loop = loop
-            self._wake = asyncio.Event()
-            for source in self.sources.values():
-                source.cursor = None
-            self._task = loop.create_task(self._run(), name="ledger-feed")
-            self._listen()
+            if self._task is None or self._task.done() or self._loop is not loop:
+                self._start(loop)
+            started = self._started
+        assert started is not None
+        await started.wait()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._started = asyncio.Event()
+        for source in self.sources.values():
+            source.cursor = None
+        self._task = loop.create_task(self._run(), name="ledger-feed")
+        self._listen()
 
     def nudge(self) -> None:
         """Ask the follower to poll now (called on commit, from any thread)."""
@@ -107,6 +117,8 @@ class Feed:
                     source.cursor = cursor
                     if items:
                         await source.handler(items)
+                if self._started is not None and not self._started.is_set():
+                    self._started.set()
                 self.polls += 1
             except asyncio.CancelledError:
                 raise
@@ -131,29 +143,43 @@ class Feed:
         self._wake.clear()
 
 
-# How often the database files are looked at for other processes' commits (a stat each; SQLite only).
+# How often the database files are looked at for other processes' commits (SQLite only).
 WATCH_SECONDS = 0.01
+# The write-ahead log's index (the "-shm" file) starts with a header that every commit rewrites (its
+# change counter and last committed frame), 48 bytes, kept twice (sqlite.org/walformat.html).
+WAL_INDEX_HEADER = 48
 
 
 def database_signature() -> tuple | None:
-    """Size and modification time of the SQLite file and its write-ahead log: every commit, from any
-    process, changes the log. None where there is no file to look at (another database): then the feed
-    relies on its polls alone."""
+    """What tells that another process committed to the SQLite file: the header of the write-ahead log's
+    index, which every commit rewrites, with the size and modification time of the file and its log (a
+    checkpoint). The log's own size and time are not enough: once checkpointed it is written again from
+    its start, so its size stays put, and two writes within a tick of the file system's clock leave
+    one modification time (a transaction's first pages and its commit could then look alike). None where
+    there is no file to look at (another database): then the feed relies on its polls alone."""
     from django.db import connections
 
     from ledger.sqlite import database_file
 
     db = database_file(connections["default"].settings_dict)
-    if db is None:
-        return None
-    signature = []
-    for path in (str(db), f"{db}-wal"):
+    return None if db is None else file_signature(str(db))
+
+
+def file_signature(db: str) -> tuple:
+    """`database_signature` of the SQLite file at `db`."""
+    signature: list[Any] = []
+    for path in (db, f"{db}-wal"):
         try:
             st = os.stat(path)
         except OSError:
             signature.append(None)
         else:
             signature.append((st.st_mtime_ns, st.st_size))
+    try:
+        with open(f"{db}-shm", "rb", buffering=0) as index:
+            signature.append(index.read(WAL_INDEX_HEADER))
+    except OSError:
+        signature.append(None)
     return tuple(signature)
 
 

@@ -125,6 +125,33 @@ async def feed_started(timeout: float = 10) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.sqlite_only("the write-ahead log and its index are SQLite's files")
+def test_every_commit_changes_the_signature_the_feed_watches_even_when_the_log_looks_untouched(tmp_path):
+    """Once checkpointed, the write-ahead log is written again from its start: a small commit leaves its
+    size as it was, and within one tick of the file system's clock its modification time too. The feed
+    must still see that commit (the header of the log's index changes)."""
+    import os
+    import sqlite3
+
+    from markets.push.feed import file_signature
+
+    db = str(tmp_path / "watched.db")
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x TEXT)")
+    writer.execute("INSERT INTO t VALUES (?)", ("x" * 100_000,))  # a log of many pages
+    writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    log = os.stat(f"{db}-wal")
+    before = file_signature(db)
+    writer.execute("INSERT INTO t VALUES ('y')")  # written over the log's first pages
+    os.utime(f"{db}-wal", ns=(log.st_atime_ns, log.st_mtime_ns))  # as if in the same tick of the clock
+    after = os.stat(f"{db}-wal")
+    assert (after.st_size, after.st_mtime_ns) == (log.st_size, log.st_mtime_ns)
+    assert file_signature(db) != before
+    assert file_signature(db) == file_signature(db)  # and nothing changes it but a commit
+    writer.close()
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_commit_by_another_process_arrives_long_before_the_poll_interval(users, demo, settings):
     """With polls a minute apart, an RFQ made by a `manage.py shell` process still arrives within a second
@@ -218,4 +245,57 @@ async def test_a_push_made_while_a_socket_connects_is_in_its_first_floor(users, 
     await _next_push(first, "RFQRequested")  # the ready socket had it as a push
     await first.disconnect()
     await late.disconnect()
-    assert "demo" not in live._viewers
+    loop = asyncio.get_running_loop()
+    assert not [viewer for viewer, its_loop in live._viewers.get("demo", {}).items() if its_loop is loop]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_commit_just_after_the_first_socket_read_its_floor_is_pushed_to_it(users, demo, monkeypatch):
+    """The first socket of a process starts its feed. An RFQ that commits right after that socket read
+    its floor is not in the floor, so it must come as a push: the feed took its starting position before
+    the floor was read, not after (it would then start past the RFQ and never send it)."""
+    from markets.push.consumers import FloorConsumer
+
+    arrival = FloorConsumer._arrival
+    made: dict = {}
+
+    def commit_after_reading(consumer, shown):
+        read = arrival(consumer, shown)  # the feed of this new loop stands where it started, below the RFQ
+        made["rfq"] = in_thread(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "10")
+        return read
+
+    monkeypatch.setattr(FloorConsumer, "_arrival", commit_after_reading)
+    comm = await connect(users["mm"])  # a new event loop: the feed of the last test's loop is gone
+    assert (await comm.connect())[0]
+    await receive_until(comm, f'id="rfq-{made["rfq"].id}"', timeout=10)  # in its floor read again, or pushed
+    await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_commit_just_after_the_first_stream_read_its_backlog_is_sent_to_it(users, demo, monkeypatch):
+    """The same for the JSON stream: an event committed after its backlog was read comes live, once."""
+    from markets.push.consumers import StreamConsumer
+    from markets.push.feed import feed
+
+    backlog = StreamConsumer._backlog
+    made: dict = {}
+
+    def commit_after_reading(consumer):
+        assert all(source.cursor is not None for source in feed.sources.values()), "read before the feed started"
+        read = backlog(consumer)
+        made["rfq"] = in_thread(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "10")
+        return read
+
+    monkeypatch.setattr(StreamConsumer, "_backlog", commit_after_reading)
+    comm = await connect(users["mm"], "/ws/sessions/demo")
+    assert (await comm.connect())[0]
+    seqs = []
+    deadline = time.monotonic() + 10
+    while not any(e["type"] == "RFQRequested" for e in seqs):
+        assert time.monotonic() < deadline, "the RFQ committed after the backlog was never sent"
+        message = await comm.receive_json_from(timeout=10)
+        if message["type"] == "event":
+            seqs.append(message["event"])
+    assert len({e["seq"] for e in seqs}) == len(seqs)  # nothing twice
+    assert seqs[-1]["payload"]["rfq_id"] == made["rfq"].id
+    await comm.disconnect()
