@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from django.db.models import Max
+
 from markets.bots.policy import Market, QuoteView, RfqView
-from markets.models import RFQ, Holding, Quote, Session
+from markets.models import RFQ, Holding, Participant, Quote, Session
 from markets.selectors.common import latest_prices
 
 
@@ -36,4 +38,10 @@ def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Mark
     for name, leg, qty, first in rows:
         holdings[name][leg] = qty
         initial[name][leg] = first
-    return Market(tuple(session.legs), latest_prices(session), rfqs, quotes, holdings, initial)
+    deliverable = dict(
+        Holding.objects.filter(session=session, participant__role=Participant.Role.MAKER)
+        .values("leg")
+        .annotate(most=Max("qty"))
+        .values_list("leg", "most")
+    )
+    return Market(tuple(session.legs), latest_prices(session), rfqs, quotes, holdings, initial, deliverable)

@@ -74,6 +74,9 @@ class Market:
     quotes: tuple[QuoteView, ...]
     holdings: dict[str, dict[str, int]]
     initial: dict[str, dict[str, int]]
+    # The most any maker of the session (bot or person) holds of each leg: a taker asks for no more than a
+    # maker could pay, so a demo's first RFQs get quotes. Empty: unknown, any size.
+    deliverable: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,11 +203,26 @@ class Taker:
         if not gives or len(priced) < 2:
             return intents
         give = rng.choice(gives)
-        get = rng.choice([leg for leg in priced if leg != give])
+        gets = [leg for leg in priced if leg != give and fillable(market, give, leg) >= RFQ_STEP]
+        if not gets:
+            return intents
+        get = rng.choice(gets)
         quantity = rfq_size(held[give], rng.randint(self.params.size_min_pct, self.params.size_max_pct))
+        quantity = min(quantity, fillable(market, give, get))
         if quantity > 0:
             intents.append(Intent(self.name, "rfq", give, get, quantity))
         return intents
+
+
+def fillable(market: Market, give: str, get: str) -> int:
+    """The most of `give` (whole hundredths) an RFQ for `get` should ask to trade: what half of the
+    best-stocked maker's `get` is worth at the implied rate (a maker keeps a floor and quotes others too);
+    unbounded when the makers' holdings are not known."""
+    if get not in market.deliverable:
+        return domain.MAX_QTY_UNITS * domain.QTY_SCALE
+    rate = maker_rate(market.prices[give], market.prices[get], 0)
+    amount = market.deliverable[get] // 2 * domain.RATE_SCALE // rate if rate > 0 else 0
+    return amount - amount % RFQ_STEP
 
 
 def _priced(market: Market, rfq: RfqView) -> bool:

@@ -490,3 +490,22 @@ def test_a_running_process_stops_by_itself_when_the_session_settles(users):
     assert proc.returncode == 0, err
     summary = SUMMARY.fullmatch(out.strip().splitlines()[-1])
     assert summary and summary.group(1) == "session ends is settled", out
+
+
+def test_a_taker_asks_for_no_more_than_half_of_what_the_best_stocked_maker_holds():
+    """Pro rata among eight, a maker holds little of each leg: a taker that asked for more than a maker
+    could pay would wait for quotes that never come (a demo with no trade for its first minute)."""
+    me = "bot-taker-1"
+    held = {leg: 50 * domain.QTY_SCALE for leg in LEGS}
+    thin = {"AAPL": 4 * domain.QTY_SCALE, "NVDA": 4 * domain.QTY_SCALE, "META": 0, "ORCL": 4 * domain.QTY_SCALE}
+    market = Market(LEGS, PRICES, (), (), {me: held}, {me: held}, thin)
+    params = Params(rfq_chance_pct=100, size_min_pct=30, size_max_pct=30)
+    asked = [Taker(me, params).plan(market, random.Random(seed), T0) for seed in range(40)]
+    rfqs = [i for intents in asked for i in intents if i.kind == "rfq"]
+    assert rfqs and all(i.get_leg != "META" for i in rfqs)  # no maker holds any META
+    for i in rfqs:
+        paid = domain.trade_receive(i.quantity, maker_rate(PRICES[i.give_leg], PRICES[i.get_leg], 0))
+        assert 0 < paid <= thin[i.get_leg] // 2
+    # Not knowing the makers (an empty view), it asks 30% of what it holds.
+    blind = Taker(me, params).plan(Market(LEGS, PRICES, (), (), {me: held}, {me: held}), random.Random(1), T0)
+    assert [i.quantity for i in blind] == [15 * domain.QTY_SCALE]
