@@ -28,6 +28,7 @@ from markets import invite_rules
 from markets.errors import DomainError, http_status
 from markets.models import Invite, Session
 from markets.selectors import invites as reads
+from markets.selectors.export import spreadsheet_safe
 from markets.services import invites as commands
 from markets.views import refusals_shown
 
@@ -137,11 +138,6 @@ def invite_bulk(request: HttpRequest, session_id: str) -> HttpResponse:
     return HttpResponse(panel + personal)
 
 
-def _csv_cell(text: str) -> str:
-    """A spreadsheet never runs a name as a formula (=, +, -, @ first)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @login_required
 @require_GET
 @refusals_shown
@@ -156,7 +152,7 @@ def invites_csv(request: HttpRequest, session_id: str) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(["name", "role", "link"])
     for row in rows:
-        writer.writerow([_csv_cell(row.invite.name), row.invite.role, row.url])
+        writer.writerow([spreadsheet_safe(row.invite.name), row.invite.role, row.url])
     return response
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -341,13 +342,27 @@ class Replay:
 # ---------------------------------------------------------------- writing
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet cannot run as a formula: text that starts like one (=, +, -, @, a tab or a
+    carriage return: a name such as "@SUM(...)" or "+cmd") gets a leading apostrophe, which spreadsheets
+    take as "this is text". Numbers, negative ones too, stay exactly as written."""
+    if cell[:1] in FORMULA_START and not NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
 def write_csv(table: Table, out: TextIO) -> int:
-    """Write the table as RFC 4180 CSV (CRLF, quoted where needed); returns its rows (not the header)."""
+    """Write the table as RFC 4180 CSV (CRLF, quoted where needed), every cell `spreadsheet_safe`;
+    returns its rows (not the header)."""
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(table.header)
     count = 0
     for row in table.rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
         count += 1
     return count
 

@@ -479,3 +479,30 @@ def test_reconciliation_totals_equal_q_times_the_fixing_for_any_trades(users, q,
         mine = sum(Decimal(r["x_i*S_t2"]) for r in rows if r["kind"] == "leg" and r["user_id"] == person["user_id"])
         assert mine == Decimal(person["payout"]) == Decimal(person["expected"])
     assert sum(Decimal(r["payout"]) for r in table("payouts", sid)[:-1]) == expected
+
+
+def test_a_name_that_starts_like_a_formula_is_text_in_every_table_and_numbers_stay_exact(users, traded):
+    """A participant named "-2+3" or "@SUM" (names a sign-up accepts): a spreadsheet opening the export
+    must show the name, not run it; quantities, rates and prices are the exact strings still."""
+    for name in ("-2+3", "@SUM"):
+        users[name] = make_user(name)
+    session = services.create_session(users["org"], session_id="cells", legs=["AAPL", "NVDA"], q=[10, 10],
+                                      start_mode="immediate", end_mode="manual")  # fmt: skip
+    for name, role in (("-2+3", "trader"), ("@SUM", "maker")):
+        services.join_session(users[name], session.id, role)
+    services.open_session(users["org"], session.id)
+    trade(users, "-2+3", "@SUM", "AAPL", "NVDA", "1.5", "0.5", session_id="cells")
+    [row] = table("trades", "cells")
+    assert (row["taker"], row["maker"]) == ("'-2+3", "'@SUM")
+    assert (row["give_qty"], row["get_qty"], row["rate"]) == ("1.500000", "0.750000", "0.50000000")
+    assert {r["name"] for r in table("holdings", "cells")} == {"'-2+3", "'@SUM"}
+
+
+@given(st.text(max_size=12))
+def test_a_cell_is_left_as_written_or_marked_as_text(cell):
+    safe = export.spreadsheet_safe(cell)
+    if safe != cell:
+        assert safe == "'" + cell and cell[:1] in export.FORMULA_START
+    else:
+        assert cell[:1] not in export.FORMULA_START or export.NUMBER.fullmatch(cell)
+    assert export.spreadsheet_safe("-12.500000") == "-12.500000"
