@@ -270,6 +270,9 @@ class SessionOut(Schema):
     opened_at: dt.datetime | None
     settled_at: dt.datetime | None
     waiting_reason: str
+    paused: bool = Field(..., description="The organiser paused trading (the status stays open): 409 trading_paused")
+    paused_at: dt.datetime | None
+    pause_reason: str
     version: int = Field(..., description="Version of the session's event stream")
     last_seq: int = Field(..., description="Global seq of the last event applied")
     participants: list[ParticipantOut]

@@ -50,7 +50,7 @@ def session_rows(user) -> list[SessionRow]:
                 money_dec(domain.payout(s.q, vec)) if vec else None,
                 last,
                 phase,
-                PHASE_LABELS[phase],
+                "Paused" if phase == Session.Status.OPEN and s.paused_at is not None else PHASE_LABELS[phase],
                 status_note(s, now),
             )
         )
@@ -89,6 +89,12 @@ def status_note(session: Session, now: dt.datetime | None = None) -> str:
             return f"opens at t1 ({domain.when(session.t1)})"
         return "not open yet: the organiser opens it"
     if phase == Session.Status.OPEN:
+        if session.paused_at is not None:
+            why = f": {session.pause_reason}" if session.pause_reason else ""
+            return (
+                f"trading paused by the organiser since {domain.when(session.paused_at)}{why}; "
+                "RFQs, quotes and accepts wait until it resumes"
+            )
         if session.end_mode == Session.EndMode.TIMED and session.t2:
             return f"trading open until t2 ({domain.when(session.t2)}), then it settles at the fixing ({rule})"
         return "trading open; the organiser settles it"

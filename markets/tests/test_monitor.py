@@ -596,3 +596,23 @@ def test_presence_commits_lightly_and_the_ledger_stays_durable(users, demo):
     counts = dict(Presence.objects.values_list("user__username", "sockets"))
     assert counts == {"alice": 1, "bob": 1}
     assert synchronous() == durable == (2 if engine() == "sqlite" else "on")  # FULL, or PostgreSQL's on
+
+
+@pytest.mark.django_db
+def test_a_paused_session_says_so_in_the_sessions_list_and_the_api(users, demo):
+    """Everyone looking for the session sees the pause where they look first, with its reason."""
+    from django.test import Client
+
+    services.pause_trading(users["org"], "demo", "a question from the room")
+    bob = Client()
+    bob.force_login(users["bob"])
+    page = bob.get("/").content.decode()
+    assert '<span class="badge open paused">Paused</span>' in page
+    assert "trading paused by the organiser since" in page and "a question from the room" in page
+    headers = {"Authorization": f"Bearer {tokens.create_token(users['bob'], name='t')[1]}"}
+    body = Client().get("/api/v1/sessions/demo", headers=headers).json()
+    assert body["status"] == "open" and body["paused"] is True
+    assert body["status_note"].startswith("trading paused by the organiser since")
+    services.resume_trading(users["org"], "demo")
+    page = bob.get("/").content.decode()
+    assert '<span class="badge open">Open</span>' in page and "paused" not in page.split("<tbody")[-1]
