@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 
 from markets import access
 from markets.errors import Forbidden
@@ -58,6 +58,8 @@ class MonitorRow:
     maker_trades: int
     open_rfqs: int
     live_quotes: int
+    last_action: dt.datetime | None = None  # its latest RFQ, quote or trade, through a page or the API
+    acted: str = "never"  # "12 s ago": a bot or a program acts without a socket
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -76,6 +78,21 @@ def ago(then: dt.datetime | None, now: dt.datetime) -> str:
 
 def _counts(queryset, key: str) -> dict[int, int]:
     return {k: n for k, n in queryset.values_list(key).annotate(n=Count("id")).order_by()}
+
+
+def _last_actions(session: Session) -> dict[int, dt.datetime]:
+    """{participant id: when it last asked, quoted or traded} (four grouped maxima)."""
+    last: dict[int, dt.datetime] = {}
+    for queryset, key, field in (
+        (RFQ.objects.filter(session=session), "taker_id", "created_at"),
+        (Quote.objects.filter(rfq__session=session), "maker_id", "created_at"),
+        (Trade.objects.filter(session=session), "taker_id", "executed_at"),
+        (Trade.objects.filter(session=session), "maker_id", "executed_at"),
+    ):
+        for pid, when in queryset.values_list(key).annotate(m=Max(field)).order_by():
+            if pid not in last or when > last[pid]:
+                last[pid] = when
+    return last
 
 
 def volume_per_leg(session: Session) -> list[tuple[str, Decimal]]:
@@ -99,6 +116,7 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
     quotes = _counts(
         Quote.objects.filter(rfq__session=session, status=Quote.Status.LIVE, expires_at__gt=now), "maker_id"
     )
+    last = _last_actions(session)
     rows = []
     for p in Participant.objects.filter(session=session):
         seen = presence.get(p.user_id)
@@ -119,6 +137,8 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
                 maker_trades=maker.get(p.id, 0),
                 open_rfqs=rfqs.get(p.id, 0),
                 live_quotes=quotes.get(p.id, 0),
+                last_action=last.get(p.id),
+                acted=ago(last.get(p.id), now),
             )
         )
     rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.username.lower(), r.user_id))

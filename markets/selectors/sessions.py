@@ -92,7 +92,7 @@ def status_note(session: Session, now: dt.datetime | None = None) -> str:
         if session.paused_at is not None:
             why = f": {session.pause_reason}" if session.pause_reason else ""
             return (
-                f"trading paused by the organiser since {domain.when(session.paused_at)}{why}; "
+                f"trading paused by the organiser since {domain.when(session.paused_at.replace(microsecond=0))}{why}; "
                 "RFQs, quotes and accepts wait until it resumes"
             )
         if session.end_mode == Session.EndMode.TIMED and session.t2:

@@ -29,7 +29,7 @@ from ledger import clock
 from ledger.models import Event
 from markets import audit, projections, selectors, services, tokens
 from markets.errors import DomainError
-from markets.models import Presence, Session
+from markets.models import Presence, Quote, Session, Trade
 from markets.push import presence
 from markets.selectors.monitor import ago, monitor_context
 from markets.tests.test_browser import ARTIFACTS, CHROMIUM, browser, server, signed_in_page  # noqa: F401 (fixtures)
@@ -242,6 +242,19 @@ def test_the_monitor_shows_the_floors_numbers(users, traded):
     assert dict(context["volume"]) == {
         "AAPL": Decimal("10.000000"), "NVDA": Decimal("6.200000"), "META": 0, "ORCL": 0
     }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_monitor_says_when_each_participant_last_acted_socket_or_not(users, traded):
+    """A bot or a program has no socket ("never" connected) but trades: its last action shows it is alive."""
+    clock.set_time(clock.now() + dt.timedelta(seconds=42))
+    shown = {r.username: r for r in monitor_context("demo")["rows"]}
+    assert shown["mm2"].connected is False and shown["mm2"].seen == "never"
+    assert shown["mm2"].last_action == Quote.objects.get(maker__username="mm2").created_at
+    assert shown["mm2"].acted == "42 s ago" and shown["alice"].acted == "42 s ago"
+    assert shown["org"].last_action is None and shown["org"].acted == "never"
+    trade = Trade.objects.get()
+    assert shown["mm"].last_action == trade.executed_at == shown["alice"].last_action
 
 
 @pytest.mark.django_db
