@@ -8,6 +8,7 @@ before the handshake completes reaches every client as the same HTTP 403):
     4401  not signed in / no valid API token (a socket without an Origin header needs a token)
     4403  not allowed: the session is visible to its participants only, or the floor without a browser
     4404  no such session, or no such WebSocket path
+    1013  try again later: the live feed cannot read the database yet (it retries by itself)
 
 The JSON stream sends `{"type": "error", "code": ..., "message": ...}` just before closing. A socket
 from a page of another site is refused at the handshake itself (HTTP 403, see sessionsite/origin.py).
@@ -30,13 +31,15 @@ from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
 
-BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND = 4400, 4401, 4403, 4404
+BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, TRY_AGAIN = 4400, 4401, 4403, 4404, 1013
 CLOSE_CODES = {
     BAD_REQUEST: "bad_request",
     UNAUTHENTICATED: "unauthenticated",
     FORBIDDEN: "forbidden",
     NOT_FOUND: "not_found",
+    TRY_AGAIN: "try_again",
 }
+NOT_FOLLOWING = "the live feed cannot read the database yet: try again in a few seconds"
 
 
 async def refuse(consumer, code: int, message: str, *, tell: bool = False, level: int = logging.INFO) -> None:
@@ -50,6 +53,16 @@ async def refuse(consumer, code: int, message: str, *, tell: bool = False, level
 
 def _session(session_id: str) -> Session | None:
     return sql.get_by_pk(Session, session_id)
+
+
+async def _following() -> bool:
+    """Whether this process's follower holds its starting positions (started now if need be): False when
+    the database did not answer within `feed.START_SECONDS` (the socket is told to try again, 1013)."""
+    try:
+        await fanout.start()
+    except TimeoutError:
+        return False
+    return True
 
 
 class _DirectDispatch:
@@ -95,7 +108,10 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         # rendered meanwhile marks it missed (`fanout.deliver`), a later commit is pushed.
         fanout.watch(self.session_id, self)
         try:
-            await fanout.start()
+            if not await _following():
+                fanout.unwatch(self.session_id, self)
+                await refuse(self, TRY_AGAIN, NOT_FOLLOWING, level=logging.WARNING)
+                return
             refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
             if refusal is not None:
                 fanout.unwatch(self.session_id, self)
@@ -218,7 +234,10 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         self.last_seq = int(after)
         self.group = fanout.json_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # join first: no gap
-        await fanout.start()  # and the backlog is read once the follower stands somewhere (no gap)
+        if not await _following():  # the backlog is read once the follower stands somewhere (no gap)
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await refuse(self, TRY_AGAIN, NOT_FOLLOWING, tell=True, level=logging.WARNING)
+            return
         await self.accept()
         backlog = await database_sync_to_async(self._backlog)()
         for item in backlog:

@@ -67,7 +67,7 @@ class Feed:
                 self._start(loop)
             started = self._started
         assert started is not None
-        await started.wait()
+        await asyncio.wait_for(started.wait(), START_SECONDS)  # TimeoutError: the database does not answer
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -143,6 +143,8 @@ class Feed:
         self._wake.clear()
 
 
+# How long a socket waits for the follower's starting positions before it is told to come back later.
+START_SECONDS = 10.0
 # How often the database files are looked at for other processes' commits (SQLite only).
 WATCH_SECONDS = 0.01
 # The write-ahead log's index (the "-shm" file) starts with a header that every commit rewrites (its

@@ -299,3 +299,41 @@ async def test_a_commit_just_after_the_first_stream_read_its_backlog_is_sent_to_
     assert len({e["seq"] for e in seqs}) == len(seqs)  # nothing twice
     assert seqs[-1]["payload"]["rfq_id"] == made["rfq"].id
     await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_is_told_to_come_back_while_the_feed_cannot_start_and_then_is_served(
+    users, demo, monkeypatch, caplog
+):
+    """The follower's first read fails (a database that does not answer): a socket waits a bounded time,
+    then is closed with 1013 "try again later" (the JSON stream says why), one log line, no traceback.
+    Once the database answers, the next socket is served as usual."""
+    from markets.push import feed as feed_module
+
+    live_feed = feed_module.feed
+    await live.start()  # registered and running on this loop
+    source = live_feed.sources["events"]
+    healthy = source.start
+
+    def unavailable():
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(feed_module, "START_SECONDS", 0.5)
+    monkeypatch.setattr(source, "start", unavailable)
+    live_feed._task.cancel()  # a fresh start on this loop: its first read now fails
+    await asyncio.sleep(0)
+    floor = await connect(users["mm"])
+    connected, _ = await floor.connect()
+    assert connected
+    assert (await floor.receive_output(timeout=5)) == {"type": "websocket.close", "code": 1013}
+    stream = await connect(users["mm"], "/ws/sessions/demo")
+    assert (await stream.connect())[0]
+    said = await stream.receive_json_from(timeout=5)
+    assert said["code"] == "try_again" and "try again" in said["message"]
+    assert (await stream.receive_output(timeout=5))["code"] == 1013
+    assert any("refused (1013)" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(source, "start", healthy)
+    served = await connect(users["mm"])
+    assert (await served.connect())[0]
+    assert 'id="holdings"' in await served.receive_from(timeout=10)
+    await served.disconnect()
