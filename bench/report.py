@@ -260,7 +260,7 @@ EXPLAINED = [
         "on `/ws/sessions/<id>/` of the 10,000-trade session; the writer (this process) commits one "
         "RFQRequested through the services and stamps the commit in an on_commit hook; each client stamps "
         "receipt; the next event waits until every client has this one. Daphne's ledger feed sees the "
-        "commit by watching the SQLite write-ahead log (a stat every 10 ms; it also polls every "
+        "commit by watching the SQLite write-ahead log (its stat and its index header every 10 ms; it also polls every "
         "FEED_POLL_SECONDS). Only the panels the event changed are pushed, with the RFQ board rendered once "
         "per way of standing to each RFQ. The limit is a bare ASGI broadcast (`bench/echo_asgi.py`, its own daphne) of a message of "
         "the same size to the same number of clients.",
