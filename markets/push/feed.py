@@ -177,12 +177,28 @@ def file_signature(db: str) -> tuple:
             signature.append(None)
         else:
             signature.append((st.st_mtime_ns, st.st_size))
-    try:
-        with open(f"{db}-shm", "rb", buffering=0) as index:
-            signature.append(index.read(WAL_INDEX_HEADER))
-    except OSError:
-        signature.append(None)
+    signature.append(_index_header(f"{db}-shm"))
     return tuple(signature)
+
+
+# The WAL index files this process reads the header of, by (path, inode): opened once, NEVER closed.
+# SQLite's locks are POSIX advisory locks, which belong to the process, and closing ANY descriptor of a
+# file drops every lock the process holds on it (sqlite.org/howtocorrupt.html, 2.2): a reader's mark
+# would vanish, and a checkpoint in another process could then restart the log under a live read.
+_index_files: dict[tuple[str, int], int] = {}
+
+
+def _index_header(path: str) -> bytes | None:
+    """The first bytes of the WAL index at `path`, read through a descriptor kept open for good (a new
+    one only when the file is a new one: SQLite removes the index when no connection uses it)."""
+    try:
+        key = (path, os.stat(path).st_ino)
+        fd = _index_files.get(key)
+        if fd is None:
+            fd = _index_files[key] = os.open(path, os.O_RDONLY)
+        return os.pread(fd, WAL_INDEX_HEADER, 0)
+    except OSError:
+        return None
 
 
 def db_work(fn: Callable[..., Any], *args: Any) -> Any:

@@ -152,6 +152,44 @@ def test_every_commit_changes_the_signature_the_feed_watches_even_when_the_log_l
     writer.close()
 
 
+@pytest.mark.sqlite_only("SQLite's locks on its write-ahead log index")
+def test_watching_the_database_keeps_the_locks_of_this_process_s_readers(tmp_path):
+    """SQLite's locks belong to the process, and closing any descriptor of the file drops them all. The
+    feed looks at the log's index every few ms while requests of the same process read: a reader must
+    stay protected, so a checkpoint in another process still cannot restart the log under it."""
+    import sqlite3
+
+    from markets.push.feed import file_signature
+
+    db = str(tmp_path / "read.db")
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.execute("INSERT INTO t VALUES (1)")
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (1,)  # a read holding its snapshot
+    writer.execute("INSERT INTO t VALUES (2)")  # past the reader: a full checkpoint must wait for it
+    restart = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0); "
+        "print(c.execute('PRAGMA wal_checkpoint(RESTART)').fetchone()[0])"
+    )
+
+    def checkpoint_blocked() -> bool:
+        out = subprocess.run([sys.executable, "-c", restart, db], capture_output=True, text=True, check=True)
+        return out.stdout.strip() == "1"
+
+    assert checkpoint_blocked()
+    for _ in range(3):
+        file_signature(db)
+    assert checkpoint_blocked(), "the reader's lock was dropped by the watch"
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    reader.execute("COMMIT")
+    assert not checkpoint_blocked()
+    reader.close()
+    writer.close()
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_commit_by_another_process_arrives_long_before_the_poll_interval(users, demo, settings):
     """With polls a minute apart, an RFQ made by a `manage.py shell` process still arrives within a second
