@@ -121,15 +121,16 @@ def begin(newest: Callable[[], int | None], keys_above: Callable[[int], list[int
     it, `window` of them at most, that are missing (`keys_above(k)` gives the keys above k): on
     PostgreSQL a transaction still in flight may have drawn one before a later key committed, and its row
     is new to the follower when it commits. The gaps no transaction can fill age out at the next read."""
-    found: dict[str, Position] = {}
 
     def read() -> list[int]:
         top = newest() or 0
-        found["floor"] = Position(max(top - window, 0))
-        return keys_above(found["floor"].last) if top else []
+        return keys_above(max(top - window, 0)) if top else []
 
-    keys, xmin, horizon = _read(read, lambda keys: new_gaps(found["floor"], keys), int)
-    return gap_safe(found["floor"], keys, xmin, horizon)
+    def floor(keys: list[int]) -> Position:  # the newest key is among them: the window is below it
+        return Position(max(max(keys, default=0) - window, 0))
+
+    keys, xmin, horizon = _read(read, lambda keys: new_gaps(floor(keys), keys), int)
+    return gap_safe(floor(keys), keys, xmin, horizon)
 
 
 def _read(read: Callable[[], list], gaps_in: Callable[[list[int]], bool], key: Callable[[object], int]):

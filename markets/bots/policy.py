@@ -203,12 +203,13 @@ class Taker:
         if not gives or len(priced) < 2:
             return intents
         give = rng.choice(gives)
-        gets = [leg for leg in priced if leg != give and fillable(market, give, leg) >= RFQ_STEP]
+        room = {leg: fillable(market, give, leg) for leg in priced if leg != give}
+        gets = [leg for leg, most in room.items() if most >= RFQ_STEP]
         if not gets:
             return intents
         get = rng.choice(gets)
         quantity = rfq_size(held[give], rng.randint(self.params.size_min_pct, self.params.size_max_pct))
-        quantity = min(quantity, fillable(market, give, get))
+        quantity = min(quantity, room[get])
         if quantity > 0:
             intents.append(Intent(self.name, "rfq", give, get, quantity))
         return intents

@@ -20,7 +20,7 @@ from markets.errors import Forbidden
 from markets.models import RFQ, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.floor import holdings_and_pool
-from markets.selectors.sessions import phase_context, status_note
+from markets.selectors.sessions import is_paused, phase_context, status_note
 
 ROLE_ORDER = {Participant.Role.ORGANISER: 0, Participant.Role.TRADER: 1, Participant.Role.MAKER: 2}
 
@@ -158,7 +158,7 @@ def monitor_context(session_id: str) -> dict[str, Any]:
     roles = {role: sum(1 for r in rows if r.role == role) for role in ROLE_ORDER}
     return context | {
         "session": session,
-        "paused": context["phase"] == Session.Status.OPEN and session.paused_at is not None,
+        "paused": is_paused(session, context["phase"]),
         "note": status_note(session, now),
         "rows": rows,
         "pool": pool,

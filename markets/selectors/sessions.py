@@ -25,6 +25,7 @@ class SessionRow:
     phase: str = ""
     phase_label: str = ""
     note: str = ""
+    paused: bool = False  # open, with trading paused by the organiser
 
 
 def session_rows(user) -> list[SessionRow]:
@@ -43,6 +44,7 @@ def session_rows(user) -> list[SessionRow]:
         vec = [settlement.prices[leg] for leg in s.legs] if settlement else price_vector(s, latest_prices(s))
         last = Tick.objects.filter(session_id=s.id).aggregate(m=Max("at"))["m"]
         phase = s.phase(now)
+        paused = is_paused(s, phase)
         rows.append(
             SessionRow(
                 s,
@@ -50,8 +52,9 @@ def session_rows(user) -> list[SessionRow]:
                 money_dec(domain.payout(s.q, vec)) if vec else None,
                 last,
                 phase,
-                "Paused" if phase == Session.Status.OPEN and s.paused_at is not None else PHASE_LABELS[phase],
+                "Paused" if paused else PHASE_LABELS[phase],
                 status_note(s, now),
+                paused,
             )
         )
     return rows
@@ -79,6 +82,11 @@ PHASE_LABELS = {
 }
 
 
+def is_paused(session: Session, phase: str) -> bool:
+    """Trading paused by the organiser: only an open session counts (closed is what it is, whatever the pause)."""
+    return phase == Session.Status.OPEN and session.paused_at is not None
+
+
 def status_note(session: Session, now: dt.datetime | None = None) -> str:
     """One line on where a session stands, as the sessions list, the floor and the API say it."""
     now = now or clock.now()
@@ -88,13 +96,13 @@ def status_note(session: Session, now: dt.datetime | None = None) -> str:
         if session.start_mode == Session.StartMode.SCHEDULED and session.t1:
             return f"opens at t1 ({domain.when(session.t1)})"
         return "not open yet: the organiser opens it"
+    if is_paused(session, phase):
+        why = f": {session.pause_reason}" if session.pause_reason else ""
+        return (
+            f"trading paused by the organiser since {domain.when(session.paused_at.replace(microsecond=0))}{why}; "
+            "RFQs, quotes and accepts wait until it resumes"
+        )
     if phase == Session.Status.OPEN:
-        if session.paused_at is not None:
-            why = f": {session.pause_reason}" if session.pause_reason else ""
-            return (
-                f"trading paused by the organiser since {domain.when(session.paused_at.replace(microsecond=0))}{why}; "
-                "RFQs, quotes and accepts wait until it resumes"
-            )
         if session.end_mode == Session.EndMode.TIMED and session.t2:
             return f"trading open until t2 ({domain.when(session.t2)}), then it settles at the fixing ({rule})"
         return "trading open; the organiser settles it"
