@@ -38,6 +38,15 @@ PEOPLE = ("Ann", "Ben", "Chloé", "Dev", "Eli")  # Eli is on a phone
 PRICES = {"AAPL": 190_100_000, "NVDA": 480_200_000, "META": 350_000_000, "ORCL": 104_300_000}
 
 
+# The right edge of the Accept button of Eli's RFQ, once it is on the page with a box.
+ACCEPT_RIGHT = """() => {
+  const rfq = [...document.querySelectorAll("#board .rfq")].find(r => r.textContent.includes("Eli gives 2 AAPL"));
+  const button = rfq && rfq.querySelector("[data-testid^=accept-]");
+  const right = button ? button.getBoundingClientRect().right : 0;
+  return right > 0 ? right : null;
+}"""
+
+
 def tick(k: int = 0) -> None:
     now = clock.now()
     Tick.objects.bulk_create(
@@ -113,17 +122,19 @@ def test_a_trainer_runs_a_session_with_five_people_and_bots(browser, server, use
         rfq_form.locator("input[name=quantity]").fill("2")
         rfq_form.locator("button").click()
         try:
-            eli.locator(".rfq-head", has_text="Eli gives 2 AAPL for NVDA").wait_for(timeout=5_000)
+            eli.locator(".rfq-head", has_text="Eli gives 2 AAPL for NVDA").wait_for(timeout=15_000)
         except Exception:
-            raise AssertionError(eli.locator("#board").inner_text()) from None
+            eli.screenshot(path=str(ARTIFACTS / "e2e-no-rfq.png"), full_page=True)
+            raise AssertionError(eli.locator("#board").evaluate("board => board.outerHTML")) from None
         accept = eli.locator(".rfq", has_text="Eli gives 2 AAPL").locator("[data-testid^=accept-]").first
         accept.wait_for(timeout=15_000)
         assert eli.evaluate("document.documentElement.scrollWidth") <= 375
-        # Measured in one step in the page: a push may replace the board between two calls from here.
-        right = accept.evaluate("button => button.getBoundingClientRect().right")
+        # Found and measured in one script in the page: a push may replace the board between two calls
+        # from here (a button measured after its board was swapped out has no box at all).
+        right = eli.wait_for_function(ACCEPT_RIGHT, timeout=5_000).json_value()
         assert 0 < right <= 375  # the Accept button is on the phone's screen
         accept.click()
-        eli.locator("#blotter td", has_text="Eli").first.wait_for(timeout=5_000)
+        eli.locator("#blotter td", has_text="Eli").first.wait_for(timeout=15_000)
         for k in range(1, 4):
             tick(k)
             time.sleep(0.3)
