@@ -11,6 +11,7 @@ import hashlib
 import secrets
 
 from ledger import clock
+from markets import sql
 from markets.models import ApiToken
 
 TOKEN_PREFIX = "sc_"
@@ -49,8 +50,8 @@ def authenticate(raw: str | None):
     """The active user owning this raw token, or None."""
     if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw), is_active=True).first()
-    if token is None or not token.user.is_active:
+    token = sql.active_token(hash_token(raw))
+    if token is None or token.user is None or not token.user.is_active:
         return None
     now = clock.now()
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:

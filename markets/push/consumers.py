@@ -92,6 +92,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
     present = False
     ready = False  # see fanout.watch
     missed = False
+    version: int | None = -1  # the stream version this floor shows (fanout.deliver); -1 not known, None: a monitor
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -104,6 +105,8 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             await refuse(self, UNAUTHENTICATED, "sign in first")
             return
         self.monitor = query.get("monitor", [""])[0] == "1"
+        if self.monitor:
+            self.version = None  # told to refresh whatever changed
         # Watching before the floor is read, and read once the follower stands somewhere: a push
         # rendered meanwhile marks it missed (`fanout.deliver`), a later commit is pushed.
         fanout.watch(self.session_id, self)
@@ -166,6 +169,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             return None, me, None
         name = snapshot.key(session, oob=True)
         if shown and shown == snapshot.position(name):
+            self.version = session.version  # what the page shows, read at this very position
             return None, me, None
         return None, me, snapshot.floor(session, oob=True, name=name)
 
@@ -181,12 +185,22 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         """The floor sends nothing meaningful: actions go through CSRF-checked hx-post."""
 
     async def push(self, panels: dict) -> None:
-        """A rendering of the floor's panels (the whole floor, or those a change made stale), with this
-        viewer's RFQ board when it is among them; a monitor is only told to refresh."""
+        """A rendering of the floor's panels (the whole floor, those a change made stale, or the rows a
+        batch changed: `fanout.render_delta`), with this viewer's RFQ board, or its touched rows, when
+        they are among them; a monitor is only told to refresh."""
         if self.monitor:
             await self.send(text_data="refresh")
             return
         html = panels["html"]
+        change = panels.get("delta")
+        if change is not None:
+            self.version = change.version
+            if panels["board_rows"]:
+                html += fanout.render_board_rows(panels, self.me)
+            await self.send(text_data=html)
+            return
+        if panels.get("version") is not None:
+            self.version = panels["version"]
         if panels.get("board") is not None:
             # A watcher may join while connected, but only while the session is still "created":
             # once it is open nobody joins, so watchers of an open session cost no query per push.

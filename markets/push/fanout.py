@@ -1,9 +1,11 @@
 """What the floor pushes, and when: the handlers of the feed's two sources (see markets.push).
 
-New ledger events (any process) -> the panels they make stale (`panels.stale`) are rendered once for the
-session and sent to its sockets in this process (`deliver`); new oracle ticks -> prices, values and the
-invariants, once. Consumers add the RFQ board per viewer from the shared data, so no browser costs an
-extra database read.
+New ledger events (any process) -> what they changed is rendered once for the session and sent to its
+sockets in this process (`deliver`): quoting and trading as rows (`panels.Delta`: the log's and the
+blotter's new rows, the holdings rows that moved, the RFQs touched, with the small panels whole), any
+other change as the panels it makes stale (`panels.stale`); new oracle ticks -> prices, values and the
+invariants, once. Consumers add the RFQ board (or its rows) per viewer from the shared data, so no
+browser costs an extra database read.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from ledger import clock, store
 from ledger.models import Event
 from ledger.postgres import Position, begin, follow
 from markets import domain, projections, selectors
-from markets.models import Participant, Session
+from markets.models import Participant, Quote, Session, Trade
 from markets.push.feed import feed, nudge
-from markets.push.panels import BOARD, EVERYTHING, FLOOR, TICK, shared, stale
+from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, TICK, Delta, delta, shared, stale
 from oracle.models import Tick
 
 BATCH = 1000
@@ -49,7 +51,55 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
         "seq": context["last_seq"],
         "session": context["session"],
         "phase": context["phase"],
+        # The stream version every panel shows at least (each was read after the session): where a socket
+        # sent this stands, for the rows pushed next. Only a whole floor says it (a tick's push does not).
+        "version": context["session"].version if panels >= EVERYTHING else None,
     }
+
+
+def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What a batch of quoting and trading changed, as rows: the small stale panels whole (status, pool,
+    chart), the new rows of the log and the blotter, the holdings rows that moved, and the touched RFQs'
+    data for each viewer's board rows (`render_board_rows`). `events` are the batch's messages."""
+    whole = frozenset(shared(change.panels)) - ROWS
+    try:
+        context = selectors.floor_context(session_id, whole | ({"holdings"} if change.users else frozenset()))
+    except Session.DoesNotExist:
+        return None
+    context["oob"] = True
+    session = context["session"]
+    html = [render_to_string(f"{FLOOR}#{name}", context) for name in shared(whole)]
+    names = selectors.participant_names(session_id)
+    rows = [selectors.event_row(e, names) for e in sorted((m["event"] for m in events), key=_seq_of, reverse=True)]
+    html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
+    if change.trades:
+        trades = Trade.objects.filter(id__in=change.trades).select_related("taker", "maker").order_by("-id")
+        html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": list(trades)}))
+    if change.users:
+        moved = [h for h in context["holdings"] if h.user_id in change.users]
+        html.append(render_to_string(f"{FLOOR}#holdings_changed", {"holdings": moved, "row_oob": True}))
+    board = None
+    if BOARD in change.panels:
+        touched = list(change.rfqs)
+        if change.expired_quotes:
+            expired = Quote.objects.filter(id__in=change.expired_quotes).values_list("rfq_id", flat=True)
+            touched += sorted(set(expired) - set(touched), reverse=True)
+        open_now = {r["id"]: r for r in selectors.board_data(session, context.get("prices"), only=touched)}
+        # Oldest first: each new RFQ goes on top of the board, so the newest ends on top, as the page has it.
+        board = [(rfq_id, open_now.get(rfq_id), rfq_id in change.new_rfqs) for rfq_id in sorted(touched)]
+    return {
+        "delta": change,
+        "html": _ascii("".join(html)),
+        "board_rows": board,
+        "oob": True,
+        "seq": context["last_seq"],
+        "session": session,
+        "phase": context["phase"],
+    }
+
+
+def _seq_of(event: dict[str, Any]) -> int:
+    return event["seq"]
 
 
 def _render_if_exists(session_id: str, panels: frozenset[str]) -> dict[str, Any] | None:
@@ -94,6 +144,28 @@ def render_board(panels: dict[str, Any], me: Participant | None) -> str:
     return boards[key]
 
 
+def render_board_rows(panels: dict[str, Any], me: Participant | None) -> str:
+    """The RFQs a batch touched, as `viewer` stands to them (`render_delta`): a new one goes on top of
+    the board, an open one replaces its row, a closed one leaves. Shared like `render_board`."""
+    session, phase = panels["session"], panels["phase"]
+    touched = panels["board_rows"]
+    stances = tuple(_stance(r, me, phase) if r is not None else None for _, r, _ in touched)
+    boards, rows = panels.setdefault("boards", {}), panels.setdefault("rows", {})
+    if stances not in boards:
+        out = []
+        for (rfq_id, r, new), stance in zip(touched, stances, strict=True):
+            if r is None:
+                if not new:
+                    out.append(f'<div id="rfq-{rfq_id}" hx-swap-oob="delete"></div>')
+                continue
+            if stance not in rows:
+                context = {"r": r, "me": me, "session": session, "phase": phase, "rfq_oob": not new}
+                rows[stance] = render_to_string(f"{FLOOR}#rfq", context)
+            out.append(f'<div hx-swap-oob="afterbegin:#rfqs">{rows[stance]}</div>' if new else rows[stance])
+        boards[stances] = _ascii("".join(out))
+    return boards[stances]
+
+
 def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:
     """Everything about the viewer that the `rfq` partial looks at (a watcher stands like anyone who
     neither asked, nor quoted, nor may quote); once trading is over nobody may do anything."""
@@ -112,6 +184,7 @@ class Viewer(Protocol):
 
     ready: bool  # its first floor is sent: pushes go to it directly
     missed: bool  # a push came while it was not ready: it must read its floor afresh
+    version: int | None  # the session's stream version its floor shows (rows apply on it alone); None: any
 
     async def push(self, panels: dict[str, Any]) -> None: ...
 
@@ -139,8 +212,11 @@ def unwatch(session_id: str, viewer: Viewer) -> None:
 
 async def deliver(session_id: str, panels: dict[str, Any]) -> None:
     """Send a rendering to every socket of the session in this process; those still connecting are
-    told they missed it."""
+    told they missed it. Rows (`render_delta`) go to the sockets whose floor stands where they start;
+    a socket already past them gets nothing, one elsewhere the whole floor (rendered once for all)."""
     loop = asyncio.get_running_loop()
+    change: Delta | None = panels.get("delta")
+    whole: dict[str, Any] | None = None
     for viewer, its_loop in list(_viewers.get(session_id, {}).items()):
         if its_loop is not loop:
             if its_loop.is_closed():  # a socket of an event loop that is gone (tests): nothing to write to
@@ -149,8 +225,17 @@ async def deliver(session_id: str, panels: dict[str, Any]) -> None:
         if not viewer.ready:
             viewer.missed = True
             continue
+        rendering = panels
+        if change is not None and viewer.version is not None and viewer.version != change.after:
+            if viewer.version >= change.version:
+                continue
+            if whole is None:
+                whole = await feed.run_sync(_render_if_exists, session_id, EVERYTHING)
+                if whole is None:
+                    return
+            rendering = whole
         try:
-            await viewer.push(panels)
+            await viewer.push(rendering)
         except Exception:  # one broken socket must not keep the push from the others
             log.exception("push to a floor socket of %s failed", session_id)
 
@@ -229,12 +314,18 @@ def _first(row: tuple) -> int:
     return row[0]
 
 
-async def _fan_out(pushes: dict[str, frozenset[str]]) -> None:
-    """Render each session's stale panels once and send them to its browsers (session id -> panels)."""
+async def _fan_out(pushes: dict[str, frozenset[str]], batches: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    """Render what changed in each session once and send it to its browsers: its events' rows where
+    they say so (`panels.delta`), else its stale panels (session id -> panels; `batches`: its events)."""
     for sid, stale_panels in sorted(pushes.items()):
         if sid not in _viewers:
             continue  # nobody in this process shows it
-        panels = await feed.run_sync(_render_if_exists, sid, stale_panels)
+        batch = (batches or {}).get(sid, [])
+        change = delta(m["event"] for m in batch) if batch else None
+        if change is not None:
+            panels = await feed.run_sync(render_delta, sid, change, batch)
+        else:
+            panels = await feed.run_sync(_render_if_exists, sid, stale_panels)
         if panels is not None:
             await deliver(sid, panels)
 
@@ -249,7 +340,7 @@ async def _on_events(events: list[dict[str, Any]]) -> None:
         sid = domain.session_of_stream(message["event"]["stream"])
         if sid is not None:
             by_session[sid].append(message)
-    await _fan_out({sid: stale(m["event"]["type"] for m in batch) for sid, batch in by_session.items()})
+    await _fan_out({sid: stale(m["event"]["type"] for m in batch) for sid, batch in by_session.items()}, by_session)
     layer = get_channel_layer()
     for sid, batch in by_session.items():
         holdings = await feed.run_sync(holdings_json, sid)

@@ -9,7 +9,7 @@ api.py       the JSON API's answers
 """
 
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for
-from markets.selectors.events import event_json, event_log, participant_names, summarize
+from markets.selectors.events import event_json, event_log, event_row, participant_names, summarize
 from markets.selectors.floor import (
     FLOOR_PARTS,
     blotter,
@@ -38,6 +38,7 @@ __all__ = [
     "board_data",
     "event_json",
     "event_log",
+    "event_row",
     "fixing_preview",
     "floor_context",
     "floor_position",

@@ -94,6 +94,14 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
     return ""
 
 
+def event_row(event: dict[str, Any], names: dict[int, str]) -> EventRow:
+    """An event's row in the floor's log from its JSON shape (`event_json`): what a push adds to the log
+    without reading the event again; `names` as `participant_names` gives them."""
+    at = dt.datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    summary = summarize(event["type"], event["payload"], names)
+    return EventRow(event["seq"], event["version"], event["type"], at, summary, event["hash"][:10])
+
+
 def participant_names(session_id: str) -> dict[int, str]:
     """{user id: the name the participant joined with}: how the pages name the people events name by id."""
     return dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "username"))

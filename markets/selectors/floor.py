@@ -20,7 +20,7 @@ from markets import domain, pricing, sql
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
-from markets.selectors.events import event_log
+from markets.selectors.events import EVENT_ROWS, event_log
 from markets.selectors.prices import PriceHistory, price_history
 from markets.selectors.sessions import phase_context
 from oracle import units
@@ -109,6 +109,7 @@ class HoldingRow:
     value: Decimal | None
     pnl: Decimal | None
     payout: str | None = None
+    user_id: int | None = None  # names the row in the page (id="holding-<user id>"), so a push can replace it
 
 
 @dataclass
@@ -132,16 +133,18 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
     if settlement is not None:
         vec = [settlement.prices[leg] for leg in session.legs]
     rows_by_user: dict[str, dict[str, Any]] = {}
-    participants: dict[str, str] = {}
-    for username, role, k, qty, initial in (
+    participants: dict[str, tuple[str, int]] = {}
+    for username, role, user_id, k, qty, initial in (
         Holding.objects.filter(session=session)
         .order_by("participant__username", "leg_index")
-        .values_list("participant__username", "participant__role", "leg_index", "qty", "initial")
+        .values_list(
+            "participant__username", "participant__role", "participant__user_id", "leg_index", "qty", "initial"
+        )
     ):
         row = rows_by_user.setdefault(username, {"qty": [0] * len(session.legs), "initial": [0] * len(session.legs)})
         row["qty"][k] = qty
         row["initial"][k] = initial
-        participants[username] = role
+        participants[username] = (role, user_id)
     payouts = (
         dict(Payout.objects.filter(session=session).values_list("participant__username", "amount"))
         if settlement is not None
@@ -158,11 +161,12 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
         rows.append(
             HoldingRow(
                 username,
-                participants.get(username, ""),
+                participants[username][0],
                 [q_dec(x) for x in r["qty"]],
                 value,
                 pnl,
                 payouts.get(username),
+                participants[username][1],
             )
         )
     pool = Pool(q=[q_dec(x) for x in session.q], value=money_dec(domain.payout(session.q, vec)) if vec else None)
@@ -224,11 +228,16 @@ def _percent(bp: int) -> str:
     return f"{Decimal(bp) / 100:+.2f}%"
 
 
-def board_data(session: Session, prices: dict[str, int] | None = None) -> list[dict[str, Any]]:
+def board_data(
+    session: Session, prices: dict[str, int] | None = None, only: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
     """Open RFQs with their live quotes, as plain data (rendered per viewer by the push); `prices` are the
-    latest prices when the caller has read them already."""
+    latest prices when the caller has read them already; `only` names the RFQs wanted (a push's rows)."""
     now = clock.now()
-    rfqs = list(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN).select_related("taker").order_by("-id"))
+    open_rfqs = RFQ.objects.filter(session=session, status=RFQ.Status.OPEN)
+    if only is not None:
+        open_rfqs = open_rfqs.filter(id__in=list(only))
+    rfqs = list(open_rfqs.select_related("taker").order_by("-id"))
     if prices is None:
         prices = latest_prices(session) if rfqs else {}
 
@@ -315,6 +324,8 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         "seq": max(session.last_seq, tick),
         "position": position_text(session.last_seq, tick),
         "last_seq": session.last_seq,
+        "trades_kept": BLOTTER_ROWS,  # what a browser keeps of the rows pushed to it (static/js/floor.js)
+        "events_kept": EVENT_ROWS,
     } | phase_context(session)
     settled = settled_at_prices(session)
     context["settled"] = settled is not None

@@ -169,6 +169,45 @@ def test_inline_error_next_to_the_form_in_the_browser(browser, server, users, de
     shot(alice, "floor-inline-error")
 
 
+SHOWN = """sel => {
+    const node = document.querySelector(sel).cloneNode(true);
+    node.querySelectorAll('.countdown').forEach(el => el.remove());  // ticks by itself, second by second
+    return node.textContent.replace(/\\s+/g, ' ').trim();
+}"""
+
+
+def test_a_floor_kept_up_by_pushed_rows_shows_what_the_page_loaded_afresh_shows(browser, server, users, demo):
+    """Trades, quotes, a withdrawal and a cancel written by another process reach two open floors as rows
+    only (more rows than a floor keeps): each then shows exactly what the same floor loaded afresh shows,
+    holdings, the newest trades and events, and the RFQ board with its quotes."""
+    from markets import services
+    from markets.models import Session
+
+    mm, alice = signed_in_page(browser, server, users["mm"]), signed_in_page(browser, server, users["alice"])
+    for page in (mm, alice):
+        open_floor(page, server)
+    for i in range(27):  # 27 trades and 81 events: past the 25 rows a floor keeps of each
+        taker, maker = users["alice" if i % 2 else "bob"], users["mm" if i % 3 else "mm2"]
+        rfq = services.request_rfq(taker, "demo", "AAPL", "NVDA", "0.5")
+        services.accept_quote(taker, services.provide_quote(maker, rfq.id, "0.5").id)
+    kept = services.request_rfq(users["alice"], "demo", "META", "ORCL", "2")
+    services.provide_quote(users["mm"], kept.id, "1.1")
+    withdrawn = services.request_rfq(users["bob"], "demo", "ORCL", "META", "3")
+    services.withdraw_quote(users["mm2"], services.provide_quote(users["mm2"], withdrawn.id, "0.9").id)
+    services.cancel_rfq(users["bob"], services.request_rfq(users["bob"], "demo", "AAPL", "META", "1").id)
+    last = Session.objects.get(id="demo").last_seq
+    for page in (mm, alice):
+        page.wait_for_function(f"document.querySelector('[data-testid=seq]').textContent == '{last}'", timeout=15_000)
+        assert page.locator("#blotter tbody tr").count() == 25 and page.locator("#events tbody tr").count() == 25
+        fresh = page.context.new_page()
+        fresh.goto(f"{server.url}/sessions/demo/")
+        for panel in ("#holdings tbody", "#blotter tbody", "#events tbody", "#rfqs", "#pool"):
+            assert page.evaluate(SHOWN, panel) == fresh.evaluate(SHOWN, panel), panel
+        assert page.locator(f"#rfq-{kept.id} [data-testid^=accept-]").count() == (page is alice)
+        fresh.close()
+    shot(mm, "floor-kept-up-by-rows")
+
+
 def test_session_list_and_portfolio_pages(browser, server, users, demo):
     add_ticks({"AAPL": 190_100_000, "NVDA": 480_200_000, "META": 350_000_000, "ORCL": 104_300_000})
     org = signed_in_page(browser, server, users["org"])

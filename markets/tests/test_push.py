@@ -90,28 +90,115 @@ def test_shared_boards_equal_a_board_rendered_for_each_viewer(users, demo):
     assert len(panels["boards"]) < len(viewers)  # the organiser and the watcher see the same board
 
 
+def _event(seq: int, version: int, type_: str, **payload) -> dict:
+    return {"seq": seq, "version": version, "type": type_, "payload": payload}
+
+
+def test_a_batch_of_quoting_and_trading_is_told_as_rows():
+    batch = [
+        _event(40, 7, "RFQRequested", rfq_id=3, taker_id=11),
+        _event(42, 8, "QuoteProvided", rfq_id=3, quote_id=5, maker_id=12),
+        _event(43, 9, "QuoteWithdrawn", rfq_id=2, quote_id=4),
+        _event(47, 10, "TradeExecuted", trade_id=9, rfq_id=1, quote_id=2, taker_id=13, maker_id=12),
+        _event(48, 11, "QuotesExpired", quote_ids=[6, 8]),
+    ]
+    change = panels.delta(batch)
+    assert (change.after, change.version) == (6, 11)  # applies to a floor at version 6, brings it to 11
+    assert change.seqs == (48, 47, 43, 42, 40)  # newest first, as the log shows them
+    assert change.trades == (9,) and change.users == {12, 13}
+    assert change.rfqs == (1, 2, 3) and change.new_rfqs == {3}
+    assert change.expired_quotes == (6, 8)
+    assert change.panels == panels.stale(e["type"] for e in batch)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [_event(40, 7, "RFQRequested", rfq_id=3, taker_id=11), _event(41, 8, "ParticipantJoined", username="x")],
+        [_event(40, 7, "TradingPaused", reason="")],
+        [_event(40, 7, "RFQCancelled", rfq_id=3), _event(44, 9, "RFQCancelled", rfq_id=4)],  # version 8 missing
+        [],
+    ],
+)
+def test_a_batch_that_changes_more_than_rows_goes_whole(batch):
+    assert panels.delta(batch) is None
+
+
+class _Viewer:
+    def __init__(self, version: int | None) -> None:
+        self.ready, self.missed, self.version = True, False, version
+        self.got: list[dict] = []
+
+    async def push(self, rendering: dict) -> None:
+        self.got.append(rendering)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_rows_go_to_floors_that_stand_where_they_start_and_the_others_get_the_whole_floor(users, demo):
+    """A floor at the version the rows start from gets the rows; one already past them gets nothing; one
+    behind them (it missed something) or not known gets the whole floor, rendered once for all of them."""
+    rfq = await sync_to_async(services.request_rfq)(users["alice"], "demo", "AAPL", "NVDA", "10")
+    session = await Session.objects.aget(id="demo")
+    event = await sync_to_async(lambda: live.event_message(selectors_event(session.last_seq)))()
+    change = panels.delta([event["event"]])
+    rows = await sync_to_async(live.render_delta)("demo", change, [event])
+    viewers = {name: _Viewer(v) for name, v in (("at", change.after), ("past", change.version), ("behind", 0),
+                                                ("unknown", -1), ("monitor", None))}  # fmt: skip
+    for viewer in viewers.values():
+        live.watch("demo", viewer)
+        viewer.ready = True
+    try:
+        await live.deliver("demo", rows)
+    finally:
+        for viewer in viewers.values():
+            live.unwatch("demo", viewer)
+    assert viewers["at"].got == [rows] and viewers["monitor"].got == [rows]
+    assert viewers["past"].got == []
+    whole = viewers["behind"].got[0]
+    assert viewers["unknown"].got == [whole] and whole.get("delta") is None
+    assert whole["version"] == session.version and 'id="holdings"' in whole["html"]
+    assert any(r["id"] == rfq.id for r in whole["board"])
+
+
+def selectors_event(seq: int):
+    from ledger.models import Event
+
+    return Event.objects.get(seq=seq)
+
+
 async def _next_push(comm, needle: str) -> str:
     message, _ = await receive_until(comm, needle)
     return message
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_an_rfq_pushes_board_and_log_only_and_a_trade_adds_holdings(users, demo):
+async def test_quoting_and_trading_push_rows_not_panels(users, demo):
+    """An RFQ adds its row to the board and one row to the log; a quote replaces that RFQ's row; a trade
+    adds a blotter row, replaces the two holdings rows it moved, and takes the RFQ off the board. The
+    whole log, blotter, holdings and board never go: nobody else's rows are sent again."""
     comm = await connect(users["mm"])
     assert (await comm.connect())[0]
     await comm.receive_from(timeout=5)
     rfq = await sync_to_async(in_thread)(services.request_rfq, users["alice"], "demo", "AAPL", "NVDA", "10")
     message = await _next_push(comm, "RFQRequested")
-    assert f'id="rfq-{rfq.id}"' in message and 'id="events"' in message and 'id="status"' in message
-    for untouched in ('id="holdings"', 'id="blotter"', 'id="legs"'):
-        assert untouched not in message
+    assert re.search(rf'<div hx-swap-oob="afterbegin:#rfqs">\s*<div class="rfq" id="rfq-{rfq.id}">', message)
+    assert 'hx-swap-oob="afterbegin:#events-rows"' in message and message.count('<tr id="ev-') == 1
+    assert 'id="status"' in message
+    for whole in ('id="events"', 'id="board"', 'id="holdings"', 'id="blotter"', 'id="legs"'):
+        assert whole not in message
     quote = await sync_to_async(in_thread)(services.provide_quote, users["mm"], rfq.id, "0.62")
-    await _next_push(comm, "QuoteProvided")
+    message = await _next_push(comm, "QuoteProvided")
+    assert f'id="rfq-{rfq.id}" hx-swap-oob="true"' in message and f'id="quote-{quote.id}"' in message
     await sync_to_async(in_thread)(services.accept_quote, users["alice"], quote.id)
     message = await _next_push(comm, "TradeExecuted")
-    assert 'id="holdings"' in message and 'id="blotter"' in message and 'id="pool"' in message
+    moved = re.findall(r'<tr id="holding-(\d+)" data-user="(\w+)" hx-swap-oob="true">', message)
+    assert sorted(name for _, name in moved) == ["alice", "mm"]
     assert "8.800000" in message  # mm's NVDA: 15 - 6.2
-    assert f'id="rfq-{rfq.id}"' not in message  # filled: off the board
+    assert 'hx-swap-oob="afterbegin:#blotter-rows"' in message and message.count('<tr id="trade-') == 1
+    assert 'id="pool"' in message and 'id="chart"' in message
+    assert f'<div id="rfq-{rfq.id}" hx-swap-oob="delete"></div>' in message  # filled: off the board
+    for whole in ('id="events"', 'id="board"', 'id="holdings"', 'id="blotter"'):
+        assert whole not in message
     await comm.disconnect()
 
 

@@ -23,7 +23,10 @@ SQL_CALLS = {"execute", "executemany", "executescript", "raw", "extra", "cursor"
 
 MAX_LINES = 400
 # A module may be longer when splitting it would cut one thing in two; each says why.
-LONGER: dict[str, str] = {}
+LONGER: dict[str, str] = {
+    "markets/sql.py": "all of the market's hand-written SQL is in this one module, by design (its docstring; the "
+    "test above holds it there): one more statement per hot path must not scatter them",
+}
 
 
 def modules() -> list[Path]:

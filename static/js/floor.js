@@ -8,6 +8,35 @@
     if (state) el.classList.add(state);
     el.querySelector(".live-text").textContent = text;
   }
+  // A push is swapped by htmx.swap, not by the WebSocket extension's own loop: that loop swaps only a
+  // message's top-level elements, and table rows (a trade's blotter row, the holdings rows it moved)
+  // cannot stand at the top of a fragment beside other elements; the server wraps them in <template>,
+  // which htmx.swap looks into for out-of-band elements. Then the row tables keep their newest rows.
+  document.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    var message = evt.detail.message;
+    if (typeof message !== "string" || !/^\s*</.test(message)) return;
+    evt.preventDefault();
+    htmx.swap(evt.target, message, { swapStyle: "none" });
+    keepRows();
+    htmx.trigger(evt.target, "htmx:wsAfterMessage", { message: message });
+  });
+  // Rows arrive on top of their table: one row per id (a push may repeat a row the floor read already
+  // shows), no "nothing yet" row beside real ones, and only the newest data-keep of them.
+  function keepRows() {
+    document.querySelectorAll("tbody[data-keep], #rfqs").forEach(function (body) {
+      var keep = parseInt(body.dataset.keep || "0", 10), seen = {}, kept = 0;
+      var rows = Array.prototype.slice.call(body.children);
+      var any = rows.some(function (row) { return !row.classList.contains("empty"); });
+      rows.forEach(function (row) {
+        if ((row.classList.contains("empty") && any) || (row.id && seen[row.id]) || (keep && kept >= keep)) {
+          row.remove();
+          return;
+        }
+        seen[row.id] = true;
+        kept += 1;
+      });
+    });
+  }
   document.addEventListener("htmx:wsOpen", function () { setLive("on", "live"); });
   document.addEventListener("htmx:wsClose", function () { setLive("off", "reconnecting…"); });
   document.addEventListener("htmx:wsAfterMessage", function () {
