@@ -25,7 +25,7 @@ from markets.errors import DomainError, http_status
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
-from markets.push.fanout import render_board
+from markets.push.render import render_board
 
 FLOOR = "markets/floor.html"
 

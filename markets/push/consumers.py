@@ -26,7 +26,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from ledger.models import Event
 from markets import access, sql, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import fanout, presence, snapshot
+from markets.push import fanout, presence, render, snapshot
 from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
 
     async def push(self, panels: dict) -> None:
         """A rendering of the floor's panels (the whole floor, those a change made stale, or the rows a
-        batch changed: `fanout.render_delta`), with this viewer's RFQ board, or its touched rows, when
+        batch changed: `render.render_delta`), with this viewer's RFQ board, or its touched rows, when
         they are among them; a monitor is only told to refresh."""
         if self.monitor:
             await self.send(text_data="refresh")
@@ -196,7 +196,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         if change is not None:
             self.version = change.version
             if panels["board_rows"]:
-                html += fanout.render_board_rows(panels, self.me)
+                html += render.render_board_rows(panels, self.me)
             await self.send(text_data=html)
             return
         if panels.get("version") is not None:
@@ -206,7 +206,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             # once it is open nobody joins, so watchers of an open session cost no query per push.
             if self.me is None and panels["session"].status == Session.Status.CREATED:
                 self.me = await self._participant()
-            html += fanout.render_board(panels, self.me)
+            html += render.render_board(panels, self.me)
         await self.send(text_data=html)
 
     async def monitor_presence(self, message: dict) -> None:

@@ -13,170 +13,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 from django.db.models import Max, Q
-from django.template.loader import render_to_string
-from django.utils.safestring import SafeString, mark_safe
 
 from ledger import clock, store
 from ledger.models import Event
 from ledger.postgres import Position, begin, follow
 from markets import domain, projections, selectors
-from markets.models import Participant, Quote, Session, Trade
+from markets.models import Session
 from markets.push.feed import feed, nudge
-from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, TICK, Delta, delta, shared, stale
+from markets.push.panels import EVERYTHING, TICK, Delta, delta, stale
+from markets.push.render import render_delta, render_if_exists
 from oracle.models import Tick
 
 BATCH = 1000
 
 log = logging.getLogger(__name__)
-
-
-def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: bool = True) -> dict[str, Any]:
-    """The stale shared panels as HTML (out of band for a socket, `oob=False` for the page: `parts` by
-    name, `html` all of them in page order), plus the RFQ board's data if it is stale too, read once per
-    batch, and the context they were rendered from."""
-    context = selectors.floor_context(session_id, panels) | {"oob": oob}
-    encode = _ascii if oob else mark_safe  # a page is encoded once, in one piece
-    parts = {name: encode(render_to_string(f"{FLOOR}#{name}", context)) for name in shared(panels)}
-    board = selectors.board_data(context["session"], context.get("prices")) if BOARD in panels else None
-    return {
-        "html": mark_safe("".join(parts.values())),
-        "parts": parts,
-        "board": board,
-        "oob": oob,
-        "context": context,
-        "seq": context["last_seq"],
-        "session": context["session"],
-        "phase": context["phase"],
-        # The stream version every panel shows at least (each was read after the session): where a socket
-        # sent this stands, for the rows pushed next. Only a whole floor says it (a tick's push does not).
-        "version": context["session"].version if panels >= EVERYTHING else None,
-    }
-
-
-def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """What a batch of quoting and trading changed, as rows: the small stale panels whole (status, pool,
-    chart), the new rows of the log and the blotter, the holdings rows that moved, and the touched RFQs'
-    data for each viewer's board rows (`render_board_rows`). `events` are the batch's messages."""
-    whole = frozenset(shared(change.panels)) - ROWS
-    try:
-        context = selectors.floor_context(session_id, whole | ({"holdings"} if change.users else frozenset()))
-    except Session.DoesNotExist:
-        return None
-    context["oob"] = True
-    session = context["session"]
-    html = [render_to_string(f"{FLOOR}#{name}", context) for name in shared(whole)]
-    names = selectors.participant_names(session_id)
-    rows = [selectors.event_row(e, names) for e in sorted((m["event"] for m in events), key=_seq_of, reverse=True)]
-    html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
-    if change.trades:
-        trades = Trade.objects.filter(id__in=change.trades).select_related("taker", "maker").order_by("-id")
-        html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": list(trades)}))
-    if change.users:
-        moved = [h for h in context["holdings"] if h.user_id in change.users]
-        html.append(render_to_string(f"{FLOOR}#holdings_changed", {"holdings": moved, "row_oob": True}))
-    board = None
-    if BOARD in change.panels:
-        touched = list(change.rfqs)
-        if change.expired_quotes:
-            expired = Quote.objects.filter(id__in=change.expired_quotes).values_list("rfq_id", flat=True)
-            touched += sorted(set(expired) - set(touched), reverse=True)
-        open_now = {r["id"]: r for r in selectors.board_data(session, context.get("prices"), only=touched)}
-        # Oldest first: each new RFQ goes on top of the board, so the newest ends on top, as the page has it.
-        board = [(rfq_id, open_now.get(rfq_id), rfq_id in change.new_rfqs) for rfq_id in sorted(touched)]
-    return {
-        "delta": change,
-        "html": _ascii("".join(html)),
-        "board_rows": board,
-        "oob": True,
-        "seq": context["last_seq"],
-        "session": session,
-        "phase": context["phase"],
-    }
-
-
-def _seq_of(event: dict[str, Any]) -> int:
-    return event["seq"]
-
-
-def _render_if_exists(session_id: str, panels: frozenset[str]) -> dict[str, Any] | None:
-    if not Session.objects.filter(id=session_id).exists():
-        return None
-    return render_panels(session_id, panels)
-
-
-def _ascii(html: str) -> SafeString:
-    """The same HTML with every non-ASCII character as a character reference (→ becomes &#8594;): the
-    server encodes each message for each socket, and ASCII text encodes as a plain copy."""
-    return mark_safe(html.encode("ascii", "xmlcharrefreplace").decode("ascii"))
-
-
-def render_board(panels: dict[str, Any], me: Participant | None) -> str:
-    """The board for one viewer, from the batch's shared data: no database read per browser. Viewers
-    who stand alike to every open RFQ (all watchers; makers with no quote up; traders with no RFQ
-    open) share one rendering, and each RFQ is rendered once per way of standing to it, so a push to
-    50 participants costs a few renders, not 50 boards."""
-    session, phase = panels["session"], panels["phase"]
-    stances = tuple(_stance(r, me, phase) for r in panels["board"])
-    can_request = bool(me and me.role != Participant.Role.ORGANISER and phase == Session.Status.OPEN)
-    key = (can_request, stances)
-    boards = panels.setdefault("boards", {})  # the batch is shared by threads: at worst one renders twice
-    if key not in boards:
-        rows = panels.setdefault("rows", {})
-        board = []
-        for r, stance in zip(panels["board"], stances, strict=True):
-            if stance not in rows:
-                rows[stance] = render_to_string(f"{FLOOR}#rfq", {"r": r, "me": me, "session": session, "phase": phase})
-            board.append({"html": rows[stance]})
-        context = {
-            "session": session,
-            "phase": phase,
-            "board": board,
-            "me": me,
-            "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
-            "oob": panels.get("oob", True),
-        }
-        html = render_to_string(f"{FLOOR}#board", context)
-        boards[key] = _ascii(html) if context["oob"] else mark_safe(html)
-    return boards[key]
-
-
-def render_board_rows(panels: dict[str, Any], me: Participant | None) -> str:
-    """The RFQs a batch touched, as `viewer` stands to them (`render_delta`): a new one goes on top of
-    the board, an open one replaces its row, a closed one leaves. Shared like `render_board`."""
-    session, phase = panels["session"], panels["phase"]
-    touched = panels["board_rows"]
-    stances = tuple(_stance(r, me, phase) if r is not None else None for _, r, _ in touched)
-    boards, rows = panels.setdefault("boards", {}), panels.setdefault("rows", {})
-    if stances not in boards:
-        out = []
-        for (rfq_id, r, new), stance in zip(touched, stances, strict=True):
-            if r is None:
-                if not new:
-                    out.append(f'<div id="rfq-{rfq_id}" hx-swap-oob="delete"></div>')
-                continue
-            if stance not in rows:
-                context = {"r": r, "me": me, "session": session, "phase": phase, "rfq_oob": not new}
-                rows[stance] = render_to_string(f"{FLOOR}#rfq", context)
-            out.append(f'<div hx-swap-oob="afterbegin:#rfqs">{rows[stance]}</div>' if new else rows[stance])
-        boards[stances] = _ascii("".join(out))
-    return boards[stances]
-
-
-def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:
-    """Everything about the viewer that the `rfq` partial looks at (a watcher stands like anyone who
-    neither asked, nor quoted, nor may quote); once trading is over nobody may do anything."""
-    if me is None or phase != Session.Status.OPEN:
-        return (r["id"], False, (), False)
-    return (
-        r["id"],
-        me.id == r["taker_id"],
-        tuple(q["id"] for q in r["quotes"] if q["maker_id"] == me.id),
-        me.role == Participant.Role.MAKER and me.id != r["taker_id"],
-    )
 
 
 class Viewer(Protocol):
@@ -230,7 +86,7 @@ async def deliver(session_id: str, panels: dict[str, Any]) -> None:
             if viewer.version >= change.version:
                 continue
             if whole is None:
-                whole = await feed.run_sync(_render_if_exists, session_id, EVERYTHING)
+                whole = await feed.run_sync(render_if_exists, session_id, EVERYTHING)
                 if whole is None:
                     return
             rendering = whole
@@ -263,9 +119,59 @@ def _events_start() -> Position:
     return _start(Event.objects.all(), "seq")
 
 
-def _events_poll(position: Position) -> tuple[list[dict[str, Any]], Position]:
+@dataclass
+class Batch:
+    """One session's new events (or ticks) as the feed's thread read them, with what this process sends
+    for them prepared in the same trip: the floor's rendering (None when no socket of this process shows
+    the session) and the JSON stream's holdings (None when no stream of this process follows it)."""
+
+    session_id: str
+    items: list[dict[str, Any]]
+    floor: dict[str, Any] | None = None
+    holdings: dict[str, Any] | None = None
+
+
+def _events_poll(position: Position) -> tuple[list[Batch], Position]:
+    """New events, by session, rendered for this process's floors and streams (the feed's thread)."""
     events, position = follow(lambda p: list(_newer(Event.objects.all(), "seq", p)[:BATCH]), _seq, position)
-    return [event_message(e) for e in events], position
+    batches = _by_session(event_message(e) for e in events)
+    for batch in batches:
+        messages = [m["event"] for m in batch.items]
+        change = delta(messages)
+        if batch.session_id in _viewers:
+            if change is not None:
+                batch.floor = _prepared(render_delta, batch.session_id, change, batch.items)
+            else:
+                batch.floor = _prepared(render_if_exists, batch.session_id, stale(m["type"] for m in messages))
+        if _streamed(batch.session_id):
+            batch.holdings = _prepared(holdings_json, batch.session_id)
+    return batches, position
+
+
+def _prepared(render, session_id: str, *args: Any) -> dict[str, Any] | None:
+    """A rendering of a batch; one that fails is logged and not sent (the feed reads on: a bad batch
+    must not silence every browser; the next one, or a reconnect, brings the floor up to date)."""
+    try:
+        return render(session_id, *args)
+    except Exception:
+        log.exception("rendering a push for %s failed", session_id)
+        return None
+
+
+def _by_session(items: Iterable[dict[str, Any]]) -> list[Batch]:
+    batches: dict[str, Batch] = {}
+    for item in items:
+        sid = item.get("session_id") or domain.session_of_stream(item["event"]["stream"])
+        if sid is not None:
+            batches.setdefault(sid, Batch(sid, [])).items.append(item)
+    return [batches[sid] for sid in sorted(batches)]
+
+
+def _streamed(session_id: str) -> bool:
+    """Whether a JSON stream of this process follows the session (asked of the in-memory layer's groups;
+    any other layer: assume so). One that joins after this is asked reads these events in its backlog."""
+    groups = getattr(get_channel_layer(), "groups", None)
+    return groups is None or bool(groups.get(json_group_name(session_id)))
 
 
 def _seq(event: Event) -> int:
@@ -297,67 +203,46 @@ def _ticks_start() -> Position:
     return _start(Tick.objects.all(), "id")
 
 
-def _ticks_poll(position: Position) -> tuple[list[dict[str, Any]], Position]:
+def _ticks_poll(position: Position) -> tuple[list[Batch], Position]:
+    """New ticks, by session, with the prices, values and invariants rendered for this process's floors."""
+
     def read(p: Position) -> list:
         fields = ("id", "session_id", "symbol", "price", "at")
         return list(_newer(Tick.objects.all(), "id", p).values_list(*fields)[: BATCH * 10])
 
     rows, position = follow(read, _first, position)
-    ticks = [
+    batches = _by_session(
         {"type": "tick", "id": i, "session_id": sid, "symbol": sym, "price": domain.price_str(p), "at": at.isoformat()}
         for i, sid, sym, p, at in rows
-    ]
-    return ticks, position
+    )
+    for batch in batches:
+        if batch.session_id in _viewers:
+            batch.floor = _prepared(render_if_exists, batch.session_id, stale([TICK]))
+    return batches, position
 
 
 def _first(row: tuple) -> int:
     return row[0]
 
 
-async def _fan_out(pushes: dict[str, frozenset[str]], batches: dict[str, list[dict[str, Any]]] | None = None) -> None:
-    """Render what changed in each session once and send it to its browsers: its events' rows where
-    they say so (`panels.delta`), else its stale panels (session id -> panels; `batches`: its events)."""
-    for sid, stale_panels in sorted(pushes.items()):
-        if sid not in _viewers:
-            continue  # nobody in this process shows it
-        batch = (batches or {}).get(sid, [])
-        change = delta(m["event"] for m in batch) if batch else None
-        if change is not None:
-            panels = await feed.run_sync(render_delta, sid, change, batch)
-        else:
-            panels = await feed.run_sync(_render_if_exists, sid, stale_panels)
-        if panels is not None:
-            await deliver(sid, panels)
-
-
 def json_group_name(session_id: str) -> str:
     return f"json.{session_id}"
 
 
-async def _on_events(events: list[dict[str, Any]]) -> None:
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for message in events:
-        sid = domain.session_of_stream(message["event"]["stream"])
-        if sid is not None:
-            by_session[sid].append(message)
-    await _fan_out({sid: stale(m["event"]["type"] for m in batch) for sid, batch in by_session.items()}, by_session)
+async def _send(batches: list[Batch]) -> None:
+    """What a poll prepared: each session's floor rendering to its sockets here (`deliver`), then its
+    items (and holdings) to its JSON streams here."""
+    for batch in batches:
+        if batch.floor is not None:
+            await deliver(batch.session_id, batch.floor)
     layer = get_channel_layer()
-    for sid, batch in by_session.items():
-        holdings = await feed.run_sync(holdings_json, sid)
-        await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": [*batch, holdings]})
+    for batch in batches:
+        if _streamed(batch.session_id):
+            items = [*batch.items, batch.holdings] if batch.holdings is not None else batch.items
+            await layer.group_send(json_group_name(batch.session_id), {"type": "json.batch", "items": items})
 
 
-async def _on_ticks(ticks: list[dict[str, Any]]) -> None:
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for tick in ticks:
-        by_session[tick["session_id"]].append(tick)
-    await _fan_out(dict.fromkeys(by_session, stale([TICK])))
-    layer = get_channel_layer()
-    for sid, batch in by_session.items():
-        await layer.group_send(json_group_name(sid), {"type": "json.batch", "items": batch})
-
-
-SOURCES = (("events", _events_start, _events_poll, _on_events), ("ticks", _ticks_start, _ticks_poll, _on_ticks))
+SOURCES = (("events", _events_start, _events_poll, _send), ("ticks", _ticks_start, _ticks_poll, _send))
 
 
 async def start() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from ledger import clock
 from markets import selectors
 from markets.models import Session
-from markets.push import fanout
+from markets.push import render
 from markets.push.panels import EVERYTHING
 
 KEEP = 32
@@ -48,7 +48,7 @@ def position(name: Key) -> str:
 
 
 def floor(session: Session, *, oob: bool, name: Key | None = None) -> dict[str, Any]:
-    """Every shared panel of `session`'s floor and the RFQ board's data (`fanout.render_panels`), for a
+    """Every shared panel of `session`'s floor and the RFQ board's data (`render.render_panels`), for a
     page (`oob=False`) or a socket (`oob=True`), rendered at most once per position (`name`, when the
     caller has just read it with `key`)."""
     name = name or key(session, oob=oob)
@@ -66,7 +66,7 @@ def floor(session: Session, *, oob: bool, name: Key | None = None) -> dict[str, 
         stats["shared"] += 1
         return pending.result(timeout=WAIT_SECONDS)
     try:
-        panels = fanout.render_panels(session.id, EVERYTHING, oob=oob)
+        panels = render.render_panels(session.id, EVERYTHING, oob=oob)
     except BaseException as exc:
         with _lock:
             del _rendering[name]

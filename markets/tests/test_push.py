@@ -21,7 +21,7 @@ from ledger import clock
 from markets import selectors, services
 from markets.models import Participant, Session
 from markets.push import fanout as live
-from markets.push import panels
+from markets.push import panels, render
 from markets.tests.test_consumers import connect, in_thread, receive_until
 from sessionsite.layers import SweptInMemoryChannelLayer
 from sessionsite.testing import child_env
@@ -68,7 +68,7 @@ def test_shared_boards_equal_a_board_rendered_for_each_viewer(users, demo):
     services.provide_quote(users["mm"], a.id, "0.62")
     services.provide_quote(users["mm2"], a.id, "0.61")
     services.provide_quote(users["mm2"], b.id, "1.5")
-    panels = live.render_panels("demo")
+    panels = render.render_panels("demo")
     session = Session.objects.get(id="demo")
     viewers = [*Participant.objects.filter(session_id="demo").order_by("username"), None]
     for me in viewers:
@@ -83,10 +83,10 @@ def test_shared_boards_equal_a_board_rendered_for_each_viewer(users, demo):
                 "oob": True,
             },
         )
-        got = live.render_board(panels, me)
+        got = render.render_board(panels, me)
         assert html.unescape(got) == expected, me
         assert got.isascii()
-    assert live.render_board(panels, None) is live.render_board(panels, None)
+    assert render.render_board(panels, None) is render.render_board(panels, None)
     assert len(panels["boards"]) < len(viewers)  # the organiser and the watcher see the same board
 
 
@@ -141,7 +141,7 @@ async def test_rows_go_to_floors_that_stand_where_they_start_and_the_others_get_
     session = await Session.objects.aget(id="demo")
     event = await sync_to_async(lambda: live.event_message(selectors_event(session.last_seq)))()
     change = panels.delta([event["event"]])
-    rows = await sync_to_async(live.render_delta)("demo", change, [event])
+    rows = await sync_to_async(render.render_delta)("demo", change, [event])
     viewers = {name: _Viewer(v) for name, v in (("at", change.after), ("past", change.version), ("behind", 0),
                                                 ("unknown", -1), ("monitor", None))}  # fmt: skip
     for viewer in viewers.values():

@@ -1,0 +1,161 @@
+"""What a push carries: the floor's panels rendered once per batch (or whole, for a page or a socket's
+first floor), the rows a batch of quoting and trading changed (`render_delta`, see `panels.Delta`), and
+each viewer's RFQ board (or its touched rows) from the batch's shared data, rendered once per way of
+standing to it. `fanout` decides when and to whom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from markets import selectors
+from markets.models import Participant, Quote, Session, Trade
+from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, Delta, shared
+
+
+def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: bool = True) -> dict[str, Any]:
+    """The stale shared panels as HTML (out of band for a socket, `oob=False` for the page: `parts` by
+    name, `html` all of them in page order), plus the RFQ board's data if it is stale too, read once per
+    batch, and the context they were rendered from."""
+    context = selectors.floor_context(session_id, panels) | {"oob": oob}
+    encode = _ascii if oob else mark_safe  # a page is encoded once, in one piece
+    parts = {name: encode(render_to_string(f"{FLOOR}#{name}", context)) for name in shared(panels)}
+    board = selectors.board_data(context["session"], context.get("prices")) if BOARD in panels else None
+    return {
+        "html": mark_safe("".join(parts.values())),
+        "parts": parts,
+        "board": board,
+        "oob": oob,
+        "context": context,
+        "seq": context["last_seq"],
+        "session": context["session"],
+        "phase": context["phase"],
+        # The stream version every panel shows at least (each was read after the session): where a socket
+        # sent this stands, for the rows pushed next. Only a whole floor says it (a tick's push does not).
+        "version": context["session"].version if panels >= EVERYTHING else None,
+    }
+
+
+def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What a batch of quoting and trading changed, as rows: the small stale panels whole (status, pool,
+    chart), the new rows of the log and the blotter, the holdings rows that moved, and the touched RFQs'
+    data for each viewer's board rows (`render_board_rows`). `events` are the batch's messages."""
+    whole = frozenset(shared(change.panels)) - ROWS
+    try:
+        context = selectors.floor_context(session_id, whole | ({"holdings"} if change.users else frozenset()))
+    except Session.DoesNotExist:
+        return None
+    context["oob"] = True
+    session = context["session"]
+    html = [render_to_string(f"{FLOOR}#{name}", context) for name in shared(whole)]
+    names = selectors.participant_names(session_id)
+    rows = [selectors.event_row(e, names) for e in sorted((m["event"] for m in events), key=_seq_of, reverse=True)]
+    html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
+    if change.trades:
+        trades = Trade.objects.filter(id__in=change.trades).select_related("taker", "maker").order_by("-id")
+        html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": list(trades)}))
+    if change.users:
+        moved = [h for h in context["holdings"] if h.user_id in change.users]
+        html.append(render_to_string(f"{FLOOR}#holdings_changed", {"holdings": moved, "row_oob": True}))
+    board = None
+    if BOARD in change.panels:
+        touched = list(change.rfqs)
+        if change.expired_quotes:
+            expired = Quote.objects.filter(id__in=change.expired_quotes).values_list("rfq_id", flat=True)
+            touched += sorted(set(expired) - set(touched), reverse=True)
+        open_now = {r["id"]: r for r in selectors.board_data(session, context.get("prices"), only=touched)}
+        # Oldest first: each new RFQ goes on top of the board, so the newest ends on top, as the page has it.
+        board = [(rfq_id, open_now.get(rfq_id), rfq_id in change.new_rfqs) for rfq_id in sorted(touched)]
+    return {
+        "delta": change,
+        "html": _ascii("".join(html)),
+        "board_rows": board,
+        "oob": True,
+        "seq": context["last_seq"],
+        "session": session,
+        "phase": context["phase"],
+    }
+
+
+def _seq_of(event: dict[str, Any]) -> int:
+    return event["seq"]
+
+
+def render_if_exists(session_id: str, panels: frozenset[str]) -> dict[str, Any] | None:
+    if not Session.objects.filter(id=session_id).exists():
+        return None
+    return render_panels(session_id, panels)
+
+
+def _ascii(html: str) -> SafeString:
+    """The same HTML with every non-ASCII character as a character reference (→ becomes &#8594;): the
+    server encodes each message for each socket, and ASCII text encodes as a plain copy."""
+    return mark_safe(html.encode("ascii", "xmlcharrefreplace").decode("ascii"))
+
+
+def render_board(panels: dict[str, Any], me: Participant | None) -> str:
+    """The board for one viewer, from the batch's shared data: no database read per browser. Viewers
+    who stand alike to every open RFQ (all watchers; makers with no quote up; traders with no RFQ
+    open) share one rendering, and each RFQ is rendered once per way of standing to it, so a push to
+    50 participants costs a few renders, not 50 boards."""
+    session, phase = panels["session"], panels["phase"]
+    stances = tuple(_stance(r, me, phase) for r in panels["board"])
+    can_request = bool(me and me.role != Participant.Role.ORGANISER and phase == Session.Status.OPEN)
+    key = (can_request, stances)
+    boards = panels.setdefault("boards", {})  # the batch is shared by threads: at worst one renders twice
+    if key not in boards:
+        rows = panels.setdefault("rows", {})
+        board = []
+        for r, stance in zip(panels["board"], stances, strict=True):
+            if stance not in rows:
+                rows[stance] = render_to_string(f"{FLOOR}#rfq", {"r": r, "me": me, "session": session, "phase": phase})
+            board.append({"html": rows[stance]})
+        context = {
+            "session": session,
+            "phase": phase,
+            "board": board,
+            "me": me,
+            "is_organiser": bool(me and me.role == Participant.Role.ORGANISER),
+            "oob": panels.get("oob", True),
+        }
+        html = render_to_string(f"{FLOOR}#board", context)
+        boards[key] = _ascii(html) if context["oob"] else mark_safe(html)
+    return boards[key]
+
+
+def render_board_rows(panels: dict[str, Any], me: Participant | None) -> str:
+    """The RFQs a batch touched, as `viewer` stands to them (`render_delta`): a new one goes on top of
+    the board, an open one replaces its row, a closed one leaves. Shared like `render_board`."""
+    session, phase = panels["session"], panels["phase"]
+    touched = panels["board_rows"]
+    stances = tuple(_stance(r, me, phase) if r is not None else None for _, r, _ in touched)
+    boards, rows = panels.setdefault("boards", {}), panels.setdefault("rows", {})
+    if stances not in boards:
+        out = []
+        for (rfq_id, r, new), stance in zip(touched, stances, strict=True):
+            if r is None:
+                if not new:
+                    out.append(f'<div id="rfq-{rfq_id}" hx-swap-oob="delete"></div>')
+                continue
+            if stance not in rows:
+                context = {"r": r, "me": me, "session": session, "phase": phase, "rfq_oob": not new}
+                rows[stance] = render_to_string(f"{FLOOR}#rfq", context)
+            out.append(f'<div hx-swap-oob="afterbegin:#rfqs">{rows[stance]}</div>' if new else rows[stance])
+        boards[stances] = _ascii("".join(out))
+    return boards[stances]
+
+
+def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:
+    """Everything about the viewer that the `rfq` partial looks at (a watcher stands like anyone who
+    neither asked, nor quoted, nor may quote); once trading is over nobody may do anything."""
+    if me is None or phase != Session.Status.OPEN:
+        return (r["id"], False, (), False)
+    return (
+        r["id"],
+        me.id == r["taker_id"],
+        tuple(q["id"] for q in r["quotes"] if q["maker_id"] == me.id),
+        me.role == Participant.Role.MAKER and me.id != r["taker_id"],
+    )
