@@ -1,9 +1,13 @@
-"""One fix to the WebSocket server underneath daphne (autobahn), applied when the ASGI app loads.
+"""Two changes to the WebSocket server underneath daphne (autobahn), applied when the ASGI app loads.
 
 Every WebSocket connect makes autobahn format its whole configuration with `pprint.pformat` for a debug
 line, before it knows whether debug lines are logged (they are not): in a reconnect storm of 500
 sockets that formatting was 40% of the event loop's time. The patch hands the debug line a value that
 formats itself only when the line is written, so a server logging at debug level prints the same.
+
+A push goes to hundreds of sockets with the same text (every watcher of a floor gets the same message):
+daphne puts each socket's protocol in its scope (`markets.push.frames.SOCKET`), so a push frames a
+text once and writes the same frame to each (`markets.push.frames.send_shared`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,21 @@ class LazyFormat:
 
 def patch() -> None:
     from autobahn.websocket import protocol
+    from daphne.server import Server
+
+    from markets.push.frames import SOCKET
 
     if getattr(protocol, "pformat", None) is pprint.pformat:
         protocol.pformat = LazyFormat
         # The module's one other use must still give a str.
         protocol.Timings.__str__ = lambda self: pprint.pformat(self._timings)
+    if not getattr(Server.create_application, "keeps_socket", False):
+        create_application = Server.create_application
+
+        def keeping_socket(self, socket, scope):
+            if scope.get("type") == "websocket":
+                scope[SOCKET] = socket
+            return create_application(self, socket, scope)
+
+        keeping_socket.keeps_socket = True  # type: ignore[attr-defined]
+        Server.create_application = keeping_socket

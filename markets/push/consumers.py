@@ -26,7 +26,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from ledger.models import Event
 from markets import access, sql, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import fanout, presence, render, snapshot
+from markets.push import fanout, frames, presence, render, snapshot
 from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
@@ -191,23 +191,24 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         if self.monitor:
             await self.send(text_data="refresh")
             return
-        html = panels["html"]
+        board = None
         change = panels.get("delta")
         if change is not None:
             self.version = change.version
             if panels["board_rows"]:
-                html += render.render_board_rows(panels, self.me)
-            await self.send(text_data=html)
-            return
-        if panels.get("version") is not None:
-            self.version = panels["version"]
-        if panels.get("board") is not None:
-            # A watcher may join while connected, but only while the session is still "created":
-            # once it is open nobody joins, so watchers of an open session cost no query per push.
-            if self.me is None and panels["session"].status == Session.Status.CREATED:
-                self.me = await self._participant()
-            html += render.render_board(panels, self.me)
-        await self.send(text_data=html)
+                board = render.render_board_rows(panels, self.me)
+        else:
+            if panels.get("version") is not None:
+                self.version = panels["version"]
+            if panels.get("board") is not None:
+                # A watcher may join while connected, but only while the session is still "created":
+                # once it is open nobody joins, so watchers of an open session cost no query per push.
+                if self.me is None and panels["session"].status == Session.Status.CREATED:
+                    self.me = await self._participant()
+                board = render.render_board(panels, self.me)
+        text = render.message(panels, board)
+        if panels.get("kept") or not frames.send_shared(self.scope, text, panels.setdefault("frames", {})):
+            await self.send(text_data=text)  # a first floor, kept for later viewers: no frames kept with it
 
     async def monitor_presence(self, message: dict) -> None:
         await self.send(text_data="presence")

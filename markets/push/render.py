@@ -159,3 +159,18 @@ def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:
         tuple(q["id"] for q in r["quotes"] if q["maker_id"] == me.id),
         me.role == Participant.Role.MAKER and me.id != r["taker_id"],
     )
+
+
+def message(panels: dict[str, Any], board: str | None) -> str:
+    """The text a socket is sent: the shared panels (or rows) and its board (or board rows), joined once
+    per board rendering (the boards are shared by viewers who stand alike), not once per socket. A
+    rendering kept for later viewers (`snapshot`) keeps no joined copies: it lives long, a push does not."""
+    if board is None:
+        return panels["html"]
+    if panels.get("kept"):
+        return panels["html"] + board
+    messages = panels.setdefault("messages", {})
+    key = id(board)  # a rendering kept in the batch's boards for as long as the batch lives
+    if key not in messages:
+        messages[key] = panels["html"] + board
+    return messages[key]

@@ -66,7 +66,7 @@ def floor(session: Session, *, oob: bool, name: Key | None = None) -> dict[str, 
         stats["shared"] += 1
         return pending.result(timeout=WAIT_SECONDS)
     try:
-        panels = render.render_panels(session.id, EVERYTHING, oob=oob)
+        panels = render.render_panels(session.id, EVERYTHING, oob=oob) | {"kept": True}
     except BaseException as exc:
         with _lock:
             del _rendering[name]

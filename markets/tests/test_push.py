@@ -462,3 +462,35 @@ async def test_a_socket_is_told_to_come_back_while_the_feed_cannot_start_and_the
     assert (await served.connect())[0]
     assert 'id="holdings"' in await served.receive_from(timeout=10)
     await served.disconnect()
+
+
+class _Socket:
+    """What frames.send_shared uses of daphne's protocol, with autobahn's own factory framing."""
+
+    STATE_OPEN, STATE_CLOSED = 3, 4
+
+    def __init__(self, factory, state: int = 3) -> None:
+        self.factory, self.state, self.sent = factory, state, []
+
+    def sendPreparedMessage(self, frame) -> None:  # noqa: N802 (autobahn's name)
+        self.sent.append(frame.payloadHybi)
+
+
+def test_a_push_is_framed_once_for_every_socket_sent_the_same_text():
+    from autobahn.twisted.websocket import WebSocketServerFactory
+
+    from markets.push import frames
+
+    factory = WebSocketServerFactory()
+    framed = []
+    prepare = factory.prepareMessage
+    factory.prepareMessage = lambda payload: framed.append(payload) or prepare(payload)
+    sockets = [_Socket(factory) for _ in range(3)] + [_Socket(factory, _Socket.STATE_CLOSED)]
+    push: dict = {}
+    for socket in sockets:
+        assert frames.send_shared({frames.SOCKET: socket}, "<div id='x'>é</div>", push)
+    assert framed == ["<div id='x'>é</div>".encode()]  # framed once
+    assert [len(s.sent) for s in sockets] == [1, 1, 1, 0]  # a closed socket gets nothing
+    frame = sockets[0].sent[0]
+    assert frame[0] == 0x81 and frame.endswith("<div id='x'>é</div>".encode())  # one final text frame
+    assert not frames.send_shared({}, "text", push)  # no daphne socket (a test communicator): sent as usual
