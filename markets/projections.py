@@ -64,7 +64,9 @@ def _user_by_legacy_name(username: str) -> int:
 def _participant_id(session_id: str, d: dict[str, Any], side: str) -> int:
     """The participant row an event's `<side>_id` (a user id) names, or its legacy `<side>` username."""
     if f"{side}_id" in d:
-        return Participant.objects.values_list("id", flat=True).get(session_id=session_id, user_id=d[f"{side}_id"])
+        if (found := sql.participant_id(session_id, d[f"{side}_id"])) is None:
+            raise Participant.DoesNotExist(f"user {d[f'{side}_id']} has not joined session {session_id}")
+        return found
     return Participant.objects.values_list("id", flat=True).get(session_id=session_id, username=d[side])
 
 
@@ -151,29 +153,33 @@ def _session_cancelled(event: Event, d: dict[str, Any]) -> None:
 @handles("RFQRequested")
 def _rfq_requested(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
-    RFQ.objects.create(
-        id=d["rfq_id"],
-        session_id=session_id,
-        taker_id=_participant_id(session_id, d, "taker"),
-        give_leg=d["give_leg"],
-        get_leg=d["get_leg"],
-        quantity=d["quantity"],
-        status=RFQ.Status.OPEN,
-        created_at=event.at,
+    sql.insert(
+        RFQ(
+            id=d["rfq_id"],
+            session_id=session_id,
+            taker_id=_participant_id(session_id, d, "taker"),
+            give_leg=d["give_leg"],
+            get_leg=d["get_leg"],
+            quantity=d["quantity"],
+            status=RFQ.Status.OPEN,
+            created_at=event.at,
+        )
     )
 
 
 @handles("QuoteProvided")
 def _quote_provided(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
-    Quote.objects.create(
-        id=d["quote_id"],
-        rfq_id=d["rfq_id"],
-        maker_id=_participant_id(session_id, d, "maker"),
-        rate=d["rate"],
-        expires_at=_parse_at(d["expires_at"]),
-        status=Quote.Status.LIVE,
-        created_at=event.at,
+    sql.insert(
+        Quote(
+            id=d["quote_id"],
+            rfq_id=d["rfq_id"],
+            maker_id=_participant_id(session_id, d, "maker"),
+            rate=d["rate"],
+            expires_at=_parse_at(d["expires_at"]),
+            status=Quote.Status.LIVE,
+            created_at=event.at,
+        )
     )
 
 
@@ -375,25 +381,16 @@ def diff(stored: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
 
 def holdings_by_user(session_id: str) -> dict[int, list[int]]:
     """{user id: [x_k ...]} from the projection, in leg order: who holds what, by immutable id."""
-    matrix: dict[int, list[int]] = {}
-    rows = (
-        Holding.objects.filter(session_id=session_id)
-        .order_by("participant__user_id", "leg_index")
-        .values_list("participant__user_id", "qty")
-    )
-    for user_id, qty in rows:
-        matrix.setdefault(user_id, []).append(qty)
-    return matrix
+    return _holdings_by(session_id, "participant__user_id")
 
 
 def holdings_matrix(session_id: str) -> dict[str, list[int]]:
     """{name: [x_k ...]} from the projection, in leg order, named as the participants joined (display)."""
-    matrix: dict[str, list[int]] = {}
-    rows = (
-        Holding.objects.filter(session_id=session_id)
-        .order_by("participant__username", "leg_index")
-        .values_list("participant__username", "qty")
-    )
-    for username, qty in rows:
-        matrix.setdefault(username, []).append(qty)
+    return _holdings_by(session_id, "participant__username")
+
+
+def _holdings_by(session_id: str, key: str) -> dict[Any, list[int]]:
+    matrix: dict[Any, list[int]] = {}
+    for who, qty in Holding.objects.filter(session_id=session_id).order_by(key, "leg_index").values_list(key, "qty"):
+        matrix.setdefault(who, []).append(qty)
     return matrix

@@ -21,7 +21,7 @@ router = Router(tags=["trading"])
 @post(router, "/sessions/{session_id}/rfq", response={201: RFQOut, **ERRORS}, summary="Request quotes (RFQ)")
 def request_rfq(request: HttpRequest, session_id: str, payload: RFQIn):
     rfq = services.request_rfq(request.auth, session_id, payload.give_leg, payload.get_leg, payload.quantity)
-    return Status(201, shapes.rfq_out(shapes.rfqs().get(id=rfq.id)))
+    return Status(201, shapes.rfq_out(rfq, quotes=[]))  # as written: new, no quotes yet
 
 
 @router.get("/sessions/{session_id}/rfqs", response={200: list[RFQOut], **ERRORS}, summary="RFQs and their quotes")
@@ -39,8 +39,7 @@ def list_rfqs(
 @post(router, "/rfq/{rfq_id}/quote", response={201: QuoteOut, **ERRORS}, summary="Quote a rate (makers)")
 def provide_quote(request: HttpRequest, payload: QuoteIn, rfq_id: PathId):
     quote = services.provide_quote(request.auth, rfq_id, payload.rate, payload.ttl_seconds)
-    quote = Quote.objects.select_related("maker", "rfq").get(id=quote.id)
-    return Status(201, shapes.quote_out(quote, quote.rfq.quantity))
+    return Status(201, shapes.quote_out(quote, quote.rfq.quantity))  # as written, its maker and RFQ with it
 
 
 @post(router, "/rfq/{rfq_id}/cancel", response={200: RFQOut, **ERRORS}, summary="Cancel your RFQ")

@@ -68,7 +68,9 @@ def quote_out(quote: Quote, quantity: int) -> dict[str, Any]:
     }
 
 
-def rfq_out(rfq: RFQ) -> dict[str, Any]:
+def rfq_out(rfq: RFQ, quotes: list[Quote] | None = None) -> dict[str, Any]:
+    """An RFQ with its quotes (`quotes` when the caller has them: a new RFQ has none)."""
+    quotes = rfq.quotes.all() if quotes is None else quotes
     return {
         "id": rfq.id,
         "session_id": rfq.session_id,
@@ -79,7 +81,7 @@ def rfq_out(rfq: RFQ) -> dict[str, Any]:
         "status": rfq.status,
         "created_at": rfq.created_at,
         "closed_at": rfq.closed_at,
-        "quotes": [quote_out(q, rfq.quantity) for q in rfq.quotes.all()],
+        "quotes": [quote_out(q, rfq.quantity) for q in quotes],
     }
 
 

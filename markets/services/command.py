@@ -108,10 +108,10 @@ def _require_user(actor) -> None:
 
 def _participant(session: Session, actor) -> Participant:
     _require_user(actor)
-    try:
-        return Participant.objects.get(session=session, user=actor)
-    except Participant.DoesNotExist:
-        raise Forbidden(f"You have not joined session {session.id}", "not_a_participant") from None
+    me = sql.participant_of(session.id, actor.pk)
+    if me is None:
+        raise Forbidden(f"You have not joined session {session.id}", "not_a_participant")
+    return me
 
 
 def _require_organiser(session: Session, actor) -> None:

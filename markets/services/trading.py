@@ -42,7 +42,7 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
             raise Forbidden("Only traders and makers request quotes", "forbidden")
         _require_trading(session, cmd.now)
         _require_unpaused(session)
-        held = me.holdings.get(leg_index=gi).qty
+        held = sql.holding(me.id, gi)
         if held < qty:
             raise DomainError(
                 f"Insufficient inventory: you hold {domain.qty_str(held)} {session.legs[gi]}, "
@@ -61,7 +61,9 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
                 "quantity": qty,
             },
         )
-    return RFQ.objects.get(id=rfq_id)
+    rfq = sql.get_by_pk(RFQ, rfq_id)  # as the projection wrote it, one prepared statement
+    rfq.taker = me
+    return rfq
 
 
 def _get_rfq(rfq_id: object) -> RFQ:
@@ -69,6 +71,15 @@ def _get_rfq(rfq_id: object) -> RFQ:
         return RFQ.objects.select_related("session", "taker").get(id=_row_id(rfq_id, "RFQ", "rfq_not_found"))
     except RFQ.DoesNotExist:
         raise NotFound(f"Unknown RFQ {str(rfq_id)[:20]!r}", "rfq_not_found") from None
+
+
+def _rfq_row(rfq_id: object) -> RFQ:
+    """The RFQ alone (no joined rows), by one prepared statement: what quoting reads, twice."""
+    number = _row_id(rfq_id, "RFQ", "rfq_not_found")
+    rfq = sql.get_by_pk(RFQ, number)
+    if rfq is None:
+        raise NotFound(f"Unknown RFQ {str(rfq_id)[:20]!r}", "rfq_not_found")
+    return rfq
 
 
 def _get_quote(quote_id: object) -> Quote:
@@ -90,9 +101,9 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
         raise DomainError("The quote's lifetime must be a whole number of seconds", "invalid_ttl") from None
     if not 1 <= ttl <= MAX_QUOTE_TTL:
         raise DomainError(f"The quote's lifetime must be 1 to {MAX_QUOTE_TTL} seconds", "invalid_ttl")
-    rfq = _get_rfq(rfq_id)
+    rfq = _rfq_row(rfq_id)
     with _command(rfq.session_id) as cmd:
-        rfq = _get_rfq(rfq_id)
+        rfq = _rfq_row(rfq_id)  # under the session's lock: as it stands now
         me = _participant(cmd.session, actor) if actor is not None else None
         if me is None or me.role != Participant.Role.MAKER:
             raise Forbidden("Only market makers can quote", "not_maker")
@@ -105,7 +116,7 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
         receive = domain.trade_receive(rfq.quantity, rate_base)
         if receive <= 0:
             raise DomainError("At this rate the trade would deliver 0 units: quote a higher rate", "trade_too_small")
-        held = me.holdings.get(leg_index=domain.leg_index(cmd.session.legs, rfq.get_leg)).qty
+        held = sql.holding(me.id, domain.leg_index(cmd.session.legs, rfq.get_leg))
         if held < receive:  # checked again at accept: the holding may change in between
             raise DomainError(
                 f"Insufficient inventory: you hold {domain.qty_str(held)} {rfq.get_leg}; at rate "
@@ -125,7 +136,9 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
                 "expires_at": _iso(expires),
             },
         )
-    return Quote.objects.get(id=quote_id)
+    quote = sql.get_by_pk(Quote, quote_id)  # as the projection wrote it, one prepared statement
+    quote.maker, quote.rfq = me, rfq
+    return quote
 
 
 @_retrying

@@ -472,7 +472,7 @@ class _Socket:
     def __init__(self, factory, state: int = 3) -> None:
         self.factory, self.state, self.sent = factory, state, []
 
-    def sendPreparedMessage(self, frame) -> None:  # noqa: N802 (autobahn's name)
+    def sendPreparedMessage(self, frame) -> None:
         self.sent.append(frame.payloadHybi)
 
 
