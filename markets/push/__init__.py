@@ -9,7 +9,7 @@
          thread renders what this process sends for them (fanout's sources)
     render (markets.push.render), per session and batch, once:
       -> quoting and trading as rows (markets.push.panels.Delta: the log's and the blotter's new rows,
-         the holdings rows that moved, the RFQs touched; status, pool and chart whole), any other change
+         the holdings rows that moved, the RFQs touched; status and pool whole), any other change
          as the panels it made stale (markets.push.panels: the one registry)
     fanout (markets.push.fanout)
       -> writes it to the session's sockets of this process in one loop (fanout.deliver): rows to a

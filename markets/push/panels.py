@@ -25,7 +25,9 @@ TICK = "tick"
 # Any event not named here (a join, the opening, trading closing, the settlement) changes the whole floor.
 _STALE: dict[str, frozenset[str]] = {
     **dict.fromkeys(QUOTING, frozenset({"status", "events", BOARD})),
-    "TradeExecuted": frozenset({"status", "chart", "holdings", "blotter", "pool", "events", BOARD}),
+    # A trade's mark on the price chart comes with the next tick's chart (the oracle's pace, a second or
+    # so): redrawing the whole chart for every trade was the largest part of a trade's push.
+    "TradeExecuted": frozenset({"status", "holdings", "blotter", "pool", "events", BOARD}),
     TICK: frozenset({"status", "legs", "chart", "holdings", "pool"}),
 }
 EVERYTHING = frozenset({*PANELS, BOARD})

@@ -40,9 +40,10 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
 
 
 def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """What a batch of quoting and trading changed, as rows: the small stale panels whole (status, pool,
-    chart), the new rows of the log and the blotter, the holdings rows that moved, and the touched RFQs'
-    data for each viewer's board rows (`render_board_rows`). `events` are the batch's messages."""
+    """What a batch of quoting and trading changed, as rows: the small stale panels whole (the status,
+    and the pool after a trade), the new rows of the log and the blotter, the holdings rows that moved,
+    and the touched RFQs' data for each viewer's board rows (`render_board_rows`). `events` are the
+    batch's messages."""
     whole = frozenset(shared(change.panels)) - ROWS
     try:
         context = selectors.floor_context(session_id, whole | ({"holdings"} if change.users else frozenset()))
