@@ -201,19 +201,22 @@ def run(ctx) -> list[Figure]:
 LIMITS = """\
 The trade path spends its time in round trips: an accept is about 16 statements (each a round trip to the
 server, about 0.3-0.6 ms here) against the raw loop's 9, plus Django's work per statement; the raw loop
-itself varies from run to run with the disk's fsync (298 trades/s in the latest run, 350-520 in earlier ones).
+itself varies from run to run with the disk's fsync (298-520 trades/s across runs).
 
-Under 16 writers the web processes' CPU, not the database, is the limit. A profile of a daphne (py-spy)
-during the scale run: about a third of its samples in the requests (the services, their commits), a
-sixth in the feed rendering each new event's changed panels (about 25 KB) and writing them to its share
-of the 500 sockets, once per process; the two cores are shared with the 500 clients, the writers and the
-database, and no core is idle. So more processes render the same events more times, requests wait for
-the CPU, and trades/s falls as processes are added. The bare broadcast of a message of that size to 500
-sockets already takes 70-100 ms at p99. Tried in this round and left out: a pause after each push as long
-as the push took (so that a stream of events is rendered in batches) raised trades/s with 4 daphnes from
-13 to 21-25, but made the push p99 with 2 daphnes worse (340 -> 480-550 ms). Sending less per event (the
-rows that changed) is what should move these figures;
-they are the floor page and push goals of the performance issue."""
+Under 16 writers the web processes' CPU, not the database, is the limit: the two cores are shared with the
+500 clients, the writers and the database, and no core is idle. The writers are a closed loop (each sends
+its next request as soon as the last is answered), so what the pushes save goes into more trades: from
+one round to the next the pushes became rows (about 4-10 KB a batch instead of 25 KB), framed once for all
+the sockets sent the same text, rendered in the trip that reads them, and RFQs and quotes became as cheap
+as an accept; trades/s with 2 daphnes went from 10 to 15 (SQLite: 20 to 35) while the push p99 fell from
+378 to 256 ms (SQLite: 368 to 214 ms). Each process still renders every batch (the session, the pool and
+the rows, about 9 ms of one core for a batch of three trades, more while the requests hold the GIL) and
+writes it to its share of the sockets, so four processes on two cores render each batch four times: the
+batches wait for the one before them, about 80 ms, before they are read. Tried and left out: a batch read
+while the one before is still being sent (worse: 305 against 229-263 ms on SQLite), a shorter GIL switch
+interval (worse), a pause between batches (no change). What would move the four-process row is rendering
+a batch once for every process (or fewer processes than cores)."""
+
 
 SQLITE_RESULTS = BASE_DIR / "bench" / "results" / "scale-sqlite.json"
 

@@ -261,8 +261,9 @@ EXPLAINED = [
         "RFQRequested through the services and stamps the commit in an on_commit hook; each client stamps "
         "receipt; the next event waits until every client has this one. Daphne's ledger feed sees the "
         "commit by watching the SQLite write-ahead log (its stat and its index header every 10 ms; it also polls every "
-        "FEED_POLL_SECONDS). Only the panels the event changed are pushed, with the RFQ board rendered once "
-        "per way of standing to each RFQ. The limit is a bare ASGI broadcast (`bench/echo_asgi.py`, its own daphne) of a message of "
-        "the same size to the same number of clients.",
+        "FEED_POLL_SECONDS). Only the rows the event changed are pushed (the new RFQ on the board, the log's "
+        "new row, the status line), the RFQ rendered once per way of standing to it, and each text framed once "
+        "for every socket sent it. The limit is a bare ASGI broadcast (`bench/echo_asgi.py`, its own daphne) "
+        "of a message of the same size to the same number of clients.",
     ),
 ]
