@@ -143,9 +143,8 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
 
 @_retrying
 def withdraw_quote(actor, quote_id: object) -> Quote:
-    quote = _get_quote(quote_id)
-    with _command(quote.rfq.session_id) as cmd:
-        quote = _get_quote(quote_id)
+    with _command(lock=lambda: _session_of_quote(quote_id)) as cmd:
+        quote = sql.get_by_pk(Quote, domain.parse_id(quote_id))  # under the session's lock: as it stands now
         if actor is not None and _participant(cmd.session, actor).id != quote.maker_id:
             raise Forbidden("Only the maker who gave a quote can withdraw it", "not_your_quote")
         _require_trading(cmd.session, cmd.now)
@@ -161,9 +160,9 @@ def withdraw_quote(actor, quote_id: object) -> Quote:
 
 @_retrying
 def cancel_rfq(actor, rfq_id: object) -> RFQ:
-    rfq = _get_rfq(rfq_id)
+    rfq = _rfq_row(rfq_id)
     with _command(rfq.session_id) as cmd:
-        rfq = _get_rfq(rfq_id)
+        rfq = _rfq_row(rfq_id)  # under the session's lock: as it stands now
         if actor is not None and _participant(cmd.session, actor).id != rfq.taker_id:
             raise Forbidden("Only the RFQ's taker can cancel it", "not_your_rfq")
         _require_trading(cmd.session, cmd.now)
