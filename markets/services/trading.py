@@ -74,7 +74,8 @@ def _get_rfq(rfq_id: object) -> RFQ:
 
 
 def _rfq_row(rfq_id: object) -> RFQ:
-    """The RFQ alone (no joined rows), by one prepared statement: what quoting reads, twice."""
+    """The RFQ alone (no joined rows), by one prepared statement: what quoting and cancelling read, before
+    and under the session's lock."""
     number = _row_id(rfq_id, "RFQ", "rfq_not_found")
     rfq = sql.get_by_pk(RFQ, number)
     if rfq is None:
