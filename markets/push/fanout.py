@@ -136,9 +136,9 @@ def _events_poll(position: Position) -> tuple[list[Batch], Position]:
     events, position = follow(lambda p: list(_newer(Event.objects.all(), "seq", p)[:BATCH]), _seq, position)
     batches = _by_session(event_message(e) for e in events)
     for batch in batches:
-        messages = [m["event"] for m in batch.items]
-        change = delta(messages)
         if batch.session_id in _viewers:
+            messages = [m["event"] for m in batch.items]
+            change = delta(messages)
             if change is not None:
                 batch.floor = _prepared(render_delta, batch.session_id, change, batch.items)
             else:

@@ -53,7 +53,7 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
     session = context["session"]
     html = [render_to_string(f"{FLOOR}#{name}", context) for name in shared(whole)]
     names = selectors.participant_names(session_id)
-    rows = [selectors.event_row(e, names) for e in sorted((m["event"] for m in events), key=_seq_of, reverse=True)]
+    rows = [selectors.event_row(m["event"], names) for m in reversed(events)]  # newest first, as `delta` reads them
     html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
     if change.trades:
         trades = Trade.objects.filter(id__in=change.trades).select_related("taker", "maker").order_by("-id")
@@ -79,10 +79,6 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
         "session": session,
         "phase": context["phase"],
     }
-
-
-def _seq_of(event: dict[str, Any]) -> int:
-    return event["seq"]
 
 
 def render_if_exists(session_id: str, panels: frozenset[str]) -> dict[str, Any] | None:
