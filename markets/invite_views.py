@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import segno
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -34,7 +35,6 @@ from markets.views import refusals_shown
 
 INVITES = "markets/invites.html"
 JOIN = "markets/join.html"
-BACKEND = "django.contrib.auth.backends.ModelBackend"
 RETURNING_AGE = dt.timedelta(days=14)
 STATE_STATUS = {"open": 200, "revoked": 410, "used_up": 409, "closed": 409}
 _BATCH = re.compile(r"[0-9a-f]{1,16}")
@@ -230,7 +230,7 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
         if returning is None:
             error = "This browser has not joined this session yet: join with your name"
             return _join_page(request, invite, status=409, error=error)
-        login(request, returning, backend=BACKEND)
+        login(request, returning, backend=settings.SIGN_IN_BACKEND)
         return _remember(request, redirect("markets:floor", session.id), session, returning)
     if action == "forget":
         response = redirect("markets:invite_join", token)
@@ -238,7 +238,9 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
         return response
     typed = request.POST.get("name", "")
     try:
-        participant = commands.join_by_invite(token, typed, sign_in=lambda user: login(request, user, backend=BACKEND))
+        participant = commands.join_by_invite(
+            token, typed, sign_in=lambda user: login(request, user, backend=settings.SIGN_IN_BACKEND)
+        )
     except DomainError as exc:
         invite = reads.invite_for_token(token) or invite  # as it stands after the refusal
         return _join_page(request, invite, status=_status(exc), error=exc.message, typed=typed[:200])

@@ -321,7 +321,7 @@ def demo_switch(request: HttpRequest) -> HttpResponse:
     if user is None:
         context = {"title": "Not a demo account", "message": "Demo mode signs in as the demo's participants only."}
         return render(request, "markets/refused.html", context, status=403)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend=settings.SIGN_IN_BACKEND)
     return redirect(_next_page(request.POST.get("next", "")))
 
 

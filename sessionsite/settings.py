@@ -53,9 +53,12 @@ MIDDLEWARE = [
 # Django's database sessions, read by one prepared statement (sessionsite/sessions.py).
 SESSION_ENGINE = "sessionsite.sessions"
 
+# Django's ModelBackend with its per-request user read prepared; also the backend that signs in people
+# the site itself signs in (an invite's join, the demo's "act as").
+SIGN_IN_BACKEND = "sessionsite.backends.PreparedModelBackend"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses sign-ins while a username + address is locked out
-    "django.contrib.auth.backends.ModelBackend",
+    SIGN_IN_BACKEND,
 ]
 # Five wrong passwords for one username from one address lock that pair out for 15 minutes (then the right
 # password works again); a right one resets the count. `manage.py axes_reset` lifts every lockout.

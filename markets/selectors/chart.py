@@ -20,6 +20,9 @@ WIDTH, HEIGHT = 640, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 30  # margins for the axes' labels
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 POINT_PX = 2  # the chart draws at most one point per this many units of its width
+MARK_PX = 4  # trades this close on the time axis share one mark (its tooltip lists them)
+MARKS_READ = 200  # the newest trades of the window the chart marks
+MARK_LINES = 6  # trades a shared mark's tooltip names; it counts the rest
 COLOURS = ("#2357d6", "#d9480f", "#0f8a4a", "#9c36b5", "#1098ad", "#e8590c", "#5c940d", "#c2255c")
 
 
@@ -36,7 +39,9 @@ class Chart:
     series: list[Series] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
-    trades: list[tuple[float, str]] = field(default_factory=list)  # x, what the marker says
+    trades: list[tuple[float, str]] = field(default_factory=list)  # x, what the mark says (one per MARK_PX)
+    marks_read: int = MARKS_READ
+    marks_capped: bool = False  # the window has more trades than the chart marks
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     width: int = WIDTH
@@ -126,11 +131,37 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
         chart.x_ticks.append((round(x(t), 1), t.strftime("%H:%M:%S" if t_step < 60 else "%H:%M")))
         epoch += t_step
     trades = Trade.objects.filter(session=session, executed_at__gte=start, executed_at__lte=end)
-    for trade in trades.select_related("taker", "maker").order_by("id")[:200]:
-        said = (
-            f"trade {trade.id} {trade.executed_at:%H:%M:%S}: {trade.taker.username} "
-            f"{domain.qty_str(trade.give_qty)} {trade.give_leg} → {domain.qty_str(trade.get_qty)} {trade.get_leg} "
-            f"with {trade.maker.username}"
-        )
-        chart.trades.append((round(x(trade.executed_at), 1), said))
+    newest = list(trades.select_related("taker", "maker").order_by("-id")[:MARKS_READ])
+    chart.marks_capped = len(newest) == MARKS_READ
+    chart.trades = _marks([(x(trade.executed_at), trade) for trade in reversed(newest)])
     return chart
+
+
+def _said(trade: Trade) -> str:
+    return (
+        f"trade {trade.id} {trade.executed_at:%H:%M:%S}: {trade.taker.username} "
+        f"{domain.qty_str(trade.give_qty)} {trade.give_leg} → {domain.qty_str(trade.get_qty)} {trade.get_leg} "
+        f"with {trade.maker.username}"
+    )
+
+
+def _marks(placed: list[tuple[float, Trade]]) -> list[tuple[float, str]]:
+    """One mark per MARK_PX of the time axis, at its newest trade: a busy minute is a few marks, not a
+    fence of hundreds (and the floor's page stays small). A shared mark's tooltip names its newest
+    MARK_LINES trades and counts the rest."""
+    groups: dict[int, list[tuple[float, Trade]]] = {}
+    for at_x, trade in placed:
+        groups.setdefault(int(at_x // MARK_PX), []).append((at_x, trade))
+    marks = []
+    for group in groups.values():
+        at_x, newest = group[-1]
+        if len(group) == 1:
+            marks.append((round(at_x, 1), _said(newest)))
+            continue
+        first = group[0][1].executed_at
+        lines = [f"{len(group)} trades {first:%H:%M:%S} to {newest.executed_at:%H:%M:%S}"]
+        lines += [_said(trade) for _, trade in reversed(group[-MARK_LINES:])]
+        if len(group) > MARK_LINES:
+            lines.append(f"… and {len(group) - MARK_LINES} more")
+        marks.append((round(at_x, 1), "\n".join(lines)))
+    return marks

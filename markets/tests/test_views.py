@@ -331,3 +331,37 @@ def test_an_expired_or_unknown_session_cookie_signs_nobody_in(users, demo):
     assert client.get("/sessions/demo/").status_code == 302
     client.cookies[settings.SESSION_COOKIE_NAME] = "x" * 32
     assert client.get("/sessions/demo/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_signed_in_user_is_read_as_django_reads_it_and_a_deactivated_one_is_signed_out(users, demo):
+    """The user of each request is read by a prepared statement (sessionsite/backends.py): the same user as
+    Django's query, signed out while deactivated, and nobody for a session naming a user that is gone or a
+    key of the wrong shape."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, get_user_model
+    from django.contrib.auth.backends import ModelBackend
+
+    from sessionsite.backends import PreparedModelBackend
+
+    alice = users["alice"]
+    ours, django_s = PreparedModelBackend().get_user(alice.pk), ModelBackend().get_user(alice.pk)
+    assert {f.attname: getattr(ours, f.attname) for f in get_user_model()._meta.concrete_fields} == {
+        f.attname: getattr(django_s, f.attname) for f in get_user_model()._meta.concrete_fields
+    }
+    assert PreparedModelBackend().get_user("not a key") is None
+    assert PreparedModelBackend().get_user(10**9) is None
+
+    client = Client()
+    client.force_login(alice)
+    session = client.session
+    assert session[BACKEND_SESSION_KEY] == settings.SIGN_IN_BACKEND and session[HASH_SESSION_KEY]
+    page = client.get("/sessions/demo/")
+    assert page.status_code == 200 and 'data-testid="signed-in-as">alice<' in page.content.decode()
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    assert client.get("/sessions/demo/").status_code == 302
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=True)
+    assert client.get("/sessions/demo/").status_code == 200
+    session = client.session
+    session["_auth_user_id"] = str(10**9)  # a user that is not there
+    session.save()
+    assert client.get("/sessions/demo/").status_code == 302
