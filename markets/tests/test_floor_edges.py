@@ -163,6 +163,34 @@ def test_the_chart_draws_each_leg_and_marks_trades(users, priced):
     assert page.count('data-testid="trade-mark"') == 1 and 'data-testid="chart"' in page
 
 
+def test_trades_close_on_the_time_axis_share_one_mark_that_lists_them(users, priced, monkeypatch):
+    """A busy second is one mark, not a fence of lines: its tooltip counts the trades and names the
+    newest; a trade well apart keeps a mark of its own."""
+    start = clock.now()
+    for k in range(1, 121):
+        for leg, price in PRICES.items():
+            Tick.objects.create(
+                session_id="demo", symbol=leg, at=start + dt.timedelta(seconds=k), price=int(Decimal(price) * 10**6)
+            )
+    made = []
+    for second in (30, 30, 30, 30, 30, 30, 30, 30, 100):
+        rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "1")
+        with clock.frozen(start + dt.timedelta(seconds=second)):
+            made.append(services.accept_quote(users["alice"], services.provide_quote(users["mm"], rfq.id, "0.40").id))
+    chart = price_chart(Session.objects.get(id="demo"))
+    busy, lone = chart.trades
+    assert busy[1].splitlines()[0].startswith("8 trades ")
+    assert f"trade {made[7].id} " in busy[1].splitlines()[1]  # the newest first
+    assert busy[1].splitlines()[-1] == "… and 2 more" and f"trade {made[0].id} " not in busy[1]
+    assert lone[1].startswith(f"trade {made[8].id} ") and lone[0] > busy[0]
+    page = floor_page(users["alice"])
+    assert page.count('data-testid="trade-mark"') == 2 and "(the newest" not in page
+    monkeypatch.setattr("markets.selectors.chart.MARKS_READ", 4)  # more trades than the chart marks
+    chart = price_chart(Session.objects.get(id="demo"))
+    assert chart.marks_capped and len(chart.trades) == 2
+    assert chart.trades[0][1].startswith("3 trades ") and chart.trades[1][1].startswith(f"trade {made[8].id} ")
+
+
 def test_the_chart_waits_for_prices(users, demo):
     page = floor_page(users["alice"])
     assert "No prices yet: the chart draws from the oracle's second tick" in html.unescape(page)
