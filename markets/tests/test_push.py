@@ -464,33 +464,40 @@ async def test_a_socket_is_told_to_come_back_while_the_feed_cannot_start_and_the
     await served.disconnect()
 
 
-class _Socket:
-    """What frames.send_shared uses of daphne's protocol, with autobahn's own factory framing."""
+def _socket(factory, *, state: str = "STATE_OPEN"):
+    """A daphne WebSocket protocol (autobahn's) on a transport that keeps what is written to it."""
+    from twisted.internet.testing import StringTransport
 
-    STATE_OPEN, STATE_CLOSED = 3, 4
-
-    def __init__(self, factory, state: int = 3) -> None:
-        self.factory, self.state, self.sent = factory, state, []
-
-    def sendPreparedMessage(self, frame) -> None:
-        self.sent.append(frame.payloadHybi)
+    socket = factory.buildProtocol(None)
+    socket.makeConnection(StringTransport())
+    socket.transport.clear()  # nothing of the handshake was written yet; start from an empty wire
+    socket.state = getattr(socket, state)
+    return socket
 
 
 def test_a_push_is_framed_once_for_every_socket_sent_the_same_text():
     from autobahn.twisted.websocket import WebSocketServerFactory
+    from daphne.ws_protocol import WebSocketProtocol
 
     from markets.push import frames
 
     factory = WebSocketServerFactory()
+    factory.protocol = WebSocketProtocol
+    factory.server_class = None
     framed = []
     prepare = factory.prepareMessage
     factory.prepareMessage = lambda payload: framed.append(payload) or prepare(payload)
-    sockets = [_Socket(factory) for _ in range(3)] + [_Socket(factory, _Socket.STATE_CLOSED)]
+    sockets = [_socket(factory) for _ in range(3)] + [_socket(factory, state="STATE_CLOSED")]
+    busy = sockets[2]
+    busy.send_queue.append((b"before", False))  # something queued first: the frame goes after it
     push: dict = {}
     for socket in sockets:
         assert frames.send_shared({frames.SOCKET: socket}, "<div id='x'>é</div>", push)
     assert framed == ["<div id='x'>é</div>".encode()]  # framed once
-    assert [len(s.sent) for s in sockets] == [1, 1, 1, 0]  # a closed socket gets nothing
-    frame = sockets[0].sent[0]
+    frame = sockets[0].transport.value()
     assert frame[0] == 0x81 and frame.endswith("<div id='x'>é</div>".encode())  # one final text frame
+    assert sockets[1].transport.value() == frame and sockets[0].trafficStats.outgoingOctetsWireLevel == len(frame)
+    # autobahn's own path: what was queued before goes first
+    assert busy.transport.value() + b"".join(item[0] for item in busy.send_queue) == b"before" + frame
+    assert sockets[3].transport.value() == b""  # a closed socket gets nothing
     assert not frames.send_shared({}, "text", push)  # no daphne socket (a test communicator): sent as usual
