@@ -42,15 +42,16 @@ def send_shared(scope: dict[str, Any], text: str, frames: dict[str, Any]) -> boo
 
 def _write(transport: Any, data: bytes) -> None:
     """Write `data` to a Twisted TCP transport in order: straight to its socket when nothing waits in the
-    transport's buffers (and it is plain TCP, open, with no producer), the rest (or all of it) through
-    `transport.write`, which also meets a broken connection the way Twisted reports it."""
+    transport's buffers (and it is plain TCP, open, its producer, daphne's HTTP channel, not paused for a
+    full buffer), the rest (or all of it) through `transport.write`, which also pauses that producer when
+    the buffer fills and meets a broken connection the way Twisted reports it."""
     idle = (
         getattr(transport, "_tempDataBuffer", True) == []
         and getattr(transport, "dataBuffer", True) == b""
         and transport.connected
         and not transport.disconnecting
         and not getattr(transport, "TLS", False)
-        and getattr(transport, "producer", None) is None
+        and (transport.producer is None or (transport.streamingProducer and not transport.producerPaused))
     )
     sent = 0
     if idle:

@@ -501,3 +501,55 @@ def test_a_push_is_framed_once_for_every_socket_sent_the_same_text():
     assert busy.transport.value() + b"".join(item[0] for item in busy.send_queue) == b"before" + frame
     assert sockets[3].transport.value() == b""  # a closed socket gets nothing
     assert not frames.send_shared({}, "text", push)  # no daphne socket (a test communicator): sent as usual
+
+
+def test_a_frame_goes_to_an_idle_socket_at_once_and_after_what_twisted_still_buffers():
+    """frames._write on a real TCP connection (Twisted's, over a kernel socket pair): an idle socket gets
+    the frame from the kernel at once, with no watch on the event loop; once the kernel's buffer is full
+    the rest waits in Twisted's buffer, and later frames queue behind it, so the peer reads every byte in
+    order."""
+    import socket
+
+    from twisted.internet import tcp
+    from twisted.internet.testing import MemoryReactor
+
+    from markets.push import frames
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    reactor = MemoryReactor()
+    transport = tcp.Connection(ours, None, reactor)
+    transport.connected = True
+
+    class Channel:  # a streaming producer on the transport, as daphne's HTTP channel is
+        paused = False
+
+        def pauseProducing(self):
+            self.paused = True
+
+        def resumeProducing(self):
+            self.paused = False
+
+    channel = Channel()
+    transport.registerProducer(channel, True)
+
+    frames._write(transport, b"first")
+    assert peer.recv(100) == b"first" and reactor.writers == set()  # sent now; the loop never watched
+
+    big = bytes(range(256)) * 40_000  # more than the kernel takes at once
+    frames._write(transport, big)
+    frames._write(transport, b"last")
+    assert reactor.writers == {transport}  # the rest waits in Twisted's buffer for the loop
+    assert channel.paused  # which is full: Twisted holds the producer back, as for any write
+    got = bytearray()
+    peer.setblocking(False)
+    while len(got) < len(big) + 4:
+        try:
+            got += peer.recv(1 << 20)
+        except BlockingIOError:
+            transport.doWrite()  # the loop's turn: Twisted writes what it buffered
+    assert bytes(got) == big + b"last" and not channel.paused
+    frames._write(transport, b"again")
+    assert peer.recv(100) == b"again"  # idle again: straight to the kernel
+    ours.close(), peer.close()
