@@ -161,10 +161,19 @@ def database_signature() -> tuple | None:
     there is no file to look at (another database): then the feed relies on its polls alone."""
     from django.db import connections
 
+    found = connections["default"].settings_dict
+    db = _file_named(found["ENGINE"], str(found.get("NAME") or ""))
+    return None if db is None else file_signature(db)
+
+
+@functools.cache
+def _file_named(engine: str, name: str) -> str | None:
+    """The SQLite file a database setting names (None: another database), worked out once per setting:
+    the feed asks every WATCH_SECONDS."""
     from ledger.sqlite import database_file
 
-    db = database_file(connections["default"].settings_dict)
-    return None if db is None else file_signature(str(db))
+    db = database_file({"ENGINE": engine, "NAME": name})
+    return None if db is None else str(db)
 
 
 def file_signature(db: str) -> tuple:
