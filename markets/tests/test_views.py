@@ -365,3 +365,28 @@ def test_the_signed_in_user_is_read_as_django_reads_it_and_a_deactivated_one_is_
     session["_auth_user_id"] = str(10**9)  # a user that is not there
     session.save()
     assert client.get("/sessions/demo/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_top_bar_links_follow_who_is_signed_in_though_they_are_worked_out_once(users, demo):
+    """base.html keeps the assets and the top bar's links in the process's fragment cache: a staff
+    organiser, a trader and a visitor who is not signed in, one after another in one process, each see
+    their own links and the same assets."""
+    from django.core.cache import cache
+
+    cache.clear()
+    staff = users["org"]
+    staff.is_staff = True
+    staff.save()
+    pages = {
+        "staff": client_for(staff).get(reverse("markets:session_list")).content.decode(),
+        "trader": client_for(users["alice"]).get(reverse("markets:session_list")).content.decode(),
+        "visitor": Client().get(reverse("login")).content.decode(),
+        "staff again": client_for(staff).get(reverse("markets:session_list")).content.decode(),
+    }
+    admin = f'href="{reverse("admin:index")}"'
+    assert [admin in page for page in pages.values()] == [True, False, False, True]
+    portfolio = f'href="{reverse("markets:portfolio")}"'
+    assert [portfolio in page for page in pages.values()] == [True, True, False, True]
+    for page in pages.values():
+        assert page.count('href="/static/css/app.css"') == 1 and "htmx-2.min.js" in page
