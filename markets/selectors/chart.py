@@ -132,12 +132,13 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
         epoch += t_step
     trades = Trade.objects.filter(session=session, executed_at__gte=start, executed_at__lte=end)
     newest = list(trades.select_related("taker", "maker").order_by("-id")[:MARKS_READ])
-    chart.marks_capped = len(newest) == MARKS_READ
+    chart.marks_read, chart.marks_capped = MARKS_READ, len(newest) == MARKS_READ
     chart.trades = _marks([(x(trade.executed_at), trade) for trade in reversed(newest)])
     return chart
 
 
 def _said(trade: Trade) -> str:
+    """One trade as its mark's tooltip names it."""
     return (
         f"trade {trade.id} {trade.executed_at:%H:%M:%S}: {trade.taker.username} "
         f"{domain.qty_str(trade.give_qty)} {trade.give_leg} → {domain.qty_str(trade.get_qty)} {trade.get_leg} "
