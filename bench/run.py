@@ -33,7 +33,7 @@ FULL = {
     "raw_trades": 1_000,
     "http_clients": 8,
     "http_health": 1_000,
-    "http_floor": 120,
+    "http_floor": 480,  # about as long a run as /health's 1,000, so the ratio compares like with like
     "http_accepts": 400,
     "push_clients": [5, 50, 500],
     "push_events": 10,
