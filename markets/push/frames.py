@@ -50,6 +50,7 @@ def _write(transport: Any, data: bytes) -> None:
         and getattr(transport, "dataBuffer", True) == b""
         and transport.connected
         and not transport.disconnecting
+        and not getattr(transport, "_writeDisconnected", True)
         and not getattr(transport, "TLS", False)
         and (transport.producer is None or (transport.streamingProducer and not transport.producerPaused))
     )
