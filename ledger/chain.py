@@ -36,9 +36,17 @@ def _reject_floats(value: Any) -> None:
             _reject_floats(item)
 
 
+AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def format_at(at: dt.datetime) -> str:
     """An event's time as it is hashed: UTC, microseconds, a Z."""
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(dt.UTC).strftime(AT_FORMAT)
+
+
+def parse_at(text: str) -> dt.datetime:
+    """The instant `format_at` wrote (an event's JSON shape carries its time this way)."""
+    return dt.datetime.strptime(text, AT_FORMAT).replace(tzinfo=dt.UTC)
 
 
 def at_text(stored: Any) -> str:

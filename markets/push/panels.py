@@ -63,7 +63,6 @@ class Delta:
     after: int
     version: int
     panels: frozenset[str]  # as `stale` says; of ROWS and the board only rows go
-    seqs: tuple[int, ...]  # the events, newest first (the log's new rows)
     trades: tuple[int, ...]  # trade ids, newest first (the blotter's new rows)
     users: frozenset[int]  # user ids whose holdings moved (their holdings rows)
     rfqs: tuple[int, ...]  # RFQs touched, newest first (their rows on the board, or their removal)
@@ -99,7 +98,6 @@ def delta(events: Iterable[Mapping[str, Any]]) -> Delta | None:
         after=versions[0] - 1,
         version=versions[-1],
         panels=stale(e["type"] for e in events),
-        seqs=tuple(e["seq"] for e in reversed(events)),
         trades=tuple(trades),
         users=frozenset(users),
         rfqs=tuple(rfqs),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ledger.chain import format_at
+from ledger.chain import format_at, parse_at
 from ledger.models import Event
 from markets import domain
 from markets.models import Participant, Session, stream_name
@@ -97,7 +97,7 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
 def event_row(event: dict[str, Any], names: dict[int, str]) -> EventRow:
     """An event's row in the floor's log from its JSON shape (`event_json`): what a push adds to the log
     without reading the event again; `names` as `participant_names` gives them."""
-    at = dt.datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    at = parse_at(event["at"])
     summary = summarize(event["type"], event["payload"], names)
     return EventRow(event["seq"], event["version"], event["type"], at, summary, event["hash"][:10])
 
