@@ -60,6 +60,15 @@ def test_the_panel_registry_and_the_floor_template_agree():
 
 
 @pytest.mark.django_db
+def test_a_push_for_a_session_that_is_gone_is_not_rendered(users, demo):
+    """The feed may read a batch of a session that is no longer there (a test database flushed under a
+    running server): its rendering is None, not an error; a session that is there renders its panels."""
+    assert render.render_if_exists("nowhere", panels.stale(["QuoteProvided"])) is None
+    shown = render.render_if_exists("demo", panels.stale(["QuoteProvided"]))
+    assert shown["session"].id == "demo" and 'id="status"' in shown["html"]
+
+
+@pytest.mark.django_db
 def test_shared_boards_equal_a_board_rendered_for_each_viewer(users, demo):
     """Alice's and Bob's RFQs, quotes by both makers: every participant and a watcher get exactly the
     board a per-viewer rendering gives, and viewers who stand alike share one rendering."""
