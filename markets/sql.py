@@ -11,7 +11,7 @@ parameters. The fast replay's queries (`HEADS_SQL`...) read a SQLite file throug
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -51,14 +51,37 @@ def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False, ke
     with connection.cursor() as cursor:
         cursor.execute(sql, list(pk) if isinstance(pk, tuple) else [pk])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _instance(model, names, converters, row)
+
+
+def _instance[M: Model](model: type[M], names: list[str], converters: list, row: Sequence[Any]) -> M:
     values = []
     for value, (col, funcs) in zip(row, converters, strict=True):
         for func in funcs:
             value = func(value, col, connection)
         values.append(value)
     return model.from_db(connection.alias, names, values)
+
+
+def rows_of[M: Model](
+    model: type[M], where_sql: str, params: Sequence[Any], order_sql: str = "", limit: int | None = None
+) -> list[M]:
+    """The rows of `model` that `where_sql` (its own columns, quoted; %s parameters) picks, in `order_sql`'s
+    order, at most `limit`, as the instances a queryset would give: the ORM's converters, without building
+    its query (a push reads a few rows per batch, and building the query cost more than reading them)."""
+    sql, names, converters = _plan(model, connection.vendor)
+    sql = sql[: sql.rindex(" WHERE ")] + f" WHERE {where_sql}" + (f" ORDER BY {order_sql}" if order_sql else "")
+    params = list(params)
+    if limit is not None:
+        sql, params = sql + " LIMIT %s", [*params, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [_instance(model, names, converters, row) for row in cursor.fetchall()]
+
+
+def placeholders(values: Sized) -> str:
+    """`%s, %s, ...` for an IN list of `values` (never empty: the caller skips an empty list)."""
+    return ", ".join(["%s"] * len(values))
 
 
 def active_token(key_hash: str):
@@ -342,6 +365,49 @@ def last_tick_id(session_id: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute('SELECT MAX("id") FROM "oracle_tick" WHERE "session_id" = %s', [session_id])
         return cursor.fetchone()[0] or 0
+
+
+# ---------------------------------------------------------------- the floor's reads (every push reads them)
+
+_HOLDINGS_SQL = (
+    'SELECT p."username", p."role", p."user_id", h."leg_index", h."qty", h."initial" FROM "markets_holding" h '
+    'JOIN "markets_participant" p ON p."id" = h."participant_id" WHERE h."session_id" = %s '
+    'ORDER BY p."username", h."leg_index"'
+)
+
+
+def holdings_of(session_id: str) -> list[tuple[str, str, int, int, int, int]]:
+    """(name, role, user id, leg index, qty, initial) of every holding of the session, by name and leg."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HOLDINGS_SQL, [session_id])
+        return cursor.fetchall()
+
+
+def trade_count(session_id: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT COUNT(*) FROM "markets_trade" WHERE "session_id" = %s', [session_id])
+        return cursor.fetchone()[0]
+
+
+def participant_names(session_id: str) -> dict[int, str]:
+    """{user id: name joined with} of the session's participants."""
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT "user_id", "username" FROM "markets_participant" WHERE "session_id" = %s', [session_id])
+        return dict(cursor.fetchall())
+
+
+def with_parties[M: Model](rows: list[M], *fields: str) -> list[M]:
+    """`rows` with the participants their `fields` (taker, maker) name attached, read in one statement:
+    what `select_related` gives."""
+    from markets.models import Participant
+
+    wanted = sorted({getattr(row, f"{f}_id") for row in rows for f in fields})
+    if wanted:
+        parties = {p.id: p for p in rows_of(Participant, f'"id" IN ({placeholders(wanted)})', wanted)}
+        for row in rows:
+            for f in fields:
+                setattr(row, f, parties[getattr(row, f"{f}_id")])
+    return rows
 
 
 def participant_of(session_id: str, user_id: int):

@@ -126,7 +126,9 @@ INVARIANT_TOLERANCE = env_decimal("INVARIANT_TOLERANCE", "0")
 DEMO_MODE = env_bool("DEMO_MODE", False)
 DEMO_OPEN_TO_NETWORK = env_bool("DEMO_OPEN_TO_NETWORK", False)
 # How often each web process follows the ledger for events written by other processes.
-FEED_POLL_SECONDS = float(os.environ.get("FEED_POLL_SECONDS", "0.2"))
+FEED_POLL_SECONDS = float(env_decimal("FEED_POLL_SECONDS", "0.2"))
+# The least time between two pushes of a busy session by one process: what commits meanwhile goes together.
+FEED_PUSH_GAP_SECONDS = float(env_decimal("FEED_PUSH_GAP_SECONDS", "0.1"))
 
 LOGGING = {
     "version": 1,

@@ -23,7 +23,7 @@ from django.db.models import Max, Q
 from ledger import clock, store
 from ledger.models import Event
 from ledger.postgres import Position, begin, follow
-from markets import domain, projections, selectors
+from markets import domain, selectors, sql
 from markets.models import Session
 from markets.push.feed import feed, nudge
 from markets.push.panels import EVERYTHING, TICK, Delta, delta, stale
@@ -185,8 +185,12 @@ def event_message(event: Event) -> dict[str, Any]:
 
 
 def holdings_json(session_id: str) -> dict[str, Any]:
-    session = Session.objects.get(id=session_id)
-    matrix = projections.holdings_matrix(session_id)
+    session = sql.get_by_pk(Session, session_id)
+    if session is None:
+        raise Session.DoesNotExist(f"no session {session_id!r}")
+    matrix: dict[str, list[int]] = {}
+    for username, _, _, _, qty, _ in sql.holdings_of(session_id):  # by name, in leg order
+        matrix.setdefault(username, []).append(qty)
     return {
         "type": "holdings",
         "session_id": session_id,

@@ -8,6 +8,12 @@ commits to the SQLite file, and at once on a PostgreSQL NOTIFY (`ledger.postgres
 batch is read ONCE and handed to the source's handler, which renders and group-sends to the browsers;
 so N browsers cost one read of each new row, not N. All of the feed's database work runs in one thread
 of its own, on one connection kept as long as CONN_MAX_AGE allows.
+
+Its pace: after a poll that found something, the next poll waits until FEED_PUSH_GAP_SECONDS (0.1) have
+passed since it began, so a busy session is pushed at most ten times a second per process, each push
+carrying everything committed meanwhile. A push costs a send to every socket whatever it carries, and
+every browser (and phone) a swap: pushing every commit of a busy session spent most of the machine on
+sending and left less for the trades themselves. A commit after a quiet spell is read at once.
 """
 
 from __future__ import annotations
@@ -105,7 +111,11 @@ class Feed:
 
     async def _run(self) -> None:
         interval = float(getattr(settings, "FEED_POLL_SECONDS", 0.2))
+        gap = float(getattr(settings, "FEED_PUSH_GAP_SECONDS", 0.0))
+        sent_at = -gap
         while True:
+            if gap and (rest := sent_at + gap - time.monotonic()) > 0:
+                await asyncio.sleep(rest)
             seen = database_signature()  # before reading: a commit during the poll triggers another
             polled_at = time.monotonic()
             try:
@@ -116,6 +126,7 @@ class Feed:
                     items, cursor = await self.run_sync(source.poll, source.cursor)
                     source.cursor = cursor
                     if items:
+                        sent_at = polled_at
                         await source.handler(items)
                 if self._started is not None and not self._started.is_set():
                     self._started.set()

@@ -11,7 +11,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from markets import selectors
+from markets import selectors, sql
 from markets.models import Participant, Quote, Session, Trade
 from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, Delta, shared
 
@@ -56,8 +56,11 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
     rows = [selectors.event_row(m["event"], names) for m in reversed(events)]  # newest first, as `delta` reads them
     html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
     if change.trades:
-        trades = Trade.objects.filter(id__in=change.trades).select_related("taker", "maker").order_by("-id")
-        html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": list(trades)}))
+        ids = list(change.trades)
+        trades = sql.with_parties(
+            sql.rows_of(Trade, f'"id" IN ({sql.placeholders(ids)})', ids, '"id" DESC'), "taker", "maker"
+        )
+        html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": trades}))
     if change.users:
         moved = [h for h in context["holdings"] if h.user_id in change.users]
         html.append(render_to_string(f"{FLOOR}#holdings_changed", {"holdings": moved, "row_oob": True}))

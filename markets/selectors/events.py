@@ -10,8 +10,8 @@ from typing import Any
 
 from ledger.chain import format_at, parse_at
 from ledger.models import Event
-from markets import domain
-from markets.models import Participant, Session, stream_name
+from markets import domain, sql
+from markets.models import Session, stream_name
 from oracle import units
 
 EVENT_ROWS = 25
@@ -104,7 +104,7 @@ def event_row(event: dict[str, Any], names: dict[int, str]) -> EventRow:
 
 def participant_names(session_id: str) -> dict[int, str]:
     """{user id: the name the participant joined with}: how the pages name the people events name by id."""
-    return dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "username"))
+    return sql.participant_names(session_id)
 
 
 def event_log(session: Session, limit: int = EVENT_ROWS, before: int | None = None) -> list[EventRow]:

@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from ledger import clock
 from markets import domain, pricing, sql
-from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Trade
+from markets.models import RFQ, Participant, Payout, Quote, Session, Trade
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import EVENT_ROWS, event_log
@@ -134,13 +134,7 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
         vec = [settlement.prices[leg] for leg in session.legs]
     rows_by_user: dict[str, dict[str, Any]] = {}
     participants: dict[str, tuple[str, int]] = {}
-    for username, role, user_id, k, qty, initial in (
-        Holding.objects.filter(session=session)
-        .order_by("participant__username", "leg_index")
-        .values_list(
-            "participant__username", "participant__role", "participant__user_id", "leg_index", "qty", "initial"
-        )
-    ):
+    for username, role, user_id, k, qty, initial in sql.holdings_of(session.id):
         row = rows_by_user.setdefault(username, {"qty": [0] * len(session.legs), "initial": [0] * len(session.legs)})
         row["qty"][k] = qty
         row["initial"][k] = initial
@@ -196,7 +190,7 @@ def _checks(
             Check("4 Settlement sum", True, "not settled", pending=True),
         ]
     low = min(min(row) for row in matrix.values())
-    trades = Trade.objects.filter(session=session).count()
+    trades = sql.trade_count(session.id)
     moved = [[x - x0 for x, x0 in zip(matrix[u], initial[u], strict=True)] for u in matrix]
     conservation = _holds(domain.check_conservation, matrix, session.q)
     negative = _holds(domain.check_non_negative, matrix)
@@ -234,10 +228,13 @@ def board_data(
     """Open RFQs with their live quotes, as plain data (rendered per viewer by the push); `prices` are the
     latest prices when the caller has read them already; `only` names the RFQs wanted (a push's rows)."""
     now = clock.now()
-    open_rfqs = RFQ.objects.filter(session=session, status=RFQ.Status.OPEN)
+    where, params = '"session_id" = %s AND "status" = %s', [session.id, RFQ.Status.OPEN]
     if only is not None:
-        open_rfqs = open_rfqs.filter(id__in=list(only))
-    rfqs = list(open_rfqs.select_related("taker").order_by("-id"))
+        only = list(only)
+        if not only:
+            return []
+        where, params = f'{where} AND "id" IN ({sql.placeholders(only)})', params + only
+    rfqs = sql.with_parties(sql.rows_of(RFQ, where, params, '"id" DESC'), "taker")
     if prices is None:
         prices = latest_prices(session) if rfqs else {}
 
@@ -247,11 +244,10 @@ def board_data(
 
     fairs = {r.id: fair(r) for r in rfqs}
     quotes: dict[int, list[dict[str, Any]]] = {}
-    for quote in (
-        Quote.objects.filter(rfq__in=[r.id for r in rfqs], status=Quote.Status.LIVE)
-        .select_related("maker")
-        .order_by("rate", "id")
-    ):
+    ids = [r.id for r in rfqs]
+    where = f'"rfq_id" IN ({sql.placeholders(ids)}) AND "status" = %s'
+    live = sql.rows_of(Quote, where, [*ids, Quote.Status.LIVE], '"rate", "id"') if ids else []
+    for quote in sql.with_parties(live, "maker"):
         rfq = next(r for r in rfqs if r.id == quote.rfq_id)
         quotes.setdefault(quote.rfq_id, []).append(
             {
@@ -289,10 +285,10 @@ def board_data(
 
 def blotter(session: Session, limit: int = BLOTTER_ROWS, before: int | None = None) -> list[Trade]:
     """The newest `limit` trades (older than trade `before`, for the next page), newest first."""
-    trades = Trade.objects.filter(session=session)
+    where, params = '"session_id" = %s', [session.id]
     if before is not None:
-        trades = trades.filter(id__lt=before)
-    return list(trades.select_related("taker", "maker").order_by("-id")[:limit])
+        where, params = f'{where} AND "id" < %s', [*params, before]
+    return sql.with_parties(sql.rows_of(Trade, where, params, '"id" DESC', limit=limit), "taker", "maker")
 
 
 def last_tick(session_id: str) -> int:
@@ -317,7 +313,9 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     """Everything the floor shows that is the same for every viewer; only what the panels in `parts` need
     (see markets.push.panels: a push after an RFQ or a quote needs the event log, not the prices)."""
     parts = frozenset(parts)
-    session = Session.objects.select_related("created_by").get(id=session_id)
+    session = sql.get_by_pk(Session, session_id)
+    if session is None:
+        raise Session.DoesNotExist(f"no session {session_id!r}")
     tick = last_tick(session.id)
     context: dict[str, Any] = {
         "session": session,

@@ -52,3 +52,41 @@ def test_the_trade_an_accept_returns_is_the_stored_row(users, demo):
         assert (got.id, got.user_id, got.username, got.role, got.session_id) == (
             want.id, want.user_id, want.username, want.role, want.session_id
         )  # fmt: skip
+
+
+def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
+    """The push and the floor read rows, their parties, the holdings and the names by hand: the same rows
+    and values as the ORM's queries, in the same order."""
+    from markets.models import RFQ, Holding, Participant, Quote
+
+    for give, get, maker, rate in (("AAPL", "NVDA", "mm", "0.62"), ("NVDA", "AAPL", "mm2", "1.5")):
+        rfq = services.request_rfq(users["alice"], "demo", give, get, "3")
+        services.accept_quote(users["alice"], services.provide_quote(users[maker], rfq.id, rate).id)
+    open_rfq = services.request_rfq(users["bob"], "demo", "AAPL", "NVDA", "1")
+    for maker, rate in (("mm2", "0.7"), ("mm", "0.6")):
+        services.provide_quote(users[maker], open_rfq.id, rate)
+
+    trades = sql.with_parties(sql.rows_of(Trade, '"session_id" = %s', ["demo"], '"id" DESC', limit=1), "taker", "maker")
+    want = list(Trade.objects.filter(session_id="demo").select_related("taker", "maker").order_by("-id")[:1])
+    assert [fields(t) for t in trades] == [fields(t) for t in want]
+    assert [(fields(t.taker), fields(t.maker)) for t in trades] == [(fields(t.taker), fields(t.maker)) for t in want]
+    quotes = sql.with_parties(sql.rows_of(Quote, '"rfq_id" = %s', [open_rfq.id], '"rate", "id"'), "maker")
+    assert [(fields(q), q.maker.username) for q in quotes] == [
+        (fields(q), q.maker.username) for q in Quote.objects.filter(rfq=open_rfq).order_by("rate", "id")
+    ]
+    assert [q.maker.username for q in quotes] == ["mm", "mm2"]  # best rate first
+    assert [fields(r) for r in sql.rows_of(RFQ, '"session_id" = %s', ["demo"], '"id"')] == [
+        fields(r) for r in RFQ.objects.filter(session_id="demo").order_by("id")
+    ]
+    assert sql.with_parties([], "taker") == []
+    assert sql.holdings_of("demo") == list(
+        Holding.objects.filter(session_id="demo")
+        .order_by("participant__username", "leg_index")
+        .values_list(
+            "participant__username", "participant__role", "participant__user_id", "leg_index", "qty", "initial"
+        )
+    )
+    assert sql.trade_count("demo") == 2 and sql.trade_count("nope") == 0
+    assert sql.participant_names("demo") == dict(
+        Participant.objects.filter(session_id="demo").values_list("user_id", "username")
+    )

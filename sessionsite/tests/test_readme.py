@@ -49,7 +49,13 @@ def test_start_demo_flags_in_the_readme_exist():
 
 
 def test_configuration_table_names_real_settings(settings):
-    for name in ("ALLOW_MANUAL_SETTLE", "INVARIANT_TOLERANCE", "DEMO_MODE", "FEED_POLL_SECONDS"):
+    for name in (
+        "ALLOW_MANUAL_SETTLE",
+        "INVARIANT_TOLERANCE",
+        "DEMO_MODE",
+        "FEED_POLL_SECONDS",
+        "FEED_PUSH_GAP_SECONDS",
+    ):
         assert f"`{name}`" in README and hasattr(settings, name)
 
 
