@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 # Channels the NOTIFY triggers (ledger and oracle migrations) signal on a commit that wrote rows.
-CHANNELS = ("sc_ledger", "sc_ticks")
+LEDGER_CHANNEL, TICKS_CHANNEL = CHANNELS = ("sc_ledger", "sc_ticks")
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,11 @@ def gap_safe(position: Position, keys: Iterable[int], xmin: int | None, horizon:
 
 
 class Listener:
-    """One long-lived connection per process that LISTENs on `CHANNELS` and calls `wake()` on every
-    notification (delivered at commit), so the follower reads at once instead of at its next poll."""
+    """One long-lived connection per process that LISTENs on `CHANNELS` and calls `wake(channel)` on every
+    notification (delivered at commit), so the follower reads at once instead of at its next poll; `wake()`
+    (every source) once connected, for what committed while it was not listening."""
 
-    def __init__(self, settings_dict: dict, wake: Callable[[], None]) -> None:
+    def __init__(self, settings_dict: dict, wake: Callable[..., None]) -> None:
         self.settings_dict = settings_dict
         self.wake = wake
         self.stopped = threading.Event()
@@ -97,9 +98,9 @@ class Listener:
                 with self._connect() as conn:
                     self.wake()  # anything committed while (re)connecting is read now
                     while not self.stopped.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for notice in conn.notifies(timeout=1.0):
                             self.heard += 1
-                            self.wake()
+                            self.wake(notice.channel)
             except Exception as exc:  # the database went away: try again, the polls go on meanwhile
                 log.warning("ledger listener lost its connection (%s); reconnecting", exc)
                 self.stopped.wait(1.0)
@@ -109,9 +110,17 @@ def follow(rows_after: Callable[[Position], list], key: Callable[[object], int],
     """Read what is new after `position` and say where the follower then stands: (rows, position).
 
     `rows_after(position)` reads the rows with keys above `position.last` or in `position.gaps` (ordered by
-    key). On PostgreSQL the snapshot, the read and (when it found a new gap) the horizon are one REPEATABLE
-    READ transaction.
+    key). On PostgreSQL, a follower with no gap first reads in one statement: when the keys it finds follow
+    on from `last` without a hole (nothing, most often), no transaction can fill anything below them and
+    the snapshot is not needed. Otherwise the snapshot, the read and (when it found a new gap) the horizon
+    are one REPEATABLE READ transaction, which reads again. One statement instead of five is what a busy
+    machine notices: each is a wait for the database's process to be scheduled.
     """
+    if not position.gaps and _vendor() == "postgresql":
+        rows = rows_after(position)
+        keys = [key(r) for r in rows]
+        if keys == list(range(position.last + 1, position.last + 1 + len(keys))):
+            return rows, Position(keys[-1] if keys else position.last)
     rows, xmin, horizon = _read(lambda: rows_after(position), lambda keys: new_gaps(position, keys), key)
     return rows, gap_safe(position, (key(r) for r in rows), xmin, horizon)
 
@@ -131,6 +140,12 @@ def begin(newest: Callable[[], int | None], keys_above: Callable[[int], list[int
 
     keys, xmin, horizon = _read(read, lambda keys: new_gaps(floor(keys), keys), int)
     return gap_safe(floor(keys), keys, xmin, horizon)
+
+
+def _vendor() -> str:
+    from django.db import connection
+
+    return connection.vendor
 
 
 def _read(read: Callable[[], list], gaps_in: Callable[[list[int]], bool], key: Callable[[object], int]):

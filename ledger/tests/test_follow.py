@@ -240,3 +240,87 @@ def test_a_follower_started_while_a_lower_key_is_in_flight_still_delivers_it():
         writer.join(10)
     rows, position = follow(_after, lambda e: e.seq, position)
     assert [e.stream for e in rows] == ["follow-slow"] and not position.gaps
+
+
+@given(
+    last=st.integers(0, 10**6),
+    run=st.integers(0, 50),
+    xmin=st.integers(1, 10**6),
+    horizon=st.integers(1, 10**6),
+)
+def test_a_run_of_keys_without_a_hole_needs_no_snapshot(last, run, xmin, horizon):
+    """Why `follow` may read in one statement when the follower has no gap and the keys it finds follow on
+    from `last`: the rule gives the same position whatever the snapshot's xmin and the horizon."""
+    keys = list(range(last + 1, last + 1 + run))
+    assert gap_safe(Position(last), keys, xmin, horizon) == Position(keys[-1] if keys else last)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_follower_without_gaps_reads_in_one_statement():
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from ledger import store
+    from ledger.postgres import follow
+
+    with transaction.atomic():
+        store.append("follow-a", "Thing", {})
+    _, position = follow(_after, lambda e: e.seq, _start())  # the keys other tests drew age out
+    assert not position.gaps
+    with CaptureQueriesContext(connection) as reads:
+        rows, position = follow(_after, lambda e: e.seq, position)
+    assert rows == [] and len(reads) == 1
+    with transaction.atomic():
+        first = store.append("follow-a", "Thing", {})
+        second = store.append("follow-a", "Thing", {})
+    with CaptureQueriesContext(connection) as reads:
+        rows, position = follow(_after, lambda e: e.seq, position)
+    assert [e.seq for e in rows] == [first.seq, second.seq] and position == Position(second.seq)
+    assert len(reads) == 1
+
+
+@pytest.mark.postgres_only("transactions commit out of key order on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_a_hole_seen_by_the_one_statement_read_is_read_again_under_a_snapshot_and_kept():
+    """A follower with no gap reads seq 2 while seq 1 is still in flight: the hole sends it to the snapshot
+    read, which keeps 1 as a gap, and 1 is delivered once its transaction commits."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from ledger import store
+    from ledger.postgres import follow
+
+    with transaction.atomic():
+        store.append("follow-a", "Thing", {})
+    _, position = follow(_after, lambda e: e.seq, _start())  # the keys other tests drew age out
+    assert not position.gaps
+    drew, release = threading.Event(), threading.Event()
+    slow: dict = {}
+
+    def in_flight() -> None:
+        try:
+            with transaction.atomic():
+                slow["event"] = store.append("follow-slow", "Thing", {})
+                drew.set()
+                assert release.wait(10)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=in_flight)
+    writer.start()
+    assert drew.wait(10)
+    try:
+        with transaction.atomic():
+            fast = store.append("follow-fast", "Thing", {})
+        with CaptureQueriesContext(connection) as reads:
+            rows, position = follow(_after, lambda e: e.seq, position)
+        assert [e.seq for e in rows] == [fast.seq] and position.last == fast.seq
+        assert slow["event"].seq in position.gaps
+        assert len(reads) > 2  # the one-statement read, then the snapshot's transaction
+    finally:
+        release.set()
+        writer.join(10)
+    rows, position = follow(_after, lambda e: e.seq, position)
+    assert [e.stream for e in rows] == ["follow-slow"] and not position.gaps

@@ -1,7 +1,7 @@
 """Live floors: from a commit in any process to every browser that shows the session.
 
     a command commits (web request, run_oracle, settle, the admin: any process)
-      -> this process: ledger.store calls feed.nudge after the commit (fanout.start subscribes it)
+      -> this process: ledger.store calls feed.appended after the commit (fanout.start subscribes it)
          other processes: the SQLite write-ahead log changes (looked at every 10 ms), or the poll interval
     feed (one asyncio task per web process, started by the first socket: fanout.start; every socket
          reads its first floor or backlog only once the feed holds its starting position)

@@ -22,10 +22,10 @@ from django.db.models import Max, Q
 
 from ledger import clock, store
 from ledger.models import Event
-from ledger.postgres import Position, begin, follow
+from ledger.postgres import LEDGER_CHANNEL, TICKS_CHANNEL, Position, begin, follow
 from markets import domain, selectors, sql
 from markets.models import Session
-from markets.push.feed import feed, nudge
+from markets.push.feed import appended, feed
 from markets.push.panels import EVERYTHING, TICK, Delta, delta, stale
 from markets.push.render import render_delta, render_if_exists
 from oracle.models import Tick
@@ -246,15 +246,18 @@ async def _send(batches: list[Batch]) -> None:
             await layer.group_send(json_group_name(batch.session_id), {"type": "json.batch", "items": items})
 
 
-SOURCES = (("events", _events_start, _events_poll, _send), ("ticks", _ticks_start, _ticks_poll, _send))
+SOURCES = (
+    ("events", _events_start, _events_poll, _send, LEDGER_CHANNEL),
+    ("ticks", _ticks_start, _ticks_poll, _send, TICKS_CHANNEL),
+)  # name, start, poll, handler, the NOTIFY channel of its table
 
 
 async def start() -> None:
     """The one place this process's follower starts (every socket awaits it before its first read; once
     running, it returns at once): register the two sources, listen to this process's commits, run on the
     current loop, and return when the follower holds its starting positions (`Feed.ensure_running`)."""
-    for name, first, poll, handler in SOURCES:
+    for name, first, poll, handler, channel in SOURCES:
         if name not in feed.sources:
-            feed.register(name, first, poll, handler)
-    store.after_commit(nudge)
+            feed.register(name, first, poll, handler, channel)
+    store.after_commit(appended)
     await feed.ensure_running()

@@ -4,7 +4,8 @@ Any process may write (a request, `run_oracle`, `settle`, the admin), so the web
 to be told: one asyncio task per process polls each registered source by its position (the ledger's
 `seq`, the oracle's tick id, with the gaps PostgreSQL may still fill: `ledger.postgres.Position`) every
 FEED_POLL_SECONDS, at once when a local commit nudges it, within WATCH_SECONDS when another process
-commits to the SQLite file, and at once on a PostgreSQL NOTIFY (`ledger.postgres.Listener`). Each new
+commits to the SQLite file, and at once on a PostgreSQL NOTIFY (`ledger.postgres.Listener`: only the
+source whose table the commit wrote to is read then; the others wait for their own). Each new
 batch is read ONCE and handed to the source's handler, which renders and group-sends to the browsers;
 so N browsers cost one read of each new row, not N. All of the feed's database work runs in one thread
 of its own, on one connection kept as long as CONN_MAX_AGE allows.
@@ -31,6 +32,8 @@ from typing import Any
 
 from django.conf import settings
 
+from ledger.postgres import LEDGER_CHANNEL
+
 log = logging.getLogger(__name__)
 
 Poll = Callable[[Any], tuple[list[Any], Any]]  # position -> (new items, new position); sync (feed thread)
@@ -44,6 +47,7 @@ class Source:
     start: Start
     poll: Poll
     handler: Handler
+    channel: str | None = None  # the NOTIFY channel its table's commits signal on (PostgreSQL)
     cursor: Any = None
 
 
@@ -54,13 +58,14 @@ class Feed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._started: asyncio.Event | None = None
+        self._due: set[str] | None = None  # the sources the next poll reads (None: all)
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-feed")
         self.listener = None
         self.polls = 0
 
-    def register(self, name: str, start: Start, poll: Poll, handler: Handler) -> None:
-        self.sources[name] = Source(name, start, poll, handler)
+    def register(self, name: str, start: Start, poll: Poll, handler: Handler, channel: str | None = None) -> None:
+        self.sources[name] = Source(name, start, poll, handler, channel)
 
     async def ensure_running(self) -> None:
         """Start the follower on the running loop (first consumer to connect in this process) and return
@@ -79,20 +84,31 @@ class Feed:
         self._loop = loop
         self._wake = asyncio.Event()
         self._started = asyncio.Event()
+        self._due = None
         for source in self.sources.values():
             source.cursor = None
         self._task = loop.create_task(self._run(), name="ledger-feed")
         self._listen()
 
-    def nudge(self) -> None:
-        """Ask the follower to poll now (called on commit, from any thread)."""
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
+    def nudge(self, channel: str | None = None) -> None:
+        """Ask the follower to poll now (called on commit, from any thread): the sources whose commits
+        signal on `channel` (a PostgreSQL NOTIFY), or all of them."""
+        loop = self._loop
+        if loop is None or self._wake is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(wake.set)
+            loop.call_soon_threadsafe(self._nudged, channel)
         except RuntimeError:
             pass
+
+    def _nudged(self, channel: str | None) -> None:
+        names = {s.name for s in self.sources.values() if channel is not None and s.channel == channel}
+        if not names:
+            self._due = None
+        elif self._due is not None:
+            self._due |= names
+        if self._wake is not None:
+            self._wake.set()
 
     def _listen(self) -> None:
         """On PostgreSQL, one connection LISTENs for commits of other processes (NOTIFY at commit)."""
@@ -118,8 +134,11 @@ class Feed:
                 await asyncio.sleep(rest)
             seen = database_signature()  # before reading: a commit during the poll triggers another
             polled_at = time.monotonic()
+            due, self._due = self._due, set()
             try:
                 for source in list(self.sources.values()):
+                    if due is not None and source.name not in due and source.cursor is not None:
+                        continue  # nothing committed to its table since its last read
                     if source.cursor is None:
                         source.cursor = await self.run_sync(source.start)
                         continue
@@ -138,18 +157,25 @@ class Feed:
             await self._wait(polled_at + interval, seen)
 
     async def _wait(self, deadline: float, seen: tuple | None) -> None:
-        """Until a local nudge, a change of the database files (another process committed), or the
-        interval is up. Looking at the files is a stat, not a query, so it can be done every few ms."""
+        """Until a nudge (a local commit, a NOTIFY: the sources it names are read), a change of the
+        database files (another process committed) or the end of the interval (every source is read;
+        on SQLite also after a nudge that came with a change of the file, which tells nothing of which
+        table another process may have written to as well). Looking at the files is a stat, not a query,
+        so it can be done every few ms."""
         assert self._wake is not None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self._due = None
                 break
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, WATCH_SECONDS) if seen else remaining)
+                if seen and database_signature() != seen:
+                    self._due = None  # the file changed too: by this commit, or by another process's
                 break
             except TimeoutError:
                 if seen and database_signature() != seen:
+                    self._due = None
                     break
         self._wake.clear()
 
@@ -237,5 +263,7 @@ def db_work(fn: Callable[..., Any], *args: Any) -> Any:
 feed = Feed()
 
 
-def nudge() -> None:
-    feed.nudge()
+def appended() -> None:
+    """This process committed events (`ledger.store.after_commit`): read the log now, as a NOTIFY from
+    another process would have it read (the same channel: the same table)."""
+    feed.nudge(LEDGER_CHANNEL)

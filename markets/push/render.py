@@ -52,12 +52,13 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
     context["oob"] = True
     session = context["session"]
     html = [render_to_string(f"{FLOOR}#{name}", context) for name in shared(whole)]
-    names = selectors.participant_names(session_id)
+    parties = sql.Parties(session_id)  # names for the log's rows, parties for the blotter's and the board's
+    names = parties.names()
     rows = [selectors.event_row(m["event"], names) for m in reversed(events)]  # newest first, as `delta` reads them
     html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
     if change.trades:
         ids = list(change.trades)
-        trades = sql.with_parties(
+        trades = parties.attach(
             sql.rows_of(Trade, f'"id" IN ({sql.placeholders(ids)})', ids, '"id" DESC'), "taker", "maker"
         )
         html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": trades}))
@@ -70,7 +71,7 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
         if change.expired_quotes:
             expired = Quote.objects.filter(id__in=change.expired_quotes).values_list("rfq_id", flat=True)
             touched += sorted(set(expired) - set(touched), reverse=True)
-        open_now = {r["id"]: r for r in selectors.board_data(session, context.get("prices"), only=touched)}
+        open_now = {r["id"]: r for r in selectors.board_data(session, context.get("prices"), touched, parties)}
         # Oldest first: each new RFQ goes on top of the board, so the newest ends on top, as the page has it.
         board = [(rfq_id, open_now.get(rfq_id), rfq_id in change.new_rfqs) for rfq_id in sorted(touched)]
     return {

@@ -223,10 +223,15 @@ def _percent(bp: int) -> str:
 
 
 def board_data(
-    session: Session, prices: dict[str, int] | None = None, only: Iterable[int] | None = None
+    session: Session,
+    prices: dict[str, int] | None = None,
+    only: Iterable[int] | None = None,
+    parties: sql.Parties | None = None,
 ) -> list[dict[str, Any]]:
     """Open RFQs with their live quotes, as plain data (rendered per viewer by the push); `prices` are the
-    latest prices when the caller has read them already; `only` names the RFQs wanted (a push's rows)."""
+    latest prices when the caller has read them already; `only` names the RFQs wanted (a push's rows);
+    `parties` the session's participants when the caller has read them already."""
+    attach = parties.attach if parties is not None else sql.with_parties
     now = clock.now()
     where, params = '"session_id" = %s AND "status" = %s', [session.id, RFQ.Status.OPEN]
     if only is not None:
@@ -234,7 +239,7 @@ def board_data(
         if not only:
             return []
         where, params = f'{where} AND "id" IN ({sql.placeholders(only)})', params + only
-    rfqs = sql.with_parties(sql.rows_of(RFQ, where, params, '"id" DESC'), "taker")
+    rfqs = attach(sql.rows_of(RFQ, where, params, '"id" DESC'), "taker")
     if prices is None:
         prices = latest_prices(session) if rfqs else {}
 
@@ -247,7 +252,7 @@ def board_data(
     ids = [r.id for r in rfqs]
     where = f'"rfq_id" IN ({sql.placeholders(ids)}) AND "status" = %s'
     live = sql.rows_of(Quote, where, [*ids, Quote.Status.LIVE], '"rate", "id"') if ids else []
-    for quote in sql.with_parties(live, "maker"):
+    for quote in attach(live, "maker"):
         rfq = next(r for r in rfqs if r.id == quote.rfq_id)
         quotes.setdefault(quote.rfq_id, []).append(
             {

@@ -81,3 +81,42 @@ async def test_a_commit_after_a_quiet_spell_is_pushed_at_once(settings):
         await asyncio.sleep(0.005)
     feed._task.cancel()
     assert ledger.pushed[0][0] - committed < 0.25  # the next poll, not the gap
+
+
+async def test_a_notify_reads_the_source_it_names_and_a_nudge_naming_none_reads_all(settings):
+    """On PostgreSQL each table's commits NOTIFY on a channel of their own: a tick wakes the tick source
+    only, not a read of the event log too (and this process's own appends the log only). A nudge that
+    names no channel, or one no source signals on, reads every source, as the interval does."""
+    settings.FEED_POLL_SECONDS, settings.FEED_PUSH_GAP_SECONDS = 60, 0.0
+    polls = {"events": 0, "ticks": 0}
+
+    def poller(name: str):
+        def poll(cursor: int) -> tuple[list[int], int]:
+            polls[name] += 1
+            return [], cursor
+
+        return poll
+
+    async def handler(items: list[int]) -> None: ...
+
+    feed = Feed()
+    feed.register("events", lambda: 0, poller("events"), handler, "sc_ledger")
+    feed.register("ticks", lambda: 0, poller("ticks"), handler, "sc_ticks")
+    await feed.ensure_running()
+    await asyncio.sleep(0.5)  # on PostgreSQL its listener has connected (and woken every source once)
+
+    async def after(nudge) -> dict[str, int]:
+        before = dict(polls)
+        nudge()
+        await asyncio.sleep(0.2)
+        return {name: polls[name] - before[name] for name in polls}
+
+    try:
+        assert await after(lambda: feed.nudge("sc_ticks")) == {"events": 0, "ticks": 1}
+        assert await after(lambda: feed.nudge("sc_ledger")) == {"events": 1, "ticks": 0}
+        assert await after(feed.nudge) == {"events": 1, "ticks": 1}
+        assert await after(lambda: feed.nudge("sc_other")) == {"events": 1, "ticks": 1}  # unknown: all
+    finally:
+        feed._task.cancel()
+        if feed.listener is not None:
+            feed.listener.stop()
