@@ -201,29 +201,32 @@ def run(ctx) -> list[Figure]:
 LIMITS = """\
 The trade path spends its time in round trips: an accept is about 16 statements (each a round trip to the
 server, about 0.3-0.6 ms here) against the raw loop's 9, plus Django's work per statement; the raw loop
-itself varies from run to run with the disk's fsync (298-520 trades/s across runs).
+itself varies from run to run with the disk's fsync (238-581 trades/s across runs). The HTTP rows stay
+below their goals for the same reason: the floor page is five statements and an accept about sixteen, and
+under load each is a wait for a database process to be scheduled, work SQLite does inside the request.
 
-Under 16 writers the web processes' CPU, not the database, is the limit: the two cores are shared with the
-500 clients, the writers and the database, and no core is idle. The writers are a closed loop (each sends
-its next request as soon as the last is answered), so what the pushes save goes into more trades: from
-one round to the next the pushes became rows (about 4-10 KB a batch instead of 25 KB), framed once for all
-the sockets sent the same text, rendered in the trip that reads them, and RFQs and quotes became as cheap
-as an accept; trades/s with 2 daphnes went from 10 to 15 (SQLite: 20 to 35) while the push p99 fell from
-378 to 256 ms (SQLite: 368 to 214 ms). Each process still renders every batch (the session, the pool and
-the rows, about 9 ms of one core for a batch of three trades, more while the requests hold the GIL) and
-writes it to its share of the sockets, so four processes on two cores render each batch four times: the
-batches wait for the one before them, about 80 ms, before they are read. Tried and left out: a batch read
-while the one before is still being sent (worse: 305 against 229-263 ms on SQLite), a shorter GIL switch
-interval (worse), a pause between batches (no change). What would move the four-process row is rendering
-a batch once for every process (or fewer processes than cores).
+Under 16 writers the two cores are shared by the daphnes, the 500 clients, the writers and the database,
+and no core is idle (4 daphnes on PostgreSQL: the daphnes 122% of one core, PostgreSQL 38%, the clients
+27%). The writers are a closed loop (each sends its next request as soon as the last is answered), so what
+the pushes save goes into more trades as well as into latency. This stop the pushes got a pace: a busy
+session is pushed at most ten times a second per process (FEED_PUSH_GAP_SECONDS), everything committed
+meanwhile in one push. A push costs a send to every socket whatever it carries, and before, every process
+pushed after every read, so the sends grew with the trades. Paired runs on SQLite with four daphnes:
+381-417 ms p99 at 26-27 trades/s pushing every read, 161-165 ms at 47-49 trades/s with the gap. (A pause
+between batches was tried in an earlier stop and made no difference; the batches then cost twice as much
+to render, through querysets built per batch: they are hand-written statements now, 3.3 ms a trade batch
+instead of 7.6 on SQLite.)
 
-Taken apart on SQLite with four daphnes (each event's receipt by each of the 500 sockets): the first
-socket had an event 101 ms after its commit at the median (202 ms p99), the last one 121 ms after the first
-at the median, because each process reads and renders on its own turn. Meanwhile the four daphnes used
-160% of the two cores, the 500 clients 30% and the writers 5%: nothing was idle. Handing each frame to the
-kernel at once (one `send` a socket instead of Twisted's buffer, loop watch and unwatch, and no debug line
-formatted by autobahn) took the one-daphne push to 500 sockets from 61-67 to 48-53 ms p99, below the bare
-ASGI broadcast it is measured against, and left the four-process row where it was."""
+On PostgreSQL a batch's wall time was mostly waiting: the feed's read of a batch took 40 ms for 8 ms of
+CPU (the database's processes waiting for a core), and an empty read of the ticks 7 ms. So the follower
+now reads in one statement when it has no gap and the seqs it finds follow on (five before: begin, the
+isolation level, the snapshot, the read, commit), a NOTIFY reads only the table it names (this process's
+own appends the log only), and a push reads the session's participants once for the log's names and the
+rows' parties. Four daphnes: 202 ms p99 in the committed run, 235-327 ms in the others of this stop
+(460-583 before). Left: each process still renders every batch for its own sockets (3-7 ms a batch), and a
+render is about eight statements on PostgreSQL; rendering once for every process, or one statement for
+the session row with its newest tick and trade count, would be next. A shorter GIL switch interval and two
+request threads instead of four were tried again this stop: no difference beyond the noise."""
 
 
 SQLITE_RESULTS = BASE_DIR / "bench" / "results" / "scale-sqlite.json"
