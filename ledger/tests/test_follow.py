@@ -6,6 +6,9 @@ commit or roll back in any order, while a follower reads under snapshots built a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -202,18 +205,15 @@ def test_a_follower_starts_past_the_newest_row():
     assert [e.seq for e in rows] == [third.seq] and position.last == third.seq
 
 
-@pytest.mark.postgres_only("transactions commit out of key order on PostgreSQL only")
-@pytest.mark.django_db(transaction=True)
-def test_a_follower_started_while_a_lower_key_is_in_flight_still_delivers_it():
-    """A transaction drew its seq and is still running when a later one commits and a follower starts
-    (a web process's first socket): the follower starts past the newest row but keeps the missing seq as a
-    gap, and delivers the row once its transaction commits."""
+@contextmanager
+def in_flight_append() -> Iterator[dict]:
+    """An append whose transaction has drawn its seq and stays open until the block ends ({"event": it});
+    the block commits a later append meanwhile, as another session's writer would."""
     import threading
 
     from django.db import connection, transaction
 
     from ledger import store
-    from ledger.postgres import follow
 
     drew, release = threading.Event(), threading.Event()
     slow: dict = {}
@@ -231,13 +231,28 @@ def test_a_follower_started_while_a_lower_key_is_in_flight_still_delivers_it():
     writer.start()
     assert drew.wait(10)
     try:
+        yield slow
+    finally:
+        release.set()
+        writer.join(10)
+
+
+@pytest.mark.postgres_only("transactions commit out of key order on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_a_follower_started_while_a_lower_key_is_in_flight_still_delivers_it():
+    """A transaction drew its seq and is still running when a later one commits and a follower starts
+    (a web process's first socket): the follower starts past the newest row but keeps the missing seq as a
+    gap, and delivers the row once its transaction commits."""
+    from django.db import transaction
+
+    from ledger import store
+    from ledger.postgres import follow
+
+    with in_flight_append() as slow:
         with transaction.atomic():
             fast = store.append("follow-fast", "Thing", {})
         position = _start()
         assert position.last == fast.seq and slow["event"].seq in position.gaps
-    finally:
-        release.set()
-        writer.join(10)
     rows, position = follow(_after, lambda e: e.seq, position)
     assert [e.stream for e in rows] == ["follow-slow"] and not position.gaps
 
@@ -284,8 +299,6 @@ def test_a_follower_without_gaps_reads_in_one_statement():
 def test_a_hole_seen_by_the_one_statement_read_is_read_again_under_a_snapshot_and_kept():
     """A follower with no gap reads seq 2 while seq 1 is still in flight: the hole sends it to the snapshot
     read, which keeps 1 as a gap, and 1 is delivered once its transaction commits."""
-    import threading
-
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
@@ -296,22 +309,7 @@ def test_a_hole_seen_by_the_one_statement_read_is_read_again_under_a_snapshot_an
         store.append("follow-a", "Thing", {})
     _, position = follow(_after, lambda e: e.seq, _start())  # the keys other tests drew age out
     assert not position.gaps
-    drew, release = threading.Event(), threading.Event()
-    slow: dict = {}
-
-    def in_flight() -> None:
-        try:
-            with transaction.atomic():
-                slow["event"] = store.append("follow-slow", "Thing", {})
-                drew.set()
-                assert release.wait(10)
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=in_flight)
-    writer.start()
-    assert drew.wait(10)
-    try:
+    with in_flight_append() as slow:
         with transaction.atomic():
             fast = store.append("follow-fast", "Thing", {})
         with CaptureQueriesContext(connection) as reads:
@@ -319,8 +317,5 @@ def test_a_hole_seen_by_the_one_statement_read_is_read_again_under_a_snapshot_an
         assert [e.seq for e in rows] == [fast.seq] and position.last == fast.seq
         assert slow["event"].seq in position.gaps
         assert len(reads) > 2  # the one-statement read, then the snapshot's transaction
-    finally:
-        release.set()
-        writer.join(10)
     rows, position = follow(_after, lambda e: e.seq, position)
     assert [e.stream for e in rows] == ["follow-slow"] and not position.gaps

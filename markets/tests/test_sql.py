@@ -90,3 +90,10 @@ def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
     assert sql.participant_names("demo") == dict(
         Participant.objects.filter(session_id="demo").values_list("user_id", "username")
     )
+    parties = sql.Parties("demo")  # one read for a push: the names and every row's parties
+    assert parties.names() == sql.participant_names("demo")
+    again = parties.attach(sql.rows_of(Trade, '"session_id" = %s', ["demo"], '"id" DESC', limit=1), "taker", "maker")
+    assert [(fields(t.taker), fields(t.maker)) for t in again] == [(fields(t.taker), fields(t.maker)) for t in want]
+    assert [
+        fields(r.taker) for r in parties.attach(list(RFQ.objects.filter(session_id="demo").order_by("id")), "taker")
+    ] == [fields(r.taker) for r in RFQ.objects.filter(session_id="demo").select_related("taker").order_by("id")]
