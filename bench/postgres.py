@@ -222,8 +222,8 @@ CPU (the database's processes waiting for a core), and an empty read of the tick
 now reads in one statement when it has no gap and the seqs it finds follow on (five before: begin, the
 isolation level, the snapshot, the read, commit), a NOTIFY reads only the table it names (this process's
 own appends the log only), and a push reads the session's participants once for the log's names and the
-rows' parties. Four daphnes: 202 ms p99 in the committed run, 235-327 ms in the others of this stop
-(460-583 before). Left: each process still renders every batch for its own sockets (3-7 ms a batch), and a
+rows' parties. Four daphnes: 202 ms p99 in the committed run and 203-217 ms in three more (235-327 ms in
+this stop's runs before the participants were read once; 460-583 ms the stop before). Left: each process still renders every batch for its own sockets (3-7 ms a batch), and a
 render is about eight statements on PostgreSQL; rendering once for every process, or one statement for
 the session row with its newest tick and trade count, would be next. A shorter GIL switch interval and two
 request threads instead of four were tried again this stop: no difference beyond the noise."""
