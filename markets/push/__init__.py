@@ -2,11 +2,13 @@
 
     a command commits (web request, run_oracle, settle, the admin: any process)
       -> this process: ledger.store calls feed.appended after the commit (fanout.start subscribes it)
-         other processes: the SQLite write-ahead log changes (looked at every 10 ms), or the poll interval
+         other processes: the SQLite write-ahead log changes (looked at every 10 ms), a PostgreSQL NOTIFY
+         (for the table written to), or the poll interval
     feed (one asyncio task per web process, started by the first socket: fanout.start; every socket
          reads its first floor or backlog only once the feed holds its starting position)
       -> reads each new event (by seq) and tick (by id) once, in batches, and in the same trip to its
-         thread renders what this process sends for them (fanout's sources)
+         thread renders what this process sends for them (fanout's sources); a busy session at most
+         every FEED_PUSH_GAP_SECONDS, what committed meanwhile in one batch
     render (markets.push.render), per session and batch, once:
       -> quoting and trading as rows (markets.push.panels.Delta: the log's and the blotter's new rows,
          the holdings rows that moved, the RFQs touched; status and pool whole), any other change
