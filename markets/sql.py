@@ -1,6 +1,8 @@
-"""The market's hand-written SQL, in one place beside the projections. Nowhere else in `markets` is SQL
-written by hand (sessionsite/tests/test_structure.py checks); the event store's own statements are in
-`ledger.store`, the fast SQLite readers in `ledger.sqlite`.
+"""The market's hand-written SQL for its commands, its projection and the rows they read, beside the
+projections; the floor's reads (ticks, holdings, rows and their parties) are in `markets.floor_sql`, on
+the plumbing here (`selected`, `instance`, `rows_of`). Nowhere else in `markets` is SQL written by hand
+(sessionsite/tests/test_structure.py checks); the event store's own statements are in `ledger.store`, the
+fast SQLite readers in `ledger.sqlite`.
 
 Why by hand: these run on every command (reading the session row, the accept's joined row, the invariant
 aggregate) or on every replayed trade, where building the ORM query costs ~10x the database's own work.
@@ -11,7 +13,7 @@ parameters. The fast replay's queries (`HEADS_SQL`...) read a SQLite file throug
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -24,12 +26,12 @@ from django.db.models import Model
 
 @cache
 def _plan(model: type[Model], vendor: str) -> tuple[str, list[str], list[tuple[Any, list]]]:
+    """`SELECT <every column> FROM <table>` of `model`, the attribute names in that order, and each
+    column's converters (the ORM's own)."""
     opts = model._meta
     fields = opts.concrete_fields
-    sql = "SELECT {} FROM {} WHERE {} = %s".format(
-        ", ".join(connection.ops.quote_name(f.column) for f in fields),
-        connection.ops.quote_name(opts.db_table),
-        connection.ops.quote_name(opts.pk.column),
+    sql = "SELECT {} FROM {}".format(
+        ", ".join(connection.ops.quote_name(f.column) for f in fields), connection.ops.quote_name(opts.db_table)
     )
     converters = []
     for f in fields:
@@ -38,23 +40,17 @@ def _plan(model: type[Model], vendor: str) -> tuple[str, list[str], list[tuple[A
     return sql, [f.attname for f in fields], converters
 
 
-def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False, key_sql: str = "%s") -> M | None:
-    """The row `pk` of `model` as the instance `.get()` would return (None if there is none), in one
-    prepared statement converted by the ORM's own converters; `for_update` locks it where the database can
-    (SQLite's BEGIN IMMEDIATE already holds the lock). `key_sql` finds the key from `pk` (a subquery; a
-    tuple `pk` gives its parameters)."""
-    sql, names, converters = _plan(model, connection.vendor)
-    if key_sql != "%s":
-        sql = sql.removesuffix("%s") + key_sql
-    if for_update and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(pk) if isinstance(pk, tuple) else [pk])
-        row = cursor.fetchone()
-    return None if row is None else _instance(model, names, converters, row)
+def selected(model: type[Model]) -> tuple[str, list[str]]:
+    """`SELECT <every column> FROM <table>` of `model` (a WHERE to add) and the attribute names in the
+    order of its columns: rows to read as they come, each made an instance by `instance` when wanted."""
+    sql, names, _ = _plan(model, connection.vendor)
+    return sql, names
 
 
-def _instance[M: Model](model: type[M], names: list[str], converters: list, row: Sequence[Any]) -> M:
+def instance[M: Model](model: type[M], row: Sequence[Any]) -> M:
+    """A row read by `selected(model)`'s statement as the instance a queryset would give (the ORM's
+    converters, `from_db`)."""
+    _, names, converters = _plan(model, connection.vendor)
     values = []
     for value, (col, funcs) in zip(row, converters, strict=True):
         for func in funcs:
@@ -63,25 +59,35 @@ def _instance[M: Model](model: type[M], names: list[str], converters: list, row:
     return model.from_db(connection.alias, names, values)
 
 
+def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False, key_sql: str = "%s") -> M | None:
+    """The row `pk` of `model` as the instance `.get()` would return (None if there is none), in one
+    prepared statement converted by the ORM's own converters; `for_update` locks it where the database can
+    (SQLite's BEGIN IMMEDIATE already holds the lock). `key_sql` finds the key from `pk` (a subquery; a
+    tuple `pk` gives its parameters)."""
+    select, _ = selected(model)
+    sql = f"{select} WHERE {connection.ops.quote_name(model._meta.pk.column)} = {key_sql}"
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(pk) if isinstance(pk, tuple) else [pk])
+        row = cursor.fetchone()
+    return None if row is None else instance(model, row)
+
+
 def rows_of[M: Model](
     model: type[M], where_sql: str, params: Sequence[Any], order_sql: str = "", limit: int | None = None
 ) -> list[M]:
     """The rows of `model` that `where_sql` (its own columns, quoted; %s parameters) picks, in `order_sql`'s
     order, at most `limit`, as the instances a queryset would give: the ORM's converters, without building
     its query (a push reads a few rows per batch, and building the query cost more than reading them)."""
-    sql, names, converters = _plan(model, connection.vendor)
-    sql = sql[: sql.rindex(" WHERE ")] + f" WHERE {where_sql}" + (f" ORDER BY {order_sql}" if order_sql else "")
+    select, _ = selected(model)
+    sql = f"{select} WHERE {where_sql}" + (f" ORDER BY {order_sql}" if order_sql else "")
     params = list(params)
     if limit is not None:
         sql, params = sql + " LIMIT %s", [*params, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [_instance(model, names, converters, row) for row in cursor.fetchall()]
-
-
-def placeholders(values: Sized) -> str:
-    """`%s, %s, ...` for an IN list of `values` (never empty: the caller skips an empty list)."""
-    return ", ".join(["%s"] * len(values))
+        return [instance(model, row) for row in cursor.fetchall()]
 
 
 def active_token(key_hash: str):
@@ -338,114 +344,7 @@ def seq_range(conn) -> tuple[int | None, int | None]:
     return conn.execute(SEQ_RANGE_SQL).fetchone()
 
 
-# ---------------------------------------------------------------- a session's ticks, every leg at once
-# Each leg's newest (or first) ticks by the `oracle_tick_lookup` index, the legs joined by UNION ALL
-# around subqueries (Django will not build a compound of sliced queries for SQLite; both engines run
-# this). `part` tags each arm: our own integers, never input.
-
-
-def _tick_arm(part: int, columns: str, order: str, limit: int, *, since: bool = False, until: bool = False) -> str:
-    bounds = (" AND at >= %s" if since else "") + (" AND at <= %s" if until else "")
-    return (
-        f"SELECT * FROM (SELECT {int(part)} AS part, {columns} FROM oracle_tick"
-        f" WHERE session_id = %s AND symbol = %s{bounds} ORDER BY at {order}, id {order} LIMIT {int(limit)})"
-        f" AS arm{int(part)}"
-    )
-
-
-def _aware(value: dt.datetime | str) -> dt.datetime:
-    """A row's time as an aware UTC datetime (SQLite hands raw SQL its stored text, in UTC)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
-def last_tick_id(session_id: str) -> int:
-    """The id of the session's newest tick (0 before any), by the (session, id) index."""
-    with connection.cursor() as cursor:
-        cursor.execute('SELECT MAX("id") FROM "oracle_tick" WHERE "session_id" = %s', [session_id])
-        return cursor.fetchone()[0] or 0
-
-
-# ---------------------------------------------------------------- the floor's reads (every push reads them)
-
-_HOLDINGS_SQL = (
-    'SELECT p."username", p."role", p."user_id", h."leg_index", h."qty", h."initial" FROM "markets_holding" h '
-    'JOIN "markets_participant" p ON p."id" = h."participant_id" WHERE h."session_id" = %s '
-    'ORDER BY p."username", h."leg_index"'
-)
-
-
-def holdings_of(session_id: str) -> list[tuple[str, str, int, int, int, int]]:
-    """(name, role, user id, leg index, qty, initial) of every holding of the session, by name and leg."""
-    with connection.cursor() as cursor:
-        cursor.execute(_HOLDINGS_SQL, [session_id])
-        return cursor.fetchall()
-
-
-def trade_count(session_id: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute('SELECT COUNT(*) FROM "markets_trade" WHERE "session_id" = %s', [session_id])
-        return cursor.fetchone()[0]
-
-
-def participant_names(session_id: str) -> dict[int, str]:
-    """{user id: name joined with} of the session's participants."""
-    with connection.cursor() as cursor:
-        cursor.execute('SELECT "user_id", "username" FROM "markets_participant" WHERE "session_id" = %s', [session_id])
-        return dict(cursor.fetchall())
-
-
-def with_parties[M: Model](rows: list[M], *fields: str) -> list[M]:
-    """`rows` with the participants their `fields` (taker, maker) name attached, read in one statement:
-    what `select_related` gives."""
-    from markets.models import Participant
-
-    wanted = sorted({getattr(row, f"{f}_id") for row in rows for f in fields})
-    if wanted:
-        parties = {p.id: p for p in rows_of(Participant, f'"id" IN ({placeholders(wanted)})', wanted)}
-        _attach(rows, fields, parties.__getitem__)
-    return rows
-
-
-def _attach(rows: list, fields: tuple[str, ...], party: Any) -> None:
-    for row in rows:
-        for f in fields:
-            setattr(row, f, party(getattr(row, f"{f}_id")))
-
-
-class Parties:
-    """A session's participants, read once in one statement as plain rows: the names its events are told
-    with and the parties of the rows a push shows (`attach`), without a statement for each. A push on
-    PostgreSQL waits for the database once per statement, and on a busy machine each wait is long."""
-
-    def __init__(self, session_id: str) -> None:
-        from markets.models import Participant
-
-        self._plan = _plan(Participant, connection.vendor)
-        sql, names, _ = self._plan
-        with connection.cursor() as cursor:
-            cursor.execute(sql.removesuffix(' "id" = %s') + ' "session_id" = %s', [session_id])
-            self._rows = {row[names.index("id")]: row for row in cursor.fetchall()}
-        self._user, self._name = names.index("user_id"), names.index("username")
-        self._made: dict[int, Any] = {}
-
-    def names(self) -> dict[int, str]:
-        """{user id: the name joined with} (`participant_names`)."""
-        return {row[self._user]: row[self._name] for row in self._rows.values()}
-
-    def attach[M: Model](self, rows: list[M], *fields: str) -> list[M]:
-        """`rows` with the participants their `fields` name attached (`with_parties`, without a read)."""
-        _attach(rows, fields, self._party)
-        return rows
-
-    def _party(self, participant_id: int):
-        from markets.models import Participant
-
-        if participant_id not in self._made:
-            _, names, converters = self._plan
-            self._made[participant_id] = _instance(Participant, names, converters, self._rows[participant_id])
-        return self._made[participant_id]
+# ---------------------------------------------------------------- a socket's connect
 
 
 def participant_of(session_id: str, user_id: int):
@@ -454,36 +353,6 @@ def participant_of(session_id: str, user_id: int):
 
     key = '(SELECT "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" = %s)'
     return get_by_pk(Participant, (session_id, user_id), key_sql=key)
-
-
-def tick_windows(
-    session_id: str, legs: Sequence[str], window: int, since: dt.datetime, until: dt.datetime | None
-) -> list[tuple[int, bool, dt.datetime, int, int]]:
-    """(leg index, is-first, at, tick id, price): each leg's newest `window` ticks up to `until`, and
-    its first tick since `since`, in one statement."""
-    if not legs:
-        return []
-    adapt = connection.ops.adapt_datetimefield_value
-    arms, params = [], []
-    for k, leg in enumerate(legs):
-        arms.append(_tick_arm(2 * k, "at, id, price", "DESC", window, until=until is not None))
-        params += [session_id, leg] + ([adapt(until)] if until is not None else [])
-        arms.append(_tick_arm(2 * k + 1, "at, id, price", "ASC", 1, since=True, until=until is not None))
-        params += [session_id, leg, adapt(since)] + ([adapt(until)] if until is not None else [])
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(arms), params)
-        rows = cursor.fetchall()
-    return [(part // 2, bool(part % 2), _aware(at), tick_id, price) for part, at, tick_id, price in rows]
-
-
-def latest_tick_prices(session_id: str, legs: Sequence[str]) -> list[tuple[int, int]]:
-    """(leg index, price) of each leg's latest tick, for the legs that have one, in one statement."""
-    if not legs:
-        return []
-    arms = [_tick_arm(k, "price", "DESC", 1) for k in range(len(legs))]
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(arms), [value for leg in legs for value in (session_id, leg)])
-        return cursor.fetchall()
 
 
 # ---------------------------------------------------------------- presence (operational state, not the ledger)

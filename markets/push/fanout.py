@@ -23,7 +23,7 @@ from django.db.models import Max, Q
 from ledger import clock, store
 from ledger.models import Event
 from ledger.postgres import LEDGER_CHANNEL, TICKS_CHANNEL, Position, begin, follow
-from markets import domain, selectors, sql
+from markets import domain, floor_sql, selectors, sql
 from markets.models import Session
 from markets.push.feed import appended, feed
 from markets.push.panels import EVERYTHING, TICK, Delta, delta, stale
@@ -189,7 +189,7 @@ def holdings_json(session_id: str) -> dict[str, Any]:
     if session is None:
         raise Session.DoesNotExist(f"no session {session_id!r}")
     matrix: dict[str, list[int]] = {}
-    for username, _, _, _, qty, _ in sql.holdings_of(session_id):  # by name, in leg order
+    for username, _, _, _, qty, _ in floor_sql.holdings_of(session_id):  # by name, in leg order
         matrix.setdefault(username, []).append(qty)
     return {
         "type": "holdings",

@@ -11,8 +11,8 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from markets import selectors, sql
-from markets.models import Participant, Quote, Session, Trade
+from markets import floor_sql, selectors
+from markets.models import Participant, Quote, Session
 from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, Delta, shared
 
 
@@ -23,7 +23,11 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
     context = selectors.floor_context(session_id, panels) | {"oob": oob}
     encode = _ascii if oob else mark_safe  # a page is encoded once, in one piece
     parts = {name: encode(render_to_string(f"{FLOOR}#{name}", context)) for name in shared(panels)}
-    board = selectors.board_data(context["session"], context.get("prices")) if BOARD in panels else None
+    board = (
+        selectors.board_data(context["session"], context.get("prices"), parties=context["parties"])
+        if BOARD in panels
+        else None
+    )
     return {
         "html": mark_safe("".join(parts.values())),
         "parts": parts,
@@ -52,15 +56,12 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
     context["oob"] = True
     session = context["session"]
     html = [render_to_string(f"{FLOOR}#{name}", context) for name in shared(whole)]
-    parties = sql.Parties(session_id)  # names for the log's rows, parties for the blotter's and the board's
+    parties = context["parties"]  # names for the log's rows, parties for the blotter's and the board's
     names = parties.names()
     rows = [selectors.event_row(m["event"], names) for m in reversed(events)]  # newest first, as `delta` reads them
     html.append(render_to_string(f"{FLOOR}#events_added", {"events": rows}))
     if change.trades:
-        ids = list(change.trades)
-        trades = parties.attach(
-            sql.rows_of(Trade, f'"id" IN ({sql.placeholders(ids)})', ids, '"id" DESC'), "taker", "maker"
-        )
+        trades = floor_sql.trades(parties, ids=change.trades)
         html.append(render_to_string(f"{FLOOR}#trades_added", {"trades": trades}))
     if change.users:
         moved = [h for h in context["holdings"] if h.user_id in change.users]

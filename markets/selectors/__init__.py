@@ -9,7 +9,7 @@ api.py       the JSON API's answers
 """
 
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for
-from markets.selectors.events import event_json, event_log, event_row, participant_names, summarize
+from markets.selectors.events import event_json, event_log, event_row, summarize
 from markets.selectors.floor import (
     FLOOR_PARTS,
     blotter,
@@ -46,7 +46,6 @@ __all__ = [
     "last_tick",
     "latest_prices",
     "money_dec",
-    "participant_names",
     "phase_context",
     "portfolio",
     "position_text",

@@ -132,7 +132,7 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
         epoch += t_step
     trades = Trade.objects.filter(session=session, executed_at__gte=start, executed_at__lte=end)
     newest = list(trades.select_related("taker", "maker").order_by("-id")[:MARKS_READ])
-    chart.marks_read, chart.marks_capped = MARKS_READ, len(newest) == MARKS_READ
+    chart.marks_capped = len(newest) == MARKS_READ
     chart.trades = _marks([(x(trade.executed_at), trade) for trade in reversed(newest)])
     return chart
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ledger.chain import format_at, parse_at
 from ledger.models import Event
-from markets import domain, sql
+from markets import domain, floor_sql
 from markets.models import Session, stream_name
 from oracle import units
 
@@ -96,22 +96,20 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
 
 def event_row(event: dict[str, Any], names: dict[int, str]) -> EventRow:
     """An event's row in the floor's log from its JSON shape (`event_json`): what a push adds to the log
-    without reading the event again; `names` as `participant_names` gives them."""
+    without reading the event again; `names` as `floor_sql.Parties.names` gives them."""
     at = parse_at(event["at"])
     summary = summarize(event["type"], event["payload"], names)
     return EventRow(event["seq"], event["version"], event["type"], at, summary, event["hash"][:10])
 
 
-def participant_names(session_id: str) -> dict[int, str]:
-    """{user id: the name the participant joined with}: how the pages name the people events name by id."""
-    return sql.participant_names(session_id)
-
-
-def event_log(session: Session, limit: int = EVENT_ROWS, before: int | None = None) -> list[EventRow]:
-    """The newest `limit` events of the session (below seq `before`, for the next page), newest first."""
+def event_log(
+    session: Session, limit: int = EVENT_ROWS, before: int | None = None, parties: floor_sql.Parties | None = None
+) -> list[EventRow]:
+    """The newest `limit` events of the session (below seq `before`, for the next page), newest first;
+    `parties` the session's participants when the caller has them (`floor_sql.Parties`)."""
     events = Event.objects.filter(stream=stream_name(session.id))
     if before is not None:
         events = events.filter(seq__lt=before)
     events = events.order_by("-seq")[:limit]
-    names = participant_names(session.id)
+    names = (parties or floor_sql.Parties(session.id)).names()
     return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]

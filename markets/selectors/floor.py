@@ -16,8 +16,8 @@ from typing import Any
 from django.db.models import Q
 
 from ledger import clock
-from markets import domain, pricing, sql
-from markets.models import RFQ, Participant, Payout, Quote, Session, Trade
+from markets import domain, floor_sql, pricing, sql
+from markets.models import RFQ, Participant, Payout, Session, Trade
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import EVENT_ROWS, event_log
@@ -134,7 +134,7 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
         vec = [settlement.prices[leg] for leg in session.legs]
     rows_by_user: dict[str, dict[str, Any]] = {}
     participants: dict[str, tuple[str, int]] = {}
-    for username, role, user_id, k, qty, initial in sql.holdings_of(session.id):
+    for username, role, user_id, k, qty, initial in floor_sql.holdings_of(session.id):
         row = rows_by_user.setdefault(username, {"qty": [0] * len(session.legs), "initial": [0] * len(session.legs)})
         row["qty"][k] = qty
         row["initial"][k] = initial
@@ -190,7 +190,7 @@ def _checks(
             Check("4 Settlement sum", True, "not settled", pending=True),
         ]
     low = min(min(row) for row in matrix.values())
-    trades = sql.trade_count(session.id)
+    trades = floor_sql.trade_count(session.id)
     moved = [[x - x0 for x, x0 in zip(matrix[u], initial[u], strict=True)] for u in matrix]
     conservation = _holds(domain.check_conservation, matrix, session.q)
     negative = _holds(domain.check_non_negative, matrix)
@@ -226,20 +226,14 @@ def board_data(
     session: Session,
     prices: dict[str, int] | None = None,
     only: Iterable[int] | None = None,
-    parties: sql.Parties | None = None,
+    parties: floor_sql.Parties | None = None,
 ) -> list[dict[str, Any]]:
     """Open RFQs with their live quotes, as plain data (rendered per viewer by the push); `prices` are the
     latest prices when the caller has read them already; `only` names the RFQs wanted (a push's rows);
     `parties` the session's participants when the caller has read them already."""
-    attach = parties.attach if parties is not None else sql.with_parties
+    parties = parties if parties is not None else floor_sql.Parties(session.id)
     now = clock.now()
-    where, params = '"session_id" = %s AND "status" = %s', [session.id, RFQ.Status.OPEN]
-    if only is not None:
-        only = list(only)
-        if not only:
-            return []
-        where, params = f'{where} AND "id" IN ({sql.placeholders(only)})', params + only
-    rfqs = attach(sql.rows_of(RFQ, where, params, '"id" DESC'), "taker")
+    rfqs = floor_sql.open_rfqs(session.id, parties, only)
     if prices is None:
         prices = latest_prices(session) if rfqs else {}
 
@@ -249,10 +243,7 @@ def board_data(
 
     fairs = {r.id: fair(r) for r in rfqs}
     quotes: dict[int, list[dict[str, Any]]] = {}
-    ids = [r.id for r in rfqs]
-    where = f'"rfq_id" IN ({sql.placeholders(ids)}) AND "status" = %s'
-    live = sql.rows_of(Quote, where, [*ids, Quote.Status.LIVE], '"rate", "id"') if ids else []
-    for quote in attach(live, "maker"):
+    for quote in floor_sql.live_quotes([r.id for r in rfqs], parties):
         rfq = next(r for r in rfqs if r.id == quote.rfq_id)
         quotes.setdefault(quote.rfq_id, []).append(
             {
@@ -288,17 +279,16 @@ def board_data(
     ]
 
 
-def blotter(session: Session, limit: int = BLOTTER_ROWS, before: int | None = None) -> list[Trade]:
+def blotter(
+    session: Session, limit: int = BLOTTER_ROWS, before: int | None = None, parties: floor_sql.Parties | None = None
+) -> list[Trade]:
     """The newest `limit` trades (older than trade `before`, for the next page), newest first."""
-    where, params = '"session_id" = %s', [session.id]
-    if before is not None:
-        where, params = f'{where} AND "id" < %s', [*params, before]
-    return sql.with_parties(sql.rows_of(Trade, where, params, '"id" DESC', limit=limit), "taker", "maker")
+    return floor_sql.trades(parties or floor_sql.Parties(session.id), limit=limit, before=before)
 
 
 def last_tick(session_id: str) -> int:
     """The id of the session's last tick (0 before any): half of where its floor stands."""
-    return sql.last_tick_id(session_id)
+    return floor_sql.last_tick_id(session_id)
 
 
 def floor_position(session_id: str) -> str:
@@ -322,8 +312,10 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     if session is None:
         raise Session.DoesNotExist(f"no session {session_id!r}")
     tick = last_tick(session.id)
+    parties = floor_sql.Parties(session.id)  # read once, if a panel names anyone (the log, the blotter, the board)
     context: dict[str, Any] = {
         "session": session,
+        "parties": parties,
         "seq": max(session.last_seq, tick),
         "position": position_text(session.last_seq, tick),
         "last_seq": session.last_seq,
@@ -349,9 +341,9 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     if "chart" in parts:
         context["chart"] = price_chart(session, until=settled[1] if settled else None, history=history)
     if "blotter" in parts:
-        context["trades"] = blotter(session)
+        context["trades"] = blotter(session, parties=parties)
     if "events" in parts:
-        context["events"] = event_log(session)
+        context["events"] = event_log(session, parties=parties)
     if "settlement" in parts:
         settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
         context["settlement"] = settlement

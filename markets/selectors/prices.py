@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from markets import sql
+from markets import floor_sql
 from markets.models import Session
 
 WINDOW = 600  # ticks per leg: ten minutes of one a second (the chart's window; the sparkline is its tail)
@@ -40,7 +40,7 @@ def price_history(session: Session, *, until: dt.datetime | None = None, window:
     since = session.opened_at or session.created_at
     recent: dict[str, list[tuple[dt.datetime, int, int]]] = {leg: [] for leg in session.legs}
     first_price: dict[str, int] = {}
-    for k, first, at, tick_id, price in sql.tick_windows(session.id, session.legs, window, since, until):
+    for k, first, at, tick_id, price in floor_sql.tick_windows(session.id, session.legs, window, since, until):
         leg = session.legs[k]
         if first:
             first_price[leg] = price
@@ -53,4 +53,4 @@ def price_history(session: Session, *, until: dt.datetime | None = None, window:
 
 def latest_prices(session: Session) -> dict[str, int]:
     """Latest tick price per leg (base units), in one statement; legs without a tick are absent."""
-    return {session.legs[k]: price for k, price in sql.latest_tick_prices(session.id, session.legs)}
+    return {session.legs[k]: price for k, price in floor_sql.latest_tick_prices(session.id, session.legs)}

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from ledger import clock
-from markets import services, sql
+from markets import floor_sql, services, sql
 from markets.models import Session, Trade
 
 pytestmark = pytest.mark.django_db
@@ -66,11 +66,15 @@ def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
     for maker, rate in (("mm2", "0.7"), ("mm", "0.6")):
         services.provide_quote(users[maker], open_rfq.id, rate)
 
-    trades = sql.with_parties(sql.rows_of(Trade, '"session_id" = %s', ["demo"], '"id" DESC', limit=1), "taker", "maker")
+    parties = floor_sql.Parties("demo")  # one read: the names and every row's parties
+    trades = floor_sql.trades(parties, limit=1)
     want = list(Trade.objects.filter(session_id="demo").select_related("taker", "maker").order_by("-id")[:1])
     assert [fields(t) for t in trades] == [fields(t) for t in want]
     assert [(fields(t.taker), fields(t.maker)) for t in trades] == [(fields(t.taker), fields(t.maker)) for t in want]
-    quotes = sql.with_parties(sql.rows_of(Quote, '"rfq_id" = %s', [open_rfq.id], '"rate", "id"'), "maker")
+    both = list(Trade.objects.filter(session_id="demo").order_by("-id").values_list("id", flat=True))
+    assert [t.id for t in floor_sql.trades(parties, ids=both)] == both and floor_sql.trades(parties, ids=[]) == []
+    assert [t.id for t in floor_sql.trades(parties, limit=5, before=both[0])] == both[1:]
+    quotes = floor_sql.live_quotes([open_rfq.id], parties)
     assert [(fields(q), q.maker.username) for q in quotes] == [
         (fields(q), q.maker.username) for q in Quote.objects.filter(rfq=open_rfq).order_by("rate", "id")
     ]
@@ -78,22 +82,22 @@ def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
     assert [fields(r) for r in sql.rows_of(RFQ, '"session_id" = %s', ["demo"], '"id"')] == [
         fields(r) for r in RFQ.objects.filter(session_id="demo").order_by("id")
     ]
-    assert sql.with_parties([], "taker") == []
-    assert sql.holdings_of("demo") == list(
+    opened = floor_sql.open_rfqs("demo", parties)
+    assert [(fields(r), fields(r.taker)) for r in opened] == [
+        (fields(r), fields(r.taker))
+        for r in RFQ.objects.filter(session_id="demo", status=RFQ.Status.OPEN).select_related("taker").order_by("-id")
+    ]
+    assert floor_sql.open_rfqs("demo", parties, only=[]) == [] and floor_sql.live_quotes([], parties) == []
+    assert parties.attach([], "taker") == []
+    assert floor_sql.holdings_of("demo") == list(
         Holding.objects.filter(session_id="demo")
         .order_by("participant__username", "leg_index")
         .values_list(
             "participant__username", "participant__role", "participant__user_id", "leg_index", "qty", "initial"
         )
     )
-    assert sql.trade_count("demo") == 2 and sql.trade_count("nope") == 0
-    assert sql.participant_names("demo") == dict(
-        Participant.objects.filter(session_id="demo").values_list("user_id", "username")
-    )
-    parties = sql.Parties("demo")  # one read for a push: the names and every row's parties
-    assert parties.names() == sql.participant_names("demo")
-    again = parties.attach(sql.rows_of(Trade, '"session_id" = %s', ["demo"], '"id" DESC', limit=1), "taker", "maker")
-    assert [(fields(t.taker), fields(t.maker)) for t in again] == [(fields(t.taker), fields(t.maker)) for t in want]
+    assert floor_sql.trade_count("demo") == 2 and floor_sql.trade_count("nope") == 0
+    assert parties.names() == dict(Participant.objects.filter(session_id="demo").values_list("user_id", "username"))
     assert [
         fields(r.taker) for r in parties.attach(list(RFQ.objects.filter(session_id="demo").order_by("id")), "taker")
     ] == [fields(r.taker) for r in RFQ.objects.filter(session_id="demo").select_related("taker").order_by("id")]

@@ -17,15 +17,23 @@ APPS = ("sessionsite", "markets", "ledger", "oracle")
 # Where SQL may be written by hand: the event store (any database), its SQLite readers, what following
 # PostgreSQL takes, the market's hot path, and the SQLite connection's own PRAGMAs in the settings. Migrations carry their DDL. The
 # benchmarks (bench/) measure raw loops on purpose.
-SQL_MODULES = {"ledger/store.py", "ledger/sqlite.py", "ledger/postgres.py", "markets/sql.py", "sessionsite/config.py"}
+SQL_MODULES = {
+    "ledger/store.py",
+    "ledger/sqlite.py",
+    "ledger/postgres.py",
+    "markets/sql.py",
+    "markets/floor_sql.py",
+    "sessionsite/config.py",
+}
 SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|BEGIN)\s", re.ASCII)
 SQL_CALLS = {"execute", "executemany", "executescript", "raw", "extra", "cursor", "RawSQL"}
 
 MAX_LINES = 400
 # A module may be longer when splitting it would cut one thing in two; each says why.
 LONGER: dict[str, str] = {
-    "markets/sql.py": "all of the market's hand-written SQL is in this one module, by design (its docstring; the "
-    "test above holds it there): one more statement per hot path must not scatter them",
+    "markets/sql.py": "the hand-written SQL of the commands and the projection, with the plumbing every "
+    "hand-written read shares, in one module by design (its docstring; the test above holds it there): one "
+    "more statement per hot path must not scatter them",
 }
 
 
