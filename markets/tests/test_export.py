@@ -13,14 +13,14 @@ import json
 import subprocess
 import sys
 import zipfile
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import create_demo, make_user
@@ -461,6 +461,11 @@ moves = st.lists(
     trades=moves,
     fixing=st.lists(prices, min_size=4, max_size=4),
 )
+@example(  # q*S = 10000000000000000.000000000003: 29 digits, one more than Decimal's default context keeps
+    q=[10**15, 10**15, 10**15, 3],
+    trades=[],
+    fixing=[Decimal(2_500_000), Decimal(2_500_000), Decimal(5_000_000), Decimal("0.000001")],
+)
 def test_reconciliation_totals_equal_q_times_the_fixing_for_any_trades(users, q, trades, fixing):
     sid = f"h{next(_examples)}"
     basket = [domain.qty_str(x) for x in q]
@@ -472,13 +477,14 @@ def test_reconciliation_totals_equal_q_times_the_fixing_for_any_trades(users, q,
             pass  # a maker who is the taker, too little inventory, a trade too small: refused, as it should
     services.settle_session(users["org"], sid, prices=dict(zip(LEGS, map(str, fixing), strict=True)))
     rows = table("reconciliation", sid)
-    expected = sum(Decimal(x) * p for x, p in zip(basket, fixing, strict=True))
-    (total,) = [r for r in rows if r["kind"] == "total"]
-    assert Decimal(total["payout"]) == Decimal(total["expected"]) == expected and total["equal"] == "true"
-    for person in (r for r in rows if r["kind"] == "participant"):
-        mine = sum(Decimal(r["x_i*S_t2"]) for r in rows if r["kind"] == "leg" and r["user_id"] == person["user_id"])
-        assert mine == Decimal(person["payout"]) == Decimal(person["expected"])
-    assert sum(Decimal(r["payout"]) for r in table("payouts", sid)[:-1]) == expected
+    with localcontext(prec=60):  # the reference sums exact too: q*S reaches 29 digits, past Decimal's default 28
+        expected = sum(Decimal(x) * p for x, p in zip(basket, fixing, strict=True))
+        (total,) = [r for r in rows if r["kind"] == "total"]
+        assert Decimal(total["payout"]) == Decimal(total["expected"]) == expected and total["equal"] == "true"
+        for person in (r for r in rows if r["kind"] == "participant"):
+            mine = sum(Decimal(r["x_i*S_t2"]) for r in rows if r["kind"] == "leg" and r["user_id"] == person["user_id"])
+            assert mine == Decimal(person["payout"]) == Decimal(person["expected"])
+        assert sum(Decimal(r["payout"]) for r in table("payouts", sid)[:-1]) == expected
 
 
 def test_a_name_that_starts_like_a_formula_is_text_in_every_table_and_numbers_stay_exact(users, traded):
