@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,11 +18,16 @@ from markets import domain, sql
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
 
 HANDLERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {}
+# Events whose projection is plain statements (markets.sql) that read no row count back: their writes
+# and the session's stamp are pipelined (sent to PostgreSQL in one round trip, `sql.pipelined`).
+PLAIN: set[str] = set()
 
 
-def handles(event_type: str):
+def handles(event_type: str, *, plain: bool = False):
     def register(fn):
         HANDLERS[event_type] = fn
+        if plain:
+            PLAIN.add(event_type)
         return fn
 
     return register
@@ -36,8 +42,9 @@ def apply(event: Event) -> None:
     handler = HANDLERS.get(event.type)
     if handler is None:
         raise ValueError(f"no projection for event type {event.type}")
-    handler(event, event.data)
-    sql.stamp(session_id_of(event.stream), event.version, event.seq)
+    with sql.pipelined() if event.type in PLAIN else nullcontext():
+        handler(event, event.data)
+        sql.stamp(session_id_of(event.stream), event.version, event.seq)
 
 
 def _parse_at(text: str | None) -> dt.datetime | None:
@@ -150,7 +157,7 @@ def _session_cancelled(event: Event, d: dict[str, Any]) -> None:
     )
 
 
-@handles("RFQRequested")
+@handles("RFQRequested", plain=True)
 def _rfq_requested(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     sql.insert(
@@ -167,7 +174,7 @@ def _rfq_requested(event: Event, d: dict[str, Any]) -> None:
     )
 
 
-@handles("QuoteProvided")
+@handles("QuoteProvided", plain=True)
 def _quote_provided(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     sql.insert(
@@ -197,12 +204,12 @@ def _quote_withdrawn(event: Event, d: dict[str, Any]) -> None:
 # queries. Replay runs exactly this code too.
 
 
-@handles("RFQCancelled")
+@handles("RFQCancelled", plain=True)
 def _rfq_cancelled(event: Event, d: dict[str, Any]) -> None:
     sql.close_rfq(d["rfq_id"], RFQ.Status.CANCELLED, event.at)
 
 
-@handles("TradeExecuted")
+@handles("TradeExecuted", plain=True)
 def _trade_executed(event: Event, d: dict[str, Any]) -> None:
     session_id = session_id_of(event.stream)
     legacy = "taker_id" not in d  # a log written before participants were named by id

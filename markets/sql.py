@@ -121,6 +121,23 @@ def insert(row: Model) -> None:
     row._state.adding, row._state.db = False, connection.alias
 
 
+@contextmanager
+def pipelined() -> Iterator[None]:
+    """Statements sent without waiting for each one's answer: on PostgreSQL, psycopg's pipeline mode, so
+    a projection's writes go in one round trip (a read inside still gets its rows: it waits for what was
+    sent before it). An error in any of them is raised, as Django's error, when the block ends or at that
+    read. On SQLite, in-process, there is no round trip to save: the statements run one by one as before.
+
+    Only for plain statements whose outcome is not read back: a write's row count is not known until the
+    block ends, so an ORM `save()` (which updates, then inserts if no row changed) must not run in it."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
 # ---------------------------------------------------------------- the commands
 
 _PARTICIPANT_SQL = 'SELECT "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" = %s'

@@ -101,3 +101,79 @@ def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
     assert [
         fields(r.taker) for r in parties.attach(list(RFQ.objects.filter(session_id="demo").order_by("id")), "taker")
     ] == [fields(r.taker) for r in RFQ.objects.filter(session_id="demo").select_related("taker").order_by("id")]
+
+
+def _holdings(session_id: str) -> dict[tuple[str, int], int]:
+    from markets.models import Holding
+
+    rows = Holding.objects.filter(participant__session_id=session_id)
+    return {(h.participant.username, h.leg_index): h.qty for h in rows.select_related("participant")}
+
+
+def test_an_error_in_pipelined_writes_is_django_s_and_the_transaction_rolls_back(users, demo):
+    """Pipelined writes fail when the block ends (PostgreSQL) or at the statement (SQLite): either way as
+    Django's IntegrityError, which the commands turn into a retry, and nothing of the block is kept."""
+    from django.db import IntegrityError, transaction
+
+    from markets.models import RFQ
+
+    before = RFQ.objects.count()
+    row = RFQ(id=9001, session_id="demo", taker_id=demo.participants.get(username="alice").id, give_leg="AAPL",
+              get_leg="NVDA", quantity=10, status=RFQ.Status.OPEN, created_at=clock.now())  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic(), sql.pipelined():
+        sql.insert(row)
+        row._state.adding = True
+        sql.insert(row)  # the same id again
+    assert RFQ.objects.count() == before
+
+
+@pytest.mark.postgres_only("pipeline mode is PostgreSQL's; SQLite runs in the process, with no round trip to save")
+def test_a_trade_s_writes_reach_postgresql_without_waiting_between_them(users, demo, tmp_path):
+    """libpq's own trace of one accept: the projection's writes (four holdings, the RFQ, its quotes, the
+    trade, the session's stamp) are all sent before PostgreSQL answers the first of them."""
+    from django.db import connection
+
+    rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "10")
+    quote = services.provide_quote(users["mm"], rfq.id, "0.62")
+    connection.ensure_connection()
+    trace = tmp_path / "libpq.trace"
+    with open(trace, "w") as out:
+        connection.connection.pgconn.trace(out.fileno())
+        try:
+            services.accept_quote(users["alice"], quote.id)
+        finally:
+            connection.connection.pgconn.untrace()
+    # Each line: time, direction (F: to the server, B: from it), length, message and its text.
+    messages = [(p[1], " ".join(p[3:])) for p in (line.split("\t") for line in trace.read_text().splitlines())]
+    first = next(i for i, (d, m) in enumerate(messages) if d == "F" and 'UPDATE "markets_holding"' in m)
+    stamp = next(i for i, (d, m) in enumerate(messages) if d == "F" and 'UPDATE "markets_session"' in m)
+    between = messages[first : stamp + 1]
+    assert len([m for d, m in between if m.startswith("Parse")]) == 8, between
+    assert all(d == "F" for d, _ in between), "PostgreSQL answered before the last write was sent"
+
+
+@pytest.mark.postgres_only("the trade ids come from a PostgreSQL sequence; SQLite's are MAX(id) + 1")
+def test_a_trade_whose_pipelined_insert_collides_retries_whole_and_moves_holdings_once(users, demo):
+    """The sequence set back onto an existing trade id: the first attempt's trade insert fails inside the
+    pipeline, the command rolls back (event, holdings, RFQ) and runs again with the next id."""
+    from django.db import connection
+
+    from ledger.models import Event
+
+    first = services.accept_quote(
+        users["alice"], services.provide_quote(users["mm"], services.request_rfq(users["alice"], "demo", "AAPL",
+                                                                                 "NVDA", "10").id, "0.62").id
+    )  # fmt: skip
+    rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "10")
+    quote = services.provide_quote(users["mm"], rfq.id, "0.62")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval('markets_trade_ids', %s, false)", [first.id])  # next id: taken
+    before, events = _holdings("demo"), Event.objects.count()
+    trade = services.accept_quote(users["alice"], quote.id)
+    assert trade.id > first.id
+    assert Event.objects.count() == events + 1
+    after = _holdings("demo")
+    moved = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+    assert moved == {("alice", 0): -10_000_000, ("alice", 1): 6_200_000, ("mm", 0): 10_000_000,
+                     ("mm", 1): -6_200_000}  # fmt: skip
+    assert Trade.objects.filter(rfq_id=rfq.id).count() == 1
