@@ -199,34 +199,30 @@ def run(ctx) -> list[Figure]:
 
 
 LIMITS = """\
-The trade path spends its time in round trips: an accept is about 16 statements (each a round trip to the
-server, about 0.3-0.6 ms here) against the raw loop's 9, plus Django's work per statement; the raw loop
-itself varies from run to run with the disk's fsync (238-581 trades/s across runs). The HTTP rows stay
-below their goals for the same reason: the floor page is five statements and an accept about sixteen, and
-under load each is a wait for a database process to be scheduled, work SQLite does inside the request.
+The trade path spends its time in round trips, each a wait for a database process to be scheduled on a
+busy machine (about 0.3-0.6 ms here). Since this stop a projection of plain statements sends its writes
+and the session's stamp in one round trip (psycopg's pipeline mode, `markets.sql.pipelined`): an accept
+waits for ten answers while it holds the session's lock instead of fourteen (the lock, the quote with its
+RFQ and parties, the two holdings, the trade id, the stream's head, the event, the participants, the
+pipelined writes, the invariants' aggregate, COMMIT), and the trade path went from 182 to 216 trades/s.
+The raw loop itself varies from run to run with the disk's fsync (238-581 trades/s across runs). The
+reads before the writes could be pipelined the same way (they would need the holdings read by the quote's
+id rather than by the rows the first read names), which would leave about six.
+
+The HTTP rows are below their goals on both engines, and further than before: a request's signals,
+middleware and view now run in one hop on the process's threads, which halved what every request costs
+daphne (GET /health from about 2.2 to 1 ms of CPU), so the limit they are divided by doubled while the
+floor page and the accept gained less in proportion. The accept's view would have to fit in about 0.9 ms
+for 0.6; the command alone takes longer than that on either engine.
 
 Under 16 writers the two cores are shared by the daphnes, the 500 clients, the writers and the database,
-and no core is idle (4 daphnes on PostgreSQL: the daphnes 122% of one core, PostgreSQL 38%, the clients
-27%). The writers are a closed loop (each sends its next request as soon as the last is answered), so what
-the pushes save goes into more trades as well as into latency. This stop the pushes got a pace: a busy
-session is pushed at most ten times a second per process (FEED_PUSH_GAP_SECONDS), everything committed
-meanwhile in one push. A push costs a send to every socket whatever it carries, and before, every process
-pushed after every read, so the sends grew with the trades. Paired runs on SQLite with four daphnes:
-381-417 ms p99 at 26-27 trades/s pushing every read, 161-165 ms at 47-49 trades/s with the gap. (A pause
-between batches was tried in an earlier stop and made no difference; the batches then cost twice as much
-to render, through querysets built per batch: they are hand-written statements now, 3.3 ms a trade batch
-instead of 7.6 on SQLite.)
-
-On PostgreSQL a batch's wall time was mostly waiting: the feed's read of a batch took 40 ms for 8 ms of
-CPU (the database's processes waiting for a core), and an empty read of the ticks 7 ms. So the follower
-now reads in one statement when it has no gap and the seqs it finds follow on (five before: begin, the
-isolation level, the snapshot, the read, commit), a NOTIFY reads only the table it names (this process's
-own appends the log only), and a push reads the session's participants once for the log's names and the
-rows' parties. Four daphnes: 202 ms p99 in the committed run and 203-217 ms in three more (235-327 ms in
-this stop's runs before the participants were read once; 460-583 ms the stop before). Left: each process still renders every batch for its own sockets (3-7 ms a batch), and a
-render is about eight statements on PostgreSQL; rendering once for every process, or one statement for
-the session row with its newest tick and trade count, would be next. A shorter GIL switch interval and two
-request threads instead of four were tried again this stop: no difference beyond the noise."""
+and no core is idle. The writers are a closed loop (each sends its next request as soon as the last is
+answered), so what the pushes save goes into more trades as well as into latency. A busy session is
+pushed at most ten times a second per process (FEED_PUSH_GAP_SECONDS), everything committed meanwhile in
+one push; a follower with no gap reads in one statement, a NOTIFY reads only the table it names, and a
+push reads the session's participants once. Left: each process still renders every batch for its own
+sockets (3-7 ms a batch), and a render is about eight statements on PostgreSQL; rendering once for every
+process would be next."""
 
 
 SQLITE_RESULTS = BASE_DIR / "bench" / "results" / "scale-sqlite.json"
