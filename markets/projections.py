@@ -18,16 +18,14 @@ from markets import domain, sql
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
 
 HANDLERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {}
-# Events whose projection is plain statements (markets.sql) that read no row count back: their writes
-# and the session's stamp are pipelined (sent to PostgreSQL in one round trip, `sql.pipelined`).
+# Events projected by plain statements that read no row count back: pipelined with the stamp (sql.pipelined)
 PLAIN: set[str] = set()
 
 
 def handles(event_type: str, *, plain: bool = False):
     def register(fn):
         HANDLERS[event_type] = fn
-        if plain:
-            PLAIN.add(event_type)
+        PLAIN.update([event_type] if plain else [])
         return fn
 
     return register
@@ -39,8 +37,7 @@ def session_id_of(stream: str) -> str:
 
 def apply(event: Event) -> None:
     """Apply one event to the read models and stamp the session with its version and seq."""
-    handler = HANDLERS.get(event.type)
-    if handler is None:
+    if (handler := HANDLERS.get(event.type)) is None:
         raise ValueError(f"no projection for event type {event.type}")
     with sql.pipelined() if event.type in PLAIN else nullcontext():
         handler(event, event.data)

@@ -74,6 +74,13 @@ def get_by_pk[M: Model](model: type[M], pk: Any, *, for_update: bool = False, ke
     return None if row is None else instance(model, row)
 
 
+def get_existing[M: Model](model: type[M], pk: Any) -> M:
+    """`get_by_pk`, raising the model's DoesNotExist as `.get()` does when there is no such row."""
+    if (row := get_by_pk(model, pk)) is None:
+        raise model.DoesNotExist(f"no {model._meta.model_name} {pk!r}")
+    return row
+
+
 def rows_of[M: Model](
     model: type[M], where_sql: str, params: Sequence[Any], order_sql: str = "", limit: int | None = None
 ) -> list[M]:

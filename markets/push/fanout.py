@@ -185,9 +185,7 @@ def event_message(event: Event) -> dict[str, Any]:
 
 
 def holdings_json(session_id: str) -> dict[str, Any]:
-    session = sql.get_by_pk(Session, session_id)
-    if session is None:
-        raise Session.DoesNotExist(f"no session {session_id!r}")
+    session = sql.get_existing(Session, session_id)
     matrix: dict[str, list[int]] = {}
     for username, _, _, _, qty, _ in floor_sql.holdings_of(session_id):  # by name, in leg order
         matrix.setdefault(username, []).append(qty)

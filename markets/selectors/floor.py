@@ -308,9 +308,7 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     """Everything the floor shows that is the same for every viewer; only what the panels in `parts` need
     (see markets.push.panels: a push after an RFQ or a quote needs the event log, not the prices)."""
     parts = frozenset(parts)
-    session = sql.get_by_pk(Session, session_id)
-    if session is None:
-        raise Session.DoesNotExist(f"no session {session_id!r}")
+    session = sql.get_existing(Session, session_id)
     tick = last_tick(session.id)
     parties = floor_sql.Parties(session.id)  # read once, if a panel names anyone (the log, the blotter, the board)
     context: dict[str, Any] = {

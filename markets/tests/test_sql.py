@@ -38,6 +38,9 @@ def test_a_session_row_reads_as_the_orm_reads_it(users, demo):
         assert got.t1 is None or got.t1.tzinfo is not None
         assert not got._state.adding
     assert sql.get_by_pk(Session, "nope") is None
+    with pytest.raises(Session.DoesNotExist, match="no session 'nope'"):
+        sql.get_existing(Session, "nope")
+    assert fields(sql.get_existing(Session, "demo")) == fields(Session.objects.get(id="demo"))
 
 
 def test_the_trade_an_accept_returns_is_the_stored_row(users, demo):
