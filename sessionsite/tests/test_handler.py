@@ -4,6 +4,7 @@ on threads the process keeps, each with its database connection kept from reques
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from contextlib import contextmanager
 
@@ -11,7 +12,7 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
 from django.db.backends.signals import connection_created
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -185,3 +186,29 @@ async def test_a_stream_stops_when_its_client_goes_away(app):
 async def test_websockets_are_not_served_here(app):
     with pytest.raises(ValueError, match="not 'websocket'"):
         await app({"type": "websocket", "path": "/"}, None, None)
+
+
+def _file(request):
+    return FileResponse(io.BytesIO(b"x" * 200_000), filename="big.bin")
+
+
+urlpatterns.append(path("file", _file))
+
+
+# A file is a sync iterator: Django's ASGI handler reads it through a thread and says so; expected here.
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_a_file_is_sent_in_the_server_s_chunks_not_django_s_4_kb_blocks(app):
+    with request_signals() as fired:
+        comm = communicator(app, "/file")
+        await comm.send_input({"type": "http.request", "body": b""})
+        start = await comm.receive_output(10)
+        parts = []
+        while True:
+            message = await comm.receive_output(10)
+            parts.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await comm.wait(10)
+    assert start["status"] == 200 and b"".join(parts) == b"x" * 200_000
+    assert max(len(p) for p in parts) == PooledASGIHandler.chunk_size
+    assert [name for name, _ in fired] == ["started", "finished"]
