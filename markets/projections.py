@@ -25,7 +25,8 @@ PLAIN: set[str] = set()
 def handles(event_type: str, *, plain: bool = False):
     def register(fn):
         HANDLERS[event_type] = fn
-        PLAIN.update([event_type] if plain else [])
+        if plain:
+            PLAIN.add(event_type)
         return fn
 
     return register
@@ -330,8 +331,7 @@ def _fields(model, *exclude: str) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields if f.name not in exclude]
 
 
-class _Rollback(Exception):
-    pass
+class _Rollback(Exception): ...
 
 
 class ReplayError(Exception):
