@@ -258,6 +258,7 @@ def page(result: dict[str, Any], figures: list[Figure]) -> str:
         "",
         report.markdown_table(figures),
         "",
+        report.request_cost_markdown(figures),
         "## What is measured",
         "",
         doc.strip(),

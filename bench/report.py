@@ -138,6 +138,34 @@ def figures_from_json(result: dict[str, Any]) -> list[Figure]:
     return out
 
 
+def request_cost_markdown(figures: list[Figure]) -> str:
+    """The web process's CPU per request for each HTTP row and for /health: where a request's time goes,
+    and so how far a ratio to /health can rise (a page's own work is what it costs beyond /health's)."""
+    rows, health = [], None
+    for f in figures:
+        ours = f.detail.get("ours", {}) if "HTTP on daphne" in f.section else {}
+        if "server_cpu_ms" in ours:
+            health = f.detail["health"].get("server_cpu_ms", health)
+            rows.append(f"| {f.name} | {f.size} | {ours['server_cpu_ms']:.2f} ms |")
+    if not rows or health is None:
+        return ""
+    return "\n".join(
+        [
+            "## What one request costs the server",
+            "",
+            "The daphne process's CPU time (user + system, from /proc) over each HTTP row's requests, per request.",
+            "With the server's cores busy, a row's requests per second is about the inverse of this, so its",
+            "ratio to `/health` is about /health's cost over the row's.",
+            "",
+            "| Request | Size | Server CPU per request |",
+            "|---|---|---|",
+            f"| GET /health (SELECT 1) | the limit of the rows below | {health:.2f} ms |",
+            *rows,
+            "",
+        ]
+    )
+
+
 def growth_markdown(figures: list[Figure]) -> str:
     rows_ = growth(figures)
     if not rows_:
@@ -210,6 +238,7 @@ def markdown(result: dict[str, Any], figures: list[Figure]) -> str:
             markdown_table(figures),
             "",
             goals_markdown(figures),
+            request_cost_markdown(figures),
             growth_markdown(figures),
             cost,
             "## How each figure is measured",

@@ -74,8 +74,13 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     assert result["sections"] == ["replay", "trade", "http", "push"]
     for field in ("cpu", "cores", "python", "sqlite"):
         assert result["machine"][field]
+    # The server's CPU per request beside each HTTP rate (and /health's), on the page too.
+    for key in ("http.accept", "http.floor.10", "http.floor.100"):
+        assert figures[key]["detail"]["ours"]["server_cpu_ms"] > 0, key
+        assert figures[key]["detail"]["health"]["server_cpu_ms"] > 0, key
     text = page.read_text()
     assert "python -m bench --quick" in text and "| Ratio |" in text
+    assert "## What one request costs the server" in text and "| GET /health (SELECT 1) |" in text
     assert "Replay and verify" in run.stdout
 
 

@@ -10,17 +10,28 @@ latency percentiles of single requests.
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, Stopwatch, fast_setup, latency_summary
 from bench.ticks import load_ticks
 
 
-def drive(port: int, plans: list[list[tuple[str, str, dict[str, str]]]], expect: int) -> dict[str, Any]:
-    """Each plan is one client's list of (method, path, headers), sent in order on one connection."""
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(
+    port: int, plans: list[list[tuple[str, str, dict[str, str]]]], expect: int, server_pid: int | None = None
+) -> dict[str, Any]:
+    """Each plan is one client's list of (method, path, headers), sent in order on one connection. With
+    `server_pid`, also the server process's CPU per request (`server_cpu_ms`): where a request's time goes."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -53,12 +64,15 @@ def drive(port: int, plans: list[list[tuple[str, str, dict[str, str]]]], expect:
     threads = [threading.Thread(target=client, args=(plan,), daemon=True) for plan in plans]
     for thread in threads:
         thread.start()
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else 0.0
     start.wait()
     with Stopwatch() as watch:
         for thread in threads:
             thread.join()
     requests = sum(len(plan) for plan in plans)
+    cpu = {"server_cpu_ms": 1000 * (process_cpu_seconds(server_pid) - cpu_before) / requests} if server_pid else {}
     return {
+        **cpu,
         "requests": requests,
         "clients": len(plans),
         "seconds": watch.seconds,
@@ -141,7 +155,10 @@ def run(ctx) -> list[Figure]:
         warm = same_for_all(1, 20, lambda c, i: ("GET", "/health", {}))
         drive(server.port, warm, 200)
         health = drive(
-            server.port, same_for_all(clients, sizes["http_health"], lambda c, i: ("GET", "/health", {})), 200
+            server.port,
+            same_for_all(clients, sizes["http_health"], lambda c, i: ("GET", "/health", {})),
+            200,
+            server.proc.pid,
         )
         ctx.log(f"http: /health {health['per_s']:.0f} req/s")
         health_one = drive(server.port, same_for_all(1, sizes["http_floor"], lambda c, i: ("GET", "/health", {})), 200)
@@ -156,6 +173,7 @@ def run(ctx) -> list[Figure]:
                 server.port,
                 same_for_all(clients, sizes["http_floor"], lambda c, i, p=path, h=headers: ("GET", p, h)),
                 200,
+                server.proc.pid,
             )
             ctx.log(f"http: floor page with {prior:,} trades: {floor['per_s']:.1f} req/s")
             trades = _trades(market.session_id)
@@ -196,7 +214,7 @@ def run(ctx) -> list[Figure]:
                 quotes = [biggest.rfq_and_quote(taker=taker)[1] for _ in range(per_client)]
                 plans_accept.append([("POST", f"/api/v1/quotes/{q.id}/accept", auth) for q in quotes])
         accept_size = f"{_trades(biggest.session_id):,} trades in session; {clients} clients"
-        accept = drive(server.port, plans_accept, 201)
+        accept = drive(server.port, plans_accept, 201, server.proc.pid)
         ctx.log(f"http: accept {accept['per_s']:.1f} req/s, errors {accept['errors']}")
         figures.insert(
             0,
