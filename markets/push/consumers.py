@@ -17,10 +17,11 @@ from a page of another site is refused at the handshake itself (HTTP 403, see se
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from ledger.models import Event
@@ -49,6 +50,18 @@ async def refuse(consumer, code: int, message: str, *, tell: bool = False, level
     if tell:
         await consumer.send_json({"type": "error", "code": CLOSE_CODES[code], "message": message})
     await consumer.close(code=code)
+
+
+# A connect's reads (`FloorConsumer._arrival`) run on threads of their own, each with its connection, not
+# in the queue of Channels' one database thread: on PostgreSQL, where each read is a round trip, 500
+# sockets connecting at once (a restart) wait for their reads side by side. The floor they are sent is
+# still rendered once per position (`snapshot.floor`).
+ARRIVAL_THREADS = 4
+_arrivals = ThreadPoolExecutor(ARRIVAL_THREADS, thread_name_prefix="ws-arrival")
+
+
+def _on_arrival_thread(fn):
+    return DatabaseSyncToAsync(fn, thread_sensitive=False, executor=_arrivals)
 
 
 def _session(session_id: str) -> Session | None:
@@ -115,7 +128,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
                 fanout.unwatch(self.session_id, self)
                 await refuse(self, TRY_AGAIN, NOT_FOLLOWING, level=logging.WARNING)
                 return
-            refusal, self.me, panels = await database_sync_to_async(self._arrival)(query.get("at", [""])[0])
+            refusal, self.me, panels = await _on_arrival_thread(self._arrival)(query.get("at", [""])[0])
             if refusal is not None:
                 fanout.unwatch(self.session_id, self)
                 await refuse(self, *refusal)

@@ -116,6 +116,28 @@ async def test_connect_sends_the_whole_floor_as_oob_fragments(users, demo):
     await comm.disconnect()
 
 
+async def test_two_sockets_connecting_together_read_their_arrival_at_the_same_time(users, demo, monkeypatch):
+    """A connect's reads run on threads of their own, not in the queue of Channels' one database thread:
+    two sockets connecting together are inside their reads at once. (On PostgreSQL each read is a round
+    trip; 500 sockets reconnecting after a restart waited for them one after another.)"""
+    from markets.push.consumers import FloorConsumer
+
+    both = threading.Barrier(2, timeout=5)
+    arrival = FloorConsumer._arrival
+
+    def together(self, shown):
+        both.wait()  # passes only once the other socket's reads have begun too
+        return arrival(self, shown)
+
+    monkeypatch.setattr(FloorConsumer, "_arrival", together)
+    comms = [await connect(users["alice"]), await connect(users["bob"])]
+    results = await asyncio.gather(*(comm.connect(timeout=10) for comm in comms))
+    assert [connected for connected, _ in results] == [True, True]
+    for comm in comms:
+        assert 'id="holdings"' in await comm.receive_from(timeout=5)
+        await comm.disconnect()
+
+
 async def test_trade_by_another_writer_reaches_both_sides_with_new_holdings(users, demo):
     taker = await connect(users["alice"])
     maker = await connect(users["mm"])
