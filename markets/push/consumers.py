@@ -162,7 +162,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
                 return
 
     def _arrival(self, shown: str) -> tuple[tuple[int, str] | None, Participant | None, dict | None]:
-        """Everything a connect reads, in one trip to the database thread: who the session cookie
+        """Everything a connect reads, in one trip to a connect thread: who the session cookie
         names (`sessionsite.wsauth`), may they see (or monitor) the session, who they are in it, and
         the floor to send (none to a monitor, and none when the page just rendered shows the current
         position: sending it again would only overwrite what the viewer is typing). The floor is the
