@@ -79,7 +79,11 @@ def _stream(request):
     return StreamingHttpResponse(chunks())
 
 
-urlpatterns = [path("where", _where), path("echo", _echo), path("stream", _stream)]
+def _file(request):
+    return FileResponse(io.BytesIO(b"x" * 200_000), filename="big.bin")
+
+
+urlpatterns = [path("where", _where), path("echo", _echo), path("stream", _stream), path("file", _file)]
 
 
 @contextmanager
@@ -121,6 +125,21 @@ def communicator(app, path: str, method: str = "GET", headers=(), query: bytes =
     return ApplicationCommunicator(app, scope)
 
 
+async def streamed(app, path: str, query: bytes = b"") -> tuple[int, list[bytes]]:
+    """A GET whose answer comes in parts: its status and every part, read until the last."""
+    comm = communicator(app, path, query=query)
+    await comm.send_input({"type": "http.request", "body": b""})
+    start = await comm.receive_output(10)
+    parts = []
+    while True:
+        message = await comm.receive_output(10)
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await comm.wait(10)
+    return start["status"], parts
+
+
 async def test_a_request_runs_its_signals_and_its_view_on_one_thread_of_the_pool(app):
     """Django's own handler runs the request signals on a thread it starts for each request: closing
     an unusable connection there would not close the one the view used."""
@@ -156,17 +175,8 @@ async def test_a_request_django_cannot_read_is_refused_with_400(app):
 
 async def test_a_stream_is_sent_in_its_chunks_then_closed(app):
     with request_signals() as fired:
-        comm = communicator(app, "/stream", query=b"n=3")
-        await comm.send_input({"type": "http.request", "body": b""})
-        start = await comm.receive_output(10)
-        parts = []
-        while True:
-            message = await comm.receive_output(10)
-            parts.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        await comm.wait(10)
-    assert start["status"] == 200
+        status, parts = await streamed(app, "/stream", query=b"n=3")
+    assert status == 200
     assert b"".join(parts) == b"0;1;2;"
     assert [name for name, _ in fired] == ["started", "finished"]
 
@@ -188,27 +198,11 @@ async def test_websockets_are_not_served_here(app):
         await app({"type": "websocket", "path": "/"}, None, None)
 
 
-def _file(request):
-    return FileResponse(io.BytesIO(b"x" * 200_000), filename="big.bin")
-
-
-urlpatterns.append(path("file", _file))
-
-
 # A file is a sync iterator: Django's ASGI handler reads it through a thread and says so; expected here.
 @pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
 async def test_a_file_is_sent_in_the_server_s_chunks_not_django_s_4_kb_blocks(app):
     with request_signals() as fired:
-        comm = communicator(app, "/file")
-        await comm.send_input({"type": "http.request", "body": b""})
-        start = await comm.receive_output(10)
-        parts = []
-        while True:
-            message = await comm.receive_output(10)
-            parts.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        await comm.wait(10)
-    assert start["status"] == 200 and b"".join(parts) == b"x" * 200_000
+        status, parts = await streamed(app, "/file")
+    assert status == 200 and b"".join(parts) == b"x" * 200_000
     assert max(len(p) for p in parts) == PooledASGIHandler.chunk_size
     assert [name for name, _ in fired] == ["started", "finished"]
