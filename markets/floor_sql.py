@@ -92,6 +92,14 @@ def holdings_of(session_id: str) -> list[tuple[str, str, int, int, int, int]]:
         return cursor.fetchall()
 
 
+def holdings_by_name(session_id: str) -> dict[str, list[int]]:
+    """{name: [x_k ...]} in leg order, from `holdings_of`'s one statement."""
+    matrix: dict[str, list[int]] = {}
+    for username, _, _, _, qty, _ in holdings_of(session_id):
+        matrix.setdefault(username, []).append(qty)
+    return matrix
+
+
 def trade_count(session_id: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute('SELECT COUNT(*) FROM "markets_trade" WHERE "session_id" = %s', [session_id])

@@ -14,7 +14,7 @@ from django.db import DatabaseError, transaction
 
 from ledger.models import Event
 from ledger.store import iter_stream
-from markets import domain, sql
+from markets import domain, floor_sql, sql
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
 
 HANDLERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {}
@@ -385,16 +385,13 @@ def diff(stored: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
 
 def holdings_by_user(session_id: str) -> dict[int, list[int]]:
     """{user id: [x_k ...]} from the projection, in leg order: who holds what, by immutable id."""
-    return _holdings_by(session_id, "participant__user_id")
+    matrix: dict[int, list[int]] = {}
+    holdings = Holding.objects.filter(session_id=session_id).order_by("participant__user_id", "leg_index")
+    for who, qty in holdings.values_list("participant__user_id", "qty"):
+        matrix.setdefault(who, []).append(qty)
+    return matrix
 
 
 def holdings_matrix(session_id: str) -> dict[str, list[int]]:
     """{name: [x_k ...]} from the projection, in leg order, named as the participants joined (display)."""
-    return _holdings_by(session_id, "participant__username")
-
-
-def _holdings_by(session_id: str, key: str) -> dict[Any, list[int]]:
-    matrix: dict[Any, list[int]] = {}
-    for who, qty in Holding.objects.filter(session_id=session_id).order_by(key, "leg_index").values_list(key, "qty"):
-        matrix.setdefault(who, []).append(qty)
-    return matrix
+    return floor_sql.holdings_by_name(session_id)  # one hand-written statement: the JSON stream reads it per batch

@@ -23,7 +23,7 @@ from django.db.models import Max, Q
 from ledger import clock, store
 from ledger.models import Event
 from ledger.postgres import LEDGER_CHANNEL, TICKS_CHANNEL, Position, begin, follow
-from markets import domain, floor_sql, selectors, sql
+from markets import domain, projections, selectors, sql
 from markets.models import Session
 from markets.push.feed import appended, feed
 from markets.push.panels import EVERYTHING, TICK, Delta, delta, stale
@@ -186,9 +186,7 @@ def event_message(event: Event) -> dict[str, Any]:
 
 def holdings_json(session_id: str) -> dict[str, Any]:
     session = sql.get_existing(Session, session_id)
-    matrix: dict[str, list[int]] = {}
-    for username, _, _, _, qty, _ in floor_sql.holdings_of(session_id):  # by name, in leg order
-        matrix.setdefault(username, []).append(qty)
+    matrix = projections.holdings_matrix(session_id)
     return {
         "type": "holdings",
         "session_id": session_id,
