@@ -131,8 +131,17 @@ def _viewer(request: HttpRequest, session: Session) -> dict[str, Any]:
     return selectors.viewer_context(session, request.user) | selectors.phase_context(session) | {"session": session}
 
 
-def _board_response(request: HttpRequest, session: Session, *, error: str = "", error_key: str = "") -> HttpResponse:
-    """The RFQ board for this viewer, with an inline error next to the form that caused it."""
+def _board_response(
+    request: HttpRequest,
+    session: Session,
+    *,
+    error: str = "",
+    error_key: str = "",
+    notice: str = "",
+    notice_key: str = "",
+) -> HttpResponse:
+    """The RFQ board for this viewer, with an inline error next to the form that caused it, or a notice of
+    what the action did where its RFQ was (floor.js keeps both there while pushes redraw the board)."""
     context = _viewer(request, session)
     board = selectors.board_data(context["session"])
     if error and error_key not in _shown_keys(context, board):
@@ -141,12 +150,16 @@ def _board_response(request: HttpRequest, session: Session, *, error: str = "", 
         "board": board,
         "error": error,
         "error_key": error_key,
+        "notice": notice,
+        "notice_key": notice_key,
         # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
         "typed": request.POST if error else {},
     }
     if not request.htmx:
         if error:
             messages.error(request, error)
+        elif notice:
+            messages.success(request, notice)
         return redirect("markets:floor", session.id)
     return render(request, f"{FLOOR}#board", context)
 
@@ -230,7 +243,11 @@ def rfq_cancel(request: HttpRequest, rfq_id: int) -> HttpResponse:
 @refusals_shown
 def quote_accept(request: HttpRequest, quote_id: int) -> HttpResponse:
     session = _quote_session(request, quote_id)
-    return _act(request, session, f"quote-{quote_id}", services.accept_quote, quote_id)
+    try:
+        trade = services.accept_quote(request.user, quote_id)
+    except DomainError as exc:
+        return _board_response(request, session, error=exc.message, error_key=f"quote-{quote_id}")
+    return _board_response(request, session, notice=selectors.traded_notice(trade), notice_key=f"rfq-{trade.rfq_id}")
 
 
 @login_required
@@ -275,6 +292,34 @@ def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
     except DomainError as exc:
         return _controls_response(request, session, error=exc.message)
     return _redirect_htmx(request, "markets:floor", session.id)
+
+
+def _pause_or_resume(request: HttpRequest, session_id: str, command) -> HttpResponse:
+    """The organiser's floor pauses or resumes in place: the change comes back to every floor, this one
+    included, as the push of its event; a refusal is said next to the button (floor.js), with its status."""
+    session = selectors.session_for(session_id, request.user)
+    try:
+        command(request.user, session.id)
+    except DomainError as exc:
+        context = {"title": "Refused", "message": exc.message}
+        return render(request, "markets/refused.html", context, status=http_status(exc))
+    if not request.htmx:
+        return redirect("markets:floor", session.id)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+@refusals_shown
+def session_pause(request: HttpRequest, session_id: str) -> HttpResponse:
+    return _pause_or_resume(request, session_id, services.pause_trading)
+
+
+@login_required
+@require_POST
+@refusals_shown
+def session_resume(request: HttpRequest, session_id: str) -> HttpResponse:
+    return _pause_or_resume(request, session_id, services.resume_trading)
 
 
 @login_required

@@ -9,7 +9,7 @@ api.py       the JSON API's answers
 """
 
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for
-from markets.selectors.events import event_json, event_log, event_row, summarize
+from markets.selectors.events import event_json, event_log, event_row, summarize, traded_notice
 from markets.selectors.floor import (
     FLOOR_PARTS,
     blotter,
@@ -56,5 +56,6 @@ __all__ = [
     "session_rows",
     "status_note",
     "summarize",
+    "traded_notice",
     "viewer_context",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from ledger.chain import format_at, parse_at
 from ledger.models import Event
 from markets import domain, floor_sql
-from markets.models import Session, stream_name
+from markets.models import Session, Trade, stream_name
 from oracle import units
 
 EVENT_ROWS = 25
@@ -92,6 +92,15 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
         case "TradingResumed":
             return f"trading resumed by {who('by') if d.get('by_id') is not None else 'the system'}"
     return ""
+
+
+def traded_notice(trade: Trade) -> str:
+    """What an accept did, said to the taker where the RFQ was: the two amounts exactly as traded."""
+    gave, got = units.short(trade.give_qty, domain.QTY_DP), units.short(trade.get_qty, domain.QTY_DP)
+    return (
+        f"Traded: gave {gave} {trade.give_leg}, got {got} {trade.get_leg} "
+        f"(trade {trade.id} with {trade.maker.username}, rate {units.short(trade.rate, domain.RATE_DP)})"
+    )
 
 
 def event_row(event: dict[str, Any], names: dict[int, str]) -> EventRow:

@@ -69,6 +69,7 @@ def phase_context(session: Session) -> dict[str, Any]:
         "now": now,
         "phase": phase,
         "phase_label": PHASE_LABELS[phase],
+        "paused": is_paused(session, phase),
         "t2_ms": int(session.t2.timestamp() * 1000) if session.t2 else None,
     }
 

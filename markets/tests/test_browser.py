@@ -267,3 +267,64 @@ def test_refusals_failures_and_a_lost_network_show_where_the_person_acted(browse
     assert "did not answer" in failure.inner_text()
     assert "live" != first.locator("#live .live-text").inner_text()
     shot(first, "floor-server-down")
+
+
+def test_what_was_said_where_a_person_acted_stays_while_pushes_redraw_the_board(browser, server, users, demo):
+    """A maker's refused quote and a taker's "Traded: ..." stay where they were said while other
+    people's quotes and RFQs redraw those rows, until the person dismisses them or acts again; the
+    organiser pauses and resumes from the floor, and every floor's badge says Paused meanwhile."""
+    from markets import services
+
+    add_ticks({"AAPL": 190_100_000, "NVDA": 480_200_000, "META": 350_000_000, "ORCL": 104_300_000})
+    rfq = services.request_rfq(users["alice"], "demo", "AAPL", "NVDA", "5")
+    services.provide_quote(users["mm"], rfq.id, "0.40")
+    alice, mm, org = (signed_in_page(browser, server, users[name]) for name in ("alice", "mm", "org"))
+    for page in (alice, mm, org):
+        open_floor(page, server)
+
+    # The maker quotes for 0 seconds: refused, said under the RFQ.
+    form = mm.locator(f"#quote-form-{rfq.id}")
+    form.locator("input[name=ttl]").fill("0")
+    form.locator("button").click()
+    refused = mm.locator(f"#rfq-{rfq.id} [data-testid=error]")
+    refused.wait_for(timeout=5_000)
+    # Another maker quotes on the same RFQ: its row is pushed afresh to every floor, and the refusal stays.
+    other = services.provide_quote(users["mm2"], rfq.id, "0.39")
+    mm.locator(f"#quote-{other.id}").wait_for(timeout=5_000)
+    mm.wait_for_timeout(700)  # several pushes' worth: the old floor lost the message within 0.4 s
+    assert "seconds" in mm.locator(f"#rfq-{rfq.id} [data-testid=error]").inner_text()
+    shot(mm, "floor-refusal-kept")
+    mm.locator(f"#rfq-{rfq.id} [data-testid=error] .dismiss").click()
+    assert mm.locator("[data-testid=error]").count() == 0
+
+    # The taker accepts: the RFQ leaves the board and what was traded is said where it was, and stays.
+    alice.locator(f"#quote-{other.id} [data-testid^=accept-]").click()
+    notice = alice.locator("#rfqs [data-testid=notice]")
+    notice.wait_for(timeout=5_000)
+    assert notice.inner_text().startswith("Traded: gave 5 AAPL, got 1.95 NVDA (trade ")
+    later = services.request_rfq(users["bob"], "demo", "META", "ORCL", "1")  # pushed to the top of the board
+    alice.locator(f"#rfq-{later.id}").wait_for(timeout=5_000)
+    add_ticks({"AAPL": 191_000_000, "NVDA": 481_000_000, "META": 351_000_000, "ORCL": 105_000_000})
+    alice.locator("[data-testid=price-AAPL]").locator("text=191.00").wait_for(timeout=5_000)
+    alice.wait_for_timeout(700)
+    assert alice.locator("#rfqs [data-testid=notice]").inner_text().startswith("Traded: gave 5 AAPL")
+    shot(alice, "floor-traded-notice")
+
+    # The organiser pauses from the floor; every floor says Paused; the organiser's offers Resume.
+    assert alice.locator("[data-testid=floor-pause]").is_hidden()
+    org.locator("[data-testid=floor-pause]").click()
+    for page in (alice, mm, org):
+        page.locator("[data-testid=session-status]", has_text="Paused").wait_for(timeout=5_000)
+    assert alice.locator("[data-testid=floor-resume]").is_hidden()
+    shot(org, "floor-paused-organiser")
+    # Acting again takes the old notice away.
+    alice.locator(f"#rfq-{later.id}").wait_for(timeout=5_000)
+    assert alice.locator("#rfqs [data-testid=notice]").count() == 1
+    org.locator("[data-testid=floor-resume]").click()
+    for page in (alice, mm, org):
+        page.locator("[data-testid=session-status]", has_text="Open").wait_for(timeout=5_000)
+    form = alice.locator("[data-testid=rfq-form]")
+    form.locator("input[name=quantity]").fill("1")
+    form.locator("button").click()
+    alice.locator("#rfqs .rfq", has_text="alice gives 1 AAPL").wait_for(timeout=5_000)
+    assert alice.locator("#rfqs [data-testid=notice]").count() == 0

@@ -55,15 +55,15 @@
   // as the panel with the message in it; what htmx does not swap (an error status, no answer) is said here.
   function failure(elt, text) {
     var anchor = (elt && (elt.closest("form") || elt.closest("td") || elt)) || document.querySelector("main");
-    var box = anchor.parentNode && anchor.parentNode.querySelector(":scope > .failure");
-    if (!box) {
-      box = document.createElement("p");
-      box.className = "error failure";
-      box.setAttribute("role", "alert");
-      box.dataset.testid = "failure";
-      anchor.insertAdjacentElement("afterend", box);
-    }
+    var box = document.createElement("p");
+    box.className = "error failure";
+    box.setAttribute("role", "alert");
+    box.dataset.testid = "failure";
+    box.dataset.kept = "";
+    if (anchor.id) box.dataset.after = anchor.id;
+    anchor.insertAdjacentElement("afterend", box);
     box.textContent = text;
+    adopt();
   }
   function explained(xhr) {
     var text = "";
@@ -82,11 +82,92 @@
     failure(evt.detail.elt, "The server did not answer: nothing was done. Check the connection and try again.");
     setLive("off", navigator.onLine ? "server unreachable" : "offline");
   });
-  document.addEventListener("htmx:beforeRequest", function (evt) {
-    var anchor = evt.detail.elt && (evt.detail.elt.closest("form") || evt.detail.elt.closest("td") || evt.detail.elt);
-    var old = anchor && anchor.parentNode && anchor.parentNode.querySelector(":scope > .failure");
-    if (old) old.remove();
+
+  // What was said where the person acted (a refusal, a failure, "Traded: gave 10 AAPL, got ...") stays
+  // there until they act again or dismiss it: pushes redraw the board several times a second and would
+  // take it away at once. A kept element says where it stands: data-after (the id it follows), data-in
+  // (the panel or RFQ it stands in: after the panel's heading, else at its end), data-replaces (the RFQ
+  // it stands in place of: where that RFQ was when the person acted). Its place gone, it moves up to
+  // the board's top, saying what it was about (data-context).
+  var kept = [], acted = null;
+  function adopt() {
+    document.querySelectorAll("[data-kept]").forEach(function (el) {
+      if (kept.indexOf(el) >= 0) return;
+      if (!el.dataset.in) {
+        var home = el.parentNode && el.parentNode.closest("[id]");
+        if (home) el.dataset.in = home.id;
+      }
+      if (el.dataset.replaces && acted && acted.id === el.dataset.replaces) el.dataset.prev = acted.prev;
+      var close = document.createElement("button");
+      close.type = "button";
+      close.className = "dismiss";
+      close.title = "Dismiss";
+      close.setAttribute("aria-label", "Dismiss");
+      (el.tagName === "TR" ? el.querySelector("p") || el : el).appendChild(close);
+      kept.push(el);
+    });
+  }
+  function headed(box, el) {
+    var head = box.querySelector(":scope > h2");
+    if (head) head.insertAdjacentElement("afterend", el);
+    else box.appendChild(el);
+  }
+  function put(el) {
+    var after = el.dataset.after && document.getElementById(el.dataset.after);
+    if (after && (el.tagName !== "TR" || after.tagName === "TR")) {
+      after.insertAdjacentElement("afterend", el);
+      return el;
+    }
+    if (el.tagName === "TR") {  // its row is gone: the message stands in the RFQ (or the board) instead
+      var said = el.querySelector("p") || el;
+      said.dataset.kept = "";
+      said.dataset.in = el.dataset.in || "";
+      said.dataset.context = el.dataset.context || "";
+      el = said;
+    }
+    var box = el.dataset.in && document.getElementById(el.dataset.in);
+    if (!box || box.id === "rfqs" && !el.dataset.replaces) {
+      box = document.getElementById("board");
+      if (!box) return null;
+      if (el.dataset.context && !el.querySelector(".context")) {
+        var about = document.createElement("strong");
+        about.className = "context";
+        about.textContent = el.dataset.context + ": ";
+        el.insertAdjacentElement("afterbegin", about);
+      }
+      headed(box, el);
+      return el;
+    }
+    if (el.dataset.replaces) {
+      var prev = el.dataset.prev && document.getElementById(el.dataset.prev);
+      if (prev && prev.parentNode === box) prev.insertAdjacentElement("afterend", el);
+      else box.insertAdjacentElement("afterbegin", el);
+      return el;
+    }
+    headed(box, el);
+    return el;
+  }
+  function restore() {
+    kept = kept.map(function (el) { return document.body.contains(el) ? el : put(el); }).filter(Boolean);
+  }
+  document.addEventListener("click", function (evt) {
+    var close = evt.target.closest && evt.target.closest("[data-kept] .dismiss, tr[data-kept] .dismiss");
+    if (!close) return;
+    var el = close.closest("[data-kept]");
+    kept = kept.filter(function (k) { return k !== el && !k.contains(el); });
+    (el.closest("tr[data-kept]") || el).remove();
   });
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    kept.forEach(function (el) { el.remove(); });
+    kept = [];
+    var rfq = evt.detail.elt && evt.detail.elt.closest && evt.detail.elt.closest(".rfq[id]");
+    var prev = rfq && rfq.previousElementSibling;
+    while (prev && !prev.id) prev = prev.previousElementSibling;
+    acted = rfq ? { id: rfq.id, prev: prev ? prev.id : "" } : null;
+  });
+  document.addEventListener("htmx:afterSwap", function () { adopt(); restore(); });
+  document.addEventListener("htmx:wsAfterMessage", restore);
+  document.addEventListener("DOMContentLoaded", adopt);
 
   // The fair-rate hints: the oracle-implied rate (exact, from the server, in the prices panel's
   // data-fair) beside the RFQ form and on each RFQ, and each quote's distance from it. Display only.
