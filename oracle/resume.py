@@ -16,10 +16,11 @@ exact integer price, not from the configured start:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from oracle.sources import price_text
+from oracle.units import name_key
 
 SHOWN = 8  # sessions named on one line; the rest are counted
 
@@ -73,6 +74,58 @@ def leg_resume(own: LastTick | None, flagged: bool, walk_price: int | None) -> L
     if flagged or own is None or own.price == walk_price:
         return None
     return own
+
+
+@dataclass
+class Placement:
+    """Sessions placed on the walk: where the walks starting now start, the lines of their own, each leg's
+    feed key (its symbol, or a line `SYMBOL (session)`), and what to tell the organiser."""
+
+    walks: dict[str, Origin] = field(default_factory=dict)  # symbol -> its start (symbols starting now)
+    lines: dict[str, tuple[str, int]] = field(default_factory=dict)  # line key -> (symbol, start price)
+    keys: dict[str, dict[str, str]] = field(default_factory=dict)  # session -> {leg: feed key}
+    said: list[str] = field(default_factory=list)
+
+
+def place(
+    sessions: Mapping[str, Sequence[str]],
+    last: Mapping[str, Mapping[str, LastTick]],
+    symbols: Sequence[str],
+    started: Collection[str],
+    configured: Callable[[str], int],
+    flagged: Callable[[str], bool],
+) -> Placement:
+    """Place `sessions` ({session: legs}, joining now) on the walk of `symbols` (every walked symbol, in
+    the walk's order; legs match them by name key). `last`: each joining session's newest tick per leg;
+    `started`: name keys of the symbols whose walk is under way (the others start now: `walk_start`);
+    `configured(symbol)`: the config's start (with --start); `flagged(symbol)`: --start names it."""
+    symbol_of = {name_key(symbol): symbol for symbol in symbols}
+    placed = Placement()
+    for legs in sessions.values():
+        for symbol in (symbol_of[name_key(leg)] for leg in legs):
+            if name_key(symbol) not in started and symbol not in placed.walks:
+                ticks = [t for s in sessions for lg, t in last.get(s, {}).items() if name_key(lg) == name_key(symbol)]
+                placed.walks[symbol] = walk_start(configured(symbol), flagged(symbol), ticks)
+    told: dict[tuple[str, str], tuple[Origin, list[str], list[str]]] = {}
+    for sid, legs in sessions.items():
+        keys = placed.keys[sid] = {}
+        for leg in legs:
+            symbol = symbol_of[name_key(leg)]
+            walk, own = placed.walks.get(symbol), last.get(sid, {}).get(leg)
+            tick = leg_resume(own, flagged(symbol), walk.price if walk else None)
+            if tick is None:
+                keys[leg] = symbol
+                if walk is not None:  # a walk under way is joined where it is, silently (as ever)
+                    fresh = resumable(own) is None and walk.tick is not None
+                    told.setdefault((symbol, symbol), (walk, [], []))[2 if fresh else 1].append(sid)
+            else:
+                keys[leg] = f"{symbol} ({sid})"
+                placed.lines[keys[leg]] = (symbol, tick.price)
+                told[(symbol, keys[leg])] = (Origin(tick.price, tick), [sid], [])
+    order = {symbol: i for i, symbol in enumerate(symbols)}  # by symbol, its walk before its lines
+    for symbol, key in sorted(told, key=lambda sk: (order[sk[0]], sk[1] != sk[0], sk[1])):
+        placed.said.append(describe(symbol, *told[(symbol, key)]))
+    return placed
 
 
 def describe(symbol: str, origin: Origin, resumed: Sequence[str], fresh: Sequence[str] = ()) -> str:

@@ -185,9 +185,8 @@ class Runner:
         return targets
 
     def _join(self, wanted: dict[str, list[str]]) -> None:
-        """Place the sessions new to the walk (`oracle.resume`): each symbol not walked for a session yet
-        starts at --start, the newest stored tick among them, or the config; each leg follows its symbol or
-        a line of its own from its session's newest tick. Says where each one starts."""
+        """Place the sessions new to the walk where `oracle.resume.place` says (each leg from its session's
+        newest tick, unless --start names it), and say where each one starts."""
         sim = self.sim
         assert sim is not None
         for sid in set(self._joined) - set(wanted):
@@ -199,43 +198,23 @@ class Runner:
                 self.symbols.add(leg)
                 if self.ticks:
                     self.out(f"sim: added {leg} for session {next(s for s, ls in new.items() if leg in ls)}")
-            symbol_of = {name_key(leg): leg for leg in sim.legs}
-            walks: dict[str, resume.Origin] = {}  # name key -> where its walk starts (symbols starting now)
-            for legs in new.values():
-                for leg in legs:
-                    key = name_key(leg)
-                    if key not in self._placed and key not in walks:
-                        ticks = [t for s in new for lg, t in last[s].items() if name_key(lg) == key]
-                        symbol = symbol_of[key]
-                        walks[key] = resume.walk_start(sim.config.params(symbol).start, self._flagged(key), ticks)
-                        sim.set_start(symbol, walks[key].price)
-            said: dict[tuple[str, str], tuple[resume.Origin, list[str], list[str]]] = {}
-            for sid, legs in new.items():
-                keys = {}
-                for leg in legs:
-                    key = name_key(leg)
-                    symbol, walk = symbol_of[key], walks.get(key)
-                    own = last[sid].get(leg)
-                    tick = resume.leg_resume(own, self._flagged(key), walk.price if walk else None)
-                    if tick is None:
-                        keys[leg] = symbol
-                        if walk is not None:
-                            fresh = resume.resumable(own) is None and walk.tick is not None
-                            said.setdefault((symbol, symbol), (walk, [], []))[2 if fresh else 1].append(sid)
-                    else:
-                        keys[leg] = f"{symbol} ({sid})"
-                        sim.line(keys[leg], symbol, tick.price)
-                        said[(symbol, keys[leg])] = (resume.Origin(tick.price, tick), [sid], [])
-                self._joined[sid] = keys
-            self._placed.update(walks)  # a symbol once placed walks on: later sessions join it where it is
-            prefix = "sim: " if self.ticks else ""
-            order = {leg: i for i, leg in enumerate(sim.legs)}  # by symbol, its walk before its lines
-            for symbol, key in sorted(said, key=lambda sk: (order[sk[0]], sk[1] != sk[0], sk[1])):
-                self.out(prefix + resume.describe(symbol, *said[(symbol, key)]))
+            placed = resume.place(new, last, sim.legs, self._placed, self._configured, self._flagged)
+            for symbol, origin in placed.walks.items():
+                sim.set_start(symbol, origin.price)
+            for key, (symbol, price) in placed.lines.items():
+                sim.line(key, symbol, price)
+            self._joined.update(placed.keys)
+            self._placed.update(name_key(symbol) for symbol in placed.walks)  # walks on: later sessions join it
+            for line in placed.said:
+                self.out(("sim: " if self.ticks else "") + line)
         sim.keep_lines({key for keys in self._joined.values() for key in keys.values()})
 
-    def _flagged(self, key: str) -> bool:
-        return "*" in self.start_flags or key in self.start_flags
+    def _configured(self, symbol: str) -> int:
+        assert self.sim is not None
+        return self.sim.config.params(symbol).start  # the config's, or --start's
+
+    def _flagged(self, symbol: str) -> bool:
+        return "*" in self.start_flags or name_key(symbol) in self.start_flags
 
     def store_tick(self, prices: dict[str, int]) -> None:
         """One Tick per target session and leg, all stamped `now`, in one short transaction."""

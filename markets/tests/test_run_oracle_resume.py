@@ -175,3 +175,20 @@ def test_a_replay_starts_again_at_its_first_row_and_says_so(users, fake, tmp_pat
     assert prices_of("demo", "AAPL") == [230_010_000, 230_020_000, 230_030_000, 230_010_000, 230_020_000]
     assert re.search(r"^oracle replay:prices\.csv: .*from row 1 \(a replay starts at the top of its file", out, re.M)
     assert not re.search(r"^(sim: )?(resume|start) ", out, re.M)
+
+
+def test_a_symbol_walks_on_after_its_sessions_settle_and_a_later_session_joins_it_where_it_is(users, fake):
+    create_demo(users)
+    joined: list[str] = []
+
+    def settle_then_create(now):
+        if now >= T0 + dt.timedelta(seconds=3) and not joined:
+            services.settle_session(users["org"], "demo", prices=dict.fromkeys(LEGS, "1"))
+            joined.append(create_demo(users, "late", legs=["AAPL", "GOLD"], q=[1, 1]).id)
+
+    fake.hooks.append(settle_then_create)
+    out = run("--all", "--max-ticks", "16", "--seed", "4", *WILD)
+    late = prices_of("late", "AAPL")
+    assert late and late[0] != START["AAPL"]  # where the walk had got to, not a fresh start from the config
+    assert "start AAPL" not in out.split("ticks 1 |")[1]
+    assert "sim: start GOLD at 100.00 from the config (no tick yet) for late" in out

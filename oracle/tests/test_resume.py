@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oracle import resume, sources
-from oracle.resume import LastTick, Origin, describe, leg_resume, walk_start
+from oracle.resume import LastTick, Origin, describe, leg_resume, place, walk_start
 from oracle.sources import SimConfig, SimSource
 from oracle.tests.test_sources import DEFAULT_CONFIG, LEGS
 
@@ -58,6 +58,76 @@ def test_the_lines_say_the_price_and_the_tick():
     assert describe("OIL", Origin(1_234_567, flagged=True), ["a"]) == "start OIL at 1.234567 from --start for a"
     many = [f"s{i}" for i in range(11)]
     assert describe("OIL", Origin(CONFIGURED), many).endswith("s6, s7 and 3 more")
+
+
+CONFIG_START = {"GOLD": 100_000_000, "OIL": 80_000_000}
+
+
+def placed(sessions, last, started=(), flags=()):
+    return place(sessions, last, ["GOLD", "OIL"], started, CONFIG_START.__getitem__, lambda s: s in flags)
+
+
+def test_sessions_priced_together_resume_on_one_walk_and_a_new_one_joins_it():
+    g_a, g_b = tick("a", 94_330_000, 11, 5, "GOLD"), tick("b", 94_330_000, 12, 5, "gold")  # b spells it gold
+    o_a = tick("a", 86_400_000, 13, 5, "OIL")
+    plan = placed({"a": ["GOLD", "OIL"], "b": ["gold"], "c": ["GOLD", "OIL"]}, {"a": {"GOLD": g_a, "OIL": o_a},
+                  "b": {"gold": g_b}})  # fmt: skip
+    assert plan.walks == {"GOLD": Origin(94_330_000, g_b), "OIL": Origin(86_400_000, o_a)}  # b's: the later id
+    assert plan.lines == {}
+    assert plan.keys == {
+        "a": {"GOLD": "GOLD", "OIL": "OIL"},
+        "b": {"gold": "GOLD"},
+        "c": {"GOLD": "GOLD", "OIL": "OIL"},
+    }
+    assert plan.said == [
+        "resume GOLD at 94.33 from tick 12 of b (2030-01-07 14:30:05 UTC) for a, b; no tick yet: c",
+        "resume OIL at 86.40 from tick 13 of a (2030-01-07 14:30:05 UTC) for a; no tick yet: c",
+    ]
+
+
+def test_a_session_priced_apart_gets_a_line_from_its_own_tick_and_start_overrides_both():
+    old, new = tick("old", 91_000_000, 3, 1), tick("demo", 94_330_000, 40, 9)
+    last = {"old": {"GOLD": old}, "demo": {"GOLD": new}}
+    plan = placed({"demo": ["GOLD"], "old": ["GOLD"]}, last)
+    assert plan.walks == {"GOLD": Origin(94_330_000, new)}
+    assert plan.lines == {"GOLD (old)": ("GOLD", 91_000_000)}
+    assert plan.keys == {"demo": {"GOLD": "GOLD"}, "old": {"GOLD": "GOLD (old)"}}
+    assert plan.said[1] == "resume GOLD at 91.00 from tick 3 of old (2030-01-07 14:30:01 UTC) for old"
+    flagged = placed({"demo": ["GOLD"], "old": ["GOLD"]}, last, flags={"GOLD"})
+    assert flagged.walks == {"GOLD": Origin(100_000_000, flagged=True)} and flagged.lines == {}
+    assert flagged.said == ["start GOLD at 100.00 from --start for demo, old"]
+
+
+def test_a_walk_under_way_is_joined_where_it_is_unless_the_session_has_a_tick_of_its_own():
+    plan = placed({"late": ["GOLD", "OIL"]}, {"late": {"GOLD": tick("late", 50_000_000, 9)}}, started={"gold", "oil"})
+    assert plan.walks == {}
+    assert plan.keys == {"late": {"GOLD": "GOLD (late)", "OIL": "OIL"}}
+    assert plan.lines == {"GOLD (late)": ("GOLD", 50_000_000)}
+    assert plan.said == ["resume GOLD at 50.00 from tick 9 of late (2030-01-07 14:30:00 UTC) for late"]
+
+
+stored = st.one_of(st.none(), st.builds(tick, st.sampled_from("abc"), st.integers(1, 10**9), st.integers(1, 99),
+                                        st.integers(0, 5), st.just("GOLD")))  # fmt: skip
+
+
+@given(st.dictionaries(st.sampled_from("abcd"), stored, min_size=1), st.booleans(), st.booleans())
+def test_every_leg_starts_from_its_own_newest_tick_unless_start_names_it(ticks, flag, started):
+    sessions = {sid: ["GOLD"] for sid in ticks}
+    last = {sid: {"GOLD": t} for sid, t in ticks.items() if t is not None}
+    plan = placed(sessions, last, started={"gold"} if started else (), flags={"GOLD"} if flag else ())
+    for sid, own in ticks.items():
+        key = plan.keys[sid]["GOLD"]
+        first = plan.lines[key][1] if key in plan.lines else plan.walks[key].price if key in plan.walks else None
+        if flag:
+            assert key == "GOLD"  # the walk, which starts at --start (or is under way)
+        elif own is not None:
+            assert first == own.price  # exactly its own newest price
+        else:
+            assert key == "GOLD"  # no tick yet: the walk
+    if not started:
+        newest = max((t for t in ticks.values() if t), key=lambda t: (t.at, t.tick_id), default=None)
+        expected = 100_000_000 if flag or newest is None else newest.price
+        assert plan.walks["GOLD"].price == expected
 
 
 # ---------------------------------------------------------------- the walk's starts and lines
