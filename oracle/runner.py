@@ -17,12 +17,14 @@ import datetime as dt
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db import OperationalError, transaction
 
+from oracle import resume
 from oracle.models import Tick
+from oracle.resume import LastTick
 from oracle.sources import SimSource, price_text
 from oracle.units import name_key
 
@@ -59,8 +61,10 @@ class Runner:
     means every session still to price (re-read each scheduler pass, so new sessions join); a list names
     the sessions, and the run ends once none of them is left to price. `schedule()` runs a scheduler
     step and returns (session, outcome) pairs (None: no scheduler).
-    With a `sim` source, legs of sessions that join later are added to the walk; otherwise sessions
-    with a leg the feed does not price are skipped with a warning.
+    With a `sim` source, legs of sessions that join later are added to the walk, and every leg starts where
+    `oracle.resume` says: from the session's newest stored tick (`last_ticks(session, legs)`), unless
+    `start_flags` (name keys, or "*" for every leg: `--start`) name it. Otherwise sessions with a leg the
+    feed does not price are skipped with a warning.
     """
 
     def __init__(
@@ -73,6 +77,8 @@ class Runner:
         schedule: Callable[[], list[tuple[str, str]]] | None = None,
         symbols: Iterable[str] = (),
         sim: SimSource | None = None,
+        last_ticks: Callable[[str, list[str]], Mapping[str, LastTick]] | None = None,
+        start_flags: Collection[str] = (),
         out: Callable[[str], None] = print,
         progress: Callable[[str], None] | None = None,
         progress_every: float = 1.0,
@@ -86,6 +92,8 @@ class Runner:
         self.session_ids = list(session_ids) if session_ids is not None else None
         self.symbols = set(symbols)
         self.sim = sim
+        self.last_ticks = last_ticks
+        self.start_flags = {name_key(flag) if flag != "*" else flag for flag in start_flags}
         self.out = out
         self.progress = progress
         self.progress_every = progress_every
@@ -96,7 +104,9 @@ class Runner:
         self.sessions = sessions
         self.schedule = schedule
         self.stop_reason: str | None = None
-        self.targets: dict[str, dict[str, str]] = {}  # session -> {leg: the feed's symbol for it}
+        self.targets: dict[str, dict[str, str]] = {}  # session -> {leg: the feed's symbol (or line) for it}
+        self._joined: dict[str, dict[str, str]] = {}  # sim: the sessions placed on the walk, their legs' keys
+        self._placed: set[str] = set()  # sim: the symbols (name keys) whose walk has started
         self.ticks = 0
         self.prices_stored = 0
         self.skipped = 0
@@ -153,12 +163,13 @@ class Runner:
     def refresh_targets(self) -> dict[str, dict[str, str]]:
         """Sessions to tick (from `sessions`), each with every leg priced by the feed (legs are matched to
         the feed's symbols by name, ignoring case and spacing); the others are named once and skipped."""
+        wanted = dict(sorted(self.sessions(self.session_ids).items()))
+        if self.sim is not None:
+            self._join(wanted)
+            self.targets = {sid: self._joined[sid] for sid in wanted}
+            return self.targets
         targets = {}
-        for sid, legs in sorted(self.sessions(self.session_ids).items()):
-            if self.sim is not None:
-                for leg in self.sim.extend(legs):
-                    self.symbols.add(leg)
-                    self.out(f"sim: added {leg} for session {sid}")
+        for sid, legs in wanted.items():
             by_key = {name_key(symbol): symbol for symbol in self.symbols}
             mapping = {leg: by_key.get(name_key(leg)) for leg in legs}
             missing = [leg for leg, symbol in mapping.items() if symbol is None]
@@ -172,6 +183,38 @@ class Runner:
             targets[sid] = {leg: symbol for leg, symbol in mapping.items() if symbol is not None}
         self.targets = targets
         return targets
+
+    def _join(self, wanted: dict[str, list[str]]) -> None:
+        """Place the sessions new to the walk where `oracle.resume.place` says (each leg from its session's
+        newest tick, unless --start names it), and say where each one starts."""
+        sim = self.sim
+        assert sim is not None
+        for sid in set(self._joined) - set(wanted):
+            del self._joined[sid]  # settled or cancelled: its lines stop
+        new = {sid: legs for sid, legs in wanted.items() if sid not in self._joined}
+        if new:
+            last = {sid: dict(self.last_ticks(sid, legs)) if self.last_ticks else {} for sid, legs in new.items()}
+            for leg in sim.extend([leg for legs in new.values() for leg in legs]):
+                self.symbols.add(leg)
+                if self.ticks:
+                    self.out(f"sim: added {leg} for session {next(s for s, ls in new.items() if leg in ls)}")
+            placed = resume.place(new, last, sim.legs, self._placed, self._configured, self._flagged)
+            for symbol, origin in placed.walks.items():
+                sim.set_start(symbol, origin.price)
+            for key, (symbol, price) in placed.lines.items():
+                sim.line(key, symbol, price)
+            self._joined.update(placed.keys)
+            self._placed.update(name_key(symbol) for symbol in placed.walks)  # walks on: later sessions join it
+            for line in placed.said:
+                self.out(("sim: " if self.ticks else "") + line)
+        sim.keep_lines({key for keys in self._joined.values() for key in keys.values()})
+
+    def _configured(self, symbol: str) -> int:
+        assert self.sim is not None
+        return self.sim.config.params(symbol).start  # the config's, or --start's
+
+    def _flagged(self, symbol: str) -> bool:
+        return "*" in self.start_flags or name_key(symbol) in self.start_flags
 
     def store_tick(self, prices: dict[str, int]) -> None:
         """One Tick per target session and leg, all stamped `now`, in one short transaction."""

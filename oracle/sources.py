@@ -87,9 +87,13 @@ def price_text(base: int) -> str:
 class SimSource:
     """Correlated geometric random walk over `legs`; iterate it for one price vector per tick.
 
-    The first vector is the configured start prices exactly; each later one is one GBM step:
+    The first vector is the configured start prices exactly (or the prices `set_start` gave: where a restart
+    resumes); each later one is one GBM step:
     log S += (mu - sigma**2 / 2) dt + sigma sqrt(dt) (L z), z ~ N(0, I), L L^T = correlation.
     The log price is held inside [1e-6, MAX_PRICE], so prices stay positive and storable.
+    A `line` is a further price of a walked symbol at a level of its own: it shows its start exactly, then
+    moves by the symbol's own steps (a session continuing from its own last price). Lines draw no random
+    numbers: the same seed and the same starting points give the same ticks.
     """
 
     def __init__(self, legs: Sequence[str], config: SimConfig, seed: int, tick_seconds: float) -> None:
@@ -102,7 +106,9 @@ class SimSource:
         self.legs: list[str] = []
         self._log = np.empty(0)
         self._started = False
-        self._exact_start: dict[str, int] = {}
+        self._exact_start: dict[str, int] = {}  # shown exactly on the next vector, the walk continuing from it
+        self._lines: dict[str, tuple[int, float]] = {}  # key -> (its symbol's index, log offset from it)
+        self._line_starts: dict[str, tuple[int, int]] = {}  # key -> (index, exact price) for the next vector
         self.extend(legs)
 
     def extend(self, legs: Sequence[str]) -> list[str]:
@@ -124,6 +130,32 @@ class SimSource:
         self._exact_start.update({leg: p.start for leg, p in zip(new, params, strict=True)})
         return new
 
+    def _index(self, symbol: str) -> int:
+        key = name_key(symbol)
+        for i, leg in enumerate(self.legs):
+            if name_key(leg) == key:
+                return i
+        raise KeyError(f"{symbol} is not walked")
+
+    def set_start(self, symbol: str, price: int) -> None:
+        """The walked `symbol` shows `price` (base units, > 0) exactly on the next vector and walks on from it."""
+        if price <= 0:
+            raise ValueError(f"{symbol}: a start price must be positive, not {price}")
+        self._exact_start[self.legs[self._index(symbol)]] = price
+
+    def line(self, key: str, symbol: str, price: int) -> None:
+        """Price `key` too: `price` (> 0) exactly on the next vector, then moved by `symbol`'s steps."""
+        if price <= 0:
+            raise ValueError(f"{key}: a start price must be positive, not {price}")
+        self._lines.pop(key, None)
+        self._line_starts[key] = (self._index(symbol), price)
+
+    def keep_lines(self, keys: set[str]) -> None:
+        """Stop pricing the lines not in `keys` (their sessions are settled)."""
+        for table in (self._lines, self._line_starts):
+            for key in set(table) - keys:
+                del table[key]
+
     def __iter__(self) -> Iterator[dict[str, int]]:
         return self
 
@@ -131,10 +163,19 @@ class SimSource:
         if self._started:
             self._step()
         self._started = True
+        index = {leg: i for i, leg in enumerate(self.legs)}
+        for leg, start in self._exact_start.items():  # the walk goes on from the exact start, not a step past it
+            self._log[index[leg]] = math.log(start / PRICE_SCALE)
         tick = self.config.tick_size
         prices = {leg: to_base_units(math.exp(x), tick) for leg, x in zip(self.legs, self._log, strict=True)}
-        prices.update(self._exact_start)  # legs just added show their configured start exactly
+        prices.update(self._exact_start)  # legs just added or restarted show their start exactly
         self._exact_start = {}
+        for key, (i, offset) in self._lines.items():
+            prices[key] = to_base_units(math.exp(self._log[i] + offset), tick)
+        for key, (i, start) in self._line_starts.items():
+            self._lines[key] = (i, math.log(start / PRICE_SCALE) - float(self._log[i]))
+            prices[key] = start
+        self._line_starts = {}
         return prices
 
     def _step(self) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from markets import floor_sql
 from markets.models import Session
+from oracle.models import Tick
+from oracle.resume import LastTick
 
 WINDOW = 600  # ticks per leg: ten minutes of one a second (the chart's window; the sparkline is its tail)
 
@@ -54,3 +56,19 @@ def price_history(session: Session, *, until: dt.datetime | None = None, window:
 def latest_prices(session: Session) -> dict[str, int]:
     """Latest tick price per leg (base units), in one statement; legs without a tick are absent."""
     return {session.legs[k]: price for k, price in floor_sql.latest_tick_prices(session.id, session.legs)}
+
+
+def newest_ticks(session_id: str, legs: list[str]) -> dict[str, LastTick]:
+    """Each leg's newest stored tick (later time, then later id: the tick the `last` fixing takes), for the
+    legs that have one: where the sim oracle resumes it after a restart. Read once per session, as it joins."""
+    newest = {}
+    for leg in legs:
+        row = (
+            Tick.objects.filter(session_id=session_id, symbol=leg)
+            .order_by("-at", "-id")
+            .values_list("id", "at", "price")
+            .first()
+        )
+        if row is not None:
+            newest[leg] = LastTick(session_id, leg, *row)
+    return newest

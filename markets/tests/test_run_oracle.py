@@ -403,9 +403,10 @@ def test_the_runner_is_usable_without_the_command(users):
     fake = FakeTime()
     sim = SimSource(LEGS, load_config(DEFAULT_CONFIG), seed=3, tick_seconds=0.1)
     progress: list[str] = []
+    said: list[str] = []
     runner = market_runner(
         feed=sim_feed(sim, 0.1), source_label="sim:seed=3", session_ids=["demo"], symbols=LEGS, sim=sim,
-        out=progress.append, progress=progress.append, progress_every=0.5, max_ticks=20,
+        out=said.append, progress=progress.append, progress_every=0.5, max_ticks=20,
         sleep=fake.sleep, monotonic=fake.monotonic,
     )  # fmt: skip
     summary = runner.run()
@@ -413,3 +414,4 @@ def test_the_runner_is_usable_without_the_command(users):
     assert summary.seconds == pytest.approx(1.9)
     assert progress[0].startswith("ticks 1 | 1 session(s) | 0.0/s | AAPL 230.00 NVDA 135.00 META 600.00 ORCL 170.00")
     assert 3 <= len(progress) <= 5
+    assert said[0] == "start AAPL at 230.00 from the config (no tick yet) for demo"

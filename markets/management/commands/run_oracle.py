@@ -9,6 +9,8 @@ market's, passed in here as callbacks (`market_runner`).
 
 Runs until stopped: SIGINT (Ctrl-C) or SIGTERM ends it after the current tick with a summary line.
 While it runs it opens scheduled sessions at t1 and settles timed sessions at t2 (at most once a second).
+Started again, the sim continues each leg of each session from its newest stored tick (`oracle.resume`;
+`--start` overrides it for the legs it names) and says so; a replay starts again at its first row.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ledger import clock
 from ledger.store import storage_problem
 from markets import selectors, services
 from markets.models import Session
+from markets.selectors import prices
 from oracle import sources
 from oracle.runner import Runner, stop_on_signals
 
@@ -57,7 +60,12 @@ class Command(BaseCommand):
         sim = parser.add_argument_group("sim mode")
         sim.add_argument("--seed", type=int, metavar="N", help="Random seed: same seed, same prices (default: random)")
         sim.add_argument("--config", metavar="FILE", help="JSON config (default oracle/configs/default.json)")
-        sim.add_argument("--start", action="append", metavar="[SYM=]PRICE", help="Start price override (repeatable)")
+        sim.add_argument(
+            "--start",
+            action="append",
+            metavar="[SYM=]PRICE",
+            help="Start price (repeatable; a bare PRICE: every leg). Without it each leg resumes from its newest tick",
+        )
         sim.add_argument("--drift", action="append", metavar="[SYM=]MU", help="Annual drift override (repeatable)")
         sim.add_argument("--vol", action="append", metavar="[SYM=]SIGMA", help="Annual volatility override")
         sim.add_argument("--correlation", type=float, metavar="RHO", help="Same correlation for every pair of legs")
@@ -80,8 +88,10 @@ class Command(BaseCommand):
             raise CommandError(f"--max-ticks {max_ticks}: must be at least 1")
         session_ids = self._sessions(options["session_id"], options["all"])
         legs = self._legs(session_ids)
+        start_flags: list[str] = []
         if mode == "sim":
             feed, label, sim, symbols, about = self._sim(legs, (tick_ms or DEFAULT_TICK_MS) / 1000, options)
+            start_flags = list(_overrides(options["start"], "--start", _price))
         else:
             # --all prices every session it can and names the ones it skips; named sessions must be priced.
             feed, label, symbols, about = self._replay(legs if session_ids is not None else [], tick_ms, options)
@@ -94,6 +104,7 @@ class Command(BaseCommand):
             session_ids=session_ids,
             symbols=symbols,
             sim=sim,
+            start_flags=start_flags,
             out=self._line,
             progress=None if quiet else (self._status if tty else self._line),
             progress_every=1.0 if tty else 5.0,
@@ -190,6 +201,7 @@ class Command(BaseCommand):
             about = f"{len(rows)} rows, one every {tick_ms or DEFAULT_TICK_MS} ms"
         if options["loop"]:
             about += ", looping"
+        about += "; from row 1 (a replay starts at the top of its file: it does not resume)"
         feed = sources.replay_feed(rows, delays, loop=options["loop"])
         return feed, f"replay:{path.name}", set(rows[0][1]), about
 
@@ -212,9 +224,16 @@ class Command(BaseCommand):
 
 
 def market_runner(**options) -> Runner:
-    """The oracle's loop with the market's callbacks: price the sessions not settled or cancelled, run the
-    market's scheduler (`services.run_due`) once a second, stamp ticks with the market's clock."""
-    return Runner(sessions=selectors.priced_sessions, schedule=services.run_due, now=clock.now, **options)
+    """The oracle's loop with the market's callbacks: price the sessions not settled or cancelled (the sim
+    resuming each leg from the session's newest tick), run the market's scheduler (`services.run_due`) once
+    a second, stamp ticks with the market's clock."""
+    return Runner(
+        sessions=selectors.priced_sessions,
+        last_ticks=prices.newest_ticks,
+        schedule=services.run_due,
+        now=clock.now,
+        **options,
+    )
 
 
 def _price(text: str) -> int:
