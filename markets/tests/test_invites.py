@@ -290,9 +290,10 @@ def test_a_returning_browser_continues_in_one_click_and_only_that_browser(client
     other.cookies["sc_joined_pre"] = client.cookies["sc_joined_pre"].value.replace(":", ":x", 1)
     assert other.post(link(pre.invite), {"action": "continue"}).status_code == 409
     # a cookie can never stand in for a password: an account that has one is not offered, even signed
-    assert client.cookies["sc_joined_pre"].value.startswith(f"{Participant.objects.get(username='Zoe').user_id}:")
-    signer = signing.get_cookie_signer(salt="sc_joined_pre" + "markets.invites.returning:pre")
-    other.cookies["sc_joined_pre"] = signer.sign(str(pre.u["alice"].pk))
+    zoe = Participant.objects.get(username="Zoe").user_id
+    assert client.cookies["sc_joined_pre"].value.startswith(f"{pre.invite.token_id}/{zoe}:")
+    signer = signing.get_cookie_signer(salt="sc_joined_pre" + "markets.invites.returning.v2:pre")
+    other.cookies["sc_joined_pre"] = signer.sign(f"{pre.invite.token_id}/{pre.u['alice'].pk}")
     assert other.post(link(pre.invite), {"action": "continue"}).status_code == 409
     # "Forget this browser" drops the offer
     client.post("/accounts/logout/")
