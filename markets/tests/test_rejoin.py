@@ -433,3 +433,29 @@ def test_the_monitor_opens_on_the_confirm(client, pre):
     assert done.status_code == 200 and Session.objects.get(id="pre").status == "open"
     client.force_login(pre.u["alice"])
     assert "Open now" not in client.get("/sessions/pre/open", headers=HX).content.decode()
+
+
+def test_with_nobody_to_allocate_to_it_says_so_and_offers_no_confirm(client, users):
+    services.create_session(users["org"], session_id="empty", legs=["AAPL", "NVDA"], q=[10, 20])  # only the organiser
+    client.force_login(users["org"])
+    for url in ("/sessions/empty/open", "/sessions/empty/monitor/open"):
+        asked = client.get(url, headers=HX).content.decode()
+        assert "nobody to allocate the pool to" in asked and "Confirm: open" not in asked, url
+
+
+def test_the_admin_shows_rejoin_links_without_their_tokens_and_revokes_through_the_service(client, pre):
+    org = pre.u["org"]
+    org.is_staff = org.is_superuser = True
+    org.save()
+    client.force_login(org)
+    old = live("Zoe")
+    listing = client.get("/admin/markets/rejoinlink/").content.decode()
+    assert "Zoe" in listing and old.token_id not in listing
+    detail = client.get(f"/admin/markets/rejoinlink/{old.id}/change/")
+    assert detail.status_code == 200 and old.token_id not in detail.content.decode()
+    assert client.get("/admin/markets/inviteuse/").status_code == 200
+    done = client.post(
+        "/admin/markets/rejoinlink/", {"action": "revoke_rejoin_links", "_selected_action": [old.id]}, follow=True
+    )
+    assert "revoked" in done.content.decode() and live("Zoe") != old
+    assert client.get("/admin/markets/rejoinlink/add/").status_code == 403
