@@ -48,9 +48,10 @@ def qr_inline(url: str) -> str:
 
 def _panel(request: HttpRequest, participant: Participant, *, error: str = "", notice: str = "") -> HttpResponse:
     link = reads.live_link(participant)
-    if link is None and reads.no_link_refusal(participant) is None:
+    refusal = reads.no_link_refusal(participant)
+    if link is None and refusal is None:
         link = commands.issue_rejoin_link(request.user, participant.session_id, participant.user_id)
-    view = reads.rejoin_view(participant, link, _linker(request))
+    view = reads.rejoin_view(participant, link, _linker(request), refusal)
     context: dict[str, Any] = {
         "view": view,
         "session": participant.session,

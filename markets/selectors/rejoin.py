@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.hashers import is_password_usable
 
-from markets import domain, invite_rules
+from markets import access, domain, invite_rules
 from markets.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
 from markets.models import InviteUse, Participant, RejoinLink, Session
 from markets.selectors.invites import display_name, may_manage
@@ -77,19 +77,23 @@ def participant_of(session_id: object, user_id: object) -> Participant:
     if domain.SESSION_ID.fullmatch(sid) and number is not None:
         found = Participant.objects.select_related("user", "session").filter(session_id=sid, user_id=number).first()
     if found is None:
-        raise NotFound(
-            f"Nobody with user id {str(user_id)[:20]} has joined session {sid[:64]}", "participant_not_found"
-        )
+        raise NotFound(f"No such participant in session {sid[:64]!r}", "participant_not_found")
     return found
 
 
 def viewable_participant(session_id: object, user_id: object, viewer) -> Participant:
-    """The participant whose link `viewer` asks to see, if they may (a session the viewer may not
-    manage answers the same 404 as a participant that does not exist, so ids cannot be probed)."""
+    """The participant whose link `viewer` asks to see, if they may. In a session the viewer may not
+    even see, an existing participant answers the same 404 as a missing one, so that who takes part in
+    a participants-only session cannot be probed by user id."""
     if viewer is None or not getattr(viewer, "is_authenticated", False):
         raise Unauthenticated("Sign in first", "unauthenticated")
     participant = participant_of(session_id, user_id)
-    require_link_viewer(participant.session, participant, viewer)
+    try:
+        require_link_viewer(participant.session, participant, viewer)
+    except Forbidden:
+        if not access.can_view(participant.session, viewer):
+            participant_of(session_id, 0)  # raises the NotFound a missing participant gets
+        raise
     return participant
 
 
@@ -144,20 +148,20 @@ class RejoinView:
 
     participant: Participant
     name: str
-    kind: str
     link: RejoinLink | None
     url: str
     refusal: str
 
 
-def rejoin_view(participant: Participant, link: RejoinLink | None, to_url: Link) -> RejoinView:
-    refusal = no_link_refusal(participant)
-    url = to_url(invite_rules.sign_rejoin(link.token_id)) if link is not None and refusal is None else ""
+def rejoin_view(
+    participant: Participant, link: RejoinLink | None, to_url: Link, refusal: DomainError | None
+) -> RejoinView:
+    """The panel's facts; `refusal` is `no_link_refusal(participant)`, read once by the caller."""
+    shown = link if refusal is None else None
     return RejoinView(
         participant=participant,
         name=display_name(participant.user),
-        kind=way_back(participant),
-        link=link if refusal is None else None,
-        url=url,
+        link=shown,
+        url=to_url(invite_rules.sign_rejoin(shown.token_id)) if shown is not None else "",
         refusal=refusal.message if refusal is not None else "",
     )

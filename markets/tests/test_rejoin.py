@@ -459,3 +459,14 @@ def test_the_admin_shows_rejoin_links_without_their_tokens_and_revokes_through_t
     )
     assert "revoked" in done.content.decode() and live("Zoe") != old
     assert client.get("/admin/markets/rejoinlink/add/").status_code == 403
+
+
+def test_who_takes_part_in_a_participants_only_session_cannot_be_probed(client, users):
+    create_demo(users, "priv", open_it=False, visibility="participants")
+    client.force_login(users["eve"])
+    there = client.get(f"/sessions/priv/rejoin/{users['alice'].pk}")
+    missing = client.get(f"/sessions/priv/rejoin/{users['eve'].pk}")
+    assert there.status_code == missing.status_code == 404
+    assert there.context["message"] == missing.context["message"]
+    client.force_login(users["bob"])  # a participant who sees the session is told it is not his to see
+    assert client.get(f"/sessions/priv/rejoin/{users['alice'].pk}").status_code == 403
