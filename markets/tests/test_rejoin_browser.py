@@ -91,3 +91,10 @@ def test_a_student_on_a_new_phone_gets_back_to_the_same_floor(browser, server, u
     gone = stranger.goto(url)
     assert gone.status == 410 and "was replaced" in stranger.inner_text("body")
     assert Participant.objects.filter(session_id="pre", username="Zoe-Smith").count() == 1
+
+    # A latecomer on a phone opens the invite link after the opening: told plainly, offered to watch.
+    late = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True).new_page()
+    answer = late.goto(link)
+    assert answer.status == 409 and "joining closed when it opened" in late.inner_text("[data-testid=state]")
+    assert late.locator("[data-testid=watch]").is_visible() and scroll_width(late) <= 375
+    late.screenshot(path=str(ARTIFACTS / "join-latecomer-phone.png"))
