@@ -13,8 +13,9 @@ from markets import domain, services
 from markets import tokens as api_tokens
 from markets.errors import DomainError
 from markets.forms import AddParticipantForm, SessionCreateForm
-from markets.models import ApiToken, Holding, Invite, Participant, Payout, Session, Trade
+from markets.models import ApiToken, Holding, Invite, InviteUse, Participant, Payout, RejoinLink, Session, Trade
 from markets.services import invites as invite_services
+from markets.services import rejoin as rejoin_services
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -229,3 +230,38 @@ class InviteAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in Invite._meta.fields if f.name != "token_id"]
     exclude = ("token_id",)
     actions = [revoke_invites]
+
+
+# ---------------------------------------------------------------- the way back in
+
+
+@admin.register(InviteUse)
+class InviteUseAdmin(ReadOnlyAdmin):
+    """Which invite link each guest joined by: "Continue as" is offered only through that link."""
+
+    list_display = ("id", "participant", "invite", "used_at")
+    list_filter = ("invite__session",)
+    search_fields = ("participant__username", "invite__session__id")
+
+
+@admin.action(description="Revoke the selected rejoin links (each participant gets a new one)")
+def revoke_rejoin_links(modeladmin, request, queryset) -> None:
+    for link in queryset.select_related("participant"):
+        try:
+            rejoin_services.revoke_rejoin_link(request.user, link.session_id, link.participant.user_id)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"Rejoin link {link.id}: {exc.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"Rejoin link {link.id} ({link.participant}): revoked", messages.SUCCESS)
+
+
+@admin.register(RejoinLink)
+class RejoinLinkAdmin(ReadOnlyAdmin):
+    """Personal rejoin links: shown (never their token) and revoked by the service; the monitor shows the links."""
+
+    list_display = ("id", "session", "participant", "created_by", "created_at", "revoked_at", "revoked_by")
+    list_filter = ("session",)
+    search_fields = ("session__id", "participant__username")
+    readonly_fields = [f.name for f in RejoinLink._meta.fields if f.name != "token_id"]
+    exclude = ("token_id",)
+    actions = [revoke_rejoin_links]

@@ -3,7 +3,8 @@ username a name becomes, and how a pasted list of people is read.
 
 A link names its Invite row by a random `token_id`, signed with the site's key (django.core.signing,
 salted for this use only): a token altered by one character is refused before any query, and a link
-cannot be guessed from another one.
+cannot be guessed from another one. A rejoin link names its RejoinLink row the same way, under a salt
+of its own, so an invite token is never a rejoin token (nor the other way round).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.core import signing
 from markets.errors import DomainError
 
 SALT = "markets.invites.link"
+REJOIN_SALT = "markets.rejoin.link"
 SEP = "."  # not in the signature's URL-safe base64, so the token is one path segment
 MAX_TOKEN_LENGTH = 200
 NAME_MAX = 40
@@ -37,23 +39,47 @@ def new_token_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _signer() -> signing.Signer:
-    return signing.Signer(salt=SALT, sep=SEP)
+def _signer(salt: str = SALT) -> signing.Signer:
+    return signing.Signer(salt=salt, sep=SEP)
 
 
-def sign(token_id: str) -> str:
+def sign(token_id: str, *, salt: str = SALT) -> str:
     """The token a link carries. Deterministic, so the organiser's page can show a link again."""
-    return _signer().sign(token_id)
+    return _signer(salt).sign(token_id)
 
 
-def unsign(token: object) -> str | None:
+def unsign(token: object, *, salt: str = SALT) -> str | None:
     """The token id a link names, or None when the token was altered, cut short or never made here."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     try:
-        return _signer().unsign(token)
+        return _signer(salt).unsign(token)
     except signing.BadSignature:
         return None
+
+
+def sign_rejoin(token_id: str) -> str:
+    return sign(token_id, salt=REJOIN_SALT)
+
+
+def unsign_rejoin(token: object) -> str | None:
+    return unsign(token, salt=REJOIN_SALT)
+
+
+def returning_value(token_id: str, user_id: int) -> str:
+    """What a browser's "joined" cookie holds (signed by the page): the invite it joined by and the user
+    it became. The server believes neither alone: it checks that this user joined by this link."""
+    return f"{token_id}/{user_id}"
+
+
+def read_returning(value: object) -> tuple[str, int] | None:
+    """(invite token id, user id) from a returning cookie's value, or None for anything else."""
+    if not isinstance(value, str) or value.count("/") != 1:
+        return None
+    token_id, user_id = value.split("/")
+    if not token_id or len(token_id) > 32 or not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 18:
+        return None
+    return token_id, int(user_id)
 
 
 def clean_display_name(text: object) -> str:

@@ -4,7 +4,9 @@ projector, personal links for a pasted list, as a table and a CSV) and the page 
 
 Thin like markets.views: one service or one read each; a refusal is shown next to the form that
 caused it, or as a page with its status, never a 500. A browser that joined keeps a signed cookie for
-that session, so after signing out the link offers "Continue as <name>" on that browser only.
+that session naming the link and the user, so after signing out that same link offers "Continue as
+<name>" on that browser only (even after the opening), while the link stands. A latecomer (the session
+opened, closed or was cancelled) is told so plainly, with the floor to watch if the session is public.
 """
 
 from __future__ import annotations
@@ -171,21 +173,22 @@ def invite_qr(request: HttpRequest, invite_id: int) -> HttpResponse:
 
 
 def _cookie(session: Session) -> tuple[str, str]:
-    """The returning cookie's name and salt: one per session, signed for this use only."""
-    return f"sc_joined_{session.id}", f"markets.invites.returning:{session.id}"
+    """The returning cookie's name and salt: one per session, signed for this use only. Its value binds
+    the invite link and the user (`invite_rules.returning_value`); the server checks both."""
+    return f"sc_joined_{session.id}", f"markets.invites.returning.v2:{session.id}"
 
 
-def _returning(request: HttpRequest, session: Session):
-    name, salt = _cookie(session)
-    user_id = request.get_signed_cookie(name, default=None, salt=salt, max_age=RETURNING_AGE)
-    return reads.returning_guest(session, user_id)
+def _returning(request: HttpRequest, invite: Invite):
+    name, salt = _cookie(invite.session)
+    value = request.get_signed_cookie(name, default=None, salt=salt, max_age=RETURNING_AGE)
+    return reads.returning_guest(invite, value)
 
 
-def _remember(request: HttpRequest, response: HttpResponse, session: Session, user) -> HttpResponse:
-    name, salt = _cookie(session)
+def _remember(request: HttpRequest, response: HttpResponse, invite: Invite, user) -> HttpResponse:
+    name, salt = _cookie(invite.session)
     response.set_signed_cookie(
         name,
-        str(user.pk),
+        invite_rules.returning_value(invite.token_id, user.pk),
         salt=salt,
         max_age=int(RETURNING_AGE.total_seconds()),
         httponly=True,
@@ -196,14 +199,18 @@ def _remember(request: HttpRequest, response: HttpResponse, session: Session, us
 
 
 def _join_page(request: HttpRequest, invite: Invite, status: int | None = None, **extra: Any) -> HttpResponse:
-    returning = _returning(request, invite.session)
+    returning = _returning(request, invite)
     state = reads.invite_state(invite)
     refusal = reads.link_refusal(invite)
+    message = refusal.message if refusal is not None else ""
+    if state == "closed":  # a latecomer: say plainly what happened, and offer to watch where anyone may
+        message = reads.latecomer_message(invite.session)
     context = {
         "invite": invite,
         "session": invite.session,
         "state": state,
-        "state_message": refusal.message if refusal is not None else "",
+        "state_message": message,
+        "watch": state == "closed" and invite.session.visibility == Session.Visibility.PUBLIC,
         "returning": returning,
         "returning_name": reads.display_name(returning) if returning is not None else "",
         "name_max": invite_rules.NAME_MAX,
@@ -226,12 +233,12 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
         return _join_page(request, invite)
     action = request.POST.get("action", "join")
     if action == "continue":
-        returning = _returning(request, session)
+        returning = _returning(request, invite)
         if returning is None:
-            error = "This browser has not joined this session yet: join with your name"
+            error = "This browser has not joined this session by this link: join with your name"
             return _join_page(request, invite, status=409, error=error)
         login(request, returning, backend=settings.SIGN_IN_BACKEND)
-        return _remember(request, redirect("markets:floor", session.id), session, returning)
+        return _remember(request, redirect("markets:floor", session.id), invite, returning)
     if action == "forget":
         response = redirect("markets:invite_join", token)
         response.delete_cookie(_cookie(session)[0], samesite="Lax")
@@ -244,4 +251,4 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
     except DomainError as exc:
         invite = reads.invite_for_token(token) or invite  # as it stands after the refusal
         return _join_page(request, invite, status=_status(exc), error=exc.message, typed=typed[:200])
-    return _remember(request, redirect("markets:floor", session.id), session, participant.user)
+    return _remember(request, redirect("markets:floor", session.id), invite, participant.user)

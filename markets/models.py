@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from markets import domain
+from markets.rejoin_models import InviteUse, RejoinLink  # noqa: F401  (access state for getting back in)
 
 
 class Session(models.Model):

@@ -22,7 +22,7 @@ from markets import selectors, services
 from markets.errors import DomainError
 from markets.models import Participant, Session
 from markets.selectors.monitor import monitor_context, monitor_session
-from markets.views import refusals_shown
+from markets.views import open_confirmation, refusals_shown
 
 MONITOR = "markets/monitor.html"
 
@@ -52,13 +52,16 @@ def monitor_live(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, f"{MONITOR}#live", context)
 
 
-def _controls(request: HttpRequest, session: Session, *, error: str = "", preview=None) -> HttpResponse:
+def _controls(
+    request: HttpRequest, session: Session, *, error: str = "", preview=None, confirm_open=None
+) -> HttpResponse:
     """After a control: the controls again (with the refusal inline), and the live part out of band."""
     if not request.htmx and request.method == "POST":
         if error:
             messages.error(request, error)
         return redirect("markets:monitor", session.id)
-    context = _context(request, session, control_error=error, preview=preview, typed=request.POST if error else {})
+    typed = request.POST if error else {}
+    context = _context(request, session, control_error=error, preview=preview, confirm_open=confirm_open, typed=typed)
     # Without scripts, the settlement's preview is shown on the whole page.
     return render(request, f"{MONITOR}#answer" if request.htmx else MONITOR, context)
 
@@ -72,10 +75,16 @@ def _act(request: HttpRequest, session: Session, fn: Callable[..., object], *arg
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @refusals_shown
 def monitor_open(request: HttpRequest, session_id: str) -> HttpResponse:
-    return _act(request, monitor_session(session_id, request.user), services.open_session)
+    """GET: say how many joined, to confirm. POST (the confirm): allocate and open, as the floor's does
+    (asked again if the count moved since)."""
+    session = monitor_session(session_id, request.user)
+    confirm = open_confirmation(session, request.POST.get("holders") if request.method == "POST" else None)
+    if request.method == "GET" or confirm["changed"]:
+        return _controls(request, session, confirm_open=confirm)
+    return _act(request, session, services.open_session)
 
 
 @login_required

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from markets import export_views, invite_views, monitor_views, views
+from markets import export_views, invite_views, monitor_views, rejoin_views, views
 
 
 class IdConverter:
@@ -48,6 +48,10 @@ urlpatterns = [
     path("invites/<id:invite_id>/revoke", invite_views.invite_revoke, name="invite_revoke"),
     path("invites/<id:invite_id>/qr.svg", invite_views.invite_qr, name="invite_qr"),
     path("join/<str:token>", invite_views.join, name="invite_join"),
+    # The way back in (markets.rejoin_views): a participant's personal link, and the page it opens.
+    path("sessions/<slug:session_id>/rejoin/<id:user_id>", rejoin_views.rejoin_link, name="rejoin_link"),
+    path("sessions/<slug:session_id>/rejoin/<id:user_id>/revoke", rejoin_views.rejoin_revoke, name="rejoin_revoke"),
+    path("rejoin/<str:token>", rejoin_views.rejoin, name="rejoin"),
     # The organiser's monitor (markets.monitor_views).
     path("sessions/<slug:session_id>/monitor", monitor_views.monitor, name="monitor"),
     path("sessions/<slug:session_id>/monitor/live", monitor_views.monitor_live, name="monitor_live"),

@@ -17,7 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from markets import access, demo, selectors, services, sql
@@ -26,6 +26,7 @@ from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
 from markets.push.render import render_board
+from markets.selectors.invites import joined_counts
 
 FLOOR = "markets/floor.html"
 
@@ -86,11 +87,14 @@ def refusals_shown(view):
 def floor(request: HttpRequest, session_id: str) -> HttpResponse:
     """The whole floor: its shared panels as rendered once at this position for every viewer
     (`markets.push.snapshot`), the board as this viewer stands to it, and their own controls."""
-    session = selectors.session_for(session_id, request.user)
+    return _floor_page(request, selectors.session_for(session_id, request.user))
+
+
+def _floor_page(request: HttpRequest, session: Session, **extra: Any) -> HttpResponse:
     panels = snapshot.floor(session, oob=False)
     viewer = selectors.viewer_context(session, request.user)
     context = panels["context"] | viewer | {"shared": panels["parts"], "board_html": render_board(panels, viewer["me"])}
-    return render(request, FLOOR, context)
+    return render(request, FLOOR, context | extra)
 
 
 HISTORY_ROWS = 100
@@ -257,11 +261,14 @@ def quote_withdraw(request: HttpRequest, quote_id: int) -> HttpResponse:
     return _act(request, _quote_session(request, quote_id), f"quote-{quote_id}", services.withdraw_quote, quote_id)
 
 
-def _controls_response(request: HttpRequest, session: Session, *, error: str = "", preview=None) -> HttpResponse:
+def _controls_response(
+    request: HttpRequest, session: Session, *, error: str = "", preview=None, confirm_open=None
+) -> HttpResponse:
     context = _viewer(request, session)
     context |= {
         "control_error": error,
         "preview": preview,
+        "confirm_open": confirm_open,
     }
     if not request.htmx:
         if error:
@@ -282,11 +289,25 @@ def session_join(request: HttpRequest, session_id: str) -> HttpResponse:
     return _redirect_htmx(request, "markets:floor", session.id)
 
 
+def open_confirmation(session: Session, posted: str | None = None) -> dict[str, Any]:
+    """What "Open session & allocate" asks first: among how many the pool is shared out, and whether
+    that count moved since the organiser was asked (`posted`: the count they confirmed)."""
+    counts = joined_counts(session)
+    return counts | {"changed": posted is not None and posted != str(counts["holders"])}
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @refusals_shown
 def session_open(request: HttpRequest, session_id: str) -> HttpResponse:
+    """GET: say how many joined, to confirm (the floor's controls; the whole floor without scripts).
+    POST (the confirm): allocate and open, unless the count moved since (then ask again)."""
     session = selectors.session_for(session_id, request.user)
+    confirm = open_confirmation(session, request.POST.get("holders") if request.method == "POST" else None)
+    if request.method == "GET" or confirm["changed"]:
+        if not request.htmx:
+            return _floor_page(request, session, confirm_open=confirm)
+        return _controls_response(request, session, confirm_open=confirm)
     try:
         services.open_session(request.user, session.id)
     except DomainError as exc:

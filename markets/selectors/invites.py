@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
+from django.db.models import Count
 
 from markets import access, domain, invite_rules
 from markets.errors import Conflict, Forbidden, NotFound, Unauthenticated
-from markets.models import Invite, Participant, Session
+from markets.models import Invite, InviteUse, Participant, Session
 
 STATE_LABELS = {"open": "active", "revoked": "revoked", "used_up": "used up", "closed": "joining closed"}
 
@@ -73,6 +73,29 @@ def joinable_refusal(session: Session) -> Conflict | None:
         f"Session {session.id} has opened: joining closed when it opened (newcomers would hold nothing)",
         "session_not_joinable",
     )
+
+
+def latecomer_message(session: Session) -> str:
+    """What an invite link opened after the opening says, plainly: when it started, why nobody joins
+    now, what to do instead."""
+    if session.status == Session.Status.CANCELLED:
+        return f"Session {session.id} was cancelled before it opened: nobody can join it."
+    started = f" at {session.opened_at:%H:%M} UTC" if session.opened_at is not None else ""
+    when = f" on {session.opened_at:%Y-%m-%d}" if session.opened_at is not None else ""
+    return (
+        f"This session started{started}{when}; joining closed when it opened (the pool was shared out among "
+        "those who had joined). If you joined it on another phone or browser, ask the organiser for your "
+        "rejoin link."
+    )
+
+
+def joined_counts(session: Session) -> dict[str, int]:
+    """Who the opening would allocate the pool among: {"holders", "trader", "maker"} (one query)."""
+    counts = dict.fromkeys(("trader", "maker"), 0)
+    rows = Participant.objects.filter(session=session, role__in=counts).values_list("role").annotate(n=Count("id"))
+    for role, n in rows.order_by():
+        counts[role] = n
+    return {"holders": counts["trader"] + counts["maker"]} | counts
 
 
 def link_refusal(invite: Invite) -> Conflict | None:
@@ -165,14 +188,22 @@ def is_participant(session: Session, user) -> bool:
     return Participant.objects.filter(session_id=session.id, user=user).exists()
 
 
-def returning_guest(session: Session, user_id: object):
-    """The guest a browser joined `session` as (its signed cookie names the user id), if they may
-    continue in one click: still an active participant, and a guest account (no password, no staff
-    rights), so such a cookie can never stand in for a password."""
-    if not isinstance(user_id, str) or not user_id.isdigit() or len(user_id) > 19:
+def returning_guest(invite: Invite, value: object):
+    """The guest a browser joined as through `invite` (its signed cookie holds the link's token id and
+    the user id), if they may continue in one click: the link is not revoked, the cookie names this
+    link, this user joined by this very link (an InviteUse row), and is still an active participant and
+    a guest (no password, no staff rights). So a cookie can never stand in for a password, nor reach an
+    account that never used this link (a bot, someone the organiser added), nor outlive a revoked link."""
+    read = invite_rules.read_returning(value)
+    if read is None or invite.revoked_at is not None or read[0] != invite.token_id:
         return None
-    user = get_user_model().objects.filter(pk=int(user_id), is_active=True, is_staff=False, is_superuser=False).first()
-    if user is None or user.has_usable_password() or not is_participant(session, user):
+    use = (
+        InviteUse.objects.select_related("participant__user")
+        .filter(invite=invite, participant__session_id=invite.session_id, participant__user_id=read[1])
+        .first()
+    )
+    user = use.participant.user if use is not None else None
+    if user is None or not user.is_active or user.is_staff or user.is_superuser or user.has_usable_password():
         return None
     return user
 

@@ -20,6 +20,7 @@ from markets.errors import Forbidden
 from markets.models import RFQ, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.floor import holdings_and_pool
+from markets.selectors.rejoin import way_back_kinds
 from markets.selectors.sessions import is_paused, phase_context, status_note
 
 ROLE_ORDER = {Participant.Role.ORGANISER: 0, Participant.Role.TRADER: 1, Participant.Role.MAKER: 2}
@@ -60,6 +61,7 @@ class MonitorRow:
     live_quotes: int
     last_action: dt.datetime | None = None  # its latest RFQ, quote or trade, through a page or the API
     acted: str = "never"  # "12 s ago": a bot or a program acts without a socket
+    way_back: str = "none"  # from another browser: "link" (a rejoin link), "password", "none" (selectors.rejoin)
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -153,6 +155,9 @@ def monitor_context(session_id: str) -> dict[str, Any]:
     holdings, pool = holdings_and_pool(session, latest_prices(session))
     presence = {p.user_id: p for p in Presence.objects.filter(session=session)}
     rows = monitor_rows(session, now, holdings, presence)
+    ways = way_back_kinds(session)
+    for row in rows:
+        row.way_back = ways.get(row.user_id, "none")
     joined = {r.user_id for r in rows}
     watching = sum(1 for user_id, p in presence.items() if user_id not in joined and p.connected_at(now))
     roles = {role: sum(1 for r in rows if r.role == role) for role in ROLE_ORDER}

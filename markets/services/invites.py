@@ -24,6 +24,7 @@ from markets.invite_rules import PeopleRefused
 from markets.models import Invite, Participant, Session
 from markets.selectors.invites import joinable_refusal, link_refusal, require_manager, taken_names
 from markets.services.command import _command, _require_user, _retrying, _row_id
+from markets.services.rejoin import record_invite_join
 from markets.services.sessions import join_session
 
 INVALID_LINK = "This invite link is not valid: check that it was copied whole, or ask the organiser for a new one"
@@ -113,7 +114,8 @@ def _new_guest(name: str):
 @_retrying
 def join_by_invite(token: str, display_name: object, *, sign_in: Callable[[Any], None] | None = None) -> Participant:
     """Someone opening a link joins in one step: a guest user named after them, joined by
-    `join_session` as the link's role, the link's use counted, and `sign_in(user)` (the page signs
+    `join_session` as the link's role, the link's use counted and recorded (with the guest's first
+    rejoin link), and `sign_in(user)` (the page signs
     the browser in) -- all in one transaction, so a refusal leaves no user behind. The invite is the
     authority here (the organiser made it), so the join runs with the system's rights: it also lets
     people into participants-only sessions. A personal link joins as its own name, whatever is typed."""
@@ -137,6 +139,7 @@ def join_by_invite(token: str, display_name: object, *, sign_in: Callable[[Any],
             raise Conflict(f"{taken[key]}: {then}", "name_taken")
         user = _new_guest(name)
         participant = join_session(None, cmd.session.id, invite.role, username=user.username)
+        record_invite_join(cmd.session, invite, participant, cmd.now)
         counted = Invite.objects.filter(pk=invite.pk, uses__lt=F("max_uses")).update(uses=F("uses") + 1)
         if counted != 1:  # cannot happen under the lock; the database's check constraint agrees
             raise Conflict("All places of this invite link are taken", "invite_used_up")

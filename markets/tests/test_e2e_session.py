@@ -112,6 +112,10 @@ def test_a_trainer_runs_a_session_with_five_people_and_bots(browser, server, use
             time.sleep(0.2)
         org.locator("[data-testid=joined]", has_text="9 joined").wait_for(timeout=5_000)
         org.get_by_role("button", name="Open session & allocate").click()
+        confirm = org.locator("[data-testid=confirm-open]")
+        confirm.wait_for(timeout=5_000)  # it asks first, saying among how many the pool is shared out
+        assert "among 8 participants: " in " ".join(confirm.inner_text().split())
+        confirm.get_by_role("button", name="Confirm: open & allocate").click()
         org.locator("[data-testid=session-status]", has_text="Open").wait_for(timeout=5_000)
         tick()  # the oracle's first price after the opening: where the chart starts
 

@@ -16,8 +16,8 @@ import segno
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.core import signing
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -34,6 +34,7 @@ from markets.services import invites
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
+_SALT = "markets.invites.returning.v2"  # the returning cookie's, as the join page signs it
 
 
 def link(invite: Invite) -> str:
@@ -290,9 +291,11 @@ def test_a_returning_browser_continues_in_one_click_and_only_that_browser(client
     other.cookies["sc_joined_pre"] = client.cookies["sc_joined_pre"].value.replace(":", ":x", 1)
     assert other.post(link(pre.invite), {"action": "continue"}).status_code == 409
     # a cookie can never stand in for a password: an account that has one is not offered, even signed
-    assert client.cookies["sc_joined_pre"].value.startswith(f"{Participant.objects.get(username='Zoe').user_id}:")
-    signer = signing.get_cookie_signer(salt="sc_joined_pre" + "markets.invites.returning:pre")
-    other.cookies["sc_joined_pre"] = signer.sign(str(pre.u["alice"].pk))
+    zoe = Participant.objects.get(username="Zoe").user_id
+    assert client.cookies["sc_joined_pre"].value.startswith(f"{pre.invite.token_id}/{zoe}:")
+    signed = HttpResponse()
+    signed.set_signed_cookie("sc_joined_pre", f"{pre.invite.token_id}/{pre.u['alice'].pk}", salt=f"{_SALT}:pre")
+    other.cookies["sc_joined_pre"] = signed.cookies["sc_joined_pre"].value
     assert other.post(link(pre.invite), {"action": "continue"}).status_code == 409
     # "Forget this browser" drops the offer
     client.post("/accounts/logout/")

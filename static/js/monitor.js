@@ -65,6 +65,13 @@
     }
   });
 
+  // A participant's rejoin link (the row's "Rejoin link") loads into the dialog, which then opens.
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (!evt.detail.target || evt.detail.target.id !== "rejoin-dialog-body") return;
+    var dialog = document.getElementById("rejoin-dialog");
+    if (dialog && !dialog.open) dialog.showModal();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     root = document.querySelector(".monitor[data-live-url]");
     if (!root || !window.htmx) return;
