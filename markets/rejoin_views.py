@@ -13,7 +13,7 @@ from typing import Any
 import segno
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -81,7 +81,9 @@ def rejoin_revoke(request: HttpRequest, session_id: str, user_id: int) -> HttpRe
         commands.revoke_rejoin_link(request.user, participant.session_id, participant.user_id)
     except DomainError as exc:
         return _panel(request, participant, error=exc.message)
-    notice = "The old link no longer works, on any device. This is the new one."
+    if participant.user_id == request.user.pk:  # their own: this browser stays signed in, the others do not
+        update_session_auth_hash(request, get_user_model().objects.get(pk=request.user.pk))
+    notice = "The old link no longer works, and every other device it signed in is signed out. This is the new one."
     if not request.htmx:
         messages.success(request, notice)
         return redirect("markets:rejoin_link", participant.session_id, participant.user_id)
@@ -97,8 +99,9 @@ def _opened(request: HttpRequest, status: int, **context: Any) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def rejoin(request: HttpRequest, token: str) -> HttpResponse:
-    """GET in a browser signed in as nobody: sign in as the link's guest and open their floor. Signed in
-    as someone else: ask first (a POST), so opening a link never silently signs the organiser out."""
+    """GET: the page that offers "Continue as <name>"; its POST signs the link's guest in and opens their
+    floor. Never on a GET: a link unfurled by a chat app, or planted in another page, signs in nobody, and
+    a browser signed in as someone else (the organiser testing the link) is told whom it would replace."""
     link = reads.link_for_token(token)
     if link is None:
         return _opened(request, 404, title="This link does not work", message=INVALID)
@@ -112,7 +115,8 @@ def rejoin(request: HttpRequest, token: str) -> HttpResponse:
         status = 410 if refusal.code == "rejoin_revoked" else http_status(refusal)
         login_url = f"{reverse('login')}?next={floor}" if refusal.code == "rejoin_has_password" else ""
         return _opened(request, status, title=f"Back to {session.id}", message=refusal.message, login_url=login_url)
-    if request.method == "GET" and request.user.is_authenticated:
-        return _opened(request, 200, title=f"Back to {session.id}", name=name, session=session, switch=True)
+    if request.method == "GET":  # one tap signs in: a link opened by a preview bot or a page signs in nobody
+        switch = request.user.is_authenticated
+        return _opened(request, 200, title=f"Back to {session.id}", name=name, session=session, switch=switch)
     login(request, participant.user, backend=settings.SIGN_IN_BACKEND)
     return redirect(floor)

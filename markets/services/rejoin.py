@@ -52,8 +52,8 @@ def issue_rejoin_link(actor, session_id: str, user_id: object) -> RejoinLink:
 
 @_retrying
 def revoke_rejoin_link(actor, session_id: str, user_id: object) -> RejoinLink | None:
-    """Kill the participant's live link at once, for everyone, and make the next one (returned; None
-    when the account may no longer have one, e.g. it got a password). The organiser, creator or staff
+    """Kill the participant's live link at once, for everyone, sign out every browser signed in as them,
+    and make the next one (returned; None when the account may no longer have one, e.g. it got a password). The organiser, creator or staff
     may revoke anyone's; a participant only their own."""
     _require_user(actor)
     participant = participant_of(session_id, user_id)
@@ -65,4 +65,13 @@ def revoke_rejoin_link(actor, session_id: str, user_id: object) -> RejoinLink | 
         )
         if no_link_refusal(participant) is not None:
             return None
+        _sign_out_everywhere(participant.user)
         return _new_link(cmd.session, participant, actor, cmd.now)
+
+
+def _sign_out_everywhere(guest) -> None:
+    """A leaked link may have signed in a stranger: every browser signed in as this guest is signed out.
+    Django checks each request's session against a hash of the account's password field, and a guest's
+    is an unusable one: a new one ends every session made before (the new link signs them in again)."""
+    guest.set_unusable_password()
+    guest.save(update_fields=["password"])

@@ -180,7 +180,10 @@ def test_a_rejoin_link_signs_in_on_any_browser_and_lands_on_the_same_floor(pre, 
         add_ticks()
         services.settle_session(pre.u["org"], "pre")
     phone = Client()
-    opened = phone.get(rejoin_url(live("Zoe")))
+    asked = phone.get(rejoin_url(live("Zoe")))  # a GET (a chat app's preview, say) signs in nobody
+    assert asked.status_code == 200 and "Continue as Zoë" in asked.content.decode()
+    assert "_auth_user_id" not in phone.session
+    opened = phone.post(rejoin_url(live("Zoe")))
     assert opened.status_code == 302 and opened["Location"] == "/sessions/pre/"
     floor = phone.get("/sessions/pre/")
     assert floor.status_code == 200 and floor.context["me"].user_id == pre.zoe.pk
@@ -188,13 +191,13 @@ def test_a_rejoin_link_signs_in_on_any_browser_and_lands_on_the_same_floor(pre, 
         mine = [h for h in floor.context["holdings"] if h.username == "Zoe"]
         assert len(mine) == 1 and any(mine[0].qty)
     # a second use works too (a link is for coming back, not single use)
-    assert Client().get(rejoin_url(live("Zoe")))["Location"] == "/sessions/pre/"
+    assert Client().post(rejoin_url(live("Zoe")))["Location"] == "/sessions/pre/"
 
 
-def test_a_revoked_link_is_dead_at_once_from_another_browser(pre):
+def test_a_revoked_link_is_dead_at_once_and_signs_out_what_it_signed_in(pre):
     old = live("Zoe")
     laptop = Client()
-    assert laptop.get(rejoin_url(old)).status_code == 302  # signed in by it before the revocation
+    assert laptop.post(rejoin_url(old)).status_code == 302  # signed in by it before the revocation
     organiser = Client()
     organiser.force_login(pre.u["org"])
     assert organiser.post(f"/sessions/pre/rejoin/{pre.zoe.pk}/revoke", headers=HX).status_code == 200
@@ -202,8 +205,19 @@ def test_a_revoked_link_is_dead_at_once_from_another_browser(pre):
     gone = stranger.get(rejoin_url(old))
     assert gone.status_code == 410 and "was replaced" in gone.content.decode()
     assert "_auth_user_id" not in stranger.session
-    assert stranger.get(rejoin_url(live("Zoe")))["Location"] == "/sessions/pre/"  # the new one works
-    assert laptop.get("/sessions/pre/").context["me"].user_id == pre.zoe.pk  # already signed in: stays
+    assert stranger.post(rejoin_url(live("Zoe")))["Location"] == "/sessions/pre/"  # the new one works
+    # Whoever the old link signed in (a leaked link: a stranger) is signed out; the new link signs in again.
+    assert laptop.get("/sessions/pre/")["Location"].startswith("/accounts/login/")
+    assert stranger.get("/sessions/pre/").context["me"].user_id == pre.zoe.pk
+
+
+def test_a_participant_revoking_their_own_link_stays_signed_in_on_this_device(pre):
+    mine, other = Client(), Client()
+    for browser in (mine, other):
+        assert browser.post(rejoin_url(live("Zoe"))).status_code == 302
+    assert mine.post(f"/sessions/pre/rejoin/{pre.zoe.pk}/revoke", headers=HX).status_code == 200
+    assert mine.get("/sessions/pre/").context["me"].user_id == pre.zoe.pk
+    assert other.get("/sessions/pre/")["Location"].startswith("/accounts/login/")
 
 
 def test_tampered_links_and_accounts_a_link_may_not_sign_in_get_nothing(pre):

@@ -68,6 +68,7 @@ def test_a_student_on_a_new_phone_gets_back_to_the_same_floor(browser, server, u
     before = holdings_row(phone, "Zoe-Smith")
     laptop = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     laptop.goto(url)
+    laptop.locator("[data-testid=rejoin-continue]").click()  # one tap: a GET signs in nobody
     laptop.wait_for_url("**/sessions/pre/")
     assert laptop.locator("[data-testid=signed-in-as]").inner_text() == "Zoe-Smith"
     assert "You are Zoe-Smith, trader." in laptop.locator("#controls").inner_text()
