@@ -29,6 +29,7 @@ urlpatterns = [
     path("sessions/<slug:session_id>/", views.floor, name="floor"),
     path("sessions/<slug:session_id>/trades/", views.history, {"kind": "trades"}, name="trades"),
     path("sessions/<slug:session_id>/log/", views.history, {"kind": "log"}, name="log"),
+    path("sessions/<slug:session_id>/results", views.results, name="results"),
     path("sessions/<slug:session_id>/join", views.session_join, name="join"),
     path("sessions/<slug:session_id>/open", views.session_open, name="open"),
     path("sessions/<slug:session_id>/settle", views.session_settle, name="settle"),

@@ -25,7 +25,8 @@ from markets.errors import DomainError, http_status
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
-from markets.push.render import render_board
+from markets.push.render import render_board, render_mine
+from markets.selectors import export
 
 FLOOR = "markets/floor.html"
 
@@ -90,7 +91,24 @@ def floor(request: HttpRequest, session_id: str) -> HttpResponse:
     panels = snapshot.floor(session, oob=False)
     viewer = selectors.viewer_context(session, request.user)
     context = panels["context"] | viewer | {"shared": panels["parts"], "board_html": render_board(panels, viewer["me"])}
-    return render(request, FLOOR, context)
+    return render(request, FLOOR, context | {"mine_html": render_mine(panels, viewer["me"]) or ""})
+
+
+@login_required
+@require_GET
+@refusals_shown
+def results(request: HttpRequest, session_id: str) -> HttpResponse:
+    """A settled session's results, for a class on a projector or on paper: rank, name, payout, P&L and
+    the initial allocation's value (`selectors.results`); before the settlement a page saying so (409)."""
+    session = selectors.session_for(session_id, request.user)
+    results = selectors.session_results(session)
+    context = {
+        "session": session,
+        "results": results,
+        "totals": results.totals(),
+        "can_download": "payouts" in export.downloadable(session, request.user),
+    }
+    return render(request, "markets/results.html", context)
 
 
 HISTORY_ROWS = 100
