@@ -32,6 +32,12 @@ def competition_ranks(values: Sequence[int]) -> list[int]:
     return [first[v] for v in values]
 
 
+def money_text(base: int) -> str:
+    """Money in base units as its exact 12-place string, zero too ("0.000000000000", where
+    `domain.money_str` writes 0E-12)."""
+    return format(domain.to_decimal(base, domain.MONEY_DP), "f")
+
+
 def money_base(amount: str) -> int:
     """An exact money string (12 dp, as payouts are recorded) in base units; a legacy log may write fewer
     places, never more."""
@@ -77,15 +83,15 @@ class ResultRow:
 
     @property
     def payout_str(self) -> str:
-        return domain.money_str(self.payout)
+        return money_text(self.payout)
 
     @property
     def initial_value_str(self) -> str:
-        return domain.money_str(self.initial_value)
+        return money_text(self.initial_value)
 
     @property
     def pnl_str(self) -> str:
-        return domain.money_str(self.pnl)
+        return money_text(self.pnl)
 
     @property
     def payout_dec(self) -> Decimal:
@@ -157,10 +163,10 @@ class Results:
 
     def totals(self) -> dict[str, Any]:
         return {
-            "payout": domain.money_str(self.total_payout),
-            "expected": domain.money_str(self.expected),
-            "initial_value": domain.money_str(self.total_initial_value),
-            "pnl": domain.money_str(self.total_pnl),
+            "payout": money_text(self.total_payout),
+            "expected": money_text(self.expected),
+            "initial_value": money_text(self.total_initial_value),
+            "pnl": money_text(self.total_pnl),
             "exact": self.exact,
         }
 
