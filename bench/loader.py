@@ -60,7 +60,12 @@ def load(rows: Iterable[tuple]) -> int:
             if d["user_id"] not in users:
                 raise ValueError(f"the log names user #{d['user_id']}, who does not exist")
             participants[(sid, d["user_id"])] = Participant(
-                session_id=sid, user_id=d["user_id"], username=d["username"], role=d["role"], joined_at=at
+                session_id=sid,
+                user_id=d["user_id"],
+                username=d["username"],
+                display_name=d.get("name") or d["username"],  # as the projection names them
+                role=d["role"],
+                joined_at=at,
             )
         elif type_ == "InitialAllocationAssigned":
             sessions[sid].allocation_mode = d["mode"]

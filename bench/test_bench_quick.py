@@ -52,6 +52,28 @@ def test_the_loader_writes_what_the_projection_rebuilds():
         assert projections.diff(stored, projections.rebuild(session_id)) == []
 
 
+@pytest.mark.django_db
+def test_the_loader_names_participants_as_the_projection_does():
+    """A log whose ParticipantJoined events carry the name people see (and one that does not: the
+    username stands for it) loads into the rows replay rebuilds."""
+    organiser, traders, makers = usernames(4)
+    users = make_users([organiser, *traders, *makers])
+    log = GeneratedLog(60, 1, participants=4, legs=2, seed=3, user_ids={n: u.pk for n, u in users.items()})
+    rows = []
+    for row in log.rows():
+        data = json.loads(row[4])
+        if row[3] == "ParticipantJoined" and data["username"] != organiser:
+            data["name"] = f"Zoë {data['username']} 🚀"
+            row = (*row[:4], json.dumps(data, sort_keys=True, separators=(",", ":")), *row[5:])
+        rows.append(row)
+    loader.load(rows)
+    session_id = log.streams[0].removeprefix("session-")
+    stored = projections.snapshot(session_id)
+    names = {username: name for _, username, name, *_ in stored["participants"]}
+    assert names[organiser] == organiser and names[traders[0]] == f"Zoë {traders[0]} 🚀"
+    assert projections.diff(stored, projections.rebuild(session_id)) == []
+
+
 @pytest.mark.slow
 def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     out, page = tmp_path / "quick.json", tmp_path / "quick.md"

@@ -79,23 +79,25 @@ def latest_tick_prices(session_id: str, legs: Sequence[str]) -> list[tuple[int, 
 # ---------------------------------------------------------------- holdings and counts
 
 _HOLDINGS_SQL = (
-    'SELECT p."username", p."role", p."user_id", h."leg_index", h."qty", h."initial" FROM "markets_holding" h '
+    'SELECT p."username", p."display_name", p."role", p."user_id", h."leg_index", h."qty", h."initial" '
+    'FROM "markets_holding" h '
     'JOIN "markets_participant" p ON p."id" = h."participant_id" WHERE h."session_id" = %s '
     'ORDER BY p."username", h."leg_index"'
 )
 
 
-def holdings_of(session_id: str) -> list[tuple[str, str, int, int, int, int]]:
-    """(name, role, user id, leg index, qty, initial) of every holding of the session, by name and leg."""
+def holdings_of(session_id: str) -> list[tuple[str, str, str, int, int, int, int]]:
+    """(username, display name, role, user id, leg index, qty, initial) of every holding of the session,
+    by username and leg."""
     with connection.cursor() as cursor:
         cursor.execute(_HOLDINGS_SQL, [session_id])
         return cursor.fetchall()
 
 
 def holdings_by_name(session_id: str) -> dict[str, list[int]]:
-    """{name: [x_k ...]} in leg order, from `holdings_of`'s one statement."""
+    """{username: [x_k ...]} in leg order, from `holdings_of`'s one statement."""
     matrix: dict[str, list[int]] = {}
-    for username, _, _, _, qty, _ in holdings_of(session_id):
+    for username, _, _, _, _, qty, _ in holdings_of(session_id):
         matrix.setdefault(username, []).append(qty)
     return matrix
 
@@ -131,11 +133,11 @@ class Parties:
         return self._rows
 
     def names(self) -> dict[int, str]:
-        """{user id: the name joined with}."""
+        """{user id: the name people see (the display name joined with)}."""
         from markets.models import Participant
 
         _, names = selected(Participant)
-        user, name = names.index("user_id"), names.index("username")
+        user, name = names.index("user_id"), names.index("display_name")
         return {row[user]: row[name] for row in self._read().values()}
 
     def attach[M: Model](self, rows: list[M], *fields: str) -> list[M]:

@@ -101,6 +101,7 @@ class Session(models.Model):
 
 
 stream_name = domain.stream_name
+NAME_MAX = 150  # a display name as recorded: a full name longer than this is cut (it is only shown)
 
 
 class Participant(models.Model):
@@ -112,6 +113,9 @@ class Participant(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="participants")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="participations")
     username = models.CharField(max_length=150)
+    # The name people see (ParticipantJoined's "name": what a guest typed, an account's full name, else
+    # its username); `username` names the account. Logs written before it was recorded give the username.
+    display_name = models.CharField(max_length=NAME_MAX)
     role = models.CharField(max_length=16, choices=Role.choices)
     joined_at = models.DateTimeField()
 

@@ -110,6 +110,7 @@ def _participant_joined(event: Event, d: dict[str, Any]) -> None:
         session_id=session_id_of(event.stream),
         user_id=d["user_id"] if "user_id" in d else _user_by_legacy_name(d["username"]),
         username=d["username"],
+        display_name=d.get("name") or d["username"],  # logs before names were recorded: the username
         role=d["role"],
         joined_at=event.at,
     )
@@ -297,7 +298,7 @@ def snapshot(session_id: str) -> dict[str, Any]:
         "participants": list(
             Participant.objects.filter(session_id=session_id)
             .order_by("user_id")
-            .values_list("user_id", "username", "role", "joined_at")
+            .values_list("user_id", "username", "display_name", "role", "joined_at")
         ),
         "holdings": list(
             Holding.objects.filter(session_id=session_id)

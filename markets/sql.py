@@ -181,7 +181,8 @@ def leg_totals(session_id: str) -> dict[int, tuple[int, int]]:
 
 _ACCEPTANCE_SQL = (
     'SELECT r."session_id", q."id", q."status", q."expires_at", q."rate", q."maker_id", m."user_id", r."id", r."status", '
-    'r."taker_id", t."user_id", r."give_leg", r."get_leg", r."quantity", t."username", t."role", m."username", m."role" '
+    'r."taker_id", t."user_id", r."give_leg", r."get_leg", r."quantity", t."username", t."role", m."username", m."role", '
+    't."display_name", m."display_name" '
     'FROM "markets_quote" q JOIN "markets_rfq" r ON r."id" = q."rfq_id" '
     'JOIN "markets_participant" t ON t."id" = r."taker_id" JOIN "markets_participant" m ON m."id" = q."maker_id" '
     'WHERE q."id" = %s'

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from markets import export_views, invite_views, monitor_views, rejoin_views, views
+from markets import export_views, invite_views, monitor_views, record_views, rejoin_views, views
 
 
 class IdConverter:
@@ -24,11 +24,12 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("", views.session_list, name="session_list"),
     path("sessions/", RedirectView.as_view(pattern_name="markets:session_list"), name="sessions"),
-    path("portfolio/", views.portfolio, name="portfolio"),
+    path("portfolio/", record_views.portfolio, name="portfolio"),
     path("demo/switch/", views.demo_switch, name="demo_switch"),
     path("sessions/<slug:session_id>/", views.floor, name="floor"),
-    path("sessions/<slug:session_id>/trades/", views.history, {"kind": "trades"}, name="trades"),
-    path("sessions/<slug:session_id>/log/", views.history, {"kind": "log"}, name="log"),
+    path("sessions/<slug:session_id>/trades/", record_views.history, {"kind": "trades"}, name="trades"),
+    path("sessions/<slug:session_id>/log/", record_views.history, {"kind": "log"}, name="log"),
+    path("sessions/<slug:session_id>/results", record_views.results, name="results"),
     path("sessions/<slug:session_id>/join", views.session_join, name="join"),
     path("sessions/<slug:session_id>/open", views.session_open, name="open"),
     path("sessions/<slug:session_id>/settle", views.session_settle, name="settle"),

@@ -25,7 +25,7 @@ from markets.errors import DomainError, http_status
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
-from markets.push.render import render_board
+from markets.push.render import render_board, render_mine
 from markets.selectors.invites import joined_counts
 
 FLOOR = "markets/floor.html"
@@ -94,39 +94,7 @@ def _floor_page(request: HttpRequest, session: Session, **extra: Any) -> HttpRes
     panels = snapshot.floor(session, oob=False)
     viewer = selectors.viewer_context(session, request.user)
     context = panels["context"] | viewer | {"shared": panels["parts"], "board_html": render_board(panels, viewer["me"])}
-    return render(request, FLOOR, context | extra)
-
-
-HISTORY_ROWS = 100
-
-
-@login_required
-@require_GET
-@refusals_shown
-def history(request: HttpRequest, session_id: str, kind: str) -> HttpResponse:
-    """Every trade (`kind` "trades") or event ("log") of a session, newest first, a page at a time: the
-    floor shows the newest 25 of each, and links here for the rest. `?before=` is the id (or seq) the
-    next page starts below."""
-    session = selectors.session_for(session_id, request.user)
-    raw = request.GET.get("before", "")
-    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
-        return render(
-            request,
-            "markets/refused.html",
-            {"title": "Not a page", "message": "before= must be a whole number (the id the next page starts below)."},
-            status=400,
-        )
-    before = int(raw) if raw else None
-    if kind == "trades":
-        rows = selectors.blotter(session, HISTORY_ROWS + 1, before)
-        total = session.trades.count()
-    else:
-        rows = selectors.event_log(session, HISTORY_ROWS + 1, before)
-        total = session.version  # its stream's events, one version each
-    more, rows = len(rows) > HISTORY_ROWS, rows[:HISTORY_ROWS]
-    after = (rows[-1].id if kind == "trades" else rows[-1].seq) if more else None
-    context = {"session": session, "kind": kind, "rows": rows, "total": total, "before": before, "after": after}
-    return render(request, "markets/history.html", context)
+    return render(request, FLOOR, context | {"mine_html": render_mine(panels, viewer["me"]) or ""} | extra)
 
 
 def _viewer(request: HttpRequest, session: Session) -> dict[str, Any]:
@@ -363,11 +331,6 @@ def session_settle(request: HttpRequest, session_id: str) -> HttpResponse:
     except DomainError as exc:
         return _controls_response(request, session, error=exc.message)
     return _redirect_htmx(request, "markets:floor", session.id)
-
-
-@login_required
-def portfolio(request: HttpRequest) -> HttpResponse:
-    return render(request, "markets/portfolio.html", {"rows": selectors.portfolio(request.user)})
 
 
 @require_POST

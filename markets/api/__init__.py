@@ -9,12 +9,13 @@ answer. The API never writes market state itself.
     errors.py       every error as {"code", "message"}, here and for what never reaches django-ninja
     idempotency.py  Idempotency-Key on every POST
     sessions.py     sessions, participants, holdings, the audit log, prices, settlement
+    results.py      a settled session's results: payout, P&L against the initial allocation, rank
     trading.py      RFQs, quotes, accepts, withdrawals, cancels, trades
 """
 
 from ninja import NinjaAPI
 
-from markets.api import errors, sessions, trading
+from markets.api import errors, results, sessions, trading
 from markets.api import export as export_api
 from markets.api import invites as invites_api
 from markets.api.parser import ExactJSONParser, bearer
@@ -38,3 +39,4 @@ api.add_router("", sessions.router)
 api.add_router("", trading.router)
 api.add_router("", export_api.router)
 api.add_router("", invites_api.router)
+api.add_router("", results.router)

@@ -244,7 +244,8 @@ class MeOut(Schema):
 
 class ParticipantOut(Schema):
     session_id: str
-    username: str
+    username: str = Field(..., description="The account")
+    name: str = Field(..., description="The name people see: as typed when joining by link, else the full name")
     role: str
     joined_at: dt.datetime
 
@@ -280,6 +281,7 @@ class SessionOut(Schema):
 
 class HoldingRowOut(Schema):
     username: str
+    name: str
     role: str
     x: dict[str, str] = Field(..., description="Current holding per leg")
     initial: dict[str, str] = Field(..., description="Initial allocation per leg")
@@ -298,6 +300,7 @@ class QuoteOut(Schema):
     id: int
     rfq_id: int
     maker: str
+    maker_name: str
     rate: str
     receive: str = Field(..., description="What the taker would get of the get leg at this rate")
     expires_at: dt.datetime
@@ -309,6 +312,7 @@ class RFQOut(Schema):
     id: int
     session_id: str
     taker: str
+    taker_name: str
     give_leg: str
     get_leg: str
     quantity: str
@@ -324,7 +328,9 @@ class TradeOut(Schema):
     rfq_id: int
     quote_id: int
     taker: str
+    taker_name: str
     maker: str
+    maker_name: str
     give_leg: str
     get_leg: str
     give_qty: str
@@ -369,6 +375,7 @@ class PricesOut(Schema):
 
 class PayoutOut(Schema):
     username: str
+    name: str
     role: str
     amount: str
 

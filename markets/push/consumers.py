@@ -222,6 +222,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         text = render.message(panels, board)
         if panels.get("kept") or not frames.send_shared(self.scope, text, panels.setdefault("frames", {})):
             await self.send(text_data=text)  # a first floor, kept for later viewers: no frames kept with it
+        mine = render.render_mine(panels, self.me)  # a holder's own position: a message of its own
+        if mine is not None:
+            await self.send(text_data=mine)
 
     async def monitor_presence(self, message: dict) -> None:
         await self.send(text_data="presence")

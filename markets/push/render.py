@@ -11,7 +11,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from markets import floor_sql, selectors
+from markets import domain, floor_sql, selectors
 from markets.models import Participant, Quote, Session
 from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, Delta, shared
 
@@ -40,6 +40,7 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
         # The stream version every panel shows at least (each was read after the session): where a socket
         # sent this stands, for the rows pushed next. Only a whole floor says it (a tick's push does not).
         "version": context["session"].version if panels >= EVERYTHING else None,
+        "holdings": context.get("holdings"),  # each holder's own position comes from them (`render_mine`)
     }
 
 
@@ -83,6 +84,7 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
         "seq": context["last_seq"],
         "session": session,
         "phase": context["phase"],
+        "holdings": context.get("holdings"),
     }
 
 
@@ -151,6 +153,24 @@ def render_board_rows(panels: dict[str, Any], me: Participant | None) -> str:
             out.append(f'<div hx-swap-oob="afterbegin:#rfqs">{rows[stance]}</div>' if new else rows[stance])
         boards[stances] = _ascii("".join(out))
     return boards[stances]
+
+
+def render_mine(panels: dict[str, Any], me: Participant | None) -> str | None:
+    """This viewer's own position (value, P&L and holdings; payout and rank once settled) from the holdings
+    rows of the rendering, or None when it has none of theirs to change: a watcher, the organiser, a batch
+    that moved nothing of theirs. Rendered once per holder and rendering (their sockets share it)."""
+    holdings, change = panels.get("holdings"), panels.get("delta")
+    if me is None or holdings is None or me.role not in domain.HOLDER_ROLES:
+        return None
+    if change is not None and me.user_id not in change.users:
+        return None
+    mine = panels.setdefault("mine", {})  # shared by threads, like the boards: at worst one renders twice
+    if me.user_id not in mine:
+        by_user = panels.get("by_user") or panels.setdefault("by_user", {h.user_id: h for h in holdings})
+        context = {"mine": by_user.get(me.user_id), "me": me, "session": panels["session"], "holders": len(holdings)}
+        html = render_to_string(f"{FLOOR}#mine", context | {"oob": panels.get("oob", True)})
+        mine[me.user_id] = _ascii(html) if panels.get("oob", True) else mark_safe(html)
+    return mine[me.user_id]
 
 
 def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:

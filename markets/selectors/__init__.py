@@ -6,6 +6,7 @@ sessions.py  where sessions stand: the list, the phase and its words, what the o
 floor.py     the floor's panels (legs, holdings, pool and invariants, board, blotter, log), portfolio
 events.py    the one JSON shape of an event, and the log's one-line summaries
 api.py       the JSON API's answers
+results.py   a settled session's results (payout, P&L against the initial allocation, rank): page, API, CSV
 """
 
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for
@@ -22,6 +23,7 @@ from markets.selectors.floor import (
     portfolio,
     position_text,
 )
+from markets.selectors.results import session_results
 from markets.selectors.sessions import (
     PHASE_LABELS,
     phase_context,
@@ -53,6 +55,7 @@ __all__ = [
     "priced_sessions",
     "q_dec",
     "session_for",
+    "session_results",
     "session_rows",
     "status_note",
     "summarize",

@@ -1,6 +1,7 @@
 """The JSON API's answers: each shape built from the read models, once (the endpoints only pick one).
 
-Quantities, rates, prices and money are exact decimal strings; people are named as they joined.
+Quantities, rates, prices and money are exact decimal strings; people are named by their account
+(`username`, what `/me` says and what an organiser adds by) and by the name people see (`name`, `taker_name`...).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def participant_out(participant: Participant) -> dict[str, Any]:
     return {
         "session_id": participant.session_id,
         "username": participant.username,
+        "name": participant.display_name,
         "role": participant.role,
         "joined_at": participant.joined_at,
     }
@@ -60,6 +62,7 @@ def quote_out(quote: Quote, quantity: int) -> dict[str, Any]:
         "id": quote.id,
         "rfq_id": quote.rfq_id,
         "maker": quote.maker.username,
+        "maker_name": quote.maker.display_name,
         "rate": domain.rate_str(quote.rate),
         "receive": domain.qty_str(domain.trade_receive(quantity, quote.rate)),
         "expires_at": quote.expires_at,
@@ -75,6 +78,7 @@ def rfq_out(rfq: RFQ, quotes: list[Quote] | None = None) -> dict[str, Any]:
         "id": rfq.id,
         "session_id": rfq.session_id,
         "taker": rfq.taker.username,
+        "taker_name": rfq.taker.display_name,
         "give_leg": rfq.give_leg,
         "get_leg": rfq.get_leg,
         "quantity": domain.qty_str(rfq.quantity),
@@ -97,7 +101,9 @@ def trade_out(trade: Trade) -> dict[str, Any]:
         "rfq_id": trade.rfq_id,
         "quote_id": trade.quote_id,
         "taker": trade.taker.username,
+        "taker_name": trade.taker.display_name,
         "maker": trade.maker.username,
+        "maker_name": trade.maker.display_name,
         "give_leg": trade.give_leg,
         "get_leg": trade.get_leg,
         "give_qty": domain.qty_str(trade.give_qty),
@@ -121,7 +127,13 @@ def settlement_out(session: Session) -> dict[str, Any]:
         "total": settlement.total if settlement else None,
         "expected": settlement.expected if settlement else None,
         "payouts": [
-            {"username": p.participant.username, "role": p.participant.role, "amount": p.amount} for p in payouts
+            {
+                "username": p.participant.username,
+                "name": p.participant.display_name,
+                "role": p.participant.role,
+                "amount": p.amount,
+            }
+            for p in payouts
         ],
     }
 
@@ -143,7 +155,13 @@ def allocations(session: Session) -> dict[str, Any]:
     for h in holdings:
         row = rows.setdefault(
             h.participant.user_id,
-            {"username": h.participant.username, "role": h.participant.role, "x": {}, "initial": {}},
+            {
+                "username": h.participant.username,
+                "name": h.participant.display_name,
+                "role": h.participant.role,
+                "x": {},
+                "initial": {},
+            },
         )
         row["x"][h.leg] = domain.qty_str(h.qty)
         row["initial"][h.leg] = domain.qty_str(h.initial)

@@ -140,9 +140,9 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
 def _said(trade: Trade) -> str:
     """One trade as its mark's tooltip names it."""
     return (
-        f"trade {trade.id} {trade.executed_at:%H:%M:%S}: {trade.taker.username} "
+        f"trade {trade.id} {trade.executed_at:%H:%M:%S}: {trade.taker.display_name} "
         f"{domain.qty_str(trade.give_qty)} {trade.give_leg} → {domain.qty_str(trade.get_qty)} {trade.get_leg} "
-        f"with {trade.maker.username}"
+        f"with {trade.maker.display_name}"
     )
 
 

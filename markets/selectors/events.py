@@ -56,7 +56,7 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
         case "SessionCreated":
             return f"{', '.join(d['legs'])}; q = {' / '.join(units.short(x, domain.QTY_DP) for x in d['q'])}"
         case "ParticipantJoined":
-            return f"{d['username']} as {d['role']}"
+            return f"{d.get('name') or d['username']} as {d['role']}"
         case "InitialAllocationAssigned":
             holders = d.get("holdings_by_id", d.get("holdings", {}))
             return f"{d['mode'].replace('_', '-')} to {len(holders)} holders"

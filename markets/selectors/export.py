@@ -30,10 +30,12 @@ from markets import access, domain, projections
 from markets.errors import Conflict, Forbidden, NotFound
 from markets.models import Participant, Session, Trade
 from markets.selectors.api import trade_out
+from markets.selectors.results import session_results
 from oracle.models import Tick
 
 TABLES = ("events", "trades", "holdings", "ticks", "payouts", "reconciliation")
 SETTLED_ONLY = frozenset({"payouts", "reconciliation"})
+PAID = ("payout", "initial_value", "pnl")  # payouts.csv's money columns (and its totals row's)
 # What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
 FOR_EVERY_VIEWER = ("events", "trades", "ticks", "payouts")
 CHUNK = 2000
@@ -135,9 +137,10 @@ class SessionExport:
         self.legs: list[str] = list(session.legs)
         self.cut: int = session.last_seq
         self.tick_cut: int = Tick.objects.filter(session_id=session.id).aggregate(m=Max("id"))["m"] or 0
-        people = Participant.objects.filter(session_id=session.id).values_list("user_id", "username")
-        self.names: dict[int, str] = dict(people)
-        self.ids_by_name: dict[str, int] = {name: uid for uid, name in people}
+        people = Participant.objects.filter(session_id=session.id).values_list("user_id", "username", "display_name")
+        self.names: dict[int, str] = {uid: username for uid, username, _ in people}  # the accounts
+        self.shown: dict[int, str] = {uid: name for uid, _, name in people}  # the names people see
+        self.ids_by_name: dict[str, int] = {username: uid for uid, username, _ in people}
 
     def table(self, name: str) -> Table:
         """The table `name` (see `table_name`), refused with `not_settled` where it needs a settlement."""
@@ -177,12 +180,12 @@ class SessionExport:
         def rows() -> Iterator[list[str]]:
             for t in _chunked(trades, "id"):
                 out = trade_out(t)  # the API's own shape: the same strings field for field
-                yield [str(t.id), format_at(t.executed_at), str(t.taker.user_id), out["taker"],
-                       str(t.maker.user_id), out["maker"], out["give_leg"], out["give_qty"], out["get_leg"],
-                       out["get_qty"], out["rate"], str(t.quote_id), str(t.rfq_id), str(t.seq)]  # fmt: skip
+                yield [str(t.id), format_at(t.executed_at), str(t.taker.user_id), out["taker"], out["taker_name"],
+                       str(t.maker.user_id), out["maker"], out["maker_name"], out["give_leg"], out["give_qty"],
+                       out["get_leg"], out["get_qty"], out["rate"], str(t.quote_id), str(t.rfq_id), str(t.seq)]  # fmt: skip
 
-        header = ["id", "executed_at", "taker_id", "taker", "maker_id", "maker", "give_leg", "give_qty",
-                  "get_leg", "get_qty", "rate", "quote_id", "rfq_id", "seq"]  # fmt: skip
+        header = ["id", "executed_at", "taker_id", "taker", "taker_name", "maker_id", "maker", "maker_name",
+                  "give_leg", "give_qty", "get_leg", "get_qty", "rate", "quote_id", "rfq_id", "seq"]  # fmt: skip
         return Table("trades", header, rows())
 
     def _holdings(self) -> Table:
@@ -192,10 +195,10 @@ class SessionExport:
                 at = format_at(event.at)
                 for user in self.order(replay.holdings):
                     for leg, x in zip(self.legs, replay.holdings[user], strict=True):
-                        yield [str(event.seq), at, event.type, str(user), self.names.get(user, ""), leg,
-                               domain.qty_str(x)]  # fmt: skip
+                        yield [str(event.seq), at, event.type, str(user), self.names.get(user, ""),
+                               self.shown.get(user, ""), leg, domain.qty_str(x)]  # fmt: skip
 
-        return Table("holdings", ["seq", "at", "event", "user_id", "name", "leg", "quantity"], rows())
+        return Table("holdings", ["seq", "at", "event", "user_id", "username", "name", "leg", "quantity"], rows())
 
     def _ticks(self) -> Table:
         ticks = Tick.objects.filter(session_id=self.session.id, symbol__in=self.legs, id__lte=self.tick_cut)
@@ -207,24 +210,22 @@ class SessionExport:
         return Table("ticks", ["id", "ts", "leg", "price", "source"], rows())
 
     def _payouts(self) -> Table:
-        def rows() -> Iterator[list[str]]:
-            replay = Replay(self).run()
-            paid = replay.paid()
-            roles = dict(Participant.objects.filter(session_id=self.session.id).values_list("user_id", "role"))
-            totals = [0] * len(self.legs)
-            for user in self.order(replay.holdings):
-                row = replay.holdings[user]
-                totals = [a + b for a, b in zip(totals, row, strict=True)]
-                yield [str(user), self.names.get(user, ""), roles.get(user, ""),
-                       *map(domain.qty_str, row), paid.get(user, "")]  # fmt: skip
-            yield ["", "total", "", *map(domain.qty_str, totals), replay.settled["total"]]
+        """The results (`selectors.results`, as the page and the API rank them), with x at the settlement."""
 
-        header = ["user_id", "name", "role", *(f"x:{leg}" for leg in self.legs), "payout"]
+        def rows() -> Iterator[list[str]]:
+            results = session_results(self.session)  # nothing moves after the settlement: the cut holds
+            for r in results.rows:
+                yield [str(r.rank), str(r.user_id), r.username, r.name, r.role, *map(domain.qty_str, r.x),
+                       r.payout_str, r.initial_value_str, r.pnl_str]  # fmt: skip
+            held, total = [sum(r.x[k] for r in results.rows) for k in range(len(self.legs))], results.totals()
+            yield ["", "", "", "total", "", *map(domain.qty_str, held), *(total[c] for c in PAID)]
+
+        header = ["rank", "user_id", "username", "name", "role", *(f"x:{leg}" for leg in self.legs), *PAID]
         return Table("payouts", header, rows())
 
     def _reconciliation(self) -> Table:
-        header = ["kind", "user_id", "name", "leg", "x_i", "S_t2", "fixing", "tick_ids", "x_i*S_t2", "seqs",
-                  "payout", "expected", "equal"]  # fmt: skip
+        header = ["kind", "user_id", "username", "name", "leg", "x_i", "S_t2", "fixing", "tick_ids", "x_i*S_t2",
+                  "seqs", "payout", "expected", "equal"]  # fmt: skip
         return Table("reconciliation", header, _reconciliation_rows(self))
 
 
@@ -263,25 +264,25 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     paid = replay.paid()
     total = 0
     for user in export.order(replay.holdings):
-        name = export.names.get(user, "")
+        name = [export.names.get(user, ""), export.shown.get(user, "")]
         row = replay.holdings[user]
         for k, leg in enumerate(export.legs):
             seqs = " ".join(str(s) for s in replay.made.get((user, k), []))
-            yield ["leg", str(user), name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how,
+            yield ["leg", str(user), *name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how,
                    sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", ""]  # fmt: skip
         payout = domain.payout(row, prices)
         total += payout
         recorded = paid.get(user, "")
-        yield ["participant", str(user), name, "", "", "", "", "", "", "", domain.money_str(payout), recorded,
+        yield ["participant", str(user), *name, "", "", "", "", "", "", "", domain.money_str(payout), recorded,
                _equal(domain.money_str(payout), recorded)]  # fmt: skip
     q = list(export.session.q)
     for k, leg in enumerate(export.legs):
-        yield ["basket", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how, sources[k],
+        yield ["basket", "", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how, sources[k],
                domain.money_str(q[k] * prices[k]), "", "", "", ""]  # fmt: skip
     expected = domain.money_str(domain.payout(q, prices))
-    yield ["total", "", "", "", "", "", "", "", "", "", domain.money_str(total), expected,
+    yield ["total", "", "", "", "", "", "", "", "", "", "", domain.money_str(total), expected,
            _equal(domain.money_str(total), expected)]  # fmt: skip
-    yield ["recorded", "", "", "", "", "", "", "", "", "", settled["total"], settled["expected"],
+    yield ["recorded", "", "", "", "", "", "", "", "", "", "", settled["total"], settled["expected"],
            _equal(settled["total"], settled["expected"])]  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import EVENT_ROWS, event_log
 from markets.selectors.prices import PriceHistory, price_history
+from markets.selectors.results import competition_ranks
 from markets.selectors.sessions import phase_context
 from oracle import units
 
@@ -110,6 +111,8 @@ class HoldingRow:
     pnl: Decimal | None
     payout: str | None = None
     user_id: int | None = None  # names the row in the page (id="holding-<user id>"), so a push can replace it
+    name: str = ""  # as people see it (the display name joined with)
+    rank: int | None = None  # by P&L once settled, as the results rank it
 
 
 @dataclass
@@ -128,41 +131,39 @@ class Pool:
 
 
 def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[HoldingRow], Pool]:
+    """A row per holder (by the name people see), the pool, and the invariants; once settled, at S_t2
+    with each payout and its rank by P&L."""
     vec = price_vector(session, prices)
     settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
     if settlement is not None:
         vec = [settlement.prices[leg] for leg in session.legs]
     rows_by_user: dict[str, dict[str, Any]] = {}
-    participants: dict[str, tuple[str, int]] = {}
-    for username, role, user_id, k, qty, initial in floor_sql.holdings_of(session.id):
+    participants: dict[str, tuple[str, int, str]] = {}
+    for username, name, role, user_id, k, qty, initial in floor_sql.holdings_of(session.id):
         row = rows_by_user.setdefault(username, {"qty": [0] * len(session.legs), "initial": [0] * len(session.legs)})
         row["qty"][k] = qty
         row["initial"][k] = initial
-        participants[username] = (role, user_id)
+        participants[username] = (role, user_id, name)
     payouts = (
         dict(Payout.objects.filter(session=session).values_list("participant__username", "amount"))
         if settlement is not None
         else {}
     )
-    rows = []
+    rows, pnls = [], []
     matrix = {u: r["qty"] for u, r in rows_by_user.items()}
-    for username, r in sorted(rows_by_user.items()):
+    for username, r in sorted(rows_by_user.items(), key=lambda item: (participants[item[0]][2].casefold(), item[0])):
         value = pnl = None
         if vec is not None:
             value_base = domain.payout(r["qty"], vec)
-            value = money_dec(value_base)
-            pnl = money_dec(value_base - domain.payout(r["initial"], vec))
+            pnls.append(value_base - domain.payout(r["initial"], vec))
+            value, pnl = money_dec(value_base), money_dec(pnls[-1])
+        role, user_id, name = participants[username]
         rows.append(
-            HoldingRow(
-                username,
-                participants[username][0],
-                [q_dec(x) for x in r["qty"]],
-                value,
-                pnl,
-                payouts.get(username),
-                participants[username][1],
-            )
+            HoldingRow(username, role, [q_dec(x) for x in r["qty"]], value, pnl, payouts.get(username), user_id, name)
         )
+    if settlement is not None and vec is not None:
+        for row, rank in zip(rows, competition_ranks(pnls), strict=True):
+            row.rank = rank
     pool = Pool(q=[q_dec(x) for x in session.q], value=money_dec(domain.payout(session.q, vec)) if vec else None)
     initial = {u: r["initial"] for u, r in rows_by_user.items()}
     pool.checks = _checks(session, matrix, initial, vec, settlement)
@@ -249,7 +250,7 @@ def board_data(
             {
                 "id": quote.id,
                 "key": f"quote-{quote.id}",
-                "maker": quote.maker.username,
+                "maker": quote.maker.display_name,
                 "maker_id": quote.maker_id,
                 "rate": domain.to_decimal(quote.rate, domain.RATE_DP),
                 "receive": q_dec(domain.trade_receive(rfq.quantity, quote.rate)),
@@ -264,7 +265,7 @@ def board_data(
         {
             "id": r.id,
             "key": f"rfq-{r.id}",
-            "taker": r.taker.username,
+            "taker": r.taker.display_name,
             "taker_id": r.taker_id,
             "give_leg": r.give_leg,
             "get_leg": r.get_leg,
@@ -376,7 +377,7 @@ def portfolio(user) -> list[dict[str, Any]]:
         session = p.session
         prices = latest_prices(session)
         holdings, _ = holdings_and_pool(session, prices)
-        mine = next((h for h in holdings if h.username == p.username), None)
+        mine = next((h for h in holdings if h.user_id == p.user_id), None)
         trades = list(
             Trade.objects.filter(Q(taker=p) | Q(maker=p), session=session)
             .select_related("taker", "maker")

@@ -62,6 +62,7 @@ class MonitorRow:
     last_action: dt.datetime | None = None  # its latest RFQ, quote or trade, through a page or the API
     acted: str = "never"  # "12 s ago": a bot or a program acts without a socket
     way_back: str = "none"  # from another browser: "link" (a rejoin link), "password", "none" (selectors.rejoin)
+    name: str = ""  # as people see it (the display name joined with)
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -111,7 +112,7 @@ def volume_per_leg(session: Session) -> list[tuple[str, Decimal]]:
 
 def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: dict[int, Presence]) -> list[MonitorRow]:
     """A row per participant; `holdings` are the floor's rows, `presence` the session's by user id."""
-    by_name = {h.username: h for h in holdings}
+    by_user = {h.user_id: h for h in holdings}
     taker = _counts(Trade.objects.filter(session=session), "taker_id")
     maker = _counts(Trade.objects.filter(session=session), "maker_id")
     rfqs = _counts(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN), "taker_id")
@@ -123,7 +124,7 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
     for p in Participant.objects.filter(session=session):
         seen = presence.get(p.user_id)
         connected = seen is not None and seen.connected_at(now)
-        holding = by_name.get(p.username)
+        holding = by_user.get(p.user_id)
         rows.append(
             MonitorRow(
                 user_id=p.user_id,
@@ -141,9 +142,10 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
                 live_quotes=quotes.get(p.id, 0),
                 last_action=last.get(p.id),
                 acted=ago(last.get(p.id), now),
+                name=p.display_name,
             )
         )
-    rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.username.lower(), r.user_id))
+    rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.name.casefold(), r.user_id))
     return rows
 
 

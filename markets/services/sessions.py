@@ -13,7 +13,7 @@ from django.db import transaction
 from ledger import clock, store
 from markets import access, domain, projections
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
-from markets.models import Participant, Session, stream_name
+from markets.models import NAME_MAX, Participant, Session, stream_name
 from markets.services.command import (
     _Command,
     _command,
@@ -124,8 +124,10 @@ def create_session(
 
 
 def _joined(user, role: str) -> dict[str, Any]:
-    """A ParticipantJoined payload: the user by immutable id; the name as it was, for display only."""
-    return {"user_id": user.pk, "username": user.get_username(), "role": role}
+    """A ParticipantJoined payload: the user by immutable id; the account's username and the name people
+    will see (a guest's name as typed, an account's full name, else its username), as they were."""
+    name = (user.get_full_name() or user.get_username())[:NAME_MAX]
+    return {"user_id": user.pk, "username": user.get_username(), "name": name, "role": role}
 
 
 @_retrying

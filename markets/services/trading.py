@@ -194,6 +194,8 @@ class _Acceptance(NamedTuple):
     taker_role: str
     maker_name: str
     maker_role: str
+    taker_shown: str  # the display names, for the answer
+    maker_shown: str
 
 
 def _acceptance(quote_id: object) -> _Acceptance:
@@ -281,11 +283,13 @@ def accept_quote(actor, quote_id: object) -> Trade:
             session_id=session.id,
             user_id=found.taker_user_id,
             username=found.taker_name,
+            display_name=found.taker_shown,
             role=found.taker_role,
         )
     )
     trade.maker = _stored(Participant(id=found.maker_id, session_id=session.id, user_id=found.maker_user_id,
-                                      username=found.maker_name, role=found.maker_role))  # fmt: skip
+                                      username=found.maker_name, display_name=found.maker_shown,
+                                      role=found.maker_role))  # fmt: skip
     return _stored(trade)
 
 

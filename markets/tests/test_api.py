@@ -110,7 +110,13 @@ def test_seed_flow_end_to_end(api):
     assert session["q"] == ["100.000000", "60.000000", "80.000000", "120.000000"]
     assert (session["start_mode"], session["end_mode"]) == ("immediate", "manual")
     assert session["participants"] == [
-        {"session_id": "demo", "username": "org", "role": "organiser", "joined_at": session["created_at"]}
+        {
+            "session_id": "demo",
+            "username": "org",
+            "name": "org",
+            "role": "organiser",
+            "joined_at": session["created_at"],
+        }
     ]
 
     for who, role in (("alice", "trader"), ("bob", "trader"), ("mm", "maker")):

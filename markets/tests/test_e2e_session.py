@@ -167,8 +167,8 @@ def test_a_trainer_runs_a_session_with_five_people_and_bots(browser, server, use
         monitor = org.locator("body")
         people = Participant.objects.filter(session_id="class", role="trader").exclude(username__startswith="bot-")
         assert sorted(people.values_list("username", flat=True)) == ["Ann", "Ben", "Chloe", "Dev", "Eli"]
-        for username in people.values_list("username", flat=True):
-            monitor.locator("tr", has_text=username).first.wait_for(timeout=5_000)
+        for name in people.values_list("display_name", flat=True):  # as typed: Chloé, not Chloe
+            monitor.locator("tr", has_text=name).first.wait_for(timeout=5_000)
         org.locator("tr", has_text="Eli").locator("text=connected").wait_for(timeout=10_000)
         org.screenshot(path=str(DOCS / "monitor.png"), full_page=True)
 
@@ -207,7 +207,7 @@ def test_a_trainer_runs_a_session_with_five_people_and_bots(browser, server, use
         for field in ("id", "taker", "maker", "give_leg", "give_qty", "get_leg", "get_qty", "rate"):
             assert str(row[field]) == str(trade[field]), (field, row, trade)
     payouts = json.loads(api_get(server, "/sessions/class/payouts", token))
-    exported_payouts = {r["name"]: r["payout"] for r in table("payouts.csv") if r.get("user_id")}
+    exported_payouts = {r["username"]: r["payout"] for r in table("payouts.csv") if r.get("user_id")}
     assert exported_payouts == {entry["username"]: entry["amount"] for entry in payouts["payouts"]}
     totals = [r for r in table("reconciliation.csv") if r["kind"] == "total"]
     assert totals and all(r["equal"].lower() in {"true", "yes", "1"} for r in totals)

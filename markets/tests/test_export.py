@@ -185,8 +185,8 @@ def test_payouts_sum_to_q_times_the_fixing_exactly(users, settled):
     assert total["name"] == "total" and total["payout"] == Settlement.objects.get().expected
     assert [total[f"x:{leg}"] for leg in LEGS] == [domain.qty_str(q) for q in settled.q]
     answer = api_get(users, "bob", "/sessions/demo/payouts").json()["payouts"]
-    assert [(r["name"], r["role"], r["payout"]) for r in people] == [
-        (p["username"], p["role"], p["amount"]) for p in answer
+    assert sorted((r["username"], r["name"], r["role"], r["payout"]) for r in people) == [
+        (p["username"], p["name"], p["role"], p["amount"]) for p in answer
     ]
     for r in people:  # each payout is that row's x . S_t2
         assert Decimal(r["payout"]) == sum(Decimal(r[f"x:{leg}"]) * Decimal(PRICES[leg]) for leg in LEGS)

@@ -136,7 +136,7 @@ def test_a_link_joins_a_new_guest_named_after_them(pre):
     user = participant.user
     assert (user.username, user.first_name, participant.role) == ("Zoe-Smith", "Zoë Smith", "trader")
     assert not user.has_usable_password() and not user.is_staff
-    assert last_joined() == {"user_id": user.pk, "username": "Zoe-Smith", "role": "trader"}
+    assert last_joined() == {"user_id": user.pk, "username": "Zoe-Smith", "name": "Zoë Smith", "role": "trader"}
     assert Invite.objects.get(pk=pre.invite.pk).uses == 1
     # a maker link joins makers; a name taken elsewhere on the site gets a suffix, ignoring case
     make_user("zoe")

@@ -59,7 +59,7 @@ def test_an_invite_link_on_a_laptop_and_a_phone_lands_both_on_the_floor(browser,
     laptop = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     join_as(laptop, url, "Ann Laptop")
     assert laptop.locator("[data-testid=signed-in-as]").inner_text() == "Ann-Laptop"
-    assert "You are Ann-Laptop, trader." in laptop.locator("#controls").inner_text()
+    assert "You are Ann Laptop, trader." in laptop.locator("#controls").inner_text()  # as typed
 
     phone = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True).new_page()
     phone.goto(url)

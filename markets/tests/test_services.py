@@ -169,7 +169,7 @@ def test_creating_a_session_records_who_and_what(users):
     # People are named by their immutable id; the name at the time is kept for display only.
     assert created.data["created_by_id"] == users["org"].pk and "created_by" not in created.data
     joined = Event.objects.get(stream="session-s1", version=2).data
-    assert joined == {"user_id": users["org"].pk, "username": "org", "role": "organiser"}
+    assert joined == {"user_id": users["org"].pk, "username": "org", "name": "org", "role": "organiser"}
     assert created.data["q"] == [1_500_000, 2_000_000, 3_000_000]
 
 

@@ -96,7 +96,13 @@ def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
         Holding.objects.filter(session_id="demo")
         .order_by("participant__username", "leg_index")
         .values_list(
-            "participant__username", "participant__role", "participant__user_id", "leg_index", "qty", "initial"
+            "participant__username",
+            "participant__display_name",
+            "participant__role",
+            "participant__user_id",
+            "leg_index",
+            "qty",
+            "initial",
         )
     )
     by_name: dict[str, list[int]] = {}
@@ -108,7 +114,7 @@ def test_the_floor_s_reads_are_what_the_orm_reads(users, demo):
         by_name.setdefault(name, []).append(qty)
     assert floor_sql.holdings_by_name("demo") == by_name and list(floor_sql.holdings_by_name("demo")) == list(by_name)
     assert floor_sql.trade_count("demo") == 2 and floor_sql.trade_count("nope") == 0
-    assert parties.names() == dict(Participant.objects.filter(session_id="demo").values_list("user_id", "username"))
+    assert parties.names() == dict(Participant.objects.filter(session_id="demo").values_list("user_id", "display_name"))
     assert [
         fields(r.taker) for r in parties.attach(list(RFQ.objects.filter(session_id="demo").order_by("id")), "taker")
     ] == [fields(r.taker) for r in RFQ.objects.filter(session_id="demo").select_related("taker").order_by("id")]

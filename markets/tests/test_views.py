@@ -116,7 +116,7 @@ def test_rfq_quote_accept_through_htmx_posts(users, priced):
     assert response.status_code == 200
     board = response.content.decode()
     assert board.lstrip().startswith('<section id="board"')
-    assert 'alice</strong> gives <strong class="num">10</strong> AAPL for NVDA' in board
+    assert 'alice</bdi></strong> gives <strong class="num">10</strong> AAPL for NVDA' in board
     rfq = RFQ.objects.get()
     response = mm.post(reverse("markets:quote_create", args=[rfq.id]), {"rate": "0.62", "ttl": "60"}, **HX)
     assert "rate 0.62" in response.content.decode()
