@@ -142,7 +142,9 @@ def to_decimal(base: int, dp: int) -> Decimal:
 
 
 def fmt(base: int, dp: int) -> str:
-    return str(to_decimal(base, dp))
+    """Base units as fixed-point text with all `dp` places, never an exponent (str(Decimal) writes a
+    zero payout as 0E-12 and a rate of 10**-8 as 1E-8)."""
+    return format(to_decimal(base, dp), "f")
 
 
 def short(base: int, dp: int) -> str:

@@ -215,3 +215,19 @@ def test_each_invariant_names_what_broke():
         assert text in info.value.message and info.value.kind == "conflict"
     domain.check_conservation({"a": [10, 20]}, q)
     domain.check_non_negative({"a": [0, 0]})
+
+
+@given(st.integers(min_value=0, max_value=10**30), st.sampled_from([6, 8, 12]))
+def test_exact_text_has_all_its_places_and_never_an_exponent(base, dp):
+    """A zero payout is 0.000000000000 (str(Decimal) wrote 0E-12), the smallest rate 0.00000001 (1E-8)."""
+    text = units.fmt(base, dp)
+    assert "E" not in text and len(text.split(".")[1]) == dp
+    assert int(text.replace(".", "")) == base
+    assert domain.money_str(0) == "0.000000000000" and domain.rate_str(1) == "0.00000001"
+
+
+def test_verification_reads_money_written_with_an_exponent_as_the_same_number():
+    from markets.audit import _same_money
+
+    assert _same_money("0E-12", 0) and _same_money("5E-12", 5) and _same_money("0.000000000005", 5)
+    assert not _same_money("0.000000000004", 5) and not _same_money(None, 0) and not _same_money("x", 0)
