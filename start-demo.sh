@@ -71,11 +71,12 @@ port_holder() {
 port_busy() {
     "${PYTHON_FOR_CHECK:-.venv/bin/python}" - "$HOST" "$1" <<'PY'
 import socket, sys
-s = socket.socket()
+host = sys.argv[1].strip("[]")
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 # As daphne binds: connections of a server stopped a moment ago (TIME-WAIT) do not hold the port.
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.bind((host, int(sys.argv[2])))
 except OSError:
     sys.exit(0)
 sys.exit(1)
@@ -113,12 +114,13 @@ if [ $RESET -eq 1 ]; then
     esac
 fi
 
-# One secret key per installation, made on the first run and kept in .env (never the built-in one).
-if [ -z "${SECRET_KEY:-}" ] && ! grep -qs '^SECRET_KEY=' .env; then
-    echo "SECRET_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')" >>.env
-    chmod 600 .env
-    echo "Wrote a new SECRET_KEY to .env"
-fi
+# Listening beyond this machine: the room can reach the demo, so its accounts get passwords of their own.
+case "$HOST" in
+    127.*|localhost|::1|'[::1]') exposed=0 ;;
+    *) exposed=1 ;;
+esac
+PASSWORDS=$DEMO_DIR/passwords
+new_passwords=0
 
 if [ -n "$DATABASE_OWNER_URL" ]; then
     echo "Migrating the database ($shown_url) as its owner ..."
@@ -133,6 +135,12 @@ fi
 seed_args=()
 if [ $BOTS -eq 1 ]; then
     seed_args=(--bots "$BOT_MAKERS,$BOT_TAKERS")
+fi
+# On the network: random passwords, made once and kept in .demo/passwords (later starts, on the network or
+# not, keep them; seed_demo gives them to accounts it makes whenever the file exists).
+if [ $exposed -eq 1 ]; then
+    [ -s "$PASSWORDS" ] || new_passwords=1
+    seed_args+=(--passwords-file "$PASSWORDS")
 fi
 seeded=$($PY manage.py seed_demo ${seed_args[@]+"${seed_args[@]}"})
 echo "$seeded"
@@ -155,14 +163,13 @@ user.set_password(os.environ["DJANGO_SUPERUSER_PASSWORD"])
 user.save()'
 fi
 
-case "$HOST" in
-    127.*|localhost|::1) exposed=0 ;;
-    *) exposed=1 ;;
-esac
+lan_urls=""
 if [ $exposed -eq 1 ]; then
-    # Reachable from the room: the machine's own addresses must be accepted as hosts.
-    lan=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -v '^$' | head -5 | paste -sd, - || true)
-    export ALLOWED_HOSTS=${ALLOWED_HOSTS:-${lan:+$lan,}$(hostname 2>/dev/null || true)}
+    # Reachable from the room: one URL per address a phone can open; those hosts accepted by Django, and the
+    # URLs known to the site (the invites page opened at 127.0.0.1 offers them).
+    lan_urls=$($PY -m sessionsite.lan urls --bind "$HOST" --port "$PORT" || true)
+    export ALLOWED_HOSTS=${ALLOWED_HOSTS:-$($PY -m sessionsite.lan hosts --bind "$HOST" | paste -sd, - || true)}
+    export NETWORK_URLS=${NETWORK_URLS:-$(echo "$lan_urls" | paste -sd' ' -)}
 fi
 case "$HOST" in
     0.0.0.0|::|'') local_host=127.0.0.1 ;;  # every interface: check it through loopback
@@ -241,6 +248,14 @@ if [ $BOTS -eq 1 ]; then
     logs_msg="$logs_msg, $LOGS/bots.log"
     bots_msg=$'\n'"  Bots:      bot-maker-1..$BOT_MAKERS and bot-taker-1..$BOT_TAKERS trade in $SESSION (manage.py run_bots)"
 fi
+if [ $new_passwords -eq 1 ]; then
+    users_msg="organiser, alice, bob, mm — new passwords, shown this once and kept in $PASSWORDS:"$'\n'
+    users_msg+=$(awk '!/^#/ && NF == 2 {printf "               %-10s %s\n", $1, $2}' "$PASSWORDS")
+elif [ -s "$PASSWORDS" ]; then
+    users_msg="organiser, alice, bob, mm — passwords in $PASSWORDS (not \"demo\")"
+else
+    users_msg='organiser, alice, bob, mm — password "demo"'
+fi
 cat <<MSG
 
 Session Contracts demo is running.
@@ -249,19 +264,32 @@ Session Contracts demo is running.
   Admin:     $url/admin/          (user admin, password in $DEMO_DIR/admin-password)
   API docs:  $url/api/v1/docs
   Health:    $url/health
-  Users:     organiser, alice, bob, mm — password "demo" (demo mode: switch user from the top bar,
-             on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))$bots_msg
+  Users:     $users_msg
+             (demo mode: switch user from the top bar, on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))$bots_msg
   Logs:      $logs_msg
   Stop:      ./stop-demo.sh
 MSG
 
 if [ $exposed -eq 1 ]; then
+    if [ -n "$lan_urls" ]; then
+        where=$(echo "$lan_urls" | sed 's/^/           /')
+    else
+        where="           (no network address found: see ip addr)"
+    fi
+    if [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ]; then
+        switcher="is OPEN to the network (DEMO_OPEN_TO_NETWORK=true): anyone can act as any demo participant,
+         the organiser too, and pause or settle the session."
+    else
+        switcher="answers only this machine (DEMO_OPEN_TO_NETWORK=true would open it)."
+    fi
     cat <<WARN
 
 WARNING: the demo listens on $HOST, beyond this machine: anyone on the network can reach it at
-         http://${lan:-$HOST}:$PORT/ (or this machine's name) and sign in with the demo's passwords ("demo"). Change them for a real
-         room (python manage.py changepassword alice), or give people invite links. The "act as" switcher
-         $( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo "is OPEN to the network (DEMO_OPEN_TO_NETWORK=true): anyone can act as any demo participant." || echo "answers only this machine (DEMO_OPEN_TO_NETWORK=true would open it)." )
+$where
+         The demo accounts have passwords of their own, not "demo" (in $PASSWORDS). The account
+         organiser pauses, settles and invites: keep its password to yourself (off the projector) and
+         give people invite links (the floor's "Invite people"). The "act as" switcher
+         $switcher
 WARN
 fi
 
