@@ -2,7 +2,8 @@
 # One command to a running demo: venv, migrations, seeded session `demo`, daphne + the price oracle
 # (+ with --bots: 2 bot makers and 3 bot takers trading in it, manage.py run_bots).
 #   ./start-demo.sh [--replay] [--replay-csv FILE] [--reset] [--bots] [--port N] [--no-browser]
-# Environment: PORT (default 8000), HOST (default 127.0.0.1), DATABASE_URL (default sqlite:///./session_contracts.db).
+# Environment: PORT (default 8000), HOST (default 127.0.0.1; beyond loopback, e.g. 0.0.0.0, the demo accounts
+# get random passwords, kept in .demo/passwords), DATABASE_URL (default sqlite:///./session_contracts.db).
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/lib.sh
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
         --port) PORT=${2:?--port needs a number}; shift ;;
         --port=*) PORT=${1#--port=} ;;
         --no-browser) OPEN_BROWSER=0 ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
         *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -41,9 +42,11 @@ mkdir -p "$LOGS"
 running() {
     [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$(cat "$1")/status"
 }
-# With --bots, a demo whose bots are not running is not "already running": it is started again with them.
+# With --bots, a demo whose bots are not running is not "already running": it is started again with them;
+# one listening on another HOST (this machine only, or the network) is started again on this one.
+running_host=$(cat "$DEMO_DIR/host" 2>/dev/null || echo 127.0.0.1)
 if running "$DEMO_DIR/daphne.pid" && running "$DEMO_DIR/oracle.pid" && [ $RESET -eq 0 ] \
-    && { [ $BOTS -eq 0 ] || running "$DEMO_DIR/bots.pid"; }; then
+    && { [ $BOTS -eq 0 ] || running "$DEMO_DIR/bots.pid"; } && [ "$running_host" = "$HOST" ]; then
     echo "The demo is already running: $(cat "$DEMO_DIR/url" 2>/dev/null || echo "see $DEMO_DIR/")"
     echo "  Stop it with ./stop-demo.sh, or start it afresh with ./start-demo.sh --reset."
     exit 0
@@ -55,6 +58,9 @@ if running "$DEMO_DIR/daphne.pid" || running "$DEMO_DIR/oracle.pid" || running "
         done
         if [ $BOTS -eq 1 ] && ! running "$DEMO_DIR/bots.pid"; then
             echo "The demo's bots are not running: starting the demo again to start them."
+        fi
+        if [ "$running_host" != "$HOST" ]; then
+            echo "The demo listens on $running_host: starting it again on $HOST."
         fi
     fi
     ./stop-demo.sh
@@ -242,6 +248,7 @@ for name in "${started[@]}"; do
 done
 
 echo "$url/sessions/$SESSION/" >"$DEMO_DIR/url"
+echo "$HOST" >"$DEMO_DIR/host"
 logs_msg="$LOGS/daphne.log, $LOGS/oracle.log"
 bots_msg=""
 if [ $BOTS -eq 1 ]; then

@@ -1,7 +1,7 @@
 """A workshop room in miniature, for test_start_demo_network.py: run inside a private network namespace
 whose one interface has the room address ROOM, from a copy of the project. Starts the demo on the network
 (HOST=0.0.0.0), signs in as a phone would (at ROOM) and as the lecturer's laptop would (at 127.0.0.1),
-restarts it on the network and then on this machine only, and prints what it saw as JSON.
+restarts it on the network, then (while it runs) on this machine only, and prints what it saw as JSON.
 
     python sessionsite/tests/room.py PORT ROOM
 
@@ -33,6 +33,14 @@ def sign_in(base: str, username: str, password: str) -> urllib.request.OpenerDir
     with opener.open(request, timeout=10) as response:
         response.read()
         return None if "/accounts/login/" in response.geturl() else opener
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=3).read()
+    except OSError:
+        return False
+    return True
 
 
 def start(**env: str) -> str:
@@ -68,10 +76,10 @@ def main(port: int, room: str) -> dict:
         seen["again"] = start(HOST="0.0.0.0")
         seen["printed_after_restart"] = sign_in(phone, "organiser", seen["printed"]) is not None
         seen["demo_after_restart"] = sign_in(phone, "organiser", "demo") is not None
-        stop()
-        seen["loopback"] = start()
+        seen["loopback"] = start()  # while it runs on the network: started again, on this machine only
         seen["printed_on_loopback"] = sign_in(laptop, "organiser", seen["printed"]) is not None
         seen["demo_on_loopback"] = sign_in(laptop, "alice", "demo") is not None
+        seen["room_on_loopback"] = _answers(f"{phone}/health")
     finally:
         stop()
     return seen

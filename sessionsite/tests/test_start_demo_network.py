@@ -71,6 +71,9 @@ def test_on_the_network_the_demo_accounts_have_passwords_of_their_own_and_the_ro
     # A restart keeps the same passwords, says where they are, and does not show them again.
     assert seen["printed_after_restart"] is True and seen["demo_after_restart"] is False
     assert seen["printed"] not in seen["again"] and "passwords in .demo/passwords" in seen["again"]
-    # Back on this machine only: the passwords stay (no silent return to `demo`), and no warning.
+    # Started on this machine only while it ran on the network: started again there (the room no longer
+    # reaches it); the passwords stay (no silent return to `demo`), and no warning.
+    assert "The demo listens on 0.0.0.0: starting it again on 127.0.0.1." in seen["loopback"]
+    assert seen["room_on_loopback"] is False and "already running" not in seen["loopback"]
     assert seen["printed_on_loopback"] is True and seen["demo_on_loopback"] is False
     assert "WARNING" not in seen["loopback"] and "passwords in .demo/passwords" in seen["loopback"]
