@@ -1,5 +1,6 @@
 """The suite passes whatever `.env` holds: `./start-demo.sh` then `./run-tests.sh` (the README's two
-commands, in that order) must not hand the demo's settings to the tests. Settings read no `.env` under
+commands, in that order) must not hand the demo's settings (nor the passwords a start on the network kept) to
+the tests. Settings read no `.env` under
 pytest, so neither the test process nor the processes its tests start see a developer's database, key,
 demo mode or addresses; a start-demo test's copy of the project gets a newcomer's shell, nothing more."""
 
@@ -31,6 +32,8 @@ PLANTED = {
 PROBE = """
 import json, os, subprocess, sys
 
+import pytest
+
 from django.conf import settings
 
 PLANTED = json.loads({planted!r})
@@ -41,6 +44,17 @@ def test_the_settings_of_the_test_run_are_not_the_env_files():
     assert settings.SECRET_KEY != PLANTED["SECRET_KEY"]
     assert "planted" not in settings.DATABASES["default"]["NAME"]
     assert settings.NETWORK_URLS == [] and "planted.example" not in settings.ALLOWED_HOSTS
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_demo_whatever_a_network_start_kept():
+    from io import StringIO
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=StringIO())
+    assert get_user_model().objects.get(username="organiser").check_password("demo")
 
 
 def test_the_processes_tests_start_get_none_of_it():
@@ -54,6 +68,8 @@ def test_the_processes_tests_start_get_none_of_it():
 def test_a_demos_env_file_changes_nothing_in_the_suite(tmp_path):
     copy = project_copy(tmp_path / "clone")
     (copy / ".env").write_text("".join(f"{k}={v}\n" for k, v in PLANTED.items()))
+    (copy / ".demo").mkdir()  # and what a start on the network keeps
+    (copy / ".demo" / "passwords").write_text("organiser planted-1\nalice planted-2\nbob planted-3\nmm planted-4\n")
     (copy / "test_probe_env.py").write_text(PROBE.format(planted=json.dumps(PLANTED)))
     done = subprocess.run(
         [str(copy / ".venv/bin/python"), "-m", "pytest", "test_probe_env.py", "-q"],
@@ -64,7 +80,7 @@ def test_a_demos_env_file_changes_nothing_in_the_suite(tmp_path):
         timeout=120,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "2 passed" in done.stdout
+    assert "3 passed" in done.stdout
 
 
 def test_a_start_demo_copy_gets_a_newcomers_shell_only(monkeypatch):
