@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import os
 
-from sessionsite.config import (
-    BASE_DIR,
-    database_from_url,
-    env_bool,
-    env_decimal,
-    env_file,
-    load_dotenv,
-    secret_key,
-    url_list,
-)
+from sessionsite import config
+from sessionsite.config import BASE_DIR, database_from_url, env_bool, env_decimal, load_dotenv
 
-load_dotenv(env_file())
+load_dotenv(config.env_file())
 
 # SECRET_KEY from the environment or .env; without one, this installation's own, made at random on first use
 # and kept in .secret_key (SECRET_KEY_FILE), the same for every process. A published key is refused.
-SECRET_KEY = secret_key()
+SECRET_KEY = config.secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"] + [
     h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h
@@ -27,7 +19,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"] + [
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Where phones reach this server when it listens on the network (./start-demo.sh sets it from the machine's
 # addresses): the invites page opened at 127.0.0.1 offers these, since links made there work on no phone.
-NETWORK_URLS = url_list("NETWORK_URLS")
+NETWORK_URLS = config.url_list("NETWORK_URLS")
 
 INSTALLED_APPS = [
     "daphne",
