@@ -49,6 +49,18 @@ def _flushable_ledger():
     operations.sql_flush = original
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_kept_demo_passwords(tmp_path_factory):
+    """The demo accounts' passwords kept by a start on the network (.demo/passwords) are this checkout's
+    state, like its .env: seed_demo in a test never reads them (it gets `demo`, unless a test says otherwise)."""
+    from markets import demo
+
+    kept = demo.PASSWORDS_FILE
+    demo.PASSWORDS_FILE = tmp_path_factory.mktemp("demo") / "passwords"
+    yield
+    demo.PASSWORDS_FILE = kept
+
+
 @pytest.fixture(autouse=True)
 def _no_kept_floors():
     """Every test renders its floors afresh: a test may rewrite rows under an unchanged position (which

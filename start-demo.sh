@@ -2,7 +2,8 @@
 # One command to a running demo: venv, migrations, seeded session `demo`, daphne + the price oracle
 # (+ with --bots: 2 bot makers and 3 bot takers trading in it, manage.py run_bots).
 #   ./start-demo.sh [--replay] [--replay-csv FILE] [--reset] [--bots] [--port N] [--no-browser]
-# Environment: PORT (default 8000), HOST (default 127.0.0.1), DATABASE_URL (default sqlite:///./session_contracts.db).
+# Environment: PORT (default 8000), HOST (default 127.0.0.1; beyond loopback, e.g. 0.0.0.0, the demo accounts
+# get random passwords, kept in .demo/passwords), DATABASE_URL (default sqlite:///./session_contracts.db).
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/lib.sh
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
         --port) PORT=${2:?--port needs a number}; shift ;;
         --port=*) PORT=${1#--port=} ;;
         --no-browser) OPEN_BROWSER=0 ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
         *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -41,9 +42,11 @@ mkdir -p "$LOGS"
 running() {
     [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$(cat "$1")/status"
 }
-# With --bots, a demo whose bots are not running is not "already running": it is started again with them.
+# With --bots, a demo whose bots are not running is not "already running": it is started again with them;
+# one listening on another HOST (this machine only, or the network) is started again on this one.
+running_host=$(cat "$DEMO_DIR/host" 2>/dev/null || echo 127.0.0.1)
 if running "$DEMO_DIR/daphne.pid" && running "$DEMO_DIR/oracle.pid" && [ $RESET -eq 0 ] \
-    && { [ $BOTS -eq 0 ] || running "$DEMO_DIR/bots.pid"; }; then
+    && { [ $BOTS -eq 0 ] || running "$DEMO_DIR/bots.pid"; } && [ "$running_host" = "$HOST" ]; then
     echo "The demo is already running: $(cat "$DEMO_DIR/url" 2>/dev/null || echo "see $DEMO_DIR/")"
     echo "  Stop it with ./stop-demo.sh, or start it afresh with ./start-demo.sh --reset."
     exit 0
@@ -55,6 +58,9 @@ if running "$DEMO_DIR/daphne.pid" || running "$DEMO_DIR/oracle.pid" || running "
         done
         if [ $BOTS -eq 1 ] && ! running "$DEMO_DIR/bots.pid"; then
             echo "The demo's bots are not running: starting the demo again to start them."
+        fi
+        if [ "$running_host" != "$HOST" ]; then
+            echo "The demo listens on $running_host: starting it again on $HOST."
         fi
     fi
     ./stop-demo.sh
@@ -71,11 +77,12 @@ port_holder() {
 port_busy() {
     "${PYTHON_FOR_CHECK:-.venv/bin/python}" - "$HOST" "$1" <<'PY'
 import socket, sys
-s = socket.socket()
+host = sys.argv[1].strip("[]")
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 # As daphne binds: connections of a server stopped a moment ago (TIME-WAIT) do not hold the port.
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.bind((host, int(sys.argv[2])))
 except OSError:
     sys.exit(0)
 sys.exit(1)
@@ -113,12 +120,13 @@ if [ $RESET -eq 1 ]; then
     esac
 fi
 
-# One secret key per installation, made on the first run and kept in .env (never the built-in one).
-if [ -z "${SECRET_KEY:-}" ] && ! grep -qs '^SECRET_KEY=' .env; then
-    echo "SECRET_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')" >>.env
-    chmod 600 .env
-    echo "Wrote a new SECRET_KEY to .env"
-fi
+# Listening beyond this machine: the room can reach the demo, so its accounts get passwords of their own.
+case "$HOST" in
+    127.*|localhost|::1|'[::1]') exposed=0 ;;
+    *) exposed=1 ;;
+esac
+PASSWORDS=$DEMO_DIR/passwords
+new_passwords=0
 
 if [ -n "$DATABASE_OWNER_URL" ]; then
     echo "Migrating the database ($shown_url) as its owner ..."
@@ -133,6 +141,12 @@ fi
 seed_args=()
 if [ $BOTS -eq 1 ]; then
     seed_args=(--bots "$BOT_MAKERS,$BOT_TAKERS")
+fi
+# On the network: random passwords, made once and kept in .demo/passwords (later starts, on the network or
+# not, keep them; seed_demo gives them to accounts it makes whenever the file exists).
+if [ $exposed -eq 1 ]; then
+    [ -s "$PASSWORDS" ] || new_passwords=1
+    seed_args+=(--passwords-file "$PASSWORDS")
 fi
 seeded=$($PY manage.py seed_demo ${seed_args[@]+"${seed_args[@]}"})
 echo "$seeded"
@@ -155,14 +169,13 @@ user.set_password(os.environ["DJANGO_SUPERUSER_PASSWORD"])
 user.save()'
 fi
 
-case "$HOST" in
-    127.*|localhost|::1) exposed=0 ;;
-    *) exposed=1 ;;
-esac
+lan_urls=""
 if [ $exposed -eq 1 ]; then
-    # Reachable from the room: the machine's own addresses must be accepted as hosts.
-    lan=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -v '^$' | head -5 | paste -sd, - || true)
-    export ALLOWED_HOSTS=${ALLOWED_HOSTS:-${lan:+$lan,}$(hostname 2>/dev/null || true)}
+    # Reachable from the room: one URL per address a phone can open; those hosts accepted by Django, and the
+    # URLs known to the site (the invites page opened at 127.0.0.1 offers them).
+    lan_urls=$($PY -m sessionsite.lan urls --bind "$HOST" --port "$PORT" || true)
+    export ALLOWED_HOSTS=${ALLOWED_HOSTS:-$($PY -m sessionsite.lan hosts --bind "$HOST" | paste -sd, - || true)}
+    export NETWORK_URLS=${NETWORK_URLS:-$(echo "$lan_urls" | paste -sd' ' -)}
 fi
 case "$HOST" in
     0.0.0.0|::|'') local_host=127.0.0.1 ;;  # every interface: check it through loopback
@@ -235,11 +248,20 @@ for name in "${started[@]}"; do
 done
 
 echo "$url/sessions/$SESSION/" >"$DEMO_DIR/url"
+echo "$HOST" >"$DEMO_DIR/host"
 logs_msg="$LOGS/daphne.log, $LOGS/oracle.log"
 bots_msg=""
 if [ $BOTS -eq 1 ]; then
     logs_msg="$logs_msg, $LOGS/bots.log"
     bots_msg=$'\n'"  Bots:      bot-maker-1..$BOT_MAKERS and bot-taker-1..$BOT_TAKERS trade in $SESSION (manage.py run_bots)"
+fi
+if [ $new_passwords -eq 1 ]; then
+    users_msg="organiser, alice, bob, mm — new passwords, shown this once and kept in $PASSWORDS:"$'\n'
+    users_msg+=$(awk '!/^#/ && NF == 2 {printf "               %-10s %s\n", $1, $2}' "$PASSWORDS")
+elif [ -s "$PASSWORDS" ]; then
+    users_msg="organiser, alice, bob, mm — passwords in $PASSWORDS (not \"demo\")"
+else
+    users_msg='organiser, alice, bob, mm — password "demo"'
 fi
 cat <<MSG
 
@@ -249,19 +271,32 @@ Session Contracts demo is running.
   Admin:     $url/admin/          (user admin, password in $DEMO_DIR/admin-password)
   API docs:  $url/api/v1/docs
   Health:    $url/health
-  Users:     organiser, alice, bob, mm — password "demo" (demo mode: switch user from the top bar,
-             on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))$bots_msg
+  Users:     $users_msg
+             (demo mode: switch user from the top bar, on this machine$( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo " and from the network"))$bots_msg
   Logs:      $logs_msg
   Stop:      ./stop-demo.sh
 MSG
 
 if [ $exposed -eq 1 ]; then
+    if [ -n "$lan_urls" ]; then
+        where=$(echo "$lan_urls" | sed 's/^/           /')
+    else
+        where="           (no network address found: see ip addr)"
+    fi
+    if [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ]; then
+        switcher="is OPEN to the network (DEMO_OPEN_TO_NETWORK=true): anyone can act as any demo participant,
+         the organiser too, and pause or settle the session."
+    else
+        switcher="answers only this machine (DEMO_OPEN_TO_NETWORK=true would open it)."
+    fi
     cat <<WARN
 
 WARNING: the demo listens on $HOST, beyond this machine: anyone on the network can reach it at
-         http://${lan:-$HOST}:$PORT/ (or this machine's name) and sign in with the demo's passwords ("demo"). Change them for a real
-         room (python manage.py changepassword alice), or give people invite links. The "act as" switcher
-         $( [ "${DEMO_OPEN_TO_NETWORK:-false}" = true ] && echo "is OPEN to the network (DEMO_OPEN_TO_NETWORK=true): anyone can act as any demo participant." || echo "answers only this machine (DEMO_OPEN_TO_NETWORK=true would open it)." )
+$where
+         The demo accounts have passwords of their own, not "demo" (in $PASSWORDS). The account
+         organiser pauses, settles and invites: keep its password to yourself (off the projector) and
+         give people invite links (the floor's "Invite people"). The "act as" switcher
+         $switcher
 WARN
 fi
 

@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import segno
 from django.conf import settings
@@ -27,7 +28,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from markets import invite_rules
+from markets import demo, invite_rules
 from markets.errors import DomainError, http_status
 from markets.models import Invite, Session
 from markets.selectors import invites as reads
@@ -45,6 +46,16 @@ _BATCH = re.compile(r"[0-9a-f]{1,16}")
 def _linker(request: HttpRequest):
     """The absolute address of a join page as this request reached the site (what a phone must open)."""
     return lambda token: request.build_absolute_uri(reverse("markets:invite_join", args=[token]))
+
+
+def _network_urls(request: HttpRequest, session: Session) -> list[str]:
+    """This page at the server's network addresses (settings.NETWORK_URLS) when it was opened at this
+    machine's own address (127.0.0.1, localhost): links and QR codes made there open on no phone."""
+    host = urlsplit(f"//{request.get_host()}").hostname or ""
+    if not settings.NETWORK_URLS or not (host == "localhost" or demo.is_loopback(host)):
+        return []
+    page = reverse("markets:invites", args=[session.id]).lstrip("/")
+    return [base + page for base in settings.NETWORK_URLS]
 
 
 def qr_svg(url: str) -> bytes:
@@ -72,6 +83,7 @@ def _page(request: HttpRequest, session: Session, **extra: Any) -> dict[str, Any
         "roles": Invite.Role.choices,
         "max_uses": invite_rules.MAX_USES,
         "max_people": invite_rules.MAX_PEOPLE,
+        "network_urls": _network_urls(request, session),
     } | extra
 
 

@@ -6,6 +6,7 @@ Kept dependency-free on purpose: settings import it before Django is configured.
 from __future__ import annotations
 
 import os
+import secrets
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -17,9 +18,18 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the variable."""
 
 
-def load_dotenv(path: Path) -> None:
+def env_file() -> Path | None:
+    """The file of settings to read: `ENV_FILE` if set (empty: none), else `.env` in the project folder.
+    The test suite (pytest sets PYTEST_VERSION, for the processes its tests start too) reads none: what a
+    developer's .env holds (the demo's database, DEMO_MODE, a key) must change no test."""
+    if "ENV_FILE" in os.environ:
+        return Path(os.environ["ENV_FILE"]) if os.environ["ENV_FILE"] else None
+    return None if os.environ.get("PYTEST_VERSION") else BASE_DIR / ".env"
+
+
+def load_dotenv(path: Path | None) -> None:
     """Read KEY=VALUE lines into os.environ without overriding what is already set."""
-    if not path.is_file():
+    if path is None or not path.is_file():
         return
     for raw in path.read_text().splitlines():
         line = raw.strip()
@@ -51,6 +61,73 @@ def env_decimal(name: str, default: str) -> Decimal:
     if not result.is_finite() or result < 0:
         raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
     return result
+
+
+def url_list(name: str) -> list[str]:
+    """Base URLs separated by spaces or commas (`http://192.0.2.2:8000/ http://[fd00::2]:8000/`), each
+    ending in one slash."""
+    urls = []
+    for url in os.environ.get(name, "").replace(",", " ").split():
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ConfigError(f"{name}: {url!r} is not an http:// or https:// address")
+        urls.append(url.rstrip("/") + "/")
+    return urls
+
+
+# Keys published with the code (the development key of earlier versions): whoever holds one can sign
+# cookies this site trusts. Refused, never used.
+PUBLIC_SECRET_KEYS = frozenset({"django-insecure-session-contracts-development-key"})
+
+
+def secret_key() -> str:
+    """SECRET_KEY from the environment (or the settings file), else this installation's own key, made at
+    random on first use and kept in `SECRET_KEY_FILE` (default `.secret_key` in the project folder), so every
+    process of one installation signs and checks with the same key. Never a key anyone else knows."""
+    given = os.environ.get("SECRET_KEY", "").strip()
+    if given:
+        if given in PUBLIC_SECRET_KEYS or given.startswith("django-insecure"):
+            raise ConfigError(
+                "SECRET_KEY is a published development key: anyone can sign cookies with it. Remove it (a key "
+                "of this installation's own is then made) or set a long random one"
+            )
+        return given
+    return kept_secret(Path(os.environ.get("SECRET_KEY_FILE") or BASE_DIR / ".secret_key"))
+
+
+def kept_secret(path: Path) -> str:
+    """The key kept in `path`, made if missing: written whole to a private file (mode 600) first, then linked
+    into place, which fails if another process got there first; both then read the one that won."""
+    kept = _read_key(path)
+    if kept is None:
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(50) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process made it a moment ago: its key is the installation's
+        except OSError as exc:
+            raise ConfigError(f"cannot make the secret key file {path} ({exc.strerror}): set SECRET_KEY") from None
+        finally:
+            draft.unlink(missing_ok=True)
+        kept = _read_key(path) or ""
+    if len(kept) < 50:
+        raise ConfigError(f"SECRET_KEY_FILE {path} holds no usable key (under 50 characters): delete it to make one")
+    return kept
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY_FILE {path} cannot be read ({exc.strerror})") from None
 
 
 SQLITE_OPTIONS = {

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 
+from sessionsite import config
 from sessionsite.config import BASE_DIR, database_from_url, env_bool, env_decimal, load_dotenv
 
-load_dotenv(BASE_DIR / ".env")
+load_dotenv(config.env_file())
 
-# ./start-demo.sh writes a random SECRET_KEY to .env on its first run. Without one, this development key is
-# used, and `manage.py check --deploy` flags it (security.W009): never expose a server running on it.
-DEV_SECRET_KEY = "django-insecure-session-contracts-development-key"
-SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
+# SECRET_KEY from the environment or .env; without one, this installation's own, made at random on first use
+# and kept in .secret_key (SECRET_KEY_FILE), the same for every process. A published key is refused.
+SECRET_KEY = config.secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"] + [
     h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h
 ]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Where phones reach this server when it listens on the network (./start-demo.sh sets it from the machine's
+# addresses): the invites page opened at 127.0.0.1 offers these, since links made there work on no phone.
+NETWORK_URLS = config.url_list("NETWORK_URLS")
 
 INSTALLED_APPS = [
     "daphne",

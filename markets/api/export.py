@@ -1,6 +1,8 @@
 """Endpoints for data out: one table of a session as CSV, or all its tables in one zip (the rows of
-`markets.selectors.export`, the same `manage.py export` writes). Whoever may see a session through the API
-may export every table of it; payouts and reconciliation exist once it settled (409 `not_settled`)."""
+`markets.selectors.export`, the same `manage.py export` writes). Who may have which table is the floor's
+rule (`export.downloadable`): the session's organiser, staff and auditors every table; any other viewer the
+log, trades, ticks and payouts (403 `not_organiser` for holdings and reconciliation; the zip holds only theirs).
+Payouts and reconciliation exist once the session settled (409 `not_settled`)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def attachment(body: str | bytes, filename: str, content_type: str) -> HttpRespo
 def export_table(request: HttpRequest, session_id: str, table: str):
     session = selectors.session_for(session_id, request.auth)
     name = export.table_name(table)
+    export.require_downloadable(session, request.auth, name)
     text, _ = export.csv_text(export.SessionExport(session).table(name))
     return attachment(text, f"{session.id}-{name}.csv", "text/csv; charset=utf-8")
 
@@ -40,12 +43,13 @@ def export_table(request: HttpRequest, session_id: str, table: str):
 @router.get(
     "/sessions/{session_id}/export.zip",
     response=ERRORS,
-    summary="Every table the session has, as one zip of CSV files",
+    summary="Every table the session has that this caller may have, as one zip of CSV files",
     openapi_extra=_file(
-        200, "application/zip", "events.csv, trades.csv, ... (payouts and reconciliation once settled)"
+        200, "application/zip", "The tables this caller may have (payouts and reconciliation once settled)"
     ),
 )
 def export_zip(request: HttpRequest, session_id: str):
     session = selectors.session_for(session_id, request.auth)
-    body = export.zip_bytes(export.SessionExport(session), export.available(session))
+    tables = export.available(session, export.downloadable(session, request.auth))
+    body = export.zip_bytes(export.SessionExport(session), tables)
     return attachment(body, export.zip_name(session), "application/zip")

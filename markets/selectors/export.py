@@ -112,7 +112,7 @@ def downloadable(session: Session, user) -> tuple[str, ...]:
 
 def require_downloadable(session: Session, user, table: str) -> None:
     if table not in downloadable(session, user):
-        raise Forbidden(f"Only the session's organiser (or staff) can download {table}.csv", "not_organiser")
+        raise Forbidden(f"Only the session's organiser, staff and auditors can export {table}.csv", "not_organiser")
 
 
 # ---------------------------------------------------------------- one session, as of one cut

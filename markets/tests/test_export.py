@@ -355,7 +355,7 @@ def test_manage_py_export_exits_non_zero_with_one_line(tmp_path):
 
 def test_the_api_serves_each_table_and_the_zip(users, settled):
     for name in export.TABLES:
-        response = api_get(users, "eve", f"/sessions/demo/export/{name}.csv")  # a watcher of a public session
+        response = api_get(users, "org", f"/sessions/demo/export/{name}.csv")  # the organiser: every table
         assert response.status_code == 200, response.content
         assert response["Content-Type"] == "text/csv; charset=utf-8"
         assert response["Content-Disposition"] == f'attachment; filename="demo-{name}.csv"'
@@ -363,7 +363,7 @@ def test_the_api_serves_each_table_and_the_zip(users, settled):
     response = api_get(users, "alice", "/sessions/demo/export.zip")
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"] == 'attachment; filename="demo-export.zip"'
-    assert sorted(members(response.content)) == sorted(f"{t}.csv" for t in export.TABLES)
+    assert sorted(members(response.content)) == sorted(f"{t}.csv" for t in export.FOR_EVERY_VIEWER)
     assert response.content == api_get(users, "bob", "/sessions/demo/export.zip").content  # the same bytes
 
 
@@ -371,11 +371,12 @@ def test_the_api_refuses_with_codes(users, traded):
     before = Event.objects.count()
     assert_error(api_get(users, "alice", "/sessions/demo/export/orders.csv"), 404, "unknown_table")
     assert_error(api_get(users, "alice", "/sessions/demo/export/payouts.csv"), 409, "not_settled")
-    assert_error(api_get(users, "alice", "/sessions/demo/export/reconciliation.csv"), 409, "not_settled")
+    assert_error(api_get(users, "org", "/sessions/demo/export/reconciliation.csv"), 409, "not_settled")
+    assert_error(api_get(users, "alice", "/sessions/demo/export/reconciliation.csv"), 403, "not_organiser")
     assert_error(api_get(users, "alice", "/sessions/nosuch/export/events.csv"), 404, "session_not_found")
     assert_error(api_get(users, "alice", "/sessions/nosuch/export.zip"), 404, "session_not_found")
     assert_error(Client().get("/api/v1/sessions/demo/export/events.csv"), 401, "unauthenticated")
-    open_zip = members(api_get(users, "alice", "/sessions/demo/export.zip").content)
+    open_zip = members(api_get(users, "org", "/sessions/demo/export.zip").content)
     assert sorted(open_zip) == ["events.csv", "holdings.csv", "ticks.csv", "trades.csv"]
     assert Event.objects.count() == before
 

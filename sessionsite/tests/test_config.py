@@ -111,7 +111,18 @@ def _check_deploy(secret: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_check_deploy_flags_the_built_in_development_key():
-    """Without a SECRET_KEY (./start-demo.sh writes one to .env) the development key is used and flagged."""
-    assert "security.W009" in _check_deploy("")
+def test_check_deploy_flags_a_weak_secret_key_given_by_hand():
+    """A SECRET_KEY set by hand is used as given, and `check --deploy` still says when it is weak (without one,
+    the installation's own random key is used: tests/test_secret_key.py)."""
+    assert "security.W009" in _check_deploy("short-key")
     assert "security.W009" not in _check_deploy("x7Q" + "a-long-random-value-made-once-per-installation-" * 2)
+
+
+def test_network_urls_are_base_urls_one_each(monkeypatch):
+    from sessionsite.config import url_list
+
+    monkeypatch.setenv("NETWORK_URLS", "http://192.0.2.2:8765  http://[fd00::2]:8765/,http://vm:8765/")
+    assert url_list("NETWORK_URLS") == ["http://192.0.2.2:8765/", "http://[fd00::2]:8765/", "http://vm:8765/"]
+    monkeypatch.setenv("NETWORK_URLS", "192.0.2.2:8765")
+    with pytest.raises(ConfigError, match="is not an http:// or https:// address"):
+        url_list("NETWORK_URLS")

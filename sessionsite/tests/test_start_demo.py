@@ -39,8 +39,13 @@ def project_copy(dest: Path) -> Path:
     return dest
 
 
+# What a newcomer's shell has; nothing of this test run's own settings (DATABASE_URL, SECRET_KEY, DEMO_MODE,
+# what a developer's .env or environment holds, pytest's marker) reaches the copy.
+SHELL_VARIABLES = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYENV_ROOT"}
+
+
 def demo_env(port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env = {k: v for k, v in os.environ.items() if k in SHELL_VARIABLES}
     env.update({"PORT": str(port), "CI": "1"})
     return env
 
@@ -112,9 +117,10 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
         started_pids = pids(copy)
         assert len(started_pids) == 2 and all(alive(p) for p in started_pids)
         assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200
-        # A secret key of its own, made on the first run and kept in .env (not the built-in development key).
-        secret = [line for line in (copy / ".env").read_text().splitlines() if line.startswith("SECRET_KEY=")]
-        assert len(secret) == 1 and len(secret[0]) > 60 and "insecure" not in secret[0]
+        # A secret key of its own, made on the first run and kept in .secret_key, readable by its owner only.
+        secret = (copy / ".secret_key").read_text()
+        assert len(secret.strip()) >= 60 and "insecure" not in secret
+        assert (copy / ".secret_key").stat().st_mode & 0o077 == 0 and not (copy / ".env").exists()
         assert (copy / ".demo" / "admin-password").stat().st_mode & 0o077 == 0
 
         opener = login(base, "alice")
@@ -131,7 +137,7 @@ def test_start_demo_serves_a_live_floor_and_stop_demo_ends_everything(tmp_path):
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already running" in again.stdout and f"{base}/sessions/demo/" in again.stdout
         assert pids(copy) == started_pids
-        assert [line for line in (copy / ".env").read_text().splitlines() if line.startswith("SECRET_KEY=")] == secret
+        assert (copy / ".secret_key").read_text() == secret
         seeded = manage(copy, env, "seed_demo")
         assert seeded.returncode == 0, seeded.stderr
         assert counts(copy, env) == ["1", "2"]

@@ -6,11 +6,16 @@ The demo's accounts are members of `markets.demo.DEMO_GROUP`, the only accounts 
 signs in as. None of them is staff or a superuser: the organiser runs sessions with the `add_session`
 permission and the floor's organiser controls, not the admin (make an admin with `createsuperuser`;
 `./start-demo.sh` makes one called `admin` and keeps its password in `.demo/admin-password`).
+
+Passwords: an account this run makes gets `--password` (`demo`), or its line of `.demo/passwords` when that
+file exists. `--passwords-file FILE` (./start-demo.sh on the network) makes FILE with random passwords when
+it is missing and gives them to every demo account then; later runs keep it.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -33,23 +38,41 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--session-id", default="demo")
-        parser.add_argument("--password", default=DEMO_PASSWORD, help="Password for every demo user")
+        parser.add_argument(
+            "--password",
+            help=f"Password for the demo users this run makes (default {DEMO_PASSWORD!r}, or .demo/passwords if it exists)",
+        )
+        parser.add_argument(
+            "--passwords-file",
+            metavar="FILE",
+            help="Random passwords for the demo users, made in FILE (mode 600) if missing, kept if not",
+        )
         parser.add_argument(
             "--bots",
             metavar="MAKERS,TAKERS",
             help="Join this many bot makers and takers to the session when it is created (e.g. 2,3)",
         )
 
-    def handle(self, *args, session_id: str, password: str, bots: str | None = None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        session_id: str,
+        password: str | None = None,
+        passwords_file: str | None = None,
+        bots: str | None = None,
+        **options,
+    ) -> None:
         crew = parse_bots(bots) if bots is not None else None
+        names = [name for name, _ in USERS]
+        kept, made, source = _passwords(names, password, passwords_file)
         User = get_user_model()
         group, _ = Group.objects.get_or_create(name=demo.DEMO_GROUP)
         may_create = Permission.objects.get(codename="add_session", content_type__app_label="markets")
         users = {}
         for name, organises in USERS:
             user, created = User.objects.get_or_create(username=name)
-            if created:
-                user.set_password(password)
+            if created or name in made:
+                user.set_password(kept[name])
             # Converge older demos too: a demo account is never staff or a superuser.
             user.is_staff = user.is_superuser = False
             user.save()
@@ -87,12 +110,26 @@ class Command(BaseCommand):
                     services.provide_quote(users["mm"], rfq.id, rate, ttl_seconds=3600)
         except DomainError as exc:
             raise CommandError(f"seeding failed: {exc.message}") from None
+        said = f"passwords in {source}" if source else f"password '{kept[names[0]]}'"
         self.stdout.write(
-            f"demo ready: session {session_id}; users {', '.join(n for n, _ in USERS)} "
-            f"(password '{password}'; organiser runs sessions from the floor)"
+            f"demo ready: session {session_id}; users {', '.join(names)} ({said}; organiser runs sessions from the floor)"
         )
         if crew is not None:
             self.stdout.write(bots_line(Session.objects.get(id=session_id), *crew))
+
+
+def _passwords(names: list[str], password: str | None, path: str | None) -> tuple[dict[str, str], set[str], str]:
+    """Each demo user's password for an account made now; the users to give it to even if they exist (all
+    of them when `path` is made); the file the passwords are kept in, if they are."""
+    if path is not None:
+        try:
+            return (*demo.keep_passwords(names, Path(path)), path)
+        except OSError as exc:
+            raise CommandError(f"--passwords-file {path}: {exc.strerror}") from None
+    listed = demo.read_passwords() if password is None else {}
+    if listed and all(name in listed for name in names):
+        return listed, set(), str(demo.PASSWORDS_FILE.relative_to(demo.PASSWORDS_FILE.parents[1]))
+    return dict.fromkeys(names, password or DEMO_PASSWORD), set(), ""
 
 
 def parse_bots(text: str) -> tuple[int, int]:
