@@ -101,7 +101,7 @@ async def test_resume_after_seq_sends_only_what_was_missed(users, demo):
 
 async def test_bad_after_is_refused(users, demo):
     _, raw = await sync_to_async(tokens.create_token)(users["bob"])
-    for after in ("abc", "-1", "1.5", "\u0661"):
+    for after in ("abc", "-1", "1.5", "\u0661", ""):  # an empty one too: not a replay of everything
         comm = await stream(f"/ws/sessions/demo?after={after}", raw)
         assert (await comm.connect())[0]
         assert (await comm.receive_json_from(timeout=5))["code"] == "bad_request"
