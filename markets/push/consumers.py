@@ -67,11 +67,6 @@ async def withdraw(consumer, why: str, *, tell: bool = False) -> None:
     await consumer.close(code=UNAUTHENTICATED)
 
 
-def _session_key(scope: dict) -> str | None:
-    """The key of the sign-in session the socket's cookie names (read after its user was)."""
-    return getattr(scope.get("session"), "session_key", None)
-
-
 # A connect's reads (`FloorConsumer._arrival`) run on threads of their own, each with its connection, not
 # in the queue of Channels' one database thread: on PostgreSQL, where each read is a round trip, 500
 # sockets connecting at once (a restart) wait for their reads side by side. The floor they are sent is
@@ -194,7 +189,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         one rendering."""
         if not self.user.is_authenticated:
             return (UNAUTHENTICATED, "sign in first"), None, None
-        self.credentials = Credentials(self.user.pk, session_key=_session_key(self.scope))
+        self.credentials = Credentials(self.user.pk, session_key=credentials.session_key(self.scope.get("session")))
         session = _session(self.session_id)
         if session is None:
             return (NOT_FOUND, f"no session {self.session_id}"), None, None
@@ -314,7 +309,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         what the socket is held to (sync: the cookie's user is read here, see sessionsite.wsauth)."""
         user = self.scope.get("user")
         if self.scope.get("origin") is not None and user is not None and user.is_authenticated:
-            return user, Credentials(user.pk, session_key=_session_key(self.scope))
+            return user, Credentials(user.pk, session_key=credentials.session_key(self.scope.get("session")))
         raw = None
         for name, value in self.scope.get("headers", []):
             if name == b"authorization" and value.lower().startswith(b"bearer "):

@@ -14,18 +14,21 @@ decoded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session as SignIn
 from django.db import DatabaseError
 from django.db.models import CharField, F, QuerySet, Value
 from django.db.models.functions import Cast
+from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from ledger import clock
 from markets.models import ApiToken
 from markets.push import presence
 
@@ -54,16 +57,17 @@ class Holder(Protocol):
         """Say why (a JSON stream) and close with 4401."""
 
 
-# The sockets this process holds, with their credentials.
-_held: dict[Holder, Credentials] = {}
+# The sockets this process holds, with their credentials and the event loop they live on (daphne has one;
+# tests start one per test).
+_held: dict[Holder, tuple[Credentials, asyncio.AbstractEventLoop]] = {}
 _task: asyncio.Task | None = None
 
 
 def hold(socket: Holder, credentials: Credentials) -> None:
     """From now on `socket` is closed once its credentials lapse."""
     global _task
-    _held[socket] = credentials
     loop = asyncio.get_running_loop()
+    _held[socket] = (credentials, loop)
     if _task is None or _task.done() or _task.get_loop() is not loop:
         _task = loop.create_task(_rechecking(), name="credentials-recheck")
 
@@ -75,6 +79,21 @@ def release(socket: Holder) -> None:
     if not _held and _task is not None and not _task.done() and _task is not asyncio.current_task():
         _task.cancel()
         _task = None
+
+
+@functools.cache
+def _sessions_in_table() -> bool:
+    from django.contrib.sessions.backends.db import SessionStore as InTable
+
+    return issubclass(import_string(f"{settings.SESSION_ENGINE}.SessionStore"), InTable)
+
+
+def session_key(session) -> str | None:
+    """The key of a socket's sign-in session (`scope["session"]`, read after its user was), when its end can
+    be seen in the sessions table (the settings' engine keeps them there); None otherwise."""
+    if session is None or not _sessions_in_table():
+        return None
+    return getattr(session, "session_key", None)
 
 
 def _pairs(queryset: QuerySet, kind: str, key) -> QuerySet:
@@ -95,7 +114,7 @@ def live(credentials: Iterable[Credentials]) -> set[tuple[str, str]]:
     if tokens:
         parts.append(_pairs(ApiToken.objects.filter(pk__in=tokens, is_active=True), "token", Cast("pk", CharField())))
     if keys:
-        ongoing = SignIn.objects.filter(session_key__in=keys, expire_date__gt=clock.now())
+        ongoing = SignIn.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())  # as sessions.py
         parts.append(_pairs(ongoing, "session", F("session_key")))
     if not parts:
         return set()
@@ -116,7 +135,11 @@ def why_lapsed(credentials: Credentials, standing: set[tuple[str, str]]) -> str 
 async def recheck() -> int:
     """Read the credentials of every socket held now and close those that lapsed; how many were closed.
     A failed read is logged and tried again at the next round."""
-    held = dict(_held)
+    loop = asyncio.get_running_loop()
+    for socket, (_, its_loop) in list(_held.items()):
+        if its_loop.is_closed():  # a socket left behind by a loop that ended (tests)
+            _held.pop(socket, None)
+    held = {socket: credentials for socket, (credentials, its_loop) in _held.items() if its_loop is loop}
     if not held:
         return 0
     try:
@@ -127,10 +150,13 @@ async def recheck() -> int:
     closed = 0
     for socket, credentials in held.items():
         why = why_lapsed(credentials, standing)
-        if why is not None and _held.get(socket) is credentials:
+        if why is not None and _held.get(socket, (None,))[0] is credentials:
             release(socket)
             closed += 1
-            await socket.withdraw(why)
+            try:
+                await socket.withdraw(why)
+            except Exception as exc:  # one socket that cannot be closed must not keep the others open
+                log.warning("socket not closed (%s): %s", why, exc)
     return closed
 
 

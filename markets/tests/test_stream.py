@@ -125,3 +125,20 @@ async def test_an_event_on_the_stream_is_exactly_what_the_api_pages_give(users, 
 
     assert streamed == await sync_to_async(in_thread)(page)
     await comm.disconnect()
+
+
+async def test_a_stream_is_closed_with_4401_at_the_recheck_after_its_token_was_revoked(users, demo):
+    """The live version (another process revokes, real daphne) is in test_sockets_live.py."""
+    from markets.models import ApiToken
+    from markets.push import credentials
+
+    token, raw = await sync_to_async(tokens.create_token)(users["alice"])
+    comm = await stream("/ws/sessions/demo", raw)
+    assert (await comm.connect())[0]
+    await next_of(comm, "holdings")
+    assert await credentials.recheck() == 0  # standing: stays open
+    await sync_to_async(in_thread)(lambda: ApiToken.objects.filter(pk=token.pk).update(is_active=False))
+    assert await credentials.recheck() == 1
+    error = await comm.receive_json_from(timeout=5)
+    assert error == {"type": "error", "code": "unauthenticated", "message": "the API token was revoked"}
+    assert (await comm.receive_output(timeout=5))["code"] == 4401
