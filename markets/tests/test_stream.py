@@ -142,3 +142,44 @@ async def test_a_stream_is_closed_with_4401_at_the_recheck_after_its_token_was_r
     error = await comm.receive_json_from(timeout=5)
     assert error == {"type": "error", "code": "unauthenticated", "message": "the API token was revoked"}
     assert (await comm.receive_output(timeout=5))["code"] == 4401
+
+
+async def test_ignored_frames_are_logged_once_then_at_most_a_line_a_minute_with_a_count(
+    users, demo, caplog, monkeypatch
+):
+    """Every frame is still answered `read_only`; the log gets the first, then one line per interval."""
+    import asyncio
+    import logging
+
+    from markets.push import consumers
+
+    monkeypatch.setattr(consumers, "IGNORED_LOG_SECONDS", 0.3)  # a minute in production
+    _, raw = await sync_to_async(tokens.create_token)(users["bob"])
+    comm = await stream("/ws/sessions/demo", raw)
+    assert (await comm.connect())[0]
+    await next_of(comm, "holdings")
+
+    async def chatter(n: int) -> None:
+        for _ in range(n):
+            await comm.send_json_to({"do": "anything"})
+            assert (await next_of(comm, "error"))["code"] == "read_only"
+
+    with caplog.at_level(logging.WARNING, logger="markets.push.consumers"):
+        await chatter(6)
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "a frame from the client was ignored" in lines[0]
+        await asyncio.sleep(0.4)
+        await chatter(1)
+        assert (
+            caplog.records[-1]
+            .getMessage()
+            .endswith("6 more frames from the client were ignored since the last line (the stream is read-only)")
+        )
+        await chatter(2)
+        await comm.disconnect()
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .endswith("2 more frames from the client were ignored before it closed (the stream is read-only)")
+    )
+    assert len(caplog.records) == 3
