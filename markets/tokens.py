@@ -48,6 +48,13 @@ def create_token(user, name: str = "") -> tuple[ApiToken, str]:
 
 def authenticate(raw: str | None):
     """The active user owning this raw token, or None."""
+    token = authenticate_token(raw)
+    return None if token is None else token.user
+
+
+def authenticate_token(raw: str | None) -> ApiToken | None:
+    """The active token this raw token is, its active user in `.user`, or None (a socket keeps the token's
+    id: it is closed once the token is revoked, `markets.push.credentials`)."""
     if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.startswith(TOKEN_PREFIX):
         return None
     token = sql.active_token(hash_token(raw))
@@ -56,4 +63,4 @@ def authenticate(raw: str | None):
     now = clock.now()
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token

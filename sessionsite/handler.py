@@ -12,6 +12,9 @@ Here a request runs as a WSGI server runs it: its signals, its middleware and it
 in one hop, on one of WEB_THREADS threads that keep their connection from request to request (closed by
 CONN_MAX_AGE or when broken, as Django's request signals check before and after each request). The
 event loop only reads the body and writes the response.
+
+It reaches into Django's handler (`read_body`, `create_request`, `send_response`, the request signals):
+STOCK_SERVER=true serves with Django's own handler instead (sessionsite/asgi.py).
 """
 
 from __future__ import annotations

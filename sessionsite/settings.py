@@ -119,6 +119,14 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# STOCK_SERVER=true serves with stock daphne and Channels: Django's own ASGI handler (not
+# sessionsite/handler.py), Channels' send path and dispatch (not markets/push/frames.py), no speed patches
+# of autobahn and daphne (sessionsite/wsserver.py) and Channels' own in-memory layer (not
+# sessionsite/layers.py). Slower; for judging an upgrade of daphne, autobahn, Twisted or Channels.
+STOCK_SERVER = env_bool("STOCK_SERVER", False)
+if STOCK_SERVER:
+    CHANNEL_LAYERS["default"]["BACKEND"] = "channels.layers.InMemoryChannelLayer"
+
 # Session Contracts settings (seed names).
 ALLOW_MANUAL_SETTLE = env_bool("ALLOW_MANUAL_SETTLE", True)
 # The arithmetic is exact, so the tolerance is 0; a positive value only widens the invariant checks.

@@ -4,11 +4,14 @@ rendering lives in markets.push.fanout, following the log in markets.push.feed.
 A socket that cannot be served is accepted and then closed with a code a client can tell apart (a close
 before the handshake completes reaches every client as the same HTTP 403):
 
-    4400  bad request: `?after=` is not a whole number
-    4401  not signed in / no valid API token (a socket without an Origin header needs a token)
+    4400  bad request: `?after=` is not a whole number (an empty one too)
+    4401  not signed in / no valid API token (a socket without an Origin header needs a token); also an
+          open socket whose token was revoked, whose account was deactivated or whose sign-in ended
+          (markets.push.credentials, within seconds)
     4403  not allowed: the session is visible to its participants only, or the floor without a browser
     4404  no such session, or no such WebSocket path
     1013  try again later: the live feed cannot read the database yet (it retries by itself)
+    1009  a message from the client over daphne's limit, 1 MiB (sessionsite/wsserver.py)
 
 The JSON stream sends `{"type": "error", "code": ..., "message": ...}` just before closing. A socket
 from a page of another site is refused at the handshake itself (HTTP 403, see sessionsite/origin.py).
@@ -17,17 +20,20 @@ from a page of another site is refused at the handshake itself (HTTP 403, see se
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
 
 from ledger.models import Event
 from markets import access, sql, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import fanout, frames, presence, render, snapshot
+from markets.push import credentials, fanout, frames, presence, render, snapshot
+from markets.push.credentials import Credentials
 from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ CLOSE_CODES = {
     NOT_FOUND: "not_found",
     TRY_AGAIN: "try_again",
 }
+IGNORED_LOG_SECONDS = 60  # a stream's ignored client frames: the first logged, then one line a minute
 NOT_FOLLOWING = "the live feed cannot read the database yet: try again in a few seconds"
 
 
@@ -50,6 +57,14 @@ async def refuse(consumer, code: int, message: str, *, tell: bool = False, level
     if tell:
         await consumer.send_json({"type": "error", "code": CLOSE_CODES[code], "message": message})
     await consumer.close(code=code)
+
+
+async def withdraw(consumer, why: str, *, tell: bool = False) -> None:
+    """Close an open socket whose credentials lapsed (`markets.push.credentials`) with 4401, saying why."""
+    log.info("websocket %s closed (%s): %s", consumer.scope.get("path"), UNAUTHENTICATED, why)
+    if tell:
+        await consumer.send_json({"type": "error", "code": CLOSE_CODES[UNAUTHENTICATED], "message": why})
+    await consumer.close(code=UNAUTHENTICATED)
 
 
 # A connect's reads (`FloorConsumer._arrival`) run on threads of their own, each with its connection, not
@@ -82,9 +97,12 @@ class _DirectDispatch:
     """Channels sweeps stale database connections before every handler, by a hop to its one shared
     sync thread: with 500 sockets on a session that is 500 hops in a row for every push. These
     consumers touch the database only through `database_sync_to_async`, which sweeps in its own
-    worker thread, so the handlers are called directly."""
+    worker thread, so the handlers are called directly (Channels' own dispatch with STOCK_SERVER=true)."""
 
     async def dispatch(self, message: dict) -> None:
+        if settings.STOCK_SERVER:
+            await super().dispatch(message)
+            return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -141,6 +159,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
             fanout.unwatch(self.session_id, self)
             raise
         self.present = True  # counted after the floor is sent: the viewer waits for no presence write
+        credentials.hold(self, self.credentials)
         await presence.arrive(self.channel_layer, self.session_id, self.user.pk)
 
     async def _first_floor(self, panels: dict | None) -> None:
@@ -170,6 +189,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         one rendering."""
         if not self.user.is_authenticated:
             return (UNAUTHENTICATED, "sign in first"), None, None
+        self.credentials = Credentials(self.user.pk, session_key=credentials.session_key(self.scope.get("session")))
         session = _session(self.session_id)
         if session is None:
             return (NOT_FOUND, f"no session {self.session_id}"), None, None
@@ -187,6 +207,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         return None, me, snapshot.floor(session, oob=True, name=name)
 
     async def disconnect(self, code: int) -> None:
+        credentials.release(self)
         fanout.unwatch(self.session_id, self)  # a no-op for a socket refused before it watched
         if self.monitor:
             await self.channel_layer.group_discard(presence.monitor_group(self.session_id), self.channel_name)
@@ -196,6 +217,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The floor sends nothing meaningful: actions go through CSRF-checked hx-post."""
+
+    async def withdraw(self, why: str) -> None:
+        await withdraw(self, why)
 
     async def push(self, panels: dict) -> None:
         """A rendering of the floor's panels (the whole floor, those a change made stale, or the rows a
@@ -244,10 +268,13 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
     with the last seq it saw misses nothing and sees nothing twice.
     """
 
+    ignored = 0  # frames from the client ignored since the last log line about them
+    ignored_logged_at: float | None = None
+
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        user = await database_sync_to_async(self._authenticate)(query)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        user, self.credentials = await database_sync_to_async(self._authenticate)(query)
         if user is None:
             await refuse(self, UNAUTHENTICATED, "send 'Authorization: Bearer <token>' (or ?token=)", tell=True)
             return
@@ -270,6 +297,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
             await refuse(self, TRY_AGAIN, NOT_FOLLOWING, tell=True, level=logging.WARNING)
             return
         await self.accept()
+        credentials.hold(self, self.credentials)
         backlog = await database_sync_to_async(self._backlog)()
         for item in backlog:
             await self._send_item(item)
@@ -279,30 +307,57 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
         return [fanout.event_message(e) for e in events.iterator(chunk_size=1000)]
 
-    def _authenticate(self, query: dict[str, list[str]]):
-        """The session cookie's user (browser pages of this site only), else the API token's user (sync:
-        the cookie's user is read here, see sessionsite.wsauth)."""
+    def _authenticate(self, query: dict[str, list[str]]) -> tuple[object | None, Credentials | None]:
+        """The session cookie's user (browser pages of this site only), else the API token's user, with
+        what the socket is held to (sync: the cookie's user is read here, see sessionsite.wsauth)."""
         user = self.scope.get("user")
         if self.scope.get("origin") is not None and user is not None and user.is_authenticated:
-            return user
+            return user, Credentials(user.pk, session_key=credentials.session_key(self.scope.get("session")))
         raw = None
         for name, value in self.scope.get("headers", []):
             if name == b"authorization" and value.lower().startswith(b"bearer "):
                 raw = value[7:].decode("latin-1").strip()
-        raw = raw or query.get("token", [None])[0]
-        return tokens.authenticate(raw)
+        token = tokens.authenticate_token(raw or query.get("token", [None])[0])
+        if token is None:
+            return None, None
+        return token.user, Credentials(token.user_id, token_id=token.pk)
 
     async def disconnect(self, code: int) -> None:
+        credentials.release(self)
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.ignored:
+            self._log_ignored("before it closed")
+
+    async def withdraw(self, why: str) -> None:
+        await withdraw(self, why, tell=True)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Programs act through the HTTP API (idempotent, permission-checked); the stream only speaks.
-        Whatever arrives, JSON or not, gets the same answer and the stream stays open."""
-        log.warning(
-            "websocket %s: a frame from the client was ignored (the stream is read-only)", self.scope.get("path")
-        )
+        Whatever arrives, JSON or not, gets the same answer and the stream stays open. The first such
+        frame is logged, then at most one line a minute per socket, with a count."""
+        self.ignored += 1
+        now = time.monotonic()
+        if self.ignored_logged_at is None:
+            log.warning(
+                "websocket %s: a frame from the client was ignored (the stream is read-only; more are counted, "
+                "one line a minute)",
+                self.scope.get("path"),
+            )
+            self.ignored, self.ignored_logged_at = 0, now
+        elif now - self.ignored_logged_at >= IGNORED_LOG_SECONDS:
+            self._log_ignored("since the last line")
+            self.ignored_logged_at = now
         await self.send_json({"type": "error", "code": "read_only", "message": "use the HTTP API to act"})
+
+    def _log_ignored(self, when: str) -> None:
+        log.warning(
+            "websocket %s: %d more frames from the client were ignored %s (the stream is read-only)",
+            self.scope.get("path"),
+            self.ignored,
+            when,
+        )
+        self.ignored = 0
 
     async def json_batch(self, message: dict) -> None:
         for item in message["items"]:

@@ -95,14 +95,19 @@ def refresh(pairs: list[tuple[str, int]]) -> None:
 
 
 # The presence writes of this process run in a thread of their own, on its own connection: never in the
-# queue of Channels' one database thread, where the sockets' connects wait their turn.
+# queue of Channels' one database thread, where the sockets' connects wait their turn. The sockets'
+# credentials are re-read there too (markets.push.credentials).
 _writer = ThreadPoolExecutor(1, thread_name_prefix="presence")
 
 
+async def on_thread(fn, *args):
+    """`fn(*args)` in this thread (a read of the sockets' credentials, `markets.push.credentials`)."""
+    return await asyncio.get_running_loop().run_in_executor(_writer, functools.partial(db_work, fn, *args))
+
+
 async def _safely(fn, *args) -> bool:
-    loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(_writer, functools.partial(db_work, fn, *args))
+        await on_thread(fn, *args)
     except DatabaseError as exc:
         log.warning("presence not recorded (%s%r): %s", fn.__name__, args, exc)
         return False

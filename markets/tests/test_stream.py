@@ -101,7 +101,7 @@ async def test_resume_after_seq_sends_only_what_was_missed(users, demo):
 
 async def test_bad_after_is_refused(users, demo):
     _, raw = await sync_to_async(tokens.create_token)(users["bob"])
-    for after in ("abc", "-1", "1.5", "\u0661"):
+    for after in ("abc", "-1", "1.5", "\u0661", ""):  # an empty one too: not a replay of everything
         comm = await stream(f"/ws/sessions/demo?after={after}", raw)
         assert (await comm.connect())[0]
         assert (await comm.receive_json_from(timeout=5))["code"] == "bad_request"
@@ -125,3 +125,61 @@ async def test_an_event_on_the_stream_is_exactly_what_the_api_pages_give(users, 
 
     assert streamed == await sync_to_async(in_thread)(page)
     await comm.disconnect()
+
+
+async def test_a_stream_is_closed_with_4401_at_the_recheck_after_its_token_was_revoked(users, demo):
+    """The live version (another process revokes, real daphne) is in test_sockets_live.py."""
+    from markets.models import ApiToken
+    from markets.push import credentials
+
+    token, raw = await sync_to_async(tokens.create_token)(users["alice"])
+    comm = await stream("/ws/sessions/demo", raw)
+    assert (await comm.connect())[0]
+    await next_of(comm, "holdings")
+    assert await credentials.recheck() == 0  # standing: stays open
+    await sync_to_async(in_thread)(lambda: ApiToken.objects.filter(pk=token.pk).update(is_active=False))
+    assert await credentials.recheck() == 1
+    error = await comm.receive_json_from(timeout=5)
+    assert error == {"type": "error", "code": "unauthenticated", "message": "the API token was revoked"}
+    assert (await comm.receive_output(timeout=5))["code"] == 4401
+
+
+async def test_ignored_frames_are_logged_once_then_at_most_a_line_a_minute_with_a_count(
+    users, demo, caplog, monkeypatch
+):
+    """Every frame is still answered `read_only`; the log gets the first, then one line per interval."""
+    import asyncio
+    import logging
+
+    from markets.push import consumers
+
+    monkeypatch.setattr(consumers, "IGNORED_LOG_SECONDS", 0.3)  # a minute in production
+    _, raw = await sync_to_async(tokens.create_token)(users["bob"])
+    comm = await stream("/ws/sessions/demo", raw)
+    assert (await comm.connect())[0]
+    await next_of(comm, "holdings")
+
+    async def chatter(n: int) -> None:
+        for _ in range(n):
+            await comm.send_json_to({"do": "anything"})
+            assert (await next_of(comm, "error"))["code"] == "read_only"
+
+    with caplog.at_level(logging.WARNING, logger="markets.push.consumers"):
+        await chatter(6)
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "a frame from the client was ignored" in lines[0]
+        await asyncio.sleep(0.4)
+        await chatter(1)
+        assert (
+            caplog.records[-1]
+            .getMessage()
+            .endswith("6 more frames from the client were ignored since the last line (the stream is read-only)")
+        )
+        await chatter(2)
+        await comm.disconnect()
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .endswith("2 more frames from the client were ignored before it closed (the stream is read-only)")
+    )
+    assert len(caplog.records) == 3

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db.backends.signals import connection_created
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
@@ -18,6 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sessionsite.config import ConfigError
 from sessionsite.handler import PooledASGIHandler, web_threads
+
+pytestmark = pytest.mark.skipif(
+    settings.STOCK_SERVER, reason="STOCK_SERVER=true: Django's own ASGIHandler serves HTTP, not sessionsite/handler.py"
+)
 
 
 async def get(app, path: str) -> tuple[int, bytes]:
