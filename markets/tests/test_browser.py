@@ -328,3 +328,16 @@ def test_what_was_said_where_a_person_acted_stays_while_pushes_redraw_the_board(
     form.locator("button").click()
     alice.locator("#rfqs .rfq", has_text="alice gives 1 AAPL").wait_for(timeout=5_000)
     assert alice.locator("#rfqs [data-testid=notice]").count() == 0
+
+
+def test_a_floor_whose_sign_in_is_withdrawn_says_so_instead_of_reconnecting(browser, server, users, demo):
+    """The organiser deactivates an account in the admin (another process here): the server closes its
+    floor's socket (4401) within seconds, and the page says it is signed out, not "reconnecting…"."""
+    alice = signed_in_page(browser, server, users["alice"])
+    open_floor(alice, server)
+    users["alice"].is_active = False
+    users["alice"].save(update_fields=["is_active"])
+    alice.wait_for_function(
+        "document.querySelector('#live .live-text').textContent.startsWith('signed out')", timeout=15_000
+    )
+    assert "off" in alice.locator("#live").get_attribute("class")

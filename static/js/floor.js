@@ -38,7 +38,15 @@
     });
   }
   document.addEventListener("htmx:wsOpen", function () { setLive("on", "live"); });
-  document.addEventListener("htmx:wsClose", function () { setLive("off", "reconnecting…"); });
+  // The WebSocket extension reconnects only after an abnormal close or a restart (1006, 1011-1013); a
+  // socket the server closed for good (signed out, access withdrawn, the session gone) says so instead of
+  // claiming "reconnecting…".
+  var AGAIN = [1006, 1011, 1012, 1013];
+  var FINAL = { 4401: "signed out: reload the page", 4403: "not visible to you any more", 4404: "this session is gone" };
+  document.addEventListener("htmx:wsClose", function (evt) {
+    var code = evt.detail && evt.detail.event && evt.detail.event.code;
+    setLive("off", AGAIN.indexOf(code) >= 0 || code === undefined ? "reconnecting…" : FINAL[code] || "disconnected: reload the page");
+  });
   document.addEventListener("htmx:wsAfterMessage", function () {
     setLive("on", "live");
     var el = document.getElementById("live");
