@@ -4,6 +4,7 @@ lifetimes read by int(), `"allocation": null`; and the one leniency a form has: 
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from io import StringIO
@@ -172,9 +173,8 @@ def test_a_quote_lifetime_is_read_by_the_one_reader(api, demo, client, users, tt
     assert Quote.objects.count() == 0
     refused(api.post(f"/rfq/{rfq.id}/quote", {"rate": "0.62", "ttl_seconds": ttl}, who="mm"), 422, "invalid_number")
     assert client.post(f"/rfq/{rfq.id}/quote", {"rate": "0.62", "ttl": " 10 "}, headers={"HX-Request": "true"})
-    assert Quote.objects.get().expires_at - Quote.objects.get().created_at == __import__("datetime").timedelta(
-        seconds=10
-    )
+    quote = Quote.objects.get()
+    assert quote.expires_at - quote.created_at == dt.timedelta(seconds=10)
 
 
 @pytest.mark.parametrize("window", ["1_0", "\u0661\u0660", "+5", "2.5"])
