@@ -103,11 +103,12 @@ def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> s
     qty, refusals = _parsed(domain.parse_qty, quantity)
     refusals |= _who(m, actor) | _new_business(m)
     give_leg, get_leg = _leg(m, give), _leg(m, get)
-    if any(isinstance(n, str) and not _LEG_CHARS.fullmatch(n) for n in (give, get)):
-        refusals.add("invalid_leg_name")  # a look-alike (Kelvin sign, no-break space) is not the leg it resembles
-    elif give_leg is None or get_leg is None:
-        refusals.add("unknown_leg")
-    elif give_leg == get_leg:
+    for name, leg in ((give, give_leg), (get, get_leg)):
+        if isinstance(name, str) and not _LEG_CHARS.fullmatch(name):
+            refusals.add("invalid_leg_name")  # a look-alike (Kelvin sign, no-break space) is not the leg it resembles
+        elif leg is None:
+            refusals.add("unknown_leg")
+    if give_leg is not None and give_leg == get_leg:
         refusals.add("same_leg")
     role = m.roles.get(actor)
     if role == "organiser":
