@@ -121,8 +121,10 @@ def test_a_key_given_twice_is_refused_in_every_body(api, users, path, who, raw):
     create_demo(users, open_it=path.endswith(("settle", "rfq", "pause")))
     body = refused(api.post(path, raw=raw, who=who), 400, "duplicate_key")
     assert "twice in one object" in body["message"]
-    # With an Idempotency-Key the refusal is the same, and the key is left for a corrected retry.
-    refused(api.post(path, raw=raw, who=who, headers={"Idempotency-Key": "k1"}), 400, "duplicate_key")
+    # With an Idempotency-Key the refusal is the same, and a retry with the key gets it again.
+    refused(api.post(path, raw=raw, who=who, **{"Idempotency-Key": "k1"}), 400, "duplicate_key")
+    retried = api.post(path, raw=raw, who=who, **{"Idempotency-Key": "k1"})
+    assert retried["Idempotent-Replayed"] == "true" and retried.json()["code"] == "duplicate_key"
 
 
 def test_a_quote_body_with_a_key_twice_is_refused(api, demo, users):
