@@ -88,6 +88,10 @@ class Session(models.Model):
         return self.phase(now) == self.Status.OPEN
 
     @property
+    def trading_ends(self) -> dt.datetime | None:
+        return self.t2 if self.end_mode == self.EndMode.TIMED else None  # by the clock; None: by a command
+
+    @property
     def stream(self) -> str:
         return stream_name(self.id)
 
@@ -179,6 +183,10 @@ class RFQ(models.Model):
     def __str__(self) -> str:
         return f"RFQ {self.id}: {domain.qty_str(self.quantity)} {self.give_leg} -> {self.get_leg}"
 
+    def status_at(self, when, ends: dt.datetime | None = None) -> str:
+        """What the RFQ is at `when`: open at its session's `trading_ends` reads "lapsed" (see `Quote`)."""
+        return domain.rfq_status(self.status, when, ends)
+
 
 class Quote(models.Model):
     class Status(models.TextChoices):
@@ -205,10 +213,11 @@ class Quote(models.Model):
     def is_live_at(self, when) -> bool:
         return self.status == self.Status.LIVE and self.expires_at > when
 
-    def status_at(self, when) -> str:
-        """What the quote is at `when`: a live quote past its expiry reads "expired" before the scheduler
-        has recorded QuotesExpired for it (the commands refuse it by the same rule)."""
-        return domain.quote_status(self.status, self.expires_at, when)
+    def status_at(self, when, ends: dt.datetime | None = None) -> str:
+        """What the quote is at `when`: a live quote past its expiry reads "expired", one live at its
+        session's `trading_ends` "lapsed", before the scheduler has recorded them (the commands refuse them
+        by the same rules)."""
+        return domain.quote_status(self.status, self.expires_at, when, ends)
 
 
 class Trade(models.Model):

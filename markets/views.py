@@ -27,6 +27,7 @@ from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
 from markets.push.render import render_board, render_mine
 from markets.selectors.invites import joined_counts
+from oracle import units
 
 FLOOR = "markets/floor.html"
 
@@ -155,12 +156,25 @@ def _act(request: HttpRequest, session: Session, error_key: str, fn, *args: Any,
     return _board_response(request, session)
 
 
+def _typed(request: HttpRequest, field: str, what: str) -> object:
+    """A number typed in a floor form, a decimal comma read as a point (`units.read_form_decimal`: `1,5`
+    is 1.5); an ambiguous comma (`1,000`, `1.000,5`) is refused as the services refuse a bad number."""
+    try:
+        return units.read_form_decimal(request.POST.get(field, ""), what)
+    except units.InvalidNumber as exc:
+        raise DomainError(exc.message, "invalid_number") from None
+
+
 @login_required
 @require_POST
 @refusals_shown
 def rfq_create(request: HttpRequest, session_id: str) -> HttpResponse:
     session = selectors.session_for(session_id, request.user)
     data = request.POST
+    try:
+        quantity = _typed(request, "quantity", "Quantity")
+    except DomainError as exc:
+        return _board_response(request, session, error=exc.message, error_key="rfq")
     return _act(
         request,
         session,
@@ -169,7 +183,7 @@ def rfq_create(request: HttpRequest, session_id: str) -> HttpResponse:
         session.id,
         data.get("give_leg", ""),
         data.get("get_leg", ""),
-        data.get("quantity", ""),
+        quantity,
     )
 
 
@@ -192,15 +206,12 @@ def _quote_session(request: HttpRequest, quote_id: int) -> Session:
 @refusals_shown
 def quote_create(request: HttpRequest, rfq_id: int) -> HttpResponse:
     session = _rfq_session(request, rfq_id)
-    return _act(
-        request,
-        session,
-        f"rfq-{rfq_id}",
-        services.provide_quote,
-        rfq_id,
-        request.POST.get("rate", ""),
-        request.POST.get("ttl", "60"),
-    )
+    try:
+        rate = _typed(request, "rate", "Rate")
+    except DomainError as exc:
+        return _board_response(request, session, error=exc.message, error_key=f"rfq-{rfq_id}")
+    # The lifetime is read by the service's one reader of whole numbers (`units.read_whole`), never int().
+    return _act(request, session, f"rfq-{rfq_id}", services.provide_quote, rfq_id, rate, request.POST.get("ttl", "60"))
 
 
 @login_required

@@ -259,6 +259,9 @@ def _read_header(name: str, line: int, header: list[str], legs: Sequence[str]) -
         raise ReplayError(f"{name}:{line}:1: the first column must be 'ts' (ISO timestamps), not {header[0][:20]!r}")
     symbols: list[str] = []
     for col, cell in enumerate(header[1:], start=2):
+        problem = units.leg_text_problem(cell)
+        if problem is not None:  # a look-alike or a Unicode space is never folded into a leg's name
+            raise ReplayError(f"{name}:{line}:{col}: column {cell.strip(' ')[:30]!r} {problem}")
         symbol = units.tidy_name(cell)
         if not symbol:
             raise ReplayError(f"{name}:{line}:{col}: empty column name")

@@ -6,15 +6,22 @@ Fixed scales (documented in the README):
 - prices: integers of 10**-6 currency (PRICE_DP = 6);
 - money (quantity x price): integers of 10**-12 currency (MONEY_DP = QTY_DP + PRICE_DP).
 
-Numbers written as text are strict ASCII: digits with an optional decimal point and an optional
-exponent, `[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?`, surrounded by nothing but spaces or tabs. `1_0`,
-Arabic-Indic or full-width digits, `.5`, `5.`, `+5` and `1,5` are refused, never read as numbers. This is the one reader of
-decimal text: the services, the API, the forms, the CSV replay and the settle command all use it.
+Numbers written as text are strict ASCII: digits with an optional decimal point and an optional exponent,
+`[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?`, surrounded by nothing but spaces or tabs (a line break is not a
+blank here). `1_0`, Arabic-Indic or full-width digits, `.5`, `5.`, `+5` and `1,5` are refused, never read as
+numbers, and so are more decimals than a scale holds, even zeros (`0.0000010` is not a quantity). This is the one
+reader of numbers: decimals (`read_decimal`, `parse_fixed`) and whole numbers (`read_whole`: a quote's
+lifetime, a fixing window) for the services, the API, the forms, the CSV replay and the settle command. The
+HTML forms alone also take a decimal comma (`read_form_decimal`: `1,5` is 1.5); nothing else does.
+
+Leg names are ASCII too (`LEG_NAME`): a compatibility look-alike (the Kelvin sign, a long s, a ligature) or a
+Unicode space is refused, never folded into the ASCII name it resembles (`leg_text_problem`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import (
     Clamped,
     Context,
@@ -55,7 +62,7 @@ EXACT = Context(
 
 NUMBER_TEXT = re.compile(r"(-?)([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)", re.ASCII)
 _NOT_FINITE = re.compile(r"[+-]?(?:s?nan|inf|infinity)", re.ASCII | re.IGNORECASE)
-_BLANKS = " \t\r\n"
+_BLANKS = " \t"  # what may stand around a number; a line break may not
 NUMBER_RULE = "digits 0-9 with an optional decimal point, e.g. 2.5"
 
 
@@ -109,10 +116,17 @@ def read_decimal(value: object, what: str = "The number") -> Decimal:
     return number
 
 
+def decimal_places(number: Decimal) -> int:
+    """How many decimals a number is written with, zeros and exponent counted: 0.0000010 and 10e-7 have 7."""
+    exponent = number.as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 def parse_fixed(value: object, *, dp: int, what: str, max_value: int, allow_zero: bool = False) -> int:
     """A decimal (see `read_decimal`) as an integer of base units 10**-dp, exactly.
 
-    Refuses zero (unless allowed), more than `dp` decimals and values above `max_value` units.
+    Refuses zero (unless allowed), more than `dp` decimals as written (trailing zeros too: `0.0000010` is
+    refused at 6) and values above `max_value` units.
     """
     if isinstance(value, int) and not isinstance(value, bool) and value > max_value:
         raise InvalidNumber(what, f"is too large (at most {max_value:,})")
@@ -121,6 +135,8 @@ def parse_fixed(value: object, *, dp: int, what: str, max_value: int, allow_zero
         raise InvalidNumber(what, "must be greater than zero")
     if number > max_value:
         raise InvalidNumber(what, f"is too large (at most {max_value:,})")
+    if decimal_places(number) > dp:
+        raise InvalidNumber(what, f"has more than {dp} decimal places")
     try:
         scaled = number.scaleb(dp, context=EXACT)
     except DecimalException:
@@ -130,6 +146,55 @@ def parse_fixed(value: object, *, dp: int, what: str, max_value: int, allow_zero
     if scaled == 0 and not allow_zero:
         raise InvalidNumber(what, "must be greater than zero")
     return int(scaled)
+
+
+def read_whole(value: object, what: str, *, low: int, high: int, unit: str = "") -> int:
+    """A whole number from `low` to `high` by the same reader (`read_decimal`): `60`, ` 60 `, `6e1` and a JSON
+    60.0 are 60; Arabic-Indic `10`, `1_0`, `+5`, `0x10`, `2.5` and `60\\n` are refused (`int()` reads the first three)."""
+    reason = f"must be a whole number {f'of {unit} ' if unit else ''}from {low:,} to {high:,}"
+    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        raise InvalidNumber(what, reason)
+    try:
+        number = read_decimal(value, what)
+    except InvalidNumber as exc:
+        if exc.reason == "is required":
+            raise
+        raise InvalidNumber(what, f"{reason}, not {_shown(value)}") from None
+    if not low <= number <= high or number != number.to_integral_value():
+        raise InvalidNumber(what, reason)
+    return int(number)
+
+
+def _shown(value: object) -> str:
+    return repr(value[:20]) if isinstance(value, str) else repr(value)[:20]
+
+
+FORM_COMMA = re.compile(r"([0-9]+),([0-9]+)", re.ASCII)
+# 1,000 or 12,500: a thousands separator to half the world, a decimal comma to the other half.
+_GROUPED = re.compile(r"[1-9][0-9]{0,2},[0-9]{3}", re.ASCII)
+FORM_RULE = "one decimal point or comma and no thousands separators, e.g. 1.5 or 1,5"
+
+
+def read_form_decimal(text: object, what: str) -> object:
+    """What a person typed in an HTML form, with a decimal comma read as a point (`1,5` is `1.5`; many
+    phone keyboards offer nothing else), for `read_decimal` to read; other text is returned as it is.
+
+    Refused here, where a comma makes the number ambiguous: a comma beside a point (`1,000.5`, `1.000,5`),
+    two commas (`1,5,0`), and one comma before exactly three digits after 1-3 digits (`1,000`: a
+    thousand or one?). The API, the CSV replay and the commands never call this: they refuse `1,5`.
+    """
+    if not isinstance(text, str) or "," not in text:
+        return text
+    bare = text.strip(_BLANKS)
+    match = FORM_COMMA.fullmatch(bare)
+    if match is None:
+        raise InvalidNumber(what, f"must be a number, not {bare[:20]!r} ({FORM_RULE})")
+    whole, part = match.groups()
+    if _GROUPED.fullmatch(bare):
+        raise InvalidNumber(
+            what, f"is ambiguous as {bare!r}: write {whole}{part} (no thousands separators) or {whole}.{part}"
+        )
+    return f"{whole}.{part}"
 
 
 def parse_price(value: object, what: str = "Price") -> int:
@@ -160,12 +225,32 @@ LEG_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._/-]*[A-Za-z0-9._/-])?", re.AS
 LEG_RULE = f"letters, digits, spaces and . _ - /, starting with a letter or digit, up to {MAX_LEG_NAME} characters"
 
 
+_BLANK_RUNS = re.compile(r"[ \t]+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e\t]*", re.ASCII)
+
+
 def tidy_name(name: str) -> str:
-    """A leg name as it is kept: surrounding blanks dropped, inner runs of blanks one space, case kept."""
-    return " ".join(name.split())
+    """A leg name as it is kept: surrounding spaces and tabs dropped, inner runs of them one space, case
+    kept. Only ASCII blanks count as blanks: a no-break or em space stays, for `LEG_NAME` to refuse."""
+    return _BLANK_RUNS.sub(" ", name).strip(" ")
 
 
 def name_key(name: str) -> str:
-    """What two names must differ in to be two legs: case and spacing do not count ("Gold 3m" is
-    "GOLD  3M"). CSV columns and oracle symbols are matched to legs by this key."""
-    return " ".join(str(name).split()).casefold()
+    """What two names must differ in to be two legs: ASCII case and spacing do not count ("Gold 3m" is
+    "GOLD  3M"). CSV columns and oracle symbols are matched to legs by this key. Nothing else is folded:
+    the Kelvin sign stays itself (`str.casefold` would make it a k), so a look-alike never matches a leg."""
+    return tidy_name(str(name)).translate(_ASCII_LOWER)
+
+
+def leg_text_problem(name: object) -> str | None:
+    """Why `name` cannot name a leg because of a character outside printable ASCII (a look-alike such as
+    the Kelvin sign, a no-break space, a line break), named as Unicode names it; None when there is none.
+    Such a character is what `str.casefold` and `str.split` would have folded into a leg's name."""
+    if not isinstance(name, str):
+        return "is not a name"
+    if _PRINTABLE_ASCII.fullmatch(name):
+        return None
+    bad = next(c for c in name if not _PRINTABLE_ASCII.fullmatch(c))
+    label = unicodedata.name(bad, "") or "a control character"
+    return f"holds {bad!r} (U+{ord(bad):04X} {label}): leg names are ASCII ({LEG_RULE})"

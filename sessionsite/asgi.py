@@ -33,6 +33,7 @@ from sessionsite.wsauth import DeferredAuthMiddlewareStack  # noqa: E402
 if not settings.STOCK_SERVER:
     wsserver.patch()
 wsserver.refuse_too_big()  # in both modes: stock daphne cannot close with 1009 (wsserver.py)
+wsserver.parse_no_forms()  # in both modes: Twisted answers a bad multipart body with a bare 400 (wsserver.py)
 
 application = ProtocolTypeRouter(
     {

@@ -1,4 +1,5 @@
-"""Changes to the WebSocket server underneath daphne (autobahn), applied when the ASGI app loads.
+"""Changes to the servers underneath daphne (autobahn for WebSockets, Twisted for HTTP), applied when the
+ASGI app loads.
 
 Two speed patches (`patch`, not applied with STOCK_SERVER=true):
 
@@ -11,7 +12,15 @@ A push goes to hundreds of sockets with the same text (every watcher of a floor 
 daphne puts each socket's protocol in its scope (`markets.push.frames.SOCKET`), so a push frames a
 text once and writes the same frame to each (`markets.push.frames.send_shared`).
 
-One change of behaviour (`refuse_too_big`, applied in both modes, as stock daphne cannot do it): a
+Two changes of behaviour, applied in both modes (stock daphne cannot do either):
+
+Twisted's HTTP request parses every POSTed form body into `request.args` before daphne sees the request,
+and answers a multipart body it cannot parse (a bad boundary) with a bare, empty 400 and a closed
+connection: no JSON error under /api/, no page. Daphne never reads `args` (it hands the body to Django),
+so that parsing is switched off (`parse_no_forms`): Django reads the body, once, and answers as for any
+other bad body.
+
+`refuse_too_big`: a
 client's message over daphne's limit (`--websocket-max-message-size`, 1 MiB by default; a frame over
 `--websocket-max-frame-size` likewise) is answered with a JSON error and a close with 1009 (message too
 big). Left alone, autobahn drops the TCP connection without a close frame (its `failByDrop`), which a
@@ -107,3 +116,19 @@ def refuse_too_big() -> bool:
     refusing.refuses_too_big = True  # type: ignore[attr-defined]
     WebSocketProtocol._max_message_size_exceeded = refusing
     return True
+
+
+def parse_no_forms() -> None:
+    """Twisted parses no POSTed form of daphne's requests (`parsePOSTFormSubmission=False` for each)."""
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest.__init__, "parses_no_form", False):
+        return
+    init = WebRequest.__init__
+
+    def parsing_no_form(self, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+    parsing_no_form.parses_no_form = True  # type: ignore[attr-defined]
+    WebRequest.__init__ = parsing_no_form

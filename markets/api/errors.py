@@ -68,7 +68,8 @@ def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     parse_error = getattr(request, "_api_parse_error", None)
     if exc.status_code == 400 and parse_error:
-        return _error(request, 400, "malformed_json", parse_error)
+        code, message = parse_error
+        return _error(request, 400, code, message)
     codes = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "throttled"}
     return _error(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
 

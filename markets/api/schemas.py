@@ -189,8 +189,23 @@ class JoinIn(Input):
 
 class OpenIn(Input):
     allocation: dict[Text, list[ExactNumber]] | None = Field(
-        None, max_length=1000, description="Custom initial allocation: username -> one quantity per leg"
+        None,
+        max_length=1000,
+        description="Custom initial allocation: username -> one quantity per leg; leave the key out for the "
+        "session's own allocation mode (null is refused)",
     )
+
+    @field_validator("allocation", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """`"allocation": null` is refused: it is not the same as leaving the key out (pro rata)."""
+        if value is None:
+            raise PydanticCustomError(
+                "invalid_allocation",
+                "must map each trader and maker to one quantity per leg; leave the key out to open with the "
+                "session's allocation mode",
+            )
+        return value
 
 
 class RFQIn(Input):

@@ -110,12 +110,14 @@ class PauseOut(Schema):
 
 
 def _pause_out(session: Session) -> dict:
+    phase = session.phase(clock.now())
+    pause = shapes.pause_out(session, phase)
     return {
         "session_id": session.id,
-        "status": session.phase(clock.now()),
-        "paused": session.paused_at is not None,
-        "paused_at": session.paused_at,
-        "reason": session.pause_reason,
+        "status": phase,
+        "paused": pause["paused"],
+        "paused_at": pause["paused_at"],
+        "reason": pause["pause_reason"],
         "version": session.version,
         "last_seq": session.last_seq,
     }

@@ -12,7 +12,7 @@ from markets import selectors, services
 from markets.api.errors import ERRORS
 from markets.api.idempotency import post
 from markets.api.schemas import PathId, QuoteIn, QuoteOut, RFQIn, RFQOut, TradeOut
-from markets.models import Quote, Trade
+from markets.models import RFQ, Quote, Trade
 from markets.selectors import api as shapes
 
 router = Router(tags=["trading"])
@@ -30,10 +30,12 @@ def list_rfqs(
     session_id: str,
     status: Literal["open", "filled", "cancelled", "lapsed"] | None = None,
 ):
-    rfqs = shapes.rfqs().filter(session=selectors.session_for(session_id, request.auth))
-    if status:
-        rfqs = rfqs.filter(status=status)
-    return Status(200, [shapes.rfq_out(r) for r in rfqs.order_by("-id")])
+    session = selectors.session_for(session_id, request.auth)
+    rfqs = shapes.rfqs().filter(session=session)
+    if status:  # by the clock: an RFQ stored open reads lapsed from t2 on (as the log will say)
+        rfqs = rfqs.filter(status__in=[status, RFQ.Status.OPEN] if status == RFQ.Status.LAPSED else [status])
+    shaped = [shapes.rfq_out(r, ends=session.trading_ends) for r in rfqs.order_by("-id")]
+    return Status(200, [r for r in shaped if status is None or r["status"] == status])
 
 
 @post(router, "/rfq/{rfq_id}/quote", response={201: QuoteOut, **ERRORS}, summary="Quote a rate (makers)")

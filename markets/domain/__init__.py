@@ -9,11 +9,11 @@ it favours the maker by less than one base unit (10**-6), and a trade that would
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from markets.domain.timerules import quote_status, rfq_status, session_phase, unopened_reason, when  # noqa: F401 (re-exported)
 from oracle import units
 from oracle.units import (  # noqa: F401 (the market reads its scales here; they live where the oracle can too)
     MAX_PRICE,
@@ -148,6 +148,9 @@ def validate_legs(legs: Sequence[object]) -> list[str]:
     for leg in legs:
         if not isinstance(leg, str):
             raise DomainError("Each leg must be a name such as AAPL or GOLD 3m", "invalid_legs")
+        problem = units.leg_text_problem(leg)
+        if problem is not None:
+            raise DomainError(f"{leg[:30]!r} is not a valid leg name: it {problem}", "invalid_legs")
         name = units.tidy_name(leg)
         if len(name) > units.MAX_LEG_NAME or not units.LEG_NAME.fullmatch(name):
             raise DomainError(f"{leg[:30]!r} is not a valid leg name ({units.LEG_RULE})", "invalid_legs")
@@ -219,30 +222,6 @@ def validate_custom_allocation(
     return result
 
 
-# ---------------------------------------------------------------- time rules
-
-
-def session_phase(status: str, end_mode: str, t2: dt.datetime | None, now: dt.datetime) -> str:
-    """A session's status as of `now`: trading in a timed session stops at t2 by itself (at t2 exactly,
-    not a tick later), whatever the scheduler has recorded so far."""
-    if status == "open" and end_mode == "timed" and t2 is not None and now >= t2:
-        return "closed"
-    return status
-
-
-def quote_status(status: str, expires_at: dt.datetime, now: dt.datetime) -> str:
-    """A quote's status as of `now`: a live quote at or past its expiry is expired."""
-    if status == "live" and expires_at <= now:
-        return "expired"
-    return status
-
-
-def when(at: dt.datetime) -> str:
-    """An instant as the messages write it: UTC, with the fraction of a second when there is one."""
-    utc = at.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%d %H:%M:%S.%f" if utc.microsecond else "%Y-%m-%d %H:%M:%S") + " UTC"
-
-
 # ---------------------------------------------------------------- trades
 
 
@@ -303,7 +282,12 @@ def plan_trade(
 
 
 def leg_index(legs: Sequence[str], leg: object) -> int:
-    """Where `leg` is among the session's legs, matched ignoring case and spacing (see `name_key`)."""
+    """Where `leg` is among the session's legs, matched ignoring ASCII case and spacing (see `name_key`).
+    A name holding anything outside the ASCII set of leg names is refused as such (invalid_leg_name), never
+    folded into the leg it looks like (the Kelvin sign in `KO` is not a K)."""
+    problem = units.leg_text_problem(leg) if isinstance(leg, str) else None
+    if problem is not None:
+        raise DomainError(f"{leg[:30]!r} is not a leg name: it {problem}", "invalid_leg_name")
     if isinstance(leg, str):
         key = name_key(leg)
         for k, name in enumerate(legs):
@@ -321,7 +305,9 @@ def leg_map(legs: Sequence[str], given: Mapping[str, object], what: str) -> dict
     for key, value in given.items():
         try:
             leg = legs[leg_index(legs, key)]
-        except DomainError:
+        except DomainError as exc:
+            if exc.code != "unknown_leg":
+                raise  # a look-alike of a leg is refused as such (invalid_leg_name)
             unknown.append(str(key)[:30])
             continue
         if leg in result:

@@ -6,6 +6,7 @@ Quantities, rates, prices and money are exact decimal strings; people are named 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db.models import Prefetch
@@ -14,16 +15,18 @@ from ledger import clock
 from ledger.models import Event
 from markets import domain
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
-from markets.selectors.sessions import status_note
+from markets.selectors.sessions import is_paused, status_note
 from oracle.models import Tick
 
 
 def session_out(session: Session) -> dict[str, Any]:
+    now = clock.now()
+    phase = session.phase(now)
     return {
         "id": session.id,
         "title": session.title,
-        "status": session.phase(clock.now()),
-        "status_note": status_note(session),
+        "status": phase,
+        "status_note": status_note(session, now),
         "legs": list(session.legs),
         "q": [domain.qty_str(x) for x in session.q],
         "t1": session.t1,
@@ -38,12 +41,21 @@ def session_out(session: Session) -> dict[str, Any]:
         "opened_at": session.opened_at,
         "settled_at": session.settled_at,
         "waiting_reason": session.waiting_reason,
-        "paused": session.paused_at is not None,
-        "paused_at": session.paused_at,
-        "pause_reason": session.pause_reason,
+        **pause_out(session, phase),
         "version": session.version,
         "last_seq": session.last_seq,
         "participants": [participant_out(p) for p in session.participants.all()],
+    }
+
+
+def pause_out(session: Session, phase: str) -> dict[str, Any]:
+    """The organiser's pause as it stands: only an open session is paused (`is_paused`). The row keeps
+    the pause of a session settled or closed while paused (the log has no resume), but it is over."""
+    paused = is_paused(session, phase)
+    return {
+        "paused": paused,
+        "paused_at": session.paused_at if paused else None,
+        "pause_reason": session.pause_reason if paused else "",
     }
 
 
@@ -57,7 +69,8 @@ def participant_out(participant: Participant) -> dict[str, Any]:
     }
 
 
-def quote_out(quote: Quote, quantity: int) -> dict[str, Any]:
+def quote_out(quote: Quote, quantity: int, ends: dt.datetime | None = None) -> dict[str, Any]:
+    """A quote as of now (`ends`: when its session's trading ends by the clock, see `Session.trading_ends`)."""
     return {
         "id": quote.id,
         "rfq_id": quote.rfq_id,
@@ -66,14 +79,16 @@ def quote_out(quote: Quote, quantity: int) -> dict[str, Any]:
         "rate": domain.rate_str(quote.rate),
         "receive": domain.qty_str(domain.trade_receive(quantity, quote.rate)),
         "expires_at": quote.expires_at,
-        "status": quote.status_at(clock.now()),
+        "status": quote.status_at(clock.now(), ends),
         "created_at": quote.created_at,
     }
 
 
-def rfq_out(rfq: RFQ, quotes: list[Quote] | None = None) -> dict[str, Any]:
-    """An RFQ with its quotes (`quotes` when the caller has them: a new RFQ has none)."""
+def rfq_out(rfq: RFQ, quotes: list[Quote] | None = None, ends: dt.datetime | None = None) -> dict[str, Any]:
+    """An RFQ with its quotes (`quotes` when the caller has them: a new RFQ has none), as of now: open
+    ones read lapsed from their session's trading end (`ends`) on, as the log will record them."""
     quotes = rfq.quotes.all() if quotes is None else quotes
+    status = rfq.status_at(clock.now(), ends)
     return {
         "id": rfq.id,
         "session_id": rfq.session_id,
@@ -82,10 +97,10 @@ def rfq_out(rfq: RFQ, quotes: list[Quote] | None = None) -> dict[str, Any]:
         "give_leg": rfq.give_leg,
         "get_leg": rfq.get_leg,
         "quantity": domain.qty_str(rfq.quantity),
-        "status": rfq.status,
+        "status": status,
         "created_at": rfq.created_at,
-        "closed_at": rfq.closed_at,
-        "quotes": [quote_out(q, rfq.quantity) for q in quotes],
+        "closed_at": rfq.closed_at,  # as recorded: TradingClosed stamps it when the scheduler records it
+        "quotes": [quote_out(q, rfq.quantity, ends) for q in quotes],
     }
 
 

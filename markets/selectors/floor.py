@@ -232,8 +232,10 @@ def board_data(
     """Open RFQs with their live quotes, as plain data (rendered per viewer by the push); `prices` are the
     latest prices when the caller has read them already; `only` names the RFQs wanted (a push's rows);
     `parties` the session's participants when the caller has read them already."""
-    parties = parties if parties is not None else floor_sql.Parties(session.id)
     now = clock.now()
+    if session.phase(now) != Session.Status.OPEN:
+        return []  # from t2 on, what trading left open has lapsed (the scheduler records it when it runs)
+    parties = parties if parties is not None else floor_sql.Parties(session.id)
     rfqs = floor_sql.open_rfqs(session.id, parties, only)
     if prices is None:
         prices = latest_prices(session) if rfqs else {}

@@ -4,11 +4,13 @@ continue as. No writes here (markets.services.invites writes)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db.models import Count
 
+from ledger import clock
 from markets import access, domain, invite_rules
 from markets.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from markets.models import Invite, InviteUse, Participant, Session
@@ -62,12 +64,17 @@ def invite_for_token(token: object) -> Invite | None:
     return Invite.objects.select_related("session").filter(token_id=token_id).first()
 
 
-def joinable_refusal(session: Session) -> Conflict | None:
-    """Why nobody can join `session` now, if so: people join only before it opens (at the opening the
-    pool is shared out among those in, so a newcomer would hold nothing)."""
-    if session.status == Session.Status.CREATED:
+def joinable_refusal(session: Session, now: dt.datetime | None = None) -> Conflict | None:
+    """Why nobody can join `session` now (the command's clock, or the clock), if so: people join only
+    before it opens (at the opening the pool is shared out among those in, so a newcomer would hold
+    nothing), and a timed session whose t2 passed before it opened is cancelled by then."""
+    phase = session.phase(now or clock.now())
+    if phase == Session.Status.CREATED:
         return None
-    if session.status == Session.Status.CANCELLED:
+    if phase == Session.Status.CANCELLED:
+        if session.status == Session.Status.CREATED:
+            why = domain.unopened_reason(session.start_mode, session.t2)
+            return Conflict(f"Session {session.id} was cancelled ({why}): nobody can join it", "session_not_joinable")
         return Conflict(f"Session {session.id} was cancelled: nobody can join it", "session_not_joinable")
     return Conflict(
         f"Session {session.id} has opened: joining closed when it opened (newcomers would hold nothing)",
@@ -98,11 +105,11 @@ def joined_counts(session: Session) -> dict[str, int]:
     return {"holders": counts["trader"] + counts["maker"]} | counts
 
 
-def link_refusal(invite: Invite) -> Conflict | None:
+def link_refusal(invite: Invite, now: dt.datetime | None = None) -> Conflict | None:
     """Why this link lets nobody in now, if so (the join command raises it; the join page shows it)."""
     if invite.revoked_at is not None:
         return Conflict("This invite link was withdrawn by the organiser: ask them for a new one", "invite_revoked")
-    closed = joinable_refusal(invite.session)
+    closed = joinable_refusal(invite.session, now)
     if closed is not None:
         return closed
     if invite.uses < invite.max_uses:

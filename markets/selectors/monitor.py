@@ -115,10 +115,13 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
     by_user = {h.user_id: h for h in holdings}
     taker = _counts(Trade.objects.filter(session=session), "taker_id")
     maker = _counts(Trade.objects.filter(session=session), "maker_id")
-    rfqs = _counts(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN), "taker_id")
-    quotes = _counts(
-        Quote.objects.filter(rfq__session=session, status=Quote.Status.LIVE, expires_at__gt=now), "maker_id"
-    )
+    rfqs: dict[int, int] = {}
+    quotes: dict[int, int] = {}
+    if session.phase(now) == Session.Status.OPEN:  # from t2 on they lapsed, recorded or not yet
+        rfqs = _counts(RFQ.objects.filter(session=session, status=RFQ.Status.OPEN), "taker_id")
+        quotes = _counts(
+            Quote.objects.filter(rfq__session=session, status=Quote.Status.LIVE, expires_at__gt=now), "maker_id"
+        )
     last = _last_actions(session)
     rows = []
     for p in Participant.objects.filter(session=session):

@@ -111,6 +111,8 @@ def status_note(session: Session, now: dt.datetime | None = None) -> str:
         waiting = f"; waiting: {session.waiting_reason}" if session.waiting_reason else ""
         return f"trading closed, settles at the fixing ({rule}, t2 {domain.when(session.t2)}){waiting}"
     if phase == Session.Status.CANCELLED:
+        if session.status == Session.Status.CREATED:  # by the clock: the scheduler records the same reason
+            return f"cancelled: {domain.unopened_reason(session.start_mode, session.t2)}"
         return f"cancelled: {session.waiting_reason}" if session.waiting_reason else "cancelled"
     return "settled: payouts are final"
 

@@ -46,8 +46,8 @@ def _max_uses(value: object) -> int:
     return number
 
 
-def _require_joinable(session: Session) -> None:
-    refusal = joinable_refusal(session)
+def _require_joinable(session: Session, now) -> None:
+    refusal = joinable_refusal(session, now)
     if refusal is not None:
         raise refusal
 
@@ -64,7 +64,7 @@ def create_invite(actor, session_id: str, role: str, max_uses: object) -> Invite
     _require_actor(actor)
     with _command(session_id) as cmd:
         require_manager(cmd.session, actor)
-        _require_joinable(cmd.session)
+        _require_joinable(cmd.session, cmd.now)
         invite = Invite.objects.create(
             session=cmd.session,
             role=_role(role),
@@ -128,7 +128,7 @@ def join_by_invite(token: str, display_name: object, *, sign_in: Callable[[Any],
     with _command(session_id) as cmd:
         invite = Invite.objects.get(token_id=token_id)  # read again under the session's lock
         invite.session = cmd.session
-        refusal = link_refusal(invite)
+        refusal = link_refusal(invite, cmd.now)
         if refusal is not None:
             raise refusal
         name = invite.name or invite_rules.clean_display_name(display_name)
@@ -156,7 +156,7 @@ def add_people_in_bulk(actor, session_id: str, people: str | list[str], *, role:
     default_role = _role(role)
     with _command(session_id) as cmd:
         require_manager(cmd.session, actor)
-        _require_joinable(cmd.session)
+        _require_joinable(cmd.session, cmd.now)
         found = invite_rules.read_people(people, default_role)
         taken = taken_names(cmd.session)
         problems = [

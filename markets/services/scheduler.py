@@ -1,5 +1,5 @@
 """What the clock makes due, as commands: open scheduled sessions at t1 (late only while t2 is ahead),
-record quote expiries, close trading at t2, settle timed sessions at their fixing. `run_due` does all of
+cancel timed sessions that did not open by t2, record quote expiries, close trading at t2, settle timed sessions at their fixing. `run_due` does all of
 it; `run_oracle` calls it once a second, `settle --due` from cron. None of it decides a time rule: the
 commands refuse by the clock already; this records in the log what the clock made true.
 """
@@ -14,7 +14,7 @@ from markets.errors import Conflict, DomainError
 from markets.models import RFQ, Quote, Session
 from markets.services.command import _command, _retrying
 from markets.services.sessions import _open
-from markets.services.settlement import _close_trading, _record_waiting, settle_session
+from markets.services.settlement import _close_trading, _record_waiting, expire_quotes, settle_session
 
 
 def open_due_sessions() -> list[tuple[str, str]]:
@@ -42,13 +42,36 @@ def _open_due(session_id: str) -> str:
         session = cmd.session
         if session.status != Session.Status.CREATED:
             return ""
-        t2 = session.t2
-        if session.end_mode == Session.EndMode.TIMED and t2 is not None and cmd.now >= t2:
-            reason = f"t2 ({domain.when(t2)}) passed before the session could open (nothing ran at t1 to open it)"
+        if session.phase(cmd.now) == Session.Status.CANCELLED:  # its t2 passed before it could open
+            reason = domain.unopened_reason(session.start_mode, session.t2)
             cmd.emit("SessionCancelled", {"reason": reason})
             return f"cancelled: {reason}"
         _open(cmd, None)
     return "opened"
+
+
+def cancel_unopened_sessions() -> list[tuple[str, str]]:
+    """Cancel every timed session still not open at its t2 (scheduled or opened by hand): it can no longer
+    open, and every reader has called it cancelled since t2 (`Session.phase`). Returns (session, outcome)."""
+    now = clock.now()
+    due = Session.objects.filter(status=Session.Status.CREATED, end_mode=Session.EndMode.TIMED, t2__lte=now)
+    outcomes = []
+    for sid in list(due.values_list("id", flat=True)):
+        reason = _cancel_unopened(sid)
+        if reason:
+            outcomes.append((sid, f"cancelled: {reason}"))
+    return outcomes
+
+
+@_retrying
+def _cancel_unopened(session_id: str) -> str:
+    with _command(session_id) as cmd:
+        session = cmd.session
+        if session.phase(cmd.now) != Session.Status.CANCELLED or session.status != Session.Status.CREATED:
+            return ""
+        reason = domain.unopened_reason(session.start_mode, session.t2)
+        cmd.emit("SessionCancelled", {"reason": reason})
+        return reason
 
 
 def close_due_sessions() -> list[tuple[str, str]]:
@@ -92,14 +115,9 @@ def _expire_quotes(session_id: str) -> int:
     with _command(session_id) as cmd:
         if cmd.session.status != Session.Status.OPEN:
             return 0
-        ids = sorted(
-            Quote.objects.filter(
-                rfq__session_id=session_id, status=Quote.Status.LIVE, expires_at__lte=cmd.now
-            ).values_list("id", flat=True)
-        )
-        if ids:
-            cmd.emit("QuotesExpired", {"quote_ids": ids})
-        return len(ids)
+        ends = cmd.session.trading_ends
+        # A quote still live at t2 lapsed then, with trading (TradingClosed), even if its expiry came after.
+        return expire_quotes(cmd, min(cmd.now, ends) if ends is not None else cmd.now)
 
 
 def settle_due_sessions() -> list[tuple[str, str]]:
@@ -122,10 +140,11 @@ def settle_due_sessions() -> list[tuple[str, str]]:
 
 
 def run_due() -> list[tuple[str, str]]:
-    """Everything the clock makes due, in order: open scheduled sessions past t1, expire quotes, close
-    trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
+    """Everything the clock makes due, in order: open scheduled sessions past t1, cancel timed sessions
+    not open at t2, expire quotes, close trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
     outcomes: list[tuple[str, str]] = []
-    for step in (open_due_sessions, expire_due_quotes, close_due_sessions, settle_due_sessions):
+    steps = (open_due_sessions, cancel_unopened_sessions, expire_due_quotes, close_due_sessions, settle_due_sessions)
+    for step in steps:
         try:
             outcomes.extend(step())
         except (DomainError, OperationalError) as exc:

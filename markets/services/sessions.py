@@ -154,12 +154,19 @@ def join_session(actor, session_id: str, role: str, *, username: str | None = No
                 )
         if not user.is_active:
             raise Conflict(f"{user.username} is deactivated: an inactive account cannot join", "user_inactive")
+        if session.phase(cmd.now) == Session.Status.CANCELLED:  # recorded, or its t2 passed before it opened
+            raise Conflict(_cancelled_note(session), "session_not_joinable")
         if session.status != Session.Status.CREATED:
             raise Conflict("Participants can join only before the session opens", "session_not_joinable")
         if Participant.objects.filter(session=session, user=user).exists():
             raise Conflict(f"{user.username} has already joined {session.id}", "already_joined")
         cmd.emit("ParticipantJoined", _joined(user, role))
     return Participant.objects.get(session_id=session.id, user=user)
+
+
+def _cancelled_note(session: Session) -> str:
+    why = session.waiting_reason or domain.unopened_reason(session.start_mode, session.t2)
+    return f"Session {session.id} was cancelled ({why}): nobody can join it"
 
 
 def _holders(session: Session) -> list[tuple[int, str]]:

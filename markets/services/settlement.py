@@ -10,7 +10,7 @@ from django.conf import settings
 
 from markets import domain, projections
 from markets.errors import Conflict, DomainError, Forbidden
-from markets.models import Session
+from markets.models import Quote, Session
 from markets.services.command import _Command, _command, _get_session, _iso, _require_organiser, _retrying
 from oracle import fixing as fixing_rules
 
@@ -50,6 +50,8 @@ def settle_session(
             price_vector = [taken.prices[leg] for leg in session.legs]
             fixing = {"rule": taken.rule, "at": _iso(taken.at), "ticks": taken.ticks, "source": "oracle"}
         _close_trading(cmd)
+        if session.status == Session.Status.OPEN:  # a manual session: what expired by now says so first
+            expire_quotes(cmd, cmd.now)
         _settle(cmd, price_vector, fixing)
     return _get_session(session_id)
 
@@ -62,11 +64,26 @@ def _fixing(session: Session, at: dt.datetime) -> fixing_rules.Fixing:
 
 
 def _close_trading(cmd: _Command) -> None:
-    """Record that trading in a timed session stopped at t2 (its open RFQs and live quotes lapse)."""
+    """Record that trading in a timed session stopped at t2: the quotes that had expired by then expire
+    (QuotesExpired), then its open RFQs and the quotes still live lapse (TradingClosed), as every reader
+    showed them from t2 on (`Quote.status_at`, `RFQ.status_at`)."""
     session = cmd.session
     if session.status == Session.Status.OPEN and session.phase(cmd.now) == Session.Status.CLOSED:
+        expire_quotes(cmd, session.t2)
         cmd.emit("TradingClosed", {"at": _iso(session.t2)})
         session.status = Session.Status.CLOSED
+
+
+def expire_quotes(cmd: _Command, until: dt.datetime) -> int:
+    """Record QuotesExpired for the session's live quotes whose expiry is at or before `until`."""
+    ids = sorted(
+        Quote.objects.filter(
+            rfq__session_id=cmd.session.id, status=Quote.Status.LIVE, expires_at__lte=until
+        ).values_list("id", flat=True)
+    )
+    if ids:
+        cmd.emit("QuotesExpired", {"quote_ids": ids})
+    return len(ids)
 
 
 def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list[int], dict]:

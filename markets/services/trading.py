@@ -20,6 +20,7 @@ from markets.services.command import (
     _retrying,
     _row_id,
 )
+from oracle import units
 
 MAX_QUOTE_TTL = 24 * 3600
 DEFAULT_QUOTE_TTL = 60
@@ -96,12 +97,10 @@ def _get_quote(quote_id: object) -> Quote:
 def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEFAULT_QUOTE_TTL) -> Quote:
     """A maker quotes `rate` units of the get leg per unit of the give leg, live for ttl_seconds."""
     rate_base = domain.parse_rate(rate)
-    try:
-        ttl = int(str(ttl_seconds))
-    except ValueError:
-        raise DomainError("The quote's lifetime must be a whole number of seconds", "invalid_ttl") from None
-    if not 1 <= ttl <= MAX_QUOTE_TTL:
-        raise DomainError(f"The quote's lifetime must be 1 to {MAX_QUOTE_TTL} seconds", "invalid_ttl")
+    try:  # the one reader of numbers: Arabic-Indic digits, `1_0` and `+5` are not seconds (int() read them)
+        ttl = units.read_whole(ttl_seconds, "The quote's lifetime", low=1, high=MAX_QUOTE_TTL, unit="seconds")
+    except units.InvalidNumber as exc:
+        raise DomainError(exc.message, "invalid_ttl") from None
     rfq = _rfq_row(rfq_id)
     with _command(rfq.session_id) as cmd:
         rfq = _rfq_row(rfq_id)  # under the session's lock: as it stands now

@@ -11,10 +11,12 @@ command, with which facts.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from markets import domain
+from oracle import units
 
 MAX_QUOTE_TTL = 24 * 3600  # the services' bound, restated: the model does not import what it checks
 HOLDERS = domain.HOLDER_ROLES
@@ -86,34 +88,43 @@ def _parsed(parse, value: object) -> tuple[int | None, set[str]]:
         return None, {exc.code}
 
 
+_LEG_CHARS = re.compile(r"[\x20-\x7e\t]*", re.ASCII)  # printable ASCII: anything else never names a leg
+
+
 def _leg(m: Market, name: object) -> str | None:
-    try:
-        return m.legs[domain.leg_index(m.legs, name)]
-    except domain.DomainError:
+    """The leg `name` means: ASCII case and spacing do not count; nothing else is folded (restated)."""
+    if not isinstance(name, str) or not _LEG_CHARS.fullmatch(name):
         return None
+    key = " ".join(name.split()).lower()
+    return next((leg for leg in m.legs if " ".join(leg.split()).lower() == key), None)
 
 
 def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> set[str]:
-    units, refusals = _parsed(domain.parse_qty, quantity)
+    qty, refusals = _parsed(domain.parse_qty, quantity)
     refusals |= _who(m, actor) | _new_business(m)
     give_leg, get_leg = _leg(m, give), _leg(m, get)
-    if give_leg is None or get_leg is None:
-        refusals.add("unknown_leg")
-    elif give_leg == get_leg:
+    for name, leg in ((give, give_leg), (get, get_leg)):
+        if isinstance(name, str) and not _LEG_CHARS.fullmatch(name):
+            refusals.add("invalid_leg_name")  # a look-alike (Kelvin sign, no-break space) is not the leg it resembles
+        elif leg is None:
+            refusals.add("unknown_leg")
+    if give_leg is not None and give_leg == get_leg:
         refusals.add("same_leg")
     role = m.roles.get(actor)
     if role == "organiser":
         refusals.add("forbidden")
-    if role in HOLDERS and give_leg is not None and units is not None and m.held(actor, give_leg) < units:
+    if role in HOLDERS and give_leg is not None and qty is not None and m.held(actor, give_leg) < qty:
         refusals.add("insufficient_inventory")
     return refusals
 
 
 def _ttl_ok(ttl: object) -> bool:
+    """Whole seconds, 1 to a day, read by the one reader of numbers (never int(): `1_0` is not 10)."""
     try:
-        return 1 <= int(str(ttl)) <= MAX_QUOTE_TTL
-    except ValueError:
+        number = units.read_decimal(ttl)
+    except units.InvalidNumber:
         return False
+    return 1 <= number <= MAX_QUOTE_TTL and number == number.to_integral_value()
 
 
 def quote(m: Market, actor: str, on: Rfq | None, rate: object, ttl: object) -> set[str]:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ledger import clock, store
 from markets import audit, domain, services
-from markets.models import Payout, Session, Settlement
+from markets.models import Payout, Quote, Session, Settlement
 from markets.simulation.result import ORGANISER, _Action
 
 
@@ -44,12 +44,16 @@ class Proof:
         if self.timed:
             clock.set_time(max(clock.now(), self.t2))
         self._store_tick()
+        # Quotes whose expiry passed by the end of trading (t2, or now) are recorded expired first, then a
+        # timed session's trading closes, in the same command as the settlement.
+        ended = self.t2 if self.timed else clock.now()
+        expired = Quote.objects.filter(rfq__session_id=self.sid, status=Quote.Status.LIVE, expires_at__lte=ended)
         self._execute(
             _Action(
                 "settle",
                 "settle at the oracle's fixing",
                 lambda: services.settle_session(None, self.sid),
-                writes=2 if self.timed else 1,  # a timed session's trading closes in the same command
+                writes=1 + self.timed + expired.exists(),
             )
         )
         self._check_settlement()

@@ -415,9 +415,9 @@ REFUSALS = [
     Case("rate-text", lambda c: _quote(c, "cheap"), DomainError, "invalid_number", 422, "Rate must be a number"),
     Case("rate-9-decimals", lambda c: _quote(c, "0.620000001"), DomainError, "invalid_number", 422, "more than 8 decimal"),
     Case("rate-delivers-nothing", lambda c: _quote(c, "0.00000009"), DomainError, "trade_too_small", 422, "0 units"),
-    Case("ttl-zero", lambda c: _quote(c, "1", 0), DomainError, "invalid_ttl", 422, "1 to 86400 seconds"),
-    Case("ttl-too-long", lambda c: _quote(c, "1", 86401), DomainError, "invalid_ttl", 422, "1 to 86400 seconds"),
-    Case("ttl-text", lambda c: _quote(c, "1", "soon"), DomainError, "invalid_ttl", 422, "whole number of seconds"),
+    Case("ttl-zero", lambda c: _quote(c, "1", 0), DomainError, "invalid_ttl", 422, "whole number of seconds from 1 to 86,400"),
+    Case("ttl-too-long", lambda c: _quote(c, "1", 86401), DomainError, "invalid_ttl", 422, "whole number of seconds from 1 to 86,400"),
+    Case("ttl-text", lambda c: _quote(c, "1", "soon"), DomainError, "invalid_ttl", 422, "whole number of seconds from 1 to 86,400, not 'soon'"),
     # who may do what
     Case("anonymous-rfq", lambda c: services.request_rfq(AnonymousUser(), "demo", "AAPL", "NVDA", "1"), Unauthenticated, "unauthenticated", 401, "Sign in"),
     Case("outsider-rfq", lambda c: _rfq(c, "1", who="eve"), Forbidden, "not_a_participant", 403, "You have not joined session demo"),

@@ -41,7 +41,7 @@ ROLES = {"org": "organiser", "alice": "trader", "bob": "trader", "mm": "maker", 
 T0 = dt.datetime(2031, 3, 4, 12, 0, tzinfo=dt.UTC)
 _session_numbers = itertools.count(1)
 
-INVALID_QTY = ["0", "-1", "NaN", "inf", "ten", "1e400", "0.0000001", "", "1000000001"]
+INVALID_QTY = ["0", "-1", "NaN", "inf", "ten", "1e400", "0.0000001", "", "1000000001", "0.0000010", "1\n", "1,5"]
 INVALID_RATE = ["0", "-0.5", "nan", "-inf", "x", "1000001", "0.000000001"]
 
 # (text, base units or None when the text must be refused). Hypothesis favours tiny and edge values,
@@ -65,10 +65,15 @@ rates = st.one_of(
     st.sampled_from(INVALID_RATE).map(lambda t: (t, None)),
 )
 pause_reasons = st.sampled_from(["", "", "fire drill", "  a question from the floor ", "x" * 501, "a\x00b"])
-ttls = st.one_of(st.sampled_from([5, 30, 60, 90]), st.integers(1, 120), st.sampled_from([0, 86401, "soon"]))
+ttls = st.one_of(
+    st.sampled_from([5, 30, 60, 90]),
+    st.integers(1, 120),
+    st.sampled_from([0, 86401, "soon", "\u0661\u0660", "1_0", "+5", "60\n", "2.5"]),
+)
 people = st.sampled_from([*HOLDERS, *HOLDERS, "org", "eve"])
 makers = st.sampled_from(sorted(MAKERS))
-legs = st.sampled_from([*LEGS, *LEGS, "TSLA"])
+# Look-alikes of legs are refused as such, never folded into them: a no-break space, a full-width A.
+legs = st.sampled_from([*LEGS, *LEGS, "TSLA", "AAPL\u00a0", "\uff21APL"])
 # 0: a random person acts; otherwise the one entitled to (the taker, the maker).
 actor_choice = st.integers(0, 3)
 MAX_INDEX = 12
@@ -271,6 +276,9 @@ class MarketMachine(RuleBasedStateMachine):
         session = self.run(lambda: services.settle_session(self.users[who], self.sid, prices=text), refusals)
         if session is not None:
             self.settled = True
+            for q in self.quotes.values():  # quotes past their expiry are recorded expired, not lapsed
+                if q["status"] == "live" and q["expires"] <= self.now:
+                    q["status"] = "expired"
             for rfq_id, rfq in self.rfqs.items():  # trading is over: what was open lapses
                 if rfq["status"] == "open":
                     self.close_rfq(rfq_id, "lapsed")

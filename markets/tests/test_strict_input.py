@@ -39,6 +39,8 @@ def test_numbers_that_are_not_ascii_decimals_are_refused_everywhere(api, demo, c
         api.post("/sessions/demo/rfq", {"give_leg": "AAPL", "get_leg": "NVDA", "quantity": text}), 422, "invalid_number"
     )
     assert "quantity: must be" in body["message"]
+    if text == "1,5":  # a form reads a decimal comma (test_edges.py); the API never does
+        return
     client.force_login(users["alice"])
     page = client.post(
         "/sessions/demo/rfq", {"give_leg": "AAPL", "get_leg": "NVDA", "quantity": text}, headers={"HX-Request": "true"}

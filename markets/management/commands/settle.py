@@ -39,11 +39,12 @@ class Command(BaseCommand):
             prices = {}
             for item in price:
                 leg, sep, value = item.partition("=")
-                if not sep or not leg.strip() or not value.strip():
+                leg = leg.strip(" \t")  # ASCII blanks only: the services refuse a no-break space, never drop it
+                if not sep or not leg or not value.strip(" \t"):
                     raise CommandError(f"--price {item!r}: write it as LEG=VALUE, e.g. AAPL=190.1")
-                if leg.strip() in prices:
-                    raise CommandError(f"--price {leg.strip()} is given twice: give one price per leg")
-                prices[leg.strip()] = value.strip()
+                if leg in prices:
+                    raise CommandError(f"--price {leg} is given twice: give one price per leg")
+                prices[leg] = value  # read by the one reader of numbers (oracle.units): no line breaks
         try:
             settled = services.settle_session(None, session, prices=prices)
         except DomainError as exc:
