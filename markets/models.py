@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from markets import domain
-from markets.rejoin_models import InviteUse, RejoinLink  # noqa: F401  (access state for getting back in)
+from markets.access_models import Invite, InviteUse, RejoinLink  # noqa: F401  (who may come in: access state)
 
 
 class Session(models.Model):
@@ -363,43 +363,3 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.user_id}): {self.status or 'running'}"
-
-
-class Invite(models.Model):
-    """A link that lets people into one session before it opens: an open link for up to `max_uses`
-    people, or a personal single-use link with the display name fixed (`name`, made in bulk).
-
-    Access state, not market state (like API tokens): no event records it, and only
-    `markets.services.invites` writes it, under its session's lock. The joins themselves are events
-    (ParticipantJoined). The link carries `token_id`, signed (`markets.invite_rules`)."""
-
-    class Role(models.TextChoices):
-        TRADER = "trader", "Trader"
-        MAKER = "maker", "Market maker"
-
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="invites")
-    role = models.CharField(max_length=16, choices=Role.choices)
-    token_id = models.CharField(max_length=32, unique=True, editable=False)
-    name = models.CharField(max_length=40, blank=True, help_text="Personal link: the one name it joins as")
-    batch = models.CharField(max_length=16, blank=True, db_index=True, help_text="Personal links pasted together")
-    max_uses = models.PositiveIntegerField()
-    uses = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["session", "-created_at", "-id"]
-        constraints = [
-            # However the joins race, the database never lets a link be used more often than its limit.
-            models.CheckConstraint(condition=models.Q(uses__lte=models.F("max_uses")), name="markets_invite_uses"),
-            models.CheckConstraint(condition=models.Q(max_uses__gte=1), name="markets_invite_max_uses"),
-        ]
-
-    def __str__(self) -> str:
-        who = f"for {self.name}" if self.name else f"{self.uses}/{self.max_uses}"
-        return f"{self.role} invite to {self.session_id} ({who})"
-
-    @property
-    def personal(self) -> bool:
-        return bool(self.name)

@@ -5,7 +5,7 @@ service (which checks permissions and writes) or one selector (which checks who 
 answer. The API never writes market state itself.
 
     parser.py       exact JSON numbers; the bearer token's user
-    schemas.py      request and response shapes (pydantic), with the limits
+    schemas.py      request shapes (pydantic), with the limits; answers.py the response shapes
     errors.py       every error as {"code", "message"}, here and for what never reaches django-ninja
     idempotency.py  Idempotency-Key on every POST
     sessions.py     sessions, participants, holdings, the audit log, prices, settlement

@@ -16,7 +16,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from ledger import store
-from markets.api.schemas import ErrorOut
+from markets.api.answers import ErrorOut
 from markets.errors import DomainError, http_status
 
 logger = logging.getLogger(__name__)

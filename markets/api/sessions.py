@@ -11,23 +11,18 @@ from ninja import Field, Query, Router, Schema, Status
 
 from ledger import clock
 from markets import access, domain, selectors, services
-from markets.api.errors import ERRORS
-from markets.api.idempotency import post
-from markets.api.schemas import (
+from markets.api.answers import (
     AllocationsOut,
     EventsPageOut,
-    Input,
-    JoinIn,
     MeOut,
-    OpenIn,
     ParticipantOut,
     PricesOut,
-    SessionCreateIn,
     SessionOut,
-    SettleIn,
     SettlementOut,
-    Text,
 )
+from markets.api.errors import ERRORS
+from markets.api.idempotency import post
+from markets.api.schemas import Input, JoinIn, OpenIn, SessionCreateIn, SettleIn, Text
 from markets.models import Session
 from markets.selectors import api as shapes
 

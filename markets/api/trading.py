@@ -9,9 +9,10 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from markets import selectors, services
+from markets.api.answers import QuoteOut, RFQOut, TradeOut
 from markets.api.errors import ERRORS
 from markets.api.idempotency import post
-from markets.api.schemas import PathId, QuoteIn, QuoteOut, RFQIn, RFQOut, TradeOut
+from markets.api.schemas import PathId, QuoteIn, RFQIn
 from markets.models import RFQ, Quote, Trade
 from markets.selectors import api as shapes
 

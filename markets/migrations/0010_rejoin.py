@@ -1,5 +1,5 @@
 """Getting back in: which invite link each guest joined by (InviteUse) and each guest's personal rejoin
-link (RejoinLink). Access state like invites: no event records them (see markets.rejoin_models)."""
+link (RejoinLink). Access state like invites: no event records them (see markets.access_models)."""
 
 import django.db.models.deletion
 from django.conf import settings

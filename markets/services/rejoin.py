@@ -5,7 +5,7 @@ by the organiser or by the participant themselves.
 
 Each is one command in the house's envelope (one transaction holding its session's lock), so two
 revocations racing still leave exactly one live link (the database's partial unique index agrees).
-Access state, not market state: no event is written (see markets.rejoin_models).
+Access state, not market state: no event is written (see markets.access_models).
 """
 
 from __future__ import annotations

@@ -1,0 +1,170 @@
+"""Response shapes of the JSON API (pydantic, via django-ninja): quantities, rates and prices as exact
+decimal strings ("6.200000"); the request shapes, with their limits, are in markets.api.schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import Field
+
+
+class ErrorOut(Schema):
+    code: str = Field(..., description="Stable, for programs")
+    message: str = Field(..., description="Readable, for people")
+
+
+class MeOut(Schema):
+    username: str
+    can_create_sessions: bool
+
+
+class ParticipantOut(Schema):
+    session_id: str
+    username: str = Field(..., description="The account")
+    name: str = Field(..., description="The name people see: as typed when joining by link, else the full name")
+    role: str
+    joined_at: dt.datetime
+
+
+class SessionOut(Schema):
+    id: str
+    title: str
+    status: Literal["created", "open", "closed", "settled", "cancelled"] = Field(
+        ..., description="As of now: an open timed session at or past t2 is closed (trading stops at t2 by itself)"
+    )
+    status_note: str = Field(..., description="Where the session stands, in words")
+    legs: list[str]
+    q: list[str]
+    t1: dt.datetime | None
+    t2: dt.datetime | None
+    start_mode: str
+    end_mode: str
+    allocation_mode: str
+    fixing_rule: dict[str, Any]
+    visibility: str
+    created_by: str
+    created_at: dt.datetime
+    opened_at: dt.datetime | None
+    settled_at: dt.datetime | None
+    waiting_reason: str
+    paused: bool = Field(..., description="The organiser paused trading (the status stays open): 409 trading_paused")
+    paused_at: dt.datetime | None
+    pause_reason: str
+    version: int = Field(..., description="Version of the session's event stream")
+    last_seq: int = Field(..., description="Global seq of the last event applied")
+    participants: list[ParticipantOut]
+
+
+class HoldingRowOut(Schema):
+    username: str
+    name: str
+    role: str
+    x: dict[str, str] = Field(..., description="Current holding per leg")
+    initial: dict[str, str] = Field(..., description="Initial allocation per leg")
+
+
+class AllocationsOut(Schema):
+    session_id: str
+    status: str
+    legs: list[str]
+    as_of_seq: int
+    holdings: list[HoldingRowOut]
+    totals: dict[str, str] = Field(..., description="Sum over participants; equals q when open")
+
+
+class QuoteOut(Schema):
+    id: int
+    rfq_id: int
+    maker: str
+    maker_name: str
+    rate: str
+    receive: str = Field(..., description="What the taker would get of the get leg at this rate")
+    expires_at: dt.datetime
+    status: str
+    created_at: dt.datetime
+
+
+class RFQOut(Schema):
+    id: int
+    session_id: str
+    taker: str
+    taker_name: str
+    give_leg: str
+    get_leg: str
+    quantity: str
+    status: str
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+    quotes: list[QuoteOut]
+
+
+class TradeOut(Schema):
+    id: int
+    session_id: str
+    rfq_id: int
+    quote_id: int
+    taker: str
+    taker_name: str
+    maker: str
+    maker_name: str
+    give_leg: str
+    get_leg: str
+    give_qty: str
+    get_qty: str
+    rate: str
+    executed_at: dt.datetime
+    seq: int
+
+
+class EventOut(Schema):
+    seq: int
+    stream: str
+    version: int
+    type: str
+    payload: dict[str, Any]
+    at: str = Field(..., description="UTC, exactly as hashed")
+    prev_hash: str
+    hash: str
+
+
+class EventsPageOut(Schema):
+    session_id: str
+    events: list[EventOut]
+    next_after: int = Field(..., description="Pass as ?after= to read on")
+    has_more: bool
+
+
+class PricePointOut(Schema):
+    price: str
+    at: dt.datetime
+    source: str
+
+
+class PricesOut(Schema):
+    session_id: str
+    legs: list[str]
+    latest: dict[str, PricePointOut] = Field(..., description="Newest tick per leg (legs without one are absent)")
+    history: dict[str, list[PricePointOut]] = Field(
+        ..., description="Up to ?history=N recent ticks per leg, oldest first"
+    )
+
+
+class PayoutOut(Schema):
+    username: str
+    name: str
+    role: str
+    amount: str
+
+
+class SettlementOut(Schema):
+    session_id: str
+    status: str
+    settled: bool
+    settled_at: dt.datetime | None
+    prices: dict[str, str]
+    fixing: dict[str, Any] | None
+    total: str | None = Field(..., description="Sum of payouts")
+    expected: str | None = Field(..., description="q . S_t2; equals total")
+    payouts: list[PayoutOut]
