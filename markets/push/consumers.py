@@ -189,7 +189,7 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         one rendering."""
         if not self.user.is_authenticated:
             return (UNAUTHENTICATED, "sign in first"), None, None
-        self.credentials = Credentials(self.user.pk, session_key=credentials.session_key(self.scope.get("session")))
+        self.credentials = credentials.signed_in(self.user, self.scope.get("session"))
         session = _session(self.session_id)
         if session is None:
             return (NOT_FOUND, f"no session {self.session_id}"), None, None
@@ -312,7 +312,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         what the socket is held to (sync: the cookie's user is read here, see sessionsite.wsauth)."""
         user = self.scope.get("user")
         if self.scope.get("origin") is not None and user is not None and user.is_authenticated:
-            return user, Credentials(user.pk, session_key=credentials.session_key(self.scope.get("session")))
+            return user, credentials.signed_in(user, self.scope.get("session"))
         raw = None
         for name, value in self.scope.get("headers", []):
             if name == b"authorization" and value.lower().startswith(b"bearer "):

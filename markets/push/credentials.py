@@ -6,9 +6,10 @@ with 4401 within `RECHECK_SECONDS`, whichever process made the change (the admin
 A socket's credentials are read once, when it connects. Each process then re-reads those of the sockets it
 holds every `RECHECK_SECONDS`, all at once, in one statement (the users still active, the tokens still
 active, the sessions not ended among them), in its presence thread (`markets.push.presence`), never in
-the queue of Channels' database thread. A change of password that signs a browser out of its pages
-(Django's session hash) is seen when the socket reconnects, not here: it would need every session's data
-decoded.
+the queue of Channels' database thread. A change of password, which signs a browser out of its pages
+(Django's session hash, made from the password field), closes its sign-in's sockets too: the password
+field read with the user is compared with the one it connected with (revoking a guest's rejoin link
+changes it: `markets.services.rejoin`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session as SignIn
 from django.db import DatabaseError
 from django.db.models import CharField, F, QuerySet, Value
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -48,6 +49,7 @@ class Credentials:
     user_id: int
     token_id: int | None = None
     session_key: str | None = None
+    password: str | None = None  # a sign-in's: the account's password field when it connected
 
 
 class Holder(Protocol):
@@ -96,6 +98,11 @@ def session_key(session) -> str | None:
     return getattr(session, "session_key", None)
 
 
+def signed_in(user, session) -> Credentials:
+    """A sign-in's credentials: the user, the session's key and the password field it was made with."""
+    return Credentials(user.pk, session_key=session_key(session), password=user.password)
+
+
 def _pairs(queryset: QuerySet, kind: str, key) -> QuerySet:
     return queryset.order_by().annotate(kind=Value(kind, output_field=CharField()), key=key).values_list("kind", "key")
 
@@ -110,7 +117,7 @@ def live(credentials: Iterable[Credentials]) -> set[tuple[str, str]]:
     parts = []
     if users:
         active = get_user_model().objects.filter(pk__in=users, is_active=True)
-        parts.append(_pairs(active, "user", Cast("pk", CharField())))
+        parts.append(_pairs(active, "user", Concat(Cast("pk", CharField()), Value(":"), "password")))
     if tokens:
         parts.append(_pairs(ApiToken.objects.filter(pk__in=tokens, is_active=True), "token", Cast("pk", CharField())))
     if keys:
@@ -118,7 +125,14 @@ def live(credentials: Iterable[Credentials]) -> set[tuple[str, str]]:
         parts.append(_pairs(ongoing, "session", F("session_key")))
     if not parts:
         return set()
-    return set(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else set(parts[0])
+    rows = set(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else set(parts[0])
+    standing = set()
+    for kind, key in rows:
+        if kind == "user":  # ("user", id) and the password it stands with, ("password", "id:field")
+            standing |= {("user", key.split(":", 1)[0]), ("password", key)}
+        else:
+            standing.add((kind, key))
+    return standing
 
 
 def why_lapsed(credentials: Credentials, standing: set[tuple[str, str]]) -> str | None:
@@ -129,6 +143,11 @@ def why_lapsed(credentials: Credentials, standing: set[tuple[str, str]]) -> str 
         return TOKEN_REVOKED
     if credentials.session_key is not None and ("session", credentials.session_key) not in standing:
         return SIGNED_OUT
+    if (
+        credentials.password is not None
+        and ("password", f"{credentials.user_id}:{credentials.password}") not in standing
+    ):
+        return SIGNED_OUT  # its password changed (or a rejoin link was revoked): its pages are signed out too
     return None
 
 

@@ -150,6 +150,24 @@ def test_signing_out_closes_the_sockets_of_that_sign_in(server, users, demo):
     assert stream.errors()[-1]["message"] == SIGNED_OUT
 
 
+def test_a_new_password_closes_the_sockets_its_sign_ins_hold_but_not_a_token_stream(server, users, demo):
+    """Django signs a browser out of its pages when the account's password changes (its session hash):
+    its sockets follow within seconds, as when a rejoin link is revoked (a guest's new unusable password)."""
+    _, cookie = signed_in(users["alice"])
+    _, raw = tokens.create_token(users["alice"])
+    base = server.url.replace("http", "ws")
+    floor = Held(f"{base}/ws/sessions/demo/", {"Cookie": cookie, "Origin": server.url})
+    program = Held(f"{base}/ws/sessions/demo", {"Authorization": f"Bearer {raw}"})
+
+    def new_password() -> None:
+        users["alice"].set_password("another one")
+        users["alice"].save(update_fields=["password"])
+
+    took = asyncio.run(hold_then([floor], new_password, still_open=[program]))
+    assert took < WITHIN
+    assert floor.code == 4401
+
+
 def test_an_empty_after_is_refused_with_4400_not_a_replay_of_everything(server, users, demo):
     _, raw = tokens.create_token(users["bob"])
     s = Held(server.url.replace("http", "ws") + "/ws/sessions/demo?after=", {"Authorization": f"Bearer {raw}"})
