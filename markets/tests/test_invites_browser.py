@@ -58,7 +58,7 @@ def test_an_invite_link_on_a_laptop_and_a_phone_lands_both_on_the_floor(browser,
 
     laptop = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     join_as(laptop, url, "Ann Laptop")
-    assert laptop.locator("[data-testid=signed-in-as]").inner_text() == "Ann-Laptop"
+    assert laptop.locator("[data-testid=signed-in-as]").inner_text() == "Ann Laptop"
     assert "You are Ann Laptop, trader." in laptop.locator("#controls").inner_text()  # as typed
 
     phone = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True).new_page()
@@ -68,7 +68,7 @@ def test_an_invite_link_on_a_laptop_and_a_phone_lands_both_on_the_floor(browser,
     phone.screenshot(path=str(SHOTS / "join-phone.png"))
     phone.get_by_role("button", name="Join", exact=True).click()
     phone.wait_for_url("**/sessions/pre/")
-    assert phone.locator("[data-testid=signed-in-as]").inner_text() == "Zoe-Phone"
+    assert phone.locator("[data-testid=signed-in-as]").inner_text() == "Zoë Phone"
     assert set(Participant.objects.filter(session_id="pre", role="trader").values_list("username", flat=True)) >= {
         "Ann-Laptop",
         "Zoe-Phone",
@@ -82,7 +82,7 @@ def test_an_invite_link_on_a_laptop_and_a_phone_lands_both_on_the_floor(browser,
     phone.screenshot(path=str(ARTIFACTS / "join-phone-continue.png"))
     phone.get_by_role("button", name="Continue as Zoë Phone").click()
     phone.wait_for_url("**/sessions/pre/")
-    assert phone.locator("[data-testid=signed-in-as]").inner_text() == "Zoe-Phone"
+    assert phone.locator("[data-testid=signed-in-as]").inner_text() == "Zoë Phone"
 
     # the organiser's page counts them, and shows what a pasted list makes; it is usable on a phone too
     org.reload()

@@ -70,8 +70,8 @@ def test_a_student_on_a_new_phone_gets_back_to_the_same_floor(browser, server, u
     laptop.goto(url)
     laptop.locator("[data-testid=rejoin-continue]").click()  # one tap: a GET signs in nobody
     laptop.wait_for_url("**/sessions/pre/")
-    assert laptop.locator("[data-testid=signed-in-as]").inner_text() == "Zoe-Smith"
-    assert "You are Zoe-Smith, trader." in laptop.locator("#controls").inner_text()
+    assert laptop.locator("[data-testid=signed-in-as]").inner_text() == "Zoë Smith"
+    assert "You are Zoë Smith, trader." in laptop.locator("#controls").inner_text()
     assert holdings_row(laptop, "Zoe-Smith") == before and before.split()[1:5] != ["0", "0", "0", "0"]
 
     # Her own floor offers the link for another device, at desktop width and on the phone.
