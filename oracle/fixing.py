@@ -2,7 +2,7 @@
 
 A session records its rule as JSON, e.g. {"rule": "last"} or {"rule": "median", "window": 60}.
 
-Conventions (the README's "Checking a fixing by hand" repeats them):
+Conventions (docs/operations.md, "Checking a fixing by hand", repeats them):
 - last: the last tick at or before t2 (ties in time: the later id).
 - median: the median of the ticks in the window (t2 - W, t2]; an even count takes the LOWER middle
   value, so the fixing is always a price that was actually quoted, never an average of two.

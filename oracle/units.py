@@ -1,6 +1,6 @@
 """Units, numbers and names shared by the oracle and the market. Pure: no Django, no I/O.
 
-Fixed scales (documented in the README):
+Fixed scales (documented in docs/ledger.md):
 - quantities of a leg: integers of 10**-6 units (QTY_DP = 6), so 6.2 NVDA is 6_200_000;
 - rates (units of the get leg per unit of the give leg): integers of 10**-8 (RATE_DP = 8);
 - prices: integers of 10**-6 currency (PRICE_DP = 6);

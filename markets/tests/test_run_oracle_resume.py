@@ -132,7 +132,7 @@ def test_a_session_joining_while_running_with_ticks_of_its_own_continues_from_th
 
 
 def test_a_seeded_restart_repeats_a_fresh_seeded_walk_from_the_stored_prices(users, fake):
-    """What the README promises: same seed + same starting point = same ticks, across a restart too."""
+    """What docs/operations.md promises: same seed + same starting point = same ticks, across a restart too."""
     create_demo(users)
     run("--session-id", "demo", "--max-ticks", "5", "--seed", "1", "--quiet", *WILD)
     before = {leg: newest("demo", leg) for leg in LEGS}

@@ -1,4 +1,4 @@
-"""The fixing rules, each as a desk would compute it by hand from the ticks (see the README's "Checking a
+"""The fixing rules, each as a desk would compute it by hand from the ticks (see docs/operations.md, "Checking a
 fixing by hand")."""
 
 from __future__ import annotations
