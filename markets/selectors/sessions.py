@@ -70,6 +70,7 @@ def phase_context(session: Session) -> dict[str, Any]:
         "phase": phase,
         "phase_label": PHASE_LABELS[phase],
         "paused": is_paused(session, phase),
+        "cancelled_reason": cancelled_reason(session, phase),
         "t2_ms": int(session.t2.timestamp() * 1000) if session.t2 else None,
     }
 
@@ -111,10 +112,19 @@ def status_note(session: Session, now: dt.datetime | None = None) -> str:
         waiting = f"; waiting: {session.waiting_reason}" if session.waiting_reason else ""
         return f"trading closed, settles at the fixing ({rule}, t2 {domain.when(session.t2)}){waiting}"
     if phase == Session.Status.CANCELLED:
-        if session.status == Session.Status.CREATED:  # by the clock: the scheduler records the same reason
-            return f"cancelled: {domain.unopened_reason(session.start_mode, session.t2)}"
-        return f"cancelled: {session.waiting_reason}" if session.waiting_reason else "cancelled"
+        why = cancelled_reason(session, phase)
+        return f"cancelled: {why}" if why else "cancelled"
     return "settled: payouts are final"
+
+
+def cancelled_reason(session: Session, phase: str) -> str:
+    """Why a cancelled session was: recorded, or, while t2 has overtaken it unopened and the scheduler has not
+    recorded it yet, the reason it will record (read by the clock, as the phase is)."""
+    if phase != Session.Status.CANCELLED:
+        return ""
+    if session.status == Session.Status.CREATED:
+        return domain.unopened_reason(session.start_mode, session.t2)
+    return session.waiting_reason
 
 
 def priced_sessions(session_ids: list[str] | None = None) -> dict[str, list[str]]:

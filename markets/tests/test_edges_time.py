@@ -57,6 +57,8 @@ def test_a_timed_session_not_opened_by_t2_reads_cancelled_and_takes_nobody_in(us
     assert [s["id"] for s in api.get("/sessions?status=cancelled").json()] == ["late"]
     client.force_login(users["bob"])
     assert "passed before the organiser opened the session" in client.get("/").content.decode()
+    floor = client.get("/sessions/late/").content.decode()
+    assert 'data-testid="cancelled">Cancelled: t2 (2030-06-03 09:30:00 UTC) passed before the organiser' in floor
 
     before = written()
     body = assert_error(
