@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from ledger.store import ConcurrencyError
-from markets import domain, invite_rules
+from markets import invite_rules
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
 from markets.invite_rules import PeopleRefused
 from markets.models import Invite, Participant, Session
@@ -26,6 +26,7 @@ from markets.selectors.invites import joinable_refusal, link_refusal, require_ma
 from markets.services.command import _command, _require_user, _retrying, _row_id
 from markets.services.rejoin import record_invite_join
 from markets.services.sessions import join_session
+from oracle import units
 
 INVALID_LINK = "This invite link is not valid: check that it was copied whole, or ask the organiser for a new one"
 
@@ -37,13 +38,15 @@ def _role(role: object) -> str:
 
 
 def _max_uses(value: object) -> int:
-    number = domain.parse_id(value.strip() if isinstance(value, str) else value)
-    if number is None or number > invite_rules.MAX_USES:
+    """Read by the one reader of numbers (`oracle.units.read_whole`): a line break or a digit of another
+    script is refused, as everywhere else."""
+    try:
+        return units.read_whole(value, "The limit", low=1, high=invite_rules.MAX_USES)
+    except units.InvalidNumber:
         raise DomainError(
             f"The limit is how many people may join by this link: a whole number from 1 to {invite_rules.MAX_USES}",
             "invalid_limit",
-        )
-    return number
+        ) from None
 
 
 def _require_joinable(session: Session, now) -> None:

@@ -178,7 +178,7 @@ def test_only_the_organiser_creator_or_staff_make_and_revoke_invites(users):
     refused(lambda: invites.create_invite(users["alice"], "pre", "trader", 3), "not_organiser", 403, "organiser")
     refused(lambda: invites.create_invite(users["eve"], "secret", "trader", 3), "not_visible", 403)
     refused(lambda: invites.create_invite(users["org"], "nope", "trader", 3), "session_not_found", 404)
-    for limit in (0, 1001, "3.5", "lots", True, None):
+    for limit in (0, 1001, "3.5", "lots", True, None, "3\n", "\u00a03", "\u0663", "1_0", "+3"):
         refused(lambda limit=limit: invites.create_invite(users["org"], "pre", "trader", limit), "invalid_limit", 422)
     refused(lambda: invites.create_invite(users["org"], "pre", "organiser", 3), "invalid_role", 422)
     staff = make_user("staff")

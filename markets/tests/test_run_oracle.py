@@ -253,6 +253,7 @@ def test_a_bad_row_late_in_the_file_still_writes_nothing(users, fake, tmp_path):
         (["--all", "--max-ticks", "0"], "--max-ticks 0"),
         (["--all", "--vol", "AAPL=-1"], "--vol 'AAPL=-1'"),
         (["--all", "--start", "AAPL=abc"], "--start 'AAPL=abc'"),
+        (["--all", "--vol", "MSFT\u017f=0.1"], "leg names are ASCII"),  # a long s: upper() made it MSFTS
         (["--all", "--correlation", "0.99", "--start", "AAPL=1"], None),
         (["--all", "--correlation", "1.5"], "--correlation 1.5"),
         (["--all", "--config", "/nonexistent/x.json"], "x.json: cannot read"),

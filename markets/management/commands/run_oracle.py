@@ -27,7 +27,7 @@ from ledger.store import storage_problem
 from markets import selectors, services
 from markets.models import Session
 from markets.selectors import prices
-from oracle import sources
+from oracle import sources, units
 from oracle.runner import Runner, stop_on_signals
 
 ORACLE_DIR = Path(sources.__file__).resolve().parent
@@ -255,6 +255,8 @@ def _overrides(items: list[str] | None, flag: str, parse) -> dict:
         key = sym.strip().upper() if sep else "*"
         if sep and not key:
             raise CommandError(f"{flag} {item!r}: write SYM=VALUE or just VALUE for every leg")
+        if sep and (problem := units.leg_text_problem(sym.strip())):  # the long s upper-cases to S
+            raise CommandError(f"{flag} {item!r}: the symbol {problem}")
         try:
             parsed = parse(value.strip())
         except ValueError as exc:
