@@ -150,7 +150,7 @@ def test_a_stopped_oracle_started_again_continues_every_leg_from_its_last_stored
 
 def test_a_timed_session_settles_on_the_prices_continued_after_a_kill(users, env):
     """The issue's demo: the oracle killed and started again before t2; the fixing is the continued price."""
-    t2 = clock.now() + dt.timedelta(seconds=6)
+    t2 = clock.now() + dt.timedelta(seconds=15)  # room for a slow start on a loaded machine
     create_demo(users, "timed", end_mode="timed", t2=t2)
     run_until(oracle("--session-id", "timed", "--seed", "5", *WILD, env=env), 6, signal.SIGKILL)
     before = {leg: newest("timed", leg).price for leg in LEGS}
