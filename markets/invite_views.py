@@ -256,6 +256,14 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
         response.delete_cookie(_cookie(session)[0], samesite="Lax")
         return response
     typed = request.POST.get("name", "")
+    if action == "watch":  # a latecomer to a public session: a guest who watches, holding nothing
+        try:
+            commands.watch_by_invite(
+                token, typed, sign_in=lambda user: login(request, user, backend=settings.SIGN_IN_BACKEND)
+            )
+        except DomainError as exc:
+            return _join_page(request, invite, status=_status(exc), error=exc.message, typed=typed[:200])
+        return redirect("markets:floor", session.id)
     try:
         participant = commands.join_by_invite(
             token, typed, sign_in=lambda user: login(request, user, backend=settings.SIGN_IN_BACKEND)

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from ledger import clock
 from ledger.store import ConcurrencyError
 from markets import invite_rules
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
@@ -149,6 +150,31 @@ def join_by_invite(token: str, display_name: object, *, sign_in: Callable[[Any],
         if sign_in is not None:
             sign_in(user)
     return participant
+
+
+@_retrying
+def watch_by_invite(token: str, display_name: object, *, sign_in: Callable[[Any], None] | None = None):
+    """A latecomer with a link to a public session that has opened watches it: a guest user named as typed,
+    who holds nothing and trades nothing (no event: watching is not taking part), signed in by
+    `sign_in(user)` in the same transaction. Refused for a revoked link, a session not open to watchers
+    (participants only) and a session that still takes people in (then they join)."""
+    token_id = invite_rules.unsign(token)
+    invite = Invite.objects.filter(token_id=token_id).select_related("session").first() if token_id else None
+    if invite is None:
+        raise NotFound(INVALID_LINK, "invite_invalid")
+    if invite.revoked_at is not None:
+        raise Conflict("This invite link was withdrawn by the organiser: ask them for a new one", "invite_revoked")
+    session = invite.session
+    if session.visibility != Session.Visibility.PUBLIC:
+        raise Forbidden(f"Session {session.id} is for its participants only: there is nothing to watch", "not_visible")
+    if joinable_refusal(session, clock.now()) is None:
+        raise Conflict("This session still takes people in: join it with your name", "session_joinable")
+    name = invite_rules.clean_display_name(display_name)
+    with transaction.atomic():
+        user = _new_guest(name)
+        if sign_in is not None:
+            sign_in(user)
+    return user
 
 
 @_retrying

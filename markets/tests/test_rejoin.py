@@ -391,10 +391,21 @@ def test_a_latecomer_is_told_plainly_and_may_watch_a_public_session(pre):
     opened_at = Session.objects.get(id="pre").opened_at
     page = Client().get(join_link(pre.invite))
     text = page.content.decode()
-    assert page.status_code == 409 and 'name="name"' not in text
+    assert page.status_code == 409 and 'data-testid="join-form"' not in text
     assert f"This session started at {opened_at:%H:%M} UTC" in text and "joining closed when it opened" in text
     assert "ask the organiser for your rejoin link" in text
-    assert 'data-testid="watch"' in text and "/accounts/login/?next=/sessions/pre/" in text
+    assert 'data-testid="watch-form"' in text and "/accounts/login/?next=/sessions/pre/" in text
+    # A latecomer with no account watches under the name they type: signed in, holding nothing, no event.
+    before = Event.objects.count()
+    late = Client()
+    watching = late.post(join_link(pre.invite), {"action": "watch", "name": "Léa Late"})
+    assert watching.status_code == 302 and watching["Location"] == "/sessions/pre/"
+    floor = late.get("/sessions/pre/")
+    assert floor.context["me"] is None and "You are watching" in floor.content.decode()
+    assert "Léa Late" in floor.content.decode()  # the top bar names them as typed
+    assert Event.objects.count() == before
+    refused = Client().post(join_link(pre.invite), {"action": "watch", "name": " "})
+    assert refused.status_code == 422 and "_auth_user_id" not in refused.wsgi_request.session
     signed_in = Client()
     signed_in.force_login(pre.u["eve"])
     assert 'href="/sessions/pre/" data-testid="watch"' in signed_in.get(join_link(pre.invite)).content.decode()
@@ -411,6 +422,9 @@ def test_a_latecomer_to_a_participants_only_or_cancelled_session(users):
     text = Client().get(join_link(invite)).content.decode()
     assert "joining closed when it opened" in text and 'data-testid="watch"' not in text
     assert "for its participants only" in text
+    nosy = Client()
+    assert nosy.post(join_link(invite), {"action": "watch", "name": "Nosy"}).status_code == 403
+    assert "_auth_user_id" not in nosy.session
     create_demo(users, "off", open_it=False)
     invite = invites.create_invite(users["org"], "off", "trader", 5)
     services.cancel_session(users["org"], "off")
@@ -484,3 +498,17 @@ def test_who_takes_part_in_a_participants_only_session_cannot_be_probed(client, 
     assert there.context["message"] == missing.context["message"]
     client.force_login(users["bob"])  # a participant who sees the session is told it is not his to see
     assert client.get(f"/sessions/priv/rejoin/{users['alice'].pk}").status_code == 403
+
+
+def test_watching_by_link_is_for_latecomers_with_a_live_link_only(pre):
+    with pytest.raises(DomainError) as early:  # before the opening, the link is for joining
+        invites.watch_by_invite(invite_rules.sign(pre.invite.token_id), "Early")
+    assert early.value.code == "session_joinable"
+    services.open_session(pre.u["org"], "pre")
+    invites.revoke_invite(pre.u["org"], pre.invite.id)
+    with pytest.raises(DomainError) as revoked:
+        invites.watch_by_invite(invite_rules.sign(pre.invite.token_id), "Late")
+    assert revoked.value.code == "invite_revoked"
+    with pytest.raises(DomainError) as forged:
+        invites.watch_by_invite("not-a-token", "Late")
+    assert forged.value.code == "invite_invalid"
