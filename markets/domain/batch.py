@@ -7,6 +7,7 @@ result; the same book gives the same result, byte for byte):
     result = clear(book)                                # Clearing | NoClearing
     problems = check(book, result)                      # [] when the record is feasible
     payload = result_to_dict(result)                    # plain ints and strings; canonical_json() hashes it
+    problems = verify(book, payload)                    # verify_ledger: check, then re-clear and compare
 
 Scales as everywhere (`oracle.units`): quantities in 10**-6 units, limits in 10**-8 units of the get leg per
 unit of the give leg, prices in 10**-6 currency, volume in 10**-12 money. The rule, its objective, the
@@ -197,6 +198,37 @@ def check(book: Book, result: Result, holdings=None) -> list[str]:
     from markets.domain.batch_check import check as _check
 
     return _check(book, result, holdings)
+
+
+def verify(book: Book, recorded: dict) -> list[str]:
+    """What `verify_ledger` runs on a recorded batch (its canonical dict): the exact check of the record,
+    then a re-clear of the same book compared field by field. Each difference names its leg or order."""
+    try:
+        result = result_from_dict(recorded)
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"the record is not a batch result: {exc!r}"]
+    problems = check(book, result)
+    again = result_to_dict(clear(book))
+    if recorded.get("result") != again["result"]:
+        return [*problems, f"recorded {recorded.get('result')}, the algorithm gives {again['result']}"]
+    if again["result"] == "not_cleared":
+        if recorded.get("reason") != again["reason"]:
+            problems.append(f"recorded reason {recorded.get('reason')}, the algorithm gives {again['reason']}")
+        return problems
+    for k, (mine, theirs) in enumerate(zip(recorded["prices"], again["prices"], strict=False)):
+        if mine != theirs:
+            problems.append(f"price of {book.legs[k]}: recorded {mine}, the algorithm gives {theirs}")
+    fills = {f["order"]: f for f in recorded["fills"]}
+    expected = {f["order"]: f for f in again["fills"]}
+    for order in sorted(fills.keys() | expected.keys()):
+        mine, theirs = fills.get(order), expected.get(order)
+        if mine != theirs:
+            show = lambda f: "no fill" if f is None else f"gives {f['given']}, receives {f['received']}"  # noqa: E731
+            problems.append(f"fill of order {order}: recorded {show(mine)}, the algorithm gives {show(theirs)}")
+    for key in ("volume", "method"):
+        if recorded.get(key) != again[key]:
+            problems.append(f"{key}: recorded {recorded.get(key)}, the algorithm gives {again[key]}")
+    return problems
 
 
 # ---------------------------------------------------------------- canonical form

@@ -43,6 +43,10 @@ def _new_highs():
             _started = True
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("presolve", "off")
+    # Tight tolerances: the certificate below is exact, and a basis HiGHS accepts within a looser tolerance
+    # would fail it more often (each failure costs an exact solve in pure Python).
+    solver.setOptionValue("primal_feasibility_tolerance", 1e-10)
+    solver.setOptionValue("dual_feasibility_tolerance", 1e-12)
     return solver
 
 

@@ -32,6 +32,7 @@ from oracle.units import RATE_SCALE
 MAX_BINARIES = 64
 NODE_LIMIT = 400
 EPS = 1e-6
+ROUNDS = 3
 
 
 class SolverFailed(RuntimeError):
@@ -60,14 +61,47 @@ def _levels(prep: Prepared, legs: list[int]):
 
 
 def propose(prep: Prepared, legs: list[int]) -> list[tuple[int, ...]]:
-    """Integer price vectors proposed by the program (none if it found nothing to trade)."""
-    ref = prep.reference
+    """Integer price vectors proposed by the program (none if it found nothing to trade). The program is
+    solved again with the value of each leg converted at the relative prices it proposed (a sequential
+    linearisation of the clearing-price conservation), up to ROUNDS times or until its choice repeats."""
     levels = _levels(prep, legs)
     if not levels:
         return []
+    proposals: list[tuple[int, ...]] = []
+    factors = dict.fromkeys(legs, 1.0)
+    seen = set()
+    for _ in range(ROUNDS):
+        solved = _program(prep, legs, levels, factors)
+        if solved is None or solved[1] in seen:
+            break
+        relative, picked = solved
+        seen.add(picked)
+        proposals += _grid(prep, legs, levels, relative, picked)
+        factors = relative
+    return list(dict.fromkeys(proposals))
+
+
+def _grid(prep: Prepared, legs, levels, relative: dict[int, float], picked) -> list[tuple[int, ...]]:
+    """The program's relative prices on the integer grid, and repaired so that the levels it chose are
+    eligible exactly (up and down)."""
+    ref = prep.reference
+    prices = list(ref)
+    for k in legs:
+        prices[k] = min(max(round(Fraction(relative[k]) * ref[k]), prep.lo[k]), prep.hi[k])
+    required = [
+        (levels[g][0], levels[g][1], levels[g][2] * RATE_SCALE * ref[levels[g][0]] / ref[levels[g][1]]) for g in picked
+    ]
+    repaired = [enforce(prep, prices, required, up) for up in (True, False)]
+    return [*(p for p in repaired if p is not None), tuple(prices)]
+
+
+def _program(prep: Prepared, legs, levels, factors: dict[int, float]):
+    """Solve the program with value converted between legs at `factors` (relative prices); its relative
+    prices and the levels it made eligible, or None if it trades nothing."""
     import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
 
+    ref = prep.reference
     col = {k: i for i, k in enumerate(legs)}  # t_k, then d_k, then u_g, then z_g
     n = len(legs)
     scale = max(Fraction(ref[a] * units) for a, _, _, units, _ in levels)
@@ -98,8 +132,8 @@ def propose(prep: Prepared, legs: list[int]) -> list[tuple[int, ...]]:
         capacity = float(Fraction(ref[a] * units) / scale)
         cost[u] = -1.0
         upper[u] = capacity
-        balance[a][u] = balance[a].get(u, 0.0) + 1.0
-        balance[b][u] = balance[b].get(u, 0.0) - 1.0
+        balance[a][u] = balance[a].get(u, 0.0) + factors[a]  # value given out of a, at a's factor
+        balance[b][u] = balance[b].get(u, 0.0) - factors[a]  # is the value b receives
         if binary:
             integrality[z], upper[z] = 1, 1.0
             row({u: 1.0, z: -capacity}, -np.inf, 0.0)
@@ -123,39 +157,34 @@ def propose(prep: Prepared, legs: list[int]) -> list[tuple[int, ...]]:
     except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - a broken solver, not a limit
         raise SolverFailed(str(exc)) from exc
     if found.x is None or -found.fun < 1e-9:
-        return []
-    prices = list(ref)
-    for k, i in col.items():
-        exact = Fraction(float(found.x[i])) * ref[k]
-        prices[k] = min(max(round(exact), prep.lo[k]), prep.hi[k])
-    chosen = [
-        (a, b, kappa) for g, (a, b, kappa, _, binary) in enumerate(levels) if found.x[2 * n + len(levels) + g] > 0.5
-    ]
-    repaired = enforce(prep, prices, [(a, b, kappa * RATE_SCALE * ref[a] / ref[b]) for a, b, kappa in chosen])
-    return [tuple(prices)] if repaired is None else list(dict.fromkeys([repaired, tuple(prices)]))
+        return None
+    relative = {k: float(found.x[i]) for k, i in col.items()}
+    picked = tuple(g for g in range(len(levels)) if found.x[2 * n + len(levels) + g] > 0.5)
+    return relative, picked
 
 
-def enforce(prep: Prepared, start: list[int], required: list[tuple[int, int, Fraction]]) -> tuple[int, ...] | None:
+def enforce(prep: Prepared, start: list[int], required: list[tuple[int, int, Fraction]], up: bool):
     """Integer prices near `start` at which every required limit (a, b, limit) is met exactly
-    (limit * p_b <= RATE_SCALE * p_a): raise p_a to the least price that meets it, or else lower p_b;
-    None if the band does not allow it within a bounded number of passes."""
+    (limit * p_b <= RATE_SCALE * p_a), or None. Upwards: raise each p_a that misses to the least price that
+    meets it, until nothing misses (the least such vector above `start`); downwards: lower each p_b to the
+    greatest price that meets it. Both are monotone, so each ends (bounded passes)."""
     prices = list(start)
-    for _ in range(4 * len(required) + 8):
+    for _ in range(8 * len(prices) + 16):
         moved = False
         for a, b, limit in required:
             if limit * prices[b] <= RATE_SCALE * prices[a]:
                 continue
             moved = True
-            need = limit * prices[b] / RATE_SCALE
-            raised = -((-need.numerator) // need.denominator)
-            if raised <= prep.hi[a]:
-                prices[a] = raised
-                continue
-            room = RATE_SCALE * prices[a] / limit
-            lowered = room.numerator // room.denominator
-            if lowered < prep.lo[b]:
-                return None
-            prices[b] = lowered
+            if up:
+                need = limit * prices[b] / RATE_SCALE
+                prices[a] = -((-need.numerator) // need.denominator)
+                if prices[a] > prep.hi[a]:
+                    return None
+            else:
+                room = RATE_SCALE * prices[a] / limit
+                prices[b] = room.numerator // room.denominator
+                if prices[b] < prep.lo[b]:
+                    return None
         if not moved:
             return tuple(prices)
     return None

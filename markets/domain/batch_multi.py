@@ -26,7 +26,13 @@ from oracle.units import RATE_SCALE
 BALANCE_SWEEPS = 12
 POLISH_ROUNDS = 6
 POLISH_WIDTH = 3
-POLISH_STARTS = 2
+SMALL_BOOK = 64  # limit levels: up to this many, every start is polished
+PROBES = 64
+LARGE_PROBES = 16
+SMALL_BUDGET = 4000  # exact evaluations (fills at fixed prices) per component, for books up to SMALL_BOOK
+LARGE_BUDGET = 120
+PROBES_POLISHED = 4
+LARGE_POLISHED = 2
 
 
 class Multi:
@@ -41,6 +47,7 @@ class Multi:
             self.ins[b].append(prep.pairs[a, b])
         self.cache: dict[tuple[int, ...], Point] = {}
         self.ranks: dict[tuple[int, ...], tuple] = {}
+        self.budget = SMALL_BUDGET
 
     def judge(self, prices: tuple[int, ...]) -> Point:
         if prices not in self.cache:
@@ -177,6 +184,8 @@ class Multi:
         for _ in range(POLISH_ROUNDS):
             improved = False
             for k in self.legs:
+                if len(self.cache) >= self.budget:
+                    return best  # the evaluation budget is spent (a count, never a clock)
                 options = [best.prices]
                 for t in [*self.moves(k, best.prices), self.clear_leg(k, list(best.prices))]:
                     prices = list(best.prices)
@@ -200,14 +209,85 @@ class Multi:
             centred[k] = min(max(round(exact), self.prep.lo[k]), self.prep.hi[k])
         return tuple(centred)
 
+    def probes(self, count: int) -> list[tuple[int, ...]]:
+        """`count` points spread evenly over the band (a Halton sequence: the k-th leg's coordinate is
+        the radical inverse of i in the k-th prime), on the integer grid. Deterministic, exact."""
+        points = []
+        for i in range(1, count + 1):
+            prices = list(self.prep.reference)
+            for k, prime in zip(self.legs, _PRIMES, strict=False):
+                lo, hi = self.prep.lo[k], self.prep.hi[k]
+                prices[k] = lo + (hi - lo) * _radical_inverse(i, prime) // _radical_scale(i, prime)
+            points.append(tuple(prices))
+        return points
+
     def solve(self, proposals: list[tuple[int, ...]]) -> Point:
         starts = [self.prep.reference, *proposals]
         if (stitched := self.stitched()) is not None:
             starts.append(stitched)
         candidates = list(dict.fromkeys([*starts, *(self.balance(s) for s in starts)]))
-        ranked = sorted((self.judge(c) for c in candidates), key=self.rank)
-        best = self.best(self.polish(p).prices for p in ranked[:POLISH_STARTS])
+        small = sum(len(pair.limits) for pair in self.prep.pairs.values()) <= SMALL_BOOK
+        self.budget = SMALL_BUDGET if small else LARGE_BUDGET
+        probed = sorted((self.judge(p) for p in self.probes(PROBES if small else LARGE_PROBES)), key=self.rank)
+        if small:  # every structured start, and the best probes, are refined
+            chosen = [self.judge(c) for c in candidates] + probed[:PROBES_POLISHED]
+        else:  # large books: the best few of all of them
+            chosen = sorted([*(self.judge(c) for c in candidates), *probed], key=self.rank)[:LARGE_POLISHED]
+        best = self.best(self.polish(p).prices for p in chosen)
         if best.volume > 0:
             centred = self.polish(self.judge(self.center(best.prices)))
             best = min(best, centred, key=self.rank)
         return best
+
+
+_PRIMES = (
+    2,
+    3,
+    5,
+    7,
+    11,
+    13,
+    17,
+    19,
+    23,
+    29,
+    31,
+    37,
+    41,
+    43,
+    47,
+    53,
+    59,
+    61,
+    67,
+    71,
+    73,
+    79,
+    83,
+    89,
+    97,
+    101,
+    103,
+    107,
+    109,
+    113,
+    127,
+    131,
+)
+
+
+def _radical_inverse(i: int, base: int) -> int:
+    """The digits of i in `base`, mirrored after the point, as an integer over _radical_scale(i, base)."""
+    digits = 0
+    while i:
+        i, digit = divmod(i, base)
+        digits = digits * base + digit
+    return digits
+
+
+def _radical_scale(i: int, base: int) -> int:
+    scale = 1
+    while i:
+        i //= base
+        scale *= base
+    return scale
