@@ -181,7 +181,7 @@ def clear(book: Book) -> Result:
         if g > 0
     )
     if not fills:
-        return NoClearing("nothing_crosses", "No fill survives rounding to whole base units")
+        return NoClearing("too_small", "Orders cross, but no fill survives rounding to whole base units")
     volume = sum(book.reference[f.give] * f.given for f in fills)
     clearing = Clearing(prices, fills, volume, method)
     from markets.domain.batch_check import check

@@ -9,10 +9,8 @@ A clearing is feasible when:
   the uniform rate p_give / p_get or better) and its own fill meets its limit exactly:
   received * RATE_SCALE >= given * limit;
 - per leg, the units given equal the units received;
-- rates are uniform up to the rounding: with the leg's dust D_k = sum over fills receiving k of
-  given * p_give / p_k, minus the units of k given, every fill receives within |D_get| + 1 units of
-  given * p_give / p_get, and |D_k| is at most the number of fills giving k plus, for each fill receiving k,
-  max(1, ceil(p_give / p_k)) (one base unit of the give leg, at the clearing rate);
+- rates are uniform up to the rounding (see `_uniform`): every fill receives what it gives at the clearing
+  rate, given * p_give / p_get, to within its leg's dust plus one base unit, and that is at least one unit;
 - the volume is sum of reference[give] * given over the fills;
 - if holdings are given ({owner: units per leg}), nobody ends below zero.
 """
@@ -77,26 +75,29 @@ def check(book, result, holdings=None) -> list[str]:
 
 
 def _uniform(book, result) -> list[str]:
-    """Uniform rates up to the rounding, in integers: amounts of leg k are counted in 1/p_k units."""
+    """Uniform rates up to the rounding, in integers: amounts of leg k are valued at p_k (10**-12).
+
+    With e = given * p_give / p_k the exact receipt of a fill at the clearing rate and L = the least its limit
+    allows, a leg's dust is D_k = sum(e) - units of k given, and X_k = sum(max(0, L - e)) what limits
+    demand beyond the exact receipts. Every fill receives within |D_k| + X_k + 1 units of e
+    (docs/batch-auctions.md derives the bound), and each e is at least one base unit."""
     prices, n = result.prices, len(book.legs)
-    dust = [0] * n  # sum of given * p_give over fills receiving k, minus p_k times the units of k given
-    bound = [0] * n
+    limits = {o.id: o.limit for o in book.orders}
+    dust = [0] * n
+    extra = [0] * n
     for f in result.fills:
-        dust[f.get] += f.given * prices[f.give]
-        dust[f.give] -= f.given * prices[f.give]
-        bound[f.give] += 1
-        bound[f.get] += max(1, -(-prices[f.give] // prices[f.get]))
+        value = f.given * prices[f.give]  # e * p_k
+        dust[f.get] += value
+        dust[f.give] -= value
+        least = -((-f.given * limits[f.order]) // RATE_SCALE)
+        extra[f.get] += max(0, least * prices[f.get] - value)
     problems = []
-    for k in range(n):
-        if abs(dust[k]) > bound[k] * prices[k]:
-            problems.append(f"{book.legs[k]}: rounding dust {dust[k]}/{prices[k]} exceeds its bound {bound[k]}")
     for f in result.fills:
-        off = abs(f.received * prices[f.get] - f.given * prices[f.give])
-        if off > abs(dust[f.get]) + prices[f.get]:
-            problems.append(
-                f"order {f.order}: receives {f.received}, the clearing rate gives "
-                f"{f.given * prices[f.give]}/{prices[f.get]}"
-            )
+        value = f.given * prices[f.give]
+        if value < prices[f.get]:
+            problems.append(f"order {f.order}: gives {f.given}, less than one base unit of {book.legs[f.get]}")
+        elif abs(f.received * prices[f.get] - value) > abs(dust[f.get]) + extra[f.get] + prices[f.get]:
+            problems.append(f"order {f.order}: receives {f.received}, the clearing rate gives {value}/{prices[f.get]}")
     return problems
 
 

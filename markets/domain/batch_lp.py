@@ -42,6 +42,11 @@ def _new_highs():
                 os.close(null)
             _started = True
     solver.setOptionValue("output_flag", False)
+    return solver
+
+
+def _lp_solver():
+    solver = _new_highs()
     solver.setOptionValue("presolve", "off")
     # Tight tolerances: the certificate below is exact, and a basis HiGHS accepts within a looser tolerance
     # would fail it more often (each failure costs an exact solve in pure Python).
@@ -61,7 +66,7 @@ class CirculationLP:
         self.arcs = arcs
         self.nodes = nodes
         self.row = {k: i for i, k in enumerate(nodes)}
-        self.solver = _new_highs()
+        self.solver = _lp_solver()
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(arcs), len(nodes)
         lp.col_cost_ = np.zeros(len(arcs))

@@ -1,6 +1,6 @@
 """A proposal for the multi-leg price search: a mixed-integer program (after Walther 2018, MIP-I) that
 chooses which limit levels to make eligible, so that ring trades no single price move reaches are found.
-HiGHS through `scipy.optimize.milp`, with deterministic limits only (a node cap, no wall clock).
+HiGHS (highspy), one thread, a fixed seed and deterministic limits only (a node cap, no wall clock).
 
 The program works in relative prices t_k = p_k / P_k and in units valued at the reference prices
 u_g = P_give * units (so its objective is exactly the batch's volume). Its one approximation: it conserves
@@ -27,6 +27,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from markets.domain.batch_book import Prepared
+from markets.domain.batch_lp import _new_highs
 from oracle.units import RATE_SCALE
 
 MAX_BINARIES = 64
@@ -98,8 +99,8 @@ def _grid(prep: Prepared, legs, levels, relative: dict[int, float], picked) -> l
 def _program(prep: Prepared, legs, levels, factors: dict[int, float]):
     """Solve the program with value converted between legs at `factors` (relative prices); its relative
     prices and the levels it made eligible, or None if it trades nothing."""
+    import highspy
     import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
 
     ref = prep.reference
     col = {k: i for i, k in enumerate(legs)}  # t_k, then d_k, then u_g, then z_g
@@ -146,20 +147,35 @@ def _program(prep: Prepared, legs, levels, factors: dict[int, float]):
             lower[z] = upper[z] = 1.0
     for k in legs:
         row(balance[k], 0.0, 0.0)
-    try:
-        found = milp(
-            cost,
-            integrality=integrality,
-            bounds=Bounds(lower, upper),
-            constraints=LinearConstraint(np.array(rows), np.array(lows), np.array(highs)),
-            options={"node_limit": NODE_LIMIT, "mip_rel_gap": 1e-9, "presolve": True, "disp": False},
-        )
-    except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - a broken solver, not a limit
-        raise SolverFailed(str(exc)) from exc
-    if found.x is None or -found.fun < 1e-9:
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = ncols, len(rows)
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
+    lp.row_lower_, lp.row_upper_ = np.array(lows), np.array(highs)
+    matrix = np.array(rows)
+    starts, index, value = [0], [], []
+    for j in range(ncols):  # column-wise, the nonzeros only
+        nonzero = np.nonzero(matrix[:, j])[0]
+        index += nonzero.tolist()
+        value += matrix[nonzero, j].tolist()
+        starts.append(len(index))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value)
+    lp.integrality_ = [
+        highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in integrality
+    ]
+    solver = _new_highs()
+    for option, setting in (("mip_max_nodes", NODE_LIMIT), ("mip_rel_gap", 1e-9), ("threads", 1), ("random_seed", 0)):
+        solver.setOptionValue(option, setting)
+    if solver.passModel(lp) == highspy.HighsStatus.kError or solver.run() == highspy.HighsStatus.kError:
+        raise SolverFailed(f"HiGHS could not solve the program ({solver.getModelStatus()})")
+    info = solver.getInfo()
+    if info.primal_solution_status != 2 or -info.objective_function_value < 1e-9:  # 2: a feasible point
         return None
-    relative = {k: float(found.x[i]) for k, i in col.items()}
-    picked = tuple(g for g in range(len(levels)) if found.x[2 * n + len(levels) + g] > 0.5)
+    x = solver.getSolution().col_value
+    relative = {k: float(x[i]) for k, i in col.items()}
+    picked = tuple(g for g in range(len(levels)) if x[2 * n + len(levels) + g] > 0.5)
     return relative, picked
 
 

@@ -9,13 +9,16 @@ exact fills (Fractions of units given, at uniform prices) into integers such tha
 - no order receives less than its limit allows: received * RATE_SCALE >= given * limit;
 - and, subject to those, each order receives its exact value at the clearing rate up to its leg's dust.
 
-How: every order gives floor(exact) units. Leg k then has T_k units to hand to the orders receiving it.
+How: every order gives floor(exact) units (none, if that buys less than one base unit of what it receives:
+such a fill could only be paid by rounding up, at the others' expense; it rests instead). Leg k then has T_k units to hand to the orders receiving it.
 Each receiver first gets L = ceil(given * limit / RATE_SCALE), the least its limit allows; the rest of T_k
 goes by largest remainder in proportion to what each would get beyond L at the exact rate,
 given * p_give / p_get - L. If a leg cannot pay every receiver's L (its givers rounded down more than its
 receivers' limits leave room for), the receiver giving the most is repaired: it gives just enough less that
-its L fits, which frees units of the leg it gives; the loop goes on until every leg pays (each step gives
-strictly less, so it ends; it is capped, and a batch that does not settle within the cap does not clear).
+its L fits, which frees units of the leg it gives; the loop goes on until every leg pays. Each step gives
+strictly less, and the n-th repair of one order takes at least 2**n - 1 units, so an order is repaired at most
+about log2(its units) times: the loop ends well within its cap (64 per order), and a batch that did not would
+not clear.
 """
 
 from __future__ import annotations
@@ -75,8 +78,14 @@ def least_received(given: int, limit: int) -> int:
 
 def integerize(orders: Sequence[Leg], prices: Sequence[int], n: int) -> dict[int, tuple[int, int]]:
     """{order id: (given, received)} in base units, for the orders with a non-zero fill (see module doc)."""
-    given = {o.id: o.exact.numerator // o.exact.denominator for o in orders}
     by_id = {o.id: o for o in orders}
+
+    def worth(i: int, units: int) -> int:
+        """`units`, or 0 if at the clearing rate they buy less than one base unit of the leg received."""
+        o = by_id[i]
+        return units if units * prices[o.give] >= prices[o.get] else 0
+
+    given = {o.id: worth(o.id, o.exact.numerator // o.exact.denominator) for o in orders}
     receivers: list[list[int]] = [[] for _ in range(n)]
     givers: list[list[int]] = [[] for _ in range(n)]
     for o in sorted(orders, key=lambda o: o.id):
@@ -91,6 +100,7 @@ def integerize(orders: Sequence[Leg], prices: Sequence[int], n: int) -> dict[int
 
     def set_given(i: int, units: int) -> None:
         o = by_id[i]
+        units = worth(i, units)
         if given[i] > 0:
             need[o.get] -= least_received(given[i], o.limit)
             supply[o.give] -= given[i]
@@ -101,14 +111,19 @@ def integerize(orders: Sequence[Leg], prices: Sequence[int], n: int) -> dict[int
             supply[o.give] += units
             paying[o.get] += 1
 
-    cap = 8 * len(orders) + 64
+    cap = 64 * len(orders) + 64
+    repairs: dict[int, int] = {}
     for _ in range(cap):
         short = next((k for k in range(n) if need[k] > supply[k] or (supply[k] and not paying[k])), None)
         if short is None:
             break
         if paying[short]:
             target, units = _repair(given, by_id, receivers[short], need[short] - supply[short])
-            set_given(target, units)
+            # The n-th repair of one order takes at least 2**n - 1 units: two legs that keep short-changing
+            # each other (orders at their limits) cannot walk each other down one unit at a time.
+            done = repairs.get(target, 0)
+            set_given(target, max(0, min(units, given[target] - (2**done - 1))))
+            repairs[target] = done + 1
         else:  # every receiver of the leg was repaired away: its givers keep their units
             for i in givers[short]:
                 set_given(i, 0)
