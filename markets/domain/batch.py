@@ -16,11 +16,11 @@ search, the rounding and what is exact or heuristic: docs/batch-auctions.md.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ledger.chain import canonical_json  # noqa: F401 (the one serialisation that is hashed)
 from markets.domain import MAX_ID, DomainError
 from markets.domain.batch_book import Point, Prepared, prepare
 from markets.domain.batch_flow import allocate, settle_flows
@@ -232,6 +232,12 @@ def verify(book: Book, recorded: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- canonical form
+
+
+def canonical_json(payload: dict) -> str:
+    """The serialisation the ledger hashes (`ledger.chain.canonical_json`: sorted keys, compact, ASCII),
+    written again here because the rules import nothing that imports Django; a test holds the two equal."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def book_to_dict(book: Book) -> dict:

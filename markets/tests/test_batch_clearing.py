@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ledger import chain
 from markets.domain import DomainError, batch_milp
 from markets.domain.batch import (
     Clearing,
@@ -97,6 +98,7 @@ def test_every_result_is_feasible_and_byte_identical_whatever_the_order_of_the_o
     assert canonical_json(result_to_dict(clear(again))) == payload
     assert result_from_dict(result_to_dict(result)) == result
     assert book_from_dict(book_to_dict(book)) == book
+    assert payload == chain.canonical_json(result_to_dict(result))  # what the ledger would hash
 
 
 # ---------------------------------------------------------------- two legs: the classic call auction
