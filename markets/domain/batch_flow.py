@@ -19,8 +19,6 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-import networkx as nx
-
 from markets.domain.batch_book import Point, Prepared
 from oracle.units import RATE_SCALE
 
@@ -41,6 +39,8 @@ def _on_cycles(arcs: list[Arc]) -> list[Arc]:
 
 def _network_simplex(arcs: list[Arc], caps: dict[Arc, int], costs: dict[Arc, int]) -> dict[Arc, int]:
     """A min-cost circulation (all demands zero), exact in integers; arcs added in sorted order."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     for a, b in arcs:
         graph.add_edge(a, b, capacity=caps[a, b], weight=costs[a, b])
@@ -145,6 +145,8 @@ def _free_cycle(free: list[Arc], caps, flows) -> bool:
 def _surplus_phase(prep: Prepared, prices, units, caps, free: list[Arc], fixed: dict[Arc, int]) -> dict[Arc, int]:
     """Maximise the trader surplus over the free arcs, each split into its limit levels; the fixed arcs'
     flows are the legs' supplies and demands. Exact integers (networkx min-cost flow)."""
+    import networkx as nx
+
     scale = math.lcm(*{RATE_SCALE * prices[a] for a, _ in free})
     graph = nx.MultiDiGraph()
     demand: dict[int, int] = {}

@@ -30,8 +30,12 @@ def _new_highs():
         if _started:
             solver = highspy.Highs()
         else:
-            sys.stdout.flush()
-            saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+            _started = True
+            try:
+                sys.stdout.flush()
+                saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+            except (OSError, ValueError, AttributeError):  # no stdout (a daemon): nothing to hide either
+                return _silenced(highspy.Highs())
             os.dup2(null, 1)
             try:
                 solver = highspy.Highs()
@@ -40,7 +44,10 @@ def _new_highs():
                 os.dup2(saved, 1)
                 os.close(saved)
                 os.close(null)
-            _started = True
+    return _silenced(solver)
+
+
+def _silenced(solver):
     solver.setOptionValue("output_flag", False)
     return solver
 

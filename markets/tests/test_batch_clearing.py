@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -33,6 +35,7 @@ from markets.domain.batch_book import prepare, rank
 from markets.domain.batch_flow import allocate, evaluate, settle_flows
 from markets.domain.batch_search import realize
 from oracle.units import RATE_SCALE
+from sessionsite.testing import BASE_DIR
 
 S = RATE_SCALE
 QUICK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -347,6 +350,19 @@ def test_check_names_an_owner_who_would_go_below_zero():
     poor = result.fills[0]
     holdings[poor.owner][poor.give] = poor.given - 1
     assert any(f"owner {poor.owner}" in p for p in check(book, result, holdings))
+
+
+def test_clearing_prints_nothing_on_stdout():
+    """HiGHS prints a banner the first time it starts in a process; a command's output must not carry it."""
+    script = (
+        "from markets.tests.test_batch_clearing import ring\n"
+        "from markets.domain.batch import clear\n"
+        "assert clear(ring([105, 100, 93])).fills\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=BASE_DIR)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done\n"
 
 
 # ---------------------------------------------------------------- input
