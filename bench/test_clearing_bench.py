@@ -1,0 +1,12 @@
+"""The clearing benchmark runs (small sizes) and reports what it says it does."""
+
+from __future__ import annotations
+
+from bench import clearing
+
+
+def test_the_clearing_benchmark_measures_a_small_book(tmp_path):
+    row = clearing.measure(4, 100, 1, tmp_path)
+    assert row["result"] == "cleared" and row["fills"] > 0
+    assert 0 < row["search_s"] and row["evaluations"] > 0 and row["total_s"] >= row["clear_s"]
+    assert "| 4 | 100 |" in clearing.table([row])
