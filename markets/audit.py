@@ -5,6 +5,7 @@ Used by `manage.py verify_ledger`, the tests and the simulator.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -40,7 +41,46 @@ def verify_session(session_id: str) -> StreamReport:
     for line in projections.diff(stored, rebuilt):
         report.problems.append(f"replay: {line}")
     report.problems.extend(_invariant_problems(session_id, events))
+    report.problems.extend(_batch_problems(events))
     return report
+
+
+def _batch_problems(events) -> list[str]:
+    """Every batch cut again from the orders and ticks in the log: its book rebuilt from the log alone
+    (`domain.batch_log`), the record checked exactly and re-cleared (`domain.batch.verify`: an edited fill
+    or price is named), and the oracle ticks it names holding the prices it used, at or before the cut."""
+    from markets.domain import batch, batch_log
+    from oracle.models import Tick
+
+    problems: list[str] = []
+    for cut in batch_log.books(e for e in events if e.type in BATCH_TYPES):
+        where = f"batch {cut.number} (event #{cut.seq})"
+        problems.extend(f"{where}: {p}" for p in cut.problems)
+        if cut.book is None:
+            if cut.recorded.get("result") != "not_cleared":
+                problems.append(f"{where}: it traded without the oracle's prices at the cut")
+            continue
+        problems.extend(f"{where}: {p}" for p in batch.verify(cut.book, cut.recorded))
+        event = next(e for e in events if e.seq == cut.seq)
+        cut_at = dt.datetime.fromisoformat(event.data["cut_at"])
+        for leg, tick_id in event.data["ticks"].items():
+            tick = Tick.objects.filter(id=tick_id).first()
+            if tick is None or tick.symbol != leg or tick.price != event.data["reference"][leg] or tick.at > cut_at:
+                problems.append(f"{where}: tick {tick_id} does not hold {leg}'s price at the cut")
+    return problems
+
+
+BATCH_TYPES = frozenset(
+    {
+        "SessionCreated",
+        "SessionOpened",
+        "OrderPlaced",
+        "OrderCancelled",
+        "BatchCleared",
+        "TradingClosed",
+        "SessionSettled",
+    }
+)
 
 
 def _invariant_problems(session_id: str, events) -> list[str]:

@@ -2,8 +2,9 @@
 
 `replay_holdings(events)` gives the same matrix as `projections.rebuild` followed by
 `projections.holdings_matrix` (that path stays the reference: it rebuilds every read model, this one
-only x[i][k]). Only three event types touch holdings: SessionCreated (the legs),
-InitialAllocationAssigned (the starting matrix) and TradeExecuted (the taker's and maker's deltas), so
+only x[i][k]). Only four event types touch holdings: SessionCreated (the legs),
+InitialAllocationAssigned (the starting matrix), TradeExecuted (the taker's and maker's deltas) and
+BatchCleared (each fill: its owner gives on one leg and receives on another), so
 the rest of the log is skipped unread: `replay_stream` (one session) and `replay_log` (every session, in
 two queries) ask SQLite only for those rows.
 
@@ -26,7 +27,8 @@ import numpy as np
 
 from markets import sql
 
-HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted")
+HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted", "BatchCleared")
+_BATCH_MARK = '"cut_at":'  # in every BatchCleared payload, in no TradeExecuted one
 _INT64_SAFE = 2**62
 
 
@@ -101,7 +103,7 @@ def replay_holdings(events: Iterable[Any]) -> Holdings:
     trades: list[str] = []
     for event in events:
         type_, payload = _type_and_payload(event)
-        if type_ == "TradeExecuted":
+        if type_ in ("TradeExecuted", "BatchCleared"):
             # Before the allocation there is no holding row to move (the projection updates nothing).
             if opening.initial is not None:
                 trades.append(payload)
@@ -111,8 +113,18 @@ def replay_holdings(events: Iterable[Any]) -> Holdings:
 
 
 def _apply_trades(names: list[Holder], n_legs: int, initial: list[list[int]], trades: list[str]) -> np.ndarray:
+    """The matrix after the trades and the batch auctions' fills (`trades` holds both payloads)."""
     index = {name: i for i, name in enumerate(names)}
+    batches = [p for p in trades if _BATCH_MARK in p]
+    if batches:
+        trades = [p for p in trades if _BATCH_MARK not in p]
     holders, deltas, biggest = _parse_trades(index, n_legs, trades)
+    if batches:
+        more_holders, more, most = _parse_fills(index, n_legs, batches)
+        holders = np.concatenate([holders, more_holders])
+        dtype = object if deltas.dtype == object or more.dtype == object else np.int64
+        deltas = np.concatenate([deltas.astype(dtype), more.astype(dtype)])
+        biggest = max(biggest, most)
     largest_start = max((abs(x) for row in initial for x in row), default=0)
     exact_in_int64 = largest_start + biggest * max(len(holders), 1) < _INT64_SAFE
     dtype = np.int64 if exact_in_int64 else object
@@ -158,6 +170,22 @@ def _parse_trades_slowly(index: dict[Holder, int], n_legs: int, trades: list[str
             # Deltas past the last leg have no holding row to land on in the projection either.
             rows.append((values + [0] * n_legs)[:n_legs])
             holders.append(index.get(data[f"{side}_id"] if f"{side}_id" in data else data[side], -1))
+    biggest = max((abs(x) for row in rows for x in row), default=0)
+    dtype = np.int64 if biggest < _INT64_SAFE else object
+    return np.array(holders, dtype=np.int64), np.array(rows, dtype=dtype).reshape(len(rows), n_legs), biggest
+
+
+def _parse_fills(index: dict[Holder, int], n_legs: int, batches: list[str]) -> tuple[np.ndarray, Any, int]:
+    """What the fills of BatchCleared payloads move: each fill's owner gives on one leg, receives on another."""
+    holders: list[int] = []
+    rows: list[list[int]] = []
+    for payload in batches:
+        for fill in json.loads(payload)["result"].get("fills", ()):
+            row = [0] * n_legs
+            row[fill["give"]] -= fill["given"]
+            row[fill["get"]] += fill["received"]
+            rows.append(row)
+            holders.append(index.get(fill["owner"], -1))
     biggest = max((abs(x) for row in rows for x in row), default=0)
     dtype = np.int64 if biggest < _INT64_SAFE else object
     return np.array(holders, dtype=np.int64), np.array(rows, dtype=dtype).reshape(len(rows), n_legs), biggest

@@ -16,6 +16,7 @@ from django.db.models.functions import Lower
 
 from markets import domain
 from markets.access_models import Invite, InviteUse, RejoinLink  # noqa: F401  (who may come in: access state)
+from markets.batch_models import Batch, Fill, Order  # noqa: F401  (batch auctions)
 
 
 class Session(models.Model):
@@ -42,6 +43,11 @@ class Session(models.Model):
         PUBLIC = "public", "Public (any signed-in user may watch)"
         PARTICIPANTS = "participants", "Participants only"
 
+    class Mechanism(models.TextChoices):
+        RFQ = "rfq", "RFQ (request, quote, accept)"
+        BATCH = "batch", "Batch auction (sealed limit orders, cleared every N seconds)"
+        BOTH = "both", "Both (RFQs and batch auctions)"
+
     id = models.SlugField(primary_key=True, max_length=64)
     title = models.CharField(max_length=200, blank=True)
     legs = models.JSONField()
@@ -65,6 +71,15 @@ class Session(models.Model):
     # The organiser paused trading (TradingPaused) and has not resumed it yet; null while trading runs.
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=500, blank=True)
+    # How it trades (SessionCreated; logs before the setting: RFQ only) and, for batch auctions, every how
+    # many seconds resting orders clear, the band around the oracle's prices, and the anti-spam limits.
+    mechanism = models.CharField(max_length=8, choices=Mechanism.choices, default=Mechanism.RFQ)
+    batch_seconds = models.PositiveIntegerField(null=True, blank=True)
+    batch_band = models.CharField(max_length=16, blank=True, help_text="Exact decimal, e.g. 0.10")
+    max_orders = models.PositiveIntegerField(null=True, blank=True, help_text="Resting orders per participant")
+    min_order = models.BigIntegerField(null=True, blank=True, help_text="Least order size, base units (10**-6)")
+    next_cut_at = models.DateTimeField(null=True, blank=True, help_text="When the next batch clears")
+    batches = models.PositiveIntegerField(default=0, help_text="Batches recorded (BatchCleared)")
     version = models.PositiveIntegerField(default=0, help_text="Last applied event version of this stream")
     last_seq = models.BigIntegerField(default=0, help_text="Global seq of the last applied event")
 
@@ -102,6 +117,14 @@ class Session(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def trades_by_rfq(self) -> bool:
+        return self.mechanism in (self.Mechanism.RFQ, self.Mechanism.BOTH)
+
+    @property
+    def trades_by_batch(self) -> bool:
+        return self.mechanism in (self.Mechanism.BATCH, self.Mechanism.BOTH)
 
 
 stream_name = domain.stream_name
@@ -146,6 +169,8 @@ class Holding(models.Model):
     leg_index = models.PositiveSmallIntegerField()
     qty = models.BigIntegerField()
     initial = models.BigIntegerField()
+    # What its resting orders may give (batch auctions): available = qty - reserved.
+    reserved = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["session", "participant__username", "leg_index"]

@@ -5,17 +5,15 @@ replay (`rebuild`). If it is not derived here, it is not in the projection.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, transaction
 
 from ledger.models import Event
-from ledger.store import iter_stream
 from markets import domain, floor_sql, sql
-from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement
 
 HANDLERS: dict[str, Callable[[Event, dict[str, Any]], None]] = {}
 # Events projected by plain statements that read no row count back: pipelined with the stamp (sql.pipelined)
@@ -89,6 +87,7 @@ def session_from_created(d: dict[str, Any], created_by_id: int, at: dt.datetime)
         allocation_mode=d["allocation_mode"],
         fixing_rule=d["fixing_rule"],
         visibility=d.get("visibility", Session.Visibility.PUBLIC),  # logs before the setting: public
+        **batch_fields(d),
         status=Session.Status.CREATED,
         created_by_id=created_by_id,
         created_at=at,
@@ -147,6 +146,7 @@ def _initial_allocation(event: Event, d: dict[str, Any]) -> None:
 @handles("SessionOpened")
 def _session_opened(event: Event, d: dict[str, Any]) -> None:
     Session.objects.filter(id=session_id_of(event.stream)).update(status=Session.Status.OPEN, opened_at=event.at)
+    projections_batch.on_open(session_id_of(event.stream), event.at)
 
 
 @handles("SessionCancelled")
@@ -229,9 +229,10 @@ def _trade_executed(event: Event, d: dict[str, Any]) -> None:
 
 
 def _lapse_open(session_id: str, at: dt.datetime) -> None:
-    """Trading is over: every open RFQ of the session lapses, and so does every live quote."""
+    """Trading is over: every open RFQ of the session lapses, and so does every live quote and resting order."""
     Quote.objects.filter(rfq__session_id=session_id, status=Quote.Status.LIVE).update(status=Quote.Status.LAPSED)
     RFQ.objects.filter(session_id=session_id, status=RFQ.Status.OPEN).update(status=RFQ.Status.LAPSED, closed_at=at)
+    projections_batch.lapse_orders(session_id, at)
 
 
 @handles("TradingClosed")
@@ -285,105 +286,6 @@ def _session_settled(event: Event, d: dict[str, Any]) -> None:
     )
 
 
-# ---------------------------------------------------------------- replay and comparison
-
-
-def snapshot(session_id: str) -> dict[str, Any]:
-    """Everything the projection holds for a session, as plain comparable values."""
-    session = Session.objects.filter(id=session_id).values().first()
-    if session is None:
-        return {}
-    return {
-        "session": session,
-        "participants": list(
-            Participant.objects.filter(session_id=session_id)
-            .order_by("user_id")
-            .values_list("user_id", "username", "display_name", "role", "joined_at")
-        ),
-        "holdings": list(
-            Holding.objects.filter(session_id=session_id)
-            .order_by("participant__user_id", "leg_index")
-            .values_list("participant__user_id", "leg", "leg_index", "qty", "initial")
-        ),
-        # Participants are named by user id: their row ids are not part of the log.
-        "rfqs": list(
-            RFQ.objects.filter(session_id=session_id).order_by("id").values(*_fields(RFQ, "taker"), "taker__user_id")
-        ),
-        "quotes": list(
-            Quote.objects.filter(rfq__session_id=session_id)
-            .order_by("id")
-            .values(*_fields(Quote, "maker"), "maker__user_id")
-        ),
-        "trades": list(
-            Trade.objects.filter(session_id=session_id)
-            .order_by("id")
-            .values(*_fields(Trade, "taker", "maker"), "taker__user_id", "maker__user_id")
-        ),
-        "settlement": Settlement.objects.filter(session_id=session_id).values().first(),
-        "payouts": list(
-            Payout.objects.filter(session_id=session_id)
-            .order_by("participant__user_id")
-            .values_list("participant__user_id", "amount")
-        ),
-    }
-
-
-def _fields(model, *exclude: str) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields if f.name not in exclude]
-
-
-class _Rollback(Exception): ...
-
-
-class ReplayError(Exception):
-    """An event of the log cannot be applied to a fresh projection; names the event."""
-
-    def __init__(self, event: Event, problem: str) -> None:
-        super().__init__(f"event #{event.seq} ({event.type} v{event.version}) cannot be replayed: {problem}")
-        self.event = event
-
-
-def rebuild(session_id: str, events: Iterable[Event] | None = None) -> dict[str, Any]:
-    """Replay the stream into a fresh projection with the same `apply`, snapshot it, and roll back.
-
-    The stored projection is untouched; the result can be compared with `snapshot(session_id)`.
-    """
-    result: dict[str, Any] = {}
-    try:
-        with transaction.atomic():
-            Session.objects.filter(id=session_id).delete()
-            stream = domain.stream_name(session_id)
-            for event in events if events is not None else iter_stream(stream):
-                try:
-                    apply(event)
-                except (LegacyNameError, KeyError, ValueError, LookupError, DatabaseError) as exc:
-                    raise ReplayError(event, str(exc) or type(exc).__name__) from exc
-            result = snapshot(session_id)
-            raise _Rollback
-    except _Rollback:
-        pass
-    return result
-
-
-def diff(stored: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two snapshots (empty when equal)."""
-    problems = []
-    for key in sorted(set(stored) | set(rebuilt)):
-        a, b = stored.get(key), rebuilt.get(key)
-        if a == b:
-            continue
-        if isinstance(a, list) and isinstance(b, list):
-            for i, (x, y) in enumerate(zip(a, b, strict=False)):
-                if x != y:
-                    problems.append(f"{key}[{i}]: stored {x!r} but replay gives {y!r}")
-                    break
-            else:
-                problems.append(f"{key}: stored has {len(a)} rows, replay gives {len(b)}")
-        else:
-            problems.append(f"{key}: stored {a!r} but replay gives {b!r}")
-    return problems
-
-
 def holdings_by_user(session_id: str) -> dict[int, list[int]]:
     """{user id: [x_k ...]} from the projection, in leg order: who holds what, by immutable id."""
     matrix: dict[int, list[int]] = {}
@@ -396,3 +298,8 @@ def holdings_by_user(session_id: str) -> dict[int, list[int]]:
 def holdings_matrix(session_id: str) -> dict[str, list[int]]:
     """{name: [x_k ...]} from the projection, in leg order, named as the participants joined (display)."""
     return floor_sql.holdings_by_name(session_id)  # one hand-written statement: the JSON stream reads it per batch
+
+
+from markets import projections_batch  # noqa: E402 (registers the batch auctions' handlers, which import these)
+from markets.projections_batch import batch_fields  # noqa: E402
+from markets.replay import ReplayError, diff, rebuild, snapshot  # noqa: E402, F401 (projections.rebuild, as ever)

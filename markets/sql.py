@@ -148,7 +148,8 @@ def pipelined() -> Iterator[None]:
 # ---------------------------------------------------------------- the commands
 
 _PARTICIPANT_SQL = 'SELECT "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" = %s'
-_HOLDING_SQL = 'SELECT "qty" FROM "markets_holding" WHERE "participant_id" = %s AND "leg_index" = %s'
+# What a participant may give: what it holds less what its resting orders reserve (batch auctions; 0 else).
+_HOLDING_SQL = 'SELECT "qty" - "reserved" FROM "markets_holding" WHERE "participant_id" = %s AND "leg_index" = %s'
 
 
 def participant_id(session_id: str, user_id: int) -> int | None:
@@ -160,7 +161,8 @@ def participant_id(session_id: str, user_id: int) -> int | None:
 
 
 def holding(participant: int, leg_index: int) -> int:
-    """What a participant holds of one leg, in base units (0 before the allocation)."""
+    """What a participant may give of one leg, in base units: what it holds less what its resting orders
+    reserve (0 before the allocation)."""
     with connection.cursor() as cursor:
         cursor.execute(_HOLDING_SQL, [participant, leg_index])
         row = cursor.fetchone()
@@ -231,13 +233,13 @@ def _converted(model: type[Model], name: str, value: Any) -> Any:
 
 
 _TWO_ROWS_SQL = (
-    'SELECT "participant_id", "qty" FROM "markets_holding" WHERE "participant_id" IN (%s, %s) '
+    'SELECT "participant_id", "qty" - "reserved" FROM "markets_holding" WHERE "participant_id" IN (%s, %s) '
     'ORDER BY "participant_id", "leg_index"'
 )
 
 
 def two_holdings(a: int, b: int) -> tuple[list[int], list[int]]:
-    """Two participants' holdings, in leg order, in one statement."""
+    """Two participants' holdings, in leg order, in one statement: what each may give (less reservations)."""
     rows: dict[int, list[int]] = {a: [], b: []}
     with connection.cursor() as cursor:
         cursor.execute(_TWO_ROWS_SQL, [a, b])
@@ -267,7 +269,7 @@ def sync_id_sequences() -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        for table in ("markets_rfq", "markets_quote", "markets_trade"):
+        for table in ("markets_rfq", "markets_quote", "markets_trade", "markets_order"):
             cursor.execute(
                 f"SELECT setval(%s, GREATEST(COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, "
                 f"(SELECT last_value FROM {table}_ids) + 1), false)",
@@ -350,7 +352,7 @@ HEADS_SQL = (
     "SELECT stream, version, type, payload FROM ledger_event"
     " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
 )
-TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type = 'TradeExecuted'"
+TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type IN ('TradeExecuted', 'BatchCleared')"
 TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
 SEQ_RANGE_SQL = "SELECT MIN(seq), MAX(seq) FROM ledger_event"
 
@@ -361,7 +363,8 @@ def holdings_heads(conn) -> Iterable[tuple[str, int, str, str]]:
 
 
 def trade_rows(conn, low: int | None = None, high: int | None = None) -> Iterable[tuple[str, int, str]]:
-    """(stream, version, payload) of every TradeExecuted, or of those with seq in low..high."""
+    """(stream, version, payload) of every TradeExecuted and BatchCleared (what moves holdings after the
+    allocation), or of those with seq in low..high."""
     return conn.execute(TRADES_SQL) if low is None else conn.execute(TRADES_RANGE_SQL, (low, high))
 
 

@@ -12,6 +12,7 @@ from ledger.chain import format_at, parse_at
 from ledger.models import Event
 from markets import domain, floor_sql
 from markets.models import Session, Trade, stream_name
+from markets.selectors import sealed
 from oracle import units
 
 EVENT_ROWS = 25
@@ -86,6 +87,30 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
             return f"settled; Σ payouts = {Decimal(d['total']):,.2f}"
         case "SettlementWaiting":
             return d["reason"]
+        case "OrderPlaced" if d.get("sealed"):
+            return f"order {d['order_id']}: sealed until its batch clears"
+        case "OrderPlaced":
+            life = (
+                "good till cancelled"
+                if d["batches"] is None
+                else f"for {d['batches']} batch{'es' if d['batches'] > 1 else ''}"
+            )
+            return (
+                f"order {d['order_id']}: {who('user')} gives up to {units.short(d['quantity'], domain.QTY_DP)} "
+                f"{d['give_leg']} for {d['get_leg']} at {units.short(d['limit_rate'], domain.RATE_DP)} or better, {life}"
+            )
+        case "OrderCancelled" if d.get("sealed"):
+            return f"order {d['order_id']}: sealed"
+        case "OrderCancelled":
+            return f"order {d['order_id']} cancelled by {who('user')}"
+        case "BatchCleared":
+            result = d["result"]
+            if result["result"] != "cleared":
+                return f"batch {d['batch']}: nothing traded ({result.get('message', result.get('reason', ''))})"
+            prices = " · ".join(
+                f"{leg} {units.short(p, domain.PRICE_DP)}" for leg, p in zip(d["legs"], result["prices"], strict=True)
+            )
+            return f"batch {d['batch']}: {len(result['fills'])} orders filled, volume {Decimal(d['volume']):,.2f}; {prices}"
         case "TradingPaused":
             by = who("by") if d.get("by_id") is not None else "the system"
             return f"trading paused by {by}" + (f": {d['reason']}" if d.get("reason") else "")
@@ -107,7 +132,10 @@ def event_row(event: dict[str, Any], names: dict[int, str]) -> EventRow:
     """An event's row in the floor's log from its JSON shape (`event_json`): what a push adds to the log
     without reading the event again; `names` as `floor_sql.Parties.names` gives them."""
     at = parse_at(event["at"])
-    summary = summarize(event["type"], event["payload"], names)
+    payload = event["payload"]
+    if event["type"] in sealed.SEALED_TYPES:  # the floor's log is everyone's: orders still sealed stay so
+        payload = sealed.Seal(domain.session_of_stream(event["stream"]) or "").payload(event["type"], payload)
+    summary = summarize(event["type"], payload, names)
     return EventRow(event["seq"], event["version"], event["type"], at, summary, event["hash"][:10])
 
 
@@ -121,4 +149,8 @@ def event_log(
         events = events.filter(seq__lt=before)
     events = events.order_by("-seq")[:limit]
     names = (parties or floor_sql.Parties(session.id)).names()
-    return [EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, e.data, names), e.hash[:10]) for e in events]
+    seal = sealed.Seal(session.id)  # the floor's log is everyone's: orders still sealed stay so
+    return [
+        EventRow(e.seq, e.version, e.type, e.at, summarize(e.type, seal.payload(e.type, e.data), names), e.hash[:10])
+        for e in events
+    ]

@@ -9,10 +9,14 @@ the admin and the management commands all call these functions; the permission c
     sessions.py    create, join, open, cancel; pause and resume trading
     trading.py     RFQs, quotes, withdrawals, cancels, accepts
     settlement.py  settle at prices or at the fixing
+    orders.py      batch auctions' limit orders: place (reserving what they may give), cancel
+    batches.py     batch auctions' cut: the organiser's "clear now", the scheduler's due batches
     scheduler.py   what the clock makes due (run_due)
 """
 
+from markets.services.batches import clear_batch, clear_due_batches
 from markets.services.command import check_invariants, tolerance_base_units
+from markets.services.orders import cancel_order, place_order
 from markets.services.scheduler import (
     close_due_sessions,
     expire_due_quotes,
@@ -43,9 +47,12 @@ __all__ = [
     "DEFAULT_QUOTE_TTL",
     "MAX_QUOTE_TTL",
     "accept_quote",
+    "cancel_order",
     "cancel_rfq",
     "cancel_session",
     "check_invariants",
+    "clear_batch",
+    "clear_due_batches",
     "close_due_sessions",
     "create_session",
     "expire_due_quotes",
@@ -53,6 +60,7 @@ __all__ = [
     "open_due_sessions",
     "open_session",
     "pause_trading",
+    "place_order",
     "provide_quote",
     "request_rfq",
     "resume_trading",

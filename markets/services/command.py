@@ -88,6 +88,8 @@ def _command(session_id: str | None = None, *, lock: Callable[[], Session] | Non
         yield cmd
         if cmd.events:
             check_invariants(session.id, session.q)
+            if session.trades_by_batch:
+                check_reservations(session.id)
 
 
 def _get_session(session_id: str, *, for_update: bool = False) -> Session:
@@ -179,3 +181,13 @@ def check_invariants(session_id: str, q: list[int]) -> None:
         q,
         tolerance_base_units(),
     )
+
+
+def check_reservations(session_id: str) -> None:
+    """Batch sessions: no holding reserves less than nothing or more than it holds (its resting orders can
+    always give what they promise), on the projection as it would be committed."""
+    from markets import batch_sql
+
+    bad = batch_sql.reservation_breaches(session_id)
+    if bad:
+        raise domain.InvariantViolation(f"reservations out of bounds (participant, leg, held, reserved): {bad[:3]}")

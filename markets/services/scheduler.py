@@ -12,6 +12,7 @@ from ledger import clock
 from markets import domain
 from markets.errors import Conflict, DomainError
 from markets.models import RFQ, Quote, Session
+from markets.services.batches import clear_due_batches
 from markets.services.command import _command, _retrying
 from markets.services.sessions import _open
 from markets.services.settlement import _close_trading, _record_waiting, expire_quotes, settle_session
@@ -141,9 +142,16 @@ def settle_due_sessions() -> list[tuple[str, str]]:
 
 def run_due() -> list[tuple[str, str]]:
     """Everything the clock makes due, in order: open scheduled sessions past t1, cancel timed sessions
-    not open at t2, expire quotes, close trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
+    not open at t2, expire quotes, cut due batches, close trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
     outcomes: list[tuple[str, str]] = []
-    steps = (open_due_sessions, cancel_unopened_sessions, expire_due_quotes, close_due_sessions, settle_due_sessions)
+    steps = (
+        open_due_sessions,
+        cancel_unopened_sessions,
+        expire_due_quotes,
+        clear_due_batches,
+        close_due_sessions,
+        settle_due_sessions,
+    )
     for step in steps:
         try:
             outcomes.extend(step())

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from ledger import clock, store
 from markets import access, domain, projections
+from markets.domain import orders
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
 from markets.models import NAME_MAX, Participant, Session, stream_name
 from markets.services.command import (
@@ -42,8 +43,14 @@ def create_session(
     allocation_mode: str = Session.AllocationMode.PRO_RATA,
     fixing_rule: dict | None = None,
     visibility: str = Session.Visibility.PUBLIC,
+    mechanism: str = Session.Mechanism.RFQ,
+    batch_seconds: object = None,
+    batch_band: object = None,
+    max_orders: object = None,
+    min_order: object = None,
 ) -> Session:
-    """Create a session; its creator joins as organiser. Needs the `markets.add_session` permission."""
+    """Create a session; its creator joins as organiser. Needs the `markets.add_session` permission.
+    `mechanism` is how it trades: by RFQ, by batch auction (with its settings), or both."""
     _require_user(actor)
     if actor is not None and not actor.has_perm("markets.add_session"):
         raise Forbidden("You are not allowed to create sessions (ask an admin for organiser rights)", "forbidden")
@@ -85,6 +92,7 @@ def create_session(
         raise DomainError(
             "Manual settlement is disabled here (ALLOW_MANUAL_SETTLE=false): use end_mode=timed", "manual_disabled"
         )
+    trading = orders.batch_settings(mechanism, batch_seconds, batch_band, max_orders, min_order)
     try:
         rule = fixing_rules.validate_rule(fixing_rule)
     except fixing_rules.InvalidRule as exc:
@@ -112,7 +120,8 @@ def create_session(
                 "visibility": visibility,
                 "created_by_id": actor.pk,
                 "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
-            },
+            }
+            | trading.payload(),
             expected_version=0,
             at=now,
         )

@@ -22,6 +22,7 @@ from markets.services.command import (
 )
 from oracle import units
 
+FREE = " not reserved by your resting orders"  # what an RFQ may take in a session with batch auctions too
 MAX_QUOTE_TTL = 24 * 3600
 DEFAULT_QUOTE_TTL = 60
 
@@ -41,13 +42,15 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
             raise DomainError("The give leg and the get leg must differ", "same_leg")
         if not me.holds:
             raise Forbidden("Only traders and makers request quotes", "forbidden")
+        if not session.trades_by_rfq:
+            raise Conflict(f"Session {session.id} trades by batch auction only: place a limit order instead", "not_rfq")
         _require_trading(session, cmd.now)
         _require_unpaused(session)
         held = sql.holding(me.id, gi)
         if held < qty:
             raise DomainError(
-                f"Insufficient inventory: you hold {domain.qty_str(held)} {session.legs[gi]}, "
-                f"not {domain.qty_str(qty)}",
+                f"Insufficient inventory: you hold {domain.qty_str(held)} {session.legs[gi]}"
+                f"{FREE if session.trades_by_batch else ''}, not {domain.qty_str(qty)}",
                 "insufficient_inventory",
                 "conflict",
             )
@@ -119,7 +122,8 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
         held = sql.holding(me.id, domain.leg_index(cmd.session.legs, rfq.get_leg))
         if held < receive:  # checked again at accept: the holding may change in between
             raise DomainError(
-                f"Insufficient inventory: you hold {domain.qty_str(held)} {rfq.get_leg}; at rate "
+                f"Insufficient inventory: you hold {domain.qty_str(held)} {rfq.get_leg}"
+                f"{FREE if cmd.session.trades_by_batch else ''}; at rate "
                 f"{domain.rate_str(rate_base)} this quote would deliver {domain.qty_str(receive)} {rfq.get_leg}",
                 "insufficient_inventory",
                 "conflict",

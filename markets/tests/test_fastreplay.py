@@ -42,7 +42,7 @@ def events_of(rows) -> list[Event]:
 def reference(session_id: str, events: list[Event]) -> dict[int, list[int]]:
     """holdings_by_user's shape, from the reference replay's snapshot."""
     matrix: dict[int, list[int]] = {}
-    for user_id, _leg, _k, qty, _initial in projections.rebuild(session_id, events)["holdings"]:
+    for user_id, _leg, _k, qty, _initial, _reserved in projections.rebuild(session_id, events)["holdings"]:
         matrix.setdefault(user_id, []).append(qty)
     return matrix
 
