@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.management import call_command
 
-from conftest import create_demo
+from conftest import create_demo, engine
 from ledger import clock
 from ledger.models import Event
 from markets import audit, projections, services
@@ -257,8 +257,9 @@ def test_replay_rebuilds_orders_batches_fills_and_reservations_and_the_ledger_ve
     assert projections.diff(projections.snapshot("auc"), projections.rebuild("auc")) == []
     report = audit.verify_session("auc")
     assert report.ok, report.problems
-    quick = audit.verify_quick(["auc"])
-    assert quick[0].ok, quick[0].problems
+    if engine() == "sqlite":  # the quick check reads the SQLite file itself
+        quick = audit.verify_quick(["auc"])
+        assert quick[0].ok, quick[0].problems
 
 
 def test_verify_names_an_edited_fill_or_price_and_a_book_that_is_not_the_logs(auction):
