@@ -17,7 +17,7 @@ from ledger.models import Event
 from markets import services, tokens
 from markets.models import Batch, Order, Session
 from markets.tests.test_api import Api, assert_error
-from markets.tests.test_batch_service import PRICES, T0, tick
+from markets.tests.test_batch_service import T0, tick
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,12 @@ def test_an_order_is_placed_listed_and_cancelled(api, auction):
         "limit_rate": "0.39000000",
         "status": "resting",
     }
-    assert (order["batches_left"], order["gtc"], order["username"], order["received"]) == (3, False, "alice", "0.000000")
+    assert (order["batches_left"], order["gtc"], order["username"], order["received"]) == (
+        3,
+        False,
+        "alice",
+        "0.000000",
+    )
     assert order["placed_at"] == "2030-01-07T09:00:00Z" and order["seq"] > 0
     gtc = api.post("/sessions/auc/orders", order_body(quantity=1, gtc=True)).json()
     assert (gtc["gtc"], gtc["batches_left"]) == (True, None)
@@ -145,9 +150,13 @@ def test_an_order_is_placed_listed_and_cancelled(api, auction):
 
 
 def test_numbers_are_read_exactly_json_numbers_too(api, auction):
-    placed = api.post("/sessions/auc/orders", raw='{"give_leg":"AAPL","get_leg":"NVDA","quantity":0.1,"limit_rate":0.3})')
+    placed = api.post(
+        "/sessions/auc/orders", raw='{"give_leg":"AAPL","get_leg":"NVDA","quantity":0.1,"limit_rate":0.3})'
+    )
     assert_error(placed, 400, "malformed_json")  # the stray parenthesis: not JSON
-    placed = api.post("/sessions/auc/orders", raw='{"give_leg":"AAPL","get_leg":"NVDA","quantity":0.1,"limit_rate":0.3}')
+    placed = api.post(
+        "/sessions/auc/orders", raw='{"give_leg":"AAPL","get_leg":"NVDA","quantity":0.1,"limit_rate":0.3}'
+    )
     assert placed.status_code == 201 and (placed.json()["quantity"], placed.json()["limit_rate"]) == (
         "0.100000",
         "0.30000000",
@@ -157,7 +166,9 @@ def test_numbers_are_read_exactly_json_numbers_too(api, auction):
 
 def test_only_the_organiser_staff_and_auditors_list_everyones_orders(api, people, auction):
     api.post("/sessions/auc/orders", order_body())
-    api.post("/sessions/auc/orders", order_body(give_leg="NVDA", get_leg="AAPL", quantity="4", limit_rate="2.45"), who="mm")
+    api.post(
+        "/sessions/auc/orders", order_body(give_leg="NVDA", get_leg="AAPL", quantity="4", limit_rate="2.45"), who="mm"
+    )
     for who in ("alice", "eve"):
         assert_error(api.get("/sessions/auc/orders?all=true", who=who), 403, "not_organiser")
         assert_error(api.get("/sessions/auc/holdings?all=true", who=who), 403, "not_organiser")
