@@ -31,11 +31,10 @@ from django.conf import settings
 
 from ledger.models import Event
 from markets import access, sql, tokens
-from markets.models import Order, Participant, Session, stream_name
-from markets.push import credentials, fanout, frames, presence, render, snapshot
+from markets.models import Participant, Session, stream_name
+from markets.push import credentials, fanout, frames, presence, render, sealing, snapshot
 from markets.push.credentials import Credentials
 from markets.selectors import sealed
-from markets.selectors.api import sealed_json
 from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ CLOSE_CODES = {
     TRY_AGAIN: "try_again",
 }
 IGNORED_LOG_SECONDS = 60  # a stream's ignored client frames: the first logged, then one line a minute
-SEAL_IDS = 500  # the JSON stream names at most this many orders in one read of which are sealed
 NOT_FOLLOWING = "the live feed cannot read the database yet: try again in a few seconds"
 
 
@@ -309,27 +307,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
 
     def _backlog(self) -> list[dict]:
         events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
-        return self._sealed([fanout.event_message(e) for e in events.iterator(chunk_size=1000)])
-
-    def _sealed(self, items: list[dict]) -> list[dict]:
-        """The items as this socket may read them: the group's messages are everyone's, so others' orders
-        still sealed are sealed here, per socket, as the API's events page seals them (one read of the
-        orders concerned, as they stand now; none for the organiser and auditors, or for one's own)."""
-        foreign = {i["event"]["payload"].get("order_id") for i in items if self._foreign_order(i)}
-        if not foreign:
-            return items
-        orders = Order.objects.filter(session_id=self.session_id, status__in=sealed.HIDDEN)
-        if len(foreign) <= SEAL_IDS:  # a long backlog reads the session's sealed orders instead of naming each
-            orders = orders.filter(id__in=foreign)
-        hidden = set(orders.values_list("id", flat=True)) & foreign
-        seal = sealed.Seal(self.session_id, hidden=hidden)  # only others' orders are in `hidden`
-        return [{**i, "event": sealed_json(i["event"], seal)} if i["type"] == "event" else i for i in items]
-
-    def _foreign_order(self, item: dict) -> bool:
-        """An order event this socket may not read whole if the order is still sealed."""
-        if item["type"] != "event" or item["event"]["type"] not in sealed.SEALED_TYPES or self.seal.all:
-            return False
-        return item["event"]["payload"].get("user_id") != self.seal.user_id
+        return sealing.seal_items(self.session_id, self.seal, [fanout.event_message(e) for e in events.iterator(1000)])
 
     def _authenticate(self, query: dict[str, list[str]]) -> tuple[object | None, Credentials | None]:
         """The session cookie's user (browser pages of this site only), else the API token's user, with
@@ -385,8 +363,8 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
 
     async def json_batch(self, message: dict) -> None:
         items = message["items"]
-        if any(self._foreign_order(i) for i in items):
-            items = await database_sync_to_async(self._sealed)(items)
+        if sealing.needs_sealing(items, self.seal):  # the group's messages are everyone's: sealed per socket
+            items = await database_sync_to_async(sealing.seal_items)(self.session_id, self.seal, items)
         for item in items:
             await self._send_item(item)
 
