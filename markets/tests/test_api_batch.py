@@ -99,6 +99,8 @@ def test_an_opened_batch_session_shows_its_next_cut(api, auction):
         ({"batch_band": "0.00001"}, 422, "invalid_batch_band"),
         ({"batch_band": "-0.1"}, 422, "invalid_batch_band"),
         ({"batch_band": [0.1]}, 422, "invalid_number"),
+        ({"batch_band": "0e-99999999999999999999"}, 422, "invalid_batch_band"),  # beyond Decimal's exponents
+        ({"q": ["0e-99999999999999999999", 60]}, 422, "invalid_number"),
         ({"mechanism": "rfq", "batch_seconds": 10}, 422, "invalid_mechanism"),
     ],
 )
