@@ -1,6 +1,7 @@
 """Data out: one session's log, trades, holdings over time, ticks, orders and batch fills, payouts and
-settlement reconciliation as CSV tables, and one zip of them (written by `export_files`). `manage.py export`, the API and the floor's downloads all take their
-rows from here, so the three edges hand out the same bytes.
+settlement reconciliation as CSV tables, and one zip of them (written by `export_files`). `manage.py
+export`, the API and the floor's downloads all take their rows from here, so the three edges hand out the
+same bytes.
 
 Numbers are exact decimal strings in the API's formats (`domain.qty_str`, `rate_str`, `price_str`,
 `money_str`); times are UTC with microseconds, exactly as the ledger hashes them (`chain.format_at`).
@@ -198,9 +199,10 @@ class SessionExport:
         def rows() -> Iterator[list[str]]:
             seal = None if self.whole else Seal(self.session.id, self.viewer, hidden=self.book.hidden)
             for e in self.events():
-                data = e.data if seal is None else seal.payload(e.type, e.data)
-                actor = self.user_of(data, ACTOR.get(e.type, "by"))
-                text = e.payload if data is e.data else canonical_json(data)  # a sealed row says so
+                data = e.data
+                shown = data if seal is None else seal.payload(e.type, data)
+                actor = self.user_of(shown, ACTOR.get(e.type, "by"))
+                text = e.payload if shown is data else canonical_json(shown)  # a sealed row says so
                 yield [str(e.seq), e.stream, str(e.version), e.type, format_at(e.at),
                        "" if actor is None else str(actor), text, e.prev_hash, e.hash]  # fmt: skip
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ledger.chain import format_at
@@ -75,7 +76,7 @@ class Book:
         for event in events:
             self._apply(event)
 
-    @property
+    @cached_property
     def hidden(self) -> set[int]:
         """The orders sealed as of the cut: resting, or cancelled (they never met the market)."""
         return {o.id for o in self.orders.values() if o.status in HIDDEN}
