@@ -1,4 +1,5 @@
-"""Organisers' admin. Read models are shown read-only; every change goes through the services."""
+"""Organisers' admin. Read models are shown read-only; every change goes through the services. Batch
+auctions' part (the session form's settings, orders, batches) is `markets.admin_batch`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ledger.admin import ReadOnlyAdmin
-from markets import domain, services
+from markets import admin_batch, domain, services
 from markets import tokens as api_tokens
 from markets.errors import DomainError
-from markets.forms import AddParticipantForm, SessionCreateForm
+from markets.forms import AddParticipantForm
 from markets.models import ApiToken, Holding, Invite, InviteUse, Participant, Payout, RejoinLink, Session, Trade
 from markets.services import invites as invite_services
 from markets.services import rejoin as rejoin_services
@@ -37,8 +38,12 @@ class ParticipantInline(ReadOnlyInline):
 
 class HoldingInline(ReadOnlyInline):
     model = Holding
-    fields = ("participant", "leg", "quantity", "initial_quantity")
+    fields = ("participant", "leg", "quantity", "reserved_quantity", "initial_quantity")
     readonly_fields = fields
+
+    @admin.display(description="reserved")
+    def reserved_quantity(self, obj: Holding) -> str:
+        return domain.qty_str(obj.reserved)
 
     @admin.display(description="x (units)")
     def quantity(self, obj: Holding) -> str:
@@ -106,8 +111,9 @@ class ServiceFormAdmin(admin.ModelAdmin):
 
 @admin.register(Session)
 class SessionAdmin(ServiceFormAdmin):
-    list_display = ("id", "title", "status", "legs", "basket", "start_mode", "end_mode", "t1", "t2", "waiting_reason")
-    list_filter = ("status", "start_mode", "end_mode")
+    list_display = ("id", "title", "status", "mechanism", "legs", "basket", "start_mode", "end_mode", "t1", "t2",
+                    "waiting_reason")  # fmt: skip
+    list_filter = ("status", "mechanism", "start_mode", "end_mode")
     search_fields = ("id", "title")
     actions = [open_sessions, settle_sessions]
     inlines = [ParticipantInline, HoldingInline, PayoutInline]
@@ -123,10 +129,10 @@ class SessionAdmin(ServiceFormAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    add_form = SessionCreateForm
+    add_form = admin_batch.SessionForm  # the session form, with the mechanism and batch settings
     add_title = "Create a session"
 
-    def run_service(self, request: HttpRequest, form: SessionCreateForm) -> str:
+    def run_service(self, request: HttpRequest, form: admin_batch.SessionForm) -> str:
         session = services.create_session(request.user, **form.service_kwargs())
         self.message_user(request, f"Session {session.id} created; you are its organiser.")
         return reverse("admin:markets_session_change", args=[session.pk])

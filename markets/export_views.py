@@ -2,8 +2,9 @@
 (the rows of `markets.selectors.export`, the same the API and `manage.py export` give).
 
 Who may see the session is `markets.access`, as everywhere. Its organiser, staff and auditors download
-every table; any other viewer the log, trades, ticks and payouts (`export.downloadable`). A refusal is the
-floor's refusal page with its status (404, 403, 409 `not_settled`), never a 500.
+every table; any other viewer the log, trades, ticks, orders, fills and payouts (`export.downloadable`), with
+others' sealed orders sealed. A refusal is the floor's refusal page with its status (404, 403, 409
+`not_settled`), never a 500.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def export_download(request: HttpRequest, session_id: str, table: str) -> HttpRe
     session = selectors.session_for(session_id, request.user)
     name = export.table_name(table)
     export.require_downloadable(session, request.user, name)
-    text, _ = export.csv_text(export.SessionExport(session).table(name))
+    text, _ = export.csv_text(export.SessionExport(session, request.user).table(name))
     return _attachment(text, f"{session.id}-{name}.csv", "text/csv; charset=utf-8")
 
 
@@ -40,5 +41,5 @@ def export_download(request: HttpRequest, session_id: str, table: str) -> HttpRe
 def export_zip(request: HttpRequest, session_id: str) -> HttpResponse:
     session = selectors.session_for(session_id, request.user)
     tables = export.available(session, export.downloadable(session, request.user))
-    body = export.zip_bytes(export.SessionExport(session), tables)
+    body = export.zip_bytes(export.SessionExport(session, request.user), tables)
     return _attachment(body, export.zip_name(session), "application/zip")

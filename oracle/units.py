@@ -110,7 +110,10 @@ def read_decimal(value: object, what: str = "The number") -> Decimal:
     match = NUMBER_TEXT.fullmatch(text)
     if match is None:
         raise InvalidNumber(what, f"must be a number, not {text[:20]!r} ({NUMBER_RULE})")
-    number = Decimal(match.group(2))
+    try:
+        number = Decimal(match.group(2))
+    except InvalidOperation:  # an exponent beyond Decimal's range (0e-99999999999999999999)
+        raise InvalidNumber(what, "is out of range") from None
     if match.group(1) and number != 0:
         raise InvalidNumber(what, "must not be negative")
     return number

@@ -11,11 +11,12 @@ answer. The API never writes market state itself.
     sessions.py     sessions, participants, holdings, the audit log, prices, settlement
     results.py      a settled session's results: payout, P&L against the initial allocation, rank
     trading.py      RFQs, quotes, accepts, withdrawals, cancels, trades
+    batches.py      batch auctions: sealed limit orders, held / reserved / available, the batches and fills
 """
 
 from ninja import NinjaAPI
 
-from markets.api import errors, results, sessions, trading
+from markets.api import batches, errors, results, sessions, trading
 from markets.api import export as export_api
 from markets.api import invites as invites_api
 from markets.api.parser import ExactJSONParser, bearer
@@ -24,7 +25,7 @@ api = NinjaAPI(
     title="Session Contracts API",
     version="1",
     description=(
-        "RFQ trading of reallocations in a ring-fenced basket pool. Authenticate with "
+        "RFQ trading and batch auctions of reallocations in a ring-fenced basket pool. Authenticate with "
         "`Authorization: Bearer <token>` (make one with `manage.py create_api_token USERNAME`). "
         "Quantities (6 dp), rates (8 dp), prices (6 dp) and money (12 dp) are decimal strings in "
         "responses; send JSON numbers or strings. Every POST accepts an `Idempotency-Key` header."
@@ -40,3 +41,4 @@ api.add_router("", trading.router)
 api.add_router("", export_api.router)
 api.add_router("", invites_api.router)
 api.add_router("", results.router)
+api.add_router("", batches.router)

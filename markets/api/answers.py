@@ -55,6 +55,17 @@ class SessionOut(Schema):
     version: int = Field(..., description="Version of the session's event stream")
     last_seq: int = Field(..., description="Global seq of the last event applied")
     participants: list[ParticipantOut]
+    mechanism: Literal["rfq", "batch", "both"] = Field(
+        ..., description="How it trades: RFQs, batch auctions of sealed limit orders, or both"
+    )
+    batch_seconds: int | None = Field(..., description="Batch auctions: seconds between cuts (null: RFQ only)")
+    batch_band: str | None = Field(
+        ..., description="Batch auctions: each clearing price within this fraction of the oracle's (exact, 0.10)"
+    )
+    max_orders: int | None = Field(..., description="Batch auctions: resting orders per participant at most")
+    min_order: str | None = Field(..., description="Batch auctions: least order size (units of its give leg)")
+    next_cut_at: dt.datetime | None = Field(..., description="When the next batch clears (open batch sessions)")
+    batches: int = Field(..., description="Batches recorded so far")
 
 
 class HoldingRowOut(Schema):
@@ -168,3 +179,76 @@ class SettlementOut(Schema):
     total: str | None = Field(..., description="Sum of payouts")
     expected: str | None = Field(..., description="q . S_t2; equals total")
     payouts: list[PayoutOut]
+
+
+# ---------------------------------------------------------------- batch auctions
+
+
+class OrderOut(Schema):
+    id: int
+    session_id: str
+    user_id: int = Field(..., description="The owner, by immutable id")
+    username: str
+    name: str
+    give_leg: str
+    get_leg: str
+    quantity: str = Field(..., description="Units of the give leg it may give, as placed")
+    rest: str = Field(..., description="Still to give (reserved while it rests)")
+    given: str = Field(..., description="Given so far: quantity - rest")
+    received: str = Field(..., description="Received so far, over every batch that filled it")
+    limit_rate: str = Field(..., description="Least units of the get leg per unit given")
+    status: Literal["resting", "filled", "cancelled", "expired", "lapsed"] = Field(
+        ..., description="As of now: a resting order of a timed session at or past t2 reads lapsed"
+    )
+    gtc: bool = Field(..., description="Good till cancelled")
+    batches_left: int | None = Field(..., description="Batches it still lives for (null: gtc)")
+    placed_at: dt.datetime
+    closed_at: dt.datetime | None
+    seq: int = Field(..., description="Seq of its OrderPlaced event")
+
+
+class PositionOut(Schema):
+    user_id: int
+    username: str
+    name: str
+    role: str
+    held: dict[str, str] = Field(..., description="x per leg")
+    reserved: dict[str, str] = Field(..., description="Reserved per leg by resting orders")
+    available: dict[str, str] = Field(..., description="held - reserved: what a new order or an RFQ may give")
+    resting_orders: int
+
+
+class PositionsOut(Schema):
+    session_id: str
+    status: str
+    legs: list[str]
+    as_of_seq: int
+    holdings: list[PositionOut] = Field(..., description="Yours (empty if you hold nothing); all=true: everyone's")
+
+
+class FillOut(Schema):
+    order: int
+    user_id: int
+    username: str
+    name: str
+    give_leg: str
+    get_leg: str
+    given: str
+    received: str
+    rest: str = Field(..., description="What the order still offers after this batch")
+
+
+class BatchOut(Schema):
+    session_id: str
+    number: int
+    cut_at: dt.datetime
+    outcome: Literal["cleared", "none"] = Field(..., description="none: nothing traded, every order rests on")
+    reason: str = Field(..., description="Why nothing traded (empty when cleared)")
+    prices: dict[str, str] = Field(..., description="Clearing price per leg (empty when nothing traded)")
+    reference: dict[str, str] = Field(..., description="The oracle's price per leg at the cut")
+    ticks: dict[str, int] = Field(..., description="The tick id behind each reference price")
+    volume: str = Field(..., description="Traded value at the reference prices")
+    orders: int = Field(..., description="Orders in the book at the cut")
+    filled: int = Field(..., description="Orders that traded")
+    seq: int
+    fills: list[FillOut]

@@ -22,6 +22,8 @@ from markets.errors import DomainError, http_status
 logger = logging.getLogger(__name__)
 
 ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 409, 422)}
+# Validation errors that keep their own code (one kind of error in the request): the schemas' custom ones.
+OWN_CODES = ("invalid_number", "invalid_id", "invalid_lifetime")
 
 
 def error_response(status: int, code: str, message: str) -> HttpResponse:
@@ -51,9 +53,7 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     errors = list(exc.errors)
     message = "; ".join(_describe(e) for e in errors[:10]) or "The request is invalid"
     kinds = {e.get("type") for e in errors}
-    code = (
-        kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in ("invalid_number", "invalid_id") else "invalid_request"
-    )
+    code = kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in OWN_CODES else "invalid_request"
     return _error(request, 422, code, message[:2000])
 
 

@@ -1,8 +1,9 @@
 """Endpoints for data out: one table of a session as CSV, or all its tables in one zip (the rows of
 `markets.selectors.export`, the same `manage.py export` writes). Who may have which table is the floor's
 rule (`export.downloadable`): the session's organiser, staff and auditors every table; any other viewer the
-log, trades, ticks and payouts (403 `not_organiser` for holdings and reconciliation; the zip holds only theirs).
-Payouts and reconciliation exist once the session settled (409 `not_settled`)."""
+log, trades, ticks, orders, fills and payouts (403 `not_organiser` for holdings and reconciliation; the zip
+holds only theirs), with others' orders still sealed left sealed in events.csv and orders.csv. Payouts and
+reconciliation exist once the session settled (409 `not_settled`)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,14 @@ def attachment(body: str | bytes, filename: str, content_type: str) -> HttpRespo
 @router.get(
     "/sessions/{session_id}/export/{table}.csv",
     response=ERRORS,
-    summary="One table as CSV: events, trades, holdings, ticks, payouts, reconciliation",
+    summary="One table as CSV: events, trades, holdings, ticks, orders, fills, payouts, reconciliation",
     openapi_extra=_file(200, "text/csv", "The table, exact decimal strings, UTC times"),
 )
 def export_table(request: HttpRequest, session_id: str, table: str):
     session = selectors.session_for(session_id, request.auth)
     name = export.table_name(table)
     export.require_downloadable(session, request.auth, name)
-    text, _ = export.csv_text(export.SessionExport(session).table(name))
+    text, _ = export.csv_text(export.SessionExport(session, request.auth).table(name))
     return attachment(text, f"{session.id}-{name}.csv", "text/csv; charset=utf-8")
 
 
@@ -51,5 +52,5 @@ def export_table(request: HttpRequest, session_id: str, table: str):
 def export_zip(request: HttpRequest, session_id: str):
     session = selectors.session_for(session_id, request.auth)
     tables = export.available(session, export.downloadable(session, request.auth))
-    body = export.zip_bytes(export.SessionExport(session), tables)
+    body = export.zip_bytes(export.SessionExport(session, request.auth), tables)
     return attachment(body, export.zip_name(session), "application/zip")

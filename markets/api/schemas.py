@@ -84,6 +84,24 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _setting(value: Any) -> Any:
+    """A batch setting as given (a JSON number, read as Decimal, or a string): the service reads it exactly
+    and refuses it with its own code (`invalid_batch_settings`, `invalid_batch_band`, `invalid_lifetime`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        raise _number_error("must be a number, or a decimal string")
+    if isinstance(value, str):
+        _no_nul(value)
+        if len(value) > 40:
+            raise _number_error("is far too long for a number")
+    return value
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PydanticCustomError("invalid_lifetime", "must be true or false")
+    return value
+
+
 # Text that every database can store (PostgreSQL refuses NUL characters in strings).
 Text = Annotated[str, AfterValidator(_no_nul)]
 
@@ -100,6 +118,18 @@ ExactNumber = Annotated[
         }
     ),
 ]
+
+Setting = Annotated[
+    Any,
+    PlainValidator(_setting),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": NUMBER_PATTERN}],
+            "description": 'A number, or a decimal string: read exactly ("0.10" stays 0.10)',
+        }
+    ),
+]
+StrictBool = Annotated[bool, PlainValidator(_strict_bool), WithJsonSchema({"type": "boolean"})]
 
 
 def _strict_id(value: Any) -> int:
@@ -178,6 +208,17 @@ class SessionCreateIn(Input):
     visibility: Literal["public", "participants"] = Field(
         "public", description="public: any signed-in user may watch; participants: only its participants see it"
     )
+    mechanism: Literal["rfq", "batch", "both"] = Field(
+        "rfq", description="rfq: request, quote, accept; batch: sealed limit orders cleared every batch_seconds; both"
+    )
+    batch_seconds: Setting | None = Field(None, description="Batch auctions: seconds between cuts, 1 to 3,600 (10)")
+    batch_band: Setting | None = Field(
+        None,
+        description="Batch auctions: each clearing price within this fraction of the oracle's price at the cut, "
+        "more than 0, at most 0.5, 4 decimals at most (default 0.10)",
+    )
+    max_orders: Setting | None = Field(None, description="Batch auctions: resting orders per participant (20)")
+    min_order: Setting | None = Field(None, description="Batch auctions: least order size in units (0.01)")
 
 
 class JoinIn(Input):
@@ -214,6 +255,21 @@ class RFQIn(Input):
     quantity: ExactNumber = Field(
         ..., description=f"Units of the give leg, at most {units.MAX_QTY_UNITS:,}, {units.QTY_DP} decimals at most"
     )
+
+
+class OrderIn(Input):
+    give_leg: Text = Field(..., max_length=32, examples=["AAPL"])
+    get_leg: Text = Field(..., max_length=32, examples=["NVDA"])
+    quantity: ExactNumber = Field(
+        ...,
+        description=f"Units of the give leg to give at most, {units.QTY_DP} decimals at most; reserved while it rests",
+    )
+    limit_rate: ExactNumber = Field(
+        ...,
+        description=f"Least units of the get leg per unit given, at most {units.MAX_RATE:,}, {units.RATE_DP} decimals",
+    )
+    good_for: Setting | None = Field(None, description="Batches it lives for, 1 to 1,000 (default 1)")
+    gtc: StrictBool | None = Field(None, description="true: good till cancelled (not with good_for)")
 
 
 class QuoteIn(Input):

@@ -51,6 +51,11 @@ def create_session(request: HttpRequest, payload: SessionCreateIn):
         allocation_mode=payload.allocation_mode,
         fixing_rule=payload.fixing_rule.as_dict() if payload.fixing_rule else None,
         visibility=payload.visibility,
+        mechanism=payload.mechanism,
+        batch_seconds=payload.batch_seconds,
+        batch_band=payload.batch_band,
+        max_orders=payload.max_orders,
+        min_order=payload.min_order,
     )
     return Status(201, shapes.session_out(selectors.session_for(session.id, request.auth)))
 
@@ -150,7 +155,7 @@ def allocations(request: HttpRequest, session_id: str):
     "/sessions/{session_id}/events",
     response={200: EventsPageOut, **ERRORS},
     tags=["audit"],
-    summary="The session's audit log (ledger events), paged by seq",
+    summary="The session's audit log (ledger events), paged by seq; others' orders sealed until their batch clears",
 )
 def list_events(
     request: HttpRequest,
@@ -158,7 +163,8 @@ def list_events(
     after: int = Query(0, ge=0, le=domain.MAX_ID, description="Return events with seq greater than this"),
     limit: int = Query(100, ge=1, le=1000),
 ):
-    return Status(200, shapes.events_page(selectors.session_for(session_id, request.auth), after, limit))
+    session = selectors.session_for(session_id, request.auth)
+    return Status(200, shapes.events_page(session, after, limit, request.auth))
 
 
 @router.get(

@@ -32,8 +32,9 @@ from django.conf import settings
 from ledger.models import Event
 from markets import access, sql, tokens
 from markets.models import Participant, Session, stream_name
-from markets.push import credentials, fanout, frames, presence, render, snapshot
+from markets.push import credentials, fanout, frames, presence, render, sealing, snapshot
 from markets.push.credentials import Credentials
+from markets.selectors import sealed
 from markets.selectors.monitor import can_monitor
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(access.can_view)(session, user):
             await refuse(self, FORBIDDEN, f"session {self.session_id} is visible to its participants only", tell=True)
             return
+        self.seal = await database_sync_to_async(sealed.Seal)(session, user)  # whose orders this socket reads whole
         after = query.get("after", ["0"])[0]
         if not after.isascii() or not after.isdigit() or len(after) > 19:
             await refuse(self, BAD_REQUEST, "after must be the whole number of the last seq you saw", tell=True)
@@ -305,7 +307,7 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
 
     def _backlog(self) -> list[dict]:
         events = Event.objects.filter(stream=stream_name(self.session_id), seq__gt=self.last_seq).order_by("seq")
-        return [fanout.event_message(e) for e in events.iterator(chunk_size=1000)]
+        return sealing.seal_items(self.session_id, self.seal, [fanout.event_message(e) for e in events.iterator(1000)])
 
     def _authenticate(self, query: dict[str, list[str]]) -> tuple[object | None, Credentials | None]:
         """The session cookie's user (browser pages of this site only), else the API token's user, with
@@ -360,7 +362,10 @@ class StreamConsumer(_DirectDispatch, AsyncJsonWebsocketConsumer):
         self.ignored = 0
 
     async def json_batch(self, message: dict) -> None:
-        for item in message["items"]:
+        items = message["items"]
+        if sealing.needs_sealing(items, self.seal):  # the group's messages are everyone's: sealed per socket
+            items = await database_sync_to_async(sealing.seal_items)(self.session_id, self.seal, items)
+        for item in items:
             await self._send_item(item)
 
     async def _send_item(self, item: dict) -> None:

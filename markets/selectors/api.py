@@ -14,7 +14,9 @@ from django.db.models import Prefetch
 from ledger import clock
 from ledger.models import Event
 from markets import domain
-from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Payout, Quote, Session, Settlement, Trade
+from markets.selectors import batches
+from markets.selectors.sealed import SEALED_TYPES, Seal
 from markets.selectors.sessions import is_paused, status_note
 from oracle.models import Tick
 
@@ -45,6 +47,22 @@ def session_out(session: Session) -> dict[str, Any]:
         "version": session.version,
         "last_seq": session.last_seq,
         "participants": [participant_out(p) for p in session.participants.all()],
+        **mechanism_out(session),
+    }
+
+
+def mechanism_out(session: Session) -> dict[str, Any]:
+    """How the session trades and, for batch auctions, their settings and where the clock stands (null for
+    an RFQ-only session)."""
+    batch = session.trades_by_batch
+    return {
+        "mechanism": session.mechanism,
+        "batch_seconds": session.batch_seconds if batch else None,
+        "batch_band": session.batch_band if batch else None,
+        "max_orders": session.max_orders if batch else None,
+        "min_order": domain.qty_str(session.min_order) if batch and session.min_order is not None else None,
+        "next_cut_at": session.next_cut_at if batch else None,
+        "batches": session.batches,
     }
 
 
@@ -191,18 +209,28 @@ def allocations(session: Session) -> dict[str, Any]:
     }
 
 
-def events_page(session: Session, after: int, limit: int) -> dict[str, Any]:
-    """The session's events after `after`, `limit` at most, in the one serialised shape."""
+def events_page(session: Session, after: int, limit: int, viewer) -> dict[str, Any]:
+    """The session's events after `after`, `limit` at most, in the one serialised shape, as `viewer` may read
+    them: others' orders still sealed say so (`sealed.Seal`); their hashes stay those of the whole payload."""
     from markets.selectors.events import event_json
 
     rows = list(Event.objects.filter(stream=session.stream, seq__gt=after).order_by("seq")[: limit + 1])
     page = rows[:limit]
+    seal = Seal(session, viewer)
     return {
         "session_id": session.id,
-        "events": [event_json(e) for e in page],
+        "events": [sealed_json(event_json(e), seal) for e in page],
         "next_after": page[-1].seq if page else after,
         "has_more": len(rows) > limit,
     }
+
+
+def sealed_json(event: dict[str, Any], seal: Seal) -> dict[str, Any]:
+    """An event's JSON shape (`event_json`) with the payload this viewer may read (a new dict when sealed)."""
+    if event["type"] not in SEALED_TYPES:
+        return event
+    shown = seal.payload(event["type"], event["payload"])
+    return event if shown is event["payload"] else {**event, "payload": shown}
 
 
 def prices(session: Session, history: int) -> dict[str, Any]:
@@ -216,3 +244,102 @@ def prices(session: Session, history: int) -> dict[str, Any]:
         if history:
             recent[leg] = [tick_out(t) for t in reversed(newest)]
     return {"session_id": session.id, "legs": list(session.legs), "latest": latest, "history": recent}
+
+
+# ---------------------------------------------------------------- batch auctions
+
+
+def order_out(order: Order, received: int, now: dt.datetime, ends: dt.datetime | None) -> dict[str, Any]:
+    """An order as its owner (or the organiser) reads it, as of `now`: `received` what its fills brought."""
+    return {
+        "id": order.id,
+        "session_id": order.session_id,
+        "user_id": order.participant.user_id,
+        "username": order.participant.username,
+        "name": order.participant.display_name,
+        "give_leg": order.give_leg,
+        "get_leg": order.get_leg,
+        "quantity": domain.qty_str(order.quantity),
+        "rest": domain.qty_str(order.rest),
+        "given": domain.qty_str(order.quantity - order.rest),
+        "received": domain.qty_str(received),
+        "limit_rate": domain.rate_str(order.limit_rate),
+        "status": batches.order_status(order, now, ends),
+        "gtc": order.batches_left is None,
+        "batches_left": order.batches_left,
+        "placed_at": order.placed_at,
+        "closed_at": order.closed_at,
+        "seq": order.seq,
+    }
+
+
+def orders_out(session: Session, orders: list[Order]) -> list[dict[str, Any]]:
+    received = batches.received_by_order([o.id for o in orders])
+    now, ends = clock.now(), session.trading_ends
+    return [order_out(o, received.get(o.id, 0), now, ends) for o in orders]
+
+
+def positions_out(session: Session, rows: list[batches.HolderPosition]) -> dict[str, Any]:
+    legs = list(session.legs)
+
+    def per_leg(values: list[int]) -> dict[str, str]:
+        return {leg: domain.qty_str(v) for leg, v in zip(legs, values, strict=True)}
+
+    return {
+        "session_id": session.id,
+        "status": session.phase(clock.now()),
+        "legs": legs,
+        "as_of_seq": session.last_seq,
+        "holdings": [
+            {
+                "user_id": r.user_id,
+                "username": r.username,
+                "name": r.name,
+                "role": r.role,
+                "held": per_leg(r.held),
+                "reserved": per_leg(r.reserved),
+                "available": per_leg(r.available),
+                "resting_orders": r.resting,
+            }
+            for r in rows
+        ],
+    }
+
+
+def fill_out(fill: Fill) -> dict[str, Any]:
+    return {
+        "order": fill.order_id,
+        "user_id": fill.participant.user_id,
+        "username": fill.participant.username,
+        "name": fill.participant.display_name,
+        "give_leg": fill.give_leg,
+        "get_leg": fill.get_leg,
+        "given": domain.qty_str(fill.given),
+        "received": domain.qty_str(fill.received),
+        "rest": domain.qty_str(fill.rest),
+    }
+
+
+def batch_out(session: Session, cut: Batch, fills: list[Fill]) -> dict[str, Any]:
+    """One recorded batch: when it cut, its prices per leg (none when nothing traded, with the reason), the
+    oracle's prices and ticks behind the band, the volume, and every fill (public once the batch cleared)."""
+    return {
+        "session_id": session.id,
+        "number": cut.number,
+        "cut_at": cut.cut_at,
+        "outcome": cut.outcome,
+        "reason": cut.reason,
+        "prices": {leg: domain.price_str(cut.prices[leg]) for leg in session.legs if leg in cut.prices},
+        "reference": {leg: domain.price_str(cut.reference[leg]) for leg in session.legs if leg in cut.reference},
+        "ticks": {leg: cut.ticks[leg] for leg in session.legs if leg in cut.ticks},
+        "volume": cut.volume,
+        "orders": cut.orders,
+        "filled": cut.filled,
+        "seq": cut.seq,
+        "fills": [fill_out(f) for f in fills],
+    }
+
+
+def batches_out(session: Session, cuts: list[Batch]) -> list[dict[str, Any]]:
+    fills = batches.fills_of(cuts)
+    return [batch_out(session, b, fills[b.id]) for b in cuts]

@@ -1,46 +1,60 @@
-"""Data out: one session's log, trades, holdings over time, ticks, payouts and settlement reconciliation
-as CSV tables, and one zip of them. `manage.py export`, the API and the floor's downloads all take their
-rows from here, so the three edges hand out the same bytes.
+"""Data out: one session's log, trades, holdings over time, ticks, orders and batch fills, payouts and
+settlement reconciliation as CSV tables, and one zip of them (written by `export_files`). `manage.py
+export`, the API and the floor's downloads all take their rows from here, so the three edges hand out the
+same bytes.
 
 Numbers are exact decimal strings in the API's formats (`domain.qty_str`, `rate_str`, `price_str`,
 `money_str`); times are UTC with microseconds, exactly as the ledger hashes them (`chain.format_at`).
 Every table is read as of one cut, the session's last event when the export began (its seq) and its last
 tick then: a trade committed meanwhile is in none of the tables rather than in some of them.
 Holdings over time are the events replayed in order with the deltas they recorded (what the projection
-applies), never recomputed by a second set of rules.
+applies: trades and batch fills), never recomputed by a second set of rules; so are orders and fills
+(`export_batch`). Others' orders still sealed stay sealed in events.csv and orders.csv for a viewer who
+does not see every order (`selectors.sealed`), as on the floor and in the API.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import re
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TextIO
+from functools import cached_property
+from typing import Any
 
 from django.db.models import Max, QuerySet
 
 from ledger.chain import format_at
 from ledger.models import Event
+from ledger.store import canonical_json
 from markets import access, domain, projections
 from markets.errors import Conflict, Forbidden, NotFound
 from markets.models import Participant, Session, Trade
+from markets.selectors import export_batch
 from markets.selectors.api import trade_out
+from markets.selectors.export_files import (  # noqa: F401  (the writing, for every edge)
+    FORMULA_START,
+    NUMBER,
+    csv_text,
+    spreadsheet_safe,
+    write_csv,
+    write_zip,
+    zip_bytes,
+    zip_name,
+)
 from markets.selectors.results import session_results
+from markets.selectors.sealed import Seal, sees_all_orders
 from oracle.models import Tick
 
-TABLES = ("events", "trades", "holdings", "ticks", "payouts", "reconciliation")
+TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation")
 SETTLED_ONLY = frozenset({"payouts", "reconciliation"})
 PAID = ("payout", "initial_value", "pnl")  # payouts.csv's money columns (and its totals row's)
 # What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
-FOR_EVERY_VIEWER = ("events", "trades", "ticks", "payouts")
+FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "payouts")
 CHUNK = 2000
-# The events after which holdings are listed: the allocation, each trade, the settlement (what was paid).
-HOLDING_EVENTS = frozenset({"InitialAllocationAssigned", "TradeExecuted", "SessionSettled"})
+# The events after which holdings are listed: the allocation, each trade, each batch that traded, the
+# settlement (what was paid).
+HOLDING_EVENTS = frozenset({"InitialAllocationAssigned", "TradeExecuted", "BatchCleared", "SessionSettled"})
 # The person an event's data names as acting (`<side>_id`, or a legacy log's username); for
 # ParticipantJoined the one who joined; any other event's `by_id` if it has one. The log does not record
 # who opened, settled, withdrew a quote or cancelled an RFQ: their actor is left empty.
@@ -50,7 +64,10 @@ ACTOR = {
     "RFQRequested": "taker",
     "QuoteProvided": "maker",
     "TradeExecuted": "taker",
+    "OrderPlaced": "user",
+    "OrderCancelled": "user",
 }
+EVERYTHING = object()  # the viewer of an operator's export (`manage.py export`): every order whole
 
 
 @dataclass
@@ -100,8 +117,9 @@ def available(session: Session, tables: Sequence[str] = TABLES) -> list[str]:
 
 def downloadable(session: Session, user) -> tuple[str, ...]:
     """What the floor lets `user` (who may see the session) download: everything for the session's
-    organiser and for staff and auditors; the log, trades, ticks and payouts for any other viewer (the
-    other holders' paths through the session stay with the organiser, as on the floor's own panels)."""
+    organiser and for staff and auditors; the log, trades, ticks, orders, fills and payouts for any other
+    viewer (the other holders' paths through the session stay with the organiser, as on the floor's own
+    panels; others' sealed orders stay sealed in the log and orders.csv)."""
     if user is None or not user.is_authenticated:
         return ()
     if user.is_staff or access.sees_everything(user):
@@ -130,10 +148,13 @@ def _chunked(qs: QuerySet, key: str) -> Iterator[Any]:
 
 
 class SessionExport:
-    """The tables of one session as of now: the cut is taken here, every table reads up to it."""
+    """The tables of one session as of now: the cut is taken here, every table reads up to it. `viewer`:
+    whose export it is (the orders they may read whole); EVERYTHING for the operator's CLI."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, viewer: Any = EVERYTHING) -> None:
         self.session = session
+        self.viewer = None if viewer is EVERYTHING else viewer
+        self.whole = viewer is EVERYTHING or sees_all_orders(session, viewer)
         self.legs: list[str] = list(session.legs)
         self.cut: int = session.last_seq
         self.tick_cut: int = Tick.objects.filter(session_id=session.id).aggregate(m=Max("id"))["m"] or 0
@@ -148,8 +169,18 @@ class SessionExport:
         require_settled(self.session, name)
         return getattr(self, f"_{name}")()
 
-    def events(self) -> Iterator[Event]:
-        return _chunked(Event.objects.filter(stream=self.session.stream, seq__lte=self.cut), "seq")
+    def events(self, types: Sequence[str] | None = None) -> Iterator[Event]:
+        events = Event.objects.filter(stream=self.session.stream, seq__lte=self.cut)
+        return _chunked(events if types is None else events.filter(type__in=types), "seq")
+
+    @cached_property
+    def book(self) -> export_batch.Book:
+        """Every order and fill as of the cut, from the log (read once, when a table needs it)."""
+        return export_batch.Book(self.events(export_batch.BOOK_EVENTS))
+
+    def seals(self, order_id: int, owner: int | None, hidden: set[int]) -> bool:
+        """Whether this export's viewer reads the order sealed: another's order, sealed as of the cut."""
+        return not self.whole and order_id in hidden and owner != getattr(self.viewer, "pk", None)
 
     def user_of(self, d: dict[str, Any], side: str) -> int | None:
         """The user id an event's data names on `side`; a legacy log names people by username."""
@@ -166,10 +197,14 @@ class SessionExport:
 
     def _events(self) -> Table:
         def rows() -> Iterator[list[str]]:
+            seal = None if self.whole else Seal(self.session.id, self.viewer, hidden=self.book.hidden)
             for e in self.events():
-                actor = self.user_of(e.data, ACTOR.get(e.type, "by"))
+                data = e.data
+                shown = data if seal is None else seal.payload(e.type, data)
+                actor = self.user_of(shown, ACTOR.get(e.type, "by"))
+                text = e.payload if shown is data else canonical_json(shown)  # a sealed row says so
                 yield [str(e.seq), e.stream, str(e.version), e.type, format_at(e.at),
-                       "" if actor is None else str(actor), e.payload, e.prev_hash, e.hash]  # fmt: skip
+                       "" if actor is None else str(actor), text, e.prev_hash, e.hash]  # fmt: skip
 
         header = ["seq", "stream", "version", "type", "at", "actor_user_id", "data", "prev_hash", "hash"]
         return Table("events", header, rows())
@@ -208,6 +243,12 @@ class SessionExport:
                 yield [str(t.id), format_at(t.at), t.symbol, domain.price_str(t.price), t.source]
 
         return Table("ticks", ["id", "ts", "leg", "price", "source"], rows())
+
+    def _orders(self) -> Table:
+        return Table("orders", export_batch.ORDER_HEADER, export_batch.order_rows(self))
+
+    def _fills(self) -> Table:
+        return Table("fills", export_batch.fill_header(self.legs), export_batch.fill_rows(self))
 
     def _payouts(self) -> Table:
         """The results (`selectors.results`, as the page and the API rank them), with x at the settlement."""
@@ -323,6 +364,13 @@ class Replay:
                         if delta:
                             self.holdings[user][k] += delta
                             self.made[(user, k)].append(event.seq)
+            elif event.type == "BatchCleared":
+                if d["result"]["result"] != "cleared":
+                    continue  # nothing moved
+                for f in d["result"]["fills"]:
+                    for k, delta in ((f["give"], -f["given"]), (f["get"], f["received"])):
+                        self.holdings[f["owner"]][k] += delta
+                        self.made[(f["owner"], k)].append(event.seq)
             else:
                 self.settled = d
             yield event
@@ -338,63 +386,3 @@ class Replay:
         """{user id: payout} exactly as the settlement recorded it."""
         assert self.settled is not None
         return projections.payouts_by_user(self.export.session.id, self.settled)
-
-
-# ---------------------------------------------------------------- writing
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """A cell a spreadsheet cannot run as a formula: text that starts like one (=, +, -, @, a tab or a
-    carriage return: a name such as "@SUM(...)" or "+cmd") gets a leading apostrophe, which spreadsheets
-    take as "this is text". Numbers, negative ones too, stay exactly as written."""
-    if cell[:1] in FORMULA_START and not NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
-
-
-def write_csv(table: Table, out: TextIO) -> int:
-    """Write the table as RFC 4180 CSV (CRLF, quoted where needed), every cell `spreadsheet_safe`;
-    returns its rows (not the header)."""
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(table.header)
-    count = 0
-    for row in table.rows:
-        writer.writerow([spreadsheet_safe(cell) for cell in row])
-        count += 1
-    return count
-
-
-def csv_text(table: Table) -> tuple[str, int]:
-    out = io.StringIO()
-    count = write_csv(table, out)
-    return out.getvalue(), count
-
-
-def zip_name(session: Session) -> str:
-    return f"{session.id}-export.zip"
-
-
-def write_zip(export: SessionExport, tables: Sequence[str], out) -> dict[str, int]:
-    """One zip of `tables` (events.csv, ...) into the binary file `out`; {file name: rows}. Each member is
-    dated by the cut's event, so the same session exports to the same bytes."""
-    last = Event.objects.filter(seq=export.cut).values_list("at", flat=True).first()
-    stamp = last.timetuple()[:6] if last is not None and last.year >= 1980 else (1980, 1, 1, 0, 0, 0)
-    counts: dict[str, int] = {}
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in tables:
-            table = export.table(name)
-            text, counts[table.filename] = csv_text(table)
-            info = zipfile.ZipInfo(table.filename, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, text.encode())
-    return counts
-
-
-def zip_bytes(export: SessionExport, tables: Sequence[str]) -> bytes:
-    out = io.BytesIO()
-    write_zip(export, tables, out)
-    return out.getvalue()

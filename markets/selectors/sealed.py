@@ -37,11 +37,13 @@ class Seal:
     """How one viewer reads a session's orders in the log (`viewer` None: the public, as the floor's shared
     log shows everyone): `payload(type, data)` is what they may read."""
 
-    def __init__(self, session: Session | str, viewer=None) -> None:
+    def __init__(self, session: Session | str, viewer=None, *, hidden: set[int] | None = None) -> None:
+        """`hidden`: the orders sealed as the caller already knows them (an export's cut, a stream's batch);
+        left out, they are read from the read models when first needed."""
         self.session_id = session if isinstance(session, str) else session.id
         self.all = viewer is not None and not isinstance(session, str) and sees_all_orders(session, viewer)
         self.user_id = getattr(viewer, "pk", None) if viewer is not None else None
-        self._hidden: set[int] | None = None
+        self._hidden: set[int] | None = hidden
 
     @property
     def hidden(self) -> set[int]:

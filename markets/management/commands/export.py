@@ -1,6 +1,7 @@
-"""Export one session as CSV files (or one zip of them): its log, trades, holdings over time, ticks, and
-once settled its payouts and settlement reconciliation. The rows come from `markets.selectors.export`,
-the same the API and the floor hand out."""
+"""Export one session as CSV files (or one zip of them): its log, trades, holdings over time, ticks, orders
+and batch fills, and once settled its payouts and settlement reconciliation. The rows come from
+`markets.selectors.export`, the same the API and the floor hand out; this is the operator's export, every
+order whole (the API and the floor seal others' orders for a viewer who may not read them)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from markets.selectors import export
 
 class Command(BaseCommand):
     help = (
-        "Export SESSION as CSV: events, trades, holdings (over time), ticks, and once settled payouts and "
-        "reconciliation. Writes DIR/<table>.csv (default ./export-SESSION/), or with --zip one "
+        "Export SESSION as CSV: events, trades, holdings (over time), ticks, orders, fills (batch auctions), and "
+        "once settled payouts and reconciliation. Writes DIR/<table>.csv (default ./export-SESSION/), or with --zip one "
         "DIR/SESSION-export.zip (default DIR: the current directory)."
     )
 
