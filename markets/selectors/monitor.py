@@ -17,7 +17,7 @@ from django.db.models import Count, Max, Sum
 
 from markets import access
 from markets.errors import Forbidden
-from markets.models import RFQ, Participant, Presence, Quote, Session, Trade
+from markets.models import RFQ, Batch, Holding, Order, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.floor import holdings_and_pool
 from markets.selectors.rejoin import way_back_kinds
@@ -63,6 +63,8 @@ class MonitorRow:
     acted: str = "never"  # "12 s ago": a bot or a program acts without a socket
     way_back: str = "none"  # from another browser: "link" (a rejoin link), "password", "none" (selectors.rejoin)
     name: str = ""  # as people see it (the display name joined with)
+    resting: int = 0  # batch auctions: resting orders (their count, never their sealed limits)
+    reserved: list[tuple[str, Decimal]] | None = None  # what they reserve, per leg (legs reserving nothing left out)
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -84,9 +86,10 @@ def _counts(queryset, key: str) -> dict[int, int]:
 
 
 def _last_actions(session: Session) -> dict[int, dt.datetime]:
-    """{participant id: when it last asked, quoted or traded} (four grouped maxima)."""
+    """{participant id: when it last asked, quoted, traded or placed an order} (five grouped maxima)."""
     last: dict[int, dt.datetime] = {}
     for queryset, key, field in (
+        (Order.objects.filter(session=session), "participant_id", "placed_at"),
         (RFQ.objects.filter(session=session), "taker_id", "created_at"),
         (Quote.objects.filter(rfq__session=session), "maker_id", "created_at"),
         (Trade.objects.filter(session=session), "taker_id", "executed_at"),
@@ -110,6 +113,38 @@ def volume_per_leg(session: Session) -> list[tuple[str, Decimal]]:
     return [(leg, q_dec(moved[leg])) for leg in session.legs]
 
 
+def _orders_by_participant(session: Session) -> tuple[dict[int, int], dict[int, list[tuple[str, Decimal]]]]:
+    """Batch auctions: {participant id: resting orders} and {participant id: [(leg, reserved)]}, two grouped
+    reads. What the organiser may see of sealed orders here: how many, and what they hold back."""
+    if not session.trades_by_batch:
+        return {}, {}
+    counts = _counts(Order.objects.filter(session=session, status=Order.Status.RESTING), "participant_id")
+    reserved: dict[int, list[tuple[str, Decimal]]] = {}
+    rows = Holding.objects.filter(session=session, reserved__gt=0).order_by("participant_id", "leg_index")
+    for pid, leg, qty in rows.values_list("participant_id", "leg", "reserved"):
+        reserved.setdefault(pid, []).append((leg, q_dec(qty)))
+    return counts, reserved
+
+
+def batch_list(session: Session, limit: int = 8) -> list[dict[str, Any]]:
+    """The newest batches: when, how many orders in the book, how many filled, the volume."""
+    if not session.trades_by_batch:
+        return []
+    batches = Batch.objects.filter(session=session).order_by("-number")[:limit]
+    return [
+        {
+            "number": b.number,
+            "cut_at": b.cut_at,
+            "orders": b.orders,
+            "filled": b.filled,
+            "volume": Decimal(b.volume),
+            "cleared": b.outcome == "cleared",
+            "reason": b.reason,
+        }
+        for b in batches
+    ]
+
+
 def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: dict[int, Presence]) -> list[MonitorRow]:
     """A row per participant; `holdings` are the floor's rows, `presence` the session's by user id."""
     by_user = {h.user_id: h for h in holdings}
@@ -123,6 +158,7 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
             Quote.objects.filter(rfq__session=session, status=Quote.Status.LIVE, expires_at__gt=now), "maker_id"
         )
     last = _last_actions(session)
+    resting, reserved = _orders_by_participant(session)
     rows = []
     for p in Participant.objects.filter(session=session):
         seen = presence.get(p.user_id)
@@ -146,6 +182,8 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
                 last_action=last.get(p.id),
                 acted=ago(last.get(p.id), now),
                 name=p.display_name,
+                resting=resting.get(p.id, 0),
+                reserved=reserved.get(p.id, []) if session.trades_by_batch else None,
             )
         )
     rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.name.casefold(), r.user_id))
@@ -180,6 +218,8 @@ def monitor_context(session_id: str) -> dict[str, Any]:
             "trades": sum(r.taker_trades for r in rows),  # every trade has one taker
             "rfqs": sum(r.open_rfqs for r in rows),
             "quotes": sum(r.live_quotes for r in rows),
+            **({"resting": sum(r.resting for r in rows)} if session.trades_by_batch else {}),
         },
         "volume": volume_per_leg(session),
+        "batches": batch_list(session),
     }
