@@ -65,6 +65,7 @@ def _orders_response(
         "error": error,
         "error_key": error_key,
         "notice": notice,
+        "oob": True,  # swapped where the panel stands now: a push may have replaced it while this was asked
     }
     return render(request, f"{FLOOR}#orders", context)
 
@@ -122,6 +123,7 @@ def _cut_response(request: HttpRequest, session: Session, *, error: str = "", no
         "cut": batch_floor.cut_context(session),
         "cut_error": error,
         "cut_notice": notice,
+        "oob": True,  # as the order panel: the batch's push may have replaced the panel meanwhile
     }
     return render(request, f"{FLOOR}#cut", context)
 

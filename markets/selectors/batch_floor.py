@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Window
+from django.db.models import F, Sum, Window
 from django.db.models.functions import RowNumber
 
 from markets import domain, pricing
@@ -42,6 +42,7 @@ class LegPrice:
     price: Decimal | None  # the clearing price (None: nothing cleared)
     reference: Decimal | None  # the oracle's price at the cut
     vs: str = ""  # the clearing price against the reference, e.g. "+0.42%"
+    traded: Decimal | None = None  # units of the leg that changed hands (the last batch only)
 
 
 @dataclass
@@ -120,8 +121,23 @@ def batch_context(session: Session, parts: frozenset[str]) -> dict[str, Any]:
         context["cut"] = cut_context(session)
     if "batch" in parts:
         rows = batch_rows(session)
+        if rows and rows[0].cleared:
+            _traded(session, rows[0])
         context |= {"batches": rows, "last_batch": rows[0] if rows else None}
     return context
+
+
+def _traded(session: Session, row: BatchRow) -> None:
+    """What changed hands of each leg in a batch: what its fills gave of it (= what they received of it)."""
+    given = (
+        Fill.objects.filter(batch__session_id=session.id, batch__number=row.number)
+        .values_list("give_leg")
+        .annotate(units=Sum("given"))
+        .order_by()
+    )
+    moved = {leg: int(units) for leg, units in given}  # PostgreSQL sums bigints as numeric
+    for leg in row.legs:
+        leg.traded = q_dec(moved[leg.leg]) if moved.get(leg.leg) else None
 
 
 def moves_said(session: Session, trades: int) -> str:

@@ -17,7 +17,7 @@ from conftest import create_demo
 from ledger import clock
 from ledger.models import Event
 from markets import services
-from markets.models import Batch, Holding, Order, Session
+from markets.models import Batch, Fill, Holding, Order, Session
 from markets.tests.test_views import HX, client_for
 from oracle.models import Tick
 
@@ -260,7 +260,9 @@ def test_the_organiser_clears_now_and_every_floor_shows_the_batch(users, auction
         page = floor(users[who])
         assert 'data-testid="last-batch-number">batch 1<' in page
         for leg in ("AAPL", "NVDA"):
-            assert f'data-testid="batch-price-{leg}"><strong>{batch.prices[leg] / 1e6:.2f}</strong>' in page, leg
+            assert re.search(
+                rf'data-testid="batch-price-{leg}"[^>]*><strong>{batch.prices[leg] / 1e6:.2f}</strong>', page
+            ), leg
         assert re.search(r'data-testid="batch-filled">2 <span class="sub">of 2</span>', page)
     fills = floor(users["alice"]).split('data-testid="my-fills"')[1].split("</table>")[0]
     gave = (
@@ -310,3 +312,8 @@ def test_the_monitor_shows_resting_orders_and_reserves_but_no_limits_and_each_ba
     row = re.search(r'data-testid="monitor-batch-1">(.*?)</tr>', page).group(1)
     assert "2/3" in row and batch_volume(batch) in row
     assert re.search(r'data-testid="resting-alice">1<', page)  # the gtc order rests on
+    assert re.search(r'data-testid="fills-alice">1<', page) and re.search(r'data-testid="fills-bob">·<', page)
+    given = sum(f.given for f in Fill.objects.filter(give_leg="AAPL"))
+    volume = re.search(r'data-testid="monitor-volume">(.*?)</table>', page, re.S).group(1)
+    assert f'<th>AAPL</th><td class="num">{given / 1e6:.6f}</td>' in volume
+    assert "Open RFQs" not in page and "as taker" not in page  # a batch session has neither
