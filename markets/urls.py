@@ -65,4 +65,5 @@ urlpatterns = [
     path("sessions/<slug:session_id>/monitor/pause", monitor_views.monitor_pause, name="monitor_pause"),
     path("sessions/<slug:session_id>/monitor/resume", monitor_views.monitor_resume, name="monitor_resume"),
     path("sessions/<slug:session_id>/monitor/settle", monitor_views.monitor_settle, name="monitor_settle"),
+    path("sessions/<slug:session_id>/monitor/clear", monitor_views.monitor_clear, name="monitor_clear"),
 ]

@@ -317,3 +317,26 @@ def test_the_monitor_shows_resting_orders_and_reserves_but_no_limits_and_each_ba
     volume = re.search(r'data-testid="monitor-volume">(.*?)</table>', page, re.S).group(1)
     assert f'<th>AAPL</th><td class="num">{given / 1e6:.6f}</td>' in volume
     assert "Open RFQs" not in page and "as taker" not in page  # a batch session has neither
+
+
+def test_the_organiser_clears_from_the_monitor_too_and_nobody_else_may(users, auction):
+    url = reverse("markets:monitor_clear", args=["auc"])
+    assert client_for(users["alice"]).post(url, **HX).status_code == 403
+    assert not Batch.objects.exists()
+    page = text(client_for(users["org"]).get(reverse("markets:monitor", args=["auc"])))
+    assert re.search(r'data-testid="monitor-clear-now"[^>]*>Clear batch 1 now<', page)
+    answer = text(client_for(users["org"]).post(url, **HX))
+    assert Batch.objects.get().number == 1
+    assert re.search(r'data-testid="monitor-batch-1"', answer) and "Clear batch 2 now" in answer
+
+
+def test_a_timed_session_says_when_no_batch_will_clear_before_t2(users):
+    clock.set_time(T0)
+    create_demo(users, "short", mechanism="batch", batch_seconds=60, end_mode="timed", t2=T0 + dt.timedelta(seconds=90))
+    tick("short")
+    assert "Batch 1 clears" in floor(users["alice"], "short")
+    clock.set_time(T0 + dt.timedelta(seconds=60))
+    services.clear_batch(None, "short")  # the next cut, at 120 s, would fall after t2
+    page = floor(users["alice"], "short")
+    assert "No more batches: trading closes at t2 (09:01:30 UTC) before the next cut" in page
+    assert 'data-testid="cut-countdown"' not in page

@@ -282,11 +282,15 @@
   // recorded (its push redraws the panel with the next cut). From that instant the server refuses to
   // cancel an order placed before it (it is in the batch clearing): its Cancel is disabled here too.
   function cutCountdown(now) {
-    var cut = null;
+    var cut = null, floor = document.querySelector(".floor[data-t2]");
+    var closed = floor && now >= parseInt(floor.dataset.t2, 10);
     document.querySelectorAll("[data-cut]").forEach(function (el) {
       cut = parseInt(el.dataset.cut, 10);
       var ms = cut - now;
-      if (ms > 0) {
+      if (closed) {
+        el.textContent = "never: trading closed at t2";
+        el.className = "cut-left";
+      } else if (ms > 0) {
         var s = Math.ceil(ms / 1000);
         el.textContent = "in " + (s >= 60 ? left(ms) : s + "s");
         el.className = "cut-left" + (s <= 3 ? " soon" : "");
