@@ -168,6 +168,11 @@ def test_a_class_runs_a_batch_session_with_three_students_and_a_maker(browser, s
     org.locator("[data-testid=monitor-batch-1]").wait_for(timeout=5_000)
     assert org.locator("[data-testid=resting-carol]").inner_text() in ("·", "1")
     shot(org, "batch-monitor")
+    org.set_viewport_size(PHONE)
+    org.reload()
+    org.locator("[data-testid=monitor-batch-1]").wait_for(timeout=5_000)
+    assert no_sideways_scroll(org)
+    shot(org, "batch-monitor-375")
 
 
 def test_the_scheduler_in_another_process_cuts_and_every_floor_follows(browser, server, users):  # noqa: F811

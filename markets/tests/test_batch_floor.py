@@ -82,6 +82,10 @@ def test_the_session_form_creates_a_batch_session_reading_decimal_commas(users):
     assert response.status_code == 302, text(response)
     s = Session.objects.get(id="cls")
     assert (s.mechanism, s.batch_seconds, s.batch_band, s.max_orders, s.min_order) == ("batch", 15, "0.05", 5, 500_000)
+    listed = text(client_for(users["alice"]).get(reverse("markets:session_list")))
+    assert re.search(r'data-testid="mechanism-cls">batch auction every 15 s<', listed)
+    before = floor(users["org"], "cls")  # nobody has joined or been given anything yet
+    assert 'id="orders"' not in before and "The first batch clears 15 s after the organiser opens" in before
 
 
 def test_an_rfq_session_ignores_the_batch_fields_the_form_shows_by_default(users):
@@ -149,6 +153,22 @@ def test_a_session_with_both_keeps_the_rfq_board_beside_order_entry_and_rfq_sess
     page = floor(users["alice"], "plain")
     assert 'id="orders"' not in page and 'data-testid="order-form"' not in page
     assert re.search(r'<section id="cut" class="card cut hidden"', page)
+
+
+def test_before_the_opening_and_after_the_settlement_the_order_panel_says_why_there_is_no_form(users):
+    clock.set_time(T0)
+    create_demo(users, "early", open_it=False, mechanism="batch")
+    page = floor(users["alice"], "early")
+    assert 'data-testid="orders-not-yet"' in page and 'data-testid="order-form"' not in page
+    assert 'data-testid="my-available"' not in page  # nothing held yet
+    services.open_session(users["org"], "early")
+    tick("early")
+    services.place_order(users["alice"], "early", "AAPL", "NVDA", "3", "0.39", gtc=True)
+    services.settle_session(users["org"], "early")
+    page = floor(users["alice"], "early")
+    assert 'data-testid="orders-over"' in page and "No resting orders." in page
+    assert re.search(r'data-testid="available-AAPL">25<', page)  # the lapsed order reserves nothing
+    assert 'data-testid="cut-over"' in page
 
 
 def test_the_organiser_and_watchers_get_no_order_panel(users, auction):
