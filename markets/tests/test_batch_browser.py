@@ -157,9 +157,15 @@ def test_a_class_runs_a_batch_session_with_three_students_and_a_maker(browser, s
             other.locator(f'#holdings tr[data-user="{name}"]', has_text=shown).wait_for(timeout=5_000)
     # Revealed now that their batch cleared: the log tells the orders whole.
     bob.locator("#events", has_text="alice gives up to 10 AAPL for NVDA at 0.3911").wait_for(timeout=5_000)
-    # What was said where the organiser acted stays while the push redraws the panel around it.
+    # What was said where people acted stays while the batch's push redraws those panels around it.
     org.wait_for_timeout(600)
     assert org.locator("#cut [data-testid=cut-notice]").count() == 1
+    assert (
+        alice.locator("#orders [data-testid=order-notice]")
+        .inner_text()
+        .startswith("Order placed: give up to 10 AAPL for NVDA at 0.3911")
+    )
+    assert carol.locator("#orders [data-testid=order-error]").inner_text().startswith("Not enough available")
     assert no_sideways_scroll(carol)
     shot(alice, "batch-floor-after-cut")
     phone_shot(carol, "batch-floor-phone-after-cut")
