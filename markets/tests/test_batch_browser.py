@@ -182,7 +182,7 @@ def test_a_class_runs_a_batch_session_with_three_students_and_a_maker(browser, s
 
 
 def test_the_scheduler_in_another_process_cuts_and_every_floor_follows(browser, server, users):  # noqa: F811
-    create_demo(users, "sched", mechanism="batch", batch_seconds=8)
+    create_demo(users, "sched", mechanism="batch", batch_seconds=10)
     tick("sched")
     services.place_order(users["alice"], "sched", "AAPL", "NVDA", "10", "0.39")
     services.place_order(users["mm"], "sched", "NVDA", "AAPL", "4", "2.45")
@@ -194,7 +194,7 @@ def test_the_scheduler_in_another_process_cuts_and_every_floor_follows(browser, 
     assert re.fullmatch(r"in \d+s", countdown.inner_text()), countdown.inner_text()
     # The cut's instant passes: the floor says so at once, before any scheduler has run.
     alice.wait_for_function(
-        "document.querySelector('[data-testid=cut-countdown]').textContent.startsWith('clearing')", timeout=10_000
+        "document.querySelector('[data-testid=cut-countdown]').textContent.startsWith('clearing')", timeout=20_000
     )
     phone_shot(bob, "batch-floor-phone-clearing")
     done = subprocess.run(
