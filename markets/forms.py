@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from markets import domain
+from markets.domain import orders as batch_rules
 from markets.errors import DomainError
 from markets.models import Participant, Session
 from oracle import units
@@ -48,6 +49,18 @@ def _with_hint(message: str, typed: str) -> str:
     if "entries for" in message and "," in typed and ";" not in typed:
         return f"{message}. For decimal commas, separate the values with semicolons: 0,5; 1,5"
     return message
+
+
+def _band(text: object) -> str:
+    """The band as the service reads it, refused in the form's words."""
+    try:
+        return batch_rules.batch_settings("batch", band=text).band
+    except DomainError as exc:
+        raise DomainError(exc.message.replace("batch_band", "The price band"), exc.code) from None
+
+
+def _smallest(text: object) -> str:
+    return domain.qty_str(domain.parse_qty(text, "The smallest order"))
 
 
 class SessionCreateForm(forms.Form):
@@ -94,6 +107,55 @@ class SessionCreateForm(forms.Form):
         help_text="Who may watch the floor: any signed-in user, or only the session's participants",
     )
 
+    # How it trades, and for batch auctions their settings (shown only when the mechanism runs batches).
+    mechanism = forms.ChoiceField(
+        label="How it trades",
+        required=False,
+        choices=Session.Mechanism.choices,
+        initial=Session.Mechanism.RFQ,
+        help_text="RFQ: request quotes, accept one. Batch auction: sealed limit orders, cleared together every N "
+        "seconds at one price per leg",
+    )
+    batch_seconds = forms.CharField(
+        label="Seconds per batch",
+        required=False,
+        strip=False,
+        max_length=16,
+        initial=str(batch_rules.DEFAULT_BATCH_SECONDS),
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+        help_text=f"Resting orders clear every N seconds, {batch_rules.BATCH_SECONDS[0]} to "
+        f"{batch_rules.BATCH_SECONDS[1]:,}",
+    )
+    batch_band = forms.CharField(
+        label="Price band",
+        required=False,
+        strip=False,
+        max_length=16,
+        initial=batch_rules.DEFAULT_BAND,
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+        help_text="Each clearing price stays within this fraction of the oracle's: 0.10 is ±10% (at most 0.5; "
+        "0,10 is fine)",
+    )
+    max_orders = forms.CharField(
+        label="Resting orders per person",
+        required=False,
+        strip=False,
+        max_length=16,
+        initial=str(batch_rules.DEFAULT_MAX_ORDERS),
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+        help_text=f"At most, {batch_rules.MAX_ORDERS[0]} to {batch_rules.MAX_ORDERS[1]:,} (against spam)",
+    )
+    min_order = forms.CharField(
+        label="Smallest order",
+        required=False,
+        strip=False,
+        max_length=32,
+        initial=units.short(batch_rules.DEFAULT_MIN_ORDER, domain.QTY_DP),
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+        help_text="Units of the leg an order gives, e.g. 0.01 (0,01 is fine)",
+    )
+    BATCH_FIELDS = ("batch_seconds", "batch_band", "max_orders", "min_order")
+
     def clean_legs(self) -> list[str]:
         try:
             return domain.validate_legs(_split_names(self.cleaned_data["legs"]))
@@ -120,7 +182,38 @@ class SessionCreateForm(forms.Form):
                 self.add_error("q", exc)
             except DomainError as exc:
                 self.add_error("q", _with_hint(exc.message, data["q"]))
+        data["batch"] = self._batch_settings(data)
         return data
+
+    def _batch_settings(self, data: dict[str, Any]) -> dict[str, object]:
+        """The batch settings as typed (decimal commas read as points), each checked by the rule the
+        service applies, its refusal said beside its own field; none for an RFQ session (their fields
+        hold defaults, hidden)."""
+        mechanism = data.get("mechanism")
+        if mechanism not in ("batch", "both"):
+            return {}
+        readers = {
+            "batch_seconds": lambda t: units.read_whole(
+                t, "Seconds per batch", low=batch_rules.BATCH_SECONDS[0], high=batch_rules.BATCH_SECONDS[1]
+            ),
+            "max_orders": lambda t: units.read_whole(
+                t, "Resting orders per person", low=batch_rules.MAX_ORDERS[0], high=batch_rules.MAX_ORDERS[1]
+            ),
+            "batch_band": lambda t: _band(units.read_form_decimal(t, "The price band")),
+            "min_order": lambda t: _smallest(units.read_form_decimal(t, "The smallest order")),
+        }
+        settings: dict[str, object] = {}
+        for name, read in readers.items():
+            typed = self.cleaned_data.get(name, "")
+            if not typed.strip(_BLANKS):
+                continue  # the default
+            try:
+                settings[name] = read(typed)
+            except units.InvalidNumber as exc:
+                self.add_error(name, exc.message)
+            except DomainError as exc:
+                self.add_error(name, exc.message)
+        return settings
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -139,6 +232,8 @@ class SessionCreateForm(forms.Form):
             "allocation_mode": data["allocation_mode"],
             "fixing_rule": rule,
             "visibility": data.get("visibility") or Session.Visibility.PUBLIC,
+            "mechanism": data.get("mechanism") or Session.Mechanism.RFQ,
+            **data.get("batch", {}),
         }
 
 

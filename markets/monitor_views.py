@@ -103,6 +103,14 @@ def monitor_resume(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+@refusals_shown
+def monitor_clear(request: HttpRequest, session_id: str) -> HttpResponse:
+    """A batch session: cut the book now, as the floor's "Clear now" does (the batch list shows it)."""
+    return _act(request, monitor_session(session_id, request.user), services.clear_batch)
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 @refusals_shown
 def monitor_settle(request: HttpRequest, session_id: str) -> HttpResponse:

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from markets import export_views, invite_views, monitor_views, record_views, rejoin_views, views
+from markets import export_views, invite_views, monitor_views, order_views, record_views, rejoin_views, views
 
 
 class IdConverter:
@@ -40,6 +40,11 @@ urlpatterns = [
     path("rfq/<id:rfq_id>/cancel", views.rfq_cancel, name="rfq_cancel"),
     path("quotes/<id:quote_id>/accept", views.quote_accept, name="quote_accept"),
     path("quotes/<id:quote_id>/withdraw", views.quote_withdraw, name="quote_withdraw"),
+    # Batch auctions (markets.order_views): the names the API uses, on the floor.
+    path("sessions/<slug:session_id>/orders", order_views.order_place, name="order_place"),
+    path("orders/<id:order_id>/cancel", order_views.order_cancel, name="order_cancel"),
+    path("sessions/<slug:session_id>/batches/clear", order_views.batch_clear, name="batch_clear"),
+    path("sessions/<slug:session_id>/batches/", order_views.batches, name="batches"),
     path("sessions/<slug:session_id>/export/<slug:table>.csv", export_views.export_download, name="export_table"),
     path("sessions/<slug:session_id>/export.zip", export_views.export_zip, name="export_zip"),
     path("sessions/<slug:session_id>/invites", invite_views.invites, name="invites"),
@@ -60,4 +65,5 @@ urlpatterns = [
     path("sessions/<slug:session_id>/monitor/pause", monitor_views.monitor_pause, name="monitor_pause"),
     path("sessions/<slug:session_id>/monitor/resume", monitor_views.monitor_resume, name="monitor_resume"),
     path("sessions/<slug:session_id>/monitor/settle", monitor_views.monitor_settle, name="monitor_settle"),
+    path("sessions/<slug:session_id>/monitor/clear", monitor_views.monitor_clear, name="monitor_clear"),
 ]

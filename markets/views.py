@@ -25,7 +25,7 @@ from markets.errors import DomainError, http_status
 from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
-from markets.push.render import render_board, render_mine
+from markets.push.render import render_board, render_mine, render_orders
 from markets.selectors.invites import joined_counts
 from oracle import units
 
@@ -95,7 +95,11 @@ def _floor_page(request: HttpRequest, session: Session, **extra: Any) -> HttpRes
     panels = snapshot.floor(session, oob=False)
     viewer = selectors.viewer_context(session, request.user)
     context = panels["context"] | viewer | {"shared": panels["parts"], "board_html": render_board(panels, viewer["me"])}
-    return render(request, FLOOR, context | {"mine_html": render_mine(panels, viewer["me"]) or ""} | extra)
+    mine = {
+        "mine_html": render_mine(panels, viewer["me"]) or "",
+        "orders_html": render_orders(panels, viewer["me"]) or "",
+    }
+    return render(request, FLOOR, context | mine | extra)
 
 
 def _viewer(request: HttpRequest, session: Session) -> dict[str, Any]:

@@ -250,6 +250,9 @@ class FloorConsumer(_DirectDispatch, AsyncWebsocketConsumer):
         mine = render.render_mine(panels, self.me)  # a holder's own position: a message of its own
         if mine is not None:
             await self.send(text_data=mine)
+        orders = render.render_orders(panels, self.me)  # a batch session: their own orders, sealed to others
+        if orders is not None:
+            await self.send(text_data=orders)
 
     async def monitor_presence(self, message: dict) -> None:
         await self.send(text_data="presence")

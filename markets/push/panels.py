@@ -14,23 +14,31 @@ from typing import Any
 
 FLOOR = "markets/floor.html"
 
-# Shared panels (the same for every viewer), in page order. The RFQ board is per viewer: `BOARD`.
-PANELS = ("status", "settlement", "legs", "chart", "holdings", "blotter", "pool", "events")
+# Shared panels (the same for every viewer), in page order. The RFQ board is per viewer: `BOARD`; so is a
+# batch session's order entry with the holder's own orders, reservations and fills: `ORDERS`. The batch
+# panels (`cut`: the countdown to the next cut; `batch`: the last batch and the history) are shared.
+PANELS = ("status", "settlement", "legs", "batch", "chart", "holdings", "blotter", "cut", "pool", "events")
 BOARD = "board"
+ORDERS = "orders"
 
 QUOTING = frozenset({"RFQRequested", "QuoteProvided", "QuoteWithdrawn", "QuotesExpired", "RFQCancelled"})
+ORDERING = frozenset({"OrderPlaced", "OrderCancelled"})
 TICK = "tick"
 
 # What each kind of change makes stale (the status line carries the seq and the time, so it always goes).
 # Any event not named here (a join, the opening, trading closing, the settlement) changes the whole floor.
 _STALE: dict[str, frozenset[str]] = {
     **dict.fromkeys(QUOTING, frozenset({"status", "events", BOARD})),
+    # An order changes its owner's panel only (sealed: the log's row says no more than that it exists).
+    **dict.fromkeys(ORDERING, frozenset({"status", "events", ORDERS})),
     # A trade's mark on the price chart comes with the next tick's chart (the oracle's pace, a second or
-    # so): redrawing the whole chart for every trade was the largest part of a trade's push.
-    "TradeExecuted": frozenset({"status", "holdings", "blotter", "pool", "events", BOARD}),
+    # so): redrawing the whole chart for every trade was the largest part of a trade's push. In a session
+    # with batch auctions too, the two parties' available quantities moved (their `ORDERS`).
+    "TradeExecuted": frozenset({"status", "holdings", "blotter", "pool", "events", BOARD, ORDERS}),
     TICK: frozenset({"status", "legs", "chart", "holdings", "pool"}),
 }
-EVERYTHING = frozenset({*PANELS, BOARD})
+# A cut (BatchCleared) moves holdings, every order of its book and both batch panels: the whole floor.
+EVERYTHING = frozenset({*PANELS, BOARD, ORDERS})
 
 
 def stale(changes: Iterable[str]) -> frozenset[str]:
@@ -51,7 +59,7 @@ def shared(panels: Iterable[str]) -> list[str]:
 # rows, the holdings rows of those who traded and the RFQs touched, not the whole panels (a trade's push
 # to a 21-participant floor: about 4 KB instead of 28 KB, and a few row renderings instead of 80 rows).
 ROWS = frozenset({"events", "blotter", "holdings"})
-_BY_ROW = QUOTING | {"TradeExecuted"}
+_BY_ROW = QUOTING | ORDERING | {"TradeExecuted"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Delta:
     rfqs: tuple[int, ...]  # RFQs touched, newest first (their rows on the board, or their removal)
     new_rfqs: frozenset[int]  # requested in this batch: added to the board, not replaced
     expired_quotes: tuple[int, ...]  # QuotesExpired names quotes: their RFQs are looked up
+    owners: frozenset[int] = frozenset()  # user ids whose own order panel changed (their orders, a trade)
 
 
 def delta(events: Iterable[Mapping[str, Any]]) -> Delta | None:
@@ -84,12 +93,17 @@ def delta(events: Iterable[Mapping[str, Any]]) -> Delta | None:
     users: set[int] = set()
     rfqs: dict[int, None] = {}
     expired: list[int] = []
+    owners: set[int] = set()
     for e in reversed(events):
         data = e["payload"]
         if e["type"] == "TradeExecuted":
             trades.append(data["trade_id"])
             users |= {data["taker_id"], data["maker_id"]}
-        if e["type"] == "QuotesExpired":
+        if e["type"] in ORDERING:
+            if "user_id" not in data:  # a sealed copy names no owner: the whole floor goes instead
+                return None
+            owners.add(data["user_id"])
+        elif e["type"] == "QuotesExpired":
             expired.extend(data["quote_ids"])
         elif "rfq_id" in data:
             rfqs[data["rfq_id"]] = None
@@ -103,4 +117,5 @@ def delta(events: Iterable[Mapping[str, Any]]) -> Delta | None:
         rfqs=tuple(rfqs),
         new_rfqs=new,
         expired_quotes=tuple(expired),
+        owners=frozenset(owners | users),
     )

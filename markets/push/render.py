@@ -13,7 +13,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from markets import domain, floor_sql, selectors
 from markets.models import Participant, Quote, Session
-from markets.push.panels import BOARD, EVERYTHING, FLOOR, ROWS, Delta, shared
+from markets.push.panels import BOARD, EVERYTHING, FLOOR, ORDERS, ROWS, Delta, shared
+from markets.selectors import batch_floor
 
 
 def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: bool = True) -> dict[str, Any]:
@@ -41,7 +42,16 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
         # sent this stands, for the rows pushed next. Only a whole floor says it (a tick's push does not).
         "version": context["session"].version if panels >= EVERYTHING else None,
         "holdings": context.get("holdings"),  # each holder's own position comes from them (`render_mine`)
+        "orders": _orders(context["session"], panels),
     }
+
+
+def _orders(session: Session, panels: frozenset[str], users: frozenset[int] | None = None) -> dict | None:
+    """Every holder's own part of a batch session's floor (or those `users`'), read once for the
+    rendering when their order panels are stale (`render_orders` picks each viewer's)."""
+    if ORDERS not in panels or not session.trades_by_batch:
+        return None
+    return batch_floor.holders_part(session, users)
 
 
 def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -85,6 +95,8 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
         "session": session,
         "phase": context["phase"],
         "holdings": context.get("holdings"),
+        "orders": _orders(session, change.panels, change.owners) if change.owners else None,
+        "context": context,
     }
 
 
@@ -171,6 +183,37 @@ def render_mine(panels: dict[str, Any], me: Participant | None) -> str | None:
         html = render_to_string(f"{FLOOR}#mine", context | {"oob": panels.get("oob", True)})
         mine[me.user_id] = _ascii(html) if panels.get("oob", True) else mark_safe(html)
     return mine[me.user_id]
+
+
+def render_orders(panels: dict[str, Any], me: Participant | None) -> str | None:
+    """This holder's order panel of a batch session (order entry, their resting orders, held / reserved /
+    available per leg, their fills), or None when the rendering changed nothing of theirs: a watcher, the
+    organiser, an RFQ session, a push of somebody else's order. Rendered once per holder and rendering."""
+    parts = panels.get("orders")
+    if parts is None or me is None or me.role not in domain.HOLDER_ROLES:
+        return None
+    change = panels.get("delta")
+    if change is not None and me.user_id not in change.owners:
+        return None
+    done = panels.setdefault("orders_html", {})  # shared by threads, like the boards: at worst one renders twice
+    if me.user_id not in done:
+        oob = panels.get("oob", True)
+        html = render_to_string(f"{FLOOR}#orders", orders_context(panels, me, parts.get(me.user_id)) | {"oob": oob})
+        done[me.user_id] = _ascii(html) if oob else mark_safe(html)
+    return done[me.user_id]
+
+
+def orders_context(panels: dict[str, Any], me: Participant, mine: batch_floor.Mine | None) -> dict[str, Any]:
+    """What the `orders` partial reads: the viewer, their part, the session and where it stands."""
+    context = panels.get("context") or {}
+    session = panels["session"]
+    return {
+        "me": me,
+        "my": mine or batch_floor.Mine(),
+        "session": session,
+        "phase": panels["phase"],
+        "paused": context.get("paused", session.paused_at is not None),
+    }
 
 
 def _stance(r: dict[str, Any], me: Participant | None, phase: str) -> tuple:

@@ -18,6 +18,7 @@ from django.db.models import Q
 from ledger import clock
 from markets import domain, floor_sql, pricing, sql
 from markets.models import RFQ, Participant, Payout, Session, Trade
+from markets.selectors.batch_floor import batch_context, moves_said
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import EVENT_ROWS, event_log
@@ -199,9 +200,7 @@ def _checks(
     checks = [
         Check("1 Conservation", conservation is None, conservation or "Σx = q on every leg"),
         Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
-        Check(
-            "3 Zero-sum trades", zero_sum is None, zero_sum or f"{trades} trade{'' if trades == 1 else 's'}, ΣΔx = 0"
-        ),
+        Check("3 Zero-sum trades", zero_sum is None, zero_sum or f"{moves_said(session, trades)}, ΣΔx = 0"),
     ]
     if settlement is not None:
         ok = settlement.total == settlement.expected
@@ -304,7 +303,7 @@ def position_text(last_seq: int, tick: int) -> str:
     return f"{last_seq}.{tick}"
 
 
-FLOOR_PARTS = frozenset({"legs", "chart", "holdings", "pool", "blotter", "events", "settlement"})
+FLOOR_PARTS = frozenset({"legs", "chart", "holdings", "pool", "blotter", "events", "settlement", "cut", "batch"})
 
 
 def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[str, Any]:
@@ -345,6 +344,7 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         context["trades"] = blotter(session, parties=parties)
     if "events" in parts:
         context["events"] = event_log(session, parties=parties)
+    context |= batch_context(session, parts)  # batch auctions: the next cut, the last batch, the history
     if "settlement" in parts:
         settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
         context["settlement"] = settlement

@@ -17,7 +17,7 @@ from django.db.models import Count, Max, Sum
 
 from markets import access
 from markets.errors import Forbidden
-from markets.models import RFQ, Participant, Presence, Quote, Session, Trade
+from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.floor import holdings_and_pool
 from markets.selectors.rejoin import way_back_kinds
@@ -63,6 +63,9 @@ class MonitorRow:
     acted: str = "never"  # "12 s ago": a bot or a program acts without a socket
     way_back: str = "none"  # from another browser: "link" (a rejoin link), "password", "none" (selectors.rejoin)
     name: str = ""  # as people see it (the display name joined with)
+    resting: int = 0  # batch auctions: resting orders (their count, never their sealed limits)
+    fills: int = 0  # batch auctions: fills, one per order per batch it traded in
+    reserved: list[tuple[str, Decimal]] | None = None  # what they reserve, per leg (legs reserving nothing left out)
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -84,9 +87,10 @@ def _counts(queryset, key: str) -> dict[int, int]:
 
 
 def _last_actions(session: Session) -> dict[int, dt.datetime]:
-    """{participant id: when it last asked, quoted or traded} (four grouped maxima)."""
+    """{participant id: when it last asked, quoted, traded or placed an order} (five grouped maxima)."""
     last: dict[int, dt.datetime] = {}
     for queryset, key, field in (
+        (Order.objects.filter(session=session), "participant_id", "placed_at"),
         (RFQ.objects.filter(session=session), "taker_id", "created_at"),
         (Quote.objects.filter(rfq__session=session), "maker_id", "created_at"),
         (Trade.objects.filter(session=session), "taker_id", "executed_at"),
@@ -100,14 +104,52 @@ def _last_actions(session: Session) -> dict[int, dt.datetime]:
 
 def volume_per_leg(session: Session) -> list[tuple[str, Decimal]]:
     """What changed hands of each leg: every trade moves its give quantity of one leg and its get
-    quantity of another (exact integers, summed by the database, shown as Decimals)."""
+    quantity of another, every batch fill what it gave (exact integers, summed by the database, shown as
+    Decimals)."""
     trades = Trade.objects.filter(session=session)
     moved = dict.fromkeys(session.legs, 0)
     for leg, qty in trades.values_list("give_leg").annotate(s=Sum("give_qty")).order_by():
         moved[leg] += int(qty)  # PostgreSQL sums bigints as numeric
     for leg, qty in trades.values_list("get_leg").annotate(s=Sum("get_qty")).order_by():
         moved[leg] += int(qty)
+    # A batch's fills: what they gave of a leg is what the others received of it, counted once.
+    fills = Fill.objects.filter(batch__session=session)
+    for leg, qty in fills.values_list("give_leg").annotate(s=Sum("given")).order_by():
+        moved[leg] += int(qty)
     return [(leg, q_dec(moved[leg])) for leg in session.legs]
+
+
+def _orders_by_participant(session: Session) -> tuple[dict[int, int], dict[int, list], dict[int, int]]:
+    """Batch auctions: {participant id: resting orders}, {participant id: [(leg, reserved)]} and {participant
+    id: fills}, three grouped reads. What the organiser sees of sealed orders: how many, what they hold back."""
+    if not session.trades_by_batch:
+        return {}, {}, {}
+    counts = _counts(Order.objects.filter(session=session, status=Order.Status.RESTING), "participant_id")
+    fills = _counts(Fill.objects.filter(batch__session=session), "participant_id")
+    reserved: dict[int, list[tuple[str, Decimal]]] = {}
+    rows = Holding.objects.filter(session=session, reserved__gt=0).order_by("participant_id", "leg_index")
+    for pid, leg, qty in rows.values_list("participant_id", "leg", "reserved"):
+        reserved.setdefault(pid, []).append((leg, q_dec(qty)))
+    return counts, reserved, fills
+
+
+def batch_list(session: Session, limit: int = 8) -> list[dict[str, Any]]:
+    """The newest batches: when, how many orders in the book, how many filled, the volume."""
+    if not session.trades_by_batch:
+        return []
+    batches = Batch.objects.filter(session=session).order_by("-number")[:limit]
+    return [
+        {
+            "number": b.number,
+            "cut_at": b.cut_at,
+            "orders": b.orders,
+            "filled": b.filled,
+            "volume": Decimal(b.volume),
+            "cleared": b.outcome == "cleared",
+            "reason": b.reason,
+        }
+        for b in batches
+    ]
 
 
 def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: dict[int, Presence]) -> list[MonitorRow]:
@@ -123,6 +165,7 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
             Quote.objects.filter(rfq__session=session, status=Quote.Status.LIVE, expires_at__gt=now), "maker_id"
         )
     last = _last_actions(session)
+    resting, reserved, fills = _orders_by_participant(session)
     rows = []
     for p in Participant.objects.filter(session=session):
         seen = presence.get(p.user_id)
@@ -146,6 +189,9 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
                 last_action=last.get(p.id),
                 acted=ago(last.get(p.id), now),
                 name=p.display_name,
+                resting=resting.get(p.id, 0),
+                fills=fills.get(p.id, 0),
+                reserved=reserved.get(p.id, []) if session.trades_by_batch else None,
             )
         )
     rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.name.casefold(), r.user_id))
@@ -180,6 +226,9 @@ def monitor_context(session_id: str) -> dict[str, Any]:
             "trades": sum(r.taker_trades for r in rows),  # every trade has one taker
             "rfqs": sum(r.open_rfqs for r in rows),
             "quotes": sum(r.live_quotes for r in rows),
+            **({"resting": sum(r.resting for r in rows)} if session.trades_by_batch else {}),
+            **({"fills": sum(r.fills for r in rows)} if session.trades_by_batch else {}),
         },
         "volume": volume_per_leg(session),
+        "batches": batch_list(session),
     }

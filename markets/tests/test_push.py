@@ -40,7 +40,9 @@ def configured_layer(**config):
 
 
 QUOTE = {"status", "events", "board"}
-TRADE = {"status", "holdings", "blotter", "pool", "events", "board"}  # its chart mark comes with the next tick
+# Its chart mark comes with the next tick; in a session with batch auctions too, the parties' available
+# quantities moved (their own order panels, "orders").
+TRADE = {"status", "holdings", "blotter", "pool", "events", "board", "orders"}
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,7 @@
     }
     var box = el.dataset.in && document.getElementById(el.dataset.in);
     if (!box || box.id === "rfqs" && !el.dataset.replaces) {
-      box = document.getElementById("board");
+      box = fallback();
       if (!box) return null;
       if (el.dataset.context && !el.querySelector(".context")) {
         var about = document.createElement("strong");
@@ -154,6 +154,15 @@
     }
     headed(box, el);
     return el;
+  }
+  // Where a message whose place is gone stands: the RFQ board, or (a batch session has none) the orders.
+  function fallback() {
+    var ids = ["board", "orders", "cut"];
+    for (var i = 0; i < ids.length; i++) {
+      var box = document.getElementById(ids[i]);
+      if (box && !box.classList.contains("hidden")) return box;
+    }
+    return null;
   }
   function restore() {
     kept = kept.map(function (el) { return document.body.contains(el) ? el : put(el); }).filter(Boolean);
@@ -200,6 +209,7 @@
       var pair = el.dataset.fairOf.split("/"), rate = table[pair[0]] && table[pair[0]][pair[1]];
       if (rate) el.textContent = short(rate, 4);
     });
+    orderHint(table);
     document.querySelectorAll(".vs-fair[data-rate]").forEach(function (el) {
       var fair = table[el.dataset.give] && Number(table[el.dataset.give][el.dataset.get]);
       if (!fair) return;
@@ -207,8 +217,34 @@
       el.textContent = (pct >= 0 ? "+" : "") + pct.toFixed(2) + "%";
     });
   }
+  // A batch session's order form: the fair rate for the pair chosen (also its limit's placeholder), how
+  // far the limit typed is from it, and what is available to give.
+  function orderHint(table) {
+    var form = document.querySelector("[data-testid=order-form]");
+    var hint = document.getElementById("order-fair-hint");
+    if (!form || !hint) return;
+    var give = form.querySelector("[name=give_leg]").value, get = form.querySelector("[name=get_leg]").value;
+    var limit = form.querySelector("[name=limit_rate]");
+    var rate = table[give] && table[give][get];
+    var said = [];
+    if (give === get) said.push("Choose two different legs.");
+    else if (rate) said.push("Fair at the latest prices: 1 " + give + " ≈ " + short(rate, 4) + " " + get);
+    else said.push("No fair rate yet: waiting for prices.");
+    var typed = Number((limit.value || "").replace(",", "."));
+    if (give !== get && rate && limit.value && isFinite(typed) && typed > 0) {
+      var pct = (typed / Number(rate) - 1) * 100;
+      said.push("your limit " + (pct >= 0 ? "+" : "") + pct.toFixed(2) + "% vs fair" + (pct > 0 ? ": it fills only if others give that much" : ""));
+    }
+    var available = document.querySelector("[data-testid='available-" + give + "']");
+    if (available) said.push(available.textContent.trim() + " " + give + " available");
+    hint.textContent = said.join(" · ");
+    limit.placeholder = give !== get && rate ? short(rate, 4) : "rate";
+  }
   document.addEventListener("change", function (evt) {
-    if (evt.target.closest && evt.target.closest("[data-testid=rfq-form]")) fairHints();
+    if (evt.target.closest && evt.target.closest("[data-testid=rfq-form], [data-testid=order-form]")) fairHints();
+  });
+  document.addEventListener("input", function (evt) {
+    if (evt.target.name === "limit_rate") fairHints();
   });
   document.addEventListener("htmx:afterSwap", fairHints);
   document.addEventListener("htmx:wsAfterMessage", fairHints);
@@ -235,16 +271,45 @@
       badge.textContent = "Trading closed";
       badge.className = "badge closed";
     }
-    document.querySelectorAll("#board button, #board input, #board select").forEach(function (el) {
+    document.querySelectorAll("#board button, #board input, #board select, #order-form button, #order-form input, #order-form select").forEach(function (el) {
       el.disabled = true;
     });
     var note = document.querySelector("[data-testid=closes]");
     if (note) note.textContent = "Trading closed at t2: the session settles at the fixing.";
   }
 
+  // The next cut of a batch session: a countdown, then "clearing…" from its instant until the batch is
+  // recorded (its push redraws the panel with the next cut). From that instant the server refuses to
+  // cancel an order placed before it (it is in the batch clearing): its Cancel is disabled here too.
+  function cutCountdown(now) {
+    var cut = null, floor = document.querySelector(".floor[data-t2]");
+    var closed = floor && now >= parseInt(floor.dataset.t2, 10);
+    document.querySelectorAll("[data-cut]").forEach(function (el) {
+      cut = parseInt(el.dataset.cut, 10);
+      var ms = cut - now;
+      if (closed) {
+        el.textContent = "never: trading closed at t2";
+        el.className = "cut-left";
+      } else if (ms > 0) {
+        var s = Math.ceil(ms / 1000);
+        el.textContent = "in " + (s >= 60 ? left(ms) : s + "s");
+        el.className = "cut-left" + (s <= 3 ? " soon" : "");
+      } else {
+        el.textContent = ms > -5000 ? "clearing…" : "clearing… waiting for the scheduler";
+        el.className = "cut-left clearing";
+      }
+    });
+    document.querySelectorAll("#orders button[data-placed]").forEach(function (button) {
+      var inCut = cut !== null && now >= cut && parseInt(button.dataset.placed, 10) < cut;
+      button.disabled = inCut;
+      button.title = inCut ? "In the batch clearing now: it can no longer be cancelled" : "";
+    });
+  }
+
   function tick() {
     var now = Date.now();
     closeAtT2(now);
+    cutCountdown(now);
     document.querySelectorAll("[data-expires]").forEach(function (el) {
       var secondsLeft = Math.round((parseInt(el.dataset.expires, 10) - now) / 1000);
       var row = el.closest("tr");
