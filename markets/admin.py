@@ -10,10 +10,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ledger.admin import ReadOnlyAdmin
-from markets import admin_batch, domain, services
+from markets import admin_batch, domain, services  # noqa: F401 (admin_batch registers the orders and batches)
 from markets import tokens as api_tokens
 from markets.errors import DomainError
-from markets.forms import AddParticipantForm
+from markets.forms import AddParticipantForm, SessionCreateForm
 from markets.models import ApiToken, Holding, Invite, InviteUse, Participant, Payout, RejoinLink, Session, Trade
 from markets.services import invites as invite_services
 from markets.services import rejoin as rejoin_services
@@ -129,10 +129,10 @@ class SessionAdmin(ServiceFormAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    add_form = admin_batch.SessionForm  # the session form, with the mechanism and batch settings
+    add_form = SessionCreateForm  # the floor's session form, with the mechanism and batch settings
     add_title = "Create a session"
 
-    def run_service(self, request: HttpRequest, form: admin_batch.SessionForm) -> str:
+    def run_service(self, request: HttpRequest, form: SessionCreateForm) -> str:
         session = services.create_session(request.user, **form.service_kwargs())
         self.message_user(request, f"Session {session.id} created; you are its organiser.")
         return reverse("admin:markets_session_change", args=[session.pk])

@@ -1,64 +1,14 @@
-"""The admin's part of batch auctions: the session form's mechanism and batch settings (checked by the same
-rules the service applies, shown on their fields; the session is still made by `services.create_session`),
-and read-only lists of orders and batches with their fills, searchable by session. They are projections of
-the log: never editable, here as anywhere."""
+"""The admin's part of batch auctions: read-only lists of orders and batches with their fills, searchable by
+session. They are projections of the log: never editable, here as anywhere. (The session form's mechanism and
+batch settings are the floor's own form, `markets.forms.SessionCreateForm`, made by the same service.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms
 from django.contrib import admin
 
 from ledger.admin import ReadOnlyAdmin
 from markets import domain
-from markets.domain import orders as rules
-from markets.errors import DomainError
-from markets.forms import SessionCreateForm
-from markets.models import Batch, Fill, Order, Session
-
-SETTINGS = ("batch_seconds", "batch_band", "max_orders", "min_order")
-
-
-class SessionForm(SessionCreateForm):
-    """The session form with how it trades; the batch settings apply to `batch` and `both` (blank: defaults)."""
-
-    mechanism = forms.ChoiceField(
-        required=False, choices=Session.Mechanism.choices, initial=Session.Mechanism.RFQ, help_text="How it trades"
-    )
-    batch_seconds = forms.CharField(
-        required=False,
-        max_length=16,
-        help_text=f"Seconds between cuts, 1 to 3,600 (default {rules.DEFAULT_BATCH_SECONDS})",
-    )
-    batch_band = forms.CharField(
-        required=False,
-        max_length=16,
-        help_text=f"Each clearing price within this fraction of the oracle's, e.g. 0.10 (default {rules.DEFAULT_BAND})",
-    )
-    max_orders = forms.CharField(
-        required=False, max_length=16, help_text=f"Resting orders per participant (default {rules.DEFAULT_MAX_ORDERS})"
-    )
-    min_order = forms.CharField(
-        required=False,
-        max_length=32,
-        help_text=f"Least order size in units (default {domain.qty_str(rules.DEFAULT_MIN_ORDER)})",
-    )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        mechanism = data["mechanism"] = data.get("mechanism") or Session.Mechanism.RFQ
-        try:
-            rules.batch_settings(mechanism, *(data.get(name, "").strip() for name in SETTINGS))
-        except DomainError as exc:
-            named = [name for name in SETTINGS if exc.message.startswith(name)]
-            field = "batch_band" if exc.code == "invalid_batch_band" else (named[0] if named else "mechanism")
-            self.add_error(field, exc.message)
-        return data
-
-    def service_kwargs(self) -> dict[str, Any]:
-        data = self.cleaned_data
-        return super().service_kwargs() | {"mechanism": data["mechanism"]} | {n: data[n].strip() for n in SETTINGS}
+from markets.models import Batch, Fill, Order
 
 
 class FillInline(admin.TabularInline):

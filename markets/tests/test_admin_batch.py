@@ -38,10 +38,9 @@ def test_the_session_form_creates_a_batch_session_with_its_settings(admin_client
 @pytest.mark.parametrize(
     ("overrides", "field", "words"),
     [
-        ({"mechanism": "batch", "batch_band": "0.7"}, "batch_band", "batch_band must be more than 0"),
-        ({"mechanism": "batch", "batch_seconds": "0"}, "batch_seconds", "batch_seconds must be a whole number"),
-        ({"mechanism": "batch", "max_orders": "lots"}, "max_orders", "max_orders must be a whole number"),
-        ({"mechanism": "rfq", "batch_seconds": "10"}, "mechanism", "Batch settings need mechanism batch or both"),
+        ({"mechanism": "batch", "batch_band": "0.7"}, "batch_band", "The price band must be more than 0"),
+        ({"mechanism": "batch", "batch_seconds": "0"}, "batch_seconds", "Seconds per batch must be a whole number"),
+        ({"mechanism": "batch", "max_orders": "lots"}, "max_orders", "Resting orders per person must be a whole"),
         ({"mechanism": "auction"}, "mechanism", "Select a valid choice"),
     ],
 )
