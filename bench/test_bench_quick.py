@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -12,7 +13,9 @@ import pytest
 from bench import loader
 from bench.common import BASE_DIR, make_users
 from bench.eventlog import GeneratedLog, usernames
-from markets import projections
+from ledger import clock
+from markets import audit, projections, services
+from markets.models import Batch, Holding, Order, Session
 
 EXPECTED = {
     "replay.2000",
@@ -49,7 +52,57 @@ def test_the_loader_writes_what_the_projection_rebuilds():
         session_id = stream.removeprefix("session-")
         stored = projections.snapshot(session_id)
         assert stored["trades"], "the log has trades"
+        assert stored["fills"] and {o["status"] for o in stored["orders"]} >= {"filled", "expired", "cancelled"}
         assert projections.diff(stored, projections.rebuild(session_id)) == []
+        # A log the services could have written: every cut re-clears from the log to what it records, and
+        # the oracle's ticks it names hold its reference prices.
+        report = audit.verify_session(session_id)
+        assert report.ok, report.problems[:5]
+
+
+def tick_at_cut(session_id: str, at: dt.datetime) -> None:
+    """The oracle's prices at a cut: the last ones the log's cuts used."""
+    from oracle.models import Tick
+
+    last = Batch.objects.filter(session_id=session_id).order_by("-number").first()
+    Tick.objects.bulk_create(
+        Tick(session_id=session_id, symbol=leg, at=at, price=price, source="test")
+        for leg, price in last.reference.items()
+    )
+
+
+@pytest.mark.django_db
+def test_loaded_orders_rest_with_their_reservations_and_the_services_trade_on():
+    """A log that ends with orders resting (no settlement): they reserve what they may give, and the services
+    place, cancel and cut on top of the loaded session as on any other."""
+    organiser, traders, makers = usernames(6)
+    users = make_users([organiser, *traders, *makers], organisers=(organiser,))
+    log = GeneratedLog(
+        700, 1, participants=6, legs=3, seed=6, settle=False, user_ids={n: u.pk for n, u in users.items()}
+    )
+    loader.load(log.rows())
+    session_id = log.streams[0].removeprefix("session-")
+    resting = list(Order.objects.filter(session_id=session_id, status="resting"))
+    assert resting, "the log ends with orders resting"
+    for holding in Holding.objects.filter(session_id=session_id):
+        expected = sum(
+            o.rest for o in resting if o.participant_id == holding.participant_id and o.give_leg == holding.leg
+        )
+        assert holding.reserved == expected and 0 <= holding.reserved <= holding.qty
+    order = resting[0]
+    due = Session.objects.get(id=session_id).next_cut_at
+    with clock.frozen(due - dt.timedelta(milliseconds=1)):
+        services.cancel_order(order.participant.user, order.id)
+    assert Holding.objects.get(participant=order.participant, leg=order.give_leg).reserved == sum(
+        o.rest for o in resting[1:] if o.participant_id == order.participant_id and o.give_leg == order.give_leg
+    )
+    batches = Batch.objects.filter(session_id=session_id).count()
+    with clock.frozen(due + dt.timedelta(milliseconds=1)):
+        tick_at_cut(session_id, due)
+        cut = services.clear_batch(None, session_id)  # the scheduler's cut, on the loaded grid
+    assert (cut.number, cut.cut_at, cut.orders) == (batches + 1, due, len(resting) - 1)
+    assert projections.diff(projections.snapshot(session_id), projections.rebuild(session_id)) == []
+    assert audit.verify_session(session_id).ok
 
 
 @pytest.mark.django_db
