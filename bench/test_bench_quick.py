@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bench import loader
+from bench import batches, loader
 from bench.common import BASE_DIR, make_users
 from bench.eventlog import GeneratedLog, usernames
 from ledger import clock
@@ -34,6 +36,8 @@ EXPECTED = {
     "push.storm.20",
     "push.20",
     "push.20.nudged",
+    "clearing.4.100",
+    "clearing.8.1000",
 }
 
 
@@ -127,6 +131,33 @@ def test_the_loader_names_participants_as_the_projection_does():
     assert projections.diff(stored, projections.rebuild(session_id)) == []
 
 
+@pytest.mark.sqlite_only("the raw write's limit is a SQLite file")
+@pytest.mark.django_db
+def test_the_cut_bench_clears_through_the_service_what_the_clearing_gives_alone(tmp_path):
+    """The through-the-service measurement cuts a loaded book of resting orders: the service's record is the
+    clearing of the same book, the session verifies, and the limit stands beside it."""
+    from django.db import connection
+
+    from bench.common import copy_db
+
+    schema = tmp_path / "schema.sqlite3"
+    copy_db(Path(connection.settings_dict["NAME"]), schema)  # what is committed: the migrated schema
+    ctx = SimpleNamespace(
+        workdir=tmp_path, schema=schema, quick=True, sizes={"clearing": [[4, 100]]}, notes={}, log=print
+    )
+    [figure] = batches.run(ctx)
+    row = figure.detail
+    assert figure.key == "clearing.4.100" and row["fills"] > 0 and row["orders"] == 100
+    assert figure.value > 0 and figure.limit > 0 and not figure.higher_is_better
+    assert 0 < row["clear_s"] < row["limit_s"] and row["write_s"] > 0
+    session_id = "cut4x100-0"
+    [cut] = Batch.objects.filter(session_id=session_id)
+    assert (cut.outcome, cut.orders, cut.filled) == ("cleared", 100, row["fills"])
+    assert Order.objects.filter(session_id=session_id, status="resting").count() == 0  # each lived one batch
+    assert audit.verify_session(session_id).ok
+    assert "| 4 | 100 |" in batches.markdown(ctx.notes["clearing"])
+
+
 @pytest.mark.slow
 def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     out, page = tmp_path / "quick.json", tmp_path / "quick.md"
@@ -146,7 +177,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     for key, figure in figures.items():
         assert figure["value"] > 0 and figure["limit"] > 0, key
         assert figure["ratio"] > 0, key
-    assert result["sections"] == ["replay", "trade", "http", "push"]
+    assert result["sections"] == ["replay", "trade", "http", "push", "clearing"]
     for field in ("cpu", "cores", "python", "sqlite"):
         assert result["machine"][field]
     # The server's CPU per request beside each HTTP rate (and /health's), on the page too.
@@ -157,6 +188,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     assert "python -m bench --quick" in text and "| Ratio |" in text
     assert "## What one request costs the server" in text and "| GET /health (SELECT 1) |" in text
     assert "Replay and verify" in run.stdout
+    assert "## Batch auction cut" in text and figures["clearing.8.1000"]["detail"]["fills"] > 0
 
 
 @pytest.mark.slow
