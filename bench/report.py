@@ -280,12 +280,13 @@ EXPLAINED = [
     ),
     (
         "Replay",
-        "Logs of 10 interleaved sessions (RFQs, quotes, trades-heavy, see `bench/eventlog.py`) written into "
-        "copies of the migrated schema; `markets.fastreplay.replay_log` rebuilds every session's holdings "
-        "(checked against the generator's own bookkeeping, and in the tests against `projections.rebuild`). "
-        "Only SessionCreated, InitialAllocationAssigned and TradeExecuted touch holdings, so only those rows "
-        "are read (the trades through the type index); the limit is the same SQL reading the same rows with "
-        "no work. Best of repeated runs, each on a fresh connection.",
+        "Logs of 10 interleaved sessions (RFQs, quotes, trades-heavy, and batch cycles: limit orders and the "
+        "cuts that clear them, see `bench/eventlog.py`) written into copies of the migrated schema; "
+        "`markets.fastreplay.replay_log` rebuilds every session's holdings (checked against the generator's own "
+        "bookkeeping, and in the tests against `projections.rebuild`). Only SessionCreated, "
+        "InitialAllocationAssigned, TradeExecuted and BatchCleared touch holdings, so only those rows are read "
+        "(the trades and cuts through the type index); the limit is the same SQL reading the same rows with no "
+        "work. Best of repeated runs, each on a fresh connection.",
     ),
     (
         "Verify",
