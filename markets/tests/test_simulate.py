@@ -188,6 +188,9 @@ def test_the_command_runs_a_session_with_both():
     for action in ACTIONS:
         assert re.search(rf"^\s+{action}\s+\d+\s+\d+\s+\d+\s+\d+$", text, re.M), action
     assert "both session" in text and "0 <= reserved <= held" in text and "verify_session ok" in text
+    verified = io.StringIO()
+    call_command("verify_ledger", "sim-8", stdout=verified)  # what an auditor runs: clean
+    assert "sim-8:" in verified.getvalue() and "ok" in verified.getvalue()
 
 
 @pytest.mark.django_db
