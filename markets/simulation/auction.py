@@ -160,6 +160,8 @@ class Auction:
             return self._order_action(self._pick(full), give, get, "0.01", fair, on_purpose=True)
         if kind == "order_wrong_user":
             return self._order_action(self._pick((ORGANISER, OUTSIDER)), give, get, "1", fair, on_purpose=True)
+        if kind == "order_not_batch":  # a session that trades by RFQ only has no book
+            return self._order_action(owner, give, get, "1", fair, on_purpose=True)
         if kind == "order_same_leg":
             return self._order_action(owner, give, give, "1", fair, on_purpose=True)
         if kind == "cut_wrong_user":

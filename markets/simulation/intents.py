@@ -145,7 +145,7 @@ class Intents:
         """One intent of the session's mechanism: RFQ cycles, limit orders and cuts, or both."""
         by_rfq, by_batch = self.mechanism in ("rfq", "both"), self.mechanism in ("batch", "both")
         mix = (VALID_MIX if by_rfq else {"expire": VALID_MIX["expire"]}) | (ORDER_MIX if by_batch else {})
-        bad = (BAD_KINDS if by_rfq else ("rfq_not_rfq",)) + (BAD_ORDER_KINDS if by_batch else ())
+        bad = (BAD_KINDS if by_rfq else ("rfq_not_rfq",)) + (BAD_ORDER_KINDS if by_batch else ("order_not_batch",))
         fallback = self._valid_rfq if by_rfq else self._valid_order
         kinds = [*mix, "bad"]
         weights = np.array([*mix.values(), BAD_WEIGHT], dtype=float)

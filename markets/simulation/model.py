@@ -321,7 +321,7 @@ def place_order(
     if role == "organiser":
         refusals.add("forbidden")
     if not m.by_batch:
-        refusals.add("not_batch")
+        return refusals | {"not_batch"}  # a session without batch auctions has no book to rest on
     if role in HOLDERS and qty is not None:
         if qty < m.min_order:
             refusals.add("order_too_small")
