@@ -5,7 +5,10 @@ A log holds `sessions` interleaved session streams. Each stream starts as the se
 and then runs RFQ cycles: RFQRequested, one or two QuoteProvided, and mostly TradeExecuted (sometimes a
 QuoteWithdrawn, an RFQCancelled or a SettlementWaiting instead; every 25th RFQ after the organiser paused
 and resumed trading); with `settle=True` each stream ends with
-SessionSettled. Trades are feasible (nobody goes short), so the log is one the services could have written.
+SessionSettled. Sessions trade by RFQ and batch auction (`mechanism="both"`, the default): now and then a
+batch cycle places limit orders and cuts them (`bench.eventlog_batch`: OrderPlaced, OrderCancelled,
+BatchCleared, cleared by `markets.domain.batch` itself). Trades and orders are feasible (nobody goes short or
+gives what its resting orders reserve), so the log is one the services could have written.
 
 Rows come out exactly as Django stores them in SQLite (`at` as `str(naive UTC datetime)`), hashed with
 `ledger.store.compute_hash` over `ledger.store.format_at(at)`, and the generator keeps the holdings it
@@ -19,9 +22,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from bench import eventlog_batch
 from ledger.store import GENESIS, compute_hash
 from markets import domain
 
@@ -62,6 +66,8 @@ class _Stream:
     traders: list[int] = field(default_factory=list)
     makers: list[int] = field(default_factory=list)
     done: bool = False
+    mechanism: str = "rfq"
+    book: eventlog_batch.Book | None = None  # batch sessions: reference prices, reservations, resting orders
 
 
 @dataclass
@@ -75,8 +81,9 @@ class GeneratedLog:
     seed: int
     settle: bool = True
     session_prefix: str = "bench-"
-    first_seq: int = 1  # the log continues after these: seq, and the RFQ, quote and trade ids
-    first_ids: tuple[int, int, int] = (1, 1, 1)
+    first_seq: int = 1  # the log continues after these: seq, and the RFQ, quote, trade, order and tick ids
+    first_ids: tuple[int, ...] = (1, 1, 1, 1, 1)
+    mechanism: str = "both"  # how the sessions trade: "rfq" (RFQ cycles only), or "both" (batch cycles too)
     # The user id of each name of `usernames(participants)`; by default 1, 2, 3... in that order (a log
     # read without a users table, as the replay bench does, needs no real accounts).
     user_ids: dict[str, int] | None = None
@@ -105,10 +112,14 @@ class GeneratedLog:
                 settle=self.settle,
                 traders=[ids_of[n] for n in traders],
                 makers=[ids_of[n] for n in makers],
+                mechanism=self.mechanism,
             )
+            if st.mechanism != "rfq":
+                st.book = eventlog_batch.Book([rng.randrange(10, 1000) * domain.PRICE_SCALE for _ in range(n_legs)])
             streams.append(st)
             self.streams.append(domain.stream_name(st.session_id))
-        ids = {"rfq": self.first_ids[0] - 1, "quote": self.first_ids[1] - 1, "trade": self.first_ids[2] - 1}
+        first = (*self.first_ids, 1, 1)[:5]
+        ids = dict(zip(("rfq", "quote", "trade", "order", "tick"), (i - 1 for i in first), strict=True))
         live = list(streams)
         seq = self.first_seq - 1
         while live:
@@ -128,12 +139,14 @@ class GeneratedLog:
                 live.remove(st)
                 self.holdings[domain.stream_name(st.session_id)] = st.holdings
 
-    def _row(self, st: _Stream, seq: int, type_: str, payload: dict) -> tuple:
+    def _row(self, st: _Stream, seq: int, type_: str, payload: dict | Callable[[dt.datetime], dict]) -> tuple:
         st.version += 1
         st.budget -= 1
         # One event per millisecond: every 1000th lands on a whole second, which Django stores
         # without a fraction; the verifiers must read both forms.
         at = EPOCH + dt.timedelta(microseconds=seq * 1000 + (seq % 7 if seq % 1000 else 0))
+        if callable(payload):  # a batch's cut names its own time
+            payload = payload(at)
         at_db = str(at.replace(tzinfo=None))  # what Django's SQLite backend writes
         # == ledger.store.format_at(at), without strftime's cost
         at_hashed = f"{at_db[:10]}T{at_db[11:]}Z" if len(at_db) == 26 else f"{at_db[:10]}T{at_db[11:]}.000000Z"
@@ -172,7 +185,8 @@ class GeneratedLog:
                         "fixing_rule": {"rule": "last"},
                         "created_by_id": organiser,
                         "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
-                    },
+                    }
+                    | eventlog_batch.created(st),
                 )
             )
             for user_id, role in (
@@ -190,6 +204,8 @@ class GeneratedLog:
         # TradingClosed at t2, SettlementWaiting (a price was missing at t2), then SessionSettled
         closing = 3 if st.settle else 0
         if st.budget <= closing:
+            if st.settle:
+                eventlog_batch.lapse(st)  # trading closes: resting orders lapse
             if st.settle and st.budget >= 3:
                 st.pending.append(("TradingClosed", {"at": T2.isoformat()}))
             if st.settle and st.budget >= 2:
@@ -203,7 +219,7 @@ class GeneratedLog:
         if room < 5:  # not enough room left for a full cycle (up to 5 events): an RFQ that gets cancelled
             ids["rfq"] += 1
             taker = rng.choice(st.traders)
-            gi = max(range(len(st.legs)), key=lambda k: st.holdings[taker][k])
+            gi = max(range(len(st.legs)), key=lambda k: eventlog_batch.available(st, taker, k))
             st.pending.append(("RFQRequested", self._rfq(st, ids["rfq"], taker, gi, (gi + 1) % len(st.legs), 1)))
             if room == 1:  # the last event: the RFQ stays open
                 return
@@ -212,12 +228,15 @@ class GeneratedLog:
                 st.pending.append(("QuoteProvided", self._quote(ids, rng.choice(st.makers), 10**8, at_iso)))
             st.pending.append(("RFQCancelled", {"rfq_id": ids["rfq"]}))
             return
+        if st.book is not None and room >= eventlog_batch.CYCLE_EVENTS and rng.random() < eventlog_batch.SHARE:
+            st.pending.extend(eventlog_batch.plan(st, rng, ids, organiser))
+            return
         if (ids["rfq"] + 1) % 25 == 0 and room >= 7:  # now and then the organiser pauses and resumes
             st.pending.append(("TradingPaused", {"reason": "bench pause", "by_id": organiser}))
             st.pending.append(("TradingResumed", {"by_id": organiser}))
         taker = rng.choice(st.traders + st.makers[:1])
         gi, ge = rng.sample(range(len(st.legs)), 2)
-        held = st.holdings[taker][gi]
+        held = eventlog_batch.available(st, taker, gi)  # an RFQ gives nothing its resting orders reserve
         qty = max(1, held * rng.randrange(1, 20) // 1000)
         ids["rfq"] += 1
         rfq_id = ids["rfq"]
@@ -234,7 +253,7 @@ class GeneratedLog:
         feasible = [
             (qid, maker, rate)
             for qid, maker, rate in quotes
-            if 0 < domain.trade_receive(qty, rate) <= st.holdings[maker][ge] and qty <= held
+            if 0 < domain.trade_receive(qty, rate) <= eventlog_batch.available(st, maker, ge) and qty <= held
         ]
         if roll < 0.05 and quotes:
             qid, maker, _ = quotes[0]

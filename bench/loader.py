@@ -1,9 +1,10 @@
 """Load a generated log into the scratch database fast: the events plus the read models they project to.
 
 Making 10,000 trades through the services takes minutes on this machine, so the bench writes big sessions
-directly: the ledger rows with executemany, and the projection (sessions, participants, holdings, RFQs,
-quotes, trades, settlements) computed here in memory with the same rules as `markets.projections` and
-written with bulk_create. `bench/test_bench_quick.py` checks the result equals `projections.rebuild` of
+directly: the ledger rows with executemany, and the projection (sessions, participants, holdings and their
+reservations, RFQs, quotes, trades, limit orders, batches and their fills, settlements) computed here in
+memory with the same rules as `markets.projections` (`markets.domain.orders.after_cut` for what a cut leaves
+of an order) and written with bulk_create. `bench/test_bench_quick.py` checks the result equals `projections.rebuild` of
 the same log. Sessions loaded this way are ordinary sessions: the services trade on them afterwards.
 """
 
@@ -35,7 +36,7 @@ def load(rows: Iterable[tuple]) -> int:
 
     from ledger import store
     from markets import domain, sql
-    from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
+    from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Payout, Quote, Session, Settlement, Trade
     from markets.projections import session_from_created
 
     rows = list(rows)
@@ -48,6 +49,7 @@ def load(rows: Iterable[tuple]) -> int:
     quotes: dict[int, Quote] = {}
     live_by_rfq: dict[int, set[int]] = {}
     trades: list[Trade] = []
+    book = _Batches(sessions, participants, holdings)
     settlements: list[Settlement] = []
     payouts: list[tuple[str, int, str]] = []
     for seq, stream, version, type_, payload, at_text, _prev, _hash in rows:
@@ -74,6 +76,14 @@ def load(rows: Iterable[tuple]) -> int:
         elif type_ == "SessionOpened":
             sessions[sid].status = Session.Status.OPEN
             sessions[sid].opened_at = at
+            if sessions[sid].batch_seconds:  # the first cut, one period after the opening
+                sessions[sid].next_cut_at = at + dt.timedelta(seconds=sessions[sid].batch_seconds)
+        elif type_ == "OrderPlaced":
+            book.placed(sid, d, at, seq)
+        elif type_ == "OrderCancelled":
+            book.close(book.orders[d["order_id"]], Order.Status.CANCELLED, at)
+        elif type_ == "BatchCleared":
+            book.cleared(sid, d, at, seq)
         elif type_ == "RFQRequested":
             rfqs[d["rfq_id"]] = RFQ(
                 id=d["rfq_id"],
@@ -108,6 +118,7 @@ def load(rows: Iterable[tuple]) -> int:
         elif type_ == "TradingClosed":
             sessions[sid].status, sessions[sid].closed_at = Session.Status.CLOSED, _parse(d["at"])
             _lapse(rfqs, quotes, live_by_rfq, sid, at)
+            book.lapse(sid, at)
         elif type_ == "SessionCancelled":
             sessions[sid].status, sessions[sid].waiting_reason = Session.Status.CANCELLED, d["reason"]
         elif type_ == "RFQCancelled":
@@ -147,6 +158,7 @@ def load(rows: Iterable[tuple]) -> int:
             session = sessions[sid]
             session.status, session.settled_at, session.waiting_reason = Session.Status.SETTLED, at, ""
             _lapse(rfqs, quotes, live_by_rfq, sid, at)
+            book.lapse(sid, at)
             settlements.append(
                 Settlement(
                     session_id=sid,
@@ -177,6 +189,7 @@ def load(rows: Iterable[tuple]) -> int:
             leg_index=k,
             qty=row[k],
             initial=initial[sid][user_id][k],
+            reserved=book.reserved.get((sid, user_id), {}).get(k, 0),
         )
         for sid, matrix in holdings.items()
         for user_id, row in sorted(matrix.items())
@@ -191,12 +204,148 @@ def load(rows: Iterable[tuple]) -> int:
     for trade in trades:
         trade.taker_id, trade.maker_id = trade.taker.id, trade.maker.id
     Trade.objects.bulk_create(trades, batch_size=2000)
+    book.write(Order, Batch, Fill)
     sql.sync_id_sequences()  # the services take the next ids after these
     Settlement.objects.bulk_create(settlements)
     Payout.objects.bulk_create(
         Payout(session_id=sid, participant=participants[(sid, u)], amount=amount) for sid, u, amount in payouts
     )
     return len(rows)
+
+
+class _Batches:
+    """Limit orders, reservations and cuts, as `markets.projections_batch` projects them."""
+
+    def __init__(self, sessions: dict, participants: dict, holdings: dict) -> None:
+        self.sessions, self.participants, self.holdings = sessions, participants, holdings
+        self.orders: dict[int, Any] = {}
+        self.resting: dict[str, dict[int, Any]] = {}  # per session, in order of id
+        self.reserved: dict[tuple[str, int], dict[int, int]] = {}  # (session, user) -> {leg index: reserved}
+        self.batches: list[Any] = []
+        self.ticks: dict[int, tuple] = {}  # the oracle's ticks the cuts name: (session, leg, at, price)
+        self.fills: list[tuple[Any, Any, dict]] = []
+
+    def _reserve(self, order, units: int) -> None:
+        sid = order.session_id
+        k = self.sessions[sid].legs.index(order.give_leg)
+        mine = self.reserved.setdefault((sid, order.participant.user_id), {})
+        mine[k] = mine.get(k, 0) + units
+
+    def placed(self, sid: str, d: dict, at: dt.datetime, seq: int) -> None:
+        from markets.models import Order
+
+        order = Order(
+            id=d["order_id"],
+            session_id=sid,
+            participant=self.participants[(sid, d["user_id"])],
+            give_leg=d["give_leg"],
+            get_leg=d["get_leg"],
+            quantity=d["quantity"],
+            rest=d["quantity"],
+            limit_rate=d["limit_rate"],
+            batches_left=d["batches"],
+            status=Order.Status.RESTING,
+            placed_at=at,
+            seq=seq,
+        )
+        self.orders[order.id] = order
+        self.resting.setdefault(sid, {})[order.id] = order
+        self._reserve(order, order.rest)
+
+    def close(self, order, status: str, at: dt.datetime) -> None:
+        """The order leaves the book (cancelled, expired, lapsed) and frees what it still reserved."""
+        self._reserve(order, -order.rest)
+        order.status, order.closed_at = status, at
+        del self.resting[order.session_id][order.id]
+
+    def cleared(self, sid: str, d: dict, at: dt.datetime, seq: int) -> None:
+        from markets.domain import orders as rules
+        from markets.models import Batch, Order, Session
+
+        result = d["result"]
+        cleared = result["result"] == "cleared"
+        fills = result.get("fills", []) if cleared else []
+        batch = Batch(
+            session_id=sid,
+            number=d["batch"],
+            cut_at=dt.datetime.fromisoformat(d["cut_at"]),
+            outcome="cleared" if cleared else "none",
+            reason="" if cleared else result.get("message", result.get("reason", "")),
+            reference=d["reference"],
+            ticks=d["ticks"],
+            prices=dict(zip(d["legs"], result["prices"], strict=True)) if cleared else {},
+            volume=d["volume"],
+            orders=len(d["orders"]),
+            filled=len(fills),
+            seq=seq,
+        )
+        self.batches.append(batch)
+        for leg, tick in d["ticks"].items():
+            self.ticks[tick] = (sid, leg, batch.cut_at, d["reference"][leg])
+        rows = self.holdings[sid]
+        for f in fills:
+            order = self.orders[f["order"]]
+            user = order.participant.user_id
+            rows[user][f["give"]] -= f["given"]
+            rows[user][f["get"]] += f["received"]
+            self._reserve(order, -f["given"])
+            order.rest = f["rest"]
+            self.fills.append((batch, order, f))
+        for oid in d["orders"]:
+            order = self.orders[oid]
+            status, order.batches_left = rules.after_cut(order.rest, order.batches_left)
+            if status == Order.Status.EXPIRED:
+                self.close(order, status, at)
+            elif status == Order.Status.FILLED:
+                order.status, order.closed_at = status, at
+                del self.resting[sid][oid]
+        session: Session = self.sessions[sid]
+        session.batches = d["batch"]
+        session.next_cut_at = dt.datetime.fromisoformat(d["next_cut_at"]) if d["next_cut_at"] else None
+
+    def lapse(self, sid: str, at: dt.datetime) -> None:
+        """Trading is over: every resting order lapses; no cut is scheduled any more."""
+        for order in list(self.resting.get(sid, {}).values()):
+            self.close(order, "lapsed", at)
+        self.sessions[sid].next_cut_at = None
+
+    def write(self, order_model, batch_model, fill_model) -> None:
+        from django.core.management.color import no_style
+        from django.db import connection
+
+        from oracle.models import Tick
+
+        Tick.objects.bulk_create(
+            (
+                Tick(id=tick, session_id=sid, symbol=leg, at=at, price=price, source="bench")
+                for tick, (sid, leg, at, price) in sorted(self.ticks.items())
+            ),
+            batch_size=2000,
+        )
+        if self.ticks and connection.vendor == "postgresql":  # the id sequence moves past the ids written
+            with connection.cursor() as cursor:
+                for statement in connection.ops.sequence_reset_sql(no_style(), [Tick]):
+                    cursor.execute(statement)
+        for order in self.orders.values():
+            order.participant_id = order.participant.id
+        order_model.objects.bulk_create(self.orders.values(), batch_size=2000)
+        batch_model.objects.bulk_create(self.batches, batch_size=2000)  # their ids come back (SQLite >= 3.35)
+        fill_model.objects.bulk_create(
+            (
+                fill_model(
+                    batch_id=batch.id,
+                    order_id=order.id,
+                    participant_id=order.participant.id,
+                    give_leg=order.give_leg,
+                    get_leg=order.get_leg,
+                    given=f["given"],
+                    received=f["received"],
+                    rest=f["rest"],
+                )
+                for batch, order, f in self.fills
+            ),
+            batch_size=2000,
+        )
 
 
 def _close(rfqs: dict, quotes: dict, live_by_rfq: dict[int, set[int]], rfq_id: int, status: str, at: Any) -> None:
@@ -214,14 +363,21 @@ def _lapse(rfqs: dict, quotes: dict, live_by_rfq: dict[int, set[int]], sid: str,
             _close(rfqs, quotes, live_by_rfq, rfq.id, "lapsed", at)
 
 
-def next_ids() -> tuple[int, tuple[int, int, int]]:
-    """(next seq, next (rfq, quote, trade) ids) of the scratch database, to continue its log."""
+def next_ids() -> tuple[int, tuple[int, int, int, int, int]]:
+    """(next seq, next (rfq, quote, trade, order, tick) ids) of the scratch database, to continue its log."""
     from django.db.models import Max
 
     from ledger.models import Event
-    from markets.models import RFQ, Quote, Trade
+    from markets.models import RFQ, Order, Quote, Trade
+    from oracle.models import Tick
 
     def following(model, field: str = "id") -> int:
         return (model.objects.aggregate(m=Max(field))["m"] or 0) + 1
 
-    return following(Event, "seq"), (following(RFQ), following(Quote), following(Trade))
+    return following(Event, "seq"), (
+        following(RFQ),
+        following(Quote),
+        following(Trade),
+        following(Order),
+        following(Tick),
+    )

@@ -24,7 +24,7 @@ SESSIONS = 10
 PARTICIPANTS = 50
 LEGS = 8
 SEED = 5
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: sessions trade by batch auction too
 HASH_SAMPLE = 200_000
 
 

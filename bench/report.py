@@ -187,6 +187,14 @@ def growth_markdown(figures: list[Figure]) -> str:
     return "\n".join([*lines, ""])
 
 
+def _clearing(notes: dict[str, Any]) -> str:
+    if "clearing" not in notes:
+        return ""
+    from bench import batches
+
+    return batches.markdown(notes["clearing"])
+
+
 def markdown(result: dict[str, Any], figures: list[Figure]) -> str:
     m = result["machine"]
     notes = result.get("notes", {})
@@ -241,6 +249,7 @@ def markdown(result: dict[str, Any], figures: list[Figure]) -> str:
             request_cost_markdown(figures),
             growth_markdown(figures),
             cost,
+            _clearing(notes),
             "## How each figure is measured",
             "",
             *[f"- **{title}.** {text}" for title, text in EXPLAINED],
@@ -271,12 +280,13 @@ EXPLAINED = [
     ),
     (
         "Replay",
-        "Logs of 10 interleaved sessions (RFQs, quotes, trades-heavy, see `bench/eventlog.py`) written into "
-        "copies of the migrated schema; `markets.fastreplay.replay_log` rebuilds every session's holdings "
-        "(checked against the generator's own bookkeeping, and in the tests against `projections.rebuild`). "
-        "Only SessionCreated, InitialAllocationAssigned and TradeExecuted touch holdings, so only those rows "
-        "are read (the trades through the type index); the limit is the same SQL reading the same rows with "
-        "no work. Best of repeated runs, each on a fresh connection.",
+        "Logs of 10 interleaved sessions (RFQs, quotes, trades-heavy, and batch cycles: limit orders and the "
+        "cuts that clear them, see `bench/eventlog.py`) written into copies of the migrated schema; "
+        "`markets.fastreplay.replay_log` rebuilds every session's holdings (checked against the generator's own "
+        "bookkeeping, and in the tests against `projections.rebuild`). Only SessionCreated, "
+        "InitialAllocationAssigned, TradeExecuted and BatchCleared touch holdings, so only those rows are read "
+        "(the trades and cuts through the type index); the limit is the same SQL reading the same rows with no "
+        "work. Best of repeated runs, each on a fresh connection.",
     ),
     (
         "Verify",
@@ -285,6 +295,17 @@ EXPLAINED = [
         "from 100,000 events per core the seq range is cut in one part per core, checked by as many "
         "processes and joined stream by stream. The limit is `hashlib.sha256` over the exact bytes it "
         "hashes, already in memory, on one core.",
+    ),
+    (
+        "Batch auction cut",
+        "A batch session (50 holders) loaded in bulk with N resting orders over L legs (`bench/batches.py`, "
+        "the books of `bench/clearing.py`: limits within 10% of the reference rate, each order good for one "
+        "batch), then one `services.clear_batch` by its organiser on the bench's SQLite file (synchronous=FULL): "
+        "the book read under the session's lock, the oracle's prices at the cut, the clearing and its exact "
+        "check, the BatchCleared event, the projection (orders aged, fills, holdings and reservations), the "
+        "invariants, the commit. The limit is the same clearing in memory (`markets.domain.batch.clear` on the "
+        "book the service reads) plus the same rows written by plain sqlite3 in one transaction on a copy of "
+        "the database (the event, one update per order, one insert per fill, one update per holding moved).",
     ),
     (
         "Push",

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bench import loader
+from bench import batches, loader
 from bench.common import BASE_DIR, make_users
 from bench.eventlog import GeneratedLog, usernames
-from markets import projections
+from ledger import clock
+from markets import audit, projections, services
+from markets.models import Batch, Holding, Order, Session
 
 EXPECTED = {
     "replay.2000",
@@ -31,6 +36,8 @@ EXPECTED = {
     "push.storm.20",
     "push.20",
     "push.20.nudged",
+    "clearing.4.100",
+    "clearing.8.1000",
 }
 
 
@@ -49,7 +56,57 @@ def test_the_loader_writes_what_the_projection_rebuilds():
         session_id = stream.removeprefix("session-")
         stored = projections.snapshot(session_id)
         assert stored["trades"], "the log has trades"
+        assert stored["fills"] and {o["status"] for o in stored["orders"]} >= {"filled", "expired", "cancelled"}
         assert projections.diff(stored, projections.rebuild(session_id)) == []
+        # A log the services could have written: every cut re-clears from the log to what it records, and
+        # the oracle's ticks it names hold its reference prices.
+        report = audit.verify_session(session_id)
+        assert report.ok, report.problems[:5]
+
+
+def tick_at_cut(session_id: str, at: dt.datetime) -> None:
+    """The oracle's prices at a cut: the last ones the log's cuts used."""
+    from oracle.models import Tick
+
+    last = Batch.objects.filter(session_id=session_id).order_by("-number").first()
+    Tick.objects.bulk_create(
+        Tick(session_id=session_id, symbol=leg, at=at, price=price, source="test")
+        for leg, price in last.reference.items()
+    )
+
+
+@pytest.mark.django_db
+def test_loaded_orders_rest_with_their_reservations_and_the_services_trade_on():
+    """A log that ends with orders resting (no settlement): they reserve what they may give, and the services
+    place, cancel and cut on top of the loaded session as on any other."""
+    organiser, traders, makers = usernames(6)
+    users = make_users([organiser, *traders, *makers], organisers=(organiser,))
+    log = GeneratedLog(
+        700, 1, participants=6, legs=3, seed=6, settle=False, user_ids={n: u.pk for n, u in users.items()}
+    )
+    loader.load(log.rows())
+    session_id = log.streams[0].removeprefix("session-")
+    resting = list(Order.objects.filter(session_id=session_id, status="resting"))
+    assert resting, "the log ends with orders resting"
+    for holding in Holding.objects.filter(session_id=session_id):
+        expected = sum(
+            o.rest for o in resting if o.participant_id == holding.participant_id and o.give_leg == holding.leg
+        )
+        assert holding.reserved == expected and 0 <= holding.reserved <= holding.qty
+    order = resting[0]
+    due = Session.objects.get(id=session_id).next_cut_at
+    with clock.frozen(due - dt.timedelta(milliseconds=1)):
+        services.cancel_order(order.participant.user, order.id)
+    assert Holding.objects.get(participant=order.participant, leg=order.give_leg).reserved == sum(
+        o.rest for o in resting[1:] if o.participant_id == order.participant_id and o.give_leg == order.give_leg
+    )
+    batches = Batch.objects.filter(session_id=session_id).count()
+    with clock.frozen(due + dt.timedelta(milliseconds=1)):
+        tick_at_cut(session_id, due)
+        cut = services.clear_batch(None, session_id)  # the scheduler's cut, on the loaded grid
+    assert (cut.number, cut.cut_at, cut.orders) == (batches + 1, due, len(resting) - 1)
+    assert projections.diff(projections.snapshot(session_id), projections.rebuild(session_id)) == []
+    assert audit.verify_session(session_id).ok
 
 
 @pytest.mark.django_db
@@ -74,6 +131,33 @@ def test_the_loader_names_participants_as_the_projection_does():
     assert projections.diff(stored, projections.rebuild(session_id)) == []
 
 
+@pytest.mark.sqlite_only("the raw write's limit is a SQLite file")
+@pytest.mark.django_db
+def test_the_cut_bench_clears_through_the_service_what_the_clearing_gives_alone(tmp_path):
+    """The through-the-service measurement cuts a loaded book of resting orders: the service's record is the
+    clearing of the same book, the session verifies, and the limit stands beside it."""
+    from django.db import connection
+
+    from bench.common import copy_db
+
+    schema = tmp_path / "schema.sqlite3"
+    copy_db(Path(connection.settings_dict["NAME"]), schema)  # what is committed: the migrated schema
+    ctx = SimpleNamespace(
+        workdir=tmp_path, schema=schema, quick=True, sizes={"clearing": [[4, 100]]}, notes={}, log=print
+    )
+    [figure] = batches.run(ctx)
+    row = figure.detail
+    assert figure.key == "clearing.4.100" and row["fills"] > 0 and row["orders"] == 100
+    assert figure.value > 0 and figure.limit > 0 and not figure.higher_is_better
+    assert 0 < row["clear_s"] < row["limit_s"] and row["write_s"] > 0
+    session_id = "cut4x100-0"
+    [cut] = Batch.objects.filter(session_id=session_id)
+    assert (cut.outcome, cut.orders, cut.filled) == ("cleared", 100, row["fills"])
+    assert Order.objects.filter(session_id=session_id, status="resting").count() == 0  # each lived one batch
+    assert audit.verify_session(session_id).ok
+    assert "| 4 | 100 |" in batches.markdown(ctx.notes["clearing"])
+
+
 @pytest.mark.slow
 def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     out, page = tmp_path / "quick.json", tmp_path / "quick.md"
@@ -93,7 +177,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     for key, figure in figures.items():
         assert figure["value"] > 0 and figure["limit"] > 0, key
         assert figure["ratio"] > 0, key
-    assert result["sections"] == ["replay", "trade", "http", "push"]
+    assert result["sections"] == ["replay", "trade", "http", "push", "clearing"]
     for field in ("cpu", "cores", "python", "sqlite"):
         assert result["machine"][field]
     # The server's CPU per request beside each HTTP rate (and /health's), on the page too.
@@ -104,6 +188,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     assert "python -m bench --quick" in text and "| Ratio |" in text
     assert "## What one request costs the server" in text and "| GET /health (SELECT 1) |" in text
     assert "Replay and verify" in run.stdout
+    assert "## Batch auction cut" in text and figures["clearing.8.1000"]["detail"]["fills"] > 0
 
 
 @pytest.mark.slow

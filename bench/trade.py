@@ -35,8 +35,17 @@ def bench_users(participants: int = PARTICIPANTS) -> dict[str, Any]:
     return make_users([organiser, *traders, *makers], organisers=(organiser,))
 
 
-def load_session(prefix: str, trades: int, *, participants: int = PARTICIPANTS, legs: int = LEGS, seed: int = 1):
-    """A session already holding about `trades` trades (and their RFQs and quotes), loaded in bulk."""
+def load_session(
+    prefix: str,
+    trades: int,
+    *,
+    participants: int = PARTICIPANTS,
+    legs: int = LEGS,
+    seed: int = 1,
+    mechanism: str = "rfq",
+):
+    """A session already holding about `trades` trades (and their RFQs and quotes), loaded in bulk. It trades
+    by RFQ only unless `mechanism` says "both" (then batch cycles too, and fewer trades for the same log)."""
     from bench import loader
 
     users = bench_users(participants)
@@ -51,6 +60,7 @@ def load_session(prefix: str, trades: int, *, participants: int = PARTICIPANTS, 
         session_prefix=prefix,
         first_seq=first_seq,
         first_ids=first_ids,
+        mechanism=mechanism,
         user_ids={name: user.pk for name, user in users.items()},
     )
     with fast_setup():

@@ -1,7 +1,9 @@
 """The bots as participants: their accounts, joining a session before it opens, and `Crew.step`, which
 reads the market, lets each bot decide (`markets.bots.policy`) and carries out every intent through the
 services as that bot's own user, so every rule the floor applies applies to them. A refusal is an
-outcome, not a crash: it is recorded, logged in one line, and the bots go on."""
+outcome, not a crash: it is recorded, logged in one line, and the bots go on. In a session with batch
+auctions the bots place and cancel limit orders too (`markets.bots.auction`); by RFQ only where the session
+trades by RFQ."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 
 from markets import domain, services
+from markets.bots import auction
 from markets.bots.market import read_market
 from markets.bots.policy import Intent, Maker, Params, Taker
 from markets.errors import DomainError
@@ -104,10 +107,14 @@ class Action:
             done = f"accept quote {i.ref} at {rate} ({what})"
         elif i.kind == "cancel":
             done = f"cancel rfq {i.ref} ({what})"
+        elif i.kind == "order":
+            done = f"order {what} at limit {rate}"
+        elif i.kind == "cancel_order":
+            done = f"cancel order {i.ref} ({what} at limit {rate})"
         else:
             done = f"withdraw quote {i.ref} at {rate} ({what})"
         if self.ok:
-            made = {"rfq": " -> rfq", "quote": " -> quote", "accept": " -> trade"}.get(i.kind, "")
+            made = {"rfq": " -> rfq", "quote": " -> quote", "accept": " -> trade", "order": " -> order"}.get(i.kind, "")
             return f"{i.bot} {done}{f'{made} {self.made}' if made and self.made else ''}"
         return f"refused: {i.bot} {done}: {self.message} ({self.outcome})"
 
@@ -115,7 +122,8 @@ class Action:
 class Crew:
     """`makers` makers and `takers` takers in one session, deciding from `random.Random(seed)` and what
     they read. Each `step(now)` gives every bot one turn (takers, then makers, each in name order) and
-    returns what they did."""
+    returns what they did: by RFQ where the session trades by RFQ, then by limit order where it trades by
+    batch auction."""
 
     def __init__(self, session_id: str, makers: int, takers: int, seed: int, params: Params | None = None) -> None:
         self.session_id = session_id
@@ -140,7 +148,12 @@ class Crew:
             if not session.trading_open(now):
                 break
             market = read_market(session, self.names, now)
-            intents = bot.plan(market, self.rng, now) if isinstance(bot, Taker) else bot.plan(market, self.rng)
+            intents = []
+            if market.by_rfq:
+                intents += bot.plan(market, self.rng, now) if isinstance(bot, Taker) else bot.plan(market, self.rng)
+            if market.by_batch:
+                decide = auction.taker_orders if isinstance(bot, Taker) else auction.maker_orders
+                intents += decide(bot.name, self.params, market, self.rng, now)
             for intent in intents:
                 if stop():
                     return done
@@ -163,6 +176,11 @@ class Crew:
                 services.cancel_rfq(user, intent.ref)
             elif intent.kind == "withdraw":
                 services.withdraw_quote(user, intent.ref)
+            elif intent.kind == "order":
+                qty, limit = domain.qty_str(intent.quantity), domain.rate_str(intent.rate or 0)
+                made = services.place_order(user, self.session_id, intent.give_leg, intent.get_leg, qty, limit).id
+            elif intent.kind == "cancel_order":
+                services.cancel_order(user, intent.ref)
             else:
                 raise AssertionError(f"unknown intent {intent.kind}")
             action = Action(intent, "ok", made=made)

@@ -1,16 +1,18 @@
 """What the bots read of a session, as the plain `policy.Market` their decisions take: open RFQs and the
-quotes live on them, sorted by id, the latest oracle prices, and the bots' holdings. Read-only: every
-change goes through the services (`markets.bots.crew`)."""
+quotes live on them, sorted by id, the latest oracle prices, the bots' holdings (what each may give: held
+less what its resting orders reserve) and, in a session with batch auctions, the bots' own resting orders,
+the anti-spam settings and the next cut. Read-only: every change goes through the services
+(`markets.bots.crew`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import Max
+from django.db.models import F, Max
 
-from markets.bots.policy import Market, QuoteView, RfqView
-from markets.models import RFQ, Holding, Participant, Quote, Session
+from markets.bots.policy import Market, OrderView, QuoteView, RfqView
+from markets.models import RFQ, Holding, Order, Participant, Quote, Session
 from markets.selectors.common import latest_prices
 
 
@@ -33,7 +35,7 @@ def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Mark
     holdings: dict[str, dict[str, int]] = {name: {} for name in names}
     initial: dict[str, dict[str, int]] = {name: {} for name in names}
     rows = Holding.objects.filter(session=session, participant__username__in=names).values_list(
-        "participant__username", "leg", "qty", "initial"
+        "participant__username", "leg", F("qty") - F("reserved"), "initial"
     )
     for name, leg, qty, first in rows:
         holdings[name][leg] = qty
@@ -41,7 +43,28 @@ def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Mark
     deliverable = dict(
         Holding.objects.filter(session=session, participant__role=Participant.Role.MAKER)
         .values("leg")
-        .annotate(most=Max("qty"))
+        .annotate(most=Max(F("qty") - F("reserved")))
         .values_list("leg", "most")
     )
-    return Market(tuple(session.legs), latest_prices(session), rfqs, quotes, holdings, initial, deliverable)
+    orders: tuple[OrderView, ...] = ()
+    if session.trades_by_batch:
+        orders = tuple(
+            OrderView(o.id, o.participant.username, o.give_leg, o.get_leg, o.rest, o.limit_rate, o.placed_at)
+            for o in Order.objects.filter(session=session, status=Order.Status.RESTING, participant__username__in=names)
+            .select_related("participant")
+            .order_by("id")
+        )
+    return Market(
+        tuple(session.legs),
+        latest_prices(session),
+        rfqs,
+        quotes,
+        holdings,
+        initial,
+        deliverable,
+        mechanism=session.mechanism,
+        orders=orders,
+        max_orders=session.max_orders or 0,
+        min_order=session.min_order or 0,
+        next_cut=session.next_cut_at,
+    )

@@ -5,7 +5,8 @@ what it holds above a floor per leg, counting what its live quotes already promi
 to give a fraction of one holding for another leg and accepts the quote that gives it most, now and then
 letting an RFQ go, and cancels one left open too long. Every choice draws from the one `random.Random`
 the caller passes in, in a fixed order over data sorted by id, so the same seed and the same market give
-the same intents.
+the same intents. In sessions that trade by batch auction the bots place limit orders instead (or as
+well, in a session that does both): `markets.bots.auction`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class Params:
     size_max_pct: int = 30  # ...up to this one
     accept_chance_pct: int = 80  # with quotes in, a taker accepts the best with this chance per step
     stale_seconds: int = 20  # a taker cancels its RFQ once it has been open this long
+    # Batch auctions (markets.bots.auction): a maker's orders ask the fair rate plus its spread (above);
+    order_pairs: int = 2  # pairs of legs a maker places two-sided orders on, each batch
+    order_size_pct: int = 10  # each maker order gives this share of what it may give above its floor
+    order_chance_pct: int = 60  # a taker with no order resting places one with this chance per step
+    cross_max_bps: int = 100  # a taker's limit lies 0 to this far through the fair rate (it gives that up)
 
     def __post_init__(self) -> None:
         if not 0 <= self.spread_min_bps <= self.spread_max_bps < BPS:
@@ -42,6 +48,8 @@ class Params:
             raise ValueError("floor and sizes are percentages (sizes 1 to 100, min <= max)")
         if self.quote_ttl < 1 or self.stale_seconds < 1:
             raise ValueError("the quote lifetime and the staleness are at least a second")
+        if not 0 <= self.cross_max_bps < BPS or self.order_pairs < 0 or not 1 <= self.order_size_pct <= 100:
+            raise ValueError("orders: cross within 0 to 9999 bps, pairs 0 or more, sizes 1 to 100%")
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,24 @@ class QuoteView:
 
 
 @dataclass(frozen=True)
+class OrderView:
+    """A bot's own resting limit order (nobody else's: they are sealed)."""
+
+    id: int
+    owner: str
+    give_leg: str
+    get_leg: str
+    rest: int
+    limit: int
+    placed_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class Market:
     """One session as a bot sees it: open RFQs and the quotes live on them (by id), latest prices (base
-    units, priced legs only), and each bot's holdings now and at opening (leg -> base units)."""
+    units, priced legs only), and each bot's holdings now (what it may give: held less what its resting
+    orders reserve) and at opening (leg -> base units). A session with batch auctions adds how it trades,
+    the bots' own resting orders (by id), its anti-spam settings and its next cut."""
 
     legs: tuple[str, ...]
     prices: dict[str, int]
@@ -77,15 +100,29 @@ class Market:
     # The most any maker of the session (bot or person) holds of each leg: a taker asks for no more than a
     # maker could pay, so a demo's first RFQs get quotes. Empty: unknown, any size.
     deliverable: dict[str, int] = field(default_factory=dict)
+    mechanism: str = "rfq"  # rfq, batch or both
+    orders: tuple[OrderView, ...] = ()
+    max_orders: int = 0  # resting orders per participant at most
+    min_order: int = 0  # the least an order may give, base units
+    next_cut: dt.datetime | None = None  # the instant the book is cut (orders placed before it are in it)
+
+    @property
+    def by_rfq(self) -> bool:
+        return self.mechanism in ("rfq", "both")
+
+    @property
+    def by_batch(self) -> bool:
+        return self.mechanism in ("batch", "both")
 
 
 @dataclass(frozen=True)
 class Intent:
     """One service call a bot means to make. `ref` is the RFQ (quote, cancel) or quote (accept, withdraw)
-    it acts on; legs, quantity and rate say what, so a log line and a comparison need no id."""
+    it acts on (for cancel_order: the order); legs, quantity and rate (an order's limit) say what, so a log
+    line and a comparison need no id."""
 
     bot: str
-    kind: str  # rfq | quote | accept | cancel | withdraw
+    kind: str  # rfq | quote | accept | cancel | withdraw | order | cancel_order
     give_leg: str
     get_leg: str
     quantity: int

@@ -23,6 +23,9 @@ ledger (the same head hash) only in two fresh databases.
     model.py    the reference model of what must be refused (shared with the property test)
     result.py   parameters, the result table, the error that names seed, step and events
     intents.py  what simulated participants try, well-formed or bad on purpose
+    auction.py  the same for batch auctions (`--mechanism batch` or `both`): limit orders, cancels, the
+                organiser's cut and the scheduler's when due; each cut's book, fills and ageing and every
+                step's reservations checked against the model
     engine.py   the run: set-up, each step and its checks
     proof.py    settlement at the fixing and the final proof (replay, audit)
 """

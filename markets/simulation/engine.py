@@ -18,8 +18,9 @@ from ledger import clock, store
 from ledger.models import Event
 from markets import domain, projections, services
 from markets.errors import DomainError
-from markets.models import RFQ, Holding, Participant, Quote, Session, stream_name
+from markets.models import Holding, Participant, Session, stream_name
 from markets.simulation import model
+from markets.simulation.auction import Auction
 from markets.simulation.intents import Intents
 from markets.simulation.proof import Proof
 from markets.simulation.result import (
@@ -43,7 +44,7 @@ ORACLE_CONFIG = Path(settings.BASE_DIR) / "oracle" / "configs" / "default.json"
 TICK_SECONDS = 60.0  # market seconds the oracle's walk moves between two stored ticks
 
 
-class Simulation(Intents, Proof):
+class Simulation(Intents, Auction, Proof):
     """Run with `Simulation(SimParams(...)).run()`; returns a SimulationResult or raises SimulationError.
 
     `progress(step, steps)` is called once set up (step 0) and after every step; `after_action(sim, step)`
@@ -84,6 +85,11 @@ class Simulation(Intents, Proof):
         self.source = SimSource(self.legs, config, params.seed, TICK_SECONDS)
         self.t2: dt.datetime | None = None
         self.bad_turn = 0
+        self.mechanism = params.mechanism
+        self.by_batch = params.mechanism in ("batch", "both")
+        self.min_order = 0
+        self.expected_book: list[int] = []  # a cut's book, as the model says, and its orders before it
+        self.cut_orders: dict[int, model.Order] = {}
 
     # ------------------------------------------------------------ the run
 
@@ -99,6 +105,8 @@ class Simulation(Intents, Proof):
                 clock.advance(int(self.rng.integers(0, 4)))
                 if step % self.params.tick_every == 0:
                     self._store_tick()
+                if self.by_batch:
+                    self._scheduler_cut()
                 self._execute(self._choose())
                 if self.params.replay_every and step % self.params.replay_every == 0:
                     self._check_replay()
@@ -130,10 +138,12 @@ class Simulation(Intents, Proof):
             + int(self.rng.integers(0, domain.QTY_SCALE))
             for _ in self.legs
         ]
-        kwargs: dict = {}
+        kwargs: dict = {"mechanism": self.mechanism}
+        if self.by_batch:
+            kwargs |= {"batch_seconds": self.params.batch_seconds, "max_orders": self.params.max_orders}
         if self.timed:  # manual settlement is disabled here: settle by the clock instead
             self.t2 = T0 + dt.timedelta(days=365)
-            kwargs = {"end_mode": Session.EndMode.TIMED, "t2": self.t2}
+            kwargs |= {"end_mode": Session.EndMode.TIMED, "t2": self.t2}
         org = self.users[ORGANISER]
         before = self._last_seq()
         try:
@@ -152,6 +162,7 @@ class Simulation(Intents, Proof):
         except DomainError as exc:  # e.g. a --session-id the services refuse
             raise ValueError(f"cannot set up session {self.sid}: {exc.message}") from None
         self.q = Session.objects.get(id=self.sid).q
+        self.min_order = Session.objects.get(id=self.sid).min_order or 0
         if self.q != q:
             raise self._violation("setup", f"q stored as {self.q}, sent {q}", self._events_after(before))
         self.status = Session.Status.OPEN
@@ -188,48 +199,6 @@ class Simulation(Intents, Proof):
         self.prices = {leg: prices[leg] for leg in self.legs}
         self.result.ticks_stored += 1
 
-    def _rfqs(self, *, closed: bool = False, **filters) -> list[dict]:
-        qs = RFQ.objects.filter(session_id=self.sid, **filters)
-        if closed:  # the 50 newest RFQs that are filled or cancelled
-            qs = qs.exclude(status=RFQ.Status.OPEN).order_by("-id")[:50]
-        else:
-            qs = qs.order_by("id")
-        rows = qs.values("id", "give_leg", "get_leg", "quantity", "status", "taker__username")
-        return [{**row, "taker": row.pop("taker__username")} for row in rows]
-
-    def _quotes(self, *, exclude_live: bool = False, **filters) -> list[dict]:
-        qs = Quote.objects.filter(rfq__session_id=self.sid, **filters)
-        if exclude_live:  # the 50 newest quotes that are no longer live
-            qs = qs.exclude(status=Quote.Status.LIVE).order_by("-id")[:50]
-        else:
-            qs = qs.order_by("id")
-        rows = qs.values(
-            "id",
-            "rfq_id",
-            "rate",
-            "expires_at",
-            "status",
-            "maker__username",
-            "rfq__status",
-            "rfq__taker__username",
-            "rfq__quantity",
-            "rfq__give_leg",
-            "rfq__get_leg",
-        )
-        names = {
-            "maker__username": "maker",
-            "rfq__status": "rfq_status",
-            "rfq__taker__username": "taker",
-            "rfq__quantity": "quantity",
-            "rfq__give_leg": "give_leg",
-            "rfq__get_leg": "get_leg",
-        }
-        return [{names.get(k, k): v for k, v in row.items()} for row in rows]
-
-    def _acceptable_quotes(self) -> list[dict]:
-        """Live, unexpired quotes on open RFQs."""
-        return self._quotes(status=Quote.Status.LIVE, rfq__status=RFQ.Status.OPEN, expires_at__gt=clock.now())
-
     def _held(self, user: str, leg: str) -> int:
         return self.matrix[user][self.legs.index(leg)]
 
@@ -245,7 +214,16 @@ class Simulation(Intents, Proof):
         now = clock.now()
         t2 = self.t2 if self.timed else None
         phase = domain.session_phase(self.status, "timed" if self.timed else "manual", t2, now)
-        return model.Market(self.legs, self.roles, self.matrix, phase, now)
+        if not self.by_batch:
+            return model.Market(self.legs, self.roles, self.matrix, phase, now, mechanism=self.mechanism)
+        session = Session.objects.values("next_cut_at", "max_orders", "min_order", "paused_at").get(id=self.sid)
+        resting: dict[str, int] = {}
+        for order in self._orders(status="resting"):
+            resting[order.owner] = resting.get(order.owner, 0) + 1
+        return model.Market(
+            self.legs, self.roles, self.matrix, phase, now, session["paused_at"] is not None, self.mechanism,
+            self._reserved(), resting, session["max_orders"], session["min_order"], session["next_cut_at"], t2,
+        )  # fmt: skip
 
     @staticmethod
     def _rfq_fact(row: dict) -> model.Rfq:
@@ -313,8 +291,11 @@ class Simulation(Intents, Proof):
                 action.label, f"wrote {len(written)} events (expected {action.writes} on {self.stream})", written
             )
         trades = [e for e in written if e.type == "TradeExecuted"]
+        cuts = [e for e in written if e.type == "BatchCleared"]
         if trades:
             self._check_trade(action.label, trades[-1], before)
+        elif cuts:
+            self._check_cut(action.label, cuts[-1], before, self.cut_orders)
         elif self.matrix != before:
             raise self._violation(action.label, "holdings changed without a trade", written)
         return outcome
@@ -339,6 +320,8 @@ class Simulation(Intents, Proof):
                 events,
             )
         self.status = session["status"]
+        if self.by_batch:
+            self._check_reservations(label, events)
 
     def _check_trade(self, label: str, event: Event, before: dict[str, list[int]]) -> None:
         """3. The trade's deltas sum to zero, match its quantities, and are exactly what the holdings moved."""

@@ -9,6 +9,7 @@ from ledger import clock
 from markets import domain, services
 from markets.models import RFQ, Quote
 from markets.simulation import model
+from markets.simulation.auction import BAD_ORDER_KINDS, ORDER_MIX
 from markets.simulation.result import ORGANISER, OUTSIDER, _Action, _text
 
 VALID_MIX = {"rfq": 20, "quote": 24, "accept": 18, "cancel": 5, "withdraw": 5, "expire": 5}
@@ -28,7 +29,51 @@ GARBAGE_IDS = ("abc", -1, 10**9, "", "1; DROP TABLE", 10**30)
 
 
 class Intents:
-    """Mixed into `Simulation`: it provides users, roles, the holdings matrix, the rng and the reads."""
+    """Mixed into `Simulation`: it provides users, roles, the holdings matrix, the rng and the checks."""
+
+    # ------------------------------------------------------------ reads
+
+    def _rfqs(self, *, closed: bool = False, **filters) -> list[dict]:
+        qs = RFQ.objects.filter(session_id=self.sid, **filters)
+        if closed:  # the 50 newest RFQs that are filled or cancelled
+            qs = qs.exclude(status=RFQ.Status.OPEN).order_by("-id")[:50]
+        else:
+            qs = qs.order_by("id")
+        rows = qs.values("id", "give_leg", "get_leg", "quantity", "status", "taker__username")
+        return [{**row, "taker": row.pop("taker__username")} for row in rows]
+
+    def _quotes(self, *, exclude_live: bool = False, **filters) -> list[dict]:
+        qs = Quote.objects.filter(rfq__session_id=self.sid, **filters)
+        if exclude_live:  # the 50 newest quotes that are no longer live
+            qs = qs.exclude(status=Quote.Status.LIVE).order_by("-id")[:50]
+        else:
+            qs = qs.order_by("id")
+        rows = qs.values(
+            "id",
+            "rfq_id",
+            "rate",
+            "expires_at",
+            "status",
+            "maker__username",
+            "rfq__status",
+            "rfq__taker__username",
+            "rfq__quantity",
+            "rfq__give_leg",
+            "rfq__get_leg",
+        )
+        names = {
+            "maker__username": "maker",
+            "rfq__status": "rfq_status",
+            "rfq__taker__username": "taker",
+            "rfq__quantity": "quantity",
+            "rfq__give_leg": "give_leg",
+            "rfq__get_leg": "get_leg",
+        }
+        return [{names.get(k, k): v for k, v in row.items()} for row in rows]
+
+    def _acceptable_quotes(self) -> list[dict]:
+        """Live, unexpired quotes on open RFQs."""
+        return self._quotes(status=Quote.Status.LIVE, rfq__status=RFQ.Status.OPEN, expires_at__gt=clock.now())
 
     # ------------------------------------------------------------ actions
 
@@ -97,18 +142,23 @@ class Intents:
         return _Action("expire", f"clock +{seconds}s past quote expiry", lambda: clock.advance(seconds), writes=0)
 
     def _choose(self) -> _Action:
-        kinds = [*VALID_MIX, "bad"]
-        weights = np.array([*VALID_MIX.values(), BAD_WEIGHT], dtype=float)
+        """One intent of the session's mechanism: RFQ cycles, limit orders and cuts, or both."""
+        by_rfq, by_batch = self.mechanism in ("rfq", "both"), self.mechanism in ("batch", "both")
+        mix = (VALID_MIX if by_rfq else {"expire": VALID_MIX["expire"]}) | (ORDER_MIX if by_batch else {})
+        bad = (BAD_KINDS if by_rfq else ("rfq_not_rfq",)) + (BAD_ORDER_KINDS if by_batch else ("order_not_batch",))
+        fallback = self._valid_rfq if by_rfq else self._valid_order
+        kinds = [*mix, "bad"]
+        weights = np.array([*mix.values(), BAD_WEIGHT], dtype=float)
         intent = kinds[int(self.rng.choice(len(kinds), p=weights / weights.sum()))]
         if intent == "bad":  # the kinds take turns, so even a short run tries each of them
-            kind = BAD_KINDS[self.bad_turn % len(BAD_KINDS)]
+            kind = bad[self.bad_turn % len(bad)]
             self.bad_turn += 1
-            action = self._bad(kind)
+            action = self._bad(kind) if kind in BAD_KINDS or kind == "rfq_not_rfq" else self._bad_order(kind)
             if action is not None:
                 return action
-            intent = "rfq"
+            return fallback()
         action = getattr(self, f"_valid_{intent}")()
-        return action if action is not None else self._valid_rfq()
+        return action if action is not None else fallback()
 
     # ------------------------------------------------------------ the valid intents
 
@@ -174,6 +224,9 @@ class Intents:
 
     def _bad(self, kind: str) -> _Action | None:
         holders_with_stock = [u for u in self.holders if any(self.matrix[u])]
+        if kind == "rfq_not_rfq":  # a session that trades by batch auction only takes no RFQ
+            give, get = self._two_legs()
+            return self._rfq_action(self._pick(self.holders), give, get, "1", on_purpose=True)
         if kind == "rfq_bad_qty":
             taker = self._pick(self.holders)
             give, get = self._two_legs()

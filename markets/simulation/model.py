@@ -6,19 +6,26 @@ succeed; otherwise it must fail with one of them and write nothing.
 
 It is a test oracle: if it and the services disagree, one of them is wrong, and the run says which
 command, with which facts.
+
+Batch auctions (a session's `mechanism` batch or both) add limit orders: what an order may give is what its
+owner holds less what its resting orders reserve (and so for RFQs, quotes and accepts in a session that does
+both), at least `min_order`, at most `max_orders` resting each; a cancel is refused from the instant of the
+cut that holds the order until the cut is recorded; `book` says which orders a cut clears and `after_cut`
+what it leaves of each (restated from the rules, not imported).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from markets import domain
 from oracle import units
 
 MAX_QUOTE_TTL = 24 * 3600  # the services' bound, restated: the model does not import what it checks
+MAX_GOOD_FOR = 1000  # an order lives at most this many batches unless good till cancelled (restated)
 HOLDERS = domain.HOLDER_ROLES
 
 
@@ -32,9 +39,42 @@ class Market:
     phase: str  # created, open, closed, settled, cancelled (as of now)
     now: dt.datetime
     paused: bool = False  # the organiser paused trading (and has not resumed it)
+    mechanism: str = "rfq"  # rfq, batch or both
+    reserved: Mapping[str, Sequence[int]] = field(default_factory=dict)  # holder -> reserved per leg
+    resting: Mapping[str, int] = field(default_factory=dict)  # holder -> orders resting
+    max_orders: int = 0
+    min_order: int = 0
+    next_cut: dt.datetime | None = None  # the scheduled cut of the resting book
+    trading_ends: dt.datetime | None = None  # t2 of a timed session
 
     def held(self, who: str, leg: str) -> int:
         return self.holdings[who][list(self.legs).index(leg)]
+
+    def free(self, who: str, leg: str) -> int:
+        """What `who` may give of `leg`: what it holds less what its resting orders reserve."""
+        reserved = self.reserved.get(who)
+        return self.held(who, leg) - (reserved[list(self.legs).index(leg)] if reserved else 0)
+
+    @property
+    def by_rfq(self) -> bool:
+        return self.mechanism in ("rfq", "both")
+
+    @property
+    def by_batch(self) -> bool:
+        return self.mechanism in ("batch", "both")
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    owner: str
+    give_leg: str
+    get_leg: str
+    rest: int
+    limit: int
+    left: int | None  # batches it still lives; None: good till cancelled
+    status: str  # resting, filled, cancelled, expired, lapsed
+    placed_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -113,7 +153,9 @@ def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> s
     role = m.roles.get(actor)
     if role == "organiser":
         refusals.add("forbidden")
-    if role in HOLDERS and give_leg is not None and qty is not None and m.held(actor, give_leg) < qty:
+    if not m.by_rfq:
+        refusals.add("not_rfq")
+    if role in HOLDERS and give_leg is not None and qty is not None and m.free(actor, give_leg) < qty:
         refusals.add("insufficient_inventory")
     return refusals
 
@@ -144,7 +186,7 @@ def quote(m: Market, actor: str, on: Rfq | None, rate: object, ttl: object) -> s
         receive = domain.trade_receive(on.quantity, rate_units)
         if receive <= 0:
             refusals.add("trade_too_small")
-        elif m.roles.get(actor) == "maker" and m.held(actor, on.get_leg) < receive:
+        elif m.roles.get(actor) == "maker" and m.free(actor, on.get_leg) < receive:
             refusals.add("insufficient_inventory")  # a maker may not quote what it could never deliver
     return refusals
 
@@ -168,7 +210,7 @@ def accept(m: Market, actor: str, q: Quote | None) -> set[str]:
     receive = domain.trade_receive(q.rfq.quantity, q.rate)
     if receive <= 0:
         refusals.add("trade_too_small")
-    if m.held(q.rfq.taker, q.rfq.give_leg) < q.rfq.quantity or m.held(q.maker, q.rfq.get_leg) < receive:
+    if m.free(q.rfq.taker, q.rfq.give_leg) < q.rfq.quantity or m.free(q.maker, q.rfq.get_leg) < receive:
         refusals.add("insufficient_inventory")
     return refusals
 
@@ -238,3 +280,104 @@ def resume(m: Market, actor: str | None) -> set[str]:
     if m.phase not in _TRADING and not m.paused:
         refusals.add("not_paused")
     return refusals
+
+
+# ---------------------------------------------------------------- batch auctions
+
+
+def _lifetime(good_for: object, gtc: object) -> set[str]:
+    """One batch by default, `good_for` N (a whole number, 1 to 1000) or good till cancelled, not both."""
+    if gtc not in (True, False, None):
+        return {"invalid_lifetime"}
+    if good_for in (None, ""):
+        return set()
+    if gtc:
+        return {"invalid_lifetime"}
+    try:
+        number = units.read_decimal(good_for)
+    except units.InvalidNumber:
+        return {"invalid_lifetime"}
+    ok = 1 <= number <= MAX_GOOD_FOR and number == number.to_integral_value()
+    return set() if ok else {"invalid_lifetime"}
+
+
+def place_order(
+    m: Market, actor: str, give: object, get: object, quantity: object, limit: object, good_for=None, gtc=False
+) -> set[str]:
+    """A limit order: it gives at least `min_order`, its owner has fewer than `max_orders` resting, and it
+    gives no more than is free (held less reserved)."""
+    qty, refusals = _parsed(domain.parse_qty, quantity)
+    refusals |= _parsed(domain.parse_rate, limit)[1] | _lifetime(good_for, gtc)
+    refusals |= _who(m, actor) | _new_business(m)
+    give_leg, get_leg = _leg(m, give), _leg(m, get)
+    for name, leg in ((give, give_leg), (get, get_leg)):
+        if isinstance(name, str) and not _LEG_CHARS.fullmatch(name):
+            refusals.add("invalid_leg_name")
+        elif leg is None:
+            refusals.add("unknown_leg")
+    if give_leg is not None and give_leg == get_leg:
+        refusals.add("same_leg")
+    role = m.roles.get(actor)
+    if role == "organiser":
+        refusals.add("forbidden")
+    if not m.by_batch:
+        return refusals | {"not_batch"}  # a session without batch auctions has no book to rest on
+    if role in HOLDERS and qty is not None:
+        if qty < m.min_order:
+            refusals.add("order_too_small")
+        if m.resting.get(actor, 0) >= m.max_orders:
+            refusals.add("too_many_orders")
+        if give_leg is not None and qty > m.free(actor, give_leg):
+            refusals.add("insufficient_available")
+    return refusals
+
+
+def cancel_order(m: Market, actor: str, order: Order | None) -> set[str]:
+    """The owner cancels a resting order while trading lasts, but not from the instant of the cut that holds
+    it until that cut is recorded (while trading is paused nothing is cut, so it may)."""
+    if order is None:
+        return {"order_not_found"}
+    refusals = _who(m, actor) | _trading(m)
+    if actor != order.owner:
+        refusals.add("not_your_order")
+    if order.status != "resting":
+        refusals.add("order_closed")
+    if m.next_cut is not None and order.placed_at < m.next_cut <= m.now and not m.paused:
+        refusals.add("batch_cut")
+    return refusals
+
+
+def clear_now(m: Market, actor: str) -> set[str]:
+    """The organiser cuts the book now: a batch session, trading, not paused."""
+    refusals = _organiser(m, actor) | _new_business(m)
+    if not m.by_batch:
+        refusals.add("not_batch")
+    return refusals
+
+
+def cut_due(m: Market) -> bool:
+    """The scheduler cuts when the clock reaches the next cut, unless paused, or trading is over, or the
+    cut falls at or after t2 (trading closes instead)."""
+    return (
+        m.by_batch
+        and m.next_cut is not None
+        and m.next_cut <= m.now
+        and not m.paused
+        and m.phase == "open"
+        and (m.trading_ends is None or m.next_cut < m.trading_ends)
+    )
+
+
+def book(orders: Iterable[Order], cut: dt.datetime) -> list[int]:
+    """The ids a cut clears: every resting order placed strictly before it."""
+    return sorted(o.id for o in orders if o.status == "resting" and o.placed_at < cut)
+
+
+def after_cut(rest: int, left: int | None) -> tuple[str, int | None]:
+    """What a cut leaves of an order of its book: filled when nothing rests; expired when its last batch
+    passed; otherwise resting, one batch fewer to live (good till cancelled: as it was)."""
+    if rest == 0:
+        return "filled", left
+    if left is None:
+        return "resting", None
+    return ("expired", 0) if left <= 1 else ("resting", left - 1)

@@ -12,7 +12,10 @@ from markets import domain
 from markets.models import stream_name
 from oracle import units
 
-ACTIONS = ("rfq", "quote", "accept", "cancel", "withdraw", "expire", "settle")
+ACTIONS = ("rfq", "quote", "accept", "cancel", "withdraw", "expire", "order", "cancel_order", "cut", "settle")
+RFQ_ACTIONS = ("rfq", "quote", "accept", "cancel", "withdraw")
+BATCH_ACTIONS = ("order", "cancel_order", "cut")
+MECHANISMS = ("rfq", "batch", "both")
 ORGANISER = "sim-org"
 OUTSIDER = "sim-eve"
 
@@ -46,6 +49,9 @@ class SimParams:
     tick_every: int = 10  # store one oracle tick every N steps
     replay_every: int = 0  # also compare replay with the projection every N steps (0: at the end only)
     fault_at: int | None = None  # testing aid: corrupt one holding right after this step's action
+    mechanism: str = "rfq"  # how the session trades: rfq, batch (limit orders cut in batches) or both
+    batch_seconds: int = 20  # a batch session's cut period (the clock moves 0 to 3 s a step)
+    max_orders: int = 4  # resting orders per participant at most (small, so the limit is met)
 
     @property
     def sid(self) -> str:
@@ -72,6 +78,10 @@ class SimParams:
             raise ValueError("--tick-every must be at least 1")
         if self.replay_every < 0:
             raise ValueError("--replay-every must be 0 or more")
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(f"--mechanism must be one of {', '.join(MECHANISMS)}")
+        if not 1 <= self.batch_seconds <= 3600:
+            raise ValueError("--batch-seconds must be 1 to 3600")
         if self.fault_at is not None and not 1 <= self.fault_at <= self.steps:
             raise ValueError(f"--inject-fault must name a step from 1 to --steps ({self.steps})")
 
@@ -96,6 +106,8 @@ class SimulationResult:
     events_written: int = 0
     ticks_stored: int = 0
     trades: int = 0
+    cuts: int = 0  # batches cut (cleared or not)
+    fills: int = 0  # orders that traded in them
     elapsed: float = 0.0
     head_hash: str = ""
     head_version: int = 0
@@ -112,23 +124,30 @@ class SimulationResult:
     def ops_per_second(self) -> float:
         return self.ops / self.elapsed if self.elapsed > 0 else 0.0
 
+    def shown(self) -> tuple[str, ...]:
+        """The actions of the session's mechanism (an RFQ session has no orders; a batch one no RFQs)."""
+        mechanism = self.params.mechanism
+        hidden = (BATCH_ACTIONS if mechanism == "rfq" else ()) + (RFQ_ACTIONS if mechanism == "batch" else ())
+        return tuple(a for a in ACTIONS if a not in hidden or self.actions[a].attempted)
+
     def table(self) -> str:
         p = self.params
+        trading = f", {p.mechanism} session (cut every {p.batch_seconds} s)" if p.mechanism != "rfq" else ""
         lines = [
             f"simulation {p.sid}: seed {p.seed}, {p.participants} participants "
-            f"(traders {p.traders}, makers {p.makers}), {p.legs} legs, {self.steps_done} steps",
+            f"(traders {p.traders}, makers {p.makers}), {p.legs} legs, {self.steps_done} steps{trading}",
             "",
-            f"  {'action':<10} {'attempted':>9} {'accepted':>9} {'rejected':>9} {'on purpose':>11}",
+            f"  {'action':<12} {'attempted':>9} {'accepted':>9} {'rejected':>9} {'on purpose':>11}",
         ]
         total = ActionCount()
-        for name in ACTIONS:
+        for name in self.shown():
             c = self.actions[name]
             total.accepted += c.accepted
             total.rejected += c.rejected
             total.on_purpose += c.on_purpose
-            lines.append(f"  {name:<10} {c.attempted:>9} {c.accepted:>9} {c.rejected:>9} {c.on_purpose:>11}")
+            lines.append(f"  {name:<12} {c.attempted:>9} {c.accepted:>9} {c.rejected:>9} {c.on_purpose:>11}")
         lines.append(
-            f"  {'total':<10} {total.attempted:>9} {total.accepted:>9} {total.rejected:>9} {total.on_purpose:>11}"
+            f"  {'total':<12} {total.attempted:>9} {total.accepted:>9} {total.rejected:>9} {total.on_purpose:>11}"
         )
         lines.append("")
         codes = ", ".join(f"{code} {n}" for code, n in sorted(self.codes.items())) or "none"
@@ -136,12 +155,14 @@ class SimulationResult:
         lines += [
             f"  refusals by code  {codes}",
             f"  trades            {self.trades}",
+            *([f"  batches           {self.cuts} cut, {self.fills} fills"] if p.mechanism != "rfq" else []),
             f"  events written    {self.events_written} (stream {stream_name(p.sid)} at v{self.head_version}, "
             f"last seq {self.head_seq})",
             f"  oracle ticks      {self.ticks_stored} (every {p.tick_every} steps, sim:{p.seed})",
             f"  settled at        {prices or '-'} (oracle fixing)",
             f"  payouts total     {self.payout_total or '-'} (== q.S)",
-            "  checks            invariants 1-3 and no-write-on-refusal after every step; 4 at settlement; "
+            "  checks            invariants 1-3 and no-write-on-refusal after every step"
+            f"{' (and 0 <= reserved <= held, reserved == resting orders)' if p.mechanism != 'rfq' else ''}; 4 at settlement; "
             f"replay == projection; verify_session {'ok' if self.verified else 'not run'}",
             f"  time              {self.elapsed:.2f} s, {self.ops_per_second:.1f} ops/s",
             f"  head hash         {self.head_hash}",

@@ -7,6 +7,10 @@ still `created` gets them here (then its organiser opens it, or `--open` opens i
 they have not joined is refused, since who joins after opening holds nothing. Every --interval seconds
 each bot takes one turn (`Crew.step`). Ctrl-C or SIGTERM ends the run after the current action with a
 summary line; so do --steps N, and the session settling or closing.
+
+In a session that trades by batch auction (mechanism batch or both) the bots place and cancel limit orders
+(makers two-sided around the fair rate, takers crossing it); the cuts that clear them are the scheduler's
+(`run_oracle`, or `settle --due` from cron), not the bots'.
 """
 
 from __future__ import annotations
@@ -68,6 +72,11 @@ class Command(BaseCommand):
             f"bots seed={seed}: {makers} makers, {takers} takers in session {found.id}, a step every "
             f"{interval:g}s. Ctrl-C stops after the current action."
         )
+        if found.trades_by_batch:
+            self._line(
+                f"session {found.id} trades by batch auction: its orders clear at each cut, every "
+                f"{found.batch_seconds}s, made by the scheduler (run_oracle, or settle --due from cron)"
+            )
         started = time.monotonic()
         with stop_on_signals(self):
             try:

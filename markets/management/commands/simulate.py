@@ -12,10 +12,10 @@ from markets.simulation import SimParams, Simulation, SimulationError, event_has
 
 class Command(BaseCommand):
     help = (
-        "Simulate a market: RFQs, quotes, accepts, cancels, withdrawals, quote expiries and bad inputs on purpose, "
-        "through the real services on a frozen clock, then settle at the sim oracle's fixing. Checks the invariants "
-        "after every step and replay + audit at the end. The same seed in a fresh database gives the same ledger "
-        "(the same head hash)."
+        "Simulate a market: RFQs, quotes, accepts, cancels, withdrawals, quote expiries and bad inputs on purpose "
+        "(with --mechanism batch or both: limit orders, cancels and batch cuts too), through the real services on a "
+        "frozen clock, then settle at the sim oracle's fixing. Checks the invariants after every step and replay + "
+        "audit at the end. The same seed in a fresh database gives the same ledger (the same head hash)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -30,6 +30,18 @@ class Command(BaseCommand):
         parser.add_argument("--tick-every", type=int, default=10, help="Store an oracle tick every N steps")
         parser.add_argument(
             "--replay-every", type=int, default=0, help="Also compare replay with the projection every N steps"
+        )
+        parser.add_argument(
+            "--mechanism",
+            default="rfq",
+            choices=("rfq", "batch", "both"),
+            help="How the session trades: rfq (default), batch (limit orders cut in batches) or both",
+        )
+        parser.add_argument(
+            "--batch-seconds", type=int, default=20, help="A batch session's cut period in seconds (default 20)"
+        )
+        parser.add_argument(
+            "--max-orders", type=int, default=4, help="Resting orders per participant at most (default 4)"
         )
         parser.add_argument(
             "--inject-fault",
@@ -51,6 +63,9 @@ class Command(BaseCommand):
             tick_every=options["tick_every"],
             replay_every=options["replay_every"],
             fault_at=options["inject_fault"],
+            mechanism=options["mechanism"],
+            batch_seconds=options["batch_seconds"],
+            max_orders=options["max_orders"],
         )
         progress = None
         if not options["quiet"]:
