@@ -265,6 +265,25 @@ def test_a_ring_clears_when_no_pair_alone_could():
     assert isinstance(clear(ring([105, 100, 96])), NoClearing)  # 1.05 * 1.00 * 0.96 > 1: no ring either
 
 
+def padded_ring(asks, pad=300):
+    """ring(asks), plus `pad` orders far outside the band (never eligible) that make the book too large for
+    the program, so only the search's own starts, probes and the ring enumeration can find the ring."""
+    book = ring(asks)
+    far = [Order(100 + i, 50, i % 3, (i + 2) % 3, 10**6, 150 * S // 100 + i * 1000) for i in range(pad)]
+    return make_book(book.legs, book.reference, book.band, [*book.orders, *far])
+
+
+@pytest.mark.parametrize("asks", [[110, 110, 81], [111, 110, 80]])
+def test_a_narrow_ring_in_a_large_book_is_found(asks):
+    """p0/p1 >= 1.10 and p1/p2 >= 1.10 leave p0/p2 in [1.21, 1.222] (the band's widest): a sliver of the
+    band, which neither probes nor node clearing reach; the exact ring enumeration does."""
+    book = padded_ring(asks)
+    result = clear(book)
+    assert isinstance(result, Clearing) and {f.order for f in result.fills} == {1, 2, 3}
+    assert_feasible(book, result)
+    assert clear(padded_ring([111, 111, 81])).reason == "nothing_crosses"  # p0/p2 >= 1.2321: outside the band
+
+
 @settings(QUICK, max_examples=30)
 @given(asks=st.lists(st.integers(85, 110), min_size=3, max_size=5), quantity=st.integers(10**3, 10**9))
 def test_a_ring_clears_exactly_when_prices_in_the_band_meet_every_ask(asks, quantity):
