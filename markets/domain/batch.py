@@ -24,6 +24,7 @@ from fractions import Fraction
 from markets.domain import MAX_ID, DomainError
 from markets.domain.batch_book import Point, Prepared, prepare
 from markets.domain.batch_flow import allocate, settle_flows
+from markets.domain.batch_milp import SolverFailed
 from markets.domain.batch_multi import Multi
 from markets.domain.batch_search import TwoLeg, components, restrict
 from markets.domain.rounding import Leg, RoundingFailed, integerize
@@ -133,10 +134,15 @@ def _prepared(book: Book) -> Prepared:
 
 def search(prep: Prepared, proposals=None) -> tuple[tuple[int, ...], str] | None:
     """The clearing prices (a leg no order touches keeps its reference price) and the method used, or
-    None when nothing crosses. Components of the book are independent and searched one by one."""
+    None when nothing crosses. Components of the book are independent and searched one by one.
+
+    The program behind `proposals` only proposes starts: when HiGHS fails on it, the search goes on without
+    them, so a solver failure never hides a trade the other starts find. Only when nothing trades at all is
+    the failure raised (`SolverFailed`): "nothing crosses" is not claimed on a search that lost a start."""
     prices = list(prep.reference)
     methods = set()
     traded = False
+    failed = None
     for legs in components(prep):
         sub = restrict(prep, legs)
         if len(legs) == 2:
@@ -144,12 +150,18 @@ def search(prep: Prepared, proposals=None) -> tuple[tuple[int, ...], str] | None
             found = TwoLeg(sub, a, b).solve() if (a, b) in sub.pairs and (b, a) in sub.pairs else None
             methods.add("two-leg")
         else:
-            found = Multi(sub, legs).solve(proposals(sub, legs) if proposals else [])
+            try:
+                offered = proposals(sub, legs) if proposals else []
+            except SolverFailed as exc:
+                offered, failed = [], exc
+            found = Multi(sub, legs).solve(offered)
             methods.add("multi-leg")
         if found is not None and found.volume > 0:
             traded = True
             for k in legs:
                 prices[k] = found.prices[k]
+    if not traded and failed is not None:
+        raise failed
     return (tuple(prices), "+".join(sorted(methods))) if traded else None
 
 

@@ -21,8 +21,14 @@ _started = False
 
 
 def _new_highs():
-    """A silent Highs instance. The library prints a banner on stdout the first time one is made in a
-    process (before any option can be set); that one construction runs with stdout pointed at /dev/null."""
+    """A silent, single-threaded Highs instance. The library prints a banner on stdout the first time one is
+    made in a process (before any option can be set); that one construction runs with stdout pointed at
+    /dev/null.
+
+    One thread for every instance, not only the program's: HiGHS keeps one task scheduler per process, sized
+    by the `threads` option of the first instance that runs, and refuses to run (kError) an instance asking
+    for another size. An LP left at the default (all cores) that ran first made every later program fail, so
+    the same book cleared or failed depending on what the process had cleared before."""
     global _started
     import highspy
 
@@ -49,6 +55,7 @@ def _new_highs():
 
 def _silenced(solver):
     solver.setOptionValue("output_flag", False)
+    solver.setOptionValue("threads", 1)
     return solver
 
 

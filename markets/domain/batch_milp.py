@@ -34,6 +34,10 @@ MAX_BINARIES = 64
 NODE_LIMIT = 400
 EPS = 1e-6
 ROUNDS = 3
+# A level's capacity in the program, relative to the largest, is at least this: HiGHS's tolerances (1e-7 to
+# 1e-6) would otherwise read a ring of a few base units beside 10**9-unit orders as no trade at all. The
+# program only proposes (every proposal is judged exactly), so overvaluing tiny levels costs nothing.
+SMALLEST = 1e-6
 
 
 class SolverFailed(RuntimeError):
@@ -72,7 +76,12 @@ def propose(prep: Prepared, legs: list[int]) -> list[tuple[int, ...]]:
     factors = dict.fromkeys(legs, 1.0)
     seen = set()
     for _ in range(ROUNDS):
-        solved = _program(prep, legs, levels, factors)
+        try:
+            solved = _program(prep, legs, levels, factors)
+        except SolverFailed:
+            if not proposals:
+                raise
+            break  # a later round that fails keeps what the earlier ones proposed
         if solved is None or solved[1] in seen:
             break
         relative, picked = solved
@@ -130,7 +139,7 @@ def _program(prep: Prepared, legs, levels, factors: dict[int, float]):
     previous: dict[tuple[int, int], int] = {}
     for g, (a, b, kappa, units, binary) in enumerate(levels):
         u, z = 2 * n + g, 2 * n + len(levels) + g
-        capacity = float(Fraction(ref[a] * units) / scale)
+        capacity = max(float(Fraction(ref[a] * units) / scale), SMALLEST)
         cost[u] = -1.0
         upper[u] = capacity
         balance[a][u] = balance[a].get(u, 0.0) + factors[a]  # value given out of a, at a's factor

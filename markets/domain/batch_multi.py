@@ -5,13 +5,17 @@ Choosing prices and fills together is a nonconvex problem (Walther 2018 needs on
 a deterministic local search over integer price vectors, every candidate judged by the exact fill at its
 prices (`batch_flow.evaluate`) and the same rank as everywhere else:
 
-1. starts: the reference prices; the pairwise call auctions stitched along a spanning tree of the pairs
-   that trade most; the proposal of a small mixed-integer program that chooses which orders to make
-   eligible (it finds ring trades no single price move reaches);
+1. starts: the reference prices; each pair's own call auction as it stands (the other legs at their
+   reference); the pairwise auctions stitched along a spanning tree of the pairs that trade most; the
+   proposals of a small mixed-integer program that chooses which orders to make eligible (it finds ring
+   trades no single price move reaches); points spread over the band;
 2. from each start, node clearing (Gauss-Seidel tatonnement, as in SPEEDEX): each leg in turn moves to
    where the value offered of it meets the value offered for it, the others fixed;
 3. polish: single-leg moves to the nearest prices at which some order's eligibility changes, kept when
-   they rank better, until none does (bounded rounds).
+   they rank better, until none does (bounded rounds);
+4. the answer is the best point ever judged, so never worse than any start: at least what the best pair
+   alone makes. If nothing trades yet, `batch_rings` looks for a ring that can (exact, bounded) and the
+   search polishes from it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fractions import Fraction
 
 from markets.domain.batch_book import Point, Prepared, ceil_div, rank
 from markets.domain.batch_flow import _on_cycles, evaluate
+from markets.domain.batch_rings import ring_start
 from markets.domain.batch_search import TwoLeg
 from oracle.units import RATE_SCALE
 
@@ -33,6 +38,8 @@ SMALL_BUDGET = 4000  # exact evaluations (fills at fixed prices) per component, 
 LARGE_BUDGET = 120
 PROBES_POLISHED = 4
 LARGE_POLISHED = 2
+PAIR_SEEDS = 8  # the pairs whose own auctions (the most volume first) are judged as they stand
+SEEDS_POLISHED = 2
 
 
 class Multi:
@@ -40,6 +47,7 @@ class Multi:
         self.prep = prep
         arcs = _on_cycles(list(prep.pairs))
         self.legs = sorted({a for a, _ in arcs})  # legs on no cycle cannot trade: they keep the reference
+        self.on_cycles = set(self.legs)
         self.outs: dict[int, list] = {k: [] for k in legs}
         self.ins: dict[int, list] = {k: [] for k in legs}
         for a, b in arcs:
@@ -48,6 +56,7 @@ class Multi:
         self.cache: dict[tuple[int, ...], Point] = {}
         self.ranks: dict[tuple[int, ...], tuple] = {}
         self.budget = SMALL_BUDGET
+        self.pairs: list | None = None
 
     def judge(self, prices: tuple[int, ...]) -> Point:
         if prices not in self.cache:
@@ -111,16 +120,27 @@ class Multi:
 
     # ------------------------------------------------------------ starts
 
+    def pair_auctions(self) -> list[tuple[Fraction, int, int, tuple[int, ...]]]:
+        """Each pair's own call auction (exact, `TwoLeg`), the other legs at their reference prices:
+        (-volume, a, b, prices), the most volume first. Embedded in the component, such a vector does at
+        least as well as the pair alone (more eligible arcs only add circulations), so judging it is what
+        guarantees that the search never misses a cross two orders make."""
+        if self.pairs is None:
+            prep, ref = self.prep, self.prep.reference
+            found = []
+            for a, b in sorted(prep.pairs):
+                if a < b and (b, a) in prep.pairs:
+                    sub = Prepared(prep.n, ref, prep.lo, prep.hi, {(a, b): prep.pairs[a, b], (b, a): prep.pairs[b, a]})
+                    solved = TwoLeg(sub, a, b).solve()
+                    if solved is not None:
+                        found.append((-solved.volume, a, b, solved.prices))
+            self.pairs = sorted(found)
+        return self.pairs
+
     def stitched(self) -> tuple[int, ...] | None:
         """Each pair's own call auction, joined along a maximum-volume spanning tree of the pairs."""
         prep, ref = self.prep, self.prep.reference
-        edges = []
-        for a, b in sorted(prep.pairs):
-            if a < b and (b, a) in prep.pairs:
-                sub = Prepared(prep.n, ref, prep.lo, prep.hi, {(a, b): prep.pairs[a, b], (b, a): prep.pairs[b, a]})
-                solved = TwoLeg(sub, a, b).solve()
-                if solved is not None:
-                    edges.append((-solved.volume, a, b, Fraction(solved.prices[a], solved.prices[b])))
+        edges = [(volume, a, b, Fraction(p[a], p[b])) for volume, a, b, p in self.pair_auctions()]
         if not edges:
             return None
         parent = {k: k for k in range(prep.n)}
@@ -221,22 +241,34 @@ class Multi:
             points.append(tuple(prices))
         return points
 
+    def pin(self, prices: tuple[int, ...]) -> tuple[int, ...]:
+        """Legs on no cycle cannot trade: they keep their reference price whatever a start proposed."""
+        ref = self.prep.reference
+        return tuple(p if k in self.on_cycles else ref[k] for k, p in enumerate(prices))
+
     def solve(self, proposals: list[tuple[int, ...]]) -> Point:
-        starts = [self.prep.reference, *proposals]
+        small = sum(len(pair.limits) for pair in self.prep.pairs.values()) <= SMALL_BOOK
+        self.budget = SMALL_BUDGET if small else LARGE_BUDGET
+        starts = [self.prep.reference, *(self.pin(p) for p in proposals)]
         if (stitched := self.stitched()) is not None:
             starts.append(stitched)
         candidates = list(dict.fromkeys([*starts, *(self.balance(s) for s in starts)]))
-        small = sum(len(pair.limits) for pair in self.prep.pairs.values()) <= SMALL_BOOK
-        self.budget = SMALL_BUDGET if small else LARGE_BUDGET
+        seeds = sorted((self.judge(p) for *_, p in self.pair_auctions()[:PAIR_SEEDS]), key=self.rank)
+        self.budget += len(seeds)  # judging the seeds takes nothing from the polish
         probed = sorted((self.judge(p) for p in self.probes(PROBES if small else LARGE_PROBES)), key=self.rank)
-        if small:  # every structured start, and the best probes, are refined
-            chosen = [self.judge(c) for c in candidates] + probed[:PROBES_POLISHED]
+        if small:  # every structured start, and the best pair seeds and probes, are refined
+            chosen = [self.judge(c) for c in candidates] + seeds[:SEEDS_POLISHED] + probed[:PROBES_POLISHED]
         else:  # large books: the best few of all of them
-            chosen = sorted([*(self.judge(c) for c in candidates), *probed], key=self.rank)[:LARGE_POLISHED]
+            chosen = sorted([*(self.judge(c) for c in candidates), *seeds, *probed], key=self.rank)[:LARGE_POLISHED]
         best = self.best(self.polish(p).prices for p in chosen)
         if best.volume > 0:
-            centred = self.polish(self.judge(self.center(best.prices)))
-            best = min(best, centred, key=self.rank)
+            self.polish(self.judge(self.center(best.prices)))
+        # Every point judged is an exact evaluation: the answer is the best of them all, so it is never
+        # worse than any start (the reference, each pair's own auction, a proposal) or any probe.
+        best = min(self.cache.values(), key=self.rank)
+        if best.volume == 0 and (ring := ring_start(self.prep, self.legs)) is not None:
+            self.polish(self.judge(ring))  # nothing found yet, but some ring can trade: start from it
+            best = min(self.cache.values(), key=self.rank)
         return best
 
 
