@@ -36,7 +36,7 @@ def test_the_readme_is_a_front_door_and_every_link_in_the_docs_leads_somewhere()
             if "://" not in target:
                 assert (here / target).exists(), f"{name} links to {target}, which does not exist"
         for page, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", text):
-            heading_of = PAGES.get(page, README if page.endswith("README.md") else text) if page else text
+            heading_of = (here / page).read_text() if page else text
             anchors = {_anchor(h) for h in re.findall(r"(?m)^#+ (.+)$", heading_of)}
             assert anchor in anchors, f"{name} links to {page}#{anchor}, a heading that does not exist"
 
