@@ -64,7 +64,7 @@ async def test_under_a_stream_of_commits_pushes_come_at_most_once_per_gap_and_lo
     assert [i for _, items in ledger.pushed for i in items] == list(range(1, ledger.next + 1))  # all, once, in order
     if gap:
         assert 5 <= len(times) <= 7, times  # 1.3 s at one push per 0.25 s, and the rest once quiet
-        assert min(b - a for a, b in itertools.pairwise(times)) >= gap * 0.9
+        assert min(b - a for a, b in itertools.pairwise(times)) >= gap * 0.75  # each recorded a little late, or not
         assert max(len(items) for _, items in ledger.pushed) > 1  # what came meanwhile went together
     else:
         assert len(times) > 40  # a push for every poll
