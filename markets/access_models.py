@@ -100,3 +100,50 @@ class RejoinLink(models.Model):
     def __str__(self) -> str:
         state = "revoked" if self.revoked_at else "live"
         return f"rejoin link of participant {self.participant_id} in {self.session_id} ({state})"
+
+
+class ApiToken(models.Model):
+    """A per-user bearer token for the JSON API. Only its SHA-256 hash and a short prefix are stored:
+    the token itself is shown once, when it is made (`markets.tokens.create_token`)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. 'laptop script'")
+    prefix = models.CharField(
+        max_length=16, db_index=True, editable=False, help_text="First characters, to recognise it"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke the token")
+    created_at = models.DateTimeField(editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["user", "-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed to retries with the same key.
+
+    The row is claimed (inserted, `status` null) before the command runs, so a concurrent retry waits
+    for it instead of running the command twice.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body")
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Null while the first request runs")
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="markets_idempotency_user_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.user_id}): {self.status or 'running'}"

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from ledger import store
 from markets import domain, projections
+from markets.domain import margin
 from markets.models import Participant, Payout, Session, Settlement, stream_name
 
 
@@ -42,7 +43,28 @@ def verify_session(session_id: str) -> StreamReport:
         report.problems.append(f"replay: {line}")
     report.problems.extend(_invariant_problems(session_id, events))
     report.problems.extend(_batch_problems(events))
+    report.problems.extend(_margin_problems(events))
     return report
+
+
+def _margin_problems(events) -> list[str]:
+    """Bounded shorting redone from the log (`domain.margin_log`): every liquidation and deleveraging
+    judged and planned again, invariant 2 with shorts after every move, and the ticks each names holding
+    the prices it used."""
+    from markets.domain import margin_log
+    from oracle.models import Tick
+
+    problems: list[str] = []
+    for found in margin_log.walk(events):
+        if isinstance(found, str):
+            problems.append(found)
+            continue
+        at = next(e.at for e in events if e.seq == found.seq)
+        for leg, price in found.prices.items():
+            tick = Tick.objects.filter(id=found.ticks.get(leg)).first()
+            if tick is None or tick.symbol != leg or tick.price != price or tick.at > at:
+                problems.append(f"event #{found.seq}: tick {found.ticks.get(leg)} does not hold {leg}'s price {price}")
+    return problems
 
 
 def _batch_problems(events) -> list[str]:
@@ -92,7 +114,7 @@ def _invariant_problems(session_id: str, events) -> list[str]:
     checks = []
     if matrix:
         checks.append(lambda: domain.check_conservation(matrix, session.q))
-        checks.append(lambda: domain.check_non_negative(matrix))
+        checks.append(lambda: _check_bounds(matrix, session))
     for event in events:
         if event.type == "TradeExecuted":
             d = event.data
@@ -107,13 +129,18 @@ def _invariant_problems(session_id: str, events) -> list[str]:
     if settlement is not None:
         prices = [settlement.prices[leg] for leg in session.legs]
         paid = dict(Payout.objects.filter(session_id=session_id).values_list("participant__user_id", "amount"))
-        recomputed = domain.payouts(matrix, prices)
+        cut = margin.haircut(domain.payouts(matrix, prices), domain.payout(session.q, prices))
+        recomputed = cut.paid
+        rule = "x.S" if not cut.deficit else "x.S less the haircut"
         for user, amount in recomputed.items():
             if not _same_money(paid.get(user), amount):
                 problems.append(
-                    f"settlement: payout of user #{user} is {paid.get(user)}, x.S gives {domain.money_str(amount)}"
+                    f"settlement: payout of user #{user} is {paid.get(user)}, {rule} gives {domain.money_str(amount)}"
                 )
+        if (settlement.deficit or "0") != (domain.money_str(cut.deficit) if cut.deficit else "0"):
+            problems.append(f"settlement: recorded deficit {settlement.deficit or 0}, the payouts give {cut.deficit}")
         checks.append(lambda: domain.check_settlement_sum(recomputed, session.q, prices))
+        checks.append(lambda: domain.check_payouts_not_negative(recomputed))
         if not _same_money(settlement.total, domain.payout(session.q, prices)):
             problems.append(f"settlement: recorded total {settlement.total} differs from q.S")
     for check in checks:
@@ -188,13 +215,25 @@ def _holding_problems(stored: dict, replayed: dict, session: Session) -> list[st
     if replayed:
         for check in (
             lambda: domain.check_conservation(replayed, session.q),
-            lambda: domain.check_non_negative(replayed),
+            lambda: _check_bounds(replayed, session),
         ):
             try:
                 check()
             except domain.InvariantViolation as exc:
                 problems.append(f"invariant: {exc.message}")
     return problems
+
+
+def _check_bounds(matrix: dict, session: Session) -> None:
+    """Invariant 2: nobody below zero; with shorting, nobody below minus the cap, the pool within it."""
+    if not session.shorting:
+        domain.check_non_negative(matrix)
+        return
+    n = len(session.legs)
+    rows = list(matrix.values())
+    lows = [min((row[k] for row in rows), default=0) for k in range(n)]
+    shorts = [sum(-row[k] for row in rows if row[k] < 0) for k in range(n)]
+    domain.check_short_bounds(lows, shorts, session.margin.caps(session.q))
 
 
 def _who(holder: int | str, names: dict[int, str]) -> str:

@@ -124,12 +124,13 @@ def _by_ids(cursor, statement: str, ids: list[int], params: list[Any]) -> None:
         cursor.execute(statement.format(ids=", ".join(["%s"] * len(chunk))), [*params, *chunk])
 
 
-def reservation_breaches(session_id: str) -> list[tuple[int, str, int, int]]:
-    """Holdings whose reservation is below zero or above what they hold."""
+def reservation_breaches(session_id: str, caps: list[int] | None = None) -> list[tuple[int, str, int, int]]:
+    """Holdings whose reservation is below zero or above what they hold (plus the leg's short limit)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            'SELECT "participant_id", "leg", "qty", "reserved" FROM "markets_holding" '
+            'SELECT "participant_id", "leg", "qty", "reserved", "leg_index" FROM "markets_holding" '
             'WHERE "session_id" = %s AND ("reserved" < 0 OR "reserved" > "qty")',
             [session_id],
         )
-        return list(cursor.fetchall())
+        rows = cursor.fetchall()
+    return [row[:4] for row in rows if row[3] < 0 or row[3] > row[2] + (caps[row[4]] if caps else 0)]

@@ -27,8 +27,9 @@ import numpy as np
 
 from markets import sql
 
-HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted", "BatchCleared")
+HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted", "BatchCleared", "AutoDeleveraged")
 _BATCH_MARK = '"cut_at":'  # in every BatchCleared payload, in no TradeExecuted one
+_ADL_MARK = '"deltas_by_id":'  # in every AutoDeleveraged payload, in no other moving one
 _INT64_SAFE = 2**62
 
 
@@ -103,7 +104,7 @@ def replay_holdings(events: Iterable[Any]) -> Holdings:
     trades: list[str] = []
     for event in events:
         type_, payload = _type_and_payload(event)
-        if type_ in ("TradeExecuted", "BatchCleared"):
+        if type_ in ("TradeExecuted", "BatchCleared", "AutoDeleveraged"):
             # Before the allocation there is no holding row to move (the projection updates nothing).
             if opening.initial is not None:
                 trades.append(payload)
@@ -115,9 +116,9 @@ def replay_holdings(events: Iterable[Any]) -> Holdings:
 def _apply_trades(names: list[Holder], n_legs: int, initial: list[list[int]], trades: list[str]) -> np.ndarray:
     """The matrix after the trades and the batch auctions' fills (`trades` holds both payloads)."""
     index = {name: i for i, name in enumerate(names)}
-    batches = [p for p in trades if _BATCH_MARK in p]
+    batches = [p for p in trades if _BATCH_MARK in p or _ADL_MARK in p]
     if batches:
-        trades = [p for p in trades if _BATCH_MARK not in p]
+        trades = [p for p in trades if _BATCH_MARK not in p and _ADL_MARK not in p]
     holders, deltas, biggest = _parse_trades(index, n_legs, trades)
     if batches:
         more_holders, more, most = _parse_fills(index, n_legs, batches)
@@ -176,11 +177,18 @@ def _parse_trades_slowly(index: dict[Holder, int], n_legs: int, trades: list[str
 
 
 def _parse_fills(index: dict[Holder, int], n_legs: int, batches: list[str]) -> tuple[np.ndarray, Any, int]:
-    """What the fills of BatchCleared payloads move: each fill's owner gives on one leg, receives on another."""
+    """What the fills of BatchCleared payloads move (each fill's owner gives on one leg, receives on
+    another), and AutoDeleveraged payloads (a row of deltas per holder)."""
     holders: list[int] = []
     rows: list[list[int]] = []
     for payload in batches:
-        for fill in json.loads(payload)["result"].get("fills", ()):
+        data = json.loads(payload)
+        if "deltas_by_id" in data:
+            for user, deltas in sorted(data["deltas_by_id"].items()):
+                rows.append(([int(x) for x in deltas] + [0] * n_legs)[:n_legs])
+                holders.append(index.get(int(user), -1))
+            continue
+        for fill in data["result"].get("fills", ()):
             row = [0] * n_legs
             row[fill["give"]] -= fill["given"]
             row[fill["get"]] += fill["received"]

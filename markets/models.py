@@ -15,7 +15,13 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from markets import domain
-from markets.access_models import Invite, InviteUse, RejoinLink  # noqa: F401  (who may come in: access state)
+from markets.access_models import (  # noqa: F401  (who may come in: access state)
+    ApiToken,
+    IdempotencyRecord,
+    Invite,
+    InviteUse,
+    RejoinLink,
+)
 from markets.batch_models import Batch, Fill, Order  # noqa: F401  (batch auctions)
 
 
@@ -79,6 +85,10 @@ class Session(models.Model):
     max_orders = models.PositiveIntegerField(null=True, blank=True, help_text="Resting orders per participant")
     min_order = models.BigIntegerField(null=True, blank=True, help_text="Least order size, base units (10**-6)")
     next_cut_at = models.DateTimeField(null=True, blank=True, help_text="When the next batch clears")
+    # Bounded shorting (SessionCreated "margin"; "" = off: no holding below 0), exact decimal fractions.
+    short_limit = models.CharField(max_length=16, blank=True, help_text="Most short per leg, fraction of q_k")
+    margin_band = models.CharField(max_length=16, blank=True, help_text="Scenario box: S(1-m) to S(1+m)")
+    initial_margin = models.CharField(max_length=16, blank=True, help_text="IM: fraction of gross short value")
     batches = models.PositiveIntegerField(default=0, help_text="Batches recorded (BatchCleared)")
     version = models.PositiveIntegerField(default=0, help_text="Last applied event version of this stream")
     last_seq = models.BigIntegerField(default=0, help_text="Global seq of the last applied event")
@@ -126,6 +136,17 @@ class Session(models.Model):
     def trades_by_batch(self) -> bool:
         return self.mechanism in (self.Mechanism.BATCH, self.Mechanism.BOTH)
 
+    @property
+    def margin(self):
+        """Its shorting settings (`markets.domain.margin.MarginSettings`; off unless short_limit is set)."""
+        from markets.domain.margin import MarginSettings
+
+        return MarginSettings(self.short_limit, self.margin_band, self.initial_margin)
+
+    @property
+    def shorting(self) -> bool:
+        return bool(self.short_limit)
+
 
 stream_name = domain.stream_name
 NAME_MAX = 150  # a display name as recorded: a full name longer than this is cut (it is only shown)
@@ -145,6 +166,10 @@ class Participant(models.Model):
     display_name = models.CharField(max_length=NAME_MAX)
     role = models.CharField(max_length=16, choices=Role.choices)
     joined_at = models.DateTimeField()
+    # Bounded shorting: when its W fell below 0 (PositionLiquidated), and whether its buy-back orders
+    # still wait for their batch (auto-deleveraging follows that batch if they leave a short).
+    liquidated_at = models.DateTimeField(null=True, blank=True)
+    liquidation_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["session", "username"]
@@ -291,6 +316,9 @@ class Settlement(models.Model):
     fixing = models.JSONField(help_text="Rule and the ticks the prices came from")
     total = models.CharField(max_length=64, help_text="sum of payouts, exact decimal")
     expected = models.CharField(max_length=64, help_text="q . S_t2, exact decimal")
+    deficit = models.CharField(
+        max_length=64, blank=True, help_text="Sum of the negative x_i . S_t2 taken pro rata from the positive ones"
+    )
     settled_at = models.DateTimeField()
     seq = models.BigIntegerField()
 
@@ -302,6 +330,7 @@ class Payout(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="payouts")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="payouts")
     amount = models.CharField(max_length=64, help_text="x_i . S_t2, exact decimal (12 places)")
+    gross = models.CharField(max_length=64, blank=True, help_text="x_i . S_t2 before a haircut (blank: none)")
 
     class Meta:
         ordering = ["session", "participant__username"]
@@ -341,50 +370,3 @@ class Presence(models.Model):
     def connected_at(self, now: dt.datetime) -> bool:
         """Connected now: a socket counted, and refreshed recently enough that its process is alive."""
         return self.sockets > 0 and self.last_seen > now - dt.timedelta(seconds=self.STALE_SECONDS)
-
-
-class ApiToken(models.Model):
-    """A per-user bearer token for the JSON API. Only its SHA-256 hash and a short prefix are stored:
-    the token itself is shown once, when it is made (`markets.tokens.create_token`)."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. 'laptop script'")
-    prefix = models.CharField(
-        max_length=16, db_index=True, editable=False, help_text="First characters, to recognise it"
-    )
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    is_active = models.BooleanField(default=True, help_text="Untick to revoke the token")
-    created_at = models.DateTimeField(editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    class Meta:
-        ordering = ["user", "-created_at"]
-        verbose_name = "API token"
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.user})"
-
-
-class IdempotencyRecord(models.Model):
-    """The first response to a POST carrying an `Idempotency-Key`, replayed to retries with the same key.
-
-    The row is claimed (inserted, `status` null) before the command runs, so a concurrent retry waits
-    for it instead of running the command twice.
-    """
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body")
-    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Null while the first request runs")
-    content_type = models.CharField(max_length=100, blank=True)
-    body = models.TextField(blank=True)
-    created_at = models.DateTimeField()
-    completed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="markets_idempotency_user_key"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.key} ({self.user_id}): {self.status or 'running'}"

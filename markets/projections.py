@@ -88,6 +88,7 @@ def session_from_created(d: dict[str, Any], created_by_id: int, at: dt.datetime)
         fixing_rule=d["fixing_rule"],
         visibility=d.get("visibility", Session.Visibility.PUBLIC),  # logs before the setting: public
         **batch_fields(d),
+        **margin_fields(d),
         status=Session.Status.CREATED,
         created_by_id=created_by_id,
         created_at=at,
@@ -276,12 +277,14 @@ def _session_settled(event: Event, d: dict[str, Any]) -> None:
         fixing=d["fixing"],
         total=d["total"],
         expected=d["expected"],
+        deficit=d["haircut"]["deficit"] if "haircut" in d else "",
         settled_at=event.at,
         seq=event.seq,
     )
     participants = dict(Participant.objects.filter(session_id=session_id).values_list("user_id", "id"))
+    gross = d["haircut"]["gross_by_id"] if "haircut" in d else {}
     Payout.objects.bulk_create(
-        Payout(session_id=session_id, participant_id=participants[u], amount=amount)
+        Payout(session_id=session_id, participant_id=participants[u], amount=amount, gross=gross.get(str(u), ""))
         for u, amount in sorted(payouts_by_user(session_id, d).items())
     )
 
@@ -300,6 +303,8 @@ def holdings_matrix(session_id: str) -> dict[str, list[int]]:
     return floor_sql.holdings_by_name(session_id)  # one hand-written statement: the JSON stream reads it per batch
 
 
-from markets import projections_batch  # noqa: E402 (registers the batch auctions' handlers, which import these)
+# Registers the batch auctions' and bounded shorting's handlers (which import these).
+from markets import projections_batch, projections_margin  # noqa: E402, F401
 from markets.projections_batch import batch_fields  # noqa: E402
+from markets.projections_margin import margin_fields  # noqa: E402
 from markets.replay import ReplayError, diff, rebuild, snapshot  # noqa: E402, F401 (projections.rebuild, as ever)

@@ -10,7 +10,7 @@ from typing import Any
 from ledger.models import Event
 from markets import batch_sql
 from markets.domain import orders as rules
-from markets.models import Batch, Fill, Order, Session
+from markets.models import Batch, Fill, Order, Participant, Session
 from markets.projections import _participant_id, handles, session_id_of
 
 
@@ -102,6 +102,10 @@ def _batch_cleared(event: Event, d: dict[str, Any]) -> None:
         seq=event.seq,
     )
     batch_sql.apply_cut(session_id, batch.id, d["legs"], d["orders"], fills, event.at)
+    # Liquidated participants whose buy-back orders were in this batch wait no more (bounded shorting).
+    Participant.objects.filter(session_id=session_id, liquidation_pending=True, orders__id__in=d["orders"]).update(
+        liquidation_pending=False
+    )
     Session.objects.filter(id=session_id).update(
         batches=d["batch"], next_cut_at=dt.datetime.fromisoformat(d["next_cut_at"]) if d["next_cut_at"] else None
     )

@@ -25,7 +25,9 @@ def snapshot(session_id: str) -> dict[str, Any]:
         "participants": list(
             Participant.objects.filter(session_id=session_id)
             .order_by("user_id")
-            .values_list("user_id", "username", "display_name", "role", "joined_at")
+            .values_list(
+                "user_id", "username", "display_name", "role", "joined_at", "liquidated_at", "liquidation_pending"
+            )
         ),
         "holdings": list(
             Holding.objects.filter(session_id=session_id)
@@ -51,7 +53,7 @@ def snapshot(session_id: str) -> dict[str, Any]:
         "payouts": list(
             Payout.objects.filter(session_id=session_id)
             .order_by("participant__user_id")
-            .values_list("participant__user_id", "amount")
+            .values_list("participant__user_id", "amount", "gross")
         ),
     }
 

@@ -170,15 +170,16 @@ def holding(participant: int, leg_index: int) -> int:
 
 
 _LEG_TOTALS_SQL = (
-    'SELECT "leg_index", SUM("qty"), MIN("qty") FROM "markets_holding" WHERE "session_id" = %s GROUP BY "leg_index"'
+    'SELECT "leg_index", SUM("qty"), MIN("qty"), SUM(CASE WHEN "qty" < 0 THEN -"qty" ELSE 0 END) '
+    'FROM "markets_holding" WHERE "session_id" = %s GROUP BY "leg_index"'
 )
 
 
-def leg_totals(session_id: str) -> dict[int, tuple[int, int]]:
-    """{leg index: (sum, minimum) of x[.][k]}: invariants 1 and 2 from one aggregate."""
+def leg_totals(session_id: str) -> dict[int, tuple[int, int, int]]:
+    """{leg index: (sum, minimum, shorts) of x[.][k]}: invariants 1 and 2 from one aggregate."""
     with connection.cursor() as cursor:
         cursor.execute(_LEG_TOTALS_SQL, [session_id])
-        return {k: (int(total), int(low)) for k, total, low in cursor.fetchall()}
+        return {k: (int(total), int(low), int(short)) for k, total, low, short in cursor.fetchall()}
 
 
 _ACCEPTANCE_SQL = (

@@ -257,28 +257,41 @@ def plan_trade(
     rate: int,
     taker_holding: Sequence[int],
     maker_holding: Sequence[int],
+    room: Sequence[int] | None = None,
 ) -> TradeMove:
-    """Check a trade against both inventories (no internal shorting) and return what it moves."""
+    """Check a trade against both inventories and return what it moves. `room`: how far below zero each
+    leg may go (the session's short limit; none by default: no internal shorting)."""
     gi, ge = leg_index(legs, give_leg), leg_index(legs, get_leg)
     if gi == ge:
         raise DomainError("The give leg and the get leg must differ", "same_leg")
     receive = trade_receive(quantity, rate)
     if receive <= 0:
         raise DomainError("This trade is too small: it would deliver 0 units at this rate", "trade_too_small")
-    if taker_holding[gi] < quantity:
-        raise DomainError(
-            f"Insufficient inventory: the taker holds {qty_str(taker_holding[gi])} {give_leg}, "
-            f"needs {qty_str(quantity)}",
-            "insufficient_inventory",
-            "conflict",
-        )
-    if maker_holding[ge] < receive:
-        raise DomainError(
-            f"Insufficient inventory: the maker holds {qty_str(maker_holding[ge])} {get_leg}, needs {qty_str(receive)}",
-            "insufficient_inventory",
-            "conflict",
-        )
+    room = room or [0] * len(legs)
+    for who, held, k, leg, need in (
+        ("taker", taker_holding[gi], gi, give_leg, quantity),
+        ("maker", maker_holding[ge], ge, get_leg, receive),
+    ):
+        if held + room[k] < need:
+            raise short_of(f"the {who}", held, room[k], leg, need)
     return TradeMove(gi, ge, quantity, receive)
+
+
+def short_of(who: str, held: int, room: int, leg: str, need: int) -> DomainError:
+    """The refusal of giving `need` of a leg of which `who` may give `held` (+ `room` short)."""
+    holds = "hold" if who == "you" else "holds"
+    if room:
+        return DomainError(
+            f"Short limit: {who} {holds} {qty_str(held)} {leg} and may go short {qty_str(room)} at most, "
+            f"not give {qty_str(need)}",
+            "short_limit",
+            "conflict",
+        )
+    return DomainError(
+        f"Insufficient inventory: {who} {holds} {qty_str(held)} {leg}, needs {qty_str(need)}",
+        "insufficient_inventory",
+        "conflict",
+    )
 
 
 def leg_index(legs: Sequence[str], leg: object) -> int:
@@ -332,7 +345,7 @@ def payouts(holdings: Mapping[str, Sequence[int]], prices: Sequence[int]) -> dic
     return {holder: payout(row, prices) for holder, row in holdings.items()}
 
 
-# ---------------------------------------------------------------- the four invariants
+# ---------------------------------------------------------------- the five invariants
 
 
 def check_conservation(holdings: Mapping[str, Sequence[int]], q: Sequence[int], tolerance: int = 0) -> None:
@@ -353,8 +366,20 @@ def check_non_negative(holdings: Mapping[str, Sequence[int]]) -> None:
                 raise InvariantViolation(f"Negative holding: {holder} would hold {qty_str(x)} of leg #{k}")
 
 
-def check_leg_totals(totals: Sequence[int], lows: Sequence[int], q: Sequence[int], tolerance: int = 0) -> None:
-    """1 and 2 from per-leg aggregates (sum and minimum of x[.][k]), as the database computes them."""
+def check_leg_totals(
+    totals: Sequence[int],
+    lows: Sequence[int],
+    q: Sequence[int],
+    tolerance: int = 0,
+    caps: Sequence[int] | None = None,
+    shorts: Sequence[int] | None = None,
+) -> None:
+    """1 and 2 from per-leg aggregates (sum and minimum of x[.][k]), as the database computes them. With
+    shorting, `caps` is the short limit per leg and `shorts` the pool's shorts: 2 reads low >= -cap and
+    shorts <= cap."""
+    if caps is not None:
+        check_short_bounds(lows, shorts or [0] * len(caps), caps)
+        lows = [0] * len(lows)
     for k, (held, expected) in enumerate(zip(totals, q, strict=True)):
         if abs(held - expected) > tolerance:
             raise InvariantViolation(
@@ -365,6 +390,17 @@ def check_leg_totals(totals: Sequence[int], lows: Sequence[int], q: Sequence[int
             raise InvariantViolation(f"Negative holding: someone would hold {qty_str(low)} of leg #{k}")
 
 
+def check_short_bounds(lows: Sequence[int], shorts: Sequence[int], caps: Sequence[int]) -> None:
+    """2, with shorting: nobody below minus the short limit of a leg, the pool's shorts within it."""
+    for k, (low, short, cap) in enumerate(zip(lows, shorts, caps, strict=True)):
+        if low < -cap:
+            raise InvariantViolation(
+                f"Short limit broken: someone would hold {qty_str(low)} of leg #{k} (cap {qty_str(cap)})"
+            )
+        if short > cap:
+            raise InvariantViolation(f"Gross short cap broken on leg #{k}: {qty_str(short)} short, cap {qty_str(cap)}")
+
+
 def check_zero_sum(*deltas: Sequence[int]) -> None:
     """3. Reallocation only: the deltas of a trade sum to the zero vector."""
     if not deltas:
@@ -372,6 +408,13 @@ def check_zero_sum(*deltas: Sequence[int]) -> None:
     for k in range(len(deltas[0])):
         if sum(d[k] for d in deltas) != 0:
             raise InvariantViolation(f"Trade is not zero-sum on leg #{k}")
+
+
+def check_payouts_not_negative(payout_by_holder: Mapping[str, int]) -> None:
+    """5. No payout below 0 (a deficit from shorts is haircut from the positive payouts)."""
+    for holder, amount in payout_by_holder.items():
+        if amount < 0:
+            raise InvariantViolation(f"Negative payout: {holder} would be paid {money_str(amount)}")
 
 
 def check_settlement_sum(payout_by_holder: Mapping[str, int], q: Sequence[int], prices: Sequence[int]) -> None:

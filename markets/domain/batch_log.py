@@ -90,7 +90,7 @@ def _cut(event, d: dict, cut: dt.datetime, scheduled, legs: list[str], band: str
         orders = [
             batch.Order(o.id, o.owner, index[o.give], index[o.get], o.rest, o.limit)
             for o in sorted(resting.values(), key=lambda o: o.id)
-            if o.placed_at < cut
+            if o.placed_at < cut and o.id not in d.get("margin_held", ())  # held out: their fills broke margin
         ]
         book = batch.make_book(legs, [d["reference"][leg] for leg in legs], rules.band_fraction(band), orders)
     return Cut(event.seq, d["batch"], book, d["result"], problems)

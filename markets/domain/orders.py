@@ -131,10 +131,18 @@ def lifetime(good_for: object = None, gtc: object = False) -> int | None:
 
 
 def check_order(
-    *, quantity: int, held: int, reserved: int, min_order: int, resting: int, max_orders: int, leg: str
+    *,
+    quantity: int,
+    held: int,
+    reserved: int,
+    min_order: int,
+    resting: int,
+    max_orders: int,
+    leg: str,
+    short_room: int = 0,
 ) -> None:
     """An order may rest: large enough, within the participant's resting orders, and no more than what
-    is available of its give leg (held - reserved by the orders already resting)."""
+    is available of its give leg (held - reserved by the orders already resting, + the short limit)."""
     if quantity < min_order:
         raise DomainError(
             f"An order gives at least {qty_str(min_order)} {leg} here, not {qty_str(quantity)}", "order_too_small"
@@ -144,7 +152,14 @@ def check_order(
             f"You have {resting} orders resting, the most this session allows: cancel one first", "too_many_orders"
         )
     available = held - reserved
-    if quantity > available:
+    if short_room and quantity > available + short_room:
+        raise _conflict(
+            f"Short limit: you hold {qty_str(held)} {leg}, {qty_str(reserved)} reserved by your resting orders, "
+            f"and may go short {qty_str(short_room)} at most, so {qty_str(max(available + short_room, 0))} "
+            f"may be offered, not {qty_str(quantity)}",
+            "short_limit",
+        )
+    if quantity > available + short_room:
         raise _conflict(
             f"Not enough available: you hold {qty_str(held)} {leg}, {qty_str(reserved)} reserved by your resting "
             f"orders, so {qty_str(max(available, 0))} available, not {qty_str(quantity)}",

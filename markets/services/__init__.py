@@ -11,11 +11,13 @@ the admin and the management commands all call these functions; the permission c
     settlement.py  settle at prices or at the fixing
     orders.py      batch auctions' limit orders: place (reserving what they may give), cancel
     batches.py     batch auctions' cut: the organiser's "clear now", the scheduler's due batches
+    margin.py      bounded shorting: the margin rule inside the commands, liquidation, deleveraging
     scheduler.py   what the clock makes due (run_due)
 """
 
 from markets.services.batches import clear_batch, clear_due_batches
 from markets.services.command import check_invariants, tolerance_base_units
+from markets.services.margin import liquidate, liquidate_due_sessions
 from markets.services.orders import cancel_order, place_order
 from markets.services.scheduler import (
     close_due_sessions,
@@ -57,6 +59,8 @@ __all__ = [
     "create_session",
     "expire_due_quotes",
     "join_session",
+    "liquidate",
+    "liquidate_due_sessions",
     "open_due_sessions",
     "open_session",
     "pause_trading",

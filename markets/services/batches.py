@@ -15,6 +15,7 @@ from markets.domain import batch
 from markets.domain import orders as rules
 from markets.errors import Conflict, DomainError
 from markets.models import Batch, Order, Session
+from markets.services import margin
 from markets.services.command import (
     _Command,
     _command,
@@ -69,6 +70,7 @@ def _cut(cmd: _Command, cut: dt.datetime) -> int:
         .values_list("id", "participant__user_id", "give_leg", "get_leg", "rest", "limit_rate")
     )
     orders = [batch.Order(i, u, index[give], index[get], rest, limit) for i, u, give, get, rest, limit in resting]
+    held: list[int] = []
     try:
         fixing = fixing_rules.take_fixing(session.id, legs, cut, {"rule": "last"})
     except fixing_rules.MissingPrice as exc:
@@ -84,10 +86,11 @@ def _cut(cmd: _Command, cut: dt.datetime) -> int:
         except DomainError as exc:  # a price the band cannot move around (it would reach zero): nothing trades
             result = batch.NoClearing("invalid_book", exc.message)
         else:
-            result = batch.clear(book)
-            problems = batch.check(book, result)
+            result, held = _clear_within_margin(cmd, book, [reference[leg] for leg in legs])
+            problems = batch.check(book if not held else _without(book, held), result)
             if problems:  # never half a batch: nothing trades, and the record says why
                 result = batch.NoClearing("check_failed", "; ".join(problems[:5]))
+    pending = margin.pending_buy_backs(session, {o.owner for o in orders}) if reference else []
     number = session.batches + 1
     after = rules.next_cut(cut, session.batch_seconds, cmd.now)
     cmd.emit(
@@ -103,9 +106,54 @@ def _cut(cmd: _Command, cut: dt.datetime) -> int:
             "result": batch.result_to_dict(result),
             "volume": domain.money_str(result.volume if isinstance(result, batch.Clearing) else 0),
             "next_cut_at": _iso(after),
-        },
+        }
+        | ({"margin_held": held} if held else {}),
     )
+    for user in pending:  # what the buy-back left short is deleveraged at the cut's prices
+        margin.deleverage(cmd, user, [reference[leg] for leg in legs], ticks, batch=number)
     return number
+
+
+def _without(book: batch.Book, held: list[int]) -> batch.Book:
+    return batch.Book(book.legs, book.reference, book.band, tuple(o for o in book.orders if o.id not in held))
+
+
+def _clear_within_margin(cmd: _Command, book: batch.Book, reference: list[int]) -> tuple[batch.Result, list[int]]:
+    """Clear the book; in a shorting session, a participant whose fills would break the margin rule (or
+    take the pool's shorts of a leg past the cap) has its orders held out of this batch, and the rest is
+    cleared again, until every fill fits. Returns the result and the orders held out (in id order)."""
+    held: list[int] = []
+    while True:
+        current = _without(book, held) if held else book
+        result = batch.clear(current)
+        if not cmd.session.shorting or not isinstance(result, batch.Clearing):
+            return result, sorted(held)
+        deltas: dict[int, list[int]] = {}
+        for fill in result.fills:
+            row = deltas.setdefault(fill.owner, [0] * len(book.legs))
+            row[fill.give] -= fill.given
+            row[fill.get] += fill.received
+        culprit = _culprit(cmd, result, deltas, reference)
+        if culprit is None:
+            return result, sorted(held)
+        held.extend(o.id for o in current.orders if o.owner == culprit)
+
+
+def _culprit(cmd: _Command, result: batch.Clearing, deltas: dict[int, list[int]], reference: list[int]) -> int | None:
+    """Whose orders to hold out of the batch: the first participant (by user id) whose own fills break the
+    margin rule; else, if together they take the pool's shorts of a leg past the cap, the owner of the
+    latest order that fills by giving what its owner does not hold; None when every fill fits."""
+    for user in sorted(deltas):
+        try:
+            margin.check_moves(cmd, {user: deltas[user]}, prices=reference)
+        except DomainError:
+            return user
+    try:
+        margin.check_moves(cmd, deltas, prices=reference)
+    except DomainError:
+        shorting = [f for f in result.fills if margin.goes_short(cmd.session, f.owner, f.give, deltas[f.owner])]
+        return max(shorting or result.fills, key=lambda f: f.order).owner
+    return None
 
 
 def clear_due_batches() -> list[tuple[str, str]]:

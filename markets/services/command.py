@@ -87,9 +87,10 @@ def _command(session_id: str | None = None, *, lock: Callable[[], Session] | Non
         cmd = _Command(session, clock.now())
         yield cmd
         if cmd.events:
-            check_invariants(session.id, session.q)
+            caps = session.margin.caps(session.q) if session.shorting else None
+            check_invariants(session.id, session.q, caps)
             if session.trades_by_batch:
-                check_reservations(session.id)
+                check_reservations(session.id, caps)
 
 
 def _get_session(session_id: str, *, for_update: bool = False) -> Session:
@@ -170,24 +171,27 @@ def tolerance_base_units() -> int:
     return int(tol.scaleb(domain.QTY_DP).to_integral_value())
 
 
-def check_invariants(session_id: str, q: list[int]) -> None:
-    """Invariants 1 and 2 on the projection as it would be committed: one aggregate per leg."""
+def check_invariants(session_id: str, q: list[int], caps: list[int] | None = None) -> None:
+    """Invariants 1 and 2 on the projection as it would be committed: one aggregate per leg. With shorting
+    (`caps`, the short limit per leg), 2 reads: nobody below minus the cap, the pool's shorts within it."""
     totals = sql.leg_totals(session_id)
     if not totals:
         return  # not allocated yet
     domain.check_leg_totals(
-        [totals.get(k, (0, 0))[0] for k in range(len(q))],
-        [totals.get(k, (0, 0))[1] for k in range(len(q))],
+        [totals.get(k, (0, 0, 0))[0] for k in range(len(q))],
+        [totals.get(k, (0, 0, 0))[1] for k in range(len(q))],
         q,
         tolerance_base_units(),
+        caps,
+        [totals.get(k, (0, 0, 0))[2] for k in range(len(q))],
     )
 
 
-def check_reservations(session_id: str) -> None:
-    """Batch sessions: no holding reserves less than nothing or more than it holds (its resting orders can
-    always give what they promise), on the projection as it would be committed."""
+def check_reservations(session_id: str, caps: list[int] | None = None) -> None:
+    """Batch sessions: no holding reserves less than nothing or more than it holds (plus its short limit:
+    its resting orders can always give what they promise), on the projection as it would be committed."""
     from markets import batch_sql
 
-    bad = batch_sql.reservation_breaches(session_id)
+    bad = batch_sql.reservation_breaches(session_id, caps)
     if bad:
         raise domain.InvariantViolation(f"reservations out of bounds (participant, leg, held, reserved): {bad[:3]}")

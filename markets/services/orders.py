@@ -7,6 +7,7 @@ from markets import domain, sql
 from markets.domain import orders as rules
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
 from markets.models import Holding, Order, Session
+from markets.services import margin
 from markets.services.command import (
     _command,
     _participant,
@@ -69,7 +70,12 @@ def place_order(
             resting=Order.objects.filter(participant=me, status=Order.Status.RESTING).count(),
             max_orders=session.max_orders,
             leg=session.legs[gi],
+            short_room=margin.room(session)[gi],
         )
+        if session.shorting:  # as if the order filled whole at its limit now (each fill is checked again)
+            change = [0] * len(session.legs)
+            change[gi], change[ge] = -qty, domain.trade_receive(qty, limit)
+            margin.check_moves(cmd, {me.user_id: change}, me=me.user_id)
         order_id = sql.next_id(Order)
         cmd.emit(
             "OrderPlaced",

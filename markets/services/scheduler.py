@@ -1,5 +1,6 @@
 """What the clock makes due, as commands: open scheduled sessions at t1 (late only while t2 is ahead),
-cancel timed sessions that did not open by t2, record quote expiries, close trading at t2, settle timed sessions at their fixing. `run_due` does all of
+cancel timed sessions that did not open by t2, record quote expiries, liquidate positions whose margin
+fell below zero (bounded shorting), close trading at t2, settle timed sessions at their fixing. `run_due` does all of
 it; `run_oracle` calls it once a second, `settle --due` from cron. None of it decides a time rule: the
 commands refuse by the clock already; this records in the log what the clock made true.
 """
@@ -14,6 +15,7 @@ from markets.errors import Conflict, DomainError
 from markets.models import RFQ, Quote, Session
 from markets.services.batches import clear_due_batches
 from markets.services.command import _command, _retrying
+from markets.services.margin import liquidate_due_sessions
 from markets.services.sessions import _open
 from markets.services.settlement import _close_trading, _record_waiting, expire_quotes, settle_session
 
@@ -148,6 +150,7 @@ def run_due() -> list[tuple[str, str]]:
         open_due_sessions,
         cancel_unopened_sessions,
         expire_due_quotes,
+        liquidate_due_sessions,
         clear_due_batches,
         close_due_sessions,
         settle_due_sessions,

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from ledger import clock, store
 from markets import access, domain, projections
-from markets.domain import orders
+from markets.domain import margin, orders
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
 from markets.models import NAME_MAX, Participant, Session, stream_name
 from markets.services.command import (
@@ -48,9 +48,13 @@ def create_session(
     batch_band: object = None,
     max_orders: object = None,
     min_order: object = None,
+    short_limit: object = None,
+    margin_band: object = None,
+    initial_margin: object = None,
 ) -> Session:
     """Create a session; its creator joins as organiser. Needs the `markets.add_session` permission.
-    `mechanism` is how it trades: by RFQ, by batch auction (with its settings), or both."""
+    `mechanism` is how it trades: by RFQ, by batch auction (with its settings), or both. `short_limit`
+    (with `margin_band` and `initial_margin`) lets holdings go short within a margin rule; off by default."""
     _require_user(actor)
     if actor is not None and not actor.has_perm("markets.add_session"):
         raise Forbidden("You are not allowed to create sessions (ask an admin for organiser rights)", "forbidden")
@@ -93,6 +97,7 @@ def create_session(
             "Manual settlement is disabled here (ALLOW_MANUAL_SETTLE=false): use end_mode=timed", "manual_disabled"
         )
     trading = orders.batch_settings(mechanism, batch_seconds, batch_band, max_orders, min_order)
+    shorting = margin.margin_settings(short_limit, margin_band, initial_margin)
     try:
         rule = fixing_rules.validate_rule(fixing_rule)
     except fixing_rules.InvalidRule as exc:
@@ -121,7 +126,8 @@ def create_session(
                 "created_by_id": actor.pk,
                 "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
             }
-            | trading.payload(),
+            | trading.payload()
+            | shorting.payload(),
             expected_version=0,
             at=now,
         )

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from django.conf import settings
 
 from markets import domain, projections
+from markets.domain import margin
 from markets.errors import Conflict, DomainError, Forbidden
 from markets.models import Quote, Session
 from markets.services.command import _Command, _command, _get_session, _iso, _require_organiser, _retrying
@@ -100,8 +101,11 @@ def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list
 def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
     session = cmd.session
     matrix = projections.holdings_by_user(session.id)
-    paid = domain.payouts(matrix, prices)
+    gross = domain.payouts(matrix, prices)
+    cut = margin.haircut(gross, domain.payout(session.q, prices))  # nothing changes unless a payout is < 0
+    paid = cut.paid
     domain.check_settlement_sum(paid, session.q, prices)
+    domain.check_payouts_not_negative(paid)
     cmd.emit(
         "SessionSettled",
         {
@@ -110,8 +114,19 @@ def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
             "payouts_by_id": {str(u): domain.money_str(v) for u, v in paid.items()},
             "total": domain.money_str(sum(paid.values())),
             "expected": domain.money_str(domain.payout(session.q, prices)),
-        },
+        }
+        | ({"haircut": _haircut_record(cut)} if cut.deficit else {}),
     )
+
+
+def _haircut_record(cut: margin.Haircut) -> dict:
+    """The waterfall: the deficit of the negative payouts, the factor applied to the positive ones, and
+    each holder's payout before it (the event's payouts are after)."""
+    return {
+        "deficit": domain.money_str(cut.deficit),
+        "factor": f"{cut.factor.numerator}/{cut.factor.denominator}",
+        "gross_by_id": {str(u): domain.money_str(v) for u, v in cut.gross.items()},
+    }
 
 
 @_retrying

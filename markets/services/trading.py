@@ -10,6 +10,7 @@ from django.db import connection
 from markets import domain, sql
 from markets.errors import Conflict, DomainError, Forbidden, NotFound
 from markets.models import RFQ, Participant, Quote, Session, Trade
+from markets.services import margin
 from markets.services.command import (
     _command,
     _iso,
@@ -47,7 +48,10 @@ def request_rfq(actor, session_id: str, give_leg: str, get_leg: str, quantity: o
         _require_trading(session, cmd.now)
         _require_unpaused(session)
         held = sql.holding(me.id, gi)
-        if held < qty:
+        short = margin.room(session)[gi]
+        if held + short < qty:
+            if short:
+                raise domain.short_of("you", held, short, session.legs[gi], qty)
             raise DomainError(
                 f"Insufficient inventory: you hold {domain.qty_str(held)} {session.legs[gi]}"
                 f"{FREE if session.trades_by_batch else ''}, not {domain.qty_str(qty)}",
@@ -119,8 +123,12 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
         receive = domain.trade_receive(rfq.quantity, rate_base)
         if receive <= 0:
             raise DomainError("At this rate the trade would deliver 0 units: quote a higher rate", "trade_too_small")
-        held = sql.holding(me.id, domain.leg_index(cmd.session.legs, rfq.get_leg))
-        if held < receive:  # checked again at accept: the holding may change in between
+        ge = domain.leg_index(cmd.session.legs, rfq.get_leg)
+        held = sql.holding(me.id, ge)
+        short = margin.room(cmd.session)[ge]
+        if short and held + short < receive:
+            raise domain.short_of("you", held, short, rfq.get_leg, receive)
+        if held + short < receive:  # checked again at accept: the holding may change in between
             raise DomainError(
                 f"Insufficient inventory: you hold {domain.qty_str(held)} {rfq.get_leg}"
                 f"{FREE if cmd.session.trades_by_batch else ''}; at rate "
@@ -128,6 +136,11 @@ def provide_quote(actor, rfq_id: object, rate: object, ttl_seconds: object = DEF
                 "insufficient_inventory",
                 "conflict",
             )
+        if cmd.session.shorting:  # the maker's side as if the quote were accepted now (again at accept)
+            gi = domain.leg_index(cmd.session.legs, rfq.give_leg)
+            change = [0] * len(cmd.session.legs)
+            change[gi], change[ge] = rfq.quantity, -receive
+            margin.check_moves(cmd, {me.user_id: change}, me=me.user_id)
         quote_id = sql.next_id(Quote)
         expires = cmd.now + dt.timedelta(seconds=ttl)
         cmd.emit(
@@ -241,10 +254,24 @@ def accept_quote(actor, quote_id: object) -> Trade:
             raise Conflict(f"Quote {found.quote_id} expired at {found.expires_at:%H:%M:%S}", "quote_expired")
         taker_row, maker_row = sql.two_holdings(found.taker_id, found.maker_id)
         move = domain.plan_trade(
-            session.legs, found.give_leg, found.get_leg, found.quantity, found.rate, taker_row, maker_row
+            session.legs,
+            found.give_leg,
+            found.get_leg,
+            found.quantity,
+            found.rate,
+            taker_row,
+            maker_row,
+            margin.room(session) if session.shorting else None,
         )
         taker_deltas, maker_deltas = move.deltas(len(session.legs))
         domain.check_zero_sum(taker_deltas, maker_deltas)
+        if session.shorting:
+            margin.check_moves(
+                cmd,
+                {found.taker_user_id: taker_deltas, found.maker_user_id: maker_deltas},
+                me=found.taker_user_id,
+                names={found.maker_user_id: f"the maker {found.maker_shown}"},
+            )
         trade_id = sql.next_id(Trade)
         event = cmd.emit(
             "TradeExecuted",

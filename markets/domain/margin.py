@@ -1,0 +1,409 @@
+"""Bounded shorting, kept fully funded (exact integers and Fractions, no Django).
+
+A session may let holdings go below zero, down to `short_limit` x q_k per participant and leg, with the
+shorts of the whole pool in a leg capped by the same amount. A participant's worst case over the scenario
+box (each price from S_k(1-m) to S_k(1+m) around the oracle's latest price) is exact without an optimiser,
+because the payoff x.S is linear and separable:
+
+    W_i = sum_k ( x+_ik . S_k(1-m)  -  x-_ik . S_k(1+m) )
+
+The initial requirement is `initial_margin` x the gross short value at the latest prices
+(IM_i = im . sum_k x-_ik S_k). A trade, quote, order or fill that would leave W_i < IM_i is refused, except
+that a participant already under IM (reduce-only) may make a trade that raises W_i. W_i < 0 means the
+participant is liquidated: its shorts are bought back (batch sessions) or deleveraged from the largest
+holders of the leg at the oracle's price, paid with its long legs (`plan_deleverage`). If a fixing falls so
+far outside the box that some payout x_i.S is negative anyway, the deficit is taken pro rata from the
+positive payouts (`haircut`), so that every payout is >= 0 and they still sum to q.S exactly.
+
+Units: quantities 10**-6, prices 10**-6, money 10**-12 (qty x price), as everywhere in the house.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+from markets.domain import RATE_SCALE, DomainError, money_str, qty_str
+
+FRACTION_DP = 4  # fractions are written with at most 4 decimals: 0.2, 0.15, 0.0025
+DEFAULT_BAND = "0.15"  # portfolio margin's valuation range for single stocks (FINRA 4210(g))
+DEFAULT_INITIAL = "0.05"
+STATUSES = ("ok", "reduce_only", "liquidated")
+
+
+@dataclass(frozen=True)
+class MarginSettings:
+    """A session's shorting settings as SessionCreated records them (exact decimal text; "" = off)."""
+
+    short_limit: str = ""
+    margin_band: str = ""
+    initial_margin: str = ""
+
+    @property
+    def on(self) -> bool:
+        return bool(self.short_limit)
+
+    @property
+    def limit(self) -> Fraction:
+        return Fraction(Decimal(self.short_limit)) if self.on else Fraction(0)
+
+    @property
+    def band(self) -> Fraction:
+        return Fraction(Decimal(self.margin_band)) if self.on else Fraction(0)
+
+    @property
+    def initial(self) -> Fraction:
+        return Fraction(Decimal(self.initial_margin)) if self.on else Fraction(0)
+
+    def caps(self, q: Sequence[int]) -> list[int]:
+        """The most any participant may be short of each leg, and the pool's gross short cap: floor(a.q_k)."""
+        return [math.floor(self.limit * qk) for qk in q]
+
+    def payload(self) -> dict:
+        """What SessionCreated carries (nothing when shorting is off: the log reads as before)."""
+        if not self.on:
+            return {}
+        return {
+            "margin": {
+                "short_limit": self.short_limit,
+                "margin_band": self.margin_band,
+                "initial_margin": self.initial_margin,
+            }
+        }
+
+
+OFF = MarginSettings()
+
+
+def _fraction_text(value: object, name: str, *, low: Fraction, high: Fraction, low_open: bool) -> str:
+    text = str(value).strip().replace(",", ".") if value is not None else ""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or text != text.strip() or "e" in text.lower():
+        raise DomainError(f"{name} must be a decimal fraction such as 0.2, not {str(value)[:20]!r}", f"invalid_{name}")
+    if number.as_tuple().exponent < -FRACTION_DP:  # type: ignore[operator]
+        raise DomainError(f"{name} takes at most {FRACTION_DP} decimals", f"invalid_{name}")
+    frac = Fraction(number)
+    if (frac <= low if low_open else frac < low) or frac > high:
+        side = "above" if low_open else "at least"
+        raise DomainError(f"{name} must be {side} {low} and at most {float(high):g}, not {text}", f"invalid_{name}")
+    return format(number.normalize(), "f") if number != 0 else "0"
+
+
+def margin_settings(
+    short_limit: object = None, margin_band: object = None, initial_margin: object = None
+) -> MarginSettings:
+    """A new session's shorting settings, each refused with its own code. No short_limit (or 0): off,
+    and then neither of the others may be given."""
+    given = [v for v in (margin_band, initial_margin) if v not in (None, "")]
+    if short_limit in (None, "") or str(short_limit).strip() in ("0", "0.0", "0.00"):
+        if given:
+            raise DomainError(
+                "margin_band and initial_margin need short_limit (shorting is off)", "invalid_short_limit"
+            )
+        return OFF
+    limit = _fraction_text(short_limit, "short_limit", low=Fraction(0), high=Fraction(1), low_open=True)
+    band = _fraction_text(
+        DEFAULT_BAND if margin_band in (None, "") else margin_band,
+        "margin_band", low=Fraction(0), high=Fraction(9, 10), low_open=True,
+    )  # fmt: skip
+    initial = _fraction_text(
+        DEFAULT_INITIAL if initial_margin in (None, "") else initial_margin,
+        "initial_margin", low=Fraction(0), high=Fraction(1), low_open=False,
+    )  # fmt: skip
+    return MarginSettings(limit, band, initial)
+
+
+def settings_of(d: Mapping) -> MarginSettings:
+    """A SessionCreated payload's shorting settings (old logs and sessions without: off)."""
+    m = d.get("margin")
+    if not m:
+        return OFF
+    return MarginSettings(m["short_limit"], m["margin_band"], m["initial_margin"])
+
+
+# ---------------------------------------------------------------- the worst case over the box
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One participant's margin at one set of prices: W, the requirement, the status, and the leg whose
+    short weighs most in the worst case (None without shorts)."""
+
+    w: Fraction
+    requirement: Fraction
+    binding: int | None
+
+    @property
+    def excess(self) -> Fraction:
+        return self.w - self.requirement
+
+    @property
+    def status(self) -> str:
+        if self.w < 0:
+            return "liquidated"
+        return "reduce_only" if self.w < self.requirement else "ok"
+
+    def figures(self, legs: Sequence[str]) -> dict:
+        """W, the requirement and the binding leg as the API, the refusal and the monitor show them."""
+        return {
+            "W": money_text(self.w),
+            "requirement": money_text(self.requirement),
+            "binding_leg": legs[self.binding] if self.binding is not None else None,
+        }
+
+
+def money_text(value: Fraction) -> str:
+    """Money (10**-12 base units), exact where it is whole, else rounded down to the base unit."""
+    return money_str(math.floor(value))
+
+
+def has_shorts(x: Sequence[int]) -> bool:
+    return any(v < 0 for v in x)
+
+
+def assess(
+    x: Sequence[int], prices: Sequence[int | None], settings: MarginSettings, legs: Sequence[str] = ()
+) -> Assessment:
+    """W and IM of holding row `x` at `prices` (None where the oracle has no price yet). Without shorts,
+    W >= 0 = IM whatever the prices (nothing is needed); with them, every leg held needs a price."""
+    if not has_shorts(x):
+        return Assessment(Fraction(0) if not any(x) else _w(x, prices, settings.band, need=False), Fraction(0), None)
+    return Assessment(
+        _w(x, prices, settings.band, legs=legs),
+        settings.initial * sum(-v * prices[k] for k, v in enumerate(x) if v < 0),  # type: ignore[operator]
+        max((k for k, v in enumerate(x) if v < 0), key=lambda k: (-x[k] * prices[k], -k)),  # type: ignore[operator]
+    )
+
+
+def _w(x: Sequence[int], prices: Sequence[int | None], band: Fraction, *, need: bool = True, legs=()) -> Fraction:
+    low, high = 1 - band, 1 + band
+    total = Fraction(0)
+    for k, v in enumerate(x):
+        if v == 0:
+            continue
+        price = prices[k]
+        if price is None:
+            if not need:
+                return Fraction(0)  # a long-only row: W >= 0 at any price, and that is all it needs
+            name = legs[k] if legs else f"leg #{k}"
+            raise DomainError(
+                f"No oracle price for {name} yet: a position with shorts needs every leg it holds priced",
+                "no_price",
+                "conflict",
+            )
+        total += v * price * (low if v > 0 else high)
+    return total
+
+
+def check_move(
+    who: str,
+    before: Sequence[int],
+    after: Sequence[int],
+    prices: Sequence[int | None],
+    settings: MarginSettings,
+    legs: Sequence[str],
+) -> Assessment:
+    """The margin rule for one participant's side of a trade, quote, order or fill: after it, W >= IM; or,
+    for a participant already under IM (reduce-only), W rises. Refused with 409 `margin`, its figures."""
+    now = assess(after, prices, settings, legs)
+    if now.excess >= 0:
+        return now
+    was = assess(before, prices, settings, legs)
+    if was.excess < 0 and now.w > was.w:
+        return now  # reduce-only: a trade that raises W is let through
+    figures = now.figures(legs)
+    if was.excess < 0:
+        message = (
+            f"Margin: {who} {'are' if who == 'you' else 'is'} reduce-only (W {money_text(was.w)} under the "
+            f"requirement {money_text(was.requirement)}) and this would not raise W (it would be {figures['W']})"
+        )
+    else:
+        message = (
+            f"Margin: this would leave {who} with W {figures['W']} below the requirement {figures['requirement']}"
+            f" (the binding leg is {figures['binding_leg']}, short {qty_str(-after[now.binding])})"  # type: ignore[index]
+        )
+    error = DomainError(message, "margin", "conflict")
+    error.detail = figures | {"who": who}  # type: ignore[attr-defined]
+    raise error
+
+
+def check_bounds(x: Sequence[int], caps: Sequence[int], legs: Sequence[str], who: str = "you") -> None:
+    """No holding below minus its short limit (0 where shorting is off)."""
+    for k, v in enumerate(x):
+        if v < -caps[k]:
+            if caps[k] == 0:
+                raise DomainError(
+                    f"Insufficient inventory: {who} would hold {qty_str(v)} {legs[k]} (this session allows no shorts)",
+                    "insufficient_inventory",
+                    "conflict",
+                )
+            raise DomainError(
+                f"Short limit: {who} would be short {qty_str(-v)} {legs[k]}, the most allowed is {qty_str(caps[k])}",
+                "short_limit",
+                "conflict",
+            )
+
+
+def check_gross(short_totals: Sequence[int], caps: Sequence[int], legs: Sequence[str]) -> None:
+    """The pool's gross short per leg within its cap."""
+    for k, total in enumerate(short_totals):
+        if total > caps[k]:
+            raise DomainError(
+                f"Short limit: the pool would be short {qty_str(total)} {legs[k]} in all, the cap is {qty_str(caps[k])}",
+                "short_limit",
+                "conflict",
+            )
+
+
+# ---------------------------------------------------------------- liquidation
+
+
+@dataclass
+class Deleverage:
+    """What auto-deleveraging moves: for each short leg, units taken from the ranked holders; each of them
+    paid with the liquidated participant's long legs. `deltas` by holder sum to zero on every leg."""
+
+    victim: int
+    ranking: dict[int, list[int]] = field(default_factory=dict)  # leg -> holders, highest first
+    moves: list[tuple[int, int, int]] = field(default_factory=list)  # (holder, short leg, units taken)
+    paid: dict[int, dict[int, int]] = field(default_factory=dict)  # holder -> {long leg: units}
+    deltas: dict[int, list[int]] = field(default_factory=dict)
+    bankrupt: bool = False
+
+    def payload(self, legs: Sequence[str]) -> dict:
+        """AutoDeleveraged's record: the ranking per leg, every unit taken and every unit paid."""
+        return {
+            "user_id": self.victim,
+            "ranking": {legs[k]: holders for k, holders in sorted(self.ranking.items())},
+            "moves": [{"from": u, "leg": legs[k], "units": n} for u, k, n in self.moves],
+            "paid": {str(u): {legs[j]: n for j, n in sorted(row.items())} for u, row in sorted(self.paid.items())},
+            "deltas_by_id": {str(u): row for u, row in sorted(self.deltas.items())},
+            "bankrupt": self.bankrupt,
+        }
+
+
+def plan_deleverage(victim: int, holdings: Mapping[int, Sequence[int]], prices: Sequence[int]) -> Deleverage:
+    """Close every short of `victim` against the other holders of that leg, highest-ranked first (the most
+    units held; then the lower user id), at the oracle's price, paid with the victim's long legs in
+    proportion. When the longs are worth less than the shorts at that price (bankrupt), all the longs go
+    (the bankruptcy price). Exact: each long leg's payment is ceil(share) of it, split by largest remainder."""
+    n = len(prices)
+    x = list(holdings[victim])
+    plan = Deleverage(victim, deltas={victim: [0] * n})
+    shorts = [(k, -v) for k, v in enumerate(x) if v < 0]
+    if not shorts:
+        return plan
+    short_value = sum(s * prices[k] for k, s in shorts)
+    long_value = sum(v * prices[k] for k, v in enumerate(x) if v > 0)
+    plan.bankrupt = long_value < short_value
+    # Units taken, per (holder, leg), and the value each holder is owed.
+    owed: dict[int, int] = {}
+    for k, need in shorts:
+        ranked = sorted(
+            (u for u, row in holdings.items() if u != victim and row[k] > 0), key=lambda u: (-holdings[u][k], u)
+        )
+        plan.ranking[k] = ranked
+        for u in ranked:
+            if need == 0:
+                break
+            take = min(need, holdings[u][k])
+            need -= take
+            plan.deltas.setdefault(u, [0] * n)[k] -= take
+            plan.deltas[victim][k] += take
+            owed[u] = owed.get(u, 0) + take * prices[k]
+            plan.moves.append((u, k, take))
+        assert need == 0, "the other holders of a leg always hold at least its shorts (sum of x = q >= 0)"
+    # Payment: each long leg j gives ceil(x_j . min(1, V_s/V_l)), split among holders by what they are owed.
+    holders = sorted(owed)
+    for j, v in enumerate(x):
+        if v <= 0 or short_value == 0:
+            continue
+        total = v if plan.bankrupt else min(v, -(-v * short_value // long_value))
+        shares = largest_remainder(total, [owed[u] for u in holders])
+        for u, share in zip(holders, shares, strict=True):
+            if share:
+                plan.deltas[u][j] += share
+                plan.deltas[victim][j] -= share
+                plan.paid.setdefault(u, {})[j] = share
+    return plan
+
+
+def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` split in proportion to `weights` (non-negative), whole units, summing to `total` exactly:
+    floors first, then one more to the largest remainders (ties: the earlier)."""
+    whole = sum(weights)
+    if whole == 0:
+        if total:
+            raise ValueError("nothing to split by")
+        return [0] * len(weights)
+    floors = [total * w // whole for w in weights]
+    left = total - sum(floors)
+    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return floors
+
+
+def buy_back_orders(
+    x: Sequence[int], reference: Sequence[int], batch_band: Fraction
+) -> list[tuple[int, int, int, int]]:
+    """A liquidated participant's buy-back orders for the next batch: for each short leg (largest value
+    first), its long legs (largest value first) offered at the band's edge, the most the batch can ask
+    (the give leg at its lowest, the short leg at its highest), for as much as covers the short there.
+    Each is (give leg, get leg, quantity, limit rate 10**-8)."""
+    left = list(x)
+    orders = []
+    shorts = sorted((k for k, v in enumerate(x) if v < 0), key=lambda k: (x[k] * reference[k], k))
+    for k in shorts:
+        need = -x[k]
+        for j in sorted((j for j, v in enumerate(left) if v > 0), key=lambda j: (-left[j] * reference[j], j)):
+            if need <= 0:
+                break
+            rate = reference[j] * (1 - batch_band) / (reference[k] * (1 + batch_band))
+            limit = math.floor(rate * RATE_SCALE)
+            if limit <= 0:
+                continue
+            quantity = min(left[j], -(-need * RATE_SCALE // limit))
+            if quantity <= 0:
+                continue
+            orders.append((j, k, quantity, limit))
+            left[j] -= quantity
+            need -= quantity * limit // RATE_SCALE
+    return orders
+
+
+# ---------------------------------------------------------------- settlement
+
+
+@dataclass(frozen=True)
+class Haircut:
+    """Payouts after covering the deficit of negative ones pro rata from the positive ones."""
+
+    paid: dict
+    gross: dict
+    deficit: int
+    factor: Fraction
+
+    @property
+    def cut(self) -> dict:
+        return {u: self.gross[u] - self.paid[u] for u in self.gross}
+
+
+def haircut(gross: Mapping, total: int) -> Haircut:
+    """`gross`: x_i.S per holder; `total`: q.S (= their sum). With no negative payout, nothing changes.
+    Otherwise D = sum of the negatives; every negative is paid 0 and every positive p is paid
+    p . q.S / (q.S + D), floored, the remaining base units to the largest remainders (ties: the lower
+    holder), so that the payouts sum to q.S exactly and none is below 0."""
+    deficit = sum(-v for v in gross.values() if v < 0)
+    if deficit == 0:
+        return Haircut(dict(gross), dict(gross), 0, Fraction(1))
+    holders = sorted(gross, key=str)
+    positive = [max(0, gross[u]) for u in holders]
+    shares = largest_remainder(max(0, total), positive)
+    return Haircut(dict(zip(holders, shares, strict=True)), dict(gross), deficit, Fraction(total, total + deficit))
