@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from ledger import store
 from markets import domain, projections
-from markets.domain import margin
+from markets.domain import liquidation
 from markets.models import Participant, Payout, Session, Settlement, stream_name
 
 
@@ -129,7 +129,7 @@ def _invariant_problems(session_id: str, events) -> list[str]:
     if settlement is not None:
         prices = [settlement.prices[leg] for leg in session.legs]
         paid = dict(Payout.objects.filter(session_id=session_id).values_list("participant__user_id", "amount"))
-        cut = margin.haircut(domain.payouts(matrix, prices), domain.payout(session.q, prices))
+        cut = liquidation.haircut(domain.payouts(matrix, prices), domain.payout(session.q, prices))
         recomputed = cut.paid
         rule = "x.S" if not cut.deficit else "x.S less the haircut"
         for user, amount in recomputed.items():

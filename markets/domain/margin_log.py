@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from markets.domain import liquidation, qty_str
 from markets.domain import margin as rules
-from markets.domain import qty_str
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _liquidation(where, event, d, legs, x, settings) -> Iterator[str | PricesUse
 def _deleveraging(where, event, d, legs, x) -> Iterator[str | PricesUsed]:
     yield PricesUsed(event.seq, d["prices"], d["ticks"])
     prices = [d["prices"][leg] for leg in legs]
-    plan = rules.plan_deleverage(d["user_id"], x, prices)
+    plan = liquidation.plan_deleverage(d["user_id"], x, prices)
     again = plan.payload(legs)
     for key in ("ranking", "moves", "paid", "deltas_by_id", "bankrupt"):
         if d.get(key) != again[key]:

@@ -58,17 +58,25 @@ def latest_prices(session: Session) -> dict[str, int]:
     return {session.legs[k]: price for k, price in floor_sql.latest_tick_prices(session.id, session.legs)}
 
 
-def newest_ticks(session_id: str, legs: list[str]) -> dict[str, LastTick]:
+def prices_at(session: Session, at: dt.datetime) -> tuple[list[int | None], dict[str, int]]:
+    """The oracle's latest price of each leg at or before `at` (None: no tick yet) and the tick ids: what
+    the margin rule judges a position at (bounded shorting)."""
+    newest = newest_ticks(session.id, session.legs, at)
+    return [newest[leg].price if leg in newest else None for leg in session.legs], {
+        leg: tick.tick_id for leg, tick in newest.items()
+    }
+
+
+def newest_ticks(session_id: str, legs: list[str], at: dt.datetime | None = None) -> dict[str, LastTick]:
     """Each leg's newest stored tick (later time, then later id: the tick the `last` fixing takes), for the
-    legs that have one: where the sim oracle resumes it after a restart. Read once per session, as it joins."""
+    legs that have one (at or before `at` when given): where the sim oracle resumes it after a restart,
+    and the prices the margin rule reads."""
     newest = {}
     for leg in legs:
-        row = (
-            Tick.objects.filter(session_id=session_id, symbol=leg)
-            .order_by("-at", "-id")
-            .values_list("id", "at", "price")
-            .first()
-        )
+        ticks = Tick.objects.filter(session_id=session_id, symbol=leg)
+        if at is not None:
+            ticks = ticks.filter(at__lte=at)
+        row = ticks.order_by("-at", "-id").values_list("id", "at", "price").first()
         if row is not None:
             newest[leg] = LastTick(session_id, leg, *row)
     return newest

@@ -8,33 +8,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
-from django.db import connection
 from django.db.models import Q
 
 from ledger import clock
 from markets import domain, projections, sql
+from markets.domain import liquidation
 from markets.domain import margin as rules
 from markets.errors import Conflict, DomainError
 from markets.models import RFQ, Holding, Order, Participant, Quote, Session
+from markets.selectors.prices import prices_at
 from markets.services.command import _Command, _command, _retrying
-from oracle.models import Tick
 
 
 def latest_prices(session: Session, at: dt.datetime) -> tuple[list[int | None], dict[str, int]]:
     """The oracle's latest price of each leg at or before `at` (None: no tick yet), and the tick ids."""
-    prices: list[int | None] = []
-    ticks: dict[str, int] = {}
-    for leg in session.legs:
-        row = (
-            Tick.objects.filter(session_id=session.id, symbol=leg, at__lte=at)
-            .order_by("-at", "-id")
-            .values_list("id", "price")
-            .first()
-        )
-        prices.append(None if row is None else row[1])
-        if row is not None:
-            ticks[leg] = row[0]
-    return prices, ticks
+    return prices_at(session, at)
 
 
 def rows_of(session_id: str, users: Sequence[int]) -> dict[int, list[int]]:
@@ -49,20 +37,10 @@ def rows_of(session_id: str, users: Sequence[int]) -> dict[int, list[int]]:
     return rows
 
 
-_GROSS_SQL = (
-    'SELECT "leg_index", SUM(CASE WHEN "qty" < 0 THEN -"qty" ELSE 0 END) FROM "markets_holding" '
-    'WHERE "session_id" = %s GROUP BY "leg_index"'
-)
-
-
 def gross_shorts(session_id: str, n_legs: int) -> list[int]:
     """The pool's shorts per leg: sum over participants of max(0, -x_ik)."""
-    totals = [0] * n_legs
-    with connection.cursor() as cursor:
-        cursor.execute(_GROSS_SQL, [session_id])
-        for k, total in cursor.fetchall():
-            totals[k] = int(total or 0)
-    return totals
+    totals = sql.leg_totals(session_id)
+    return [totals.get(k, (0, 0, 0))[2] for k in range(n_legs)]
 
 
 def _who(user: int, me: int | None, names: Mapping[int, str]) -> str:
@@ -192,7 +170,7 @@ def _liquidate_one(cmd: _Command, user: int, prices: list[int | None], ticks: di
     if buy_back:
         from markets.domain import orders as order_rules
 
-        orders = rules.buy_back_orders(row, prices, order_rules.band_fraction(session.batch_band))  # type: ignore[arg-type]
+        orders = liquidation.buy_back_orders(row, prices, order_rules.band_fraction(session.batch_band))  # type: ignore[arg-type]
         buy_back = bool(orders)
     cmd.emit(
         "PositionLiquidated",
@@ -250,7 +228,7 @@ def deleverage(cmd: _Command, user: int, prices: Sequence[int], ticks: Mapping[s
     missing = [leg for k, leg in enumerate(session.legs) if prices[k] is None and matrix[user][k] != 0]
     if missing:
         raise Conflict(f"Cannot deleverage without a price for {', '.join(missing)}", "no_price")
-    plan = rules.plan_deleverage(user, matrix, prices)
+    plan = liquidation.plan_deleverage(user, matrix, prices)
     domain.check_zero_sum(*plan.deltas.values())
     payload = plan.payload(session.legs) | {
         "prices": {leg: prices[k] for k, leg in enumerate(session.legs)},

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from django.conf import settings
 
 from markets import domain, projections
-from markets.domain import margin
+from markets.domain import liquidation
 from markets.errors import Conflict, DomainError, Forbidden
 from markets.models import Quote, Session
 from markets.services.command import _Command, _command, _get_session, _iso, _require_organiser, _retrying
@@ -102,7 +102,7 @@ def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
     session = cmd.session
     matrix = projections.holdings_by_user(session.id)
     gross = domain.payouts(matrix, prices)
-    cut = margin.haircut(gross, domain.payout(session.q, prices))  # nothing changes unless a payout is < 0
+    cut = liquidation.haircut(gross, domain.payout(session.q, prices))  # nothing changes unless a payout is < 0
     paid = cut.paid
     domain.check_settlement_sum(paid, session.q, prices)
     domain.check_payouts_not_negative(paid)
@@ -119,7 +119,7 @@ def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
     )
 
 
-def _haircut_record(cut: margin.Haircut) -> dict:
+def _haircut_record(cut: liquidation.Haircut) -> dict:
     """The waterfall: the deficit of the negative payouts, the factor applied to the positive ones, and
     each holder's payout before it (the event's payouts are after)."""
     return {

@@ -1,0 +1,91 @@
+"""What bounded shorting shows: each participant's margin at the oracle's latest prices (W, the
+requirement, the status, the short used per leg), read the way the commands judge it
+(`markets.domain.margin`), for the API, the floor, the monitor and the export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ledger import clock
+from markets import domain, projections
+from markets.domain import margin as rules
+from markets.models import Participant, Session
+from markets.selectors.prices import prices_at
+
+
+@dataclass(frozen=True)
+class MarginRow:
+    user_id: int
+    name: str
+    status: str  # ok, reduce_only, liquidated (W < 0 now, or liquidated earlier in the session)
+    w: str | None  # money text; None when a leg held has no price yet
+    requirement: str | None
+    excess: str | None  # W - requirement
+    binding_leg: str | None
+    short: dict[str, str]  # leg -> units short (only the legs short)
+    short_used: dict[str, str]  # leg -> fraction of the per-participant limit used, e.g. "0.75"
+    liquidated_at: dt.datetime | None
+
+    def as_dict(self) -> dict:
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "status": self.status,
+            "W": self.w,
+            "requirement": self.requirement,
+            "excess": self.excess,
+            "binding_leg": self.binding_leg,
+            "short": self.short,
+            "short_used": self.short_used,
+            "liquidated_at": self.liquidated_at.isoformat() if self.liquidated_at else None,
+        }
+
+
+def margin_rows(session: Session, at: dt.datetime | None = None) -> tuple[list[MarginRow], dict]:
+    """Every holder's margin at the latest prices at `at` (now by default), and those prices with their
+    ticks ({"prices": {leg: text}, "ticks": {leg: id}}). Empty rows for a session without shorting."""
+    if not session.shorting:
+        return [], {"prices": {}, "ticks": {}}
+    at = at or clock.now()
+    prices, ticks = prices_at(session, at)
+    settings = session.margin
+    caps = settings.caps(session.q)
+    matrix = projections.holdings_by_user(session.id)
+    people = {
+        p.user_id: p
+        for p in Participant.objects.filter(session_id=session.id, user_id__in=list(matrix)).only(
+            "user_id", "display_name", "liquidated_at"
+        )
+    }
+    rows = []
+    for user, x in sorted(matrix.items(), key=lambda item: people[item[0]].display_name.lower()):
+        person = people[user]
+        try:
+            judged = rules.assess(x, prices, settings, session.legs)
+        except domain.DomainError:
+            judged = None
+        status = judged.status if judged is not None else "ok"
+        if person.liquidated_at is not None and status == "ok":
+            status = "liquidated"
+        rows.append(
+            MarginRow(
+                user_id=user,
+                name=person.display_name,
+                status=status,
+                w=rules.money_text(judged.w) if judged else None,
+                requirement=rules.money_text(judged.requirement) if judged else None,
+                excess=rules.money_text(judged.excess) if judged else None,
+                binding_leg=session.legs[judged.binding] if judged and judged.binding is not None else None,
+                short={session.legs[k]: domain.qty_str(-v) for k, v in enumerate(x) if v < 0},
+                short_used={
+                    session.legs[k]: f"{Decimal(-v) / Decimal(caps[k]):.2f}" if caps[k] else "-"
+                    for k, v in enumerate(x)
+                    if v < 0
+                },
+                liquidated_at=person.liquidated_at,
+            )
+        )
+    shown = {leg: domain.price_str(p) for leg, p in zip(session.legs, prices, strict=True) if p is not None}
+    return rows, {"prices": shown, "ticks": ticks}
