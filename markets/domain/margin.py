@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from markets.domain import DomainError, money_str, qty_str
+from markets.domain import MONEY_SCALE, DomainError, money_str, qty_str
 
 FRACTION_DP = 4  # fractions are written with at most 4 decimals: 0.2, 0.15, 0.0025
 DEFAULT_BAND = "0.15"  # portfolio margin's valuation range for single stocks (FINRA 4210(g))
@@ -158,6 +158,14 @@ class Assessment:
         }
 
 
+def money_said(value: Fraction) -> str:
+    """Money as a refusal says it to a person: 2 decimals, rounded down, thousands grouped (the exact
+    figures travel beside it, in `detail`)."""
+    cents = math.floor(value * 100 / MONEY_SCALE)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
 def money_text(value: Fraction) -> str:
     """Money (10**-12 base units), exact where it is whole, else rounded down to the base unit."""
     return money_str(math.floor(value))
@@ -220,12 +228,13 @@ def check_move(
     figures = now.figures(legs)
     if was.excess < 0:
         message = (
-            f"Margin: {who} {'are' if who == 'you' else 'is'} reduce-only (W {money_text(was.w)} under the "
-            f"requirement {money_text(was.requirement)}) and this would not raise W (it would be {figures['W']})"
+            f"Margin: {who} {'are' if who == 'you' else 'is'} reduce-only (W {money_said(was.w)} under the "
+            f"requirement {money_said(was.requirement)}) and this would not raise W (it would be {money_said(now.w)})"
         )
     else:
         message = (
-            f"Margin: this would leave {who} with W {figures['W']} below the requirement {figures['requirement']}"
+            f"Margin: this would leave {who} with W {money_said(now.w)} below the requirement "
+            f"{money_said(now.requirement)}"
             f" (the binding leg is {figures['binding_leg']}, short {qty_str(-after[now.binding])})"  # type: ignore[index]
         )
     error = DomainError(message, "margin", "conflict")
