@@ -45,6 +45,19 @@ class MarginRow:
         }
 
 
+def judge(
+    x: list[int], prices: list[int | None], settings: rules.MarginSettings, legs: list[str], *, liquidated: bool
+) -> tuple[rules.Assessment | None, str]:
+    """One holder's assessment (None: a leg held short has no price yet) and the status shown: one
+    liquidated earlier in the session reads `liquidated` while it is otherwise ok."""
+    try:
+        judged = rules.assess(x, prices, settings, legs)
+    except domain.DomainError:
+        judged = None
+    status = judged.status if judged is not None else "ok"
+    return judged, "liquidated" if liquidated and status == "ok" else status
+
+
 def settings_out(session: Session) -> dict[str, str | None]:
     """The session's shorting settings as the API shows them beside the batch settings (null: off)."""
     settings = session.margin
@@ -79,13 +92,7 @@ def margin_rows(
     rows = []
     for user, x in sorted(matrix.items(), key=lambda item: people[item[0]].display_name.lower()):
         person = people[user]
-        try:
-            judged = rules.assess(x, prices, settings, session.legs)
-        except domain.DomainError:
-            judged = None
-        status = judged.status if judged is not None else "ok"
-        if person.liquidated_at is not None and status == "ok":
-            status = "liquidated"
+        judged, status = judge(x, prices, settings, session.legs, liquidated=person.liquidated_at is not None)
         rows.append(
             MarginRow(
                 user_id=user,
