@@ -166,3 +166,28 @@ def test_a_session_without_shorting_exports_exactly_the_tables_it_always_did(use
     assert refused.status_code == 409 and refused.json()["code"] == "not_shorting"
     results = api_get(users["alice"], "/sessions/demo/results").json()
     assert results["haircut"] is None and {r["gross"] for r in results["results"]} == {None}
+
+
+def test_manage_py_export_writes_margin_csv_for_a_shorting_session_only(users, squeezed, tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    call_command("export", "demo", "--out", str(tmp_path / "all"), stdout=out)
+    assert (tmp_path / "all" / "margin.csv").read_text().startswith("seq,at,event,user_id")
+    assert "margin.csv" in out.getvalue() and "margin.csv: skipped" not in out.getvalue()
+    create_demo(users, "plain")
+    plain = io.StringIO()
+    call_command("export", "plain", "--out", str(tmp_path / "plain"), stdout=plain)
+    assert not (tmp_path / "plain" / "margin.csv").exists() and "margin" not in plain.getvalue()
+    with pytest.raises(CommandError, match="does not allow shorting"):
+        call_command("export", "plain", "--table", "margin", "--out", str(tmp_path / "none"))
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_floor_refuses_margin_csv_of_a_session_without_shorting_with_a_page(users):
+    create_demo(users)
+    floor = Client()
+    floor.force_login(users["org"])
+    page = floor.get("/sessions/demo/export/margin.csv")
+    assert page.status_code == 409 and "does not allow shorting" in page.content.decode()
