@@ -32,7 +32,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ParticipantInline(ReadOnlyInline):
     model = Participant
-    fields = ("username", "role", "joined_at")
+    fields = ("username", "role", "joined_at", "liquidated_at")  # liquidated_at: bounded shorting
     readonly_fields = fields
 
 
@@ -56,7 +56,7 @@ class HoldingInline(ReadOnlyInline):
 
 class PayoutInline(ReadOnlyInline):
     model = Payout
-    fields = ("participant", "amount")
+    fields = ("participant", "amount", "gross")  # gross: before a settlement haircut (bounded shorting)
     readonly_fields = fields
 
 
@@ -111,13 +111,20 @@ class ServiceFormAdmin(admin.ModelAdmin):
 
 @admin.register(Session)
 class SessionAdmin(ServiceFormAdmin):
-    list_display = ("id", "title", "status", "mechanism", "legs", "basket", "start_mode", "end_mode", "t1", "t2",
-                    "waiting_reason")  # fmt: skip
+    list_display = ("id", "title", "status", "mechanism", "shorting_settings", "legs", "basket", "start_mode",
+                    "end_mode", "t1", "t2", "waiting_reason")  # fmt: skip
     list_filter = ("status", "mechanism", "start_mode", "end_mode")
     search_fields = ("id", "title")
     actions = [open_sessions, settle_sessions]
     inlines = [ParticipantInline, HoldingInline, PayoutInline]
-    readonly_fields = [f.name for f in Session._meta.fields]
+    readonly_fields = [f.name for f in Session._meta.fields] + ["shorting_settings"]
+
+    @admin.display(description="shorting")
+    def shorting_settings(self, obj: Session) -> str:
+        """Bounded shorting's settings in a line, read-only like the batch settings ("off" without)."""
+        if not obj.shorting:
+            return "off"
+        return f"short limit {obj.short_limit}, margin band {obj.margin_band}, initial margin {obj.initial_margin}"
 
     @admin.display(description="q")
     def basket(self, obj: Session) -> str:
@@ -140,7 +147,7 @@ class SessionAdmin(ServiceFormAdmin):
 
 @admin.register(Participant)
 class ParticipantAdmin(ServiceFormAdmin):
-    list_display = ("username", "session", "role", "joined_at")
+    list_display = ("username", "session", "role", "joined_at", "liquidated_at")
     list_filter = ("role", "session")
     search_fields = ("username", "session__id")
     readonly_fields = [f.name for f in Participant._meta.fields]

@@ -12,11 +12,12 @@ answer. The API never writes market state itself.
     results.py      a settled session's results: payout, P&L against the initial allocation, rank
     trading.py      RFQs, quotes, accepts, withdrawals, cancels, trades
     batches.py      batch auctions: sealed limit orders, held / reserved / available, the batches and fills
+    margin.py       bounded shorting: each holder's margin (W, requirement, status, short used)
 """
 
 from ninja import NinjaAPI
 
-from markets.api import batches, errors, results, sessions, trading
+from markets.api import batches, errors, margin, results, sessions, trading
 from markets.api import export as export_api
 from markets.api import invites as invites_api
 from markets.api.parser import ExactJSONParser, bearer
@@ -42,3 +43,4 @@ api.add_router("", export_api.router)
 api.add_router("", invites_api.router)
 api.add_router("", results.router)
 api.add_router("", batches.router)
+api.add_router("", margin.router)

@@ -15,6 +15,13 @@ class ErrorOut(Schema):
     message: str = Field(..., description="Readable, for people")
 
 
+class ConflictOut(ErrorOut):
+    W: str | None = Field(None, description="409 `margin` only: W after the move (money, 12 dp)")
+    requirement: str | None = Field(None, description="409 `margin` only: the requirement W had to meet")
+    binding_leg: str | None = Field(None, description="409 `margin` only: the short leg that binds")
+    who: str | None = Field(None, description='409 `margin` only: whose side broke it ("you", or the maker)')
+
+
 class MeOut(Schema):
     username: str
     can_create_sessions: bool
@@ -66,6 +73,14 @@ class SessionOut(Schema):
     min_order: str | None = Field(..., description="Batch auctions: least order size (units of its give leg)")
     next_cut_at: dt.datetime | None = Field(..., description="When the next batch clears (open batch sessions)")
     batches: int = Field(..., description="Batches recorded so far")
+    short_limit: str | None = Field(
+        ...,
+        description="Bounded shorting: the most short per participant and leg, and the pool's cap, x q_k (null: off)",
+    )
+    margin_band: str | None = Field(..., description="Bounded shorting: the scenario box's half-width (null: off)")
+    initial_margin: str | None = Field(
+        ..., description="Bounded shorting: the requirement, a fraction of the gross short value (null: off)"
+    )
 
 
 class HoldingRowOut(Schema):

@@ -16,26 +16,37 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from ledger import store
-from markets.api.answers import ErrorOut
+from markets.api.answers import ConflictOut, ErrorOut
 from markets.errors import DomainError, http_status
 
 logger = logging.getLogger(__name__)
 
-ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 409, 422)}
+ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 422)} | {409: ConflictOut}
 # Validation errors that keep their own code (one kind of error in the request): the schemas' custom ones.
 OWN_CODES = ("invalid_number", "invalid_id", "invalid_lifetime")
 
 
-def error_response(status: int, code: str, message: str) -> HttpResponse:
-    return HttpResponse(json.dumps({"code": code, "message": message}), status=status, content_type="application/json")
+# A refusal's figures that travel beside its code and message: the margin rule's W, requirement and binding
+# leg, and whose side of the trade broke it ("you", or e.g. "the maker mm").
+FIGURES = ("W", "requirement", "binding_leg", "who")
+
+
+def error_response(status: int, code: str, message: str, extra: dict[str, Any] | None = None) -> HttpResponse:
+    body = {"code": code, "message": message} | (extra or {})
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
 
 
 def _error(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
     return error_response(status, code, message)
 
 
+def _figures(exc: DomainError) -> dict[str, Any]:
+    detail = getattr(exc, "detail", None)
+    return {key: detail[key] for key in FIGURES if key in detail} if isinstance(detail, dict) else {}
+
+
 def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-    response = _error(request, http_status(exc), exc.code, exc.message)
+    response = error_response(http_status(exc), exc.code, exc.message, _figures(exc))
     response._api_transient = exc.code == "busy"  # type: ignore[attr-defined]
     return response
 

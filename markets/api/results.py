@@ -25,6 +25,10 @@ class ResultOut(Schema):
     payout: str = Field(..., description="x_i . S_t2 as the settlement recorded it (12 dp)")
     initial_value: str = Field(..., description="The initial allocation at the same prices, x0_i . S_t2 (12 dp)")
     pnl: str = Field(..., description="payout - initial_value, exact (12 dp)")
+    gross: str | None = Field(None, description="x_i . S_t2 before a settlement haircut (null: there was none)")
+    haircut: str | None = Field(
+        None, description="payout - gross: below 0 where the deficit was taken, above 0 where raised to 0 (null: none)"
+    )
 
 
 class ResultTotalsOut(Schema):
@@ -35,6 +39,11 @@ class ResultTotalsOut(Schema):
     exact: bool = Field(..., description="Σ payouts = q . S_t2 and Σ P&L = 0, both exactly")
 
 
+class HaircutOut(Schema):
+    deficit: str = Field(..., description="Σ of the negative x_i . S_t2 (a fixing outside the margin box)")
+    factor: str = Field(..., description="q.S / (q.S + deficit), exact, applied to the positive payouts")
+
+
 class ResultsOut(Schema):
     session_id: str
     legs: list[str]
@@ -42,6 +51,7 @@ class ResultsOut(Schema):
     settled_at: dt.datetime
     results: list[ResultOut] = Field(..., description="Best P&L first; ties by name")
     totals: ResultTotalsOut
+    haircut: HaircutOut | None = Field(None, description="The settlement haircut (bounded shorting; null: none)")
 
 
 @router.get(

@@ -85,8 +85,9 @@ def _no_nul(value: str) -> str:
 
 
 def _setting(value: Any) -> Any:
-    """A batch setting as given (a JSON number, read as Decimal, or a string): the service reads it exactly
-    and refuses it with its own code (`invalid_batch_settings`, `invalid_batch_band`, `invalid_lifetime`)."""
+    """A batch or shorting setting as given (a JSON number, read as Decimal, or a string): the service reads
+    it exactly and refuses it with its own code (`invalid_batch_settings`, `invalid_batch_band`,
+    `invalid_lifetime`, `invalid_short_limit`, `invalid_margin_band`, `invalid_initial_margin`)."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise _number_error("must be a number, or a decimal string")
     if isinstance(value, str):
@@ -219,6 +220,22 @@ class SessionCreateIn(Input):
     )
     max_orders: Setting | None = Field(None, description="Batch auctions: resting orders per participant (20)")
     min_order: Setting | None = Field(None, description="Batch auctions: least order size in units (0.01)")
+    short_limit: Setting | None = Field(
+        None,
+        description="Bounded shorting: the most any participant may be short of a leg, and the pool's gross short "
+        "cap per leg, as a fraction of q_k: more than 0, at most 1, 4 decimals at most (left out or 0: no shorts)",
+        examples=["0.2"],
+    )
+    margin_band: Setting | None = Field(
+        None,
+        description="Bounded shorting: the scenario box, each price from S(1-m) to S(1+m) around the oracle's latest; "
+        "more than 0, at most 0.9 (default 0.15; needs short_limit)",
+    )
+    initial_margin: Setting | None = Field(
+        None,
+        description="Bounded shorting: the requirement, this fraction of the gross short value; 0 to 1 "
+        "(default 0.05; needs short_limit)",
+    )
 
 
 class JoinIn(Input):

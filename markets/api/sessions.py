@@ -56,6 +56,9 @@ def create_session(request: HttpRequest, payload: SessionCreateIn):
         batch_band=payload.batch_band,
         max_orders=payload.max_orders,
         min_order=payload.min_order,
+        short_limit=payload.short_limit,
+        margin_band=payload.margin_band,
+        initial_margin=payload.initial_margin,
     )
     return Status(201, shapes.session_out(selectors.session_for(session.id, request.auth)))
 

@@ -16,6 +16,7 @@ from ledger.models import Event
 from markets import domain
 from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Payout, Quote, Session, Settlement, Trade
 from markets.selectors import batches
+from markets.selectors.margin import settings_out
 from markets.selectors.sealed import SEALED_TYPES, Seal
 from markets.selectors.sessions import is_paused, status_note
 from oracle.models import Tick
@@ -48,6 +49,7 @@ def session_out(session: Session) -> dict[str, Any]:
         "last_seq": session.last_seq,
         "participants": [participant_out(p) for p in session.participants.all()],
         **mechanism_out(session),
+        **settings_out(session),
     }
 
 

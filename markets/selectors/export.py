@@ -27,10 +27,10 @@ from django.db.models import Max, QuerySet
 from ledger.chain import format_at
 from ledger.models import Event
 from ledger.store import canonical_json
-from markets import access, domain, projections
+from markets import access, domain
 from markets.errors import Conflict, Forbidden, NotFound
 from markets.models import Participant, Session, Trade
-from markets.selectors import export_batch
+from markets.selectors import export_batch, export_margin
 from markets.selectors.api import trade_out
 from markets.selectors.export_files import (  # noqa: F401  (the writing, for every edge)
     FORMULA_START,
@@ -42,19 +42,21 @@ from markets.selectors.export_files import (  # noqa: F401  (the writing, for ev
     zip_bytes,
     zip_name,
 )
+from markets.selectors.export_replay import HOLDING_EVENTS, Replay  # noqa: F401 (the replay, for every table)
 from markets.selectors.results import session_results
 from markets.selectors.sealed import Seal, sees_all_orders
 from oracle.models import Tick
 
 TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation")
 SETTLED_ONLY = frozenset({"payouts", "reconciliation"})
+# Tables only a session that allows shorting has (`export_margin`); with them, every table there is. A
+# session without shorting exports exactly the TABLES it always did.
+SHORTING_ONLY = ("margin",)
+ALL_TABLES = (*TABLES, *SHORTING_ONLY)
 PAID = ("payout", "initial_value", "pnl")  # payouts.csv's money columns (and its totals row's)
 # What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
 FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "payouts")
 CHUNK = 2000
-# The events after which holdings are listed: the allocation, each trade, each batch that traded, the
-# settlement (what was paid).
-HOLDING_EVENTS = frozenset({"InitialAllocationAssigned", "TradeExecuted", "BatchCleared", "SessionSettled"})
 # The person an event's data names as acting (`<side>_id`, or a legacy log's username); for
 # ParticipantJoined the one who joined; any other event's `by_id` if it has one. The log does not record
 # who opened, settled, withdrew a quote or cancelled an RFQ: their actor is left empty.
@@ -89,8 +91,8 @@ class Table:
 def table_name(value: object) -> str:
     """A table as a caller names it (`events` or `events.csv`); an unknown name is refused, listing the others."""
     name = str(value).strip().removesuffix(".csv")
-    if name not in TABLES:
-        raise NotFound(f"Unknown table {str(value)[:40]!r}: export one of {', '.join(TABLES)}", "unknown_table")
+    if name not in ALL_TABLES:
+        raise NotFound(f"Unknown table {str(value)[:40]!r}: export one of {', '.join(ALL_TABLES)}", "unknown_table")
     return name
 
 
@@ -108,11 +110,19 @@ def require_settled(session: Session, table: str) -> None:
         raise Conflict(
             f"Session {session.id} is not settled ({session.status}): {table}.csv exists once it settles", "not_settled"
         )
+    if table in SHORTING_ONLY and not session.shorting:
+        raise Conflict(f"Session {session.id} does not allow shorting: it has no {table}.csv", "not_shorting")
 
 
-def available(session: Session, tables: Sequence[str] = TABLES) -> list[str]:
-    """The tables of `tables` the session has now: payouts and reconciliation only once it settled."""
-    return [t for t in tables if t not in SETTLED_ONLY or session.status == Session.Status.SETTLED]
+def available(session: Session, tables: Sequence[str] = ALL_TABLES) -> list[str]:
+    """The tables of `tables` the session has now: payouts and reconciliation only once it settled, margin
+    only where it allows shorting."""
+    return [
+        t
+        for t in tables
+        if (t not in SETTLED_ONLY or session.status == Session.Status.SETTLED)
+        and (t not in SHORTING_ONLY or session.shorting)
+    ]
 
 
 def downloadable(session: Session, user) -> tuple[str, ...]:
@@ -123,9 +133,9 @@ def downloadable(session: Session, user) -> tuple[str, ...]:
     if user is None or not user.is_authenticated:
         return ()
     if user.is_staff or access.sees_everything(user):
-        return TABLES
+        return ALL_TABLES
     organiser = Participant.objects.filter(session_id=session.id, user=user, role=Participant.Role.ORGANISER)
-    return TABLES if organiser.exists() else FOR_EVERY_VIEWER
+    return ALL_TABLES if organiser.exists() else FOR_EVERY_VIEWER
 
 
 def require_downloadable(session: Session, user, table: str) -> None:
@@ -269,6 +279,9 @@ class SessionExport:
                   "seqs", "payout", "expected", "equal"]  # fmt: skip
         return Table("reconciliation", header, _reconciliation_rows(self))
 
+    def _margin(self) -> Table:
+        return Table("margin", export_margin.margin_header(self.legs), export_margin.margin_rows(self, Replay(self)))
+
 
 def _fixing_text(fixing: dict[str, Any]) -> str:
     """How S_t2 was taken, in a few words: `last at <t>`, `median 60s at <t>`, or `manual`."""
@@ -304,6 +317,9 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     sources = [" ".join(str(t) for t in ticks.get(leg, [])) for leg in export.legs]
     paid = replay.paid()
     total = 0
+    q = list(export.session.q)
+    gross = {user: domain.payout(row, prices) for user, row in replay.holdings.items()}
+    cut = export_margin.settlement_cut(gross, domain.payout(q, prices))  # a fixing outside the box only
     for user in export.order(replay.holdings):
         name = [export.names.get(user, ""), export.shown.get(user, "")]
         row = replay.holdings[user]
@@ -311,15 +327,18 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
             seqs = " ".join(str(s) for s in replay.made.get((user, k), []))
             yield ["leg", str(user), *name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how,
                    sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", ""]  # fmt: skip
-        payout = domain.payout(row, prices)
+        if cut is not None:
+            yield from export_margin.participant_lines(user, name, cut, settled.get("haircut", {}))
+        payout = gross[user] if cut is None else cut.paid[user]
         total += payout
         recorded = paid.get(user, "")
         yield ["participant", str(user), *name, "", "", "", "", "", "", "", domain.money_str(payout), recorded,
                _equal(domain.money_str(payout), recorded)]  # fmt: skip
-    q = list(export.session.q)
     for k, leg in enumerate(export.legs):
         yield ["basket", "", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how, sources[k],
                domain.money_str(q[k] * prices[k]), "", "", "", ""]  # fmt: skip
+    if cut is not None:
+        yield from export_margin.waterfall_lines(cut, settled.get("haircut", {}))
     expected = domain.money_str(domain.payout(q, prices))
     yield ["total", "", "", "", "", "", "", "", "", "", "", domain.money_str(total), expected,
            _equal(domain.money_str(total), expected)]  # fmt: skip
@@ -333,56 +352,3 @@ def _equal(a: str, b: str) -> str:
         return "true" if Decimal(a) == Decimal(b) else "false"
     except ArithmeticError:
         return "false"
-
-
-class Replay:
-    """The session's events in order, keeping x[i][k] with the deltas the events recorded (what
-    `projections` applies), which events made each x[i][k], and the settlement's own data."""
-
-    def __init__(self, export: SessionExport) -> None:
-        self.export = export
-        self.holdings: dict[int, list[int]] = {}
-        self.made: dict[tuple[int, int], list[int]] = {}
-        self.settled: dict[str, Any] | None = None
-
-    def steps(self) -> Iterator[Event]:
-        """Each event that changed holdings (or paid them), once `holdings` shows what it left."""
-        sid, n = self.export.session.id, len(self.export.legs)
-        for event in self.export.events():
-            if event.type not in HOLDING_EVENTS:
-                continue
-            d = event.data
-            if event.type == "InitialAllocationAssigned":
-                for user, row in projections.allocation_by_user(sid, d).items():
-                    self.holdings[user] = list(row)
-                    for k in range(n):
-                        self.made[(user, k)] = [event.seq]
-            elif event.type == "TradeExecuted":
-                for side in ("taker", "maker"):
-                    user = self.export.user_of(d, side)
-                    for k, delta in enumerate(d[f"{side}_deltas"]):
-                        if delta:
-                            self.holdings[user][k] += delta
-                            self.made[(user, k)].append(event.seq)
-            elif event.type == "BatchCleared":
-                if d["result"]["result"] != "cleared":
-                    continue  # nothing moved
-                for f in d["result"]["fills"]:
-                    for k, delta in ((f["give"], -f["given"]), (f["get"], f["received"])):
-                        self.holdings[f["owner"]][k] += delta
-                        self.made[(f["owner"], k)].append(event.seq)
-            else:
-                self.settled = d
-            yield event
-
-    def run(self) -> Replay:
-        for _ in self.steps():
-            pass
-        if self.settled is None:  # a settled status without its event: the log and projection disagree
-            raise Conflict(f"Session {self.export.session.id} has no settlement in its log", "not_settled")
-        return self
-
-    def paid(self) -> dict[int, str]:
-        """{user id: payout} exactly as the settlement recorded it."""
-        assert self.settled is not None
-        return projections.payouts_by_user(self.export.session.id, self.settled)

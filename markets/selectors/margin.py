@@ -11,7 +11,9 @@ from decimal import Decimal
 from ledger import clock
 from markets import domain, projections
 from markets.domain import margin as rules
+from markets.errors import Conflict
 from markets.models import Participant, Session
+from markets.selectors.batches import require_every_order
 from markets.selectors.prices import prices_at
 
 
@@ -43,9 +45,35 @@ class MarginRow:
         }
 
 
-def margin_rows(session: Session, at: dt.datetime | None = None) -> tuple[list[MarginRow], dict]:
-    """Every holder's margin at the latest prices at `at` (now by default), and those prices with their
-    ticks ({"prices": {leg: text}, "ticks": {leg: id}}). Empty rows for a session without shorting."""
+def judge(
+    x: list[int], prices: list[int | None], settings: rules.MarginSettings, legs: list[str], *, liquidated: bool
+) -> tuple[rules.Assessment | None, str]:
+    """One holder's assessment (None: a leg held short has no price yet) and the status shown: one
+    liquidated earlier in the session reads `liquidated` while it is otherwise ok."""
+    try:
+        judged = rules.assess(x, prices, settings, legs)
+    except domain.DomainError:
+        judged = None
+    status = judged.status if judged is not None else "ok"
+    return judged, "liquidated" if liquidated and status == "ok" else status
+
+
+def settings_out(session: Session) -> dict[str, str | None]:
+    """The session's shorting settings as the API shows them beside the batch settings (null: off)."""
+    settings = session.margin
+    return {
+        "short_limit": settings.short_limit or None,
+        "margin_band": settings.margin_band or None,
+        "initial_margin": settings.initial_margin or None,
+    }
+
+
+def margin_rows(
+    session: Session, at: dt.datetime | None = None, *, users: set[int] | None = None
+) -> tuple[list[MarginRow], dict]:
+    """Every holder's margin (only `users`' when given) at the latest prices at `at` (now by default), and
+    those prices with their ticks ({"prices": {leg: text}, "ticks": {leg: id}}). Empty rows for a session
+    without shorting."""
     if not session.shorting:
         return [], {"prices": {}, "ticks": {}}
     at = at or clock.now()
@@ -53,6 +81,8 @@ def margin_rows(session: Session, at: dt.datetime | None = None) -> tuple[list[M
     settings = session.margin
     caps = settings.caps(session.q)
     matrix = projections.holdings_by_user(session.id)
+    if users is not None:
+        matrix = {u: x for u, x in matrix.items() if u in users}
     people = {
         p.user_id: p
         for p in Participant.objects.filter(session_id=session.id, user_id__in=list(matrix)).only(
@@ -62,13 +92,7 @@ def margin_rows(session: Session, at: dt.datetime | None = None) -> tuple[list[M
     rows = []
     for user, x in sorted(matrix.items(), key=lambda item: people[item[0]].display_name.lower()):
         person = people[user]
-        try:
-            judged = rules.assess(x, prices, settings, session.legs)
-        except domain.DomainError:
-            judged = None
-        status = judged.status if judged is not None else "ok"
-        if person.liquidated_at is not None and status == "ok":
-            status = "liquidated"
+        judged, status = judge(x, prices, settings, session.legs, liquidated=person.liquidated_at is not None)
         rows.append(
             MarginRow(
                 user_id=user,
@@ -89,3 +113,34 @@ def margin_rows(session: Session, at: dt.datetime | None = None) -> tuple[list[M
         )
     shown = {leg: domain.price_str(p) for leg, p in zip(session.legs, prices, strict=True) if p is not None}
     return rows, {"prices": shown, "ticks": ticks}
+
+
+def require_shorting(session: Session) -> None:
+    """Margin exists only where the session allows shorts: 409 `not_shorting` elsewhere (an empty answer
+    would read like "you hold nothing")."""
+    if not session.shorting:
+        raise Conflict(
+            f"Session {session.id} does not allow shorting: there is no margin to read (short_limit is off)",
+            "not_shorting",
+        )
+
+
+def margin_for(session: Session, user, *, everyone: bool = False) -> dict:
+    """What `GET /sessions/{id}/margin` answers: `user`'s own row (none when they hold nothing here), or
+    with `everyone` every holder's, for those who see every order (the holdings endpoint's rule); the
+    settings, and the prices and ticks they were judged at, as of now."""
+    require_shorting(session)
+    if everyone:
+        require_every_order(session, user)
+    now = clock.now()
+    rows, judged = margin_rows(session, now, users=None if everyone else {user.pk})
+    return {
+        "session_id": session.id,
+        "status": session.phase(now),
+        "as_of_seq": session.last_seq,
+        "at": now,
+        **settings_out(session),
+        "prices": judged["prices"],
+        "ticks": judged["ticks"],
+        "rows": [row.as_dict() for row in rows],
+    }

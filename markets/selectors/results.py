@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from markets import domain
@@ -55,6 +56,7 @@ class Entry:
     x: tuple[int, ...]  # held at the settlement
     initial: tuple[int, ...]  # allocated at the opening
     payout: int  # as the settlement recorded it, base units
+    gross: int | None = None  # x_i . S_t2 before a settlement haircut (None: the settlement had none)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ class ResultRow:
     payout: int
     initial_value: int
     pnl: int
+    gross: int | None = None  # before the settlement haircut (None: none)
+
+    @property
+    def haircut(self) -> int | None:
+        """payout - gross: below 0 where the deficit was taken from it, above 0 where a negative x_i . S
+        was raised to 0 (None: no haircut)."""
+        return None if self.gross is None else self.payout - self.gross
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +88,8 @@ class ResultRow:
             "payout": self.payout_str,
             "initial_value": self.initial_value_str,
             "pnl": self.pnl_str,
+            "gross": None if self.gross is None else money_text(self.gross),
+            "haircut": None if self.haircut is None else money_text(self.haircut),
         }
 
     @property
@@ -112,7 +123,7 @@ def ranked(entries: Iterable[Entry], prices: Sequence[int]) -> list[ResultRow]:
     values = [domain.payout(e.initial, prices) for e in entries]
     pnls = [e.payout - v for e, v in zip(entries, values, strict=True)]
     rows = [
-        ResultRow(rank, e.user_id, e.username, e.name, e.role, e.x, e.payout, value, pnl)
+        ResultRow(rank, e.user_id, e.username, e.name, e.role, e.x, e.payout, value, pnl, e.gross)
         for e, value, pnl, rank in zip(entries, values, pnls, competition_ranks(pnls), strict=True)
     ]
     return sorted(rows, key=lambda r: (r.rank, r.name.casefold(), r.user_id))
@@ -127,6 +138,16 @@ class Results:
     fixing: Any
     rows: list[ResultRow]
     expected: int  # q . S_t2
+    deficit: int = 0  # the settlement haircut's deficit: the sum of the negative x_i . S_t2 (0: none)
+
+    @property
+    def haircut(self) -> dict[str, str] | None:
+        """The settlement's waterfall (None without one): the deficit and the factor q.S / (q.S + D) the
+        positive payouts were scaled by (then rounded by largest remainder, so they sum to q.S)."""
+        if not self.deficit:
+            return None
+        factor = Fraction(self.expected, self.expected + self.deficit)
+        return {"deficit": money_text(self.deficit), "factor": f"{factor.numerator}/{factor.denominator}"}
 
     @property
     def total_payout(self) -> int:
@@ -179,6 +200,7 @@ class Results:
             "settled_at": self.settled_at,
             "results": [r.as_json() for r in self.rows],
             "totals": self.totals(),
+            "haircut": self.haircut,
         }
 
 
@@ -202,14 +224,23 @@ def session_results(session: Session) -> Results:
     ):
         x.setdefault(pid, [0] * len(legs))[k] = qty
         initial.setdefault(pid, [0] * len(legs))[k] = first
-    paid = dict(Payout.objects.filter(session_id=session.id).values_list("participant_id", "amount"))
+    recorded = Payout.objects.filter(session_id=session.id).values_list("participant_id", "amount", "gross")
+    paid = {pid: amount for pid, amount, _ in recorded}
+    gross = {pid: money_base(before) for pid, _, before in recorded if before}
     people = Participant.objects.filter(session_id=session.id, id__in=paid).values_list(
         "id", "user_id", "username", "display_name", "role"
     )
     zero = [0] * len(legs)
     entries = [
         Entry(
-            user_id, username, name, role, tuple(x.get(pid, zero)), tuple(initial.get(pid, zero)), money_base(paid[pid])
+            user_id,
+            username,
+            name,
+            role,
+            tuple(x.get(pid, zero)),
+            tuple(initial.get(pid, zero)),
+            money_base(paid[pid]),
+            gross.get(pid),
         )
         for pid, user_id, username, name, role in people
     ]
@@ -221,4 +252,5 @@ def session_results(session: Session) -> Results:
         fixing=settlement.fixing,
         rows=ranked(entries, prices),
         expected=domain.payout(session.q, prices),
+        deficit=money_base(settlement.deficit) if settlement.deficit else 0,
     )
