@@ -26,6 +26,7 @@ from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
 from markets.push.render import render_board, render_mine, render_orders
+from markets.selectors import margin_floor
 from markets.selectors.invites import joined_counts
 from oracle import units
 
@@ -121,6 +122,7 @@ def _board_response(
     what the action did where its RFQ was (floor.js keeps both there while pushes redraw the board)."""
     context = _viewer(request, session)
     board = selectors.board_data(context["session"])
+    margin_floor.board_previews(context["session"], board, None)  # a shorting session: what accepting would do
     if error and error_key not in _shown_keys(context, board):
         error_key = "board"  # its row is gone (filled, withdrawn, expired) or its form not shown: say it on top
     context |= {

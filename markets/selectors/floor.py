@@ -21,6 +21,7 @@ from markets.models import RFQ, Participant, Payout, Session, Trade
 from markets.selectors.batch_floor import batch_context, moves_said
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
+from markets.selectors import margin_floor
 from markets.selectors.events import EVENT_ROWS, event_log
 from markets.selectors.prices import PriceHistory, price_history
 from markets.selectors.results import competition_ranks
@@ -114,6 +115,8 @@ class HoldingRow:
     user_id: int | None = None  # names the row in the page (id="holding-<user id>"), so a push can replace it
     name: str = ""  # as people see it (the display name joined with)
     rank: int | None = None  # by P&L once settled, as the results rank it
+    x: list[int] = field(default_factory=list)  # the holdings in base units (the margin is judged on them)
+    margin: Any = None  # a shorting session's `margin_floor.MarginView` at the latest prices (else None)
 
 
 @dataclass
@@ -160,7 +163,17 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
             value, pnl = money_dec(value_base), money_dec(pnls[-1])
         role, user_id, name = participants[username]
         rows.append(
-            HoldingRow(username, role, [q_dec(x) for x in r["qty"]], value, pnl, payouts.get(username), user_id, name)
+            HoldingRow(
+                username,
+                role,
+                [q_dec(x) for x in r["qty"]],
+                value,
+                pnl,
+                payouts.get(username),
+                user_id,
+                name,
+                x=r["qty"],
+            )
         )
     if settlement is not None and vec is not None:
         for row, rank in zip(rows, competition_ranks(pnls), strict=True):
@@ -253,6 +266,7 @@ def board_data(
                 "key": f"quote-{quote.id}",
                 "maker": quote.maker.display_name,
                 "maker_id": quote.maker_id,
+                "maker_user_id": quote.maker.user_id,
                 "rate": domain.to_decimal(quote.rate, domain.RATE_DP),
                 "receive": q_dec(domain.trade_receive(rfq.quantity, quote.rate)),
                 "expires_at": quote.expires_at,
@@ -268,6 +282,8 @@ def board_data(
             "key": f"rfq-{r.id}",
             "taker": r.taker.display_name,
             "taker_id": r.taker_id,
+            "taker_user_id": r.taker.user_id,
+            "quantity_base": r.quantity,
             "give_leg": r.give_leg,
             "get_leg": r.get_leg,
             "quantity": q_dec(r.quantity),
@@ -338,6 +354,8 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     if parts & {"holdings", "pool", "settlement"}:
         holdings, pool = holdings_and_pool(session, prices)
         context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
+        if session.shorting and not settled:
+            context["margin"] = margin_floor.judge_all(session, holdings, prices)
     if "chart" in parts:
         context["chart"] = price_chart(session, until=settled[1] if settled else None, history=history)
     if "blotter" in parts:
