@@ -180,7 +180,7 @@ class SessionCreateForm(forms.Form):
         max_length=16,
         initial=margin_rules.DEFAULT_BAND,
         widget=forms.TextInput(attrs={"inputmode": "decimal"}),
-        help_text="W is the worst case with every price from S(1−m) to S(1+m): 0.15 is ±15%",
+        help_text="W is the worst case with every price from S(1-m) to S(1+m): 0.15 is ±15%",
     )
     initial_margin = forms.CharField(
         label="Initial margin",

@@ -135,7 +135,7 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
 
 
 def _money(text: str) -> str:
-    return f"{Decimal(text):,.2f}".replace("-", "−")
+    return f"{Decimal(text):,.2f}"
 
 
 def _deleveraged(d: dict[str, Any], names: dict[int, str]) -> str:

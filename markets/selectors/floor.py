@@ -18,10 +18,10 @@ from django.db.models import Q
 from ledger import clock
 from markets import domain, floor_sql, pricing, sql
 from markets.models import RFQ, Participant, Payout, Session, Trade
+from markets.selectors import margin_floor
 from markets.selectors.batch_floor import batch_context, moves_said
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
-from markets.selectors import margin_floor
 from markets.selectors.events import EVENT_ROWS, event_log
 from markets.selectors.prices import PriceHistory, price_history
 from markets.selectors.results import competition_ranks

@@ -30,7 +30,7 @@ def money(value: Fraction) -> Decimal:
 
 
 def shown(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:,.2f}".replace("-", "−")
+    return "—" if value is None else f"{value:,.2f}"
 
 
 @dataclass

@@ -15,8 +15,8 @@ from conftest import create_demo
 from markets import services
 from markets.models import Session
 from markets.push import snapshot
-from markets.push.render import render_mine, render_panels
 from markets.push.panels import TICK, stale
+from markets.push.render import render_mine, render_panels
 from markets.selectors.events import summarize
 from markets.tests.test_margin import PRICES, shorting, tick, trade
 from markets.tests.test_views import client_for
@@ -173,7 +173,7 @@ def test_liquidation_and_deleveraging_read_plainly_in_the_log():
         names,
     )
     assert liquidated == (
-        "Alice liquidated: W −120.50 is below zero (requirement 300.00, band ±15%); "
+        "Alice liquidated: W -120.50 is below zero (requirement 300.00, band ±15%); "
         "its shorts are deleveraged at the oracle's price"
     )
     moved = summarize(
