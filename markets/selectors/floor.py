@@ -162,19 +162,9 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
             pnls.append(value_base - domain.payout(r["initial"], vec))
             value, pnl = money_dec(value_base), money_dec(pnls[-1])
         role, user_id, name = participants[username]
-        rows.append(
-            HoldingRow(
-                username,
-                role,
-                [q_dec(x) for x in r["qty"]],
-                value,
-                pnl,
-                payouts.get(username),
-                user_id,
-                name,
-                x=r["qty"],
-            )
-        )
+        row = HoldingRow(username, role, [q_dec(x) for x in r["qty"]], value, pnl, payouts.get(username), user_id, name)
+        row.x = r["qty"]
+        rows.append(row)
     if settlement is not None and vec is not None:
         for row, rank in zip(rows, competition_ranks(pnls), strict=True):
             row.rank = rank
@@ -230,11 +220,6 @@ def _checks(
     return checks
 
 
-def _percent(bp: int) -> str:
-    """Basis points as a signed percentage, e.g. -0.50%."""
-    return f"{Decimal(bp) / 100:+.2f}%"
-
-
 def board_data(
     session: Session,
     prices: dict[str, int] | None = None,
@@ -273,7 +258,9 @@ def board_data(
                 "expires_ms": int(quote.expires_at.timestamp() * 1000),
                 "expired": quote.expires_at <= now,
                 "rate_base": quote.rate,
-                "vs_fair": _percent(pricing.distance_bp(quote.rate, fairs[rfq.id])) if fairs[rfq.id] else "",
+                "vs_fair": f"{Decimal(pricing.distance_bp(quote.rate, fairs[rfq.id])) / 100:+.2f}%"
+                if fairs[rfq.id]
+                else "",
             }
         )
     return [
