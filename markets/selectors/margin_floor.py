@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from markets import domain
+from ledger import clock
+from markets import domain, projections
 from markets.domain import margin as rules
 from markets.models import Participant, Session
-from markets.selectors.common import money_dec, q_dec
+from markets.selectors.common import latest_prices, money_dec, q_dec
+from markets.selectors.prices import prices_at
 
 STATUS_LABELS = {"ok": "OK", "reduce_only": "Reduce-only", "liquidated": "Liquidated", "unpriced": "No price yet"}
 
@@ -273,8 +275,16 @@ def board_previews(session: Session, board: list[dict] | None, margin: FloorMarg
     if not session.shorting or not board:
         return
     if margin is None:
-        from markets import projections
-        from markets.selectors.common import latest_prices
-
         margin = FloorMargin(projections.holdings_by_user(session.id), vector(session, latest_prices(session)))
     quote_previews(session, board, margin.rows, margin.prices)
+
+
+def order_preview(session: Session, user: int, give: int, get: int, qty: int, limit: int) -> Preview:
+    """What an order would do to `user`'s W if it filled whole at its limit now (`place_order`'s rule):
+    everyone's holdings (for the pool's gross shorts) and the oracle's prices at this instant, two reads."""
+    rows = projections.holdings_by_user(session.id)
+    prices, _ = prices_at(session, clock.now())
+    change = [0] * len(session.legs)
+    change[give], change[get] = -qty, domain.trade_receive(qty, limit)
+    gross = gross_shorts(rows, len(session.legs))
+    return preview(session, rows, {user: change}, prices, me=user, gross=gross)

@@ -182,3 +182,25 @@ def test_liquidation_and_deleveraging_read_plainly_in_the_log():
         names,
     )
     assert moved == "Alice's shorts closed at the oracle's price: 5 AAPL from Mm; paid with its longs"
+
+
+# ---------------------------------------------------------------- the batch order form
+
+
+def test_the_order_form_says_what_the_order_would_do_to_w_as_it_is_typed(users):
+    shorting(users, mechanism="batch", margin_band="0.5", initial_margin="0.5")
+    client = client_for(users["alice"])
+    url = reverse("markets:order_preview", args=["demo"])
+    page = _floor(users, "alice")
+    assert 'id="order-preview"' in page and url in page
+    fits = client.get(url, {"quantity": "20", "give_leg": "AAPL", "get_leg": "ORCL", "limit_rate": "5"})
+    assert "If it fills whole at its limit: W " in _text(fits.content.decode()) and "✓" in fits.content.decode()
+    refused = _text(
+        client.get(url, {"quantity": "40", "give_leg": "AAPL", "get_leg": "ORCL", "limit_rate": "1,2"}).content.decode()
+    )
+    assert "✗ Would be refused (margin): Margin: this would leave you with W -295.00" in refused.replace(",", "")
+    with pytest.raises(Exception) as placed:
+        services.place_order(users["alice"], "demo", "AAPL", "ORCL", "40", "1.2")
+    assert placed.value.code == "margin"
+    half_typed = client.get(url, {"quantity": "", "give_leg": "AAPL", "get_leg": "ORCL", "limit_rate": "5"})
+    assert half_typed.status_code == 200 and _text(half_typed.content.decode()).strip() == ""
