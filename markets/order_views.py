@@ -92,7 +92,7 @@ def order_place(request: HttpRequest, session_id: str) -> HttpResponse:
             **_lifetime(data),
         )
     except DomainError as exc:
-        return _orders_response(request, session, error=exc.message, error_key="order")
+        return _orders_response(request, session, error=margin_floor.refusal(exc), error_key="order")
     return _orders_response(request, session, notice=batch_floor.placed_notice(order))
 
 

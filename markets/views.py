@@ -158,7 +158,7 @@ def _act(request: HttpRequest, session: Session, error_key: str, fn, *args: Any,
     try:
         fn(request.user, *args, **kwargs)
     except DomainError as exc:
-        return _board_response(request, session, error=exc.message, error_key=error_key)
+        return _board_response(request, session, error=margin_floor.refusal(exc), error_key=error_key)
     return _board_response(request, session)
 
 
@@ -235,7 +235,7 @@ def quote_accept(request: HttpRequest, quote_id: int) -> HttpResponse:
     try:
         trade = services.accept_quote(request.user, quote_id)
     except DomainError as exc:
-        return _board_response(request, session, error=exc.message, error_key=f"quote-{quote_id}")
+        return _board_response(request, session, error=margin_floor.refusal(exc), error_key=f"quote-{quote_id}")
     return _board_response(request, session, notice=selectors.traded_notice(trade), notice_key=f"rfq-{trade.rfq_id}")
 
 

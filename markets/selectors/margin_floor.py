@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -200,7 +201,7 @@ def preview(
             if rules.has_shorts(after[u]) or rules.has_shorts(before[u]):
                 rules.check_move(who(u), before[u], after[u], prices, settings, legs)
     except domain.DomainError as exc:
-        result.ok, result.code, result.message = False, exc.code, exc.message
+        result.ok, result.code, result.message = False, exc.code, refusal(exc)
     return result
 
 
@@ -288,3 +289,14 @@ def order_preview(session: Session, user: int, give: int, get: int, qty: int, li
     change[give], change[get] = -qty, domain.trade_receive(qty, limit)
     gross = gross_shorts(rows, len(session.legs))
     return preview(session, rows, {user: change}, prices, me=user, gross=gross)
+
+
+_MONEY = re.compile(r"-?\d+\.\d{12}\b")
+
+
+def refusal(exc: domain.DomainError) -> str:
+    """A refusal as a floor form says it: a margin refusal's money figures to the cent, grouped (the API
+    keeps them exact in `detail`)."""
+    if exc.code != "margin":
+        return exc.message
+    return _MONEY.sub(lambda m: f"{Decimal(m.group(0)):,.2f}", exc.message)

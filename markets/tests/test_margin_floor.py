@@ -145,7 +145,7 @@ def test_a_quote_that_would_break_the_margin_says_so_before_accept_and_the_refus
     assert "✗ Would be refused (margin)" in preview
     response = client_for(users["alice"]).post(reverse("markets:quote_accept", args=[bad.id]), HTTP_HX_REQUEST="true")
     error = _text(re.search(r'data-testid="error"[^>]*>(.*?)</p>', response.content.decode(), re.S).group(1))
-    assert error.startswith("Margin: this would leave you with W ") and "below the requirement" in error
+    assert error.startswith("Margin: this would leave you with W -295.00 below the requirement 750.00")
     assert error.split("W ")[1].split(" ")[0].replace(",", "") in preview.replace(",", "")
 
 
