@@ -204,3 +204,27 @@ def test_the_order_form_says_what_the_order_would_do_to_w_as_it_is_typed(users):
     assert placed.value.code == "margin"
     half_typed = client.get(url, {"quantity": "", "give_leg": "AAPL", "get_leg": "ORCL", "limit_rate": "5"})
     assert half_typed.status_code == 200 and _text(half_typed.content.decode()).strip() == ""
+
+
+# ---------------------------------------------------------------- the monitor
+
+
+def test_the_monitor_shows_everyones_margin_and_reduce_only_stands_out(users):
+    shorting(users, initial_margin="0.5")
+    trade(users, "alice", "mm", "AAPL", "ORCL", "40", "1.2")
+    tick("demo", {"AAPL": 170})
+    client = client_for(users["org"])
+    page = client.get(reverse("markets:monitor_live", args=["demo"])).content.decode()
+    row = re.search(r'<tr data-user="alice".*?</tr>', page, re.S).group(0)
+    assert 'class="m-reduce_only"' in row
+    assert re.search(r'data-testid="margin-w-alice"[^>]*>391.00<', row)
+    assert re.search(r'data-testid="margin-req-alice"[^>]*>1,275.00<', row)
+    assert "Reduce-only" in row and '15 <span class="sub">AAPL (75%)</span>' in row
+    assert 'class="m-ok"' in re.search(r'<tr data-user="bob".*?</tr>', page, re.S).group(0)
+    assert 'data-sort="w"' in page and 'data-sort="mstatus"' in page
+
+
+def test_a_monitor_without_shorting_has_no_margin_columns(users):
+    create_demo(users)
+    page = client_for(users["org"]).get(reverse("markets:monitor_live", args=["demo"])).content.decode()
+    assert 'data-sort="w"' not in page and "margin-w-" not in page
