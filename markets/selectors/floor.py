@@ -202,7 +202,9 @@ def _checks(
     zero_sum = _holds(domain.check_zero_sum, *moved)
     checks = [
         Check("1 Conservation", conservation is None, conservation or "Σx = q on every leg"),
-        Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
+        Check(*margin_floor.invariant_two(session, matrix, _holds))
+        if session.shorting
+        else Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
         Check("3 Zero-sum trades", zero_sum is None, zero_sum or f"{moves_said(session, trades)}, ΣΔx = 0"),
     ]
     if settlement is not None:

@@ -23,6 +23,7 @@ from markets.domain import margin as rules
 from markets.models import Participant, Session
 from markets.selectors.common import latest_prices, money_dec, q_dec
 from markets.selectors.prices import prices_at
+from oracle import units
 
 STATUS_LABELS = {"ok": "OK", "reduce_only": "Reduce-only", "liquidated": "Liquidated", "unpriced": "No price yet"}
 
@@ -146,6 +147,11 @@ class Preview:
     status_after: str | None
     code: str = ""  # margin, short_limit, insufficient_inventory, no_price
     message: str = ""
+
+    @property
+    def said(self) -> str:
+        """The refusal without its code's own prefix (the preview names the code already)."""
+        return self.message.removeprefix("Margin: ").removeprefix("Short limit: ")
 
     @property
     def rises(self) -> bool:
@@ -300,3 +306,24 @@ def refusal(exc: domain.DomainError) -> str:
     if exc.code != "margin":
         return exc.message
     return _MONEY.sub(lambda m: f"{Decimal(m.group(0)):,.2f}", exc.message)
+
+
+def invariant_two(session: Session, matrix: Mapping[str, Sequence[int]], holds) -> tuple[str, bool, str]:
+    """Invariant 2 as a shorting floor states it: nobody below minus the short limit of a leg, and the
+    pool's shorts within it (`domain.check_short_bounds`, the check the commands run)."""
+    n = len(session.legs)
+    lows = [min(row[k] for row in matrix.values()) for k in range(n)]
+    shorts = [sum(max(0, -row[k]) for row in matrix.values()) for k in range(n)]
+    caps = session.margin.caps(session.q)
+    broken = holds(domain.check_short_bounds, lows, shorts, caps)
+
+    def said(x: int) -> str:
+        return units.short(x, domain.QTY_DP)
+
+    short = ", ".join(
+        f"{said(total)} of {said(cap)} {leg}"
+        for leg, total, cap in zip(session.legs, shorts, caps, strict=True)
+        if total
+    )
+    detail = f"shorts within the limit: {short}" if short else "no shorts"
+    return "2 Within short limits", broken is None, broken or detail

@@ -20,6 +20,7 @@ from markets.errors import Forbidden
 from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.floor import holdings_and_pool
+from markets.selectors.margin_floor import terms as margin_terms
 from markets.selectors.margin_monitor import margin_by_user, margin_totals
 from markets.selectors.rejoin import way_back_kinds
 from markets.selectors.sessions import is_paused, phase_context, status_note
@@ -236,5 +237,6 @@ def monitor_context(session_id: str) -> dict[str, Any]:
             **(margin_totals(margins) if session.shorting else {}),
         },
         "volume": volume_per_leg(session),
+        "margin_terms": margin_terms(session) if session.shorting else "",
         "batches": batch_list(session),
     }

@@ -198,7 +198,7 @@ def test_the_order_form_says_what_the_order_would_do_to_w_as_it_is_typed(users):
     refused = _text(
         client.get(url, {"quantity": "40", "give_leg": "AAPL", "get_leg": "ORCL", "limit_rate": "1,2"}).content.decode()
     )
-    assert "✗ Would be refused (margin): Margin: this would leave you with W -295.00" in refused.replace(",", "")
+    assert "✗ Would be refused (margin): this would leave you with W -295.00" in refused.replace(",", "")
     with pytest.raises(Exception) as placed:
         services.place_order(users["alice"], "demo", "AAPL", "ORCL", "40", "1.2")
     assert placed.value.code == "margin"
