@@ -344,7 +344,7 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         holdings, pool = holdings_and_pool(session, prices)
         context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
         if session.shorting and not settled:
-            context["margin"] = margin_floor.judge_all(session, holdings, prices)
+            context["margin"] = margin_floor.judge_all(session, holdings, prices, parties)
     if "chart" in parts:
         context["chart"] = price_chart(session, until=settled[1] if settled else None, history=history)
     if "blotter" in parts:

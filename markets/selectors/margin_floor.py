@@ -9,7 +9,6 @@ session's floor adds one read (who was liquidated), a session without shorting n
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -18,9 +17,9 @@ from decimal import Decimal
 from fractions import Fraction
 
 from ledger import clock
-from markets import domain, projections
+from markets import domain, floor_sql, projections
 from markets.domain import margin as rules
-from markets.models import Participant, Session
+from markets.models import Session
 from markets.selectors.common import latest_prices, money_dec, q_dec
 from markets.selectors.prices import prices_at
 from oracle import units
@@ -54,7 +53,7 @@ class MarginView:
     requirement: Decimal | None
     binding_leg: str | None
     shorts: list[ShortLeg] = field(default_factory=list)
-    liquidated_at: dt.datetime | None = None
+    liquidated: bool = False  # earlier in the session (W may have recovered since)
     terms: str = ""  # the session's settings in a few words
 
     @property
@@ -82,9 +81,7 @@ class MarginView:
         return f"OK: W {w} is above the requirement {req} (room {shown(self.excess)})."
 
 
-def view(
-    session: Session, x: Sequence[int], prices: Sequence[int | None], liquidated_at: dt.datetime | None = None
-) -> MarginView:
+def view(session: Session, x: Sequence[int], prices: Sequence[int | None], liquidated: bool = False) -> MarginView:
     """The margin of holding row `x` at `prices` (leg order), by the commands' rule."""
     settings = session.margin
     caps = settings.caps(session.q)
@@ -96,14 +93,12 @@ def view(
     try:
         judged = rules.assess(x, prices, settings, session.legs)
     except domain.DomainError:
-        return MarginView("unpriced", None, None, None, shorts, liquidated_at, terms(session))
+        return MarginView("unpriced", None, None, None, shorts, liquidated, terms(session))
     status = judged.status
-    if liquidated_at is not None and status == "ok":
+    if liquidated and status == "ok":
         status = "liquidated"
     binding = session.legs[judged.binding] if judged.binding is not None else None
-    return MarginView(
-        status, money(judged.w), money(judged.requirement), binding, shorts, liquidated_at, terms(session)
-    )
+    return MarginView(status, money(judged.w), money(judged.requirement), binding, shorts, liquidated, terms(session))
 
 
 def _pct(fraction: str) -> str:
@@ -118,15 +113,13 @@ def terms(session: Session) -> str:
     )
 
 
-def liquidated(session: Session) -> dict[int, dt.datetime]:
-    """Who was liquidated in this session, and when (one read; none for a session without shorting)."""
+def liquidated(session: Session, parties: floor_sql.Parties | None = None) -> set[int]:
+    """Who was liquidated in this session: from the session's participants when the rendering reads them
+    anyway (`floor_sql.Parties`, one read shared with the log, the blotter and the board), none for a
+    session without shorting."""
     if not session.shorting:
-        return {}
-    return dict(
-        Participant.objects.filter(session_id=session.id, liquidated_at__isnull=False).values_list(
-            "user_id", "liquidated_at"
-        )
-    )
+        return set()
+    return (parties or floor_sql.Parties(session.id)).liquidated()
 
 
 def vector(session: Session, prices: Mapping[str, int]) -> list[int | None]:
@@ -266,13 +259,15 @@ class FloorMargin:
     prices: list[int | None]
 
 
-def judge_all(session: Session, holdings: list, prices: Mapping[str, int]) -> FloorMargin:
+def judge_all(
+    session: Session, holdings: list, prices: Mapping[str, int], parties: floor_sql.Parties | None = None
+) -> FloorMargin:
     """Every holding row's margin (`h.margin`), from the holdings and prices the floor read (plus one read:
     who was liquidated); and the inputs, for the previews of the board's quotes."""
     vec = vector(session, prices)
-    gone = liquidated(session)
+    gone = liquidated(session, parties)
     for h in holdings:
-        h.margin = view(session, h.x, vec, gone.get(h.user_id))
+        h.margin = view(session, h.x, vec, h.user_id in gone)
     return FloorMargin({h.user_id: h.x for h in holdings}, vec)
 
 

@@ -15,7 +15,7 @@ from conftest import create_demo
 from markets import services
 from markets.models import Session
 from markets.push import snapshot
-from markets.push.panels import TICK, stale
+from markets.push.panels import EVERYTHING, TICK, stale
 from markets.push.render import render_mine, render_panels
 from markets.selectors.events import summarize
 from markets.tests.test_margin import PRICES, shorting, tick, trade
@@ -102,25 +102,28 @@ def test_reduce_only_is_said_plainly_with_the_figures(users):
     assert said == ("Reduce-only: W 391.00 is under the requirement 1,275.00 — only trades that raise W are accepted.")
 
 
-def test_a_floor_without_shorting_shows_no_margin_and_reads_nothing_more(users):
+def _reads(session_id: str, panels) -> int:
+    snapshot.forget()
+    with CaptureQueriesContext(connection) as reads:
+        render_panels(session_id, panels)
+    return len(reads.captured_queries)
+
+
+def test_a_floor_without_shorting_shows_no_margin_and_shorting_adds_few_reads(users):
     create_demo(users)
     tick("demo", PRICES)
     assert 'data-testid="my-margin"' not in _floor(users, "alice")
-    snapshot.forget()
-    with CaptureQueriesContext(connection) as reads:
-        render_panels("demo", stale([TICK]))
-    assert not any("liquidated_at" in q["sql"] and "IS NOT NULL" in q["sql"] for q in reads.captured_queries)
-    plain = len(reads.captured_queries)
-    shorting_reads = _tick_reads(users)
-    # The margin adds who was liquidated, and the board for the quote previews (its RFQs and their quotes).
-    assert shorting_reads - plain <= 3, (plain, shorting_reads)
-
-
-def _tick_reads(users) -> int:
+    plain = {name: _reads("demo", panels) for name, panels in (("tick", stale([TICK])), ("whole", EVERYTHING))}
     services.create_session(users["org"], session_id="sh", legs=["AAPL", "NVDA"], q=[100, 60], short_limit="0.2")
-    with CaptureQueriesContext(connection) as reads:
-        render_panels("sh", stale([TICK]))
-    return len(reads.captured_queries)
+    for name in ("alice", "bob"):
+        services.join_session(users[name], "sh", "trader")
+    services.open_session(users["org"], "sh")
+    tick("sh", {"AAPL": 100, "NVDA": 50})
+    shorting_reads = {name: _reads("sh", panels) for name, panels in (("tick", stale([TICK])), ("whole", EVERYTHING))}
+    # A whole floor reads the participants anyway (who was liquidated comes with them); a tick adds them
+    # and the open RFQs (for the quote previews; their quotes too when there are some).
+    assert shorting_reads["whole"] == plain["whole"], (plain, shorting_reads)
+    assert shorting_reads["tick"] == plain["tick"] + 2, (plain, shorting_reads)
 
 
 # ---------------------------------------------------------------- before pressing Accept
