@@ -12,7 +12,7 @@ import pytest
 from conftest import create_demo
 from markets import services
 from markets.models import RFQ, Quote
-from markets.tests.test_browser import CHROMIUM, add_ticks, browser, open_floor, server, shot, signed_in_page  # noqa: F401
+from markets.tests.test_browser import ARTIFACTS, CHROMIUM, add_ticks, browser, open_floor, server, shot, signed_in_page  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -97,6 +97,13 @@ def test_a_short_its_margin_and_reduce_only_live_on_the_floor_and_the_monitor(br
     error.wait_for(timeout=5_000)
     assert "Margin: you are reduce-only (W 304.75 under the requirement 1,312.50)" in error.inner_text()
     assert Quote.objects.get(id=bad.id).status == "live"  # refused: nothing written
+    alice.set_viewport_size({"width": 375, "height": 812})
+    alice.evaluate("window.scrollTo(0, 0)")
+    alice.screenshot(
+        path=str(ARTIFACTS / "margin-floor-phone.png"),
+        clip={"x": 0, "y": 0, "width": 375, "height": 1100},
+        full_page=True,
+    )
 
     # The organiser's monitor: her row stands out, reduce-only with its figures, live.
     row = org.locator("[data-testid=row-alice]")
@@ -106,3 +113,29 @@ def test_a_short_its_margin_and_reduce_only_live_on_the_floor_and_the_monitor(br
     assert "15 AAPL (75%)" in org.locator("[data-testid=margin-short-alice]").inner_text()
     assert "m-reduce_only" in row.get_attribute("class")
     shot(org, "margin-monitor")
+
+
+def test_the_create_form_offers_shorting_with_its_defaults_and_refuses_beside_the_field(browser, server, users):  # noqa: F811
+    org = signed_in_page(browser, server, users["org"])
+    org.goto(f"{server.url}/")
+    form = org.locator("#create-form")
+    assert not form.locator("input[name=short_limit]").is_visible()  # off by default: its settings hidden
+    form.locator("input[name=allow_shorting]").check()
+    assert form.locator("input[name=short_limit]").input_value() == "0.2"
+    assert form.locator("input[name=margin_band]").input_value() == "0.15"
+    assert form.locator("input[name=initial_margin]").input_value() == "0.05"
+    form.locator("input[name=session_id]").fill("shorts")
+    form.locator("input[name=legs]").fill("AAPL, NVDA")
+    form.locator("input[name=q]").fill("100, 60")
+    form.locator("input[name=margin_band]").fill("1,5")
+    form.locator("button.primary").click()
+    error = org.locator("#create-form label.has-error", has_text="Margin band").locator(".error")
+    error.wait_for(timeout=5_000)
+    assert "margin_band must be above 0 and at most 0.9" in error.inner_text()
+    shot(org, "margin-form")
+    org.locator("#create-form input[name=margin_band]").fill("0.1")
+    org.locator("#create-form button.primary").click()
+    org.wait_for_url(f"{server.url}/sessions/shorts/", timeout=10_000)
+    from markets.models import Session
+
+    assert Session.objects.get(id="shorts").margin_band == "0.1"
