@@ -4,6 +4,7 @@ the refusal's figures inline; a floor without shorting reads nothing more."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -231,3 +232,19 @@ def test_a_monitor_without_shorting_has_no_margin_columns(users):
     create_demo(users)
     page = client_for(users["org"]).get(reverse("markets:monitor_live", args=["demo"])).content.decode()
     assert 'data-sort="w"' not in page and "margin-w-" not in page
+
+
+def test_a_liquidation_shows_on_the_floor_in_words_and_on_the_monitor(users):
+    shorting(users)
+    trade(users, "alice", "mm", "AAPL", "ORCL", "45", "1.2")  # alice: -20 AAPL, 84 ORCL
+    tick("demo", {"AAPL": 250})
+    services.liquidate_due_sessions()
+    page = _floor(users, "alice")
+    panel = re.search(r'data-testid="my-margin".*?</p>', page, re.S).group(0)
+    assert 'data-status="liquidated"' in panel
+    assert "Liquidated earlier in this session; W is now" in _text(panel)
+    events = html.unescape(_text(re.search(r'data-testid="events".*?</table>', page, re.S).group(0)))
+    assert re.search(r"alice liquidated: W -[\d,]+\.\d\d is below zero \(requirement [\d,]+\.\d\d, band ±15%\)", events)
+    assert re.search(r"alice's shorts closed at the oracle's price: 20 AAPL from \w+", events)
+    monitor = client_for(users["org"]).get(reverse("markets:monitor_live", args=["demo"])).content.decode()
+    assert 'class="m-liquidated"' in re.search(r'<tr data-user="alice".*?>', monitor).group(0)
