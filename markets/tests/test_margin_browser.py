@@ -139,3 +139,24 @@ def test_the_create_form_offers_shorting_with_its_defaults_and_refuses_beside_th
     from markets.models import Session
 
     assert Session.objects.get(id="shorts").margin_band == "0.1"
+
+
+def test_the_order_form_says_what_the_order_would_do_to_w_as_it_is_typed(browser, server, users):  # noqa: F811
+    create_demo(users, mechanism="batch", short_limit="0.2", margin_band="0.5", initial_margin="0.5")
+    add_ticks({"AAPL": 100 * U, "NVDA": 50 * U, "META": 80 * U, "ORCL": 20 * U})
+    alice = signed_in_page(browser, server, users["alice"])
+    open_floor(alice, server)
+    form = alice.locator("[data-testid=order-form]")
+    form.locator("[name=quantity]").fill("40")
+    form.locator("[name=give_leg]").select_option("AAPL")
+    form.locator("[name=get_leg]").select_option("ORCL")
+    form.locator("[name=limit_rate]").fill("1.2")
+    preview = alice.locator("[data-testid=order-preview]")
+    preview.locator("text=✗ Would be refused (margin)").wait_for(timeout=5_000)
+    assert "W -295.00 below the requirement 750.00" in preview.inner_text()
+    form.locator("[name=quantity]").fill("20")
+    preview.locator("text=✓ within the margin").wait_for(timeout=5_000)
+    assert "If it fills whole at its limit: W 2,725.00 → 1,965.00, requirement 0.00" in preview.inner_text()
+    form.locator("[data-testid=place-order]").click()
+    alice.locator("#orders [data-testid=order-notice]").wait_for(timeout=5_000)
+    shot(alice, "margin-order-form")
