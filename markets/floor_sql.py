@@ -140,6 +140,14 @@ class Parties:
         user, name = names.index("user_id"), names.index("display_name")
         return {row[user]: row[name] for row in self._read().values()}
 
+    def liquidated(self) -> set[int]:
+        """The user ids of those liquidated in the session (bounded shorting), from the same read."""
+        from markets.models import Participant
+
+        _, names = selected(Participant)
+        user, at = names.index("user_id"), names.index("liquidated_at")
+        return {row[user] for row in self._read().values() if row[at] is not None}
+
     def attach[M: Model](self, rows: list[M], *fields: str) -> list[M]:
         """`rows` (of this session) with the participants their `fields` (taker, maker) name attached."""
         for row in rows:

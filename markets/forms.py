@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from markets import domain
+from markets.domain import margin as margin_rules
 from markets.domain import orders as batch_rules
 from markets.errors import DomainError
 from markets.models import Participant, Session
@@ -156,6 +157,42 @@ class SessionCreateForm(forms.Form):
     )
     BATCH_FIELDS = ("batch_seconds", "batch_band", "max_orders", "min_order")
 
+    # Bounded shorting (off by default; its three settings shown only when it is ticked).
+    allow_shorting = forms.BooleanField(
+        label="Allow shorting",
+        required=False,
+        help_text="Holdings may go below zero within a short limit, guarded by a margin rule (W against a "
+        "requirement over a price band)",
+    )
+    short_limit = forms.CharField(
+        label="Short limit",
+        required=False,
+        strip=False,
+        max_length=16,
+        initial="0.2",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+        help_text="The most anyone may be short of a leg, as a fraction of q (and the pool's gross cap): 0.2 is 20%",
+    )
+    margin_band = forms.CharField(
+        label="Margin band",
+        required=False,
+        strip=False,
+        max_length=16,
+        initial=margin_rules.DEFAULT_BAND,
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+        help_text="W is the worst case with every price from S(1-m) to S(1+m): 0.15 is ±15%",
+    )
+    initial_margin = forms.CharField(
+        label="Initial margin",
+        required=False,
+        strip=False,
+        max_length=16,
+        initial=margin_rules.DEFAULT_INITIAL,
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+        help_text="W must stay at least this fraction of the short value: 0.05 is 5%",
+    )
+    SHORT_FIELDS = ("short_limit", "margin_band", "initial_margin")
+
     def clean_legs(self) -> list[str]:
         try:
             return domain.validate_legs(_split_names(self.cleaned_data["legs"]))
@@ -183,7 +220,30 @@ class SessionCreateForm(forms.Form):
             except DomainError as exc:
                 self.add_error("q", _with_hint(exc.message, data["q"]))
         data["batch"] = self._batch_settings(data)
+        data["shorting"] = self._short_settings(data)
         return data
+
+    def _short_settings(self, data: dict[str, Any]) -> dict[str, str]:
+        """The shorting settings, checked by the rule the service applies (`margin.margin_settings`), its
+        refusal said beside the field it names; none when shorting is not ticked (the fields keep their
+        defaults, hidden)."""
+        if not data.get("allow_shorting"):
+            return {}
+        typed = {name: self.cleaned_data.get(name, "").strip(_BLANKS) for name in self.SHORT_FIELDS}
+        if not typed["short_limit"]:
+            self.add_error("short_limit", "Give a short limit (e.g. 0.2), or untick Allow shorting")
+            return {}
+        try:
+            settings = margin_rules.margin_settings(**typed)
+        except DomainError as exc:
+            field = exc.code.removeprefix("invalid_")
+            self.add_error(field if field in self.SHORT_FIELDS else None, exc.message)
+            return {}
+        return {
+            "short_limit": settings.short_limit,
+            "margin_band": settings.margin_band,
+            "initial_margin": settings.initial_margin,
+        }
 
     def _batch_settings(self, data: dict[str, Any]) -> dict[str, object]:
         """The batch settings as typed (decimal commas read as points), each checked by the rule the
@@ -234,6 +294,7 @@ class SessionCreateForm(forms.Form):
             "visibility": data.get("visibility") or Session.Visibility.PUBLIC,
             "mechanism": data.get("mechanism") or Session.Mechanism.RFQ,
             **data.get("batch", {}),
+            **data.get("shorting", {}),
         }
 
 

@@ -19,8 +19,9 @@ from django.views.decorators.http import require_GET, require_POST
 from markets import domain, selectors, services
 from markets.errors import DomainError
 from markets.models import Order, Session
-from markets.selectors import batch_floor
+from markets.selectors import batch_floor, margin_floor
 from markets.views import FLOOR, _typed, refusals_shown
+from oracle import units
 
 
 def _lifetime(posted: QueryDict) -> dict[str, Any]:
@@ -91,8 +92,33 @@ def order_place(request: HttpRequest, session_id: str) -> HttpResponse:
             **_lifetime(data),
         )
     except DomainError as exc:
-        return _orders_response(request, session, error=exc.message, error_key="order")
+        return _orders_response(request, session, error=margin_floor.refusal(exc), error_key="order")
     return _orders_response(request, session, notice=batch_floor.placed_notice(order))
+
+
+@login_required
+@require_GET
+@refusals_shown
+def order_preview(request: HttpRequest, session_id: str) -> HttpResponse:
+    """A shorting session's order form, as it is typed: what the order would do to my W if it filled whole
+    at its limit, and whether placing it would be refused (the rule `place_order` applies). Nothing until
+    the form names an amount, two legs and a limit."""
+    session = selectors.session_for(session_id, request.user)
+    me = selectors.viewer_context(session, request.user)["me"]
+    data = request.GET
+    context: dict[str, Any] = {"p": None, "session": session}
+    if session.shorting and me is not None and me.role in domain.HOLDER_ROLES:
+        try:
+            qty = domain.parse_qty(units.read_form_decimal(data.get("quantity", ""), "Quantity"))
+            limit = domain.parse_rate(units.read_form_decimal(data.get("limit_rate", ""), "The limit rate"))
+            gi = domain.leg_index(session.legs, data.get("give_leg", ""))
+            ge = domain.leg_index(session.legs, data.get("get_leg", ""))
+        except (DomainError, units.InvalidNumber):
+            pass  # not a whole order yet: the form says why when it is placed
+        else:
+            if gi != ge:
+                context["p"] = margin_floor.order_preview(session, me.user_id, gi, ge, qty, limit)
+    return render(request, f"{FLOOR}#order_preview", context)
 
 
 @login_required

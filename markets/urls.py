@@ -42,6 +42,7 @@ urlpatterns = [
     path("quotes/<id:quote_id>/withdraw", views.quote_withdraw, name="quote_withdraw"),
     # Batch auctions (markets.order_views): the names the API uses, on the floor.
     path("sessions/<slug:session_id>/orders", order_views.order_place, name="order_place"),
+    path("sessions/<slug:session_id>/orders/preview", order_views.order_preview, name="order_preview"),
     path("orders/<id:order_id>/cancel", order_views.order_cancel, name="order_cancel"),
     path("sessions/<slug:session_id>/batches/clear", order_views.batch_clear, name="batch_clear"),
     path("sessions/<slug:session_id>/batches/", order_views.batches, name="batches"),

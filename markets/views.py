@@ -26,6 +26,7 @@ from markets.forms import SessionCreateForm
 from markets.models import RFQ, Quote, Session
 from markets.push import snapshot
 from markets.push.render import render_board, render_mine, render_orders
+from markets.selectors import margin_floor
 from markets.selectors.invites import joined_counts
 from oracle import units
 
@@ -121,6 +122,7 @@ def _board_response(
     what the action did where its RFQ was (floor.js keeps both there while pushes redraw the board)."""
     context = _viewer(request, session)
     board = selectors.board_data(context["session"])
+    margin_floor.board_previews(context["session"], board, None)  # a shorting session: what accepting would do
     if error and error_key not in _shown_keys(context, board):
         error_key = "board"  # its row is gone (filled, withdrawn, expired) or its form not shown: say it on top
     context |= {
@@ -156,7 +158,7 @@ def _act(request: HttpRequest, session: Session, error_key: str, fn, *args: Any,
     try:
         fn(request.user, *args, **kwargs)
     except DomainError as exc:
-        return _board_response(request, session, error=exc.message, error_key=error_key)
+        return _board_response(request, session, error=margin_floor.refusal(exc), error_key=error_key)
     return _board_response(request, session)
 
 
@@ -233,7 +235,7 @@ def quote_accept(request: HttpRequest, quote_id: int) -> HttpResponse:
     try:
         trade = services.accept_quote(request.user, quote_id)
     except DomainError as exc:
-        return _board_response(request, session, error=exc.message, error_key=f"quote-{quote_id}")
+        return _board_response(request, session, error=margin_floor.refusal(exc), error_key=f"quote-{quote_id}")
     return _board_response(request, session, notice=selectors.traded_notice(trade), notice_key=f"rfq-{trade.rfq_id}")
 
 

@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markets import domain, floor_sql, selectors
 from markets.models import Participant, Quote, Session
 from markets.push.panels import BOARD, EVERYTHING, FLOOR, ORDERS, ROWS, Delta, shared
-from markets.selectors import batch_floor
+from markets.selectors import batch_floor, margin_floor
 
 
 def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: bool = True) -> dict[str, Any]:
@@ -29,6 +29,7 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
         if BOARD in panels
         else None
     )
+    previews = _previews(context, board)
     return {
         "html": mark_safe("".join(parts.values())),
         "parts": parts,
@@ -43,7 +44,22 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
         "version": context["session"].version if panels >= EVERYTHING else None,
         "holdings": context.get("holdings"),  # each holder's own position comes from them (`render_mine`)
         "orders": _orders(context["session"], panels),
+        "previews": previews,
     }
+
+
+def _previews(context: dict[str, Any], board: list[dict[str, Any]] | None) -> dict | None:
+    """A shorting session's quote previews (what accepting would do to the taker's margin), by taker, when
+    this rendering judged the holdings (a tick, a trade, a whole floor): read with the whole board when
+    the rendering has none, so that each taker's previews follow the prices (`render_mine` sends them)."""
+    margin = context.get("margin")
+    if margin is None:
+        return None
+    session = context["session"]
+    if board is None:
+        board = selectors.board_data(session, context.get("prices"), parties=context["parties"])
+    margin_floor.board_previews(session, board, margin)
+    return margin_floor.by_taker(board)
 
 
 def _orders(session: Session, panels: frozenset[str], users: frozenset[int] | None = None) -> dict | None:
@@ -83,7 +99,9 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
         if change.expired_quotes:
             expired = Quote.objects.filter(id__in=change.expired_quotes).values_list("rfq_id", flat=True)
             touched += sorted(set(expired) - set(touched), reverse=True)
-        open_now = {r["id"]: r for r in selectors.board_data(session, context.get("prices"), touched, parties)}
+        touched_board = selectors.board_data(session, context.get("prices"), touched, parties)
+        margin_floor.board_previews(session, touched_board, context.get("margin"))
+        open_now = {r["id"]: r for r in touched_board}
         # Oldest first: each new RFQ goes on top of the board, so the newest ends on top, as the page has it.
         board = [(rfq_id, open_now.get(rfq_id), rfq_id in change.new_rfqs) for rfq_id in sorted(touched)]
     return {
@@ -97,6 +115,7 @@ def render_delta(session_id: str, change: Delta, events: list[dict[str, Any]]) -
         "holdings": context.get("holdings"),
         "orders": _orders(session, change.panels, change.owners) if change.owners else None,
         "context": context,
+        "previews": _previews(context, None),
     }
 
 
@@ -180,6 +199,7 @@ def render_mine(panels: dict[str, Any], me: Participant | None) -> str | None:
     if me.user_id not in mine:
         by_user = panels.get("by_user") or panels.setdefault("by_user", {h.user_id: h for h in holdings})
         context = {"mine": by_user.get(me.user_id), "me": me, "session": panels["session"], "holders": len(holdings)}
+        context["previews"] = (panels.get("previews") or {}).get(me.user_id, ())
         html = render_to_string(f"{FLOOR}#mine", context | {"oob": panels.get("oob", True)})
         mine[me.user_id] = _ascii(html) if panels.get("oob", True) else mark_safe(html)
     return mine[me.user_id]

@@ -70,12 +70,12 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
         case "QuoteProvided":
             return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {units.short(d['rate'], domain.RATE_DP)}"
         case "QuoteWithdrawn":
-            return f"quote {d['quote_id']} withdrawn"
+            return f"quote {d['quote_id']} withdrawn" + (" (liquidation)" if d.get("reason") == "liquidation" else "")
         case "QuotesExpired":
             ids = d["quote_ids"]
             return f"quote{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} expired"
         case "RFQCancelled":
-            return f"RFQ {d['rfq_id']} cancelled"
+            return f"RFQ {d['rfq_id']} cancelled" + (" (liquidation)" if d.get("reason") == "liquidation" else "")
         case "TradeExecuted":
             return (
                 f"trade {d['trade_id']}: {who('taker')} {units.short(d['give_qty'], domain.QTY_DP)} {d['give_leg']} → "
@@ -95,12 +95,15 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
                 if d["batches"] is None
                 else f"for {d['batches']} batch{'es' if d['batches'] > 1 else ''}"
             )
+            buy_back = "buy-back (liquidation) " if d.get("liquidation") else ""
             return (
-                f"order {d['order_id']}: {who('user')} gives up to {units.short(d['quantity'], domain.QTY_DP)} "
+                f"{buy_back}order {d['order_id']}: {who('user')} gives up to {units.short(d['quantity'], domain.QTY_DP)} "
                 f"{d['give_leg']} for {d['get_leg']} at {units.short(d['limit_rate'], domain.RATE_DP)} or better, {life}"
             )
         case "OrderCancelled" if d.get("sealed"):
             return f"order {d['order_id']}: sealed"
+        case "OrderCancelled" if d.get("reason") == "liquidation":
+            return f"order {d['order_id']} of {who('user')} cancelled (liquidation)"
         case "OrderCancelled":
             return f"order {d['order_id']} cancelled by {who('user')}"
         case "BatchCleared":
@@ -116,7 +119,35 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
             return f"trading paused by {by}" + (f": {d['reason']}" if d.get("reason") else "")
         case "TradingResumed":
             return f"trading resumed by {who('by') if d.get('by_id') is not None else 'the system'}"
+        case "PositionLiquidated":
+            then = (
+                "its shorts are bought back in the next batch"
+                if d["method"] == "buy_back"
+                else "its shorts are deleveraged at the oracle's price"
+            )
+            return (
+                f"{who('user')} liquidated: W {_money(d['W'])} is below zero (requirement {_money(d['requirement'])},"
+                f" band ±{(Decimal(d['margin_band']) * 100).normalize():f}%); {then}"
+            )
+        case "AutoDeleveraged":
+            return _deleveraged(d, names)
     return ""
+
+
+def _money(text: str) -> str:
+    return f"{Decimal(text):,.2f}"
+
+
+def _deleveraged(d: dict[str, Any], names: dict[int, str]) -> str:
+    """AutoDeleveraged in a line: whose shorts were closed, against whom, with how much, paid how."""
+
+    def name(user: int) -> str:
+        return names.get(user, f"user #{user}")
+
+    taken = ", ".join(f"{units.short(m['units'], domain.QTY_DP)} {m['leg']} from {name(m['from'])}" for m in d["moves"])
+    paid = "all its longs (bankrupt)" if d.get("bankrupt") else "its longs"
+    after = f" after batch {d['after_batch']}" if d.get("after_batch") is not None else ""
+    return f"{name(d['user_id'])}'s shorts closed{after} at the oracle's price: {taken or 'nothing to move'}; paid with {paid}"
 
 
 def traded_notice(trade: Trade) -> str:

@@ -18,6 +18,7 @@ from django.db.models import Q
 from ledger import clock
 from markets import domain, floor_sql, pricing, sql
 from markets.models import RFQ, Participant, Payout, Session, Trade
+from markets.selectors import margin_floor
 from markets.selectors.batch_floor import batch_context, moves_said
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
@@ -114,6 +115,8 @@ class HoldingRow:
     user_id: int | None = None  # names the row in the page (id="holding-<user id>"), so a push can replace it
     name: str = ""  # as people see it (the display name joined with)
     rank: int | None = None  # by P&L once settled, as the results rank it
+    x: list[int] = field(default_factory=list)  # the holdings in base units (the margin is judged on them)
+    margin: Any = None  # a shorting session's `margin_floor.MarginView` at the latest prices (else None)
 
 
 @dataclass
@@ -159,9 +162,9 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
             pnls.append(value_base - domain.payout(r["initial"], vec))
             value, pnl = money_dec(value_base), money_dec(pnls[-1])
         role, user_id, name = participants[username]
-        rows.append(
-            HoldingRow(username, role, [q_dec(x) for x in r["qty"]], value, pnl, payouts.get(username), user_id, name)
-        )
+        row = HoldingRow(username, role, [q_dec(x) for x in r["qty"]], value, pnl, payouts.get(username), user_id, name)
+        row.x = r["qty"]
+        rows.append(row)
     if settlement is not None and vec is not None:
         for row, rank in zip(rows, competition_ranks(pnls), strict=True):
             row.rank = rank
@@ -199,7 +202,9 @@ def _checks(
     zero_sum = _holds(domain.check_zero_sum, *moved)
     checks = [
         Check("1 Conservation", conservation is None, conservation or "Σx = q on every leg"),
-        Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
+        Check(*margin_floor.invariant_two(session, matrix, _holds))
+        if session.shorting
+        else Check("2 No negative holding", negative is None, negative or f"min x = {domain.qty_str(low)}"),
         Check("3 Zero-sum trades", zero_sum is None, zero_sum or f"{moves_said(session, trades)}, ΣΔx = 0"),
     ]
     if settlement is not None:
@@ -215,11 +220,6 @@ def _checks(
     else:
         checks.append(Check("4 Settlement sum", True, "waiting for prices", pending=True))
     return checks
-
-
-def _percent(bp: int) -> str:
-    """Basis points as a signed percentage, e.g. -0.50%."""
-    return f"{Decimal(bp) / 100:+.2f}%"
 
 
 def board_data(
@@ -253,13 +253,16 @@ def board_data(
                 "key": f"quote-{quote.id}",
                 "maker": quote.maker.display_name,
                 "maker_id": quote.maker_id,
+                "maker_user_id": quote.maker.user_id,
                 "rate": domain.to_decimal(quote.rate, domain.RATE_DP),
                 "receive": q_dec(domain.trade_receive(rfq.quantity, quote.rate)),
                 "expires_at": quote.expires_at,
                 "expires_ms": int(quote.expires_at.timestamp() * 1000),
                 "expired": quote.expires_at <= now,
                 "rate_base": quote.rate,
-                "vs_fair": _percent(pricing.distance_bp(quote.rate, fairs[rfq.id])) if fairs[rfq.id] else "",
+                "vs_fair": f"{Decimal(pricing.distance_bp(quote.rate, fairs[rfq.id])) / 100:+.2f}%"
+                if fairs[rfq.id]
+                else "",
             }
         )
     return [
@@ -268,6 +271,8 @@ def board_data(
             "key": f"rfq-{r.id}",
             "taker": r.taker.display_name,
             "taker_id": r.taker_id,
+            "taker_user_id": r.taker.user_id,
+            "quantity_base": r.quantity,
             "give_leg": r.give_leg,
             "get_leg": r.get_leg,
             "quantity": q_dec(r.quantity),
@@ -338,6 +343,8 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     if parts & {"holdings", "pool", "settlement"}:
         holdings, pool = holdings_and_pool(session, prices)
         context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
+        if session.shorting and not settled:
+            context["margin"] = margin_floor.judge_all(session, holdings, prices, parties)
     if "chart" in parts:
         context["chart"] = price_chart(session, until=settled[1] if settled else None, history=history)
     if "blotter" in parts:

@@ -20,6 +20,8 @@ from markets.errors import Forbidden
 from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.floor import holdings_and_pool
+from markets.selectors.margin_floor import terms as margin_terms
+from markets.selectors.margin_monitor import margin_by_user, margin_totals
 from markets.selectors.rejoin import way_back_kinds
 from markets.selectors.sessions import is_paused, phase_context, status_note
 
@@ -66,6 +68,7 @@ class MonitorRow:
     resting: int = 0  # batch auctions: resting orders (their count, never their sealed limits)
     fills: int = 0  # batch auctions: fills, one per order per batch it traded in
     reserved: list[tuple[str, Decimal]] | None = None  # what they reserve, per leg (legs reserving nothing left out)
+    margin: Any = None  # bounded shorting: their `selectors.margin.MarginRow` at the latest prices
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -209,6 +212,9 @@ def monitor_context(session_id: str) -> dict[str, Any]:
     ways = way_back_kinds(session)
     for row in rows:
         row.way_back = ways.get(row.user_id, "none")
+    margins = margin_by_user(session)
+    for row in rows:
+        row.margin = margins.get(row.user_id)
     joined = {r.user_id for r in rows}
     watching = sum(1 for user_id, p in presence.items() if user_id not in joined and p.connected_at(now))
     roles = {role: sum(1 for r in rows if r.role == role) for role in ROLE_ORDER}
@@ -228,7 +234,9 @@ def monitor_context(session_id: str) -> dict[str, Any]:
             "quotes": sum(r.live_quotes for r in rows),
             **({"resting": sum(r.resting for r in rows)} if session.trades_by_batch else {}),
             **({"fills": sum(r.fills for r in rows)} if session.trades_by_batch else {}),
+            **(margin_totals(margins) if session.shorting else {}),
         },
         "volume": volume_per_leg(session),
+        "margin_terms": margin_terms(session) if session.shorting else "",
         "batches": batch_list(session),
     }
