@@ -353,7 +353,10 @@ HEADS_SQL = (
     "SELECT stream, version, type, payload FROM ledger_event"
     " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
 )
-TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type IN ('TradeExecuted', 'BatchCleared')"
+TRADES_SQL = (
+    "SELECT stream, version, payload FROM ledger_event"
+    " WHERE type IN ('TradeExecuted', 'BatchCleared', 'AutoDeleveraged')"
+)
 TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
 SEQ_RANGE_SQL = "SELECT MIN(seq), MAX(seq) FROM ledger_event"
 
@@ -364,8 +367,8 @@ def holdings_heads(conn) -> Iterable[tuple[str, int, str, str]]:
 
 
 def trade_rows(conn, low: int | None = None, high: int | None = None) -> Iterable[tuple[str, int, str]]:
-    """(stream, version, payload) of every TradeExecuted and BatchCleared (what moves holdings after the
-    allocation), or of those with seq in low..high."""
+    """(stream, version, payload) of every TradeExecuted, BatchCleared and AutoDeleveraged (what moves
+    holdings after the allocation), or of those with seq in low..high."""
     return conn.execute(TRADES_SQL) if low is None else conn.execute(TRADES_RANGE_SQL, (low, high))
 
 
