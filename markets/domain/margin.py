@@ -20,6 +20,7 @@ Units: quantities 10**-6, prices 10**-6, money 10**-12 (qty x price), as everywh
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class MarginSettings:
 
     def caps(self, q: Sequence[int]) -> list[int]:
         """The most any participant may be short of each leg, and the pool's gross short cap: floor(a.q_k)."""
-        return [math.floor(self.limit * qk) for qk in q]
+        return list(_caps(self.short_limit, tuple(q)))
 
     def payload(self) -> dict:
         """What SessionCreated carries (nothing when shorting is off: the log reads as before)."""
@@ -76,6 +77,13 @@ class MarginSettings:
 
 
 OFF = MarginSettings()
+
+
+@functools.lru_cache(maxsize=256)
+def _caps(short_limit: str, q: tuple[int, ...]) -> tuple[int, ...]:
+    """floor(limit . q_k), kept per (limit, q): every command of a shorting session asks (Fractions are slow)."""
+    limit = Fraction(Decimal(short_limit)) if short_limit else Fraction(0)
+    return tuple(math.floor(limit * qk) for qk in q)
 
 
 def _fraction_text(value: object, name: str, *, low: Fraction, high: Fraction, low_open: bool) -> str:

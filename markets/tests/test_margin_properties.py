@@ -6,6 +6,7 @@ the log verifies and replay rebuilds every liquidation."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from decimal import Decimal
 from fractions import Fraction
@@ -264,3 +265,30 @@ def test_the_path_is_haircut_when_the_fixing_lies_far_outside_the_box(users):
     outcomes, types, deficit = run_path(users, "0.2", "0.15", "0.05", [SHORT], STILL | {"AAPL": "10", "ORCL": "0.01"})
     assert outcomes == ["traded"] and "PositionLiquidated" not in types
     assert Decimal(deficit) > 0
+
+
+# ---------------------------------------------------------------- the command's price read
+
+
+T0 = dt.datetime(2030, 1, 7, 9, 0, tzinfo=dt.UTC)
+ticks_in = st.lists(st.tuples(st.sampled_from([*LEGS, "MSFT"]), st.integers(0, 5), st.integers(1, 10**9)), max_size=14)
+
+
+@pytest.mark.django_db
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ticks=ticks_in, at=st.integers(0, 6))
+def test_the_commands_one_statement_reads_the_prices_the_selector_reads(users, ticks, at):
+    """markets.services.margin.latest_prices (one statement) == selectors.prices.prices_at: each leg's
+    newest tick at or before the instant, later id first among ticks of the same instant; None without."""
+    from markets.selectors.prices import prices_at
+    from markets.services.margin import latest_prices
+
+    with transaction.atomic():
+        session = create_demo(users)
+        for leg, second, price in ticks:
+            when = T0 + dt.timedelta(seconds=second)
+            Tick.objects.create(session_id="demo", symbol=leg, at=when, price=price, source="test")
+            Tick.objects.create(session_id="other", symbol=leg, at=when, price=price + 1, source="test")
+        instant = T0 + dt.timedelta(seconds=at, microseconds=1 if at % 2 else 0)
+        assert latest_prices(session, instant) == prices_at(session, instant)
+        transaction.set_rollback(True)
