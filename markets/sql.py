@@ -204,9 +204,10 @@ def newest_ticks(session_id: str, legs: Sequence[str], at: dt.datetime) -> dict[
         return {symbol: (tick, price) for symbol, tick, price in cursor.fetchall()}
 
 
-_ROWS_OF_SQL = (
+_ROWS_OF_SQL = (  # the participants first (their unique index), then their holdings (by participant)
     'SELECT p."user_id", h."qty" FROM "markets_holding" h JOIN "markets_participant" p ON p."id" = h."participant_id" '
-    'WHERE h."session_id" = %s AND p."user_id" IN ({}) ORDER BY p."user_id", h."leg_index"'
+    'WHERE h."participant_id" IN (SELECT "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" IN ({})) '
+    'ORDER BY p."user_id", h."leg_index"'
 )
 
 

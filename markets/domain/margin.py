@@ -49,15 +49,15 @@ class MarginSettings:
 
     @property
     def limit(self) -> Fraction:
-        return Fraction(Decimal(self.short_limit)) if self.on else Fraction(0)
+        return _fraction(self.short_limit) if self.on else Fraction(0)
 
     @property
     def band(self) -> Fraction:
-        return Fraction(Decimal(self.margin_band)) if self.on else Fraction(0)
+        return _fraction(self.margin_band) if self.on else Fraction(0)
 
     @property
     def initial(self) -> Fraction:
-        return Fraction(Decimal(self.initial_margin)) if self.on else Fraction(0)
+        return _fraction(self.initial_margin) if self.on else Fraction(0)
 
     def caps(self, q: Sequence[int]) -> list[int]:
         """The most any participant may be short of each leg, and the pool's gross short cap: floor(a.q_k)."""
@@ -80,9 +80,15 @@ OFF = MarginSettings()
 
 
 @functools.lru_cache(maxsize=256)
+def _fraction(text: str) -> Fraction:
+    """A setting's exact value (parsed once: the margin rule runs inside every command of the session)."""
+    return Fraction(Decimal(text))
+
+
+@functools.lru_cache(maxsize=256)
 def _caps(short_limit: str, q: tuple[int, ...]) -> tuple[int, ...]:
     """floor(limit . q_k), kept per (limit, q): every command of a shorting session asks (Fractions are slow)."""
-    limit = Fraction(Decimal(short_limit)) if short_limit else Fraction(0)
+    limit = _fraction(short_limit) if short_limit else Fraction(0)
     return tuple(math.floor(limit * qk) for qk in q)
 
 
@@ -190,8 +196,10 @@ def assess(
 
 
 def _w(x: Sequence[int], prices: Sequence[int | None], band: Fraction, *, need: bool = True, legs=()) -> Fraction:
-    low, high = 1 - band, 1 + band
-    total = Fraction(0)
+    # In integers over the band's denominator d (m = n/d: longs at (d-n)/d, shorts at (d+n)/d), one
+    # Fraction at the end: the same exact value, without a Fraction per leg.
+    low, high, d = band.denominator - band.numerator, band.denominator + band.numerator, band.denominator
+    total = 0
     for k, v in enumerate(x):
         if v == 0:
             continue
@@ -206,7 +214,7 @@ def _w(x: Sequence[int], prices: Sequence[int | None], band: Fraction, *, need: 
                 "conflict",
             )
         total += v * price * (low if v > 0 else high)
-    return total
+    return Fraction(total, d)
 
 
 def check_move(
