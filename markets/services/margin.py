@@ -50,6 +50,7 @@ def check_moves(
     me: int | None = None,
     names: Mapping[int, str] | None = None,
     prices: Sequence[int | None] | None = None,
+    held: Mapping[int, Sequence[int]] | None = None,
 ) -> None:
     """The margin rule for every participant a move touches (`deltas`: user id -> change per leg): no
     holding below minus its short limit, the pool's shorts within the cap, and W >= IM after it (or rising,
@@ -60,7 +61,9 @@ def check_moves(
         return
     settings = session.margin
     caps = settings.caps(session.q)
-    before = rows_of(session.id, sorted(deltas))
+    # `held`: what the movers hold now (not less reservations), when the caller has just read it under the
+    # same lock (an accept in a session without orders): one statement fewer on the trade path.
+    before = {u: list(held[u]) for u in deltas} if held is not None else rows_of(session.id, sorted(deltas))
     after = {u: [x + d for x, d in zip(before[u], deltas[u], strict=True)] for u in deltas}
     names = names or {}
     for user in sorted(deltas):
