@@ -291,7 +291,7 @@ EXPLAINED = [
         "cuts that clear them, see `bench/eventlog.py`) written into copies of the migrated schema; "
         "`markets.fastreplay.replay_log` rebuilds every session's holdings (checked against the generator's own "
         "bookkeeping, and in the tests against `projections.rebuild`). Only SessionCreated, "
-        "InitialAllocationAssigned, TradeExecuted and BatchCleared touch holdings, so only those rows are read "
+        "InitialAllocationAssigned, TradeExecuted, BatchCleared and AutoDeleveraged touch holdings, so only those rows are read "
         "(the trades and cuts through the type index); the limit is the same SQL reading the same rows with no "
         "work. Best of repeated runs, each on a fresh connection.",
     ),
