@@ -7,8 +7,10 @@ QuoteWithdrawn, an RFQCancelled or a SettlementWaiting instead; every 25th RFQ a
 and resumed trading); with `settle=True` each stream ends with
 SessionSettled. Sessions trade by RFQ and batch auction (`mechanism="both"`, the default): now and then a
 batch cycle places limit orders and cuts them (`bench.eventlog_batch`: OrderPlaced, OrderCancelled,
-BatchCleared, cleared by `markets.domain.batch` itself). Trades and orders are feasible (nobody goes short or
-gives what its resting orders reserve), so the log is one the services could have written.
+BatchCleared, cleared by `markets.domain.batch` itself). The first `squeezes` sessions allow bounded shorting
+and run one short squeeze (`bench.eventlog_short`: a short, a price jump, PositionLiquidated, buy-back orders
+and AutoDeleveraged). Trades and orders are feasible (nobody else goes short or gives what its resting
+orders reserve), so the log is one the services could have written.
 
 Rows come out exactly as Django stores them in SQLite (`at` as `str(naive UTC datetime)`), hashed with
 `ledger.store.compute_hash` over `ledger.store.format_at(at)`, and the generator keeps the holdings it
@@ -25,7 +27,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bench import eventlog_batch
+from bench import eventlog_batch, eventlog_short
 from ledger.store import GENESIS, compute_hash
 from markets import domain
 
@@ -68,6 +70,7 @@ class _Stream:
     done: bool = False
     mechanism: str = "rfq"
     book: eventlog_batch.Book | None = None  # batch sessions: reference prices, reservations, resting orders
+    short: eventlog_short.Squeeze | None = None  # sessions that allow shorting: the squeeze's state
 
 
 @dataclass
@@ -84,6 +87,9 @@ class GeneratedLog:
     first_seq: int = 1  # the log continues after these: seq, and the RFQ, quote, trade, order and tick ids
     first_ids: tuple[int, ...] = (1, 1, 1, 1, 1)
     mechanism: str = "both"  # how the sessions trade: "rfq" (RFQ cycles only), or "both" (batch cycles too)
+    # How many sessions (the first ones) allow bounded shorting and run a short squeeze (see
+    # bench.eventlog_short): a trader goes short, the leg jumps, the trader is liquidated and deleveraged.
+    squeezes: int = 1
     # The user id of each name of `usernames(participants)`; by default 1, 2, 3... in that order (a log
     # read without a users table, as the replay bench does, needs no real accounts).
     user_ids: dict[str, int] | None = None
@@ -116,6 +122,8 @@ class GeneratedLog:
             )
             if st.mechanism != "rfq":
                 st.book = eventlog_batch.Book([rng.randrange(10, 1000) * domain.PRICE_SCALE for _ in range(n_legs)])
+            if s < self.squeezes:
+                st.short = eventlog_short.start(st, self.seed, s, budget)
             streams.append(st)
             self.streams.append(domain.stream_name(st.session_id))
         first = (*self.first_ids, 1, 1)[:5]
@@ -186,7 +194,8 @@ class GeneratedLog:
                         "created_by_id": organiser,
                         "scales": {"qty_dp": domain.QTY_DP, "rate_dp": domain.RATE_DP, "price_dp": domain.PRICE_DP},
                     }
-                    | eventlog_batch.created(st),
+                    | eventlog_batch.created(st)
+                    | eventlog_short.created(st),
                 )
             )
             for user_id, role in (
@@ -228,6 +237,10 @@ class GeneratedLog:
                 st.pending.append(("QuoteProvided", self._quote(ids, rng.choice(st.makers), 10**8, at_iso)))
             st.pending.append(("RFQCancelled", {"rfq_id": ids["rfq"]}))
             return
+        if eventlog_short.due(st, room):
+            st.pending.extend(eventlog_short.plan(st, ids, eventlog_batch._cut))
+            if st.pending:
+                return
         if st.book is not None and room >= eventlog_batch.CYCLE_EVENTS and rng.random() < eventlog_batch.SHARE:
             st.pending.extend(eventlog_batch.plan(st, rng, ids, organiser))
             return

@@ -4,7 +4,7 @@ Making 10,000 trades through the services takes minutes on this machine, so the 
 directly: the ledger rows with executemany, and the projection (sessions, participants, holdings and their
 reservations, RFQs, quotes, trades, limit orders, batches and their fills, settlements) computed here in
 memory with the same rules as `markets.projections` (`markets.domain.orders.after_cut` for what a cut leaves
-of an order) and written with bulk_create. `bench/test_bench_quick.py` checks the result equals `projections.rebuild` of
+of an order; liquidations and deleveraging as `markets.projections_margin`) and written with bulk_create. `bench/test_bench_quick.py` checks the result equals `projections.rebuild` of
 the same log. Sessions loaded this way are ordinary sessions: the services trade on them afterwards.
 """
 
@@ -84,6 +84,20 @@ def load(rows: Iterable[tuple]) -> int:
             book.close(book.orders[d["order_id"]], Order.Status.CANCELLED, at)
         elif type_ == "BatchCleared":
             book.cleared(sid, d, at, seq)
+            for (in_session, _user), who in participants.items():  # buy-backs in this batch wait no more
+                if in_session == sid and who.liquidation_pending and book.owns_any(who, d["orders"]):
+                    who.liquidation_pending = False
+        elif type_ == "PositionLiquidated":
+            who = participants[(sid, d["user_id"])]
+            who.liquidated_at, who.liquidation_pending = at, d["method"] == "buy_back"
+            book.named_ticks(sid, d, at)
+        elif type_ == "AutoDeleveraged":
+            for user, deltas in d["deltas_by_id"].items():
+                row = holdings[sid][int(user)]
+                for k, delta in enumerate(deltas):
+                    row[k] += delta
+            participants[(sid, d["user_id"])].liquidation_pending = False
+            book.named_ticks(sid, d, at)
         elif type_ == "RFQRequested":
             rfqs[d["rfq_id"]] = RFQ(
                 id=d["rfq_id"],
@@ -251,6 +265,14 @@ class _Batches:
         self.orders[order.id] = order
         self.resting.setdefault(sid, {})[order.id] = order
         self._reserve(order, order.rest)
+
+    def owns_any(self, participant, order_ids: list[int]) -> bool:
+        return any(self.orders[i].participant is participant for i in order_ids)
+
+    def named_ticks(self, sid: str, d: dict, at: dt.datetime) -> None:
+        """The oracle's ticks a liquidation or a deleveraging names (a cut's are stored at the cut)."""
+        for leg, tick in d["ticks"].items():
+            self.ticks.setdefault(tick, (sid, leg, at, d["prices"][leg]))
 
     def close(self, order, status: str, at: dt.datetime) -> None:
         """The order leaves the book (cancelled, expired, lapsed) and frees what it still reserved."""

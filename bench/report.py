@@ -195,6 +195,12 @@ def _clearing(notes: dict[str, Any]) -> str:
     return batches.markdown(notes["clearing"])
 
 
+def _margin(notes: dict[str, Any]) -> str:
+    from bench import margin
+
+    return margin.markdown(notes.get("margin", []))
+
+
 def markdown(result: dict[str, Any], figures: list[Figure]) -> str:
     m = result["machine"]
     notes = result.get("notes", {})
@@ -250,6 +256,7 @@ def markdown(result: dict[str, Any], figures: list[Figure]) -> str:
             growth_markdown(figures),
             cost,
             _clearing(notes),
+            _margin(notes),
             "## How each figure is measured",
             "",
             *[f"- **{title}.** {text}" for title, text in EXPLAINED],
@@ -284,7 +291,7 @@ EXPLAINED = [
         "cuts that clear them, see `bench/eventlog.py`) written into copies of the migrated schema; "
         "`markets.fastreplay.replay_log` rebuilds every session's holdings (checked against the generator's own "
         "bookkeeping, and in the tests against `projections.rebuild`). Only SessionCreated, "
-        "InitialAllocationAssigned, TradeExecuted and BatchCleared touch holdings, so only those rows are read "
+        "InitialAllocationAssigned, TradeExecuted, BatchCleared and AutoDeleveraged touch holdings, so only those rows are read "
         "(the trades and cuts through the type index); the limit is the same SQL reading the same rows with no "
         "work. Best of repeated runs, each on a fresh connection.",
     ),
@@ -306,6 +313,16 @@ EXPLAINED = [
         "invariants, the commit. The limit is the same clearing in memory (`markets.domain.batch.clear` on the "
         "book the service reads) plus the same rows written by plain sqlite3 in one transaction on a copy of "
         "the database (the event, one update per order, one insert per fill, one update per holding moved).",
+    ),
+    (
+        "Margin",
+        "Two sessions of 50 participants and 8 legs loaded in bulk from generated logs of the same size, one "
+        "allowing bounded shorting (its log holds a short squeeze); the oracle ticks every leg of both; untimed, "
+        "each trader of the shorting session sells a leg short (`bench/margin.py`). Then the same number of "
+        "accepts through `services.accept_quote` in each, in alternating rounds: every accept in the shorting "
+        "session checks the short limits, the pool's gross cap and the taker's worst case over the box at the "
+        "oracle's latest prices. The limit is the session without shorting: the ratio is what margin leaves "
+        "of its rate (goal: at least 0.90, margin costs at most 10%).",
     ),
     (
         "Push",

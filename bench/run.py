@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --quick    # small sizes, a minute or less: bench/results/quick.json and quick.md
     .venv/bin/python -m bench --only replay trade --json out.json --markdown out.md
     .venv/bin/python -m bench --only clearing   # a batch auction's cut through services.clear_batch
+    .venv/bin/python -m bench --only margin     # accepts with shorting on beside off (margin's cost)
 
 Everything runs on scratch SQLite files in a temporary folder (or --workdir, which is kept and lets the
 generated logs be reused): the project's own database is never touched.
@@ -24,7 +25,7 @@ from typing import Any
 
 from bench.common import BASE_DIR
 
-SECTIONS = ("replay", "trade", "http", "push", "clearing", "scale")  # scale only when named (--only scale)
+SECTIONS = ("replay", "trade", "http", "push", "clearing", "margin", "scale")  # scale only when named (--only scale)
 
 FULL = {
     "replay_events": [10_000, 100_000, 1_000_000],
@@ -39,6 +40,8 @@ FULL = {
     "push_clients": [5, 50, 500],
     "push_events": 10,
     "clearing": [[legs, n] for legs in (4, 8, 32) for n in (100, 1_000, 10_000)],  # [legs, resting orders]
+    "margin_prior": 1_000,
+    "margin_accepts": 400,
 }
 
 QUICK = {
@@ -54,6 +57,8 @@ QUICK = {
     "push_clients": [5, 20],
     "push_events": 3,
     "clearing": [[4, 100], [8, 1_000]],
+    "margin_prior": 100,
+    "margin_accepts": 40,
 }
 
 
@@ -142,9 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         schema = setup_django(workdir)
         ctx = Context(workdir=workdir, schema=schema, sizes=sizes, quick=args.quick)
         ctx.log(f"scratch folder {workdir}; sections {', '.join(sections)}")
-        from bench import batches, push, replay, scale, trade, web
+        from bench import batches, margin, push, replay, scale, trade, web
 
-        modules = {"replay": replay, "trade": trade, "http": web, "push": push, "clearing": batches, "scale": scale}
+        modules = {
+            "replay": replay,
+            "trade": trade,
+            "http": web,
+            "push": push,
+            "clearing": batches,
+            "margin": margin,
+            "scale": scale,
+        }
         figures = []
         for name in sections:
             figures.extend(modules[name].run(ctx))

@@ -38,6 +38,8 @@ EXPECTED = {
     "push.20.nudged",
     "clearing.4.100",
     "clearing.8.1000",
+    "margin.trade.full",
+    "margin.trade.normal",
 }
 
 
@@ -177,7 +179,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     for key, figure in figures.items():
         assert figure["value"] > 0 and figure["limit"] > 0, key
         assert figure["ratio"] > 0, key
-    assert result["sections"] == ["replay", "trade", "http", "push", "clearing"]
+    assert result["sections"] == ["replay", "trade", "http", "push", "clearing", "margin"]
     for field in ("cpu", "cores", "python", "sqlite"):
         assert result["machine"][field]
     # The server's CPU per request beside each HTTP rate (and /health's), on the page too.
@@ -189,6 +191,12 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     assert "## What one request costs the server" in text and "| GET /health (SELECT 1) |" in text
     assert "Replay and verify" in run.stdout
     assert "## Batch auction cut" in text and figures["clearing.8.1000"]["detail"]["fills"] > 0
+    # Margin's cost: the same accepts with shorting on (every taker short) beside off, on the page too.
+    margin = figures["margin.trade.normal"]["detail"]
+    assert (
+        margin["traders_short"] > 30 and margin["statements_per_accept"]["on"] > margin["statements_per_accept"]["off"]
+    )
+    assert "## What margin costs an accept" in text
 
 
 @pytest.mark.slow
@@ -211,3 +219,27 @@ def test_quick_postgres_benchmark_trades_pushes_and_loses_nothing(tmp_path):
     scale = figures["pg.scale.2"]["detail"]
     assert scale["trades"] > 0 and scale["lost"] == 0 and scale["busy"] == 0 and scale["refused"] == 0
     assert result["machine"]["postgresql"] and "| Ratio |" in page.read_text()
+
+
+@pytest.mark.sqlite_only("the trade path's figures are measured on SQLite")
+@pytest.mark.django_db(transaction=True)  # it switches PRAGMA synchronous, as the bench does (not in a transaction)
+def test_the_margin_bench_times_the_same_accepts_with_shorting_on_and_off(tmp_path):
+    """Two loaded sessions, one allowing shorts where every timed taker is short: both sides accept, the
+    shorting side sends more statements (the margin rule's reads), and both sessions still verify."""
+    from bench import margin
+    from markets.models import Session, Trade
+
+    ctx = SimpleNamespace(sizes={"margin_prior": 10, "margin_accepts": 8}, notes={}, log=print)
+    full, normal = margin.run(ctx)
+    assert (full.key, normal.key) == ("margin.trade.full", "margin.trade.normal")
+    detail = normal.detail
+    assert detail["traders_short"] >= 30 and detail["cpu_ms_per_accept_on"] > 0
+    assert detail["statements_per_accept"]["on"] > detail["statements_per_accept"]["off"]
+    on, off = Session.objects.get(id__startswith="marginon"), Session.objects.get(id__startswith="marginoff")
+    assert on.shorting and not off.shorting
+    x = projections.holdings_by_user(on.id)
+    assert sum(1 for row in x.values() if min(row) < 0) == detail["traders_short"]
+    for session in (on, off):
+        assert Trade.objects.filter(session_id=session.id).count() > 2 * 8  # the timed accepts traded
+        assert audit.verify_session(session.id).ok, session.id
+    assert "| FULL |" in margin.markdown(ctx.notes["margin"])

@@ -43,9 +43,11 @@ def load_session(
     legs: int = LEGS,
     seed: int = 1,
     mechanism: str = "rfq",
+    shorting: bool = False,
 ):
     """A session already holding about `trades` trades (and their RFQs and quotes), loaded in bulk. It trades
-    by RFQ only unless `mechanism` says "both" (then batch cycles too, and fewer trades for the same log)."""
+    by RFQ only unless `mechanism` says "both" (then batch cycles too, and fewer trades for the same log).
+    With `shorting` it allows bounded shorting (and its log holds a short squeeze, `bench.eventlog_short`)."""
     from bench import loader
 
     users = bench_users(participants)
@@ -61,6 +63,7 @@ def load_session(
         first_seq=first_seq,
         first_ids=first_ids,
         mechanism=mechanism,
+        squeezes=1 if shorting else 0,
         user_ids={name: user.pk for name, user in users.items()},
     )
     with fast_setup():

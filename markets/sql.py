@@ -182,6 +182,47 @@ def leg_totals(session_id: str) -> dict[int, tuple[int, int, int]]:
         return {k: (int(total), int(low), int(short)) for k, total, low, short in cursor.fetchall()}
 
 
+# ---------------------------------------------------------------- bounded shorting (markets.services.margin)
+
+_NEWEST_TICK_SQL = (
+    '(SELECT "id" FROM "oracle_tick" WHERE "session_id" = %s AND "symbol" = %s AND "at" <= %s '
+    'ORDER BY "at" DESC, "id" DESC LIMIT 1)'
+)
+
+
+def newest_ticks(session_id: str, legs: Sequence[str], at: dt.datetime) -> dict[str, tuple[int, int]]:
+    """{leg: (tick id, price)} of each leg's newest tick at or before `at` (later time, then later id, as
+    `selectors.prices.newest_ticks`), for the legs that have one: one statement (the margin rule reads it
+    inside every command that may go short)."""
+    when = connection.ops.adapt_datetimefield_value(at)
+    subqueries = ", ".join([_NEWEST_TICK_SQL] * len(legs))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT "symbol", "id", "price" FROM "oracle_tick" WHERE "id" IN ({subqueries})',
+            [value for leg in legs for value in (session_id, leg, when)],
+        )
+        return {symbol: (tick, price) for symbol, tick, price in cursor.fetchall()}
+
+
+_ROWS_OF_SQL = (  # the participants first (their unique index), then their holdings (by participant)
+    'SELECT p."user_id", h."qty" FROM "markets_holding" h JOIN "markets_participant" p ON p."id" = h."participant_id" '
+    'WHERE h."participant_id" IN (SELECT "id" FROM "markets_participant" WHERE "session_id" = %s AND "user_id" IN ({})) '
+    'ORDER BY p."user_id", h."leg_index"'
+)
+
+
+def holding_rows(session_id: str, users: Sequence[int]) -> dict[int, list[int]]:
+    """{user id: [x_k in leg order]} of the given users (what they hold, not less reservations)."""
+    rows: dict[int, list[int]] = {u: [] for u in users}
+    if not users:
+        return rows
+    with connection.cursor() as cursor:
+        cursor.execute(_ROWS_OF_SQL.format(", ".join(["%s"] * len(users))), [session_id, *users])
+        for user, qty in cursor.fetchall():
+            rows[user].append(qty)
+    return rows
+
+
 _ACCEPTANCE_SQL = (
     'SELECT r."session_id", q."id", q."status", q."expires_at", q."rate", q."maker_id", m."user_id", r."id", r."status", '
     'r."taker_id", t."user_id", r."give_leg", r."get_leg", r."quantity", t."username", t."role", m."username", m."role", '
@@ -353,7 +394,10 @@ HEADS_SQL = (
     "SELECT stream, version, type, payload FROM ledger_event"
     " WHERE type IN ('SessionCreated', 'InitialAllocationAssigned') ORDER BY stream, version"
 )
-TRADES_SQL = "SELECT stream, version, payload FROM ledger_event WHERE type IN ('TradeExecuted', 'BatchCleared')"
+TRADES_SQL = (
+    "SELECT stream, version, payload FROM ledger_event"
+    " WHERE type IN ('TradeExecuted', 'BatchCleared', 'AutoDeleveraged')"
+)
 TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
 SEQ_RANGE_SQL = "SELECT MIN(seq), MAX(seq) FROM ledger_event"
 
@@ -364,8 +408,8 @@ def holdings_heads(conn) -> Iterable[tuple[str, int, str, str]]:
 
 
 def trade_rows(conn, low: int | None = None, high: int | None = None) -> Iterable[tuple[str, int, str]]:
-    """(stream, version, payload) of every TradeExecuted and BatchCleared (what moves holdings after the
-    allocation), or of those with seq in low..high."""
+    """(stream, version, payload) of every TradeExecuted, BatchCleared and AutoDeleveraged (what moves
+    holdings after the allocation), or of those with seq in low..high."""
     return conn.execute(TRADES_SQL) if low is None else conn.execute(TRADES_RANGE_SQL, (low, high))
 
 

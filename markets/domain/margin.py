@@ -20,6 +20,7 @@ Units: quantities 10**-6, prices 10**-6, money 10**-12 (qty x price), as everywh
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,19 +49,19 @@ class MarginSettings:
 
     @property
     def limit(self) -> Fraction:
-        return Fraction(Decimal(self.short_limit)) if self.on else Fraction(0)
+        return _fraction(self.short_limit) if self.on else Fraction(0)
 
     @property
     def band(self) -> Fraction:
-        return Fraction(Decimal(self.margin_band)) if self.on else Fraction(0)
+        return _fraction(self.margin_band) if self.on else Fraction(0)
 
     @property
     def initial(self) -> Fraction:
-        return Fraction(Decimal(self.initial_margin)) if self.on else Fraction(0)
+        return _fraction(self.initial_margin) if self.on else Fraction(0)
 
     def caps(self, q: Sequence[int]) -> list[int]:
         """The most any participant may be short of each leg, and the pool's gross short cap: floor(a.q_k)."""
-        return [math.floor(self.limit * qk) for qk in q]
+        return list(_caps(self.short_limit, tuple(q)))
 
     def payload(self) -> dict:
         """What SessionCreated carries (nothing when shorting is off: the log reads as before)."""
@@ -76,6 +77,19 @@ class MarginSettings:
 
 
 OFF = MarginSettings()
+
+
+@functools.lru_cache(maxsize=256)
+def _fraction(text: str) -> Fraction:
+    """A setting's exact value (parsed once: the margin rule runs inside every command of the session)."""
+    return Fraction(Decimal(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _caps(short_limit: str, q: tuple[int, ...]) -> tuple[int, ...]:
+    """floor(limit . q_k), kept per (limit, q): every command of a shorting session asks (Fractions are slow)."""
+    limit = _fraction(short_limit) if short_limit else Fraction(0)
+    return tuple(math.floor(limit * qk) for qk in q)
 
 
 def _fraction_text(value: object, name: str, *, low: Fraction, high: Fraction, low_open: bool) -> str:
@@ -190,8 +204,10 @@ def assess(
 
 
 def _w(x: Sequence[int], prices: Sequence[int | None], band: Fraction, *, need: bool = True, legs=()) -> Fraction:
-    low, high = 1 - band, 1 + band
-    total = Fraction(0)
+    # In integers over the band's denominator d (m = n/d: longs at (d-n)/d, shorts at (d+n)/d), one
+    # Fraction at the end: the same exact value, without a Fraction per leg.
+    low, high, d = band.denominator - band.numerator, band.denominator + band.numerator, band.denominator
+    total = 0
     for k, v in enumerate(x):
         if v == 0:
             continue
@@ -206,7 +222,7 @@ def _w(x: Sequence[int], prices: Sequence[int | None], band: Fraction, *, need: 
                 "conflict",
             )
         total += v * price * (low if v > 0 else high)
-    return total
+    return Fraction(total, d)
 
 
 def check_move(

@@ -271,6 +271,10 @@ def accept_quote(actor, quote_id: object) -> Trade:
                 {found.taker_user_id: taker_deltas, found.maker_user_id: maker_deltas},
                 me=found.taker_user_id,
                 names={found.maker_user_id: f"the maker {found.maker_shown}"},
+                # Without orders nothing is reserved: the rows just read are what they hold.
+                held=None
+                if session.trades_by_batch
+                else {found.taker_user_id: taker_row, found.maker_user_id: maker_row},
             )
         trade_id = sql.next_id(Trade)
         event = cmd.emit(
