@@ -2,9 +2,10 @@
 
 `replay_holdings(events)` gives the same matrix as `projections.rebuild` followed by
 `projections.holdings_matrix` (that path stays the reference: it rebuilds every read model, this one
-only x[i][k]). Only four event types touch holdings: SessionCreated (the legs),
-InitialAllocationAssigned (the starting matrix), TradeExecuted (the taker's and maker's deltas) and
-BatchCleared (each fill: its owner gives on one leg and receives on another), so
+only x[i][k]). Only five event types touch holdings: SessionCreated (the legs),
+InitialAllocationAssigned (the starting matrix), TradeExecuted (the taker's and maker's deltas),
+BatchCleared (each fill: its owner gives on one leg and receives on another) and AutoDeleveraged (a row
+of deltas per holder), so
 the rest of the log is skipped unread: `replay_stream` (one session) and `replay_log` (every session, in
 two queries) ask SQLite only for those rows.
 

@@ -102,8 +102,9 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
             )
         case "OrderCancelled" if d.get("sealed"):
             return f"order {d['order_id']}: sealed"
-        case "OrderCancelled" if d.get("reason") == "liquidation":
-            return f"order {d['order_id']} of {who('user')} cancelled (liquidation)"
+        case "OrderCancelled" if d.get("reason") in ("liquidation", "deleveraged"):
+            why = "liquidation" if d["reason"] == "liquidation" else "its units were deleveraged"
+            return f"order {d['order_id']} of {who('user')} cancelled ({why})"
         case "OrderCancelled":
             return f"order {d['order_id']} cancelled by {who('user')}"
         case "BatchCleared":

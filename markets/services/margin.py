@@ -15,7 +15,7 @@ from markets import domain, projections, sql
 from markets.domain import liquidation
 from markets.domain import margin as rules
 from markets.errors import Conflict, DomainError
-from markets.models import RFQ, Order, Participant, Quote, Session
+from markets.models import RFQ, Holding, Order, Participant, Quote, Session
 from markets.services.command import _Command, _command, _retrying
 
 
@@ -236,7 +236,32 @@ def deleverage(cmd: _Command, user: int, prices: Sequence[int], ticks: Mapping[s
     }
     if batch is not None:
         payload["after_batch"] = batch
-    return cmd.emit("AutoDeleveraged", payload)
+    event = cmd.emit("AutoDeleveraged", payload)
+    _unreserve_deleveraged(cmd, plan)
+    return event
+
+
+def _unreserve_deleveraged(cmd: _Command, plan: liquidation.Deleverage) -> None:
+    """A holder that gave units it had offered in resting orders no longer holds what those orders
+    promise: its orders giving that leg are cancelled, newest first, until what they reserve fits what it
+    now holds (else an order could later fill it short without its choosing)."""
+    legs = cmd.session.legs
+    for user, k, _units in plan.moves:
+        holding = Holding.objects.filter(session_id=cmd.session.id, participant__user_id=user, leg_index=k).first()
+        if holding is None or holding.reserved <= max(holding.qty, 0):
+            continue
+        reserved = holding.reserved
+        for order_id, rest in (
+            Order.objects.filter(
+                session_id=cmd.session.id, participant__user_id=user, give_leg=legs[k], status=Order.Status.RESTING
+            )
+            .order_by("-id")
+            .values_list("id", "rest")
+        ):
+            if reserved <= max(holding.qty, 0):
+                break
+            cmd.emit("OrderCancelled", {"order_id": order_id, "user_id": user, "reason": "deleveraged"})
+            reserved -= rest
 
 
 def liquidate_due_sessions() -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from ledger import clock
 from ledger.models import Event
 from markets import audit, projections, services
 from markets.errors import DomainError, http_status
-from markets.models import Participant, Payout, Session, Settlement
+from markets.models import Holding, Participant, Payout, Session, Settlement
 from oracle.models import Tick
 
 pytestmark = pytest.mark.django_db
@@ -120,4 +120,22 @@ def test_a_fixing_outside_the_box_is_haircut_and_every_payout_stays_at_or_above_
     assert paid[users["alice"].pk].amount.startswith("0")
     assert float(paid[users["alice"].pk].gross) < 0
     assert settled.total == settled.expected
+    clean()
+
+
+def test_a_holder_deleveraged_of_units_its_orders_offered_has_those_orders_cancelled(users):
+    """mm offers all its AAPL in a resting order; deleveraging takes some of it: the order no longer fits
+    what mm holds, so it is cancelled in the same command (else it could later fill mm short unasked)."""
+    shorting(users, mechanism="both", batch_seconds=3600)
+    trade(users, "alice", "mm", "AAPL", "ORCL", "45", "1.2")  # mm: 70 AAPL
+    order = services.place_order(users["mm"], "demo", "AAPL", "NVDA", "70", "100", gtc=True)
+    services.pause_trading(users["org"], "demo")  # paused: no batch to buy back in, deleveraged at once
+    tick("demo", {"AAPL": 250})
+    assert services.liquidate_due_sessions()
+    types = list(Event.objects.filter(stream="session-demo").values_list("type", flat=True))
+    assert types[-3:] == ["PositionLiquidated", "AutoDeleveraged", "OrderCancelled"]
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    mm = Holding.objects.get(session_id="demo", participant__user=users["mm"], leg="AAPL")
+    assert (mm.qty, mm.reserved) == (50 * U, 0)
     clean()
