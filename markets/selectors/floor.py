@@ -186,7 +186,8 @@ def _holds(check, *args) -> str | None:
 def _checks(
     session: Session, matrix: dict[str, list[int]], initial: dict[str, list[int]], vec: list[int] | None, settlement
 ) -> list[Check]:
-    """The four invariants as the floor shows them, decided by the same checks the commands run."""
+    """The invariants as the floor shows them, decided by the same checks the commands run (5 only where
+    shorting could make a payout negative)."""
     if not matrix:
         return [
             Check("1 Conservation", True, "not allocated yet", pending=True),
@@ -219,6 +220,8 @@ def _checks(
         )
     else:
         checks.append(Check("4 Settlement sum", True, "waiting for prices", pending=True))
+    if session.shorting:
+        checks.append(Check(*margin_floor.invariant_five(matrix, vec, settlement)))
     return checks
 
 

@@ -322,3 +322,19 @@ def invariant_two(session: Session, matrix: Mapping[str, Sequence[int]], holds) 
     )
     detail = f"shorts within the limit: {short}" if short else "no shorts"
     return "2 Within short limits", broken is None, broken or detail
+
+
+def invariant_five(matrix: Mapping[str, Sequence[int]], vec: Sequence[int] | None, settlement) -> tuple:
+    """5, where shorts could make it bite: settled, no payout below 0 (a haircut covered any deficit);
+    before, the lowest x·S at the latest prices and whether a haircut would be needed."""
+    name = "5 No payout below 0"
+    if settlement is not None:
+        if settlement.deficit:
+            return name, True, f"a haircut covered a deficit of {Decimal(settlement.deficit):,.2f}"
+        return name, True, "every payout ≥ 0, no haircut"
+    if vec is None:
+        return name, True, "waiting for prices", True
+    low = min(domain.payout(row, vec) for row in matrix.values())
+    if low < 0:
+        return name, True, f"lowest x·S {money_dec(low):,.2f}: settled now, a haircut would cover it"
+    return name, True, f"lowest x·S {money_dec(low):,.2f} at the latest prices"
