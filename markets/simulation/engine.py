@@ -196,8 +196,8 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
     def _events_after(self, seq: int) -> list[Event]:
         return list(Event.objects.filter(seq__gt=seq).order_by("seq"))
 
-    def _store_tick(self) -> None:
-        prices = self._jumped(next(self.source))
+    def _store_tick(self, *, fixing: bool = False) -> None:
+        prices = self._jumped(next(self.source), fixing=fixing)
         at = clock.now()
         with transaction.atomic():
             Tick.objects.bulk_create(

@@ -43,7 +43,7 @@ class Proof:
         )
         if self.timed:
             clock.set_time(max(clock.now(), self.t2))
-        self._store_tick()
+        self._store_tick(fixing=True)
         # Quotes whose expiry passed by the end of trading (t2, or now) are recorded expired first, then a
         # timed session's trading closes, in the same command as the settlement.
         ended = self.t2 if self.timed else clock.now()

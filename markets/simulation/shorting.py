@@ -18,6 +18,7 @@ from markets.simulation.result import _Action, _text
 
 JUMP_CHANCE = 0.3  # a tick moves one leg by a jump with this chance
 JUMPS = (Fraction(1, 2), Fraction(7, 10), Fraction(13, 10), Fraction(8, 5), Fraction(2))
+SQUEEZE = Fraction(4)  # the fixing's jump on the leg the pool is most short of: far outside any box
 
 
 class ShortSelling:
@@ -37,11 +38,18 @@ class ShortSelling:
 
     # ------------------------------------------------------------ prices that jump
 
-    def _jumped(self, prices: dict[str, int]) -> dict[str, int]:
-        """The oracle's walk times each leg's jumps so far (a jump stays: the walk goes on from there)."""
+    def _jumped(self, prices: dict[str, int], *, fixing: bool = False) -> dict[str, int]:
+        """The oracle's walk times each leg's jumps so far (a jump stays: the walk goes on from there). The
+        fixing squeezes the leg the pool is most short of (x4, after trading: no liquidation runs between),
+        so that settlement meets payouts below 0 and the haircut."""
         if not self._shorting_on():
             return prices
-        if self.rng.random() < JUMP_CHANCE:
+        shorts = [sum(max(0, -row[k]) for row in self.matrix.values()) for k in range(len(self.legs))]
+        if fixing and max(shorts) > 0:
+            leg = self.legs[shorts.index(max(shorts))]
+            self.jumps[leg] = self.jumps.get(leg, Fraction(1)) * SQUEEZE
+            self.result.jumps += 1
+        elif not fixing and self.rng.random() < JUMP_CHANCE:
             leg = self._pick(self.legs)
             factor = JUMPS[int(self.rng.integers(len(JUMPS)))]
             self.jumps[leg] = self.jumps.get(leg, Fraction(1)) * factor
