@@ -93,6 +93,7 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
         self.cut_orders: dict[int, model.Order] = {}
         self.jumps: dict = {}  # leg -> the factor its price jumps multiply the oracle's walk by (shorting)
         self.expected_liquidations: list = []
+        self.cut_pending: set[int] = set()  # liquidated participants waiting for the cut's buy-back batch
 
     # ------------------------------------------------------------ the run
 
@@ -233,6 +234,7 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
         return model.Market(
             self.legs, self.roles, self.matrix, phase, now, session["paused_at"] is not None, self.mechanism,
             self._reserved(), resting, session["max_orders"], session["min_order"], session["next_cut_at"], t2,
+            self._shorting_fact(),
         )  # fmt: skip
 
     @staticmethod
@@ -296,7 +298,9 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
             raise self._violation(
                 action.label, f"accepted, but it should have been refused with one of {sorted(action.expect)}", written
             )
-        if len(written) != action.writes or any(e.stream != self.stream for e in written):
+        if (action.writes is not None and len(written) != action.writes) or any(
+            e.stream != self.stream for e in written
+        ):
             raise self._violation(
                 action.label, f"wrote {len(written)} events (expected {action.writes} on {self.stream})", written
             )

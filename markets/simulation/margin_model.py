@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from markets import domain
 from markets.domain import liquidation
 from markets.domain import margin as rules
 
@@ -96,46 +97,78 @@ def trade_deltas(legs: Sequence[str], rfq, receive: int) -> tuple[list[int], lis
     return taker, maker
 
 
+def order_refusals(m, actor: str, give_leg: str | None, get_leg: str | None, qty: int, limit: object) -> set[str]:
+    """A limit order (`model.Market` m) gives no more than is free (held less reserved) plus the short
+    limit; in a shorting session it passes the margin rule as if it filled whole at its limit now."""
+    if give_leg is None:
+        return set()
+    refusals = (
+        {"short_limit" if m.shorting else "insufficient_available"} if m.cannot_give(actor, give_leg, qty) else set()
+    )
+    if m.shorting is None or get_leg is None or get_leg == give_leg:
+        return refusals
+    try:
+        rate = domain.parse_rate(limit)
+    except domain.DomainError:
+        return refusals
+    legs = list(m.legs)
+    change = [0] * len(legs)
+    change[legs.index(give_leg)], change[legs.index(get_leg)] = -qty, domain.trade_receive(qty, rate)
+    return refusals | move_refusals(m.shorting, m.holdings, {actor: change})
+
+
 # ---------------------------------------------------------------- liquidation
 
 
 @dataclass(frozen=True)
 class Liquidated:
-    """One participant taken by liquidation in an RFQ session: what it held and the deleveraging plan."""
+    """One participant taken by liquidation: what it held, and either its buy-back orders for the next
+    batch (give leg, get leg, quantity, limit) or the deleveraging plan."""
 
     user: int
     holdings: list[int]
-    plan: liquidation.Deleverage
+    plan: liquidation.Deleverage | None
+    orders: tuple = ()
 
 
-def liquidations(holdings: Mapping[int, Sequence[int]], prices: Sequence[int | None], settings) -> list[Liquidated]:
-    """Who a liquidation run takes (by user id: W < 0 at the latest prices, every leg it holds priced),
-    each re-judged after the ones before it (their deleveraging may have paid it enough), and what each
-    deleveraging moves. In an RFQ session every liquidation deleverages at once."""
+def liquidations(
+    holdings: Mapping[int, Sequence[int]],
+    prices: Sequence[int | None],
+    settings,
+    *,
+    waiting: frozenset[int] = frozenset(),
+    buy_back_band=None,
+    no_buy_back: frozenset[int] | set[int] = frozenset(),
+) -> list[Liquidated]:
+    """Who a liquidation run takes (by user id: W < 0 at the latest prices, every leg it holds priced, not
+    waiting for its buy-back batch), each re-judged after the ones before it (their deleveraging may have
+    paid it enough). With `buy_back_band` (a batch session whose next cut comes before trading ends), a
+    participant's shorts are offered back in the next batch at the band's edge where that gives orders;
+    otherwise they are deleveraged at once."""
     rows = {u: list(row) for u, row in holdings.items()}
     due = [
         u
         for u, row in sorted(rows.items())
-        if rules.has_shorts(row) and _priced(row, prices) and rules.assess(row, prices, settings).w < 0
+        if u not in waiting
+        and rules.has_shorts(row)
+        and _priced(row, prices)
+        and rules.assess(row, prices, settings).w < 0
     ]
     taken = []
     for user in due:
         row = rows[user]
         if rules.assess(row, prices, settings).w >= 0:
             continue
+        if buy_back_band is not None and user not in no_buy_back:
+            orders = liquidation.buy_back_orders(row, prices, buy_back_band)  # type: ignore[arg-type]
+            if orders:
+                taken.append(Liquidated(user, list(row), None, tuple(orders)))
+                continue
         plan = liquidation.plan_deleverage(user, rows, prices)  # type: ignore[arg-type]
         taken.append(Liquidated(user, list(row), plan))
         for u, deltas in plan.deltas.items():
             rows[u] = [x + d for x, d in zip(rows[u], deltas, strict=True)]
     return taken
-
-
-def after_liquidations(holdings: Mapping[int, Sequence[int]], taken: Sequence[Liquidated]) -> dict[int, list[int]]:
-    rows = {u: list(row) for u, row in holdings.items()}
-    for one in taken:
-        for u, deltas in one.plan.deltas.items():
-            rows[u] = [x + d for x, d in zip(rows[u], deltas, strict=True)]
-    return rows
 
 
 def payouts(holdings: Mapping, prices: Sequence[int], q: Sequence[int]) -> liquidation.Haircut:

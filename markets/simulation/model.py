@@ -340,8 +340,7 @@ def place_order(
             refusals.add("order_too_small")
         if m.resting.get(actor, 0) >= m.max_orders:
             refusals.add("too_many_orders")
-        if give_leg is not None and qty > m.free(actor, give_leg):
-            refusals.add("insufficient_available")
+        refusals |= margin_model.order_refusals(m, actor, give_leg, get_leg, qty, limit)
     return refusals
 
 

@@ -94,8 +94,6 @@ class SimParams:
                 margin.margin_settings(self.short_limit, self.margin_band or None, self.initial_margin or None)
             except domain.DomainError as exc:
                 raise ValueError(f"--short-limit: {exc.message}") from None
-            if self.mechanism != "rfq":
-                raise ValueError("--short-limit runs with --mechanism rfq (batch sessions with shorts: not yet)")
         if self.fault_at is not None and not 1 <= self.fault_at <= self.steps:
             raise ValueError(f"--inject-fault must name a step from 1 to --steps ({self.steps})")
 
@@ -132,7 +130,9 @@ class SimulationResult:
     jumps: int = 0  # price jumps in the ticks (shorting)
     liquidations: int = 0
     deleveraged_units: int = 0  # base units auto-deleveraging moved off the ranked holders
-    bankrupt: int = 0  # liquidations whose longs did not cover the shorts at the oracle's price
+    bankrupt: int = 0
+    buy_backs: int = 0  # liquidations that offered the shorts back in the next batch
+    margin_held: int = 0  # orders a cut held out of its batch (their owners' fills broke the margin rule)  # liquidations whose longs did not cover the shorts at the oracle's price
     deficit: str = ""  # at settlement: the sum of the negative payouts a haircut covered
     haircut: str = ""  # the factor n/d applied to the positive payouts
     shorts_open: int = 0  # holdings below zero at settlement
@@ -198,6 +198,7 @@ class SimulationResult:
         haircut = f"deficit {self.deficit}, factor {self.haircut}" if self.deficit else "none (every x.S >= 0)"
         return [
             f"  shorting          {self.jumps} price jumps, {self.liquidations} liquidated "
+            f"({self.buy_backs} by buy-back orders, {self.margin_held} orders held out of batches) "
             f"({self.bankrupt} bankrupt), {domain.qty_str(self.deleveraged_units)} units deleveraged, "
             f"{self.shorts_open} short holdings at settlement",
             f"  haircut           {haircut}",
