@@ -197,10 +197,10 @@ class SimulationResult:
     def _shorting_lines(self) -> list[str]:
         haircut = f"deficit {self.deficit}, factor {self.haircut}" if self.deficit else "none (every x.S >= 0)"
         return [
-            f"  shorting          {self.jumps} price jumps, {self.liquidations} liquidated "
-            f"({self.buy_backs} by buy-back orders, {self.margin_held} orders held out of batches) "
-            f"({self.bankrupt} bankrupt), {domain.qty_str(self.deleveraged_units)} units deleveraged, "
-            f"{self.shorts_open} short holdings at settlement",
+            f"  shorting          {self.jumps} price jumps, {self.liquidations} liquidated ({self.bankrupt} bankrupt, "
+            f"{self.buy_backs} by buy-back orders), {domain.qty_str(self.deleveraged_units)} units deleveraged, "
+            f"{self.margin_held} orders held out of batches by the margin rule, {self.shorts_open} short holdings "
+            "at settlement",
             f"  haircut           {haircut}",
         ]
 

@@ -42,6 +42,16 @@ def test_a_shorting_run_refuses_liquidates_and_haircuts_as_the_model_says():
     assert audit.verify_session(sid).ok and result.verified
 
 
+def test_a_shorting_session_with_batch_auctions_buys_back_then_deleverages_as_the_model_says():
+    result = Simulation(SimParams(seed=1, steps=500, mechanism="both", session_id="sb", **SHORTING)).run()
+    assert result.buy_backs == result.liquidations == 2 and result.deleveraged_units > 0
+    events = [(e.type, e.data) for e in Event.objects.filter(stream="session-sb")]
+    buy_backs = [d for t, d in events if t == "OrderPlaced" and d.get("liquidation")]
+    after_batch = [d for t, d in events if t == "AutoDeleveraged" and "after_batch" in d]
+    assert buy_backs and after_batch and all(d["batches"] == 1 for d in buy_backs)
+    assert result.codes["margin"] > 0 and result.fills > 0 and result.verified
+
+
 def test_the_command_takes_shorting_and_reports_it():
     out = io.StringIO()
     call_command("simulate", "--seed", "9", "--steps", "120", "--short-limit", "0.5", "--margin-band", "0.3",
@@ -49,7 +59,9 @@ def test_the_command_takes_shorting_and_reports_it():
     text = out.getvalue()
     assert "shorting (short_limit 0.5, margin_band 0.3)" in text
     assert re.search(r"^\s+liquidate\s+\d+\s+\d+\s+0\s+0$", text, re.M)
-    assert re.search(r"^\s+shorting\s+\d+ price jumps, \d+ liquidated \(\d+ bankrupt\)", text, re.M)
+    assert re.search(
+        r"^\s+shorting\s+\d+ price jumps, \d+ liquidated \(\d+ bankrupt, \d+ by buy-back orders\)", text, re.M
+    )
     assert re.search(r"^\s+haircut\s+(none|deficit [\d.]+, factor \d+/\d+)", text, re.M)
     assert "verify_session ok" in text
 
@@ -59,7 +71,6 @@ def test_the_command_takes_shorting_and_reports_it():
     [
         (["--short-limit", "2"], "--short-limit: short_limit must be above 0 and at most 1"),
         (["--short-limit", "0.2", "--margin-band", "x"], "--short-limit: margin_band must be a decimal"),
-        (["--short-limit", "0.2", "--mechanism", "batch"], "--short-limit runs with --mechanism rfq"),
     ],
 )
 def test_bad_shorting_parameters_are_refused(args, message):
