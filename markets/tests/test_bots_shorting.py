@@ -131,3 +131,29 @@ def test_a_crew_trades_a_shorting_session_without_a_margin_or_limit_refusal(user
     assert {"margin", "short_limit", "insufficient_inventory"}.isdisjoint(outcomes), sorted(set(outcomes))
     assert any(name.startswith("bot-taker-") for name in shorted), "no bot went short"
     assert audit.verify_session(sid).ok
+
+
+@pytest.mark.django_db
+def test_a_crew_trades_a_shorting_session_with_batch_auctions_without_a_margin_or_limit_refusal(users):
+    sid = "bot-short-both"
+    with clock.frozen(T0):
+        services.create_session(users["org"], session_id=sid, legs=list(LEGS), q=[100, 60, 80, 120],
+                                short_limit="0.5", margin_band="0.3", initial_margin="0.5", mechanism="both",
+                                batch_seconds=10)  # fmt: skip
+        join_bots(sid, 2, 3)
+        services.open_session(users["org"], sid)
+        crew = Crew(sid, 2, 3, seed=6, params=CREW)
+        prices, rng, outcomes, kinds = dict(PRICES), random.Random(4), [], set()
+        for step in range(60):
+            if step % 5 == 4:
+                leg = rng.choice(LEGS)
+                prices[leg] = prices[leg] * rng.choice([2, 5, 8, 12, 18]) // 10
+            tick_all(sid, clock.now(), prices)
+            services.run_due()  # what run_oracle does every tick: liquidation, then the due cut
+            actions = crew.step(clock.now())
+            outcomes += [a.outcome for a in actions]
+            kinds |= {a.intent.kind for a in actions if a.ok}
+            clock.advance(3)
+    assert {"order", "accept"} <= kinds, kinds
+    assert {"margin", "short_limit", "insufficient_available"}.isdisjoint(outcomes), sorted(set(outcomes))
+    assert audit.verify_session(sid).ok
