@@ -1,4 +1,4 @@
-"""A liquidated participant in a batch session cannot dodge deleveraging by cancelling its buy-back orders:
+"""Bounded shorting in batch sessions. A liquidated participant cannot dodge deleveraging by cancelling its buy-back orders:
 a position whose buy-back never reached a batch is judged again at the next liquidation run and, still
 under W < 0, deleveraged at once."""
 
@@ -53,4 +53,27 @@ def test_cancelling_the_buy_back_orders_does_not_escape_liquidation(users):
         assert projections.holdings_by_user("demo")[alice][3] == 0, "still short after the liquidation run"
         assert Event.objects.filter(stream="session-demo", type="AutoDeleveraged").exists()
         assert not Participant.objects.get(session_id="demo", user=users["alice"]).liquidation_pending
+        assert audit.verify_session("demo").ok
+
+
+def test_a_fill_the_margin_rule_refuses_at_the_cut_is_held_out_of_the_batch(users):
+    """alice's short order fits the margin when placed; NVDA doubles before the cut, and at the cut's
+    prices her fill would leave W under the requirement: her order is held out (BatchCleared margin_held),
+    she trades nothing, and the log verifies."""
+    with clock.frozen(T0):
+        create_demo(users, mechanism="batch", batch_seconds=20, short_limit="0.5", margin_band="0.5",
+                    initial_margin="0.5")  # fmt: skip
+        tick({"AAPL": 100, "NVDA": 50, "META": 80, "ORCL": 20})
+        mine = services.place_order(users["alice"], "demo", "NVDA", "META", "40", "0.6")  # 15 held, 25 short
+        for name, units in (("mm", "20"), ("mm2", "20"), ("bob", "10")):  # what they hold: none goes short
+            services.place_order(users[name], "demo", "META", "NVDA", units, "0.5")
+        before = projections.holdings_by_user("demo")[users["alice"].pk]
+        clock.advance(10)
+        tick({"NVDA": 100})
+        clock.advance(10)
+        services.clear_batch(None, "demo")
+        cut = Event.objects.filter(stream="session-demo", type="BatchCleared").last().data
+        assert cut["margin_held"] == [mine.id]
+        assert all(f["owner"] != users["alice"].pk for f in cut["result"].get("fills", []))
+        assert projections.holdings_by_user("demo")[users["alice"].pk] == before
         assert audit.verify_session("demo").ok
