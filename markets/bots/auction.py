@@ -18,6 +18,7 @@ import datetime as dt
 import random
 
 from markets import domain, pricing
+from markets.bots import shorting
 from markets.bots.policy import BPS, RFQ_STEP, Intent, Market, OrderView, Params, leg_floor, rfq_size
 
 
@@ -107,14 +108,22 @@ def taker_orders(name: str, params: Params, market: Market, rng: random.Random, 
         return []
     held = market.holdings.get(name, {})
     priced = [leg for leg in market.legs if leg in market.prices]
-    gives = [leg for leg in priced if _size(held.get(leg, 0), params.size_max_pct, market.min_order) > 0]
+    may = {leg: shorting.may_give(market, name, leg) for leg in priced}  # what it holds (+ its short limit)
+    gives = [leg for leg in priced if _size(may[leg], params.size_max_pct, market.min_order) > 0]
     if not gives or len(priced) < 2:
         return []
     give = rng.choice(gives)
     get = rng.choice([leg for leg in priced if leg != give])
-    quantity = _size(held[give], rng.randint(params.size_min_pct, params.size_max_pct), market.min_order)
+    base = max(0, held.get(give, 0))
+    if shorting.on(market) and rng.randrange(100) < params.short_chance_pct:
+        base = may[give]  # beyond what it holds, within its limit and the pool's cap
+    quantity = _size(base, rng.randint(params.size_min_pct, params.size_max_pct), market.min_order)
     limit = cross_limit(fair(market, give, get), rng.randint(0, params.cross_max_bps))
     if quantity <= 0 or not _valid(limit):
+        return []
+    if shorting.on(market) and not shorting.passes(  # as the services judge it: filled whole at its limit, now
+        market, name, shorting.trade_change(give, get, quantity, domain.trade_receive(quantity, limit))
+    ):
         return []
     return [_intent(name, "order", give, get, quantity, limit)]
 

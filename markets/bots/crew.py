@@ -151,14 +151,24 @@ class Crew:
             intents = []
             if market.by_rfq:
                 intents += bot.plan(market, self.rng, now) if isinstance(bot, Taker) else bot.plan(market, self.rng)
+            if market.by_batch and intents and session.shorting:  # its orders judged on what its trades left
+                if not self._carry_out_all(intents, bot, done, stop):
+                    return done
+                intents, market = [], read_market(session, self.names, now)
             if market.by_batch:
                 decide = auction.taker_orders if isinstance(bot, Taker) else auction.maker_orders
                 intents += decide(bot.name, self.params, market, self.rng, now)
-            for intent in intents:
-                if stop():
-                    return done
-                done.append(self._carry_out(intent, bot))
+            if not self._carry_out_all(intents, bot, done, stop):
+                return done
         return done
+
+    def _carry_out_all(self, intents: list[Intent], bot, done: list[Action], stop: Callable[[], bool]) -> bool:
+        """Each intent in turn; False when `stop()` asked to stop first."""
+        for intent in intents:
+            if stop():
+                return False
+            done.append(self._carry_out(intent, bot))
+        return True
 
     def _carry_out(self, intent: Intent, bot: Maker | Taker) -> Action:
         user = self.users[intent.bot]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import F, Max
+from django.db.models import F, Max, Sum
 
 from markets.bots.policy import Market, OrderView, QuoteView, RfqView
 from markets.models import RFQ, Holding, Order, Participant, Quote, Session
@@ -54,6 +54,17 @@ def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Mark
             .select_related("participant")
             .order_by("id")
         )
+    caps: dict[str, int] = {}
+    gross: dict[str, int] = {}
+    if session.shorting:  # bounded shorting: each leg's limit (the pool's cap too) and what the pool is short
+        caps = dict(zip(session.legs, session.margin.caps(session.q), strict=True))
+        gross = {
+            leg: -short
+            for leg, short in Holding.objects.filter(session=session, qty__lt=0)
+            .values("leg")
+            .annotate(short=Sum("qty"))
+            .values_list("leg", "short")
+        }
     return Market(
         tuple(session.legs),
         latest_prices(session),
@@ -67,4 +78,7 @@ def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Mark
         max_orders=session.max_orders or 0,
         min_order=session.min_order or 0,
         next_cut=session.next_cut_at,
+        short_caps=caps,
+        gross_short=gross,
+        margin=session.margin,
     )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from markets import domain
+from markets.bots import shorting
+from markets.domain.margin import OFF, MarginSettings
 
 BPS = 10_000
 RFQ_STEP = 10**4  # RFQ sizes are whole hundredths of a unit (10**-2), as a person would type them
@@ -40,6 +42,7 @@ class Params:
     order_size_pct: int = 10  # each maker order gives this share of what it may give above its floor
     order_chance_pct: int = 60  # a taker with no order resting places one with this chance per step
     cross_max_bps: int = 100  # a taker's limit lies 0 to this far through the fair rate (it gives that up)
+    short_chance_pct: int = 40  # in a session with shorting, a taker's RFQ may give beyond what it holds
 
     def __post_init__(self) -> None:
         if not 0 <= self.spread_min_bps <= self.spread_max_bps < BPS:
@@ -105,6 +108,11 @@ class Market:
     max_orders: int = 0  # resting orders per participant at most
     min_order: int = 0  # the least an order may give, base units
     next_cut: dt.datetime | None = None  # the instant the book is cut (orders placed before it are in it)
+    # Bounded shorting (empty: off): the most anyone may be short of each leg (also the pool's cap), what
+    # the pool is short of each leg now, and the margin settings (`markets.bots.shorting` reads them).
+    short_caps: dict[str, int] = field(default_factory=dict)
+    gross_short: dict[str, int] = field(default_factory=dict)
+    margin: MarginSettings = OFF
 
     @property
     def by_rfq(self) -> bool:
@@ -227,7 +235,11 @@ class Taker:
                 continue
             offers = [q for q in market.quotes if q.rfq_id == rfq.id and q.id not in self.refused]
             best = best_quote(offers)
-            if best is not None and rng.randrange(100) < self.params.accept_chance_pct:
+            if (
+                best is not None
+                and rng.randrange(100) < self.params.accept_chance_pct
+                and _margin_lets(market, rfq, best)
+            ):
                 intents.append(
                     Intent(self.name, "accept", rfq.give_leg, rfq.get_leg, rfq.quantity, rate=best.rate, ref=best.id)
                 )
@@ -236,7 +248,7 @@ class Taker:
             return intents
         held = market.holdings.get(self.name, {})
         priced = [leg for leg in market.legs if leg in market.prices]
-        gives = [leg for leg in priced if held.get(leg, 0) >= RFQ_STEP]
+        gives = [leg for leg in priced if shorting.may_give(market, self.name, leg) >= RFQ_STEP]
         if not gives or len(priced) < 2:
             return intents
         give = rng.choice(gives)
@@ -245,8 +257,17 @@ class Taker:
         if not gets:
             return intents
         get = rng.choice(gets)
-        quantity = rfq_size(held[give], rng.randint(self.params.size_min_pct, self.params.size_max_pct))
+        base = max(0, held.get(give, 0))
+        if shorting.on(market) and rng.randrange(100) < self.params.short_chance_pct:
+            base = shorting.may_give(market, self.name, give)  # beyond what it holds, within its limit
+        quantity = rfq_size(base, rng.randint(self.params.size_min_pct, self.params.size_max_pct))
         quantity = min(quantity, room[get])
+        if shorting.on(market):  # as much as the margin rule lets through at the makers' widest spread
+            rate = maker_rate(market.prices[give], market.prices[get], self.params.spread_max_bps)
+            while quantity > 0 and not shorting.passes(
+                market, self.name, shorting.trade_change(give, get, quantity, domain.trade_receive(quantity, rate))
+            ):
+                quantity = rfq_size(quantity, 50)
         if quantity > 0:
             intents.append(Intent(self.name, "rfq", give, get, quantity))
         return intents
@@ -261,6 +282,20 @@ def fillable(market: Market, give: str, get: str) -> int:
     rate = maker_rate(market.prices[give], market.prices[get], 0)
     amount = market.deliverable[get] // 2 * domain.RATE_SCALE // rate if rate > 0 else 0
     return amount - amount % RFQ_STEP
+
+
+def _margin_lets(market: Market, rfq: RfqView, quote: QuoteView) -> bool:
+    """In a shorting session: whether the margin rule lets the trade through for the taker and (where the
+    bots see its holdings) the maker, at the latest prices. Elsewhere: always (the services check stock)."""
+    if not shorting.on(market):
+        return True
+    change = shorting.trade_change(
+        rfq.give_leg, rfq.get_leg, rfq.quantity, domain.trade_receive(rfq.quantity, quote.rate)
+    )
+    if not shorting.passes(market, rfq.taker, change):
+        return False
+    maker = {leg: -units for leg, units in change.items()}
+    return quote.maker not in market.holdings or shorting.passes(market, quote.maker, maker)
 
 
 def _priced(market: Market, rfq: RfqView) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
-from django.db.models import Q
+from django.db.models import F, Q
 
 from ledger import clock
 from markets import domain, projections, sql
@@ -109,6 +109,19 @@ def room(session: Session) -> list[int]:
 # ---------------------------------------------------------------- liquidation
 
 
+def waiting_for_buy_back(session: Session) -> set[int]:
+    """Liquidated participants whose buy-back orders (placed at the instant of their liquidation) still rest
+    for the next batch. One who took them off the book waits no more: it is judged again (and deleveraged)."""
+    return set(
+        Order.objects.filter(
+            session_id=session.id,
+            status=Order.Status.RESTING,
+            participant__liquidation_pending=True,
+            placed_at=F("participant__liquidated_at"),
+        ).values_list("participant__user_id", flat=True)
+    )
+
+
 def due_for_liquidation(session: Session, now: dt.datetime) -> list[int]:
     """The participants whose W is below 0 at the oracle's latest prices (not already waiting for their
     buy-back batch), by user id."""
@@ -116,9 +129,7 @@ def due_for_liquidation(session: Session, now: dt.datetime) -> list[int]:
     short = {u: row for u, row in matrix.items() if rules.has_shorts(row)}
     if not short:
         return []
-    pending = set(
-        Participant.objects.filter(session_id=session.id, liquidation_pending=True).values_list("user_id", flat=True)
-    )
+    pending = waiting_for_buy_back(session)
     prices, _ = latest_prices(session, now)
     due = []
     for user, row in sorted(short.items()):
@@ -161,7 +172,8 @@ def _liquidate_one(cmd: _Command, user: int, prices: list[int | None], ticks: di
     me = Participant.objects.get(session_id=session.id, user_id=user)
     _withdraw_everything(cmd, me)
     buy_back = (
-        session.trades_by_batch
+        not me.liquidation_pending  # its buy-back orders were taken off the book: no second chance
+        and session.trades_by_batch
         and session.paused_at is None
         and session.next_cut_at is not None
         and (session.trading_ends is None or session.next_cut_at < session.trading_ends)

@@ -26,6 +26,10 @@ ledger (the same head hash) only in two fresh databases.
     auction.py  the same for batch auctions (`--mechanism batch` or `both`): limit orders, cancels, the
                 organiser's cut and the scheduler's when due; each cut's book, fills and ageing and every
                 step's reservations checked against the model
+    margin_model.py  bounded shorting in the reference model: short_limit and margin refusals, liquidation
+                and deleveraging, the settlement haircut
+    shorting.py the simulator's shorting (`--short-limit`): shorting traders, price jumps, liquidation runs
+                checked after every tick, invariant 2 with limits, payouts after the haircut
     engine.py   the run: set-up, each step and its checks
     proof.py    settlement at the fixing and the final proof (replay, audit)
 """

@@ -10,7 +10,7 @@ from django.db.models import Sum
 from ledger import clock
 from ledger.models import Event
 from markets import domain, services
-from markets.models import Holding, Order
+from markets.models import Holding, Order, Participant
 from markets.simulation import model
 from markets.simulation.result import ORGANISER, OUTSIDER, _Action, _text
 
@@ -75,6 +75,10 @@ class Auction:
         cut = market.now if actor is not None else market.next_cut
         resting = self._orders(status="resting")
         self.cut_orders = {o.id: o for o in resting}
+        self.cut_pending = set(
+            Participant.objects.filter(session_id=self.sid, liquidation_pending=True).values_list("user_id", flat=True)
+        )
+        writes = None if self._shorting_on() else 1  # with shorting: deleveraging may follow (checked by the cut)
         self.expected_book = model.book(resting, cut) if cut is not None else []
         if actor is not None:
             label = f"cut now by {actor}"
@@ -84,9 +88,13 @@ class Auction:
                 lambda: services.clear_batch(user, self.sid),
                 frozenset(model.clear_now(market, actor)),
                 on_purpose,
+                writes,
             )
         return _Action(
-            "cut", f"the scheduler's cut at {domain.when(cut)}", lambda: services.clear_batch(None, self.sid)
+            "cut",
+            f"the scheduler's cut at {domain.when(cut)}",
+            lambda: services.clear_batch(None, self.sid),
+            writes=writes,
         )
 
     def _scheduler_cut(self) -> None:
@@ -115,7 +123,10 @@ class Auction:
         owner = self._pick(candidates or self.holders)
         give = self._pick([leg for leg in self.legs if market.free(owner, leg) > 0] or self.legs)
         get = self._pick([leg for leg in self.legs if leg != give])
-        units = market.free(owner, give) * int(self.rng.integers(1, 31)) // 100
+        free = market.free(owner, give)
+        if self._shorting_on() and self.rng.random() < 0.3:  # an order giving beyond what it holds
+            free += self._reserve_cap(self.legs.index(give))
+        units = free * int(self.rng.integers(1, 31)) // 100
         units = max(units - units % 10**4, self.min_order)
         lifetime = self._pick(((None, False), (None, False), (2, False), (None, True)))
         return self._order_action(owner, give, get, _text(units, domain.QTY_DP), self._limit_text(give, get), *lifetime)
@@ -206,7 +217,8 @@ class Auction:
         for name, leg, qty, reserved in Holding.objects.filter(session_id=self.sid).values_list(
             "participant__username", "leg", "qty", "reserved"
         ):
-            if not 0 <= reserved <= qty or reserved != promised.get((name, leg), 0):
+            cap = self._reserve_cap(self.legs.index(leg))
+            if not 0 <= reserved <= qty + cap or reserved != promised.get((name, leg), 0):
                 raise self._violation(
                     label,
                     f"{name} reserves {reserved} of {leg}, holds {qty}, its resting orders give "
@@ -239,6 +251,8 @@ class Auction:
             expected[o.owner][ge] += f["received"]
         if given != received:
             raise self._violation(label, f"per leg, given {given} differs from received {received}", [event])
+        if self._shorting_on():
+            expected = self._after_cut(label, event, before, expected)
         if self.matrix != expected:
             raise self._violation(label, "holdings did not move by exactly the cut's fills", [event])
         now = {o.id: o for o in self._orders(id__in=d["orders"])}

@@ -32,6 +32,7 @@ from markets.simulation.result import (
     _Action,
     _text,
 )
+from markets.simulation.shorting import ShortSelling
 from oracle.models import Tick
 from oracle.sources import SimConfig, SimSource, load_config
 
@@ -44,7 +45,7 @@ ORACLE_CONFIG = Path(settings.BASE_DIR) / "oracle" / "configs" / "default.json"
 TICK_SECONDS = 60.0  # market seconds the oracle's walk moves between two stored ticks
 
 
-class Simulation(Intents, Auction, Proof):
+class Simulation(Intents, Auction, Proof, ShortSelling):
     """Run with `Simulation(SimParams(...)).run()`; returns a SimulationResult or raises SimulationError.
 
     `progress(step, steps)` is called once set up (step 0) and after every step; `after_action(sim, step)`
@@ -90,6 +91,9 @@ class Simulation(Intents, Auction, Proof):
         self.min_order = 0
         self.expected_book: list[int] = []  # a cut's book, as the model says, and its orders before it
         self.cut_orders: dict[int, model.Order] = {}
+        self.jumps: dict = {}  # leg -> the factor its price jumps multiply the oracle's walk by (shorting)
+        self.expected_liquidations: list = []
+        self.cut_pending: set[int] = set()  # liquidated participants waiting for the cut's buy-back batch
 
     # ------------------------------------------------------------ the run
 
@@ -105,6 +109,8 @@ class Simulation(Intents, Auction, Proof):
                 clock.advance(int(self.rng.integers(0, 4)))
                 if step % self.params.tick_every == 0:
                     self._store_tick()
+                    if self._shorting_on():  # the scheduler's step after the ticks
+                        self._execute(self._liquidation_action())
                 if self.by_batch:
                     self._scheduler_cut()
                 self._execute(self._choose())
@@ -141,6 +147,9 @@ class Simulation(Intents, Auction, Proof):
         kwargs: dict = {"mechanism": self.mechanism}
         if self.by_batch:
             kwargs |= {"batch_seconds": self.params.batch_seconds, "max_orders": self.params.max_orders}
+        if self._shorting_on():
+            p = self.params
+            kwargs |= {"short_limit": p.short_limit, "margin_band": p.margin_band, "initial_margin": p.initial_margin}
         if self.timed:  # manual settlement is disabled here: settle by the clock instead
             self.t2 = T0 + dt.timedelta(days=365)
             kwargs |= {"end_mode": Session.EndMode.TIMED, "t2": self.t2}
@@ -188,8 +197,8 @@ class Simulation(Intents, Auction, Proof):
     def _events_after(self, seq: int) -> list[Event]:
         return list(Event.objects.filter(seq__gt=seq).order_by("seq"))
 
-    def _store_tick(self) -> None:
-        prices = next(self.source)
+    def _store_tick(self, *, fixing: bool = False) -> None:
+        prices = self._jumped(next(self.source), fixing=fixing)
         at = clock.now()
         with transaction.atomic():
             Tick.objects.bulk_create(
@@ -215,7 +224,9 @@ class Simulation(Intents, Auction, Proof):
         t2 = self.t2 if self.timed else None
         phase = domain.session_phase(self.status, "timed" if self.timed else "manual", t2, now)
         if not self.by_batch:
-            return model.Market(self.legs, self.roles, self.matrix, phase, now, mechanism=self.mechanism)
+            return model.Market(
+                self.legs, self.roles, self.matrix, phase, now, mechanism=self.mechanism, shorting=self._shorting_fact()
+            )
         session = Session.objects.values("next_cut_at", "max_orders", "min_order", "paused_at").get(id=self.sid)
         resting: dict[str, int] = {}
         for order in self._orders(status="resting"):
@@ -223,6 +234,7 @@ class Simulation(Intents, Auction, Proof):
         return model.Market(
             self.legs, self.roles, self.matrix, phase, now, session["paused_at"] is not None, self.mechanism,
             self._reserved(), resting, session["max_orders"], session["min_order"], session["next_cut_at"], t2,
+            self._shorting_fact(),
         )  # fmt: skip
 
     @staticmethod
@@ -286,13 +298,17 @@ class Simulation(Intents, Auction, Proof):
             raise self._violation(
                 action.label, f"accepted, but it should have been refused with one of {sorted(action.expect)}", written
             )
-        if len(written) != action.writes or any(e.stream != self.stream for e in written):
+        if (action.writes is not None and len(written) != action.writes) or any(
+            e.stream != self.stream for e in written
+        ):
             raise self._violation(
                 action.label, f"wrote {len(written)} events (expected {action.writes} on {self.stream})", written
             )
         trades = [e for e in written if e.type == "TradeExecuted"]
         cuts = [e for e in written if e.type == "BatchCleared"]
-        if trades:
+        if action.kind == "liquidate":
+            self._check_liquidation(action.label, written, before)
+        elif trades:
             self._check_trade(action.label, trades[-1], before)
         elif cuts:
             self._check_cut(action.label, cuts[-1], before, self.cut_orders)
@@ -308,7 +324,7 @@ class Simulation(Intents, Auction, Proof):
             raise self._violation(label, f"holders in the projection are {sorted(self.matrix)}", events)
         try:
             domain.check_conservation(self.matrix, self.q)
-            domain.check_non_negative(self.matrix)
+            self._check_bounds() if self._shorting_on() else domain.check_non_negative(self.matrix)
         except domain.InvariantViolation as exc:
             raise self._violation(label, exc.message, events) from None
         session = Session.objects.values("status", "version", "last_seq").get(id=self.sid)

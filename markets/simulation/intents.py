@@ -14,6 +14,7 @@ from markets.simulation.result import ORGANISER, OUTSIDER, _Action, _text
 
 VALID_MIX = {"rfq": 20, "quote": 24, "accept": 18, "cancel": 5, "withdraw": 5, "expire": 5}
 BAD_WEIGHT = 23
+SHORT_WEIGHT = 12  # with --short-limit: an RFQ giving more of a leg than its taker holds
 BAD_KINDS = (
     "rfq_bad_qty", "rfq_same_leg", "rfq_unknown_leg", "rfq_insufficient", "rfq_wrong_user",
     "quote_bad_rate", "quote_bad_ttl", "quote_wrong_user", "quote_closed_rfq", "quote_unknown_rfq",
@@ -145,6 +146,7 @@ class Intents:
         """One intent of the session's mechanism: RFQ cycles, limit orders and cuts, or both."""
         by_rfq, by_batch = self.mechanism in ("rfq", "both"), self.mechanism in ("batch", "both")
         mix = (VALID_MIX if by_rfq else {"expire": VALID_MIX["expire"]}) | (ORDER_MIX if by_batch else {})
+        mix |= {"short": SHORT_WEIGHT} if self._shorting_on() else {}
         bad = (BAD_KINDS if by_rfq else ("rfq_not_rfq",)) + (BAD_ORDER_KINDS if by_batch else ("order_not_batch",))
         fallback = self._valid_rfq if by_rfq else self._valid_order
         kinds = [*mix, "bad"]
@@ -190,7 +192,8 @@ class Intents:
         makers = [m for m in self.makers if m != rfq["taker"]]
         rate = self._fair_rate(rfq["give_leg"], rfq["get_leg"])
         receive = domain.trade_receive(rfq["quantity"], rate)
-        able = [m for m in makers if self._held(m, rfq["get_leg"]) >= receive]
+        room = self._shorting_fact().caps[self.legs.index(rfq["get_leg"])] if self._shorting_on() else 0
+        able = [m for m in makers if self._held(m, rfq["get_leg"]) + room >= receive]
         maker = self._pick(able if able and self.rng.random() < 0.9 else makers)  # mostly quote what they hold
         ttl = int(self.rng.integers(5, 121))
         return self._quote_action(maker, rfq, _text(rate, domain.RATE_DP), ttl)

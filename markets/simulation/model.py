@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from markets import domain
+from markets.simulation import margin_model
+from markets.simulation.margin_model import Shorting
 from oracle import units
 
 MAX_QUOTE_TTL = 24 * 3600  # the services' bound, restated: the model does not import what it checks
@@ -46,6 +48,7 @@ class Market:
     min_order: int = 0
     next_cut: dt.datetime | None = None  # the scheduled cut of the resting book
     trading_ends: dt.datetime | None = None  # t2 of a timed session
+    shorting: Shorting | None = None  # bounded shorting: the settings, q and the latest prices (None: off)
 
     def held(self, who: str, leg: str) -> int:
         return self.holdings[who][list(self.legs).index(leg)]
@@ -54,6 +57,10 @@ class Market:
         """What `who` may give of `leg`: what it holds less what its resting orders reserve."""
         reserved = self.reserved.get(who)
         return self.held(who, leg) - (reserved[list(self.legs).index(leg)] if reserved else 0)
+
+    def cannot_give(self, who: str, leg: str, need: int) -> bool:
+        """Whether `need` of `leg` is more than `who` may give: what is free plus its short limit (or 0)."""
+        return self.free(who, leg) + margin_model.room(self.shorting, list(self.legs).index(leg)) < need
 
     @property
     def by_rfq(self) -> bool:
@@ -155,8 +162,8 @@ def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> s
         refusals.add("forbidden")
     if not m.by_rfq:
         refusals.add("not_rfq")
-    if role in HOLDERS and give_leg is not None and qty is not None and m.free(actor, give_leg) < qty:
-        refusals.add("insufficient_inventory")
+    if role in HOLDERS and give_leg is not None and qty is not None and m.cannot_give(actor, give_leg, qty):
+        refusals.add(margin_model.short_code(m.shorting))
     return refusals
 
 
@@ -186,8 +193,11 @@ def quote(m: Market, actor: str, on: Rfq | None, rate: object, ttl: object) -> s
         receive = domain.trade_receive(on.quantity, rate_units)
         if receive <= 0:
             refusals.add("trade_too_small")
-        elif m.roles.get(actor) == "maker" and m.free(actor, on.get_leg) < receive:
-            refusals.add("insufficient_inventory")  # a maker may not quote what it could never deliver
+        elif m.roles.get(actor) == "maker":
+            if m.cannot_give(actor, on.get_leg, receive):
+                refusals.add(margin_model.short_code(m.shorting))  # a maker may not quote what it could never deliver
+            _, change = margin_model.trade_deltas(m.legs, on, receive)
+            refusals |= margin_model.move_refusals(m.shorting, m.holdings, {actor: change})  # as if accepted now
     return refusals
 
 
@@ -210,8 +220,11 @@ def accept(m: Market, actor: str, q: Quote | None) -> set[str]:
     receive = domain.trade_receive(q.rfq.quantity, q.rate)
     if receive <= 0:
         refusals.add("trade_too_small")
-    if m.free(q.rfq.taker, q.rfq.give_leg) < q.rfq.quantity or m.free(q.maker, q.rfq.get_leg) < receive:
-        refusals.add("insufficient_inventory")
+    if m.cannot_give(q.rfq.taker, q.rfq.give_leg, q.rfq.quantity) or m.cannot_give(q.maker, q.rfq.get_leg, receive):
+        refusals.add(margin_model.short_code(m.shorting))
+    if receive > 0:
+        taker, maker = margin_model.trade_deltas(m.legs, q.rfq, receive)
+        refusals |= margin_model.move_refusals(m.shorting, m.holdings, {q.rfq.taker: taker, q.maker: maker})
     return refusals
 
 
@@ -327,8 +340,7 @@ def place_order(
             refusals.add("order_too_small")
         if m.resting.get(actor, 0) >= m.max_orders:
             refusals.add("too_many_orders")
-        if give_leg is not None and qty > m.free(actor, give_leg):
-            refusals.add("insufficient_available")
+        refusals |= margin_model.order_refusals(m, actor, give_leg, get_leg, qty, limit)
     return refusals
 
 

@@ -43,7 +43,7 @@ class Proof:
         )
         if self.timed:
             clock.set_time(max(clock.now(), self.t2))
-        self._store_tick()
+        self._store_tick(fixing=True)
         # Quotes whose expiry passed by the end of trading (t2, or now) are recorded expired first, then a
         # timed session's trading closes, in the same command as the settlement.
         ended = self.t2 if self.timed else clock.now()
@@ -77,16 +77,26 @@ class Proof:
         prices = [settlement.prices[leg] for leg in self.legs]
         if dict(zip(self.legs, prices, strict=True)) != self.prices:
             raise self._violation("settlement", f"settled at {settlement.prices}, the fixing is {self.prices}", events)
-        paid = domain.payouts(self.matrix, prices)
+        expected = self._expected_payouts(prices)  # x.S, haircut pro rata where some x.S < 0 (shorting)
+        paid = {u: p for u, (p, _) in expected.items()}
         try:
             domain.check_settlement_sum(paid, self.q, prices)
+            domain.check_payouts_not_negative(paid)
         except domain.InvariantViolation as exc:
             raise self._violation("settlement", exc.message, events) from None
-        stored = dict(
-            Payout.objects.filter(session_id=self.sid).values_list("participant__username", "amount").order_by("id")
-        )
-        if stored != {u: domain.money_str(v) for u, v in paid.items()}:
-            raise self._violation("settlement", f"payouts stored {stored} differ from x.S", events)
+        rows = Payout.objects.filter(session_id=self.sid).values_list("participant__username", "amount", "gross")
+        stored = {u: (amount, gross) for u, amount, gross in rows}
+        cut = bool(settlement.deficit)
+        want = {u: (domain.money_str(p), domain.money_str(g) if cut else "") for u, (p, g) in expected.items()}
+        if stored != want:
+            raise self._violation(
+                "settlement", f"payouts stored {stored} differ from x.S (haircut: {cut}) {want}", events
+            )
+        if cut != bool(self.result.deficit) or (cut and Decimal(settlement.deficit) != Decimal(self.result.deficit)):
+            raise self._violation(
+                "settlement", f"deficit {settlement.deficit!r}, the model's {self.result.deficit!r}", events
+            )
+        self.result.shorts_open = sum(x < 0 for row in self.matrix.values() for x in row)
         if Decimal(settlement.total) != Decimal(domain.money_str(domain.payout(self.q, prices))):
             raise self._violation("settlement", f"total {settlement.total} differs from q.S", events)
         self.result.prices = dict(self.prices)

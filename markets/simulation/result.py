@@ -12,7 +12,9 @@ from markets import domain
 from markets.models import stream_name
 from oracle import units
 
-ACTIONS = ("rfq", "quote", "accept", "cancel", "withdraw", "expire", "order", "cancel_order", "cut", "settle")
+ACTIONS = (
+    "rfq", "quote", "accept", "cancel", "withdraw", "expire", "order", "cancel_order", "cut", "liquidate", "settle",
+)  # fmt: skip
 RFQ_ACTIONS = ("rfq", "quote", "accept", "cancel", "withdraw")
 BATCH_ACTIONS = ("order", "cancel_order", "cut")
 MECHANISMS = ("rfq", "batch", "both")
@@ -52,6 +54,9 @@ class SimParams:
     mechanism: str = "rfq"  # how the session trades: rfq, batch (limit orders cut in batches) or both
     batch_seconds: int = 20  # a batch session's cut period (the clock moves 0 to 3 s a step)
     max_orders: int = 4  # resting orders per participant at most (small, so the limit is met)
+    short_limit: str = ""  # bounded shorting: the session's short_limit ("" off), band and initial margin
+    margin_band: str = ""
+    initial_margin: str = ""
 
     @property
     def sid(self) -> str:
@@ -82,6 +87,13 @@ class SimParams:
             raise ValueError(f"--mechanism must be one of {', '.join(MECHANISMS)}")
         if not 1 <= self.batch_seconds <= 3600:
             raise ValueError("--batch-seconds must be 1 to 3600")
+        if self.short_limit:
+            from markets.domain import margin
+
+            try:
+                margin.margin_settings(self.short_limit, self.margin_band or None, self.initial_margin or None)
+            except domain.DomainError as exc:
+                raise ValueError(f"--short-limit: {exc.message}") from None
         if self.fault_at is not None and not 1 <= self.fault_at <= self.steps:
             raise ValueError(f"--inject-fault must name a step from 1 to --steps ({self.steps})")
 
@@ -115,6 +127,15 @@ class SimulationResult:
     prices: dict[str, int] = field(default_factory=dict)
     payout_total: str = ""
     verified: bool = False
+    jumps: int = 0  # price jumps in the ticks (shorting)
+    liquidations: int = 0
+    deleveraged_units: int = 0  # base units auto-deleveraging moved off the ranked holders
+    bankrupt: int = 0
+    buy_backs: int = 0  # liquidations that offered the shorts back in the next batch
+    margin_held: int = 0  # orders a cut held out of its batch (their owners' fills broke the margin rule)  # liquidations whose longs did not cover the shorts at the oracle's price
+    deficit: str = ""  # at settlement: the sum of the negative payouts a haircut covered
+    haircut: str = ""  # the factor n/d applied to the positive payouts
+    shorts_open: int = 0  # holdings below zero at settlement
 
     @property
     def ops(self) -> int:
@@ -128,11 +149,14 @@ class SimulationResult:
         """The actions of the session's mechanism (an RFQ session has no orders; a batch one no RFQs)."""
         mechanism = self.params.mechanism
         hidden = (BATCH_ACTIONS if mechanism == "rfq" else ()) + (RFQ_ACTIONS if mechanism == "batch" else ())
+        hidden += () if self.params.short_limit else ("liquidate",)
         return tuple(a for a in ACTIONS if a not in hidden or self.actions[a].attempted)
 
     def table(self) -> str:
         p = self.params
         trading = f", {p.mechanism} session (cut every {p.batch_seconds} s)" if p.mechanism != "rfq" else ""
+        if p.short_limit:
+            trading += f", shorting (short_limit {p.short_limit}, margin_band {p.margin_band or 'default'})"
         lines = [
             f"simulation {p.sid}: seed {p.seed}, {p.participants} participants "
             f"(traders {p.traders}, makers {p.makers}), {p.legs} legs, {self.steps_done} steps{trading}",
@@ -158,6 +182,7 @@ class SimulationResult:
             *([f"  batches           {self.cuts} cut, {self.fills} fills"] if p.mechanism != "rfq" else []),
             f"  events written    {self.events_written} (stream {stream_name(p.sid)} at v{self.head_version}, "
             f"last seq {self.head_seq})",
+            *(self._shorting_lines() if p.short_limit else []),
             f"  oracle ticks      {self.ticks_stored} (every {p.tick_every} steps, sim:{p.seed})",
             f"  settled at        {prices or '-'} (oracle fixing)",
             f"  payouts total     {self.payout_total or '-'} (== q.S)",
@@ -168,6 +193,16 @@ class SimulationResult:
             f"  head hash         {self.head_hash}",
         ]
         return "\n".join(lines)
+
+    def _shorting_lines(self) -> list[str]:
+        haircut = f"deficit {self.deficit}, factor {self.haircut}" if self.deficit else "none (every x.S >= 0)"
+        return [
+            f"  shorting          {self.jumps} price jumps, {self.liquidations} liquidated ({self.bankrupt} bankrupt, "
+            f"{self.buy_backs} by buy-back orders), {domain.qty_str(self.deleveraged_units)} units deleveraged, "
+            f"{self.margin_held} orders held out of batches by the margin rule, {self.shorts_open} short holdings "
+            "at settlement",
+            f"  haircut           {haircut}",
+        ]
 
 
 @dataclass

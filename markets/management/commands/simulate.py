@@ -44,6 +44,17 @@ class Command(BaseCommand):
             "--max-orders", type=int, default=4, help="Resting orders per participant at most (default 4)"
         )
         parser.add_argument(
+            "--short-limit",
+            default="",
+            metavar="FRACTION",
+            help="Bounded shorting: the session's short_limit (e.g. 0.3; default off). Traders then go short, "
+            "prices jump, and a liquidation run follows every tick (RFQ sessions)",
+        )
+        parser.add_argument("--margin-band", default="", help="With --short-limit: the scenario box (default 0.15)")
+        parser.add_argument(
+            "--initial-margin", default="", help="With --short-limit: the initial margin buffer (default 0.05)"
+        )
+        parser.add_argument(
             "--inject-fault",
             type=int,
             default=None,
@@ -66,6 +77,9 @@ class Command(BaseCommand):
             mechanism=options["mechanism"],
             batch_seconds=options["batch_seconds"],
             max_orders=options["max_orders"],
+            short_limit=options["short_limit"],
+            margin_band=options["margin_band"],
+            initial_margin=options["initial_margin"],
         )
         progress = None
         if not options["quiet"]:
