@@ -152,7 +152,7 @@ def haircut(gross: Mapping, total: int) -> Haircut:
     deficit = sum(-v for v in gross.values() if v < 0)
     if deficit == 0:
         return Haircut(dict(gross), dict(gross), 0, Fraction(1))
-    holders = sorted(gross, key=str)
+    holders = sorted(gross, key=lambda u: (0, u, "") if isinstance(u, int) else (1, 0, str(u)))  # ids in number order
     positive = [max(0, gross[u]) for u in holders]
     shares = largest_remainder(max(0, total), positive)
     return Haircut(dict(zip(holders, shares, strict=True)), dict(gross), deficit, Fraction(total, total + deficit))

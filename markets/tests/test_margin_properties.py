@@ -292,3 +292,11 @@ def test_the_commands_one_statement_reads_the_prices_the_selector_reads(users, t
         instant = T0 + dt.timedelta(seconds=at, microseconds=1 if at % 2 else 0)
         assert latest_prices(session, instant) == prices_at(session, instant)
         transaction.set_rollback(True)
+
+
+def test_the_haircut_breaks_ties_by_the_lower_user_id_in_number_order():
+    """Users 9 and 10 with equal gross payouts and one base unit left over: 9 gets it (not "10" < "9")."""
+    from markets.domain.liquidation import haircut
+
+    cut = haircut({9: 5, 10: 5, 11: -1}, 9)
+    assert cut.paid == {9: 5, 10: 4, 11: 0}
