@@ -83,6 +83,27 @@ def plan_deleverage(victim: int, holdings: Mapping[int, Sequence[int]], prices: 
     return plan
 
 
+def orders_released(
+    moves: Sequence[tuple[int, int, int]],
+    held: Mapping[tuple[int, int], int],
+    reserved: Mapping[tuple[int, int], int],
+    resting: Mapping[tuple[int, int], Sequence[tuple[int, int]]],
+) -> list[tuple[int, int]]:
+    """After a deleveraging, the resting orders a holder can no longer honour: for each (holder, leg) the
+    plan took from, its orders giving that leg, newest first, until what they reserve fits what it now
+    holds (`held`, after the move). `resting[(holder, leg)]`: (order id, rest), newest first. Returns
+    (holder, order id) to cancel, in that order (else an order could later fill the holder short unasked)."""
+    released = []
+    for user, k in dict.fromkeys((u, k) for u, k, _ in moves):
+        left = reserved.get((user, k), 0)
+        for order_id, rest in resting.get((user, k), ()):
+            if left <= max(held[(user, k)], 0):
+                break
+            released.append((user, order_id))
+            left -= rest
+    return released
+
+
 def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     """`total` split in proportion to `weights` (non-negative), whole units, summing to `total` exactly:
     floors first, then one more to the largest remainders (ties: the earlier)."""

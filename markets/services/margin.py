@@ -255,25 +255,25 @@ def deleverage(cmd: _Command, user: int, prices: Sequence[int], ticks: Mapping[s
 
 def _unreserve_deleveraged(cmd: _Command, plan: liquidation.Deleverage) -> None:
     """A holder that gave units it had offered in resting orders no longer holds what those orders
-    promise: its orders giving that leg are cancelled, newest first, until what they reserve fits what it
-    now holds (else an order could later fill it short without its choosing)."""
+    promise: its orders giving that leg are cancelled, newest first, until they fit what it now holds
+    (`liquidation.orders_released`)."""
     legs = cmd.session.legs
-    for user, k, _units in plan.moves:
-        holding = Holding.objects.filter(session_id=cmd.session.id, participant__user_id=user, leg_index=k).first()
-        if holding is None or holding.reserved <= max(holding.qty, 0):
-            continue
-        reserved = holding.reserved
-        for order_id, rest in (
-            Order.objects.filter(
-                session_id=cmd.session.id, participant__user_id=user, give_leg=legs[k], status=Order.Status.RESTING
-            )
-            .order_by("-id")
-            .values_list("id", "rest")
-        ):
-            if reserved <= max(holding.qty, 0):
-                break
-            cmd.emit("OrderCancelled", {"order_id": order_id, "user_id": user, "reason": "deleveraged"})
-            reserved -= rest
+    pairs = {(u, k) for u, k, _ in plan.moves}
+    users = sorted({u for u, _ in pairs})
+    held, reserved = {}, {}
+    for user, k, qty, booked in Holding.objects.filter(
+        session_id=cmd.session.id, participant__user_id__in=users
+    ).values_list("participant__user_id", "leg_index", "qty", "reserved"):
+        held[(user, k)], reserved[(user, k)] = qty, booked
+    resting: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for user, give, order_id, rest in (
+        Order.objects.filter(session_id=cmd.session.id, participant__user_id__in=users, status=Order.Status.RESTING)
+        .order_by("-id")
+        .values_list("participant__user_id", "give_leg", "id", "rest")
+    ):
+        resting.setdefault((user, legs.index(give)), []).append((order_id, rest))
+    for user, order_id in liquidation.orders_released(plan.moves, held, reserved, resting):
+        cmd.emit("OrderCancelled", {"order_id": order_id, "user_id": user, "reason": "deleveraged"})
 
 
 def liquidate_due_sessions() -> list[tuple[str, str]]:

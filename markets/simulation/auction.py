@@ -256,7 +256,14 @@ class Auction:
         if self.matrix != expected:
             raise self._violation(label, "holdings did not move by exactly the cut's fills", [event])
         now = {o.id: o for o in self._orders(id__in=d["orders"])}
+        released = {  # cancelled right after the cut: their owner was deleveraged of what they offered
+            e.data["order_id"]
+            for e in Event.objects.filter(stream=self.stream, seq__gt=event.seq, type="OrderCancelled")
+            if e.data.get("reason") == "deleveraged"
+        }
         for oid in d["orders"]:
+            if oid in released and now[oid].status == "cancelled":
+                continue
             rest = fills[oid]["rest"] if oid in fills else orders[oid].rest
             status, left = model.after_cut(rest, orders[oid].left)
             if (now[oid].status, now[oid].rest, now[oid].left) != (status, rest, left):

@@ -93,6 +93,7 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
         self.cut_orders: dict[int, model.Order] = {}
         self.jumps: dict = {}  # leg -> the factor its price jumps multiply the oracle's walk by (shorting)
         self.expected_liquidations: list = []
+        self.expected_released: list[tuple[int, int]] = []  # orders a deleveraging cancels (user id, order id)
         self.cut_pending: set[int] = set()  # liquidated participants waiting for the cut's buy-back batch
 
     # ------------------------------------------------------------ the run

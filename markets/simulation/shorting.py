@@ -16,7 +16,7 @@ from markets import domain, services
 from markets.domain import liquidation
 from markets.domain import margin as rules
 from markets.domain import orders as order_rules
-from markets.models import RFQ, Order, Participant, Quote, Session
+from markets.models import RFQ, Holding, Order, Participant, Quote, Session
 from markets.simulation import margin_model
 from markets.simulation.result import _Action, _text
 
@@ -119,8 +119,14 @@ class ShortSelling:
         rfqs = {r["id"]: r["taker"] for r in self._rfqs(status=RFQ.Status.OPEN)}
         quotes = {q["id"]: (q["rfq_id"], q["maker"]) for q in self._quotes(status=Quote.Status.LIVE)}
         resting = self._orders(status="resting") if self.by_batch else []
+        reserved = {
+            (ids[name], k): amount for name, row in (self._reserved() if self.by_batch else {}).items()
+            for k, amount in enumerate(row)
+        }  # fmt: skip
         names = {pk: name for name, pk in ids.items()}
+        rows = {u: list(row) for u, row in by_id.items()}
         writes = 0
+        self.expected_released = []
         for one in taken:
             name = names[one.user]
             mine = [i for i, taker in rfqs.items() if taker == name]
@@ -130,11 +136,38 @@ class ShortSelling:
             writes += len(mine) + sum(1 for q in quotes.values() if q[1] == name)
             writes += sum(1 for o in resting if o.owner == name) + 1 + (len(one.orders) or 1)
             quotes = {i: q for i, q in quotes.items() if q[1] != name}
+            self._take_out(resting, reserved, [o for o in resting if o.owner == name])
+            if one.plan is not None:
+                for u, deltas in one.plan.deltas.items():
+                    rows[u] = [x + d for x, d in zip(rows[u], deltas, strict=True)]
+                released = self._released(one.plan, rows, resting, reserved)
+                self.expected_released.extend(released)
+                writes += len(released)
         self.expected_liquidations = taken
         who = ", ".join(names[one.user] for one in taken) or "nobody"
         return _Action(
             "liquidate", f"liquidation run (the model takes {who})", services.liquidate_due_sessions, writes=writes
         )
+
+    def _released(self, plan, rows: dict[int, list[int]], resting: list, reserved: dict) -> list[tuple[int, int]]:
+        """The resting orders a deleveraging cancels, by the services' rule (`orders_released`: a holder's
+        orders giving a leg it gave, newest first, until they fit what it now holds), taken out of `resting`
+        and `reserved` ((user id, leg) -> units) as they go."""
+        ids = {name: self.users[name].pk for name in self.holders}
+        book: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for o in sorted(resting, key=lambda o: -o.id):
+            book.setdefault((ids[o.owner], self.legs.index(o.give_leg)), []).append((o.id, o.rest))
+        held = {(u, k): rows[u][k] for u, k, _ in plan.moves}
+        released = liquidation.orders_released(plan.moves, held, reserved, book)
+        gone = {order_id for _, order_id in released}
+        self._take_out(resting, reserved, [o for o in resting if o.id in gone])
+        return released
+
+    def _take_out(self, resting: list, reserved: dict, orders: list) -> None:
+        for o in orders:
+            resting.remove(o)
+            key = (self.users[o.owner].pk, self.legs.index(o.give_leg))
+            reserved[key] = reserved.get(key, 0) - o.rest
 
     def _check_liquidation(self, label: str, written: list[Event], before: dict[str, list[int]]) -> None:
         """Each PositionLiquidated/AutoDeleveraged pair is the model's: the user, its holdings, W below 0,
@@ -149,6 +182,15 @@ class ShortSelling:
         ids = {self.users[name].pk: name for name in self.holders}
         expected = {u: list(row) for u, row in before.items()}
         self._check_buy_backs(label, written, liquidated, taken)
+        released = [
+            (e.data["user_id"], e.data["order_id"])
+            for e in written
+            if e.type == "OrderCancelled" and e.data.get("reason") == "deleveraged"
+        ]
+        if released != self.expected_released:
+            raise self._violation(
+                label, f"deleveraging cancelled orders {released}, the model says {self.expected_released}", written
+            )
         for one, pos, adl in zip(planned, [e for e in liquidated if e.data["method"] == "deleverage"], deleveraged,
                                  strict=True):  # fmt: skip
             d = adl.data
@@ -231,11 +273,24 @@ class ShortSelling:
             for e in after
             if e.type == "AutoDeleveraged" and e.data.get("after_batch") == d["batch"]
         ]
-        if got != plans or len(after) != len(plans):
+        released = [e for e in after if e.type == "OrderCancelled" and e.data.get("reason") == "deleveraged"]
+        if got != plans or len(after) != len(plans) + len(released):
             raise self._violation(
                 label, f"after the batch: deleveraged {got}, the model plans {plans}", after or [event]
             )
+        self._check_released_fit(label, plans, released or [])
         return {names[u]: row for u, row in rows.items()}
+
+    def _check_released_fit(self, label: str, plans: list[dict], released: list[Event]) -> None:
+        """After a batch's deleveraging: orders were cancelled only of holders it took from, and what every
+        such holder's orders still reserve fits what it holds."""
+        takers = {int(u) for plan in plans for u, row in plan.items() if any(x < 0 for x in row)}
+        strays = [e for e in released if e.data["user_id"] not in takers]
+        over = Holding.objects.filter(session_id=self.sid, participant__user_id__in=takers, reserved__gt=0).filter(
+            reserved__gt=F("qty")
+        )
+        if strays or over.exists():
+            raise self._violation(label, "deleveraging left orders reserving more than their owner holds", released)
 
     # ------------------------------------------------------------ settlement
 
