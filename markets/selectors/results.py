@@ -109,6 +109,14 @@ class ResultRow:
         return domain.to_decimal(self.payout, domain.MONEY_DP)
 
     @property
+    def gross_dec(self) -> Decimal | None:
+        return None if self.gross is None else domain.to_decimal(self.gross, domain.MONEY_DP)
+
+    @property
+    def haircut_dec(self) -> Decimal | None:
+        return None if self.haircut is None else domain.to_decimal(self.haircut, domain.MONEY_DP)
+
+    @property
     def initial_value_dec(self) -> Decimal:
         return domain.to_decimal(self.initial_value, domain.MONEY_DP)
 
@@ -148,6 +156,10 @@ class Results:
             return None
         factor = Fraction(self.expected, self.expected + self.deficit)
         return {"deficit": money_text(self.deficit), "factor": f"{factor.numerator}/{factor.denominator}"}
+
+    @property
+    def deficit_dec(self) -> Decimal:
+        return domain.to_decimal(self.deficit, domain.MONEY_DP)
 
     @property
     def total_payout(self) -> int:

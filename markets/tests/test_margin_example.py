@@ -123,3 +123,16 @@ def test_the_haircut_of_the_worked_example(example):
     haircut = Event.objects.filter(stream="session-ex", type="SessionSettled").get().data["haircut"]
     assert haircut["factor"] == "40/41"
     assert audit.verify_session("ex").problems == []
+
+
+def test_the_results_page_shows_the_haircut_line_by_line(example, client):
+    people = example
+    sell_aapl(people, "30")
+    services.settle_session(people["org"], "ex", prices={"AAPL": "500", "NVDA": "50"})
+    client.force_login(people["org"])
+    page = client.get("/sessions/ex/results").content.decode()
+    assert 'data-testid="results-haircut"' in page and "40/41" in page and "deficit of <span" in page
+    assert (
+        ">1,500.00</span>" in page and "-1,500.00" in page and "+1,500.00" in page
+    )  # alice's x.S, and what raised it to 0
+    assert "-603.66" in page and "-896.34" in page  # bob's and mm's share of the deficit
