@@ -135,7 +135,7 @@ def test_a_trainer_runs_a_session_with_five_people_and_bots(browser, server, use
         assert eli.evaluate("document.documentElement.scrollWidth") <= 375
         # Found and measured in one script in the page: a push may replace the board between two calls
         # from here (a button measured after its board was swapped out has no box at all).
-        right = eli.wait_for_function(ACCEPT_RIGHT, timeout=5_000).json_value()
+        right = eli.wait_for_function(ACCEPT_RIGHT, timeout=15_000).json_value()
         assert 0 < right <= 375  # the Accept button is on the phone's screen
         accept.click()
         eli.locator("#blotter td", has_text="Eli").first.wait_for(timeout=15_000)
