@@ -98,15 +98,23 @@ def _fraction_text(value: object, name: str, *, low: Fraction, high: Fraction, l
         number = Decimal(text)
     except InvalidOperation:
         number = None
-    if number is None or not number.is_finite() or text != text.strip() or "e" in text.lower():
+    if number is None or not number.is_finite() or "e" in text.lower():
         raise DomainError(f"{name} must be a decimal fraction such as 0.2, not {str(value)[:20]!r}", f"invalid_{name}")
     if number.as_tuple().exponent < -FRACTION_DP:  # type: ignore[operator]
         raise DomainError(f"{name} takes at most {FRACTION_DP} decimals", f"invalid_{name}")
     frac = Fraction(number)
     if (frac <= low if low_open else frac < low) or frac > high:
         side = "above" if low_open else "at least"
-        raise DomainError(f"{name} must be {side} {low} and at most {float(high):g}, not {text}", f"invalid_{name}")
+        most = Decimal(high.numerator) / Decimal(high.denominator)
+        raise DomainError(f"{name} must be {side} {low} and at most {most:g}, not {text}", f"invalid_{name}")
     return format(number.normalize(), "f") if number != 0 else "0"
+
+
+def _is_zero(value: object) -> bool:
+    try:
+        return Decimal(str(value).strip().replace(",", ".")) == 0
+    except InvalidOperation:
+        return False
 
 
 def margin_settings(
@@ -115,7 +123,7 @@ def margin_settings(
     """A new session's shorting settings, each refused with its own code. No short_limit (or 0): off,
     and then neither of the others may be given."""
     given = [v for v in (margin_band, initial_margin) if v not in (None, "")]
-    if short_limit in (None, "") or str(short_limit).strip() in ("0", "0.0", "0.00"):
+    if short_limit in (None, "") or _is_zero(short_limit):
         if given:
             raise DomainError(
                 "margin_band and initial_margin need short_limit (shorting is off)", "invalid_short_limit"
