@@ -1,0 +1,134 @@
+"""Fixing methods over observations, pure (no database): the building blocks of pluggable fixings
+(issue #32). Each takes the observations of one leg inside its window and either answers a price with the
+observations it used, or refuses with the reason an auditor will read ("vwap: volume 0 in the window").
+Prices are integers of 10**-6, volumes integers of 10**-6 units; every average is floored to the price
+scale, like `twap` in `oracle.fixing`.
+
+- `vwap`: the volume-weighted average of the window's observations that carry a volume (CME's tier 1,
+  LSE's closing VWAP): sum(p.v) / sum(v), floored; refused without volume, or under `min_volume` /
+  `min_ticks`.
+- `close`: the last observation at or before the end from one named source (LSE's last trade).
+- `median_of_sources`: per source an inner answer, then the median of the sources (the lower middle for
+  an even count, so it is a value a source gave), after dropping the sources further than `max_deviation`
+  (a fraction) from the first median; refused under `min_sources` (MakerDAO's and Chainlink's quorum).
+- `ladder`: tiers tried in order, the first that answers wins; each refusal above it is kept for the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class Obs:
+    """One price observation: a tick's id, instant, price, volume (None: the source gave none), source."""
+
+    id: int
+    at: dt.datetime
+    price: int
+    volume: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    price: int
+    used: tuple[int, ...]  # the ids of the observations it came from
+    detail: dict = field(default_factory=dict)  # what the record shows beside it (sources, dropped, volume)
+
+
+class Insufficient(Exception):
+    """A method cannot answer from these observations; `reason` is what the record says."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def vwap(obs: Sequence[Obs], *, min_volume: int = 0, min_ticks: int = 1) -> Answer:
+    """Volume-weighted average price of the observations with a volume, floored to the price scale."""
+    traded = [o for o in obs if o.volume]
+    volume = sum(o.volume for o in traded)  # type: ignore[misc]
+    if not traded:
+        raise Insufficient("vwap: volume 0 in the window")
+    if len(traded) < min_ticks:
+        raise Insufficient(f"vwap: {len(traded)} ticks with volume in the window, {min_ticks} needed")
+    if volume < min_volume:
+        raise Insufficient(f"vwap: volume {volume} in the window, {min_volume} needed")
+    weighted = sum(o.price * o.volume for o in traded)  # type: ignore[operator]
+    return Answer(weighted // volume, tuple(o.id for o in traded), {"volume": volume, "ticks": len(traded)})
+
+
+def close(obs: Sequence[Obs], end: dt.datetime, *, source: str | None = None) -> Answer:
+    """The last observation at or before `end` (from `source` when named); ties in time: the later id."""
+    eligible = [o for o in obs if o.at <= end and (source is None or o.source == source)]
+    if not eligible:
+        where = f" from source {source!r}" if source else ""
+        raise Insufficient(f"close: no tick{where} at or before the end of the window")
+    chosen = max(eligible, key=lambda o: (o.at, o.id))
+    return Answer(chosen.price, (chosen.id,), {"source": chosen.source})
+
+
+def lower_median(values: Sequence[int]) -> int:
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median_of_sources(
+    obs: Sequence[Obs],
+    inner: Callable[[Sequence[Obs]], Answer],
+    *,
+    sources: Sequence[str] | None = None,
+    min_sources: int = 1,
+    max_deviation: Fraction | None = None,
+) -> Answer:
+    """Each source's own answer by `inner`, then the lower median of them, after dropping the sources
+    further than `max_deviation` from the median of all; needs `min_sources` left."""
+    names = list(sources) if sources is not None else sorted({o.source for o in obs})
+    answers: dict[str, Answer] = {}
+    refused: dict[str, str] = {}
+    for name in names:
+        try:
+            answers[name] = inner([o for o in obs if o.source == name])
+        except Insufficient as exc:
+            refused[name] = exc.reason
+    if not answers:
+        raise Insufficient(f"composite: no source answered ({_said(refused)})")
+    first = lower_median([a.price for a in answers.values()])
+    dropped = {}
+    if max_deviation is not None and first > 0:
+        for name, a in list(answers.items()):
+            if abs(Fraction(a.price - first, first)) > max_deviation:
+                dropped[name] = a.price
+                del answers[name]
+    if len(answers) < min_sources:
+        raise Insufficient(
+            f"composite: {len(answers)} source(s) answered within the deviation, {min_sources} needed"
+            + (f" ({_said(refused)})" if refused else "")
+        )
+    price = lower_median([a.price for a in answers.values()])
+    used = tuple(i for a in answers.values() for i in a.used)
+    return Answer(
+        price,
+        used,
+        {"sources": {n: a.price for n, a in answers.items()}, "dropped": dropped, "refused": refused},
+    )
+
+
+def ladder(tiers: Sequence[tuple[str, Callable[[], Answer]]]) -> tuple[Answer, str, Mapping[str, str]]:
+    """Try each (name, method) in order; the first answer wins. Returns it, the tier's name, and why each
+    tier above it did not answer; refused as a whole when none answers."""
+    passed: dict[str, str] = {}
+    for name, method in tiers:
+        try:
+            return method(), name, passed
+        except Insufficient as exc:
+            passed[name] = exc.reason
+    raise Insufficient(f"no tier answered ({'; '.join(passed.values())})")
+
+
+def _said(reasons: Mapping[str, str]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in reasons.items())
