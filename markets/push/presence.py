@@ -29,7 +29,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 
 from ledger import clock
-from markets import sql
+from markets import presence_sql
 from markets.models import Presence
 from markets.push.feed import db_work
 
@@ -49,32 +49,32 @@ def _stale_before(now: dt.datetime) -> dt.datetime:
 def connected(session_id: str, user_id: int, n: int = 1) -> None:
     """`n` more sockets of `user_id` on the session (a stale row starts counting afresh)."""
     now = clock.now()
-    if sql.update_presence({(session_id, user_id): n}, now, _stale_before(now)):
+    if presence_sql.update_presence({(session_id, user_id): n}, now, _stale_before(now)):
         return
     try:
         with transaction.atomic():
             Presence.objects.create(session_id=session_id, user_id=user_id, sockets=n, last_seen=now)
     except IntegrityError:  # another process made the row first: count on it
-        sql.update_presence({(session_id, user_id): n}, now, _stale_before(now))
+        presence_sql.update_presence({(session_id, user_id): n}, now, _stale_before(now))
 
 
 def disconnected(session_id: str, user_id: int, n: int = 1) -> None:
     """`n` sockets fewer (never below 0; a stale row, counted by a process that died, goes to 0)."""
     now = clock.now()
-    sql.update_presence({(session_id, user_id): -n}, now, _stale_before(now))
+    presence_sql.update_presence({(session_id, user_id): -n}, now, _stale_before(now))
 
 
 def record(changes: dict[tuple[str, int], int]) -> None:
     """Sockets come and gone since the last write, net per (session, user), in one transaction that does
-    not wait for the disk (`sql.commit_without_waiting`: who is online is not the ledger): a reconnect
+    not wait for the disk (`presence_sql.commit_without_waiting`: who is online is not the ledger): a reconnect
     storm of 500 sockets is a few statements, not 500 fsyncs."""
     now = clock.now()
-    with sql.commit_without_waiting():
+    with presence_sql.commit_without_waiting():
         sessions = {session_id for session_id, _ in changes}
         users = {user_id for _, user_id in changes}
         rows = Presence.objects.filter(session_id__in=sessions, user_id__in=users)
         have = set(rows.values_list("session_id", "user_id"))
-        sql.update_presence({k: n for k, n in changes.items() if k in have}, now, _stale_before(now))
+        presence_sql.update_presence({k: n for k, n in changes.items() if k in have}, now, _stale_before(now))
         for (session_id, user_id), n in sorted(changes.items()):
             if n > 0 and (session_id, user_id) not in have:  # the user's first connect to the session
                 connected(session_id, user_id, n)
@@ -87,7 +87,7 @@ def refresh(pairs: list[tuple[str, int]]) -> None:
     by_session: dict[str, list[int]] = {}
     for session_id, user_id in pairs:
         by_session.setdefault(session_id, []).append(user_id)
-    with sql.commit_without_waiting():
+    with presence_sql.commit_without_waiting():
         for session_id, user_ids in sorted(by_session.items()):
             Presence.objects.filter(session_id=session_id, user_id__in=user_ids).update(
                 last_seen=now, sockets=Greatest(F("sockets"), Value(1))

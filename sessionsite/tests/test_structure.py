@@ -24,6 +24,7 @@ SQL_MODULES = {
     "markets/sql.py",
     "markets/floor_sql.py",
     "markets/batch_sql.py",
+    "markets/presence_sql.py",
     "sessionsite/config.py",
 }
 SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|BEGIN)\s", re.ASCII)
