@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from markets import floor_sql
+from markets import floor_sql, sql
 from markets.models import Session
 from oracle.models import Tick
 from oracle.resume import LastTick
@@ -60,10 +60,11 @@ def latest_prices(session: Session) -> dict[str, int]:
 
 def prices_at(session: Session, at: dt.datetime) -> tuple[list[int | None], dict[str, int]]:
     """The oracle's latest price of each leg at or before `at` (None: no tick yet) and the tick ids: what
-    the margin rule judges a position at (bounded shorting)."""
-    newest = newest_ticks(session.id, session.legs, at)
-    return [newest[leg].price if leg in newest else None for leg in session.legs], {
-        leg: tick.tick_id for leg, tick in newest.items()
+    the margin rule judges a position at (bounded shorting), read in one statement (`sql.newest_ticks`:
+    the commands read it on the trade path)."""
+    newest = sql.newest_ticks(session.id, session.legs, at)
+    return [newest[leg][1] if leg in newest else None for leg in session.legs], {
+        leg: newest[leg][0] for leg in session.legs if leg in newest
     }
 
 

@@ -16,16 +16,8 @@ from markets.domain import liquidation
 from markets.domain import margin as rules
 from markets.errors import Conflict, DomainError
 from markets.models import RFQ, Holding, Order, Participant, Quote, Session
+from markets.selectors.prices import prices_at
 from markets.services.command import _Command, _command, _retrying
-
-
-def latest_prices(session: Session, at: dt.datetime) -> tuple[list[int | None], dict[str, int]]:
-    """The oracle's latest price of each leg at or before `at` (None: no tick yet), and the tick ids: what
-    `selectors.prices.prices_at` reads, in one statement (a command's hot path: one per accept)."""
-    newest = sql.newest_ticks(session.id, session.legs, at)
-    return [newest[leg][1] if leg in newest else None for leg in session.legs], {
-        leg: newest[leg][0] for leg in session.legs if leg in newest
-    }
 
 
 def rows_of(session_id: str, users: Sequence[int]) -> dict[int, list[int]]:
@@ -78,7 +70,7 @@ def check_moves(
     if not any(rules.has_shorts(row) for row in after.values()):
         return
     if prices is None:
-        prices, _ = latest_prices(session, cmd.now)
+        prices, _ = prices_at(session, cmd.now)
     for user in sorted(deltas):
         if rules.has_shorts(after[user]) or rules.has_shorts(before[user]):
             rules.check_move(_who(user, me, names), before[user], after[user], prices, settings, session.legs)
@@ -130,7 +122,7 @@ def due_for_liquidation(session: Session, now: dt.datetime) -> list[int]:
     if not short:
         return []
     pending = waiting_for_buy_back(session)
-    prices, _ = latest_prices(session, now)
+    prices, _ = prices_at(session, now)
     due = []
     for user, row in sorted(short.items()):
         if user in pending:
@@ -157,7 +149,7 @@ def liquidate(session_id: str) -> list[int]:
         due = due_for_liquidation(session, cmd.now)
         if not due:
             return []
-        prices, ticks = latest_prices(session, cmd.now)
+        prices, ticks = prices_at(session, cmd.now)
         for user in due:
             _liquidate_one(cmd, user, prices, ticks)
     return due

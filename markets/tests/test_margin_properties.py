@@ -278,10 +278,10 @@ ticks_in = st.lists(st.tuples(st.sampled_from([*LEGS, "MSFT"]), st.integers(0, 5
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ticks=ticks_in, at=st.integers(0, 6))
 def test_the_commands_one_statement_reads_the_prices_the_selector_reads(users, ticks, at):
-    """markets.services.margin.latest_prices (one statement) == selectors.prices.prices_at: each leg's
-    newest tick at or before the instant, later id first among ticks of the same instant; None without."""
-    from markets.selectors.prices import prices_at
-    from markets.services.margin import latest_prices
+    """selectors.prices.prices_at (one statement, what the commands read) == the ORM's newest_ticks (the
+    oracle's resume reads it): each leg's newest tick at or before the instant, later id first among ticks
+    of the same instant; None without."""
+    from markets.selectors.prices import newest_ticks, prices_at
 
     with transaction.atomic():
         session = create_demo(users)
@@ -290,7 +290,12 @@ def test_the_commands_one_statement_reads_the_prices_the_selector_reads(users, t
             Tick.objects.create(session_id="demo", symbol=leg, at=when, price=price, source="test")
             Tick.objects.create(session_id="other", symbol=leg, at=when, price=price + 1, source="test")
         instant = T0 + dt.timedelta(seconds=at, microseconds=1 if at % 2 else 0)
-        assert latest_prices(session, instant) == prices_at(session, instant)
+        newest = newest_ticks("demo", session.legs, instant)
+        reference = (
+            [newest[leg].price if leg in newest else None for leg in session.legs],
+            {leg: t.tick_id for leg, t in newest.items()},
+        )
+        assert prices_at(session, instant) == reference
         transaction.set_rollback(True)
 
 
