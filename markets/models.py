@@ -23,6 +23,7 @@ from markets.access_models import (  # noqa: F401  (who may come in: access stat
     RejoinLink,
 )
 from markets.batch_models import Batch, Fill, Order  # noqa: F401  (batch auctions)
+from markets.domain import orders as order_rules
 
 
 class Session(models.Model):
@@ -130,11 +131,11 @@ class Session(models.Model):
 
     @property
     def trades_by_rfq(self) -> bool:
-        return self.mechanism in (self.Mechanism.RFQ, self.Mechanism.BOTH)
+        return order_rules.by_rfq(self.mechanism)
 
     @property
     def trades_by_batch(self) -> bool:
-        return self.mechanism in (self.Mechanism.BATCH, self.Mechanism.BOTH)
+        return order_rules.by_batch(self.mechanism)
 
     @property
     def margin(self):

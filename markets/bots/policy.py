@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from markets import domain
 from markets.bots import shorting
+from markets.domain import orders as order_rules
 from markets.domain.margin import OFF, MarginSettings
 
 BPS = 10_000
@@ -116,11 +117,11 @@ class Market:
 
     @property
     def by_rfq(self) -> bool:
-        return self.mechanism in ("rfq", "both")
+        return order_rules.by_rfq(self.mechanism)
 
     @property
     def by_batch(self) -> bool:
-        return self.mechanism in ("batch", "both")
+        return order_rules.by_batch(self.mechanism)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,18 @@ from markets.domain import DomainError, parse_qty, qty_str
 from oracle import units
 
 MECHANISMS = ("rfq", "batch", "both")
+
+
+def by_rfq(mechanism: str) -> bool:
+    """Whether a session of this mechanism trades by RFQ (the session, the bots and the model ask)."""
+    return mechanism in ("rfq", "both")
+
+
+def by_batch(mechanism: str) -> bool:
+    """Whether a session of this mechanism trades by batch auction."""
+    return mechanism in ("batch", "both")
+
+
 BATCH_SECONDS = (1, 3600)
 DEFAULT_BATCH_SECONDS = 10
 DEFAULT_BAND = "0.10"
