@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from markets import domain
+from markets.domain import orders as order_rules
 from markets.simulation import margin_model
 from markets.simulation.margin_model import Shorting
 from oracle import units
@@ -64,11 +65,11 @@ class Market:
 
     @property
     def by_rfq(self) -> bool:
-        return self.mechanism in ("rfq", "both")
+        return order_rules.by_rfq(self.mechanism)
 
     @property
     def by_batch(self) -> bool:
-        return self.mechanism in ("batch", "both")
+        return order_rules.by_batch(self.mechanism)
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,25 @@ def _leg(m: Market, name: object) -> str | None:
     return next((leg for leg in m.legs if " ".join(leg.split()).lower() == key), None)
 
 
-def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> set[str]:
-    qty, refusals = _parsed(domain.parse_qty, quantity)
-    refusals |= _who(m, actor) | _new_business(m)
-    give_leg, get_leg = _leg(m, give), _leg(m, get)
+def _pair_refusals(give: object, get: object, give_leg: str | None, get_leg: str | None) -> set[str]:
+    """What naming a pair of legs is refused with (an RFQ's and an order's): a look-alike name (Kelvin sign,
+    no-break space) is not the leg it resembles, an unknown one, or the same leg twice."""
+    refusals = set()
     for name, leg in ((give, give_leg), (get, get_leg)):
         if isinstance(name, str) and not _LEG_CHARS.fullmatch(name):
-            refusals.add("invalid_leg_name")  # a look-alike (Kelvin sign, no-break space) is not the leg it resembles
+            refusals.add("invalid_leg_name")
         elif leg is None:
             refusals.add("unknown_leg")
     if give_leg is not None and give_leg == get_leg:
         refusals.add("same_leg")
+    return refusals
+
+
+def rfq(m: Market, actor: str, give: object, get: object, quantity: object) -> set[str]:
+    qty, refusals = _parsed(domain.parse_qty, quantity)
+    refusals |= _who(m, actor) | _new_business(m)
+    give_leg, get_leg = _leg(m, give), _leg(m, get)
+    refusals |= _pair_refusals(give, get, give_leg, get_leg)
     role = m.roles.get(actor)
     if role == "organiser":
         refusals.add("forbidden")
@@ -323,13 +332,7 @@ def place_order(
     refusals |= _parsed(domain.parse_rate, limit)[1] | _lifetime(good_for, gtc)
     refusals |= _who(m, actor) | _new_business(m)
     give_leg, get_leg = _leg(m, give), _leg(m, get)
-    for name, leg in ((give, give_leg), (get, get_leg)):
-        if isinstance(name, str) and not _LEG_CHARS.fullmatch(name):
-            refusals.add("invalid_leg_name")
-        elif leg is None:
-            refusals.add("unknown_leg")
-    if give_leg is not None and give_leg == get_leg:
-        refusals.add("same_leg")
+    refusals |= _pair_refusals(give, get, give_leg, get_leg)
     role = m.roles.get(actor)
     if role == "organiser":
         refusals.add("forbidden")
