@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from markets import domain, selectors, services
 from markets.errors import DomainError
 from markets.models import Order, Session
 from markets.selectors import batch_floor, margin_floor
-from markets.views import FLOOR, _typed, refusals_shown
+from markets.views import FLOOR, _typed, refusals_shown, said_on_the_floor
 from oracle import units
 
 
@@ -46,11 +45,7 @@ def _orders_response(
 ) -> HttpResponse:
     """This holder's order panel as it stands now, with what their action did or why it was refused."""
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("markets:floor", session.id)
+        return said_on_the_floor(request, session, error=error, notice=notice)
     session = Session.objects.get(id=session.id)
     me = selectors.viewer_context(session, request.user)["me"]
     if me is None or me.role not in domain.HOLDER_ROLES:  # no order panel on their floor: said where they pressed
@@ -138,11 +133,7 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
 
 def _cut_response(request: HttpRequest, session: Session, *, error: str = "", notice: str = "") -> HttpResponse:
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("markets:floor", session.id)
+        return said_on_the_floor(request, session, error=error, notice=notice)
     session = Session.objects.get(id=session.id)
     context = selectors.phase_context(session) | {
         "session": session,

@@ -120,6 +120,8 @@ def _board_response(
 ) -> HttpResponse:
     """The RFQ board for this viewer, with an inline error next to the form that caused it, or a notice of
     what the action did where its RFQ was (floor.js keeps both there while pushes redraw the board)."""
+    if not request.htmx:
+        return said_on_the_floor(request, session, error=error, notice=notice)
     context = _viewer(request, session)
     board = selectors.board_data(context["session"])
     margin_floor.board_previews(context["session"], board, None)  # a shorting session: what accepting would do
@@ -134,13 +136,17 @@ def _board_response(
         # After a refusal the form keeps what was typed, so it can be corrected rather than retyped.
         "typed": request.POST if error else {},
     }
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("markets:floor", session.id)
     return render(request, f"{FLOOR}#board", context)
+
+
+def said_on_the_floor(request: HttpRequest, session: Session, *, error: str = "", notice: str = "") -> HttpResponse:
+    """A form posted without htmx: what the action did (or why it was refused) as a message on the floor,
+    which the browser is sent back to."""
+    if error:
+        messages.error(request, error)
+    elif notice:
+        messages.success(request, notice)
+    return redirect("markets:floor", session.id)
 
 
 def _shown_keys(context: dict[str, Any], board: list[dict[str, Any]]) -> set[str]:
