@@ -1,5 +1,6 @@
 """Bounded shorting redone from the log alone (what `verify_ledger` runs): walking a session's events in
-order, the holdings before each one; every liquidation judged again from the holdings and the prices it
+order, the holdings before each one; every liquidation judged again (and its buy-back orders, where it
+placed them, given again by the rule) from the holdings and the prices it
 names (W below 0 at them), every auto-deleveraging planned again and compared unit by unit, and invariant
 2 with shorts (nobody below minus the cap, the pool's shorts within it) after every event that moves
 holdings. Pure: the caller checks that the ticks named hold the prices used."""
@@ -12,6 +13,7 @@ from typing import Any
 
 from markets.domain import liquidation, qty_str
 from markets.domain import margin as rules
+from markets.domain import orders as order_rules
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,19 @@ def walk(events: Iterable[Any]) -> Iterator[str | PricesUsed]:
     q: list[int] = []
     settings = rules.OFF
     x: dict[int, list[int]] = {}
+    band = ""  # the batch band, where the buy-back orders' limits sit
+    buy_back: tuple[str, list] | None = None  # (where, the orders a liquidation owes) until they are placed
     for event in events:
         d = event.data
         where = f"event #{event.seq} ({event.type})"
         touched: dict[int, list[int]] = {}
+        if buy_back is not None and not (event.type == "OrderPlaced" and d.get("liquidation")):
+            if buy_back[1]:
+                yield f"{buy_back[0]}: the rule gives buy-back orders {buy_back[1]} that were not placed"
+            buy_back = None
         if event.type == "SessionCreated":
             legs, q, settings = list(d["legs"]), list(d["q"]), rules.settings_of(d)
+            band = order_rules.settings_of(d).band
             if not settings.on:
                 return
         elif event.type == "InitialAllocationAssigned":
@@ -48,6 +57,17 @@ def walk(events: Iterable[Any]) -> Iterator[str | PricesUsed]:
                 row[fill["get"]] += fill["received"]
         elif event.type == "PositionLiquidated":
             yield from _liquidation(where, event, d, legs, x, settings)
+            if d["method"] == "buy_back":
+                prices = [d["prices"].get(leg) for leg in legs]
+                owed = liquidation.buy_back_orders(x.get(d["user_id"], []), prices, order_rules.band_fraction(band))
+                buy_back = (where, [(legs[g], legs[k], n, r) for g, k, n, r in owed])
+        elif event.type == "OrderPlaced" and d.get("liquidation"):
+            placed = (d["give_leg"], d["get_leg"], d["quantity"], d["limit_rate"])
+            if buy_back is None or not buy_back[1] or buy_back[1][0] != placed:
+                expected = buy_back[1][0] if buy_back and buy_back[1] else "none"
+                yield f"{where}: buy-back order {placed}, the rule gives {expected}"
+            else:
+                buy_back[1].pop(0)
         elif event.type == "AutoDeleveraged":
             yield from _deleveraging(where, event, d, legs, x)
             touched = {int(u): row for u, row in d["deltas_by_id"].items()}

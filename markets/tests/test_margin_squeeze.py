@@ -211,3 +211,27 @@ def test_in_a_batch_a_buy_back_that_fills_closes_what_it_can_and_the_rest_is_del
     x = projections.holdings_by_user("sqf")
     assert x[alice] == [0, 0, 0, 0] and x[bob][0] == x_after_cut[bob] - 20 * U
     settle_and_check(users, "sqf")
+
+
+def test_verify_ledger_gives_the_buy_back_orders_again_and_names_one_that_differs(users):
+    """The buy-back orders a liquidation placed are redone from its holdings, prices and the batch band:
+    the log as written walks clean; an order with another quantity, or one left out, is named."""
+    import copy
+    import json
+
+    from ledger.models import Event
+    from markets.domain import margin_log
+
+    buy_back_batch(users, "sqv")
+    events = list(Event.objects.filter(stream="session-sqv").order_by("version"))
+    assert [p for p in margin_log.walk(events) if isinstance(p, str)] == []
+    placed = next(i for i, e in enumerate(events) if e.type == "OrderPlaced" and e.data.get("liquidation"))
+    edited = copy.deepcopy(events)
+    payload = edited[placed].data
+    payload["quantity"] += 1
+    edited[placed].payload = json.dumps(payload)
+    problems = [p for p in margin_log.walk(edited) if isinstance(p, str)]
+    assert any("buy-back order" in p and "the rule gives" in p for p in problems), problems
+    dropped = events[:placed] + events[placed + 1 :]
+    problems = [p for p in margin_log.walk(dropped) if isinstance(p, str)]
+    assert any("that were not placed" in p for p in problems), problems
