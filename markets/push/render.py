@@ -49,15 +49,17 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
 
 
 def _previews(context: dict[str, Any], board: list[dict[str, Any]] | None) -> dict | None:
-    """A shorting session's quote previews (what accepting would do to the taker's margin), by taker, when
-    this rendering judged the holdings (a tick, a trade, a whole floor): read with the whole board when
-    the rendering has none, so that each taker's previews follow the prices (`render_mine` sends them)."""
-    margin = context.get("margin")
-    if margin is None:
-        return None
-    session = context["session"]
+    """A shorting session's quote previews (what accepting would do to the taker's margin), by taker, for
+    the board this rendering carries, or when it judged the holdings (a tick, a trade, a whole floor): read
+    with the whole board when it has none, so that each taker's previews follow the prices (`render_mine`
+    sends them)."""
+    margin, session = context.get("margin"), context["session"]
     if board is None:
+        if margin is None:
+            return None
         board = selectors.board_data(session, context.get("prices"), parties=context["parties"])
+    # A board rendered whole carries its previews even when this rendering did not judge the holdings (a
+    # quoting batch sent whole to a floor that stands elsewhere): without them its preview rows would vanish.
     margin_floor.board_previews(session, board, margin)
     return margin_floor.by_taker(board)
 

@@ -17,7 +17,7 @@ from markets import services
 from markets.models import Session
 from markets.push import snapshot
 from markets.push.panels import EVERYTHING, TICK, stale
-from markets.push.render import render_mine, render_panels
+from markets.push.render import render_board, render_mine, render_panels
 from markets.selectors.events import summarize
 from markets.tests.test_margin import PRICES, shorting, tick, trade
 from markets.tests.test_views import client_for
@@ -164,6 +164,18 @@ def test_a_tick_sends_the_taker_the_previews_anew_with_the_margin_panel(users):
     html = render_mine(panels, me)
     assert f'id="preview-{quote.id}"' in html and 'hx-swap-oob="true"' in html
     assert 'data-testid="my-margin"' in html
+
+
+def test_a_quoting_batch_sent_whole_keeps_the_takers_previews_on_the_board(users):
+    """A floor that stands elsewhere is sent the quoting batch's panels whole (status, log, board): the
+    board it gets must still carry the taker's preview, or the line under the quote vanishes."""
+    shorting(users, margin_band="0.5", initial_margin="0.5")
+    rfq = services.request_rfq(users["alice"], "demo", "AAPL", "ORCL", "20")
+    quote = services.provide_quote(users["mm"], rfq.id, "1.2")
+    panels = render_panels("demo", stale(["QuoteProvided"]))
+    assert panels["context"].get("margin") is None  # this rendering did not judge the holdings
+    me = Session.objects.get(id="demo").participants.get(user=users["alice"])
+    assert f'data-testid="preview-{quote.id}"' in render_board(panels, me)
 
 
 # ---------------------------------------------------------------- the log
