@@ -44,7 +44,24 @@ def verify_session(session_id: str) -> StreamReport:
     report.problems.extend(_invariant_problems(session_id, events))
     report.problems.extend(_batch_problems(events))
     report.problems.extend(_margin_problems(events))
+    report.problems.extend(_fixing_problems(session_id, events))
     return report
+
+
+def _fixing_problems(session_id: str, events) -> list[str]:
+    """Every oracle fixing made again from the ticks its record names and its rule (`oracle.fixing.redo`):
+    the same value per leg as the settlement used, the same tier, reasons, ticks, sources and volume."""
+    from oracle import fixing
+
+    legs: list[str] = []
+    problems = []
+    for event in events:
+        if event.type == "SessionCreated":
+            legs = list(event.data["legs"])
+        elif event.type == "SessionSettled" and (event.data.get("fixing") or {}).get("source") == "oracle":
+            for line in fixing.redo(session_id, legs, event.data["fixing"], event.data["prices"]):
+                problems.append(f"event #{event.seq} fixing: {line}")
+    return problems
 
 
 def _margin_problems(events) -> list[str]:

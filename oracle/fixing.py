@@ -1,133 +1,178 @@
-"""How S_t2 is taken from ticks. A rule is a small function: (ticks, t2) -> (price, ticks used).
+"""How S_t2 is taken from the ticks: each leg's observations read once, the session's rule made over them
+(`oracle.fixing_rules.fix_leg`, pure), and the record of how, which `verify_ledger` redoes (`redo`).
 
-A session records its rule as JSON, e.g. {"rule": "last"} or {"rule": "median", "window": 60}.
-
-Conventions (docs/operations.md, "Checking a fixing by hand", repeats them):
-- last: the last tick at or before t2 (ties in time: the later id).
-- median: the median of the ticks in the window (t2 - W, t2]; an even count takes the LOWER middle
-  value, so the fixing is always a price that was actually quoted, never an average of two.
-- twap: the time-weighted average over [t2 - W, t2]: each price counts for as long as it was in force
-  inside the window. The price in force at t2 - W is the last tick at or before it, so it counts from
-  the window's start until the first tick inside it. The average is floored to the price scale (10**-6).
+The conventions of each rule are in `oracle.fixing_methods` and `oracle.fixing_rules`; docs/fixings.md
+works an example of each by hand.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from oracle.fixing_methods import Insufficient, Obs
+from oracle.fixing_rules import RULES, InvalidRule, describe, fix_leg, reach, validate_rule
 from oracle.models import Tick
 
-# (ticks, t2, start of the window or None) -> (price, the ticks it came from)
-RULES: dict[str, Callable[[Sequence[Tick], dt.datetime, dt.datetime | None], tuple[int, list[Tick]]]] = {}
+__all__ = ["RULES", "Fixing", "InvalidRule", "MissingPrice", "describe", "redo", "take_fixing", "validate_rule"]
+
+_PLAIN = "no tick at or before the end of the window"
 
 
 class MissingPrice(Exception):
-    """No usable tick for some legs at the fixing time."""
+    """No fixing for some legs: `reasons` says per leg why each tier could not answer."""
 
-    def __init__(self, legs: Sequence[str], at: dt.datetime) -> None:
+    def __init__(self, legs: Sequence[str], at: dt.datetime, reasons: Mapping[str, str] | None = None) -> None:
         self.legs = list(legs)
         self.at = at
-        utc = at.astimezone(dt.UTC)
-        shown = utc.strftime("%Y-%m-%d %H:%M:%S.%f" if utc.microsecond else "%Y-%m-%d %H:%M:%S")
-        super().__init__(f"no price for {', '.join(self.legs)} at or before {shown} UTC")
+        self.reasons = dict(reasons or {})
+        said = f"no price for {', '.join(self.legs)} at or before {_shown(at)} UTC"
+        details = {leg: r for leg, r in self.reasons.items() if not r.endswith(_PLAIN)}
+        if details:
+            said += " (" + "; ".join(f"{leg}: {r}" for leg, r in details.items()) + ")"
+        super().__init__(said)
 
 
-class InvalidRule(ValueError):
-    pass
+def _shown(at: dt.datetime) -> str:
+    utc = at.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%d %H:%M:%S.%f" if utc.microsecond else "%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True)
 class Fixing:
     prices: dict[str, int]
-    ticks: dict[str, list[int]]
+    ticks: dict[str, list[int]]  # per leg, the ids of the ticks the value came from
     rule: dict
-    at: dt.datetime
+    at: dt.datetime  # the scheduled instant (t2; for a session settled by hand, the moment it was)
+    end: dt.datetime | None = None  # where the window ended (t2 + after, or earlier when cut by hand)
+    legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per leg, `fix_leg`'s record and the read
+
+    def record(self, iso) -> dict[str, Any]:
+        """What `SessionSettled.fixing` says of it, instants written by `iso`."""
+        before, after = reach(self.rule)
+        return {
+            "rule": self.rule,
+            "at": iso(self.at),
+            "end": iso(self.end or self.at),
+            "window": {"before": before, "after": after},
+            "described": describe(self.rule),
+            "ticks": self.ticks,
+            "legs": self.legs,
+            "source": "oracle",
+        }
 
 
-def rule(name: str):
-    def register(fn):
-        RULES[name] = fn
-        return fn
-
-    return register
+def window_end(spec: dict, t2: dt.datetime) -> dt.datetime:
+    """When the rule's window closes: t2, or t2 + after for a centred window (the settlement waits)."""
+    return t2 + dt.timedelta(seconds=reach(spec)[1])
 
 
-@rule("last")
-def last_tick(ticks: Sequence[Tick], at: dt.datetime, start: dt.datetime | None) -> tuple[int, list[Tick]]:
-    """The last tick at or before the fixing time."""
-    chosen = ticks[-1]
-    return chosen.price, [chosen]
-
-
-@rule("median")
-def median(ticks: Sequence[Tick], at: dt.datetime, start: dt.datetime | None) -> tuple[int, list[Tick]]:
-    """Median of the window's ticks; an even count takes the lower middle (stays an exact tick)."""
-    ordered = sorted(ticks, key=lambda t: (t.price, t.id))
-    chosen = ordered[(len(ordered) - 1) // 2]
-    return chosen.price, list(ticks)
-
-
-@rule("twap")
-def time_weighted(ticks: Sequence[Tick], at: dt.datetime, start: dt.datetime | None) -> tuple[int, list[Tick]]:
-    """Time-weighted average over [start, at]: each tick weighted until the next one (or t2); a tick
-    before `start` (the price in force when the window opens) counts from `start`. Floored."""
-    if len(ticks) == 1:
-        return ticks[0].price, list(ticks)
-    weighted = 0
-    total = 0
-    for i, tick in enumerate(ticks):
-        begin = max(tick.at, start) if start is not None else tick.at
-        end = ticks[i + 1].at if i + 1 < len(ticks) else at
-        span = max(0, int((end - begin) / dt.timedelta(microseconds=1)))
-        weighted += tick.price * span
-        total += span
-    if total == 0:
-        return ticks[-1].price, list(ticks)
-    return weighted // total, list(ticks)
-
-
-def validate_rule(spec: dict | None) -> dict:
-    spec = dict(spec or {"rule": "last"})
-    name = spec.get("rule", "last")
-    if name not in RULES:
-        raise InvalidRule(f"Unknown fixing rule {name!r}: use one of {', '.join(sorted(RULES))}")
-    if name == "last":
-        return {"rule": "last"}
-    window = spec.get("window", 60)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 86400:
-        raise InvalidRule("The fixing window must be a whole number of seconds from 1 to 86400")
-    return {"rule": name, "window": window}
-
-
-def take_fixing(session_id: str, legs: Sequence[str], at: dt.datetime, spec: dict) -> Fixing:
-    """Prices for every leg at `at` under the rule; raises MissingPrice naming the legs without one."""
+def take_fixing(
+    session_id: str, legs: Sequence[str], at: dt.datetime, spec: dict, end: dt.datetime | None = None
+) -> Fixing:
+    """Every leg's fixing scheduled at `at` under the rule, its window ending at `end` (by default where
+    the rule ends it); raises MissingPrice naming each leg without one and why."""
     spec = validate_rule(spec)
-    fn = RULES[spec["rule"]]
-    prices: dict[str, int] = {}
-    used: dict[str, list[int]] = {}
-    missing = []
+    end = window_end(spec, at) if end is None else end
+    prices, used, records, reasons = {}, {}, {}, {}
     for leg in legs:
-        qs = Tick.objects.filter(session_id=session_id, symbol=leg, at__lte=at)
-        start = None
-        if spec["rule"] == "last":
-            last = qs.order_by("-at", "-id").first()
-            window = [last] if last else []
-        else:
-            start = at - dt.timedelta(seconds=spec["window"])
-            window = list(qs.filter(at__gt=start).order_by("at", "id"))
-            if spec["rule"] == "twap":
-                # The price in force when the window opens counts until the first tick inside it.
-                before = qs.filter(at__lte=start).order_by("-at", "-id").first()
-                if before is not None:
-                    window.insert(0, before)
-        if not window:
-            missing.append(leg)
+        obs = observations(session_id, leg, spec, at, end)
+        try:
+            made = fix_leg(obs, spec, at, end)
+        except Insufficient as exc:
+            reasons[leg] = exc.reason
             continue
-        price, ticks = fn(window, at, start)
-        prices[leg] = price
-        used[leg] = [t.id for t in ticks]
-    if missing:
-        raise MissingPrice(missing, at)
-    return Fixing(prices=prices, ticks=used, rule=spec, at=at)
+        prices[leg] = made["value"]
+        used[leg] = made["used"]
+        records[leg] = made | {"read": [o.id for o in obs], "volumes": [o.volume for o in obs]}
+    if reasons:
+        raise MissingPrice(list(reasons), at, reasons)
+    return Fixing(prices=prices, ticks=used, rule=spec, at=at, end=end, legs=records)
+
+
+def observations(session_id: str, leg: str, spec: dict, t2: dt.datetime, end: dt.datetime) -> list[Obs]:
+    """One leg's ticks the rule may look at, oldest first: those in the widest window it has, and before
+    it the last tick overall and the last of each source it names (the price in force when a window
+    opens; `last` and `close`)."""
+    before, after = reach(spec)
+    stop = min(t2 + dt.timedelta(seconds=after), end)
+    ticks = Tick.objects.filter(session_id=session_id, symbol=leg)
+    fields = ("id", "at", "price", "volume", "source")
+    rows: dict[int, tuple] = {}
+    lo = t2 - dt.timedelta(seconds=before) if before else stop
+    if before:
+        rows.update((r[0], r) for r in ticks.filter(at__gt=lo, at__lte=stop).values_list(*fields))
+    earlier = ticks.filter(at__lte=lo).order_by("-at", "-id")
+    for source in (None, *_named_sources(spec)):
+        chosen = (earlier if source is None else earlier.filter(source=source)).values_list(*fields).first()
+        if chosen is not None:
+            rows[chosen[0]] = chosen
+    return sorted((Obs(*r) for r in rows.values()), key=lambda o: (o.at, o.id))
+
+
+def _named_sources(spec: dict) -> list[str]:
+    if spec["rule"] == "fallback":
+        return sorted({s for t in spec["tiers"] for s in _named_sources(t)})
+    if spec["rule"] == "composite":
+        return sorted(set(spec.get("sources", [])) | set(_named_sources(spec["inner"])))
+    return [spec["source"]] if "source" in spec else []
+
+
+def progress(session_id: str, legs: Sequence[str], spec: dict, t2: dt.datetime, now: dt.datetime) -> list[dict]:
+    """Per leg, the window so far (from its start to now): its ticks, the volume traded, and what the rule
+    would make now (value and tier) or why it cannot yet. For the floor, between the window's start and t2."""
+    spec = validate_rule(spec)
+    before, _after = reach(spec)
+    start = t2 - dt.timedelta(seconds=before)
+    out = []
+    for leg in legs:
+        obs = observations(session_id, leg, spec, t2, now)
+        inside = [o for o in obs if o.at > start]
+        row = {"leg": leg, "ticks": len(inside), "volume": sum(o.volume or 0 for o in inside)}
+        try:
+            made = fix_leg(obs, spec, t2, now)
+            row |= {"value": made["value"], "tier": made["tier"], "rule": made["rule"], "passed": made["passed"]}
+        except Insufficient as exc:
+            row |= {"value": None, "tier": None, "rule": None, "reason": exc.reason}
+        out.append(row)
+    return out
+
+
+def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices: Mapping[str, int]) -> list[str]:
+    """Problems found making a recorded fixing again from the ticks it names and its rule (empty: it holds).
+    A record from before the per-leg record (only `ticks`, the ticks used) is redone from those."""
+    try:
+        spec = validate_rule(fixing["rule"])
+        t2 = dt.datetime.fromisoformat(fixing["at"])
+        end = dt.datetime.fromisoformat(fixing.get("end") or fixing["at"])
+    except (InvalidRule, KeyError, TypeError, ValueError) as exc:
+        return [f"the fixing's rule or instants cannot be read ({exc})"]
+    recorded = fixing.get("legs") or {}
+    problems = []
+    for leg in legs:
+        mine = recorded.get(leg)
+        ids = mine["read"] if mine else (fixing.get("ticks") or {}).get(leg, [])
+        fields = ("id", "at", "price", "volume", "source", "symbol", "session_id")
+        found = {t[0]: t for t in Tick.objects.filter(id__in=ids).values_list(*fields)}
+        missing = [i for i in ids if i not in found or found[i][5] != leg or found[i][6] != session_id]
+        if missing:
+            problems.append(f"{leg}: tick(s) {missing[:5]} named by the fixing are not {leg}'s ticks in this session")
+            continue
+        obs = sorted((Obs(*found[i][:5]) for i in ids), key=lambda o: (o.at, o.id))
+        if mine and [found[i][3] for i in ids] != mine.get("volumes"):
+            problems.append(f"{leg}: the volumes recorded differ from the ticks'")
+        try:
+            again = fix_leg(obs, spec, t2, end)
+        except Insufficient as exc:
+            problems.append(f"{leg}: the fixing cannot be made again from the ticks it names ({exc.reason})")
+            continue
+        if again["value"] != prices.get(leg):
+            problems.append(f"{leg}: the fixing makes {again['value']} again, the settlement used {prices.get(leg)}")
+        if mine:
+            kept = {k: v for k, v in mine.items() if k not in ("read", "volumes")}
+            if kept != again:
+                differ = sorted(k for k in set(kept) | set(again) if kept.get(k) != again.get(k))
+                problems.append(f"{leg}: the record differs from the fixing made again in {', '.join(differ)}")
+    return problems

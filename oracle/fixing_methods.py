@@ -4,6 +4,11 @@ observations it used, or refuses with the reason an auditor will read ("vwap: vo
 Prices are integers of 10**-6, volumes integers of 10**-6 units; every average is floored to the price
 scale, like `twap` in `oracle.fixing`.
 
+- `last`: the last observation at or before the end (ties in time: the later id).
+- `median`: the lower median of the window's observations (an even count takes the lower middle, so the
+  fixing is a price actually quoted); ties in price: the lower id.
+- `twap`: time-weighted over [start, end]: each price counts for as long as it was in force inside the
+  window, the one in force when it opens (the last observation at or before `start`) from `start` on.
 - `vwap`: the volume-weighted average of the window's observations that carry a volume (CME's tier 1,
   LSE's closing VWAP): sum(p.v) / sum(v), floored; refused without volume, or under `min_volume` /
   `min_ticks`.
@@ -20,11 +25,12 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Obs:
-    """One price observation: a tick's id, instant, price, volume (None: the source gave none), source."""
+class Obs(NamedTuple):
+    """One price observation: a tick's id, instant, price, volume (None: the source gave none), source.
+    A tuple, not a dataclass: a fixing over a long window makes a million of them."""
 
     id: int
     at: dt.datetime
@@ -34,10 +40,31 @@ class Obs:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Where a windowed method looks: (start, end], the observation in force at `start` counting for
+    `twap`; `start` None for the methods that take the last observation at or before `end`."""
+
+    start: dt.datetime | None
+    end: dt.datetime
+
+    def inside(self, obs: Sequence[Obs]) -> list[Obs]:
+        return [o for o in obs if (self.start is None or o.at > self.start) and o.at <= self.end]
+
+
+@dataclass(frozen=True)
 class Answer:
     price: int
     used: tuple[int, ...]  # the ids of the observations it came from
     detail: dict = field(default_factory=dict)  # what the record shows beside it (sources, dropped, volume)
+
+
+VOLUME_SCALE = 10**6  # volumes are integers of 10**-6 units, like quantities
+
+
+def show_volume(volume: int) -> str:
+    """A volume in units as people write it: 1234.5, 40, 0."""
+    whole, frac = divmod(volume, VOLUME_SCALE)
+    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
 
 
 class Insufficient(Exception):
@@ -57,9 +84,48 @@ def vwap(obs: Sequence[Obs], *, min_volume: int = 0, min_ticks: int = 1) -> Answ
     if len(traded) < min_ticks:
         raise Insufficient(f"vwap: {len(traded)} ticks with volume in the window, {min_ticks} needed")
     if volume < min_volume:
-        raise Insufficient(f"vwap: volume {volume} in the window, {min_volume} needed")
+        raise Insufficient(f"vwap: volume {show_volume(volume)} in the window, {show_volume(min_volume)} needed")
     weighted = sum(o.price * o.volume for o in traded)  # type: ignore[operator]
     return Answer(weighted // volume, tuple(o.id for o in traded), {"volume": volume, "ticks": len(traded)})
+
+
+def last(obs: Sequence[Obs], end: dt.datetime) -> Answer:
+    """The last observation at or before `end`; ties in time: the later id."""
+    eligible = [o for o in obs if o.at <= end]
+    if not eligible:
+        raise Insufficient("last: no tick at or before the end of the window")
+    chosen = max(eligible, key=lambda o: (o.at, o.id))
+    return Answer(chosen.price, (chosen.id,))
+
+
+def median(obs: Sequence[Obs]) -> Answer:
+    """The lower median of the observations by (price, id): always a price that was quoted."""
+    if not obs:
+        raise Insufficient("median: no tick in the window")
+    ordered = sorted(obs, key=lambda o: (o.price, o.id))
+    return Answer(ordered[(len(ordered) - 1) // 2].price, tuple(sorted(o.id for o in obs)))
+
+
+def twap(obs: Sequence[Obs], window: Window) -> Answer:
+    """Time-weighted average over [start, end], floored: each observation weighs until the next one (or
+    the end); the one in force at `start` (the last at or before it) counts from `start`. A window whose
+    prices were in force for no time (a single instant) takes the last price."""
+    assert window.start is not None
+    before = [o for o in obs if o.at <= window.start]
+    series = sorted(window.inside(obs), key=lambda o: (o.at, o.id))
+    if before:
+        series.insert(0, max(before, key=lambda o: (o.at, o.id)))
+    if not series:
+        raise Insufficient("twap: no tick in force in the window")
+    weighted = total = 0
+    for i, o in enumerate(series):
+        begin = max(o.at, window.start)
+        stop = series[i + 1].at if i + 1 < len(series) else window.end
+        span = max(0, (stop - begin) // dt.timedelta(microseconds=1))
+        weighted += o.price * span
+        total += span
+    price = weighted // total if total else series[-1].price
+    return Answer(price, tuple(o.id for o in series))
 
 
 def close(obs: Sequence[Obs], end: dt.datetime, *, source: str | None = None) -> Answer:

@@ -12,7 +12,12 @@ class Tick(models.Model):
     symbol = models.CharField(max_length=32)
     at = models.DateTimeField()
     price = models.BigIntegerField(help_text="Price in base units of 10**-6")
-    source = models.CharField(max_length=64, help_text="sim:<seed>, replay:<file>, manual")
+    source = models.CharField(
+        max_length=64, help_text="the feed's name: run_oracle --source, sim:<seed>, replay:<file>"
+    )
+    volume = models.BigIntegerField(
+        null=True, blank=True, help_text="Units traded at this price in base units of 10**-6 (none: the feed gave none)"
+    )
 
     class Meta:
         ordering = ["id"]

@@ -11,11 +11,11 @@ results.py   a settled session's results (payout, P&L against the initial alloca
 
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec, session_for
 from markets.selectors.events import event_json, event_log, event_row, summarize, traded_notice
+from markets.selectors.fixings import fixing_preview
 from markets.selectors.floor import (
     FLOOR_PARTS,
     blotter,
     board_data,
-    fixing_preview,
     floor_context,
     floor_position,
     holdings_and_pool,

@@ -366,23 +366,6 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
     return context
 
 
-def fixing_preview(session: Session) -> dict[str, Any]:
-    """What settling now would use: the fixing rule's prices, or why it cannot."""
-    from oracle import fixing
-
-    at = session.t2 if session.end_mode == Session.EndMode.TIMED and session.t2 else clock.now()
-    try:
-        taken = fixing.take_fixing(session.id, session.legs, at, session.fixing_rule)
-    except fixing.MissingPrice as exc:
-        return {"ok": False, "reason": str(exc), "at": at}
-    return {
-        "ok": True,
-        "at": at,
-        "rule": taken.rule,
-        "prices": [(leg, domain.to_decimal(taken.prices[leg], domain.PRICE_DP)) for leg in session.legs],
-    }
-
-
 def portfolio(user) -> list[dict[str, Any]]:
     rows = []
     for p in Participant.objects.filter(user=user).select_related("session").order_by("-session__created_at"):

@@ -136,7 +136,7 @@ def settle_due_sessions() -> list[tuple[str, str]]:
             settle_session(None, sid)
             outcomes.append((sid, "settled"))
         except Conflict as exc:
-            if exc.code == "missing_price":
+            if exc.code in ("missing_price", "window_open"):
                 _record_waiting(sid, exc.message)
             outcomes.append((sid, f"not settled: {exc.message}"))
     return outcomes

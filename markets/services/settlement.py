@@ -18,15 +18,24 @@ from oracle import fixing as fixing_rules
 
 @_retrying
 def settle_session(
-    actor, session_id: str, *, prices: Mapping[str, object] | None = None, fixing_at: dt.datetime | None = None
+    actor,
+    session_id: str,
+    *,
+    prices: Mapping[str, object] | None = None,
+    fixing_at: dt.datetime | None = None,
+    by_hand: bool | None = None,
 ):
     """Settle at S_t2: given prices (manual), or the oracle's fixing at t2 (timed) / now (manual).
 
     `fixing_at` lets a manual session settle at the fixing the organiser was shown (an instant in
     the past, after opening), so a tick arriving between preview and confirm changes nothing.
+    A timed session whose rule looks past t2 (a centred window) waits until the window closes; settled by
+    hand before then (`by_hand`: an organiser, `manage.py settle ID`; not the scheduler), its window ends
+    at that moment, where ALLOW_MANUAL_SETTLE allows.
     payout_i = x_i . S_t2, and sum payouts == q . S_t2 is checked exactly before commit. A timed session
     whose trading has not been recorded as closed yet is closed in the same command (TradingClosed).
     """
+    by_hand = actor is not None if by_hand is None else by_hand
     with _command(session_id) as cmd:
         session = cmd.session
         _require_organiser(session, actor)
@@ -42,14 +51,9 @@ def settle_session(
         if prices is not None:
             price_vector, fixing = _manual_prices(session, prices)
         else:
-            at = session.t2 if timed else cmd.now
-            if fixing_at is not None and not timed:
-                if fixing_at.tzinfo is None or not (session.opened_at or cmd.now) <= fixing_at <= cmd.now:
-                    raise DomainError("The fixing time must lie between the opening and now", "invalid_time")
-                at = fixing_at
-            taken = _fixing(session, at)
+            taken = _fixing(session, *_fixing_window(cmd, fixing_at, by_hand))
             price_vector = [taken.prices[leg] for leg in session.legs]
-            fixing = {"rule": taken.rule, "at": _iso(taken.at), "ticks": taken.ticks, "source": "oracle"}
+            fixing = taken.record(_iso)
         _close_trading(cmd)
         if session.status == Session.Status.OPEN:  # a manual session: what expired by now says so first
             expire_quotes(cmd, cmd.now)
@@ -57,9 +61,30 @@ def settle_session(
     return _get_session(session_id)
 
 
-def _fixing(session: Session, at: dt.datetime) -> fixing_rules.Fixing:
+def _fixing_window(cmd: _Command, fixing_at: dt.datetime | None, by_hand: bool) -> tuple[dt.datetime, dt.datetime]:
+    """(the instant the fixing is for, where its window ends): a timed session's t2 and the window's own
+    end, or now when settled by hand before it; a manual session's moment (now, or the instant shown)."""
+    session = cmd.session
+    if session.end_mode != Session.EndMode.TIMED:
+        at = cmd.now
+        if fixing_at is not None:
+            if fixing_at.tzinfo is None or not (session.opened_at or cmd.now) <= fixing_at <= cmd.now:
+                raise DomainError("The fixing time must lie between the opening and now", "invalid_time")
+            at = fixing_at
+        return at, at
+    closes = fixing_rules.window_end(session.fixing_rule, session.t2)
+    if cmd.now >= closes:
+        return session.t2, closes
+    if not by_hand or not settings.ALLOW_MANUAL_SETTLE:
+        raise Conflict(
+            f"Session {session.id} waits for its fixing window to close at {domain.when(closes)}", "window_open"
+        )
+    return session.t2, cmd.now
+
+
+def _fixing(session: Session, at: dt.datetime, end: dt.datetime) -> fixing_rules.Fixing:
     try:
-        return fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule)
+        return fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule, end)
     except fixing_rules.MissingPrice as exc:
         raise Conflict(f"Cannot settle {session.id}: {exc}", "missing_price") from None
 

@@ -521,7 +521,7 @@ REFUSALS = [
     Case("create-zero-basket", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 0]), DomainError, "invalid_number", 422, "q for B must be greater than zero"),
     Case("create-t2-before-t1", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], start_mode="scheduled", end_mode="timed", t1=T0, t2=T0), DomainError, "invalid_time", 422, "t2 must be after t1"),
     Case("create-naive-time", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], start_mode="scheduled", t1=dt.datetime(2030, 1, 1)), DomainError, "invalid_time", 422, "with a timezone"),
-    Case("create-bad-rule", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], fixing_rule={"rule": "vwap"}), DomainError, "invalid_fixing_rule", 422, "Unknown fixing rule 'vwap'"),
+    Case("create-bad-rule", lambda c: services.create_session(c.u["org"], session_id="x", legs=["A", "B"], q=[1, 1], fixing_rule={"rule": "vwop"}), DomainError, "invalid_fixing_rule", 422, "Unknown fixing rule 'vwop'"),
 ]  # fmt: skip
 
 

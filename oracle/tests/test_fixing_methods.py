@@ -36,8 +36,8 @@ def test_vwap_floors_to_the_price_scale_and_skips_ticks_without_volume():
 def test_vwap_refuses_without_enough_volume_saying_why():
     with pytest.raises(Insufficient, match="vwap: volume 0 in the window"):
         vwap([obs(1, 100), obs(2, 101)])
-    with pytest.raises(Insufficient, match="volume 40 in the window, 1000 needed"):
-        vwap([obs(1, 100, 40)], min_volume=1000)
+    with pytest.raises(Insufficient, match=r"volume 40\.5 in the window, 1000 needed"):
+        vwap([obs(1, 100, 40_500_000)], min_volume=1000 * 10**6)
     with pytest.raises(Insufficient, match="1 ticks with volume in the window, 2 needed"):
         vwap([obs(1, 100, 40)], min_ticks=2)
 

@@ -46,7 +46,7 @@ class Command(BaseCommand):
                     raise CommandError(f"--price {leg} is given twice: give one price per leg")
                 prices[leg] = value  # read by the one reader of numbers (oracle.units): no line breaks
         try:
-            settled = services.settle_session(None, session, prices=prices)
+            settled = services.settle_session(None, session, prices=prices, by_hand=True)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self._report(settled)
