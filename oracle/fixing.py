@@ -16,7 +16,10 @@ from oracle.fixing_methods import Insufficient, Obs
 from oracle.fixing_rules import RULES, InvalidRule, describe, fix_leg, reach, validate_rule
 from oracle.models import Tick
 
-__all__ = ["RULES", "Fixing", "InvalidRule", "MissingPrice", "describe", "redo", "take_fixing", "validate_rule"]
+__all__ = [
+    "RULES", "Fixing", "InvalidRule", "MissingPrice", "describe", "progress", "reach", "redo", "take_fixing",
+    "validate_rule",
+]  # fmt: skip
 
 _PLAIN = "no tick at or before the end of the window"
 

@@ -23,8 +23,10 @@ from markets.bots.policy import BPS, RFQ_STEP, Intent, Market, OrderView, Params
 
 
 def fair(market: Market, give: str, get: str) -> int:
-    """Units of `get` one unit of `give` is worth at the latest prices (RATE base units)."""
-    return pricing.implied_rate(market.prices[give], market.prices[get])
+    """Units of `get` one unit of `give` is worth at the latest prices, or inside the fixing window at the
+    fixing so far (RATE base units)."""
+    marks = market.marks
+    return pricing.implied_rate(marks[give], marks[get])
 
 
 def ask_limit(fair_rate: int, spread_bps: int) -> int:

@@ -14,6 +14,7 @@ from django.db.models import F, Max, Sum
 from markets.bots.policy import Market, OrderView, QuoteView, RfqView
 from markets.models import RFQ, Holding, Order, Participant, Quote, Session
 from markets.selectors.common import latest_prices
+from oracle import fixing
 
 
 def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Market:
@@ -81,4 +82,18 @@ def read_market(session: Session, bots: Iterable[str], now: dt.datetime) -> Mark
         short_caps=caps,
         gross_short=gross,
         margin=session.margin,
+        fixing=fixing_so_far(session, now),
     )
+
+
+def fixing_so_far(session: Session, now: dt.datetime) -> dict[str, int]:
+    """Inside a timed session's fixing window (its rule other than `last`): what the rule would make of each
+    leg from the ticks so far (`oracle.fixing.progress`); empty before the window or when none can yet."""
+    rule = session.fixing_rule or {"rule": "last"}
+    if session.t2 is None or session.end_mode != Session.EndMode.TIMED or rule.get("rule", "last") == "last":
+        return {}
+    before, _after = fixing.reach(fixing.validate_rule(rule))
+    if now < session.t2 - dt.timedelta(seconds=before):
+        return {}
+    rows = fixing.progress(session.id, session.legs, rule, session.t2, now)
+    return {row["leg"]: row["value"] for row in rows if row["value"] is not None}

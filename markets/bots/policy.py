@@ -114,6 +114,14 @@ class Market:
     short_caps: dict[str, int] = field(default_factory=dict)
     gross_short: dict[str, int] = field(default_factory=dict)
     margin: MarginSettings = OFF
+    # Inside the fixing window (a rule other than `last`): what the rule would make of each leg now. A
+    # maker prices on it (`marks`): the settlement pays at the fixing, not at the last tick.
+    fixing: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def marks(self) -> dict[str, int]:
+        """The prices a maker values at: the fixing so far where the window has begun, else the latest."""
+        return self.prices | self.fixing if self.fixing else self.prices
 
     @property
     def by_rfq(self) -> bool:
@@ -304,4 +312,5 @@ def _priced(market: Market, rfq: RfqView) -> bool:
 
 
 def _pair(market: Market, rfq: RfqView) -> tuple[int, int]:
-    return market.prices[rfq.give_leg], market.prices[rfq.get_leg]
+    marks = market.marks
+    return marks[rfq.give_leg], marks[rfq.get_leg]

@@ -19,7 +19,7 @@ from ledger.models import Event
 from markets import domain, projections, services
 from markets.errors import DomainError
 from markets.models import Holding, Participant, Session, stream_name
-from markets.simulation import model
+from markets.simulation import fixing_model, model
 from markets.simulation.auction import Auction
 from markets.simulation.intents import Intents
 from markets.simulation.proof import Proof
@@ -95,6 +95,7 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
         self.expected_liquidations: list = []
         self.expected_released: list[tuple[int, int]] = []  # orders a deleveraging cancels (user id, order id)
         self.cut_pending: set[int] = set()  # liquidated participants waiting for the cut's buy-back batch
+        self.tape: list[fixing_model.Tape] = []  # every tick stored, as the fixing model reads them
 
     # ------------------------------------------------------------ the run
 
@@ -163,7 +164,7 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
                 title=f"Simulation, seed {self.params.seed}",
                 legs=self.legs,
                 q=[_text(x, domain.QTY_DP) for x in q],
-                fixing_rule={"rule": "last"},
+                fixing_rule=fixing_model.RULES[self.params.fixing],
                 **kwargs,
             )
             for name in self.holders:
@@ -200,14 +201,27 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
 
     def _store_tick(self, *, fixing: bool = False) -> None:
         prices = self._jumped(next(self.source), fixing=fixing)
-        at = clock.now()
-        with transaction.atomic():
-            Tick.objects.bulk_create(
-                Tick(session_id=self.sid, symbol=leg, at=at, price=prices[leg], source=f"sim:{self.params.seed}")
-                for leg in self.legs
-            )
+        volumes = {leg: self._volume() for leg in self.legs} if self.params.fixing != "last" else {}
+        self._store_ticks([(clock.now(), f"sim:{self.params.seed}", prices, volumes)])
         self.prices = {leg: prices[leg] for leg in self.legs}
         self.result.ticks_stored += 1
+
+    def _store_ticks(self, rows: list[tuple[dt.datetime, str, dict[str, int], dict[str, int | None]]]) -> None:
+        """Ticks (instant, source, prices and volumes by leg) in one transaction, and on the model's tape."""
+        ticks = []
+        for at, source, prices, volumes in rows:
+            for leg in self.legs:
+                volume = volumes.get(leg)
+                ticks.append(
+                    Tick(session_id=self.sid, symbol=leg, at=at, price=prices[leg], volume=volume, source=source)
+                )
+                self.tape.append(fixing_model.Tape(len(self.tape), leg, at, prices[leg], volume, source))
+        with transaction.atomic():
+            Tick.objects.bulk_create(ticks)
+
+    def _volume(self) -> int | None:
+        """A tick's volume in 10**-6 units: 1 to 20 units, or none one time in five."""
+        return None if self.rng.random() < 0.2 else int(self.rng.integers(1, 21)) * domain.QTY_SCALE
 
     def _held(self, user: str, leg: str) -> int:
         return self.matrix[user][self.legs.index(leg)]

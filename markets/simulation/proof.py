@@ -3,11 +3,13 @@ checked exactly, then the replay and the whole audit of the stream."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from ledger import clock, store
 from markets import audit, domain, services
 from markets.models import Payout, Quote, Session, Settlement
+from markets.simulation import fixing_model
 from markets.simulation.result import ORGANISER, _Action
 
 
@@ -43,7 +45,10 @@ class Proof:
         )
         if self.timed:
             clock.set_time(max(clock.now(), self.t2))
-        self._store_tick(fixing=True)
+        if self.params.fixing == "last":
+            self._store_tick(fixing=True)
+        else:
+            self._fixing_burst()
         # Quotes whose expiry passed by the end of trading (t2, or now) are recorded expired first, then a
         # timed session's trading closes, in the same command as the settlement.
         ended = self.t2 if self.timed else clock.now()
@@ -75,6 +80,7 @@ class Proof:
         settlement = Settlement.objects.get(session_id=self.sid)
         events = self._head_events()
         prices = [settlement.prices[leg] for leg in self.legs]
+        self._check_fixing(settlement, events)
         if dict(zip(self.legs, prices, strict=True)) != self.prices:
             raise self._violation("settlement", f"settled at {settlement.prices}, the fixing is {self.prices}", events)
         expected = self._expected_payouts(prices)  # x.S, haircut pro rata where some x.S < 0 (shorting)
@@ -101,6 +107,49 @@ class Proof:
             raise self._violation("settlement", f"total {settlement.total} differs from q.S", events)
         self.result.prices = dict(self.prices)
         self.result.payout_total = settlement.total
+
+    def _fixing_burst(self) -> None:
+        """Ticks inside the fixing window, the last at the fixing instant: one to five instants, from the
+        run's feed or (composite) three feeds within 2% of each other, the third sometimes 50% off; some
+        ticks without volume, and for a ladder sometimes none at all, so that its VWAP tier fails."""
+        end = clock.now()
+        walk = self._jumped(next(self.source), fixing=True)
+        composite = self.params.fixing == "composite"
+        sources = fixing_model.SOURCES if composite else (f"sim:{self.params.seed}",)
+        far = composite and self.rng.random() < 0.5
+        dry = self.params.fixing == "fallback" and self.rng.random() < 0.4
+        rows = []
+        for k in range(int(self.rng.integers(1, 6))):
+            at = end - dt.timedelta(seconds=int(self.rng.integers(1, fixing_model.WINDOW))) if k else end
+            for source in sources:
+                off = (3, 2) if far and source == sources[-1] else (1000 + int(self.rng.integers(-20, 21)), 1000)
+                prices = {leg: max(1, walk[leg] * off[0] // off[1]) for leg in self.legs}
+                volumes = {leg: None if dry else self._volume() for leg in self.legs}
+                rows.append((at, source, prices, volumes))
+        self._store_ticks(rows)
+        self.result.ticks_stored += len(rows)
+
+    def _check_fixing(self, settlement: Settlement, events) -> None:
+        """The fixing the model makes from the simulator's own tape, leg by leg, and the tier that answered;
+        from then on the settled prices are the fixing's (`self.prices`)."""
+        at = self.t2 if self.timed else dt.datetime.fromisoformat(settlement.fixing["at"])
+        tiers = []
+        for leg in self.legs:
+            value, tier = fixing_model.expected(self.params.fixing, self.tape, leg, at)
+            recorded = (settlement.fixing.get("legs") or {}).get(leg, {})
+            if (value, tier) != (settlement.prices[leg], recorded.get("tier")):
+                raise self._violation(
+                    "settlement",
+                    f"{leg} fixed at {settlement.prices[leg]} by tier {recorded.get('tier')}, the model makes "
+                    f"{value} by tier {tier} ({self.params.fixing})",
+                    events,
+                )
+            tiers.append(tier)
+            self.result.fixing_dropped += len(recorded.get("dropped", {}))
+        self.prices = {leg: settlement.prices[leg] for leg in self.legs}
+        self.result.fixing_said = f", tiers {sorted(set(tiers))}" + (
+            f", {self.result.fixing_dropped} source(s) dropped" if self.params.fixing == "composite" else ""
+        )
 
     def _final_checks(self) -> None:
         self.where = f"final checks (after step {self.step})"

@@ -57,6 +57,7 @@ class SimParams:
     short_limit: str = ""  # bounded shorting: the session's short_limit ("" off), band and initial margin
     margin_band: str = ""
     initial_margin: str = ""
+    fixing: str = "last"  # the settlement's fixing rule, by its name in `fixing_model.RULES`
 
     @property
     def sid(self) -> str:
@@ -94,6 +95,10 @@ class SimParams:
                 margin.margin_settings(self.short_limit, self.margin_band or None, self.initial_margin or None)
             except domain.DomainError as exc:
                 raise ValueError(f"--short-limit: {exc.message}") from None
+        from markets.simulation import fixing_model
+
+        if self.fixing not in fixing_model.RULES:
+            raise ValueError(f"--fixing must be one of {', '.join(fixing_model.RULES)}")
         if self.fault_at is not None and not 1 <= self.fault_at <= self.steps:
             raise ValueError(f"--inject-fault must name a step from 1 to --steps ({self.steps})")
 
@@ -136,6 +141,8 @@ class SimulationResult:
     deficit: str = ""  # at settlement: the sum of the negative payouts a haircut covered
     haircut: str = ""  # the factor n/d applied to the positive payouts
     shorts_open: int = 0  # holdings below zero at settlement
+    fixing_dropped: int = 0  # composite: sources dropped as outliers, over the legs
+    fixing_said: str = ""  # the tiers that answered, and the sources dropped (`--fixing`)
 
     @property
     def ops(self) -> int:
@@ -184,7 +191,7 @@ class SimulationResult:
             f"last seq {self.head_seq})",
             *(self._shorting_lines() if p.short_limit else []),
             f"  oracle ticks      {self.ticks_stored} (every {p.tick_every} steps, sim:{p.seed})",
-            f"  settled at        {prices or '-'} (oracle fixing)",
+            f"  settled at        {prices or '-'} (oracle fixing: {p.fixing}{self.fixing_said})",
             f"  payouts total     {self.payout_total or '-'} (== q.S)",
             "  checks            invariants 1-3 and no-write-on-refusal after every step"
             f"{' (and 0 <= reserved <= held, reserved == resting orders)' if p.mechanism != 'rfq' else ''}; 4 at settlement; "

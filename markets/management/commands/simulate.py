@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
-from markets.simulation import SimParams, Simulation, SimulationError, event_hashes
+from markets.simulation import SimParams, Simulation, SimulationError, event_hashes, fixing_model
 
 
 class Command(BaseCommand):
@@ -55,6 +55,14 @@ class Command(BaseCommand):
             "--initial-margin", default="", help="With --short-limit: the initial margin buffer (default 0.05)"
         )
         parser.add_argument(
+            "--fixing",
+            default="last",
+            choices=tuple(fixing_model.RULES),
+            help="The settlement's fixing rule (default last): median, twap or vwap over 60 s, fallback "
+            "(vwap with 5 units at least, then twap, then last), composite (the median of three feeds, one "
+            "sometimes far off); the simulator makes each leg's fixing again from its own ticks",
+        )
+        parser.add_argument(
             "--inject-fault",
             type=int,
             default=None,
@@ -78,6 +86,7 @@ class Command(BaseCommand):
             batch_seconds=options["batch_seconds"],
             max_orders=options["max_orders"],
             short_limit=options["short_limit"],
+            fixing=options["fixing"],
             margin_band=options["margin_band"],
             initial_margin=options["initial_margin"],
         )
