@@ -30,6 +30,9 @@ ledger (the same head hash) only in two fresh databases.
                 and deleveraging, the settlement haircut
     shorting.py the simulator's shorting (`--short-limit`): shorting traders, price jumps, liquidation runs
                 checked after every tick, invariant 2 with limits, payouts after the haircut
+    fixing_model.py  the fixing rules a run may settle by (`--fixing`) and each leg's fixing made again from the
+                simulator's own ticks
+    feed.py     the oracle's ticks of a run, and the fixing burst at settlement, on the model's tape too
     engine.py   the run: set-up, each step and its checks
     proof.py    settlement at the fixing and the final proof (replay, audit)
 """

@@ -11,7 +11,6 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import transaction
 from django.db.models import F, Max
 
 from ledger import clock, store
@@ -21,6 +20,7 @@ from markets.errors import DomainError
 from markets.models import Holding, Participant, Session, stream_name
 from markets.simulation import fixing_model, model
 from markets.simulation.auction import Auction
+from markets.simulation.feed import Feed
 from markets.simulation.intents import Intents
 from markets.simulation.proof import Proof
 from markets.simulation.result import (
@@ -33,7 +33,6 @@ from markets.simulation.result import (
     _text,
 )
 from markets.simulation.shorting import ShortSelling
-from oracle.models import Tick
 from oracle.sources import SimConfig, SimSource, load_config
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -45,7 +44,7 @@ ORACLE_CONFIG = Path(settings.BASE_DIR) / "oracle" / "configs" / "default.json"
 TICK_SECONDS = 60.0  # market seconds the oracle's walk moves between two stored ticks
 
 
-class Simulation(Intents, Auction, Proof, ShortSelling):
+class Simulation(Intents, Auction, Proof, ShortSelling, Feed):
     """Run with `Simulation(SimParams(...)).run()`; returns a SimulationResult or raises SimulationError.
 
     `progress(step, steps)` is called once set up (step 0) and after every step; `after_action(sim, step)`
@@ -198,30 +197,6 @@ class Simulation(Intents, Auction, Proof, ShortSelling):
 
     def _events_after(self, seq: int) -> list[Event]:
         return list(Event.objects.filter(seq__gt=seq).order_by("seq"))
-
-    def _store_tick(self, *, fixing: bool = False) -> None:
-        prices = self._jumped(next(self.source), fixing=fixing)
-        volumes = {leg: self._volume() for leg in self.legs} if self.params.fixing != "last" else {}
-        self._store_ticks([(clock.now(), f"sim:{self.params.seed}", prices, volumes)])
-        self.prices = {leg: prices[leg] for leg in self.legs}
-        self.result.ticks_stored += 1
-
-    def _store_ticks(self, rows: list[tuple[dt.datetime, str, dict[str, int], dict[str, int | None]]]) -> None:
-        """Ticks (instant, source, prices and volumes by leg) in one transaction, and on the model's tape."""
-        ticks = []
-        for at, source, prices, volumes in rows:
-            for leg in self.legs:
-                volume = volumes.get(leg)
-                ticks.append(
-                    Tick(session_id=self.sid, symbol=leg, at=at, price=prices[leg], volume=volume, source=source)
-                )
-                self.tape.append(fixing_model.Tape(len(self.tape), leg, at, prices[leg], volume, source))
-        with transaction.atomic():
-            Tick.objects.bulk_create(ticks)
-
-    def _volume(self) -> int | None:
-        """A tick's volume in 10**-6 units: 1 to 20 units, or none one time in five."""
-        return None if self.rng.random() < 0.2 else int(self.rng.integers(1, 21)) * domain.QTY_SCALE
 
     def _held(self, user: str, leg: str) -> int:
         return self.matrix[user][self.legs.index(leg)]

@@ -108,27 +108,6 @@ class Proof:
         self.result.prices = dict(self.prices)
         self.result.payout_total = settlement.total
 
-    def _fixing_burst(self) -> None:
-        """Ticks inside the fixing window, the last at the fixing instant: one to five instants, from the
-        run's feed or (composite) three feeds within 2% of each other, the third sometimes 50% off; some
-        ticks without volume, and for a ladder sometimes none at all, so that its VWAP tier fails."""
-        end = clock.now()
-        walk = self._jumped(next(self.source), fixing=True)
-        composite = self.params.fixing == "composite"
-        sources = fixing_model.SOURCES if composite else (f"sim:{self.params.seed}",)
-        far = composite and self.rng.random() < 0.5
-        dry = self.params.fixing == "fallback" and self.rng.random() < 0.4
-        rows = []
-        for k in range(int(self.rng.integers(1, 6))):
-            at = end - dt.timedelta(seconds=int(self.rng.integers(1, fixing_model.WINDOW))) if k else end
-            for source in sources:
-                off = (3, 2) if far and source == sources[-1] else (1000 + int(self.rng.integers(-20, 21)), 1000)
-                prices = {leg: max(1, walk[leg] * off[0] // off[1]) for leg in self.legs}
-                volumes = {leg: None if dry else self._volume() for leg in self.legs}
-                rows.append((at, source, prices, volumes))
-        self._store_ticks(rows)
-        self.result.ticks_stored += len(rows)
-
     def _check_fixing(self, settlement: Settlement, events) -> None:
         """The fixing the model makes from the simulator's own tape, leg by leg, and the tier that answered;
         from then on the settled prices are the fixing's (`self.prices`)."""
