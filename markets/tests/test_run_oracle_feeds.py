@@ -176,3 +176,14 @@ def test_two_feeds_settle_a_composite_of_both_and_the_ledger_verifies(users, fak
 def newest_at(leg: str, source: str, at: dt.datetime) -> Tick:
     ticks = Tick.objects.filter(session_id="timed", symbol=leg, source=source, at__lte=at)
     return ticks.order_by("-at", "-id").first()
+
+
+def test_the_admin_lists_each_ticks_volume_and_filters_by_feed(client, users, fake):
+    org = users["org"]
+    org.is_staff = org.is_superuser = True
+    org.save()
+    client.force_login(org)
+    Tick.objects.create(session_id="demo", symbol="AAPL", at=T0, price=1, source="a", volume=1_234_500_000)
+    Tick.objects.create(session_id="demo", symbol="AAPL", at=T0, price=2, source="b", volume=None)
+    page = client.get("/admin/oracle/tick/?source=a").content.decode()
+    assert "volume (units)" in page.lower() and "1234.5" in page and "1 tick" in page
