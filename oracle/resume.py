@@ -11,13 +11,18 @@ exact integer price, not from the configured start:
   yet, or when its newest tick is exactly the price the walk starts from (sessions priced together stay
   together). Otherwise it continues on a line of its own from its own newest tick, moved by the same
   shocks as the walk (the same returns, its own level).
+
+Several feeds may price one session at once (`run_oracle --source a` and `--source b`): a session's
+"newest tick" of a leg is then the feed's own (`own_first`), so feeds resumed together keep their own
+levels and do not take each other's prices; a leg the feed has no tick of yet starts from the newest
+tick of any feed (a feed joining others starts where the market is), and the line says whose it was.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from oracle.sources import price_text
 from oracle.units import name_key
@@ -34,6 +39,7 @@ class LastTick:
     tick_id: int
     at: dt.datetime
     price: int  # base units of 10**-6
+    feed: str | None = None  # another feed's tick (this feed had none of the leg): that feed's name
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,19 @@ class Origin:
         if self.tick is not None:
             at = self.tick.at.astimezone(dt.UTC)
             shown = at.strftime("%Y-%m-%d %H:%M:%S.%f" if at.microsecond else "%Y-%m-%d %H:%M:%S")
-            return f"from tick {self.tick.tick_id} of {self.tick.session_id} ({shown} UTC)"
+            feed = f", feed {self.tick.feed}" if self.tick.feed is not None else ""
+            return f"from tick {self.tick.tick_id} of {self.tick.session_id} ({shown} UTC{feed})"
         return "from --start" if self.flagged else "from the config (no tick yet)"
+
+
+def own_first(own: Mapping[str, LastTick], others: Mapping[str, tuple[LastTick, str]]) -> dict[str, LastTick]:
+    """A session's newest tick per leg for one feed: the feed's own (`own`), else the newest of any feed
+    (`others`: {leg: (tick, its source)}), marked with that feed's name."""
+    chosen = dict(own)
+    for leg, (tick, source) in others.items():
+        if leg not in chosen:
+            chosen[leg] = replace(tick, feed=source)
+    return chosen
 
 
 def resumable(tick: LastTick | None) -> LastTick | None:

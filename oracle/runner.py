@@ -1,13 +1,17 @@
 """The oracle's loop: paces a price feed, stores each tick, and runs a scheduler step now and then.
 
-One iteration = wait for the tick's time -> store one Tick per (session, leg) in one short transaction
--> at most once per second: the `schedule` callback (the market's: open at t1, close and settle at t2)
+One iteration = wait for the tick's time -> store one Tick per (session, leg) in one short transaction,
+named by the feed's source and carrying the volume the feed gave (None: it gave none) -> at most once per second: the `schedule` callback (the market's: open at t1, close and settle at t2)
 -> progress. The oracle knows nothing of the market: which sessions to price (and their legs) and what
 to do on a scheduler step come in as callbacks, from the command that starts it (`manage.py run_oracle`,
 in markets).
 
 Time is injectable: `sleep` and `monotonic` pace the loop, `now` stamps the ticks (the wall clock unless
 the command passes its own), so tests drive it with a fake clock and never sleep for real.
+
+Several runners may feed one session at once, each under its own source name (`run_oracle --source`):
+each stores its own ticks, resumes from its own (`oracle.resume`), and runs the same scheduler step,
+whose commands lock the session and check its state again, so a session settles once.
 """
 
 from __future__ import annotations
@@ -28,9 +32,24 @@ from oracle.resume import LastTick
 from oracle.sources import SimSource, price_text
 from oracle.units import name_key
 
+MAX_SOURCE = 64  # characters of a source name (Tick.source)
 SCHEDULE_EVERY = 1.0  # seconds between scheduler passes (at most)
 MAX_SLEEP_SLICE = 0.1  # the default sleep wakes this often to notice a stop request
 WRITE_ATTEMPTS = 3
+
+
+def source_problem(name: str) -> str | None:
+    """Why `name` cannot name a feed (`run_oracle --source`), or None. A fixing rule names sources
+    exactly (`{"rule": "close", "source": "lse"}`), so the name is kept as written: 1 to 64 printable
+    characters, no space at either end."""
+    if not 1 <= len(name) <= MAX_SOURCE:
+        return f"a source name has 1 to {MAX_SOURCE} characters, not {len(name)}"
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        return f"a source name is printable text: it holds {bad!r} (U+{ord(bad):04X})"
+    if name != name.strip():
+        return "a source name has no space at either end (fixing rules name it exactly)"
+    return None
 
 
 @dataclass
@@ -55,14 +74,16 @@ class Summary:
 
 
 class Runner:
-    """Drive `feed` ((delay_seconds, {symbol: base units}) pairs) into Tick rows for the target sessions.
+    """Drive `feed` into Tick rows for the target sessions: (delay_seconds, {symbol: price}) or (delay,
+    prices, {symbol: volume} | None), prices and volumes in base units of 10**-6, every row named `source_label`.
 
     `sessions(session_ids)` gives {session id: its legs} for the sessions to price now: `session_ids` None
     means every session still to price (re-read each scheduler pass, so new sessions join); a list names
     the sessions, and the run ends once none of them is left to price. `schedule()` runs a scheduler
     step and returns (session, outcome) pairs (None: no scheduler).
     With a `sim` source, legs of sessions that join later are added to the walk, and every leg starts where
-    `oracle.resume` says: from the session's newest stored tick (`last_ticks(session, legs)`), unless
+    `oracle.resume` says: from the session's newest stored tick (`last_ticks(session, legs)`: the command
+    gives this feed's own newest, or another feed's where it has none), unless
     `start_flags` (name keys, or "*" for every leg: `--start`) name it. Otherwise sessions with a leg the
     feed does not price are skipped with a warning.
     """
@@ -70,7 +91,7 @@ class Runner:
     def __init__(
         self,
         *,
-        feed: Iterable[tuple[float, dict[str, int]]],
+        feed: Iterable[tuple[float, dict[str, int]] | tuple[float, dict[str, int], dict[str, int] | None]],
         source_label: str,
         session_ids: Sequence[str] | None,
         sessions: Callable[[list[str] | None], dict[str, list[str]]],
@@ -139,7 +160,7 @@ class Runner:
         self.refresh_targets()
         while self.stop_reason is None:
             try:
-                delay, prices = next(self.feed)
+                delay, prices, *more = next(self.feed)
             except StopIteration:
                 self.request_stop("end of the replay file")
                 break
@@ -151,7 +172,7 @@ class Runner:
                 due = self.monotonic()  # far behind (a slow write): keep the pace, skip the burst
             if self.stop_reason is not None:
                 break
-            self.store_tick(prices)
+            self.store_tick(prices, more[0] if more else None)
             self.scheduler_step()
             self.report_progress()
             if self.max_ticks is not None and self.ticks >= self.max_ticks:
@@ -216,11 +237,20 @@ class Runner:
     def _flagged(self, symbol: str) -> bool:
         return "*" in self.start_flags or name_key(symbol) in self.start_flags
 
-    def store_tick(self, prices: dict[str, int]) -> None:
-        """One Tick per target session and leg, all stamped `now`, in one short transaction."""
+    def store_tick(self, prices: dict[str, int], volumes: Mapping[str, int] | None = None) -> None:
+        """One Tick per target session and leg, all stamped `now`, in one short transaction. A leg's
+        volume is the feed's for its symbol (a sim line `SYM (session)` trades its symbol's), or None."""
         at = self.now()
+        by_key = {name_key(symbol): volume for symbol, volume in (volumes or {}).items()}
         rows = [
-            Tick(session_id=sid, symbol=leg, at=at, price=prices[symbol], source=self.source_label)
+            Tick(
+                session_id=sid,
+                symbol=leg,
+                at=at,
+                price=prices[symbol],
+                source=self.source_label,
+                volume=volumes.get(symbol, by_key.get(name_key(leg))) if volumes else None,
+            )
             for sid, legs in self.targets.items()
             for leg, symbol in legs.items()
         ]

@@ -1,6 +1,7 @@
 """The sim oracle's configuration: per-symbol start price, drift and volatility, a default for the rest, a
-correlation matrix (checked positive definite), a time scale and a tick size. Read from JSON
-(oracle/configs/default.json) with flags over it; every refusal names the file or flag and the field."""
+correlation matrix (checked positive definite), a time scale, a tick size and the size traded per tick
+(`volume`: median, sigma, lot; `oracle.simvolumes` draws it). Read from JSON (oracle/configs/default.json)
+with flags over it; every refusal names the file or flag and the field."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from oracle import units
+from oracle.fixing_methods import VOLUME_SCALE
 from oracle.units import PRICE_SCALE, name_key
+
+MAX_VOLUME = 10**9  # units: a median or lot above it is a typo
 
 
 class ConfigError(ValueError):
@@ -87,12 +91,17 @@ class SimConfig:
     corr_default: float = 0.0
     time_scale: float = 1.0
     tick_size: int = 1  # base units
+    # The size traded per tick, in 10**-6 units: lognormal around `volume_median` (sigma in log units),
+    # rounded to a whole number of `volume_lot` (at least one lot).
+    volume_median: int = 100 * VOLUME_SCALE
+    volume_sigma: float = 1.0
+    volume_lot: int = VOLUME_SCALE
 
     @classmethod
     def from_dict(cls, data: object, name: str = "config") -> SimConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{name}: expected a JSON object")
-        allowed = {"description", "time_scale", "tick_size", "symbols", "default", "correlation"}
+        allowed = {"description", "time_scale", "tick_size", "symbols", "default", "correlation", "volume"}
         unknown = sorted(k for k in set(data) - allowed if not str(k).startswith("_"))
         if unknown:
             raise ConfigError(f"{name}: unknown field {unknown[0]!r}")
@@ -122,6 +131,7 @@ class SimConfig:
                 raise ConfigError(f"{where}[{i}]: needs {len(corr_symbols)} numbers")
             rows.append(tuple(_number(x, f"{where}[{i}][{j}]") for j, x in enumerate(row)))
         config = cls(
+            **_volume(data.get("volume", {}), f"{name}: volume"),
             symbols=symbols,
             default=default,
             corr_symbols=corr_symbols,
@@ -200,6 +210,29 @@ class SimConfig:
                 raise ConfigError(f"--time-scale {time_scale}: must be > 0 and at most 1000000")
             changes["time_scale"] = time_scale
         return replace(self, **changes)
+
+
+def _volume(data: object, where: str) -> dict:
+    """The config's `volume` object ({"median": "100", "sigma": 1.0, "lot": "1"}, each optional) as
+    SimConfig fields: median and lot in units (up to 6 decimals), sigma 0 to 5."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected an object with median, sigma and lot")
+    unknown = sorted(set(data) - {"median", "sigma", "lot"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown field {unknown[0]!r} (use median, sigma, lot)")
+    out: dict = {}
+    for key, field_name in (("median", "volume_median"), ("lot", "volume_lot")):
+        if key in data:
+            try:
+                out[field_name] = units.parse_fixed(data[key], dp=6, what=key, max_value=MAX_VOLUME)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.{exc}") from None
+    if "sigma" in data:
+        sigma = _number(data["sigma"], f"{where}.sigma")
+        if not 0 <= sigma <= 5:
+            raise ConfigError(f"{where}.sigma: must be between 0 and 5, not {sigma}")
+        out["volume_sigma"] = sigma
+    return out
 
 
 def load_config(path: str | Path) -> SimConfig:

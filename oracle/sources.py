@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterator, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -188,7 +189,13 @@ class SimSource:
 # ---------------------------------------------------------------- replay
 
 
-Row = tuple[dt.datetime, dict[str, int]]
+class Row(NamedTuple):
+    """One instant of a replay file: its prices, and its volumes where the file gives them ({symbol:
+    10**-6 units}; None: no volume column). The runner stores a row's volume on each tick."""
+
+    at: dt.datetime
+    prices: dict[str, int]
+    volumes: dict[str, int] | None = None
 
 
 def load_replay_csv(path: str | Path, legs: Sequence[str] = ()) -> list[Row]:
@@ -315,7 +322,7 @@ def replay_feed(rows: Sequence[Row], delays: Sequence[float], loop: bool = False
     restart_gap = delays[1] if len(delays) > 1 else 1.0
     first_pass = True
     while True:
-        for i, (_, prices) in enumerate(rows):
+        for i, (_, prices, *_volumes) in enumerate(rows):
             delay = delays[i] if (i or first_pass) else restart_gap
             yield delay, dict(prices)
         if not loop:

@@ -163,9 +163,13 @@ class EventsPageOut(Schema):
 
 
 class PricePointOut(Schema):
+    id: int = Field(..., description="The tick's id (a settlement's fixing record names the ticks it read)")
     price: str
     at: dt.datetime
-    source: str
+    source: str = Field(..., description="The feed that stored it: run_oracle --source, sim:seed=N, replay:FILE")
+    volume: str | None = Field(
+        ..., description="Units traded at this tick (exact decimal, 6 places); null when the feed gave none"
+    )
 
 
 class PricesOut(Schema):

@@ -177,8 +177,9 @@ def prices(
     request: HttpRequest,
     session_id: str,
     history: int = Query(0, ge=0, le=1000, description="Also return up to this many recent ticks per leg"),
+    source: str | None = Query(None, min_length=1, max_length=64, description="Only this feed's ticks"),
 ):
-    return Status(200, shapes.prices(selectors.session_for(session_id, request.auth), history))
+    return Status(200, shapes.prices(selectors.session_for(session_id, request.auth), history, source))
 
 
 @post(

@@ -174,7 +174,16 @@ def settlement_out(session: Session) -> dict[str, Any]:
 
 
 def tick_out(tick: Tick) -> dict[str, Any]:
-    return {"price": domain.price_str(tick.price), "at": tick.at, "source": tick.source}
+    """A tick as the API shows it: its id (what a fixing record names), price, instant, the feed that
+    stored it and the volume traded at it (units, exact; None when the feed gave none)."""
+    volume = domain.qty_str(tick.volume) if tick.volume is not None else None
+    return {
+        "id": tick.id,
+        "price": domain.price_str(tick.price),
+        "at": tick.at,
+        "source": tick.source,
+        "volume": volume,
+    }
 
 
 def allocations(session: Session) -> dict[str, Any]:
@@ -235,12 +244,16 @@ def sealed_json(event: dict[str, Any], seal: Seal) -> dict[str, Any]:
     return event if shown is event["payload"] else {**event, "payload": shown}
 
 
-def prices(session: Session, history: int) -> dict[str, Any]:
-    """The newest tick per leg, and up to `history` recent ticks per leg, oldest first."""
+def prices(session: Session, history: int, source: str | None = None) -> dict[str, Any]:
+    """The newest tick per leg, and up to `history` recent ticks per leg, oldest first (of every feed, or
+    of the feed `source`): one indexed read per leg."""
     latest: dict[str, Any] = {}
     recent: dict[str, list[dict[str, Any]]] = {}
     for leg in session.legs:
-        newest = list(Tick.objects.filter(session_id=session.id, symbol=leg).order_by("-at", "-id")[: max(history, 1)])
+        ticks = Tick.objects.filter(session_id=session.id, symbol=leg)
+        if source is not None:
+            ticks = ticks.filter(source=source)
+        newest = list(ticks.order_by("-at", "-id")[: max(history, 1)])
         if newest:
             latest[leg] = tick_out(newest[0])
         if history:

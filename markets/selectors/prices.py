@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from markets import floor_sql, sql
 from markets.models import Session
+from oracle import resume
 from oracle.models import Tick
 from oracle.resume import LastTick
 
@@ -68,16 +69,39 @@ def prices_at(session: Session, at: dt.datetime) -> tuple[list[int | None], dict
     }
 
 
-def newest_ticks(session_id: str, legs: list[str], at: dt.datetime | None = None) -> dict[str, LastTick]:
+def newest_ticks(
+    session_id: str, legs: list[str], at: dt.datetime | None = None, *, source: str | None = None
+) -> dict[str, LastTick]:
     """Each leg's newest stored tick (later time, then later id: the tick the `last` fixing takes), for the
-    legs that have one (at or before `at` when given): where the sim oracle resumes it after a restart,
-    and the prices the margin rule reads."""
+    legs that have one (at or before `at` when given; of the feed `source` when given): where the sim
+    oracle resumes it after a restart, and the prices the margin rule reads."""
+    return {leg: LastTick(session_id, leg, *row[:3]) for leg, row in _newest_rows(session_id, legs, at, source).items()}
+
+
+def resume_ticks(session_id: str, legs: list[str], source: str) -> dict[str, LastTick]:
+    """Where the feed `source` resumes each leg of a session (`oracle.resume.own_first`): its own newest
+    tick, else the newest of any feed (named), for the legs that have one. Two reads at most, when a
+    session joins the feed."""
+    own = newest_ticks(session_id, legs, source=source)
+    missing = [leg for leg in legs if leg not in own]
+    others = {
+        leg: (LastTick(session_id, leg, *row[:3]), row[3]) for leg, row in _newest_rows(session_id, missing).items()
+    }
+    return resume.own_first(own, others)
+
+
+def _newest_rows(
+    session_id: str, legs: list[str], at: dt.datetime | None = None, source: str | None = None
+) -> dict[str, tuple]:
+    """{leg: (id, at, price, source)} of each leg's newest tick, for the legs that have one."""
     newest = {}
     for leg in legs:
         ticks = Tick.objects.filter(session_id=session_id, symbol=leg)
         if at is not None:
             ticks = ticks.filter(at__lte=at)
-        row = ticks.order_by("-at", "-id").values_list("id", "at", "price").first()
+        if source is not None:
+            ticks = ticks.filter(source=source)
+        row = ticks.order_by("-at", "-id").values_list("id", "at", "price", "source").first()
         if row is not None:
-            newest[leg] = LastTick(session_id, leg, *row)
+            newest[leg] = row
     return newest

@@ -6,17 +6,23 @@ market's, passed in here as callbacks (`market_runner`).
     manage.py run_oracle --all                                   # sim, every session not settled
     manage.py run_oracle --session-id demo --seed 42 --tick-ms 250
     manage.py run_oracle --all --mode replay --csv prices_demo.csv --speed 2 --loop
+    manage.py run_oracle --session-id demo --source a & manage.py run_oracle --session-id demo --source b
 
 Runs until stopped: SIGINT (Ctrl-C) or SIGTERM ends it after the current tick with a summary line.
 While it runs it opens scheduled sessions at t1 and settles timed sessions at t2 (at most once a second).
 Started again, the sim continues each leg of each session from its newest stored tick (`oracle.resume`;
 `--start` overrides it for the legs it names) and says so; a replay starts again at its first row.
+Every tick is named by its feed (`--source NAME`, by default `sim:seed=N` / `replay:FILE`) and carries a
+volume (the sim's seeded sizes; a replay's volume columns, where the file has them). Several oracles may
+price one session at once under different names: each resumes from its own ticks.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -27,8 +33,8 @@ from ledger.store import storage_problem
 from markets import selectors, services
 from markets.models import Session
 from markets.selectors import prices
-from oracle import sources, units
-from oracle.runner import Runner, stop_on_signals
+from oracle import simvolumes, sources, units
+from oracle.runner import Runner, source_problem, stop_on_signals
 
 ORACLE_DIR = Path(sources.__file__).resolve().parent
 DEFAULT_CONFIG = ORACLE_DIR / "configs" / "default.json"
@@ -57,6 +63,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-ticks", type=int, metavar="N", help="Stop after N ticks")
         parser.add_argument("--quiet", action="store_true", help="No banner and no progress lines")
+        parser.add_argument(
+            "--source",
+            metavar="NAME",
+            help="The feed's name on its ticks (default sim:seed=N or replay:FILE); give each oracle of a session its own",
+        )
         sim = parser.add_argument_group("sim mode")
         sim.add_argument("--seed", type=int, metavar="N", help="Random seed: same seed, same prices (default: random)")
         sim.add_argument("--config", metavar="FILE", help="JSON config (default oracle/configs/default.json)")
@@ -80,6 +91,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         mode = options["mode"]
         self._check_flags(mode, options)
+        source = options["source"]
+        if source is not None and (problem := source_problem(source)):
+            raise CommandError(f"--source {source[:70]!r}: {problem}")
         tick_ms = options["tick_ms"]
         if tick_ms is not None and not 1 <= tick_ms <= 3_600_000:
             raise CommandError(f"--tick-ms {tick_ms}: must be 1 to 3600000")
@@ -98,6 +112,7 @@ class Command(BaseCommand):
             sim = None
         quiet = options["quiet"]
         tty = self.stdout.isatty()
+        label = source if source is not None else label
         runner = market_runner(
             feed=feed,
             source_label=label,
@@ -183,7 +198,12 @@ class Command(BaseCommand):
         except sources.ConfigError as exc:
             raise CommandError(str(exc)) from None
         about = f"{tick_seconds * 1000:g} ms ticks, time scale {config.time_scale:g}"
-        return sources.sim_feed(sim, tick_seconds), f"sim:seed={seed}", sim, set(legs), about
+        if options["source"] is not None:
+            about = f"seed {seed}, {about}"  # the label no longer says it
+        feed = simvolumes.with_volumes(
+            sources.sim_feed(sim, tick_seconds), sim.legs, simvolumes.SimVolumes(config, seed)
+        )
+        return feed, f"sim:seed={seed}", sim, set(legs), about
 
     def _replay(self, legs: list[str], tick_ms: int | None, options: dict):
         path = Path(options["csv"])
@@ -194,15 +214,15 @@ class Command(BaseCommand):
         except sources.ReplayError as exc:
             raise CommandError(str(exc).replace("\n", " ")) from None
         if options["speed"] is not None:
-            delays = sources.replay_delays([at for at, _ in rows], speed=options["speed"])
+            delays = sources.replay_delays([row[0] for row in rows], speed=options["speed"])
             about = f"{len(rows)} rows at {options['speed']:g}x the file's pace"
         else:
-            delays = sources.replay_delays([at for at, _ in rows], tick_ms=tick_ms or DEFAULT_TICK_MS)
+            delays = sources.replay_delays([row[0] for row in rows], tick_ms=tick_ms or DEFAULT_TICK_MS)
             about = f"{len(rows)} rows, one every {tick_ms or DEFAULT_TICK_MS} ms"
         if options["loop"]:
             about += ", looping"
         about += "; from row 1 (a replay starts at the top of its file: it does not resume)"
-        feed = sources.replay_feed(rows, delays, loop=options["loop"])
+        feed = replay_volumes(sources.replay_feed(rows, delays, loop=options["loop"]), rows)
         return feed, f"replay:{path.name}", set(rows[0][1]), about
 
     # ------------------------------------------------------------ output
@@ -223,13 +243,21 @@ class Command(BaseCommand):
         self._status_pending = True
 
 
+def replay_volumes(feed: Iterable[tuple], rows: Sequence[sources.Row]) -> Iterator[tuple]:
+    """The replay feed's (delay, prices) with each row's volumes, where the file gives them: (delay,
+    prices, {symbol: volume} | None). The feed yields the rows in order, looping, so they pair one to one."""
+    for (delay, row_prices, *_), row in zip(feed, itertools.cycle(rows)):
+        yield delay, row_prices, (row[2] if len(row) > 2 else None)
+
+
 def market_runner(**options) -> Runner:
     """The oracle's loop with the market's callbacks: price the sessions not settled or cancelled (the sim
-    resuming each leg from the session's newest tick), run the market's scheduler (`services.run_due`) once
-    a second, stamp ticks with the market's clock."""
+    resuming each leg from the session's newest tick of this feed, else of any feed), run the market's
+    scheduler (`services.run_due`) once a second, stamp ticks with the market's clock."""
+    source = options["source_label"][:64]
     return Runner(
         sessions=selectors.priced_sessions,
-        last_ticks=prices.newest_ticks,
+        last_ticks=lambda session_id, legs: prices.resume_ticks(session_id, legs, source),
         schedule=services.run_due,
         now=clock.now,
         **options,
