@@ -75,7 +75,7 @@ def test_the_floor_follows_the_fixing_window_and_the_results_show_the_record(bro
     assert record.locator("[data-testid=fixing-described]").inner_text().startswith("The VWAP over the 300 s before t2")
     window = record.locator("[data-testid=fixing-window]").inner_text()
     start = (t2 - dt.timedelta(seconds=300)).strftime("%H:%M:%S")
-    assert f"window {start} – {t2:%H:%M:%S} UTC" in window
+    assert f"window {start} \u2013 {t2:%H:%M:%S} UTC" in window
     assert record.locator("[data-testid=fixing-tier-AAPL]").inner_text() == "vwap tier 1"
     assert record.locator("[data-testid=fixing-volume-AAPL]").inner_text() == "1100"
     assert record.locator("[data-testid=fixing-sources-AAPL]").inner_text() == "feed"
