@@ -88,3 +88,26 @@ def test_the_floor_follows_the_fixing_window_and_the_results_show_the_record(bro
     used = Tick.objects.filter(session_id="demo", symbol="AAPL").order_by("id").values_list("id", flat=True)
     assert ids.inner_text() == " ".join(str(i) for i in used)
     shot(alice, "fixing-results")
+
+
+def test_a_waiting_settlement_says_what_is_missing_on_the_monitor(browser, server, users):  # noqa: F811
+    real = clock.now().replace(microsecond=0)
+    t2 = real - dt.timedelta(seconds=60)
+    clock.set_time(t2 - dt.timedelta(minutes=10))
+    rule = {"rule": "composite", "inner": {"rule": "last"}, "sources": ["a", "b"], "min_sources": 2}
+    create_demo(users, t2=t2, end_mode="timed", fixing_rule=rule)
+    clock.set_time(t2 - dt.timedelta(seconds=20))
+    trade_ticks({"AAPL": 190.1, "NVDA": 480.2, "META": 350, "ORCL": 104.3}, None)  # source "feed": neither a nor b
+    clock.set_time(real)
+    services.run_due()
+    org = signed_in_page(browser, server, users["org"])
+    org.goto(f"{server.url}/sessions/demo/monitor")
+    waiting = org.locator("[data-testid=monitor-fixing] [data-testid=fixing-waiting]")
+    assert "The settlement waits for its fixing." in waiting.inner_text()
+    assert "The organiser may settle by hand at prices given" in waiting.inner_text()
+    why = org.locator("[data-testid=monitor-fixing] [data-testid=fixing-why-AAPL]").inner_text()
+    assert (
+        why
+        == "1 composite: no source answered (a: last: no tick at or before the end of the window; b: last: no tick at or before the end of the window)"
+    )
+    shot(org, "fixing-monitor-waiting")
