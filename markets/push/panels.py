@@ -17,7 +17,7 @@ FLOOR = "markets/floor.html"
 # Shared panels (the same for every viewer), in page order. The RFQ board is per viewer: `BOARD`; so is a
 # batch session's order entry with the holder's own orders, reservations and fills: `ORDERS`. The batch
 # panels (`cut`: the countdown to the next cut; `batch`: the last batch and the history) are shared.
-PANELS = ("status", "settlement", "legs", "batch", "chart", "holdings", "blotter", "cut", "pool", "events")
+PANELS = ("status", "fixing", "settlement", "legs", "batch", "chart", "holdings", "blotter", "cut", "pool", "events")
 BOARD = "board"
 ORDERS = "orders"
 
@@ -35,7 +35,9 @@ _STALE: dict[str, frozenset[str]] = {
     # so): redrawing the whole chart for every trade was the largest part of a trade's push. In a session
     # with batch auctions too, the two parties' available quantities moved (their `ORDERS`).
     "TradeExecuted": frozenset({"status", "holdings", "blotter", "pool", "events", BOARD, ORDERS}),
-    TICK: frozenset({"status", "legs", "chart", "holdings", "pool"}),
+    # The fixing's progress moves with a tick only while its window runs: `render.render_panels` leaves the
+    # panel out of a tick's push otherwise (`selectors.fixings.FixingPanel.live`), a `last` rule always.
+    TICK: frozenset({"status", "fixing", "legs", "chart", "holdings", "pool"}),
 }
 # A cut (BatchCleared) moves holdings, every order of its book and both batch panels: the whole floor.
 EVERYTHING = frozenset({*PANELS, BOARD, ORDERS})

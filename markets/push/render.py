@@ -23,7 +23,10 @@ def render_panels(session_id: str, panels: frozenset[str] = EVERYTHING, *, oob: 
     batch, and the context they were rendered from."""
     context = selectors.floor_context(session_id, panels) | {"oob": oob}
     encode = _ascii if oob else mark_safe  # a page is encoded once, in one piece
-    parts = {name: encode(render_to_string(f"{FLOOR}#{name}", context)) for name in shared(panels)}
+    names = shared(panels)
+    if "fixing" in names and not panels >= EVERYTHING and not context["fixing"].live:
+        names.remove("fixing")  # a tick moves the fixing's progress only while its window runs
+    parts = {name: encode(render_to_string(f"{FLOOR}#{name}", context)) for name in names}
     board = (
         selectors.board_data(context["session"], context.get("prices"), parties=context["parties"])
         if BOARD in panels

@@ -23,6 +23,7 @@ from markets.selectors.batch_floor import batch_context, moves_said
 from markets.selectors.chart import price_chart
 from markets.selectors.common import latest_prices, money_dec, price_vector, q_dec
 from markets.selectors.events import EVENT_ROWS, event_log
+from markets.selectors.fixings import fixing_panel
 from markets.selectors.prices import PriceHistory, price_history
 from markets.selectors.results import competition_ranks
 from markets.selectors.sessions import phase_context
@@ -311,7 +312,9 @@ def position_text(last_seq: int, tick: int) -> str:
     return f"{last_seq}.{tick}"
 
 
-FLOOR_PARTS = frozenset({"legs", "chart", "holdings", "pool", "blotter", "events", "settlement", "cut", "batch"})
+FLOOR_PARTS = frozenset(
+    {"fixing", "legs", "chart", "holdings", "pool", "blotter", "events", "settlement", "cut", "batch"}
+)
 
 
 def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[str, Any]:
@@ -354,6 +357,8 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         context["trades"] = blotter(session, parties=parties)
     if "events" in parts:
         context["events"] = event_log(session, parties=parties)
+    if "fixing" in parts:  # the rule in words; its progress is read only while the window runs
+        context["fixing"] = fixing_panel(session, context["now"])
     context |= batch_context(session, parts)  # batch auctions: the next cut, the last batch, the history
     if "settlement" in parts:
         settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None

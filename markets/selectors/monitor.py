@@ -19,6 +19,7 @@ from markets import access
 from markets.errors import Forbidden
 from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Presence, Quote, Session, Trade
 from markets.selectors.common import latest_prices, q_dec, session_for
+from markets.selectors.fixings import fixing_panel
 from markets.selectors.floor import holdings_and_pool
 from markets.selectors.margin_floor import terms as margin_terms
 from markets.selectors.margin_monitor import margin_by_user, margin_totals
@@ -239,4 +240,5 @@ def monitor_context(session_id: str) -> dict[str, Any]:
         "volume": volume_per_leg(session),
         "margin_terms": margin_terms(session) if session.shorting else "",
         "batches": batch_list(session),
+        "fixing": fixing_panel(session, now),  # the rule in words; its progress, or what is missing while it waits
     }

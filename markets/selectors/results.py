@@ -21,6 +21,7 @@ from typing import Any
 from markets import domain
 from markets.errors import Conflict
 from markets.models import Holding, Participant, Payout, Session, Settlement
+from markets.selectors.fixings import record_view
 from oracle import units
 
 
@@ -156,6 +157,11 @@ class Results:
             return None
         factor = Fraction(self.expected, self.expected + self.deficit)
         return {"deficit": money_text(self.deficit), "factor": f"{factor.numerator}/{factor.denominator}"}
+
+    @property
+    def fixing_shown(self) -> dict[str, Any]:
+        """The settlement's fixing record as the page shows it (`fixings.record_view`)."""
+        return record_view(self.fixing, self.legs)
 
     @property
     def deficit_dec(self) -> Decimal:

@@ -52,7 +52,7 @@ TRADE = {"status", "holdings", "blotter", "pool", "events", "board", "orders"}
         ({"QuoteProvided", "QuoteWithdrawn", "RFQCancelled", "QuotesExpired"}, QUOTE),
         ({"TradeExecuted"}, TRADE),
         ({"RFQRequested", "TradeExecuted"}, TRADE),
-        ({"tick"}, {"status", "legs", "chart", "holdings", "pool"}),
+        ({"tick"}, {"status", "fixing", "legs", "chart", "holdings", "pool"}),
         ({"SessionSettled"}, panels.EVERYTHING),
         ({"TradeExecuted", "SessionSettled"}, panels.EVERYTHING),
         ({"ParticipantJoined"}, panels.EVERYTHING),
