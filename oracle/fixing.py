@@ -32,9 +32,12 @@ class MissingPrice(Exception):
         self.at = at
         self.reasons = dict(reasons or {})
         said = f"no price for {', '.join(self.legs)} at or before {_shown(at)} UTC"
-        details = {leg: r for leg, r in self.reasons.items() if not r.endswith(_PLAIN)}
-        if details:
-            said += " (" + "; ".join(f"{leg}: {r}" for leg, r in details.items()) + ")"
+        legs_by_reason: dict[str, list[str]] = {}  # legs that fail alike are said once, not once per leg
+        for leg, reason in self.reasons.items():
+            if not reason.endswith(_PLAIN):
+                legs_by_reason.setdefault(reason, []).append(leg)
+        if legs_by_reason:
+            said += " (" + "; ".join(f"{', '.join(ls)}: {r}" for r, ls in legs_by_reason.items()) + ")"
         super().__init__(said)
 
 

@@ -126,6 +126,10 @@ def test_a_fixing_that_cannot_be_made_waits_and_says_why(users):
     assert session.status == Session.Status.CLOSED
     assert "composite: 1 source(s) answered within the deviation, 2 needed" in session.waiting_reason
     assert "b: last: no tick" in session.waiting_reason
+    # The legs that fail alike are said once: the reason stays short enough to be read whole.
+    assert session.waiting_reason.count("composite:") == 1 and "(AAPL, NVDA, META, ORCL: composite" in (
+        session.waiting_reason
+    )
 
 
 def test_a_centred_window_makes_the_settlement_wait_until_it_ends(users):
