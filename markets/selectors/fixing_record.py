@@ -165,3 +165,25 @@ def named_prices(values: Mapping[str, int] | None) -> str:
 
 def named_reasons(values: Mapping[str, str] | None) -> str:
     return "; ".join(f"{name}: {why}" for name, why in (values or {}).items())
+
+
+LEG_COLUMNS = ("value", "tier", "rule", "passed", "ticks_used", "tick_ids", "ticks_read", "sources", "volume",
+               "by_source", "dropped", "refused")  # fmt: skip
+
+
+def leg_cells(leg: LegFixing) -> dict[str, str]:
+    """A leg's fixing as text cells (fixing.csv, the admin): empty where the record does not say."""
+    return {
+        "value": domain.price_str(int(leg.value)) if leg.value is not None else "",
+        "tier": "" if leg.tier is None else str(leg.tier),
+        "rule": leg.rule,
+        "passed": leg.passed_text,
+        "ticks_used": str(len(leg.used)),
+        "tick_ids": " ".join(map(str, leg.used)),
+        "ticks_read": "" if leg.read is None else str(len(leg.read)),
+        "sources": " ".join(leg.sources),
+        "volume": domain.qty_str(int(leg.volume)) if leg.volume is not None else "",
+        "by_source": named_prices(leg.by_source),
+        "dropped": named_prices(leg.dropped),
+        "refused": named_reasons(leg.refused),
+    }
