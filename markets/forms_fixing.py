@@ -36,9 +36,9 @@ class FixingRuleFields(forms.Form):
         choices=[
             ("last", "Last tick at or before t2"),
             ("median", "Median over a window"),
-            ("twap", "Time-weighted average over a window"),
-            ("vwap", "Volume-weighted average (VWAP) over a window"),
-            ("close", "A source's close: its last tick at or before t2"),
+            ("twap", "Time-weighted average (TWAP)"),
+            ("vwap", "Volume-weighted average (VWAP)"),
+            ("close", "Close of one source"),
         ],
         initial="last",
         help_text="How S_t2 is taken from the oracle's ticks",
