@@ -8,13 +8,26 @@ from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from ledger.admin import ReadOnlyAdmin
 from markets import admin_batch, domain, services  # noqa: F401 (admin_batch registers the orders and batches)
 from markets import tokens as api_tokens
 from markets.errors import DomainError
 from markets.forms import AddParticipantForm, SessionCreateForm
-from markets.models import ApiToken, Holding, Invite, InviteUse, Participant, Payout, RejoinLink, Session, Trade
+from markets.models import (
+    ApiToken,
+    Holding,
+    Invite,
+    InviteUse,
+    Participant,
+    Payout,
+    RejoinLink,
+    Session,
+    Settlement,
+    Trade,
+)
+from markets.selectors import fixing_record
 from markets.services import invites as invite_services
 from markets.services import rejoin as rejoin_services
 
@@ -117,7 +130,36 @@ class SessionAdmin(ServiceFormAdmin):
     search_fields = ("id", "title")
     actions = [open_sessions, settle_sessions]
     inlines = [ParticipantInline, HoldingInline, PayoutInline]
-    readonly_fields = [f.name for f in Session._meta.fields] + ["shorting_settings"]
+    readonly_fields = [f.name for f in Session._meta.fields] + ["shorting_settings", "fixing_described", "fixing"]
+
+    @admin.display(description="fixing rule in words")
+    def fixing_described(self, obj: Session) -> str:
+        return fixing_record.rule_words(obj.fixing_rule)
+
+    @admin.display(description="fixing record")
+    def fixing(self, obj: Session) -> str:
+        """The settlement's fixing record, read-only: how, when, and per leg the value, the tier that answered,
+        why the tiers above could not, the ticks used, sources, volume and a composite's sources."""
+        settlement = Settlement.objects.filter(session=obj).first()
+        if settlement is None:
+            return "not settled yet"
+        record = fixing_record.read_record(settlement.fixing, settlement.prices, obj.legs)
+        when = f"at {record.at}" + (f", window ended {record.end}" if record.end and record.end != record.at else "")
+        window = record.window or {}
+        span = f"; window {window.get('before', 0)} s before, {window.get('after', 0)} s after" if window else ""
+        heads = ("leg", *fixing_record.LEG_COLUMNS)
+        rows = [(leg.leg, *fixing_record.leg_cells(leg).values()) for leg in record.legs]
+        return format_html(
+            "<p>{} ({}; {}{})</p><table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
+            record.described,
+            record.source,
+            when if record.at else "no fixing instant",
+            span,
+            format_html_join("", "<th>{}</th>", ((h.replace("_", " "),) for h in heads)),
+            format_html_join(
+                "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in r)),) for r in rows)
+            ),
+        )
 
     @admin.display(description="shorting")
     def shorting_settings(self, obj: Session) -> str:

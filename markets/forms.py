@@ -11,6 +11,7 @@ from markets import domain
 from markets.domain import margin as margin_rules
 from markets.domain import orders as batch_rules
 from markets.errors import DomainError
+from markets.forms_fixing import FixingRuleFields
 from markets.models import Participant, Session
 from oracle import units
 
@@ -42,9 +43,6 @@ def _basket(text: str, legs: list[str]) -> list[object]:
         raise forms.ValidationError(exc.message) from None
 
 
-MAX_WINDOW = 86400
-
-
 def _with_hint(message: str, typed: str) -> str:
     """A count that does not match, typed with commas and no semicolon, may be decimal commas: say how."""
     if "entries for" in message and "," in typed and ";" not in typed:
@@ -64,7 +62,9 @@ def _smallest(text: object) -> str:
     return domain.qty_str(domain.parse_qty(text, "The smallest order"))
 
 
-class SessionCreateForm(forms.Form):
+class SessionCreateForm(FixingRuleFields):
+    field_order = ("session_id", "title", "legs", "q", "start_mode", "end_mode", "t1", "t2", "allocation_mode",
+                   *FixingRuleFields.FIXING_FIELD_ORDER)  # fmt: skip
     session_id = forms.SlugField(label="Session id", max_length=64, help_text="e.g. demo (unique ignoring case)")
     title = forms.CharField(max_length=200, required=False)
     legs = forms.CharField(
@@ -86,21 +86,6 @@ class SessionCreateForm(forms.Form):
     )
     t2 = forms.DateTimeField(label="t2 (settles)", required=False, help_text="UTC; needed when timed")
     allocation_mode = forms.ChoiceField(choices=Session.AllocationMode.choices, initial=Session.AllocationMode.PRO_RATA)
-    fixing_rule = forms.ChoiceField(
-        choices=[
-            ("last", "Last tick at or before t2"),
-            ("median", "Median over a window"),
-            ("twap", "Time-weighted average over a window"),
-        ],
-        initial="last",
-    )
-    fixing_window = forms.CharField(
-        required=False,
-        strip=False,
-        max_length=64,
-        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
-        help_text="Seconds (median/twap), 1 to 86,400",
-    )
     visibility = forms.ChoiceField(
         required=False,
         choices=Session.Visibility.choices,
@@ -199,16 +184,6 @@ class SessionCreateForm(forms.Form):
         except DomainError as exc:
             raise forms.ValidationError(exc.message) from None
 
-    def clean_fixing_window(self) -> int | None:
-        """Whole seconds by the one reader of numbers (`units.read_whole`), not int(): `1_0` is refused."""
-        text = self.cleaned_data.get("fixing_window", "")
-        if not text.strip(" \t"):
-            return None
-        try:
-            return units.read_whole(text, "The fixing window", low=1, high=MAX_WINDOW)
-        except units.InvalidNumber as exc:
-            raise forms.ValidationError(exc.message) from None
-
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if "legs" in data and "q" in data:
@@ -219,6 +194,7 @@ class SessionCreateForm(forms.Form):
                 self.add_error("q", exc)
             except DomainError as exc:
                 self.add_error("q", _with_hint(exc.message, data["q"]))
+        data["fixing"] = self.fixing(data)
         data["batch"] = self._batch_settings(data)
         data["shorting"] = self._short_settings(data)
         return data
@@ -277,9 +253,6 @@ class SessionCreateForm(forms.Form):
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data
-        rule: dict[str, Any] = {"rule": data["fixing_rule"]}
-        if data["fixing_rule"] != "last":
-            rule["window"] = data.get("fixing_window") or 60
         return {
             "session_id": data["session_id"],
             "title": data.get("title", ""),
@@ -290,7 +263,7 @@ class SessionCreateForm(forms.Form):
             "t1": data.get("t1"),
             "t2": data.get("t2"),
             "allocation_mode": data["allocation_mode"],
-            "fixing_rule": rule,
+            "fixing_rule": data["fixing"],
             "visibility": data.get("visibility") or Session.Visibility.PUBLIC,
             "mechanism": data.get("mechanism") or Session.Mechanism.RFQ,
             **data.get("batch", {}),

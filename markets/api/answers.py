@@ -49,7 +49,10 @@ class SessionOut(Schema):
     start_mode: str
     end_mode: str
     allocation_mode: str
-    fixing_rule: dict[str, Any]
+    fixing_rule: dict[str, Any] = Field(
+        ..., description="How S_t2 is taken, in its one written form (see POST /sessions and docs/api.md)"
+    )
+    fixing_described: str = Field(..., description="The fixing rule in words")
     visibility: str
     created_by: str
     created_at: dt.datetime
@@ -188,13 +191,45 @@ class PayoutOut(Schema):
     amount: str
 
 
+class FixingPassedOut(Schema):
+    tier: int = Field(..., description="The tier that could not answer (0: the first)")
+    rule: str
+    reason: str = Field(..., description='Why, e.g. "vwap: volume 0 in the window, 1000 needed"')
+
+
+class FixingLegOut(Schema):
+    value: str | None = Field(..., description="S_t2 of this leg (price text)")
+    tier: int | None = Field(..., description="The tier that answered, 0 for the first (null: not recorded)")
+    rule: str = Field(..., description="The rule of that tier (manual: a price given by hand)")
+    passed: list[FixingPassedOut] = Field(..., description="Each tier above it, and why it could not answer")
+    used: list[int] = Field(..., description="Ids of the ticks the value came from")
+    read: list[int] | None = Field(..., description="Ids of every tick the rule looked at (null: not recorded)")
+    sources: list[str] = Field(..., description="Sources of the ticks used")
+    volume: str | None = Field(..., description="Units traded in the ticks used (null: they carry no volume)")
+    by_source: dict[str, str] | None = Field(None, description="composite: each source's own fixing kept")
+    dropped: dict[str, str] | None = Field(None, description="composite: sources dropped as outliers, their fixing")
+    refused: dict[str, str] | None = Field(None, description="composite: sources that could not answer, why")
+
+
+class FixingOut(Schema):
+    source: Literal["oracle", "manual"] = Field(..., description="The oracle's fixing, or prices given by hand")
+    rule: dict[str, Any]
+    described: str = Field(..., description="The rule in words")
+    at: str | None = Field(..., description="The instant the fixing is for (t2, or when settled by hand)")
+    end: str | None = Field(..., description="Where the window ended (t2 + after, or earlier when cut by hand)")
+    window: dict[str, int] | None = Field(..., description="Seconds the rule looks before and after the instant")
+    ticks: dict[str, list[int]] = Field(..., description="Per leg, the ids of the ticks used (as ever)")
+    detailed: bool = Field(..., description="The record says per leg how (false: a record from before, or manual)")
+    legs: dict[str, FixingLegOut] = Field(..., description="Per leg, in the session's order")
+
+
 class SettlementOut(Schema):
     session_id: str
     status: str
     settled: bool
     settled_at: dt.datetime | None
     prices: dict[str, str]
-    fixing: dict[str, Any] | None
+    fixing: FixingOut | None = Field(..., description="How the prices were made (null until settled)")
     total: str | None = Field(..., description="Sum of payouts")
     expected: str | None = Field(..., description="q . S_t2; equals total")
     payouts: list[PayoutOut]

@@ -30,7 +30,7 @@ def attachment(body: str | bytes, filename: str, content_type: str) -> HttpRespo
 @router.get(
     "/sessions/{session_id}/export/{table}.csv",
     response=ERRORS,
-    summary="One table as CSV: events, trades, holdings, ticks, orders, fills, payouts, reconciliation",
+    summary="One table as CSV: events, trades, holdings, ticks, orders, fills, payouts, reconciliation, fixing, margin",
     openapi_extra=_file(200, "text/csv", "The table, exact decimal strings, UTC times"),
 )
 def export_table(request: HttpRequest, session_id: str, table: str):

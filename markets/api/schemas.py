@@ -171,12 +171,59 @@ class Input(Schema):
 # ---------------------------------------------------------------- requests
 
 
-class FixingRuleIn(Input):
-    rule: Literal["last", "median", "twap"] = "last"
-    window: WholeNumber | None = Field(None, description="Seconds (median and twap); default 60")
+def _fixing_rule(value: Any) -> Any:
+    """The rule as sent, whole: the service checks it by the one checker (`oracle.fixing_rules.validate_rule`)
+    and refuses it with 422 `invalid_fixing_rule` and the checker's message. Only text no database can store
+    (NUL characters) is refused here, with the same code."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise PydanticCustomError("invalid_fixing_rule", "must not contain NUL characters")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule} | ({"window": self.window} if self.window is not None else {})
+
+_WINDOWED = {
+    "window": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "Seconds before t2 (default 60)"},
+    "after": {"type": "integer", "minimum": 0, "maximum": 86400, "description": "Seconds after t2 (a centred window)"},
+    "min_ticks": {"type": "integer", "minimum": 1, "description": "Sufficiency: ticks in the window at least"},
+    "min_volume": {"type": "string", "description": 'Sufficiency: units traded in the window at least ("1000")'},
+    "source": {"type": "string", "description": "Only this source's ticks (required by close)"},
+}
+FIXING_RULE_SCHEMA = {
+    "type": "object",
+    "description": 'How S_t2 is taken from the oracle\'s ticks (default {"rule": "last"}). A base rule: last, '
+    "close (a named source's last tick at or before t2), median, twap, vwap (over `window` seconds before t2 and "
+    "`after` seconds after it, with optional `min_ticks`, `min_volume`, `source`); `composite`: each source's "
+    "fixing by an `inner` base rule, then their median, at least `min_sources` left after dropping those further "
+    "than `max_deviation` (a fraction) from the median; `fallback`: `tiers` (1 to 8 base or composite rules) "
+    "tried in order, the first that answers wins. A bad rule is refused with 422 invalid_fixing_rule.",
+    "properties": {
+        "rule": {"type": "string", "enum": ["last", "close", "median", "twap", "vwap", "composite", "fallback"]},
+        **_WINDOWED,
+        "inner": {"type": "object", "description": "composite: the base rule each source's fixing is made by"},
+        "sources": {"type": "array", "items": {"type": "string"}, "description": "composite: 1 to 16 source names"},
+        "min_sources": {"type": "integer", "minimum": 1, "description": "composite: sources needed (default 1)"},
+        "max_deviation": {"type": "string", "description": 'composite: drop sources this far from the median ("0.02")'},
+        "tiers": {"type": "array", "items": {"type": "object"}, "description": "fallback: the ladder, in order"},
+    },
+    "examples": [
+        {"rule": "fallback", "tiers": [{"rule": "vwap", "window": 300, "min_volume": "1000"}, {"rule": "last"}]},
+        {
+            "rule": "composite",
+            "inner": {"rule": "median", "window": 60},
+            "sources": ["a", "b", "c"],
+            "min_sources": 2,
+            "max_deviation": "0.02",
+        },
+    ],
+}
+FixingRule = Annotated[Any, PlainValidator(_fixing_rule), WithJsonSchema(FIXING_RULE_SCHEMA)]
 
 
 class SessionCreateIn(Input):
@@ -205,7 +252,7 @@ class SessionCreateIn(Input):
     allocation_mode: Literal["pro_rata", "custom"] = "pro_rata"
     t1: AwareDateTime | None = Field(None, description="When a scheduled session opens (with timezone)")
     t2: AwareDateTime | None = Field(None, description="When a timed session settles (with timezone)")
-    fixing_rule: FixingRuleIn | None = None
+    fixing_rule: FixingRule = None
     visibility: Literal["public", "participants"] = Field(
         "public", description="public: any signed-in user may watch; participants: only its participants see it"
     )

@@ -49,7 +49,7 @@ def create_session(request: HttpRequest, payload: SessionCreateIn):
         start_mode=payload.start_mode,
         end_mode=payload.end_mode,
         allocation_mode=payload.allocation_mode,
-        fixing_rule=payload.fixing_rule.as_dict() if payload.fixing_rule else None,
+        fixing_rule=payload.fixing_rule,
         visibility=payload.visibility,
         mechanism=payload.mechanism,
         batch_seconds=payload.batch_seconds,

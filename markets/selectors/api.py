@@ -16,6 +16,7 @@ from ledger.models import Event
 from markets import domain
 from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Payout, Quote, Session, Settlement, Trade
 from markets.selectors import batches
+from markets.selectors.fixing_record import fixing_out, rule_words
 from markets.selectors.margin import settings_out
 from markets.selectors.sealed import SEALED_TYPES, Seal
 from markets.selectors.sessions import is_paused, status_note
@@ -38,6 +39,7 @@ def session_out(session: Session) -> dict[str, Any]:
         "end_mode": session.end_mode,
         "allocation_mode": session.allocation_mode,
         "fixing_rule": session.fixing_rule,
+        "fixing_described": rule_words(session.fixing_rule),
         "visibility": session.visibility,
         "created_by": session.created_by.username,
         "created_at": session.created_at,
@@ -158,7 +160,7 @@ def settlement_out(session: Session) -> dict[str, Any]:
         "settled": settlement is not None,
         "settled_at": settlement.settled_at if settlement else None,
         "prices": {leg: domain.price_str(settlement.prices[leg]) for leg in session.legs} if settlement else {},
-        "fixing": settlement.fixing if settlement else None,
+        "fixing": fixing_out(settlement.fixing, settlement.prices, session.legs) if settlement else None,
         "total": settlement.total if settlement else None,
         "expected": settlement.expected if settlement else None,
         "payouts": [

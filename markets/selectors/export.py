@@ -1,4 +1,4 @@
-"""Data out: one session's log, trades, holdings over time, ticks, orders and batch fills, payouts and
+"""Data out: one session's log, trades, holdings over time, ticks, orders and batch fills, payouts, the fixing and
 settlement reconciliation as CSV tables, and one zip of them (written by `export_files`). `manage.py
 export`, the API and the floor's downloads all take their rows from here, so the three edges hand out the
 same bytes.
@@ -15,7 +15,6 @@ does not see every order (`selectors.sealed`), as on the floor and in the API.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +29,7 @@ from ledger.store import canonical_json
 from markets import access, domain
 from markets.errors import Conflict, Forbidden, NotFound
 from markets.models import Participant, Session, Trade
-from markets.selectors import export_batch, export_margin
+from markets.selectors import export_batch, export_fixing, export_margin
 from markets.selectors.api import trade_out
 from markets.selectors.export_files import (  # noqa: F401  (the writing, for every edge)
     FORMULA_START,
@@ -47,15 +46,15 @@ from markets.selectors.results import session_results
 from markets.selectors.sealed import Seal, sees_all_orders
 from oracle.models import Tick
 
-TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation")
-SETTLED_ONLY = frozenset({"payouts", "reconciliation"})
+TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation", "fixing")
+SETTLED_ONLY = frozenset({"payouts", "reconciliation", "fixing"})
 # Tables only a session that allows shorting has (`export_margin`); with them, every table there is. A
 # session without shorting exports exactly the TABLES it always did.
 SHORTING_ONLY = ("margin",)
 ALL_TABLES = (*TABLES, *SHORTING_ONLY)
 PAID = ("payout", "initial_value", "pnl")  # payouts.csv's money columns (and its totals row's)
 # What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
-FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "payouts")
+FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "payouts", "fixing")
 CHUNK = 2000
 # The person an event's data names as acting (`<side>_id`, or a legacy log's username); for
 # ParticipantJoined the one who joined; any other event's `by_id` if it has one. The log does not record
@@ -276,25 +275,15 @@ class SessionExport:
 
     def _reconciliation(self) -> Table:
         header = ["kind", "user_id", "username", "name", "leg", "x_i", "S_t2", "fixing", "tick_ids", "x_i*S_t2",
-                  "seqs", "payout", "expected", "equal"]  # fmt: skip
-        return Table("reconciliation", header, _reconciliation_rows(self))
+                  "seqs", "payout", "expected", "equal", *export_fixing.RECONCILIATION_EXTRA]  # fmt: skip
+        rows = (row + [""] * (len(header) - len(row)) for row in _reconciliation_rows(self))
+        return Table("reconciliation", header, rows)
+
+    def _fixing(self) -> Table:
+        return Table("fixing", export_fixing.FIXING_HEADER, export_fixing.fixing_rows(self))
 
     def _margin(self) -> Table:
         return Table("margin", export_margin.margin_header(self.legs), export_margin.margin_rows(self, Replay(self)))
-
-
-def _fixing_text(fixing: dict[str, Any]) -> str:
-    """How S_t2 was taken, in a few words: `last at <t>`, `median 60s at <t>`, or `manual`."""
-    if not isinstance(fixing, dict) or fixing.get("source") != "oracle":
-        return "manual"
-    rule = fixing.get("rule") or {}
-    window = f" {rule['window']}s" if "window" in rule else ""
-    when = fixing.get("at")
-    try:  # the instant as every other time in the export is written
-        when = format_at(dt.datetime.fromisoformat(when)) if isinstance(when, str) else when
-    except ValueError:
-        pass
-    return f"{rule.get('rule', '?')}{window} at {when}"
 
 
 def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
@@ -310,11 +299,11 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     replay = Replay(export).run()
     settled = replay.settled
     assert settled is not None
-    fixing = settled.get("fixing") or {}
-    how = _fixing_text(fixing)
-    ticks = fixing.get("ticks") if isinstance(fixing.get("ticks"), dict) else {}
+    record = export_fixing.settled_record(export, settled)
+    how = [export_fixing.leg_text(record, leg) for leg in record.legs]
+    extra = export_fixing.reconciliation_cells(record, export.legs)
     prices = [int(settled["prices"][leg]) for leg in export.legs]
-    sources = [" ".join(str(t) for t in ticks.get(leg, [])) for leg in export.legs]
+    sources = [" ".join(str(t) for t in record.ticks.get(leg, [])) for leg in export.legs]
     paid = replay.paid()
     total = 0
     q = list(export.session.q)
@@ -325,8 +314,8 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
         row = replay.holdings[user]
         for k, leg in enumerate(export.legs):
             seqs = " ".join(str(s) for s in replay.made.get((user, k), []))
-            yield ["leg", str(user), *name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how,
-                   sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", ""]  # fmt: skip
+            yield ["leg", str(user), *name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how[k],
+                   sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", "", *extra[leg]]  # fmt: skip
         if cut is not None:
             yield from export_margin.participant_lines(user, name, cut, settled.get("haircut", {}))
         payout = gross[user] if cut is None else cut.paid[user]
@@ -335,8 +324,8 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
         yield ["participant", str(user), *name, "", "", "", "", "", "", "", domain.money_str(payout), recorded,
                _equal(domain.money_str(payout), recorded)]  # fmt: skip
     for k, leg in enumerate(export.legs):
-        yield ["basket", "", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how, sources[k],
-               domain.money_str(q[k] * prices[k]), "", "", "", ""]  # fmt: skip
+        yield ["basket", "", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how[k], sources[k],
+               domain.money_str(q[k] * prices[k]), "", "", "", "", *extra[leg]]  # fmt: skip
     if cut is not None:
         yield from export_margin.waterfall_lines(cut, settled.get("haircut", {}))
     expected = domain.money_str(domain.payout(q, prices))
