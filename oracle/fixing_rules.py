@@ -263,8 +263,8 @@ def _composite(spec: dict, where: str) -> dict:
 
 
 def _source(value: object, where: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 64:
-        raise InvalidRule(f"{where}A source is a name of 1 to 64 characters")
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 64 or not value.isprintable():
+        raise InvalidRule(f"{where}A source is a name of 1 to 64 printable characters")
     return value.strip()
 
 
@@ -285,7 +285,7 @@ def describe(spec: dict) -> str:
     if spec["rule"] == "composite":
         inner = describe(spec["inner"])
         sources = ", ".join(spec["sources"]) if "sources" in spec else "every source"
-        said = f"the median across {sources} of each one's {inner}"
+        said = f"the median across {sources} of each one's {inner.removeprefix('the ')}"
         need = spec.get("min_sources", 1)
         if need > 1:
             said += f", at least {need} sources"

@@ -53,7 +53,7 @@ def test_the_whole_grammar_is_taken_and_the_session_says_it_in_words(api, users,
     words = {
         "fallback": "the VWAP over the 300 s before t2 (at least 1000 traded); if that cannot be made, "
         "the last price at or before t2",
-        "composite": "the median across a, b, c of each one's the median price over the 60 s before t2, "
+        "composite": "the median across a, b, c of each one's median price over the 60 s before t2, "
         "at least 2 sources, dropping those more than 2% from the median",
     }
     assert read["fixing_described"] == created.json()["fixing_described"] == words[rule["rule"]]
