@@ -194,10 +194,10 @@ class Command(BaseCommand):
         except sources.ReplayError as exc:
             raise CommandError(str(exc).replace("\n", " ")) from None
         if options["speed"] is not None:
-            delays = sources.replay_delays([at for at, _ in rows], speed=options["speed"])
+            delays = sources.replay_delays([row.at for row in rows], speed=options["speed"])
             about = f"{len(rows)} rows at {options['speed']:g}x the file's pace"
         else:
-            delays = sources.replay_delays([at for at, _ in rows], tick_ms=tick_ms or DEFAULT_TICK_MS)
+            delays = sources.replay_delays([row.at for row in rows], tick_ms=tick_ms or DEFAULT_TICK_MS)
             about = f"{len(rows)} rows, one every {tick_ms or DEFAULT_TICK_MS} ms"
         if options["loop"]:
             about += ", looping"
