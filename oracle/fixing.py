@@ -48,6 +48,7 @@ class Fixing:
     at: dt.datetime  # the scheduled instant (t2; for a session settled by hand, the moment it was)
     end: dt.datetime | None = None  # where the window ended (t2 + after, or earlier when cut by hand)
     legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per leg, `fix_leg`'s record and the read
+    # (`read`: the ids of every tick looked at, `prices` and `volumes`: theirs, aligned)
 
     def record(self, iso) -> dict[str, Any]:
         """What `SessionSettled.fixing` says of it, instants written by `iso`."""
@@ -86,7 +87,11 @@ def take_fixing(
             continue
         prices[leg] = made["value"]
         used[leg] = made["used"]
-        records[leg] = made | {"read": [o.id for o in obs], "volumes": [o.volume for o in obs]}
+        records[leg] = made | {
+            "read": [o.id for o in obs],
+            "prices": [o.price for o in obs],
+            "volumes": [o.volume for o in obs],
+        }
     if reasons:
         raise MissingPrice(list(reasons), at, reasons)
     return Fixing(prices=prices, ticks=used, rule=spec, at=at, end=end, legs=records)
@@ -163,6 +168,8 @@ def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices
         obs = sorted((Obs(*found[i][:5]) for i in ids), key=lambda o: (o.at, o.id))
         if mine and [found[i][3] for i in ids] != mine.get("volumes"):
             problems.append(f"{leg}: the volumes recorded differ from the ticks'")
+        if mine and "prices" in mine and [found[i][2] for i in ids] != mine["prices"]:
+            problems.append(f"{leg}: the prices recorded differ from the ticks'")  # even where the value would not move
         try:
             again = fix_leg(obs, spec, t2, end)
         except Insufficient as exc:
@@ -171,7 +178,7 @@ def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices
         if again["value"] != prices.get(leg):
             problems.append(f"{leg}: the fixing makes {again['value']} again, the settlement used {prices.get(leg)}")
         if mine:
-            kept = {k: v for k, v in mine.items() if k not in ("read", "volumes")}
+            kept = {k: v for k, v in mine.items() if k not in ("read", "prices", "volumes")}
             if kept != again:
                 differ = sorted(k for k in set(kept) | set(again) if kept.get(k) != again.get(k))
                 problems.append(f"{leg}: the record differs from the fixing made again in {', '.join(differ)}")
