@@ -105,16 +105,17 @@ def observations(session_id: str, leg: str, spec: dict, t2: dt.datetime, end: dt
     stop = min(t2 + dt.timedelta(seconds=after), end)
     ticks = Tick.objects.filter(session_id=session_id, symbol=leg)
     fields = ("id", "at", "price", "volume", "source")
-    rows: dict[int, tuple] = {}
     lo = t2 - dt.timedelta(seconds=before) if before else stop
-    if before:
-        rows.update((r[0], r) for r in ticks.filter(at__gt=lo, at__lte=stop).values_list(*fields))
     earlier = ticks.filter(at__lte=lo).order_by("-at", "-id")
+    opening: dict[int, tuple] = {}
     for source in (None, *_named_sources(spec)):
         chosen = (earlier if source is None else earlier.filter(source=source)).values_list(*fields).first()
         if chosen is not None:
-            rows[chosen[0]] = chosen
-    return sorted((Obs(*r) for r in rows.values()), key=lambda o: (o.at, o.id))
+            opening[chosen[0]] = chosen
+    out = sorted(map(Obs._make, opening.values()), key=lambda o: (o.at, o.id))
+    if before:  # the window's ticks, all after those: in the database's order, none sorted here
+        out += map(Obs._make, ticks.filter(at__gt=lo, at__lte=stop).order_by("at", "id").values_list(*fields))
+    return out
 
 
 def _named_sources(spec: dict) -> list[str]:
