@@ -5,6 +5,7 @@
     .venv/bin/python -m bench --only replay trade --json out.json --markdown out.md
     .venv/bin/python -m bench --only clearing   # a batch auction's cut through services.clear_batch
     .venv/bin/python -m bench --only margin     # accepts with shorting on beside off (margin's cost)
+    .venv/bin/python -m bench --only fixing     # a fixing over 1,000,000 ticks beside sqlite3 + numpy
 
 Everything runs on scratch SQLite files in a temporary folder (or --workdir, which is kept and lets the
 generated logs be reused): the project's own database is never touched.
@@ -25,7 +26,16 @@ from typing import Any
 
 from bench.common import BASE_DIR
 
-SECTIONS = ("replay", "trade", "http", "push", "clearing", "margin", "scale")  # scale only when named (--only scale)
+SECTIONS = (
+    "replay",
+    "trade",
+    "http",
+    "push",
+    "clearing",
+    "margin",
+    "fixing",
+    "scale",
+)  # scale only when named (--only scale)
 
 FULL = {
     "replay_events": [10_000, 100_000, 1_000_000],
@@ -42,6 +52,7 @@ FULL = {
     "clearing": [[legs, n] for legs in (4, 8, 32) for n in (100, 1_000, 10_000)],  # [legs, resting orders]
     "margin_prior": 1_000,
     "margin_accepts": 400,
+    "fixing_ticks": 1_000_000,
 }
 
 QUICK = {
@@ -59,6 +70,7 @@ QUICK = {
     "clearing": [[4, 100], [8, 1_000]],
     "margin_prior": 100,
     "margin_accepts": 40,
+    "fixing_ticks": 20_000,
 }
 
 
@@ -147,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         schema = setup_django(workdir)
         ctx = Context(workdir=workdir, schema=schema, sizes=sizes, quick=args.quick)
         ctx.log(f"scratch folder {workdir}; sections {', '.join(sections)}")
-        from bench import batches, margin, push, replay, scale, trade, web
+        from bench import batches, fixing, margin, push, replay, scale, trade, web
 
         modules = {
             "replay": replay,
@@ -156,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             "push": push,
             "clearing": batches,
             "margin": margin,
+            "fixing": fixing,
             "scale": scale,
         }
         figures = []

@@ -18,6 +18,7 @@ from bench.eventlog import GeneratedLog, usernames
 from ledger import clock
 from markets import audit, projections, services
 from markets.models import Batch, Holding, Order, Session
+from oracle.models import Tick
 
 EXPECTED = {
     "replay.2000",
@@ -40,6 +41,8 @@ EXPECTED = {
     "clearing.8.1000",
     "margin.trade.full",
     "margin.trade.normal",
+    "fixing.vwap",
+    "fixing.ladder",
 }
 
 
@@ -179,7 +182,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
     for key, figure in figures.items():
         assert figure["value"] > 0 and figure["limit"] > 0, key
         assert figure["ratio"] > 0, key
-    assert result["sections"] == ["replay", "trade", "http", "push", "clearing", "margin"]
+    assert result["sections"] == ["replay", "trade", "http", "push", "clearing", "margin", "fixing"]
     for field in ("cpu", "cores", "python", "sqlite"):
         assert result["machine"][field]
     # The server's CPU per request beside each HTTP rate (and /health's), on the page too.
@@ -197,6 +200,7 @@ def test_quick_benchmark_run_reports_every_figure_with_a_ratio(tmp_path):
         margin["traders_short"] > 30 and margin["statements_per_accept"]["on"] > margin["statements_per_accept"]["off"]
     )
     assert "## What margin costs an accept" in text
+    assert "## What a fixing over a long window costs" in text and figures["fixing.vwap"]["detail"]["read"] == 20_000
 
 
 @pytest.mark.slow
@@ -243,3 +247,25 @@ def test_the_margin_bench_times_the_same_accepts_with_shorting_on_and_off(tmp_pa
         assert Trade.objects.filter(session_id=session.id).count() > 2 * 8  # the timed accepts traded
         assert audit.verify_session(session.id).ok, session.id
     assert "| FULL |" in margin.markdown(ctx.notes["margin"])
+
+
+@pytest.mark.sqlite_only("the bare pass reads the SQLite file")
+@pytest.mark.django_db(transaction=True)  # the bare pass reads the file through its own connection
+def test_the_fixing_bench_takes_the_exact_fixing_the_bare_pass_approximates(tmp_path):
+    """Both sides read the same window: every tick loaded, and the same value (float64 may miss the last unit)."""
+    from bench import fixing
+    from oracle.fixing_methods import Obs, twap, vwap
+
+    ctx = SimpleNamespace(workdir=tmp_path, quick=True, sizes={"fixing_ticks": 3_000}, notes={}, log=print)
+    figures = {f.key: f for f in fixing.run(ctx)}
+    assert set(figures) == {"fixing.vwap", "fixing.ladder"}
+    rows = list(Tick.objects.filter(session_id=fixing.SESSION).order_by("at", "id"))
+    obs = [Obs(t.id, t.at, t.price, t.volume) for t in rows]
+    exact = {"vwap": vwap(obs).price, "ladder": twap(obs, fixing.window()).price}
+    for name, figure in figures.items():
+        rule = name.split(".")[1]
+        assert figure.detail["read"] == len(rows) == 3_000
+        assert figure.detail["value"] == exact[rule]
+        assert abs(figure.detail["bare_value"] - exact[rule]) <= 1
+        assert figure.value > 0 and figure.limit > 0
+    assert "| vwap | 3,000 |" in fixing.markdown(ctx.notes["fixing"])

@@ -54,6 +54,7 @@ class Fixing:
     at: dt.datetime  # the scheduled instant (t2; for a session settled by hand, the moment it was)
     end: dt.datetime | None = None  # where the window ended (t2 + after, or earlier when cut by hand)
     legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per leg, `fix_leg`'s record and the read
+    # (`read`: the ids of every tick looked at, `prices` and `volumes`: theirs, aligned)
 
     def record(self, iso) -> dict[str, Any]:
         """What `SessionSettled.fixing` says of it, instants written by `iso`."""
@@ -92,7 +93,11 @@ def take_fixing(
             continue
         prices[leg] = made["value"]
         used[leg] = made["used"]
-        records[leg] = made | {"read": [o.id for o in obs], "volumes": [o.volume for o in obs]}
+        records[leg] = made | {
+            "read": [o.id for o in obs],
+            "prices": [o.price for o in obs],
+            "volumes": [o.volume for o in obs],
+        }
     if reasons:
         raise MissingPrice(list(reasons), at, reasons)
     return Fixing(prices=prices, ticks=used, rule=spec, at=at, end=end, legs=records)
@@ -106,16 +111,17 @@ def observations(session_id: str, leg: str, spec: dict, t2: dt.datetime, end: dt
     stop = min(t2 + dt.timedelta(seconds=after), end)
     ticks = Tick.objects.filter(session_id=session_id, symbol=leg)
     fields = ("id", "at", "price", "volume", "source")
-    rows: dict[int, tuple] = {}
     lo = t2 - dt.timedelta(seconds=before) if before else stop
-    if before:
-        rows.update((r[0], r) for r in ticks.filter(at__gt=lo, at__lte=stop).values_list(*fields))
     earlier = ticks.filter(at__lte=lo).order_by("-at", "-id")
+    opening: dict[int, tuple] = {}
     for source in (None, *_named_sources(spec)):
         chosen = (earlier if source is None else earlier.filter(source=source)).values_list(*fields).first()
         if chosen is not None:
-            rows[chosen[0]] = chosen
-    return sorted((Obs(*r) for r in rows.values()), key=lambda o: (o.at, o.id))
+            opening[chosen[0]] = chosen
+    out = sorted(map(Obs._make, opening.values()), key=lambda o: (o.at, o.id))
+    if before:  # the window's ticks, all after those: in the database's order, none sorted here
+        out += map(Obs._make, ticks.filter(at__gt=lo, at__lte=stop).order_by("at", "id").values_list(*fields))
+    return out
 
 
 def _named_sources(spec: dict) -> list[str]:
@@ -169,6 +175,8 @@ def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices
         obs = sorted((Obs(*found[i][:5]) for i in ids), key=lambda o: (o.at, o.id))
         if mine and [found[i][3] for i in ids] != mine.get("volumes"):
             problems.append(f"{leg}: the volumes recorded differ from the ticks'")
+        if mine and "prices" in mine and [found[i][2] for i in ids] != mine["prices"]:
+            problems.append(f"{leg}: the prices recorded differ from the ticks'")  # even where the value would not move
         try:
             again = fix_leg(obs, spec, t2, end)
         except Insufficient as exc:
@@ -177,7 +185,7 @@ def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices
         if again["value"] != prices.get(leg):
             problems.append(f"{leg}: the fixing makes {again['value']} again, the settlement used {prices.get(leg)}")
         if mine:
-            kept = {k: v for k, v in mine.items() if k not in ("read", "volumes")}
+            kept = {k: v for k, v in mine.items() if k not in ("read", "prices", "volumes")}
             if kept != again:
                 differ = sorted(k for k in set(kept) | set(again) if kept.get(k) != again.get(k))
                 problems.append(f"{leg}: the record differs from the fixing made again in {', '.join(differ)}")

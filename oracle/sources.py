@@ -8,8 +8,8 @@ only inside the random walk; every price leaves this module through `to_base_uni
   One step is `dt = tick_seconds * time_scale / (252 * 6.5 * 3600)` years (a trading year of 252 days
   of 6.5 hours; `time_scale` > 1 makes a demo livelier: 60 means one real second is one market minute).
   Prices are rounded to the config's `tick_size` (default one base unit, 0.000001; the demo uses 0.01).
-- `load_replay_csv(path, legs)`: reads and validates a whole `ts,AAPL,NVDA,...` file, raising
-  `ReplayError("FILE:LINE:COLUMN: ...")` at the first problem.
+- `load_replay_csv(path, legs)`: reads and validates a whole `ts,AAPL,NVDA,...` file (with optional
+  `AAPL:volume` columns), raising `ReplayError("FILE:LINE:COLUMN: ...")` at the first problem.
 - `replay_delays(timestamps, speed=None, tick_ms=None)`: seconds to wait before each row.
 - `sim_feed` / `replay_feed`: endless or finite iterators of (delay_seconds, prices) for the runner.
 """
@@ -29,13 +29,14 @@ import numpy as np
 
 from oracle import units
 from oracle.simconfig import ConfigError, LegParams, SimConfig, cholesky, load_config, parse_price_text
-from oracle.units import MAX_PRICE, PRICE_DP, PRICE_SCALE, name_key
+from oracle.units import MAX_PRICE, PRICE_DP, PRICE_SCALE, QTY_DP, name_key
 
 # The config (oracle.simconfig) is read through this module too: `sources.load_config(...)`.
 __all__ = [
     "ConfigError",
     "LegParams",
     "ReplayError",
+    "Row",
     "SimConfig",
     "SimSource",
     "cholesky",
@@ -55,6 +56,8 @@ MAX_PRICE_UNITS = MAX_PRICE * PRICE_SCALE
 _LOG_MIN = math.log(MIN_PRICE_UNITS / PRICE_SCALE)
 _LOG_MAX = math.log(MAX_PRICE)
 _EXACT = Context(prec=80)
+VOLUME_SUFFIX = ":volume"  # `AAPL:volume` beside `AAPL`: a leg's name never holds a colon
+MAX_VOLUME = 10**12  # units in one row (10**18 base units of 10**-6: inside a BigInteger)
 
 
 class ReplayError(ValueError):
@@ -190,8 +193,8 @@ class SimSource:
 
 
 class Row(NamedTuple):
-    """One instant of a replay file: its prices, and its volumes where the file gives them ({symbol:
-    10**-6 units}; None: no volume column). The runner stores a row's volume on each tick."""
+    """One replay row: its instant, {column: price in base units}, and {column: volume in 10**-6 units}
+    for the volume cells it fills (None: the file has no volume column)."""
 
     at: dt.datetime
     prices: dict[str, int]
@@ -201,9 +204,10 @@ class Row(NamedTuple):
 def load_replay_csv(path: str | Path, legs: Sequence[str] = ()) -> list[Row]:
     """Read and validate the whole file: header `ts,SYM1,SYM2,...`, one row per instant.
 
-    Every price column is checked, timestamps must be ISO 8601 and strictly increasing (naive ones are
+    A column `SYM:volume` beside `SYM` gives its volume in units (up to 6 decimals, not negative; an
+    empty cell: no volume in that row). Every price and volume is checked, timestamps must be ISO 8601 and strictly increasing (naive ones are
     UTC); `legs` must each have a column (matched by name, ignoring case and spacing: `GOLD 3m` finds a
-    column `gold 3M`). Returns [(timestamp, {column name: base units})] with every column.
+    column `gold 3M`). Returns a Row (timestamp, {column name: base units}, volumes) per row, every column.
     """
     name = str(path)
     try:
@@ -225,7 +229,7 @@ def load_replay_csv(path: str | Path, legs: Sequence[str] = ()) -> list[Row]:
         if header is None:
             raise ReplayError(f"{name}:1:1: the file is empty: expected a header like ts,{','.join(legs) or 'AAPL'}")
         header_line = reader.line_num
-        symbols = _read_header(name, header_line, header, legs)
+        symbols, volume_of = _read_header(name, header_line, header, legs)
         rows: list[Row] = []
         previous: dt.datetime | None = None
         for record in reader:
@@ -247,12 +251,13 @@ def load_replay_csv(path: str | Path, legs: Sequence[str] = ()) -> list[Row]:
                 )
             previous = at
             prices = {}
-            for col, symbol in enumerate(symbols, start=2):
+            for col, symbol in symbols.items():
                 try:
                     prices[symbol] = parse_price_text(record[col - 1])
                 except ValueError as exc:
                     raise ReplayError(f"{name}:{line}:{col}: {symbol}: {exc}") from None
-            rows.append((at, prices))
+            volumes = _read_volumes(name, line, record, volume_of) if volume_of else None
+            rows.append(Row(at, prices, volumes))
     except csv.Error as exc:
         raise ReplayError(f"{name}:{reader.line_num}:1: malformed CSV: {exc}") from None
     if not rows:
@@ -260,11 +265,13 @@ def load_replay_csv(path: str | Path, legs: Sequence[str] = ()) -> list[Row]:
     return rows
 
 
-def _read_header(name: str, line: int, header: list[str], legs: Sequence[str]) -> list[str]:
+def _read_header(name: str, line: int, header: list[str], legs: Sequence[str]) -> tuple[dict[int, str], dict[int, str]]:
+    """({column number: price symbol}, {column number: the symbol whose volume it holds})."""
     first = header[0].strip().lower()
     if first not in ("ts", "timestamp"):
         raise ReplayError(f"{name}:{line}:1: the first column must be 'ts' (ISO timestamps), not {header[0][:20]!r}")
-    symbols: list[str] = []
+    symbols: dict[int, str] = {}
+    volumes: dict[int, str] = {}  # column -> the volume column's own name, matched to its price column below
     for col, cell in enumerate(header[1:], start=2):
         problem = units.leg_text_problem(cell)
         if problem is not None:  # a look-alike or a Unicode space is never folded into a leg's name
@@ -272,18 +279,44 @@ def _read_header(name: str, line: int, header: list[str], legs: Sequence[str]) -
         symbol = units.tidy_name(cell)
         if not symbol:
             raise ReplayError(f"{name}:{line}:{col}: empty column name")
-        if name_key(symbol) in {name_key(s) for s in symbols}:
+        seen = [*symbols.values(), *volumes.values()]
+        if name_key(symbol) in {name_key(s) for s in seen}:
             raise ReplayError(f"{name}:{line}:{col}: column {symbol} appears twice (names are matched ignoring case)")
-        symbols.append(symbol)
-    keys = {name_key(s) for s in symbols}
-    missing = [leg for leg in legs if name_key(leg) not in keys]
+        if symbol.lower().endswith(VOLUME_SUFFIX):
+            volumes[col] = symbol
+        else:
+            symbols[col] = symbol
+    by_key = {name_key(s): s for s in symbols.values()}
+    volume_of: dict[int, str] = {}
+    for col, column in volumes.items():
+        base = units.tidy_name(column[: -len(VOLUME_SUFFIX)])
+        if name_key(base) not in by_key:
+            raise ReplayError(
+                f"{name}:{line}:{col}: volume column {column} has no price column {base or '(empty)'} beside it"
+            )
+        volume_of[col] = by_key[name_key(base)]
+    missing = [leg for leg in legs if name_key(leg) not in by_key]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         raise ReplayError(
             f"{name}:{line}:{len(header) + 1}: no column for leg{plural} {', '.join(missing)} "
-            f"(the header has {', '.join(symbols) or 'no price columns'})"
+            f"(the header has {', '.join(symbols.values()) or 'no price columns'})"
         )
-    return symbols
+    return symbols, volume_of
+
+
+def _read_volumes(name: str, line: int, record: list[str], volume_of: dict[int, str]) -> dict[str, int]:
+    """{symbol: volume in 10**-6 units} for the row's filled volume cells."""
+    volumes = {}
+    for col, symbol in volume_of.items():
+        text = record[col - 1]
+        if not text.strip(" \t"):
+            continue  # no volume for this symbol in this row
+        try:
+            volumes[symbol] = units.parse_fixed(text, dp=QTY_DP, what="volume", max_value=MAX_VOLUME, allow_zero=True)
+        except units.InvalidNumber as exc:
+            raise ReplayError(f"{name}:{line}:{col}: {symbol}: {exc.message}") from None
+    return volumes
 
 
 def _parse_ts(name: str, line: int, cell: str) -> dt.datetime:
@@ -314,17 +347,23 @@ def replay_delays(
     return delays
 
 
-def replay_feed(rows: Sequence[Row], delays: Sequence[float], loop: bool = False) -> Iterator[tuple[float, dict]]:
-    """(delay, prices) for each row; with `loop`, start again after the last row, waiting the
-    first gap of the file (or, for a one-row file, the same pace) before row one comes again."""
+def replay_feed(
+    rows: Sequence[Row], delays: Sequence[float], loop: bool = False, volumes: bool = False
+) -> Iterator[tuple]:
+    """(delay, prices) for each row (with `volumes`: (delay, prices, {symbol: volume}) ); with `loop`,
+    start again after the last row, waiting the first gap of the file (or, for a one-row file, the same
+    pace) before row one comes again."""
     if not rows:
         return
     restart_gap = delays[1] if len(delays) > 1 else 1.0
     first_pass = True
     while True:
-        for i, (_, prices, *_volumes) in enumerate(rows):
+        for i, row in enumerate(rows):
             delay = delays[i] if (i or first_pass) else restart_gap
-            yield delay, dict(prices)
+            if volumes:
+                yield delay, dict(row[1]), dict((row[2] if len(row) > 2 else None) or {})
+            else:
+                yield delay, dict(row[1])
         if not loop:
             return
         first_pass = False

@@ -172,8 +172,8 @@ def test_load_replay_csv_returns_every_row_in_order_as_exact_integers(tmp_path):
     )
     rows = load_replay_csv(path, ["AAPL", "NVDA"])
     assert rows == [
-        (dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC), {"AAPL": 230_500_000, "NVDA": 135_000_000, "EXTRA": 1_000_000}),
-        (dt.datetime(2025, 1, 2, 14, 30, 1, tzinfo=dt.UTC), {"AAPL": 230_123_456, "NVDA": 135_010_000, "EXTRA": 2_000_000}),
+        (dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC), {"AAPL": 230_500_000, "NVDA": 135_000_000, "EXTRA": 1_000_000}, None),
+        (dt.datetime(2025, 1, 2, 14, 30, 1, tzinfo=dt.UTC), {"AAPL": 230_123_456, "NVDA": 135_010_000, "EXTRA": 2_000_000}, None),
     ]  # fmt: skip
 
 
@@ -238,9 +238,10 @@ def test_columns_are_matched_to_legs_by_name_ignoring_case_and_spacing(tmp_path)
 def test_the_shipped_demo_file_is_valid_and_one_second_apart():
     rows = load_replay_csv(DEMO_CSV, LEGS)
     assert 200 <= len(rows) <= 1000
-    gaps = {(b - a).total_seconds() for (a, _), (b, _) in itertools.pairwise(rows)}
+    gaps = {(b.at - a.at).total_seconds() for a, b in itertools.pairwise(rows)}
     assert gaps == {1.0}
-    for _, prices in rows:
+    for _, prices, volumes in rows:
+        assert volumes is None  # the demo file has no volume columns
         assert set(prices) == set(LEGS)
         assert all(10_000_000 < p < 2_000_000_000 for p in prices.values())  # 10 .. 2000 currency
 

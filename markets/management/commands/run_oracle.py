@@ -19,10 +19,8 @@ price one session at once under different names: each resumes from its own ticks
 
 from __future__ import annotations
 
-import itertools
 import math
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -214,15 +212,15 @@ class Command(BaseCommand):
         except sources.ReplayError as exc:
             raise CommandError(str(exc).replace("\n", " ")) from None
         if options["speed"] is not None:
-            delays = sources.replay_delays([row[0] for row in rows], speed=options["speed"])
+            delays = sources.replay_delays([row.at for row in rows], speed=options["speed"])
             about = f"{len(rows)} rows at {options['speed']:g}x the file's pace"
         else:
-            delays = sources.replay_delays([row[0] for row in rows], tick_ms=tick_ms or DEFAULT_TICK_MS)
+            delays = sources.replay_delays([row.at for row in rows], tick_ms=tick_ms or DEFAULT_TICK_MS)
             about = f"{len(rows)} rows, one every {tick_ms or DEFAULT_TICK_MS} ms"
         if options["loop"]:
             about += ", looping"
         about += "; from row 1 (a replay starts at the top of its file: it does not resume)"
-        feed = replay_volumes(sources.replay_feed(rows, delays, loop=options["loop"]), rows)
+        feed = sources.replay_feed(rows, delays, loop=options["loop"], volumes=True)
         return feed, f"replay:{path.name}", set(rows[0][1]), about
 
     # ------------------------------------------------------------ output
@@ -241,13 +239,6 @@ class Command(BaseCommand):
         self.stdout.write(f"\r{text}\x1b[K", ending="")
         self.stdout.flush()
         self._status_pending = True
-
-
-def replay_volumes(feed: Iterable[tuple], rows: Sequence[sources.Row]) -> Iterator[tuple]:
-    """The replay feed's (delay, prices) with each row's volumes, where the file gives them: (delay,
-    prices, {symbol: volume} | None). The feed yields the rows in order, looping, so they pair one to one."""
-    for (delay, row_prices, *_), row in zip(feed, itertools.cycle(rows)):
-        yield delay, row_prices, (row[2] if len(row) > 2 else None)
 
 
 def market_runner(**options) -> Runner:
