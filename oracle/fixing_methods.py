@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import itemgetter, mul, sub
 from typing import NamedTuple
 
 
@@ -48,7 +49,10 @@ class Window:
     end: dt.datetime
 
     def inside(self, obs: Sequence[Obs]) -> list[Obs]:
-        return [o for o in obs if (self.start is None or o.at > self.start) and o.at <= self.end]
+        start, end = self.start, self.end
+        if start is None:
+            return [o for o in obs if o.at <= end]
+        return [o for o in obs if start < o.at <= end]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Answer:
     detail: dict = field(default_factory=dict)  # what the record shows beside it (sources, dropped, volume)
 
 
+_MICROSECOND = dt.timedelta(microseconds=1)
 VOLUME_SCALE = 10**6  # volumes are integers of 10**-6 units, like quantities
 
 
@@ -111,19 +116,19 @@ def twap(obs: Sequence[Obs], window: Window) -> Answer:
     the end); the one in force at `start` (the last at or before it) counts from `start`. A window whose
     prices were in force for no time (a single instant) takes the last price."""
     assert window.start is not None
+    when = itemgetter(1, 0)  # (at, id): ties in time go to the later id
     before = [o for o in obs if o.at <= window.start]
-    series = sorted(window.inside(obs), key=lambda o: (o.at, o.id))
+    series = sorted(window.inside(obs), key=when)
     if before:
-        series.insert(0, max(before, key=lambda o: (o.at, o.id)))
+        series.insert(0, max(before, key=when))
     if not series:
         raise Insufficient("twap: no tick in force in the window")
-    weighted = total = 0
-    for i, o in enumerate(series):
-        begin = max(o.at, window.start)
-        stop = series[i + 1].at if i + 1 < len(series) else window.end
-        span = max(0, (stop - begin) // dt.timedelta(microseconds=1))
-        weighted += o.price * span
-        total += span
+    # Each price is in force from its instant (the window's start for the one before it) to the next one's
+    # (the window's end for the last), in whole microseconds; the instants are sorted, so no span is < 0.
+    ats = [max(series[0].at, window.start), *(o.at for o in series[1:]), window.end]
+    spans = [gap // _MICROSECOND for gap in map(sub, ats[1:], ats)]
+    total = sum(spans)
+    weighted = sum(map(mul, (o.price for o in series), spans))
     price = weighted // total if total else series[-1].price
     return Answer(price, tuple(o.id for o in series))
 

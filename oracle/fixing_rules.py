@@ -142,15 +142,16 @@ def fix_leg(obs: Sequence[Obs], spec: dict, t2: dt.datetime, end: dt.datetime) -
         except Insufficient as exc:
             passed.append({"tier": i, "rule": tier["rule"], "reason": exc.reason})
             continue
-        used = set(answer.used)
-        chosen = [o for o in obs if o.id in used]
+        ids = sorted(answer.used)  # mostly in order already: the sort is a pass
+        used = set(ids)
+        chosen = obs if len(used) == len(obs) else [o for o in obs if o.id in used]
         volumes = [o.volume for o in chosen if o.volume is not None]
         record: dict[str, Any] = {
             "value": answer.price,
             "tier": i,
             "rule": tier["rule"],
             "passed": passed,
-            "used": sorted(used),
+            "used": ids,
             "sources": sorted({o.source for o in chosen}),
             "volume": sum(volumes) if volumes else None,
         }
