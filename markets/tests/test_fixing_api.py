@@ -16,18 +16,12 @@ from markets import services, tokens
 from markets.models import Session, Settlement
 from markets.tests.test_fixings import T1, T2, everywhere, put, timed
 from oracle.fixing_rules import InvalidRule, validate_rule
+from oracle.tests.test_fixing_rules import COMPOSITE, LADDER
 
 pytestmark = pytest.mark.django_db
 
 BASE = {"session_id": "fx", "legs": ["AAPL", "NVDA", "META", "ORCL"], "q": [100, 60, 80, 120]}
-FALLBACK = {"rule": "fallback", "tiers": [{"rule": "vwap", "window": 300, "min_volume": "1000"}, {"rule": "last"}]}
-COMPOSITE = {
-    "rule": "composite",
-    "inner": {"rule": "median", "window": 60},
-    "sources": ["a", "b", "c"],
-    "min_sources": 2,
-    "max_deviation": "0.02",
-}
+FALLBACK = LADDER  # the two examples
 
 
 @pytest.fixture

@@ -19,42 +19,14 @@ from markets import services
 from markets.models import Session
 from markets.push import panels, render
 from markets.selectors import fixings
-from oracle.models import Tick
+from markets.tests.test_fixings import LEGS, T2, everywhere, put, settle_with_an_outlier, timed
 
 pytestmark = pytest.mark.django_db
 
-T1 = dt.datetime(2030, 3, 4, 15, 0, tzinfo=dt.UTC)
-T2 = T1 + dt.timedelta(hours=1)
-U = 10**6
-LEGS = ("AAPL", "NVDA", "META", "ORCL")
 LADDER = {
     "rule": "fallback",
     "tiers": [{"rule": "vwap", "window": 300, "min_volume": "1000"}, {"rule": "last"}],
 }
-
-
-def timed(users, rule: dict, sid: str = "fix") -> Session:
-    clock.set_time(T1)
-    return create_demo(users, sid, t2=T2, end_mode="timed", fixing_rule=rule)
-
-
-def put(sid: str, seconds: float, prices: dict[str, float], volume: float | None = None, source: str = "a") -> None:
-    at = T2 + dt.timedelta(seconds=seconds)
-    Tick.objects.bulk_create(
-        Tick(
-            session_id=sid,
-            symbol=leg,
-            at=at,
-            price=round(p * U),
-            volume=None if volume is None else round(volume * U),
-            source=source,
-        )
-        for leg, p in prices.items()
-    )
-
-
-def everywhere(price: float) -> dict[str, float]:
-    return dict.fromkeys(LEGS, price)
 
 
 def page(user, name: str, sid: str = "fix") -> str:
@@ -198,14 +170,7 @@ def test_the_results_page_shows_the_fixing_record(users):
 
 
 def test_the_record_of_a_composite_names_its_sources_and_the_outlier_dropped(users):
-    rule = {"rule": "composite", "inner": {"rule": "median", "window": 60}, "sources": ["a", "b", "c"],
-            "min_sources": 2, "max_deviation": "0.02"}  # fmt: skip
-    timed(users, rule)
-    put("fix", -20, everywhere(100), source="a")
-    put("fix", -15, everywhere(101), source="b")
-    put("fix", -10, everywhere(150), source="c")
-    clock.set_time(T2)
-    services.settle_session(None, "fix")
+    settle_with_an_outlier(users)
     html = page(users["bob"], "results")
     assert "dropping those more than 2% from the median" in html
     meta = html.split('data-testid="fixing-leg-META"', 1)[1].split("</tr>", 1)[0]

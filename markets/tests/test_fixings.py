@@ -16,6 +16,7 @@ from markets import audit, services
 from markets.errors import Conflict
 from markets.models import Session, stream_name
 from oracle.models import Tick
+from oracle.tests.test_fixing_rules import COMPOSITE
 
 pytestmark = pytest.mark.django_db
 
@@ -97,20 +98,18 @@ def test_a_ladder_falls_to_the_tier_that_can_and_records_why_the_others_could_no
     assert audit.verify_session("fix").ok
 
 
-def test_a_composite_drops_the_source_far_from_the_others_and_names_it(users):
-    rule = {
-        "rule": "composite",
-        "inner": {"rule": "median", "window": 60},
-        "sources": ["a", "b", "c"],
-        "min_sources": 2,
-        "max_deviation": "0.02",
-    }
-    timed(users, rule)
+def settle_with_an_outlier(users) -> None:
+    """The issue's composite (the median across a, b, c within 2%) settled where c is 50% off."""
+    timed(users, COMPOSITE)
     put("fix", -20, everywhere(100), source="a")
     put("fix", -15, everywhere(101), source="b")
     put("fix", -10, everywhere(150), source="c")
     clock.set_time(T2)
     services.settle_session(None, "fix")
+
+
+def test_a_composite_drops_the_source_far_from_the_others_and_names_it(users):
+    settle_with_an_outlier(users)
     leg = settled_fixing("fix")["fixing"]["legs"]["META"]
     assert leg["value"] == 100 * U and leg["dropped"] == {"c": 150 * U}
     assert leg["by_source"] == {"a": 100 * U, "b": 101 * U} and leg["sources"] == ["a", "b"]
