@@ -20,6 +20,7 @@ from django.conf import settings
 from ledger import clock
 from markets import domain
 from markets.models import Session
+from markets.selectors import fixing_record
 from oracle import fixing
 from oracle.fixing_methods import Insufficient
 from oracle.fixing_rules import InvalidRule, fix_leg, reach, validate_rule
@@ -197,54 +198,49 @@ def _instant(text: str | None) -> dt.datetime | None:
 
 
 def record_view(record: Any, legs: list[str]) -> dict[str, Any]:
-    """A settlement's fixing record as the results page shows it: the rule in words, the window, and per
-    leg the value, the tier that answered and why those above did not, the ticks used (their ids), the
-    sources, the volume and the sources dropped as outliers. A record from before the per-leg record says
-    what it has (the ticks used); a settlement at prices given by hand says so."""
-    record = record if isinstance(record, dict) else {}
-    rule = record.get("rule") or {}
-    manual = record.get("source") == "manual" or rule.get("rule") == "manual"
+    """A settlement's fixing record as the results page shows it, read by the one reader of records
+    (`fixing_record.read_record`, as the API, the admin and the export read it): the rule in words, the
+    window, and per leg the value, the tier that answered and why those above did not, the ticks used
+    (their ids), the sources, the volume and the sources dropped as outliers. A record from before the
+    per-leg record says what it has (the ticks used); a settlement at prices given by hand says so."""
+    read = fixing_record.read_record(record, {}, legs)
+    manual = read.source == "manual"
+    at, end = _instant(read.at), _instant(read.end)
     view: dict[str, Any] = {
         "manual": manual,
-        "rule_name": rule.get("rule", ""),
-        "described": "prices given by hand" if manual else record.get("described") or described(rule),
-        "at": _instant(record.get("at")),
-        "end": _instant(record.get("end")),
+        "rule_name": read.rule.get("rule", ""),
+        "described": "prices given by hand" if manual else read.described,
+        "at": at,
+        "end": end,
         "start": None,
-        "tiers": len(rule.get("tiers", [])) or 1,
+        "tiers": len(read.rule.get("tiers", [])) or 1,
         "legs": [],
-        "detailed": bool(record.get("legs")),
+        "detailed": read.detailed,
     }
-    window = record.get("window")
-    if view["at"] and isinstance(window, dict):
-        view["start"] = view["at"] - dt.timedelta(seconds=window.get("before", 0))
-        planned = view["at"] + dt.timedelta(seconds=window.get("after", 0))
-        view["cut_short"] = bool(view["end"] and view["end"] < planned)
+    if at and read.window:
+        view["start"] = at - dt.timedelta(seconds=read.window.get("before", 0))
+        view["cut_short"] = bool(end and end < at + dt.timedelta(seconds=read.window.get("after", 0)))
     if manual:
         return view
-    ticks = record.get("ticks") or {}
-    for leg in legs:
-        mine = (record.get("legs") or {}).get(leg)
-        if mine is None:  # a record from before the per-leg record
-            used = list(ticks.get(leg, []))
-            view["legs"].append({"leg": leg, "used": used, "count": len(used), "old": True})
+    for leg in read.legs:
+        if leg.read is None:  # a record from before the per-leg record: the ticks used, no more
+            view["legs"].append({"leg": leg.leg, "used": leg.used, "count": len(leg.used), "old": True})
             continue
-        volume = mine.get("volume")
         view["legs"].append(
             {
-                "leg": leg,
-                "value": _price(mine.get("value")),
-                "tier": (mine.get("tier") or 0) + 1,
-                "rule": mine.get("rule", ""),
-                "passed": [TierSaid(p["tier"] + 1, p["rule"], reason=p["reason"]) for p in mine.get("passed", [])],
-                "used": list(mine.get("used", [])),
-                "count": len(mine.get("used", [])),
-                "read": len(mine.get("read", [])),
-                "sources": list(mine.get("sources", [])),
-                "volume": volume_dec(volume),
-                "by_source": [(name, _price(p)) for name, p in (mine.get("by_source") or {}).items()],
-                "dropped": [(name, _price(p)) for name, p in (mine.get("dropped") or {}).items()],
-                "refused": list((mine.get("refused") or {}).items()),
+                "leg": leg.leg,
+                "value": _price(leg.value),
+                "tier": (leg.tier or 0) + 1,
+                "rule": leg.rule,
+                "passed": [TierSaid(p["tier"] + 1, p["rule"], reason=p["reason"]) for p in leg.passed],
+                "used": leg.used,
+                "count": len(leg.used),
+                "read": len(leg.read),
+                "sources": leg.sources,
+                "volume": volume_dec(leg.volume),
+                "by_source": [(name, _price(p)) for name, p in (leg.by_source or {}).items()],
+                "dropped": [(name, _price(p)) for name, p in (leg.dropped or {}).items()],
+                "refused": list((leg.refused or {}).items()),
             }
         )
     return view
