@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ledger import store
-from markets import domain, projections
-from markets.domain import liquidation
+from markets import domain, projections, projections_actions
+from markets.domain import actions, liquidation
 from markets.models import Participant, Payout, Session, Settlement, stream_name
 
 
@@ -45,7 +45,41 @@ def verify_session(session_id: str) -> StreamReport:
     report.problems.extend(_batch_problems(events))
     report.problems.extend(_margin_problems(events))
     report.problems.extend(_fixing_problems(session_id, events))
+    report.problems.extend(_action_problems(events))
     return report
+
+
+def _action_problems(events) -> list[str]:
+    """Every corporate action applied made again: the holdings it names before are those the log gives
+    there (`fastreplay.replay_holdings`), and the rule (`domain.actions.outcome`) makes the same q, moves,
+    cash in lieu and leftover units from them and the prices it recorded."""
+    from markets import fastreplay
+
+    problems = []
+    legs: list[str] = []
+    scheduled: dict[int, dict] = {}
+    for i, event in enumerate(events):
+        if event.type == "SessionCreated":
+            legs = list(event.data["legs"])
+        elif event.type == "CorporateActionScheduled":
+            scheduled[event.data["action"]] = event.data["params"]
+        if event.type != "CorporateActionApplied":
+            continue
+        d = event.data
+        before = {int(u): row for u, row in d["holdings_before"].items()}
+        if fastreplay.replay_holdings(events[:i]).as_dict() != before:
+            problems.append(f"event #{event.seq}: the holdings it names before differ from the log's")
+        params = scheduled.get(d["action"], {})
+        prices = [d.get("prices", {}).get(leg) for leg in legs]
+        try:
+            again = actions.outcome(d["kind"], d["leg"], params, legs, d["q_before"], before, prices)
+        except domain.DomainError as exc:
+            problems.append(f"event #{event.seq}: the action cannot be made again ({exc.message})")
+            continue
+        differ = sorted(key for key, value in again.items() if d.get(key) != value)
+        if differ:
+            problems.append(f"event #{event.seq}: the action made again differs in {', '.join(differ)}")
+    return problems
 
 
 def _fixing_problems(session_id: str, events) -> list[str]:
@@ -146,7 +180,9 @@ def _invariant_problems(session_id: str, events) -> list[str]:
     if settlement is not None:
         prices = [settlement.prices[leg] for leg in session.legs]
         paid = dict(Payout.objects.filter(session_id=session_id).values_list("participant__user_id", "amount"))
-        cut = liquidation.haircut(domain.payouts(matrix, prices), domain.payout(session.q, prices))
+        cash = projections_actions.cash_of(session_id)
+        pool = domain.payout(session.q, prices) + sum(cash.values())
+        cut = liquidation.haircut(actions.with_cash(domain.payouts(matrix, prices), cash), pool)
         recomputed = cut.paid
         rule = "x.S" if not cut.deficit else "x.S less the haircut"
         for user, amount in recomputed.items():
@@ -156,10 +192,10 @@ def _invariant_problems(session_id: str, events) -> list[str]:
                 )
         if (settlement.deficit or "0") != (domain.money_str(cut.deficit) if cut.deficit else "0"):
             problems.append(f"settlement: recorded deficit {settlement.deficit or 0}, the payouts give {cut.deficit}")
-        checks.append(lambda: domain.check_settlement_sum(recomputed, session.q, prices))
+        checks.append(lambda: domain.check_settlement_sum(recomputed, session.q, prices, sum(cash.values())))
         checks.append(lambda: domain.check_payouts_not_negative(recomputed))
-        if not _same_money(settlement.total, domain.payout(session.q, prices)):
-            problems.append(f"settlement: recorded total {settlement.total} differs from q.S")
+        if not _same_money(settlement.total, pool):
+            problems.append(f"settlement: recorded total {settlement.total} differs from q.S and the actions' cash")
     for check in checks:
         try:
             check()

@@ -28,9 +28,10 @@ import numpy as np
 
 from markets import sql
 
-HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", "TradeExecuted", "BatchCleared", "AutoDeleveraged")
+MOVING_TYPES = ("TradeExecuted", "BatchCleared", "AutoDeleveraged", "CorporateActionApplied")
+HOLDING_TYPES = ("SessionCreated", "InitialAllocationAssigned", *MOVING_TYPES)
 _BATCH_MARK = '"cut_at":'  # in every BatchCleared payload, in no TradeExecuted one
-_ADL_MARK = '"deltas_by_id":'  # in every AutoDeleveraged payload, in no other moving one
+_ADL_MARK = '"deltas_by_id":'  # in every AutoDeleveraged and CorporateActionApplied payload, in no other moving one
 _INT64_SAFE = 2**62
 
 
@@ -105,7 +106,7 @@ def replay_holdings(events: Iterable[Any]) -> Holdings:
     trades: list[str] = []
     for event in events:
         type_, payload = _type_and_payload(event)
-        if type_ in ("TradeExecuted", "BatchCleared", "AutoDeleveraged"):
+        if type_ in MOVING_TYPES:
             # Before the allocation there is no holding row to move (the projection updates nothing).
             if opening.initial is not None:
                 trades.append(payload)

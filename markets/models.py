@@ -22,6 +22,7 @@ from markets.access_models import (  # noqa: F401  (who may come in: access stat
     InviteUse,
     RejoinLink,
 )
+from markets.action_models import CorporateAction  # noqa: F401  (corporate actions)
 from markets.batch_models import Batch, Fill, Order  # noqa: F401  (batch auctions)
 from markets.domain import orders as order_rules
 
@@ -171,6 +172,9 @@ class Participant(models.Model):
     # still wait for their batch (auto-deleveraging follows that batch if they leave a short).
     liquidated_at = models.DateTimeField(null=True, blank=True)
     liquidation_pending = models.BooleanField(default=False)
+    # Corporate actions: the cash paid to it (or owed by it) by dividends, cash mergers and cash in lieu,
+    # exact money text (10**-12); paid with its payout at the settlement.
+    cash = models.CharField(max_length=64, default="0")
 
     class Meta:
         ordering = ["session", "username"]

@@ -304,7 +304,7 @@ def holdings_matrix(session_id: str) -> dict[str, list[int]]:
 
 
 # Registers the batch auctions' and bounded shorting's handlers (which import these).
-from markets import projections_batch, projections_margin  # noqa: E402, F401
+from markets import projections_actions, projections_batch, projections_margin  # noqa: E402, F401
 from markets.projections_batch import batch_fields  # noqa: E402
 from markets.projections_margin import margin_fields  # noqa: E402
 from markets.replay import ReplayError, diff, rebuild, snapshot  # noqa: E402, F401 (projections.rebuild, as ever)

@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 
 from ledger.models import Event
 from ledger.store import iter_stream
-from markets import domain, projections, projections_batch
+from markets import domain, projections, projections_actions, projections_batch
 from markets.models import RFQ, Holding, Participant, Payout, Quote, Session, Settlement, Trade
 
 
@@ -49,6 +49,7 @@ def snapshot(session_id: str) -> dict[str, Any]:
             .values(*_fields(Trade, "taker", "maker"), "taker__user_id", "maker__user_id")
         ),
         **projections_batch.snapshot(session_id),
+        **projections_actions.snapshot(session_id),
         "settlement": Settlement.objects.filter(session_id=session_id).values().first(),
         "payouts": list(
             Payout.objects.filter(session_id=session_id)

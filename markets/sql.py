@@ -396,7 +396,7 @@ HEADS_SQL = (
 )
 TRADES_SQL = (
     "SELECT stream, version, payload FROM ledger_event"
-    " WHERE type IN ('TradeExecuted', 'BatchCleared', 'AutoDeleveraged')"
+    " WHERE type IN ('TradeExecuted', 'BatchCleared', 'AutoDeleveraged', 'CorporateActionApplied')"
 )
 TRADES_RANGE_SQL = TRADES_SQL + " AND seq BETWEEN ? AND ?"
 SEQ_RANGE_SQL = "SELECT MIN(seq), MAX(seq) FROM ledger_event"

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
-from markets.domain import DomainError
+from markets.domain import DomainError, money_str, parse_price
 
 MAX_RATIO = Fraction(1000)
 MIN_RATIO = Fraction(1, 1000)
@@ -116,6 +116,69 @@ def dividend(x: Mapping[int, int], amount: int) -> dict[int, int]:
 def cash_merger(x: Mapping[int, int], cash: int) -> dict[int, int]:
     """Each holder's cash when the leg is bought out at `cash` per unit: x . cash (a short pays it)."""
     return dividend(x, cash)
+
+
+def with_cash(gross: Mapping[int, int], cash: Mapping[int, int]) -> dict[int, int]:
+    """Each holder's x . S plus its cash: the settlement's payout before any haircut."""
+    return {u: gross.get(u, 0) + cash.get(u, 0) for u in gross.keys() | cash.keys()}
+
+
+def outcome(
+    kind: str,
+    leg: str,
+    params: Mapping[str, str],
+    legs: list[str],
+    q: list[int],
+    matrix: Mapping[int, list[int]],
+    prices: list[int | None],
+) -> dict:
+    """What applying an action does, as CorporateActionApplied records it (the service writes it, the audit
+    makes it again from the holdings before and the prices recorded): q after, each holder's row of
+    deltas, its cash (money text), the leftover units and the prices used. `prices` per leg (None: none)."""
+    k = legs.index(leg)
+    column = {u: row[k] for u, row in matrix.items()}
+    q_after = list(q)
+    deltas = {u: [0] * len(legs) for u in matrix}
+    cash: dict[int, int] = {}
+    out: dict = {}
+    if kind == "rename":
+        out["to"] = params["to"]
+    elif kind == "dividend":
+        cash = dividend(column, _price(params["amount"]))
+    elif kind == "merger" and "cash" in params:
+        cash = cash_merger(column, _price(params["cash"]))
+        q_after[k] = 0
+        for u, x in column.items():
+            deltas[u][k] = -x
+    else:
+        ratio = Fraction(params["ratio"])
+        target = k if kind == "split" else legs.index(params["into"])
+        if prices[target] is None:
+            raise DomainError(f"No price in force for {legs[target]} at the cut: cash in lieu needs one", "no_price")
+        if kind == "split":
+            made, price_after = split(q[k], column, ratio, prices[k])
+            out |= {"price_before": prices[k], "price_after": price_after}
+            q_after[k] = made.q
+            for u in matrix:
+                deltas[u][k] = made.x[u] - column[u]
+        else:
+            made = scale(q[k], column, ratio, prices[target])
+            out["price_into"] = prices[target]
+            q_after[k], q_after[target] = 0, q[target] + made.q
+            for u in matrix:
+                deltas[u][k], deltas[u][target] = -column[u], made.x[u]
+        cash = made.cash
+        out |= {"ratio": params["ratio"], "leftover": list(made.leftover)}
+    return out | {
+        "q_before": list(q),
+        "q_after": q_after,
+        "deltas_by_id": {str(u): row for u, row in sorted(deltas.items()) if any(row)},
+        "cash_by_id": {str(u): money_str(v) for u, v in sorted(cash.items()) if v},
+    }
+
+
+def _price(text: str) -> int:
+    return parse_price(text, "Price")
 
 
 def _floor(value: Fraction) -> int:

@@ -78,9 +78,12 @@ def check_payouts_not_negative(payout_by_holder: Mapping[str, int]) -> None:
             raise InvariantViolation(f"Negative payout: {holder} would be paid {money_str(amount)}")
 
 
-def check_settlement_sum(payout_by_holder: Mapping[str, int], q: Sequence[int], prices: Sequence[int]) -> None:
-    """4. sum_i payout_i == q . S exactly."""
+def check_settlement_sum(
+    payout_by_holder: Mapping[str, int], q: Sequence[int], prices: Sequence[int], cash: int = 0
+) -> None:
+    """4. sum_i payout_i == q . S exactly, plus the cash corporate actions paid into the pool (`cash`)."""
     total = sum(payout_by_holder.values())
-    expected = payout(q, prices)
+    expected = payout(q, prices) + cash
     if total != expected:
-        raise InvariantViolation(f"Settlement sum {money_str(total)} differs from q.S = {money_str(expected)}")
+        said = "q.S" if not cash else f"q.S + cash {money_str(cash)}"
+        raise InvariantViolation(f"Settlement sum {money_str(total)} differs from {said} = {money_str(expected)}")

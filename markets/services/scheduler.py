@@ -13,6 +13,7 @@ from ledger import clock
 from markets import domain
 from markets.errors import Conflict, DomainError
 from markets.models import RFQ, Quote, Session
+from markets.services.actions import apply_due_actions
 from markets.services.batches import clear_due_batches
 from markets.services.command import _command, _retrying
 from markets.services.margin import liquidate_due_sessions
@@ -144,12 +145,14 @@ def settle_due_sessions() -> list[tuple[str, str]]:
 
 def run_due() -> list[tuple[str, str]]:
     """Everything the clock makes due, in order: open scheduled sessions past t1, cancel timed sessions
-    not open at t2, expire quotes, cut due batches, close trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
+    not open at t2, expire quotes, apply corporate actions at their cut, liquidate, cut due batches, close
+    trading at t2, settle timed sessions at their fixing. Run by `run_oracle` and `settle --due`."""
     outcomes: list[tuple[str, str]] = []
     steps = (
         open_due_sessions,
         cancel_unopened_sessions,
         expire_due_quotes,
+        apply_due_actions,
         liquidate_due_sessions,
         clear_due_batches,
         close_due_sessions,

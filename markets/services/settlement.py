@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 from django.conf import settings
 
-from markets import domain, projections
-from markets.domain import liquidation
+from markets import domain, projections, projections_actions
+from markets.domain import actions, liquidation
 from markets.errors import Conflict, DomainError, Forbidden
 from markets.models import Quote, Session
 from markets.services.command import _Command, _command, _get_session, _iso, _require_organiser, _retrying
@@ -126,10 +126,12 @@ def _manual_prices(session: Session, prices: Mapping[str, object]) -> tuple[list
 def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
     session = cmd.session
     matrix = projections.holdings_by_user(session.id)
-    gross = domain.payouts(matrix, prices)
-    cut = liquidation.haircut(gross, domain.payout(session.q, prices))  # nothing changes unless a payout is < 0
+    cash = projections_actions.cash_of(session.id)  # corporate actions' cash, paid with the payout
+    gross = actions.with_cash(domain.payouts(matrix, prices), cash)
+    pool = domain.payout(session.q, prices) + sum(cash.values())
+    cut = liquidation.haircut(gross, pool)  # nothing changes unless a payout is < 0
     paid = cut.paid
-    domain.check_settlement_sum(paid, session.q, prices)
+    domain.check_settlement_sum(paid, session.q, prices, sum(cash.values()))
     domain.check_payouts_not_negative(paid)
     cmd.emit(
         "SessionSettled",
@@ -138,8 +140,9 @@ def _settle(cmd: _Command, prices: list[int], fixing: dict) -> None:
             "fixing": fixing,
             "payouts_by_id": {str(u): domain.money_str(v) for u, v in paid.items()},
             "total": domain.money_str(sum(paid.values())),
-            "expected": domain.money_str(domain.payout(session.q, prices)),
+            "expected": domain.money_str(pool),
         }
+        | ({"cash_by_id": {str(u): domain.money_str(v) for u, v in sorted(cash.items())}} if cash else {})
         | ({"haircut": _haircut_record(cut)} if cut.deficit else {}),
     )
 
