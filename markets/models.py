@@ -66,6 +66,9 @@ class Session(models.Model):
     end_mode = models.CharField(max_length=16, choices=EndMode.choices)
     allocation_mode = models.CharField(max_length=16, choices=AllocationMode.choices)
     fixing_rule = models.JSONField()
+    # Corporate actions: each leg's applied splits [[cut, "ratio"], ...] (CorporateActionApplied), so that a
+    # tick from before a cut reads at the price level after it with no extra read on the trade path.
+    splits = models.JSONField(default=dict, blank=True)
     visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

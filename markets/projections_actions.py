@@ -33,6 +33,11 @@ def _applied(event: Event, d: dict[str, Any]) -> None:
     """q as the action left it, each holding moved by its row of deltas, each holder's cash added to."""
     session_id = session_id_of(event.stream)
     Session.objects.filter(id=session_id).update(q=d["q_after"])
+    if d["kind"] == "split":  # ticks from before the cut read at the level after it (selectors.prices)
+        session = Session.objects.only("splits").get(id=session_id)
+        splits = dict(session.splits or {})
+        splits[d["leg"]] = [*splits.get(d["leg"], []), [d["at"], d["ratio"]]]
+        Session.objects.filter(id=session_id).update(splits=splits)
     for user, deltas in d.get("deltas_by_id", {}).items():
         for k, delta in enumerate(deltas):
             if delta:

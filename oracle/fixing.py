@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from django.db import connection
@@ -80,16 +81,28 @@ def window_end(spec: dict, t2: dt.datetime) -> dt.datetime:
     return t2 + dt.timedelta(seconds=reach(spec)[1])
 
 
+Splits = Mapping[str, Sequence[tuple[dt.datetime, Fraction]]]  # per leg: (cut, ratio) of each split applied
+
+
 def take_fixing(
-    session_id: str, legs: Sequence[str], at: dt.datetime, spec: dict, end: dt.datetime | None = None
+    session_id: str,
+    legs: Sequence[str],
+    at: dt.datetime,
+    spec: dict,
+    end: dt.datetime | None = None,
+    splits: Splits | None = None,
 ) -> Fixing:
     """Every leg's fixing scheduled at `at` under the rule, its window ending at `end` (by default where
-    the rule ends it); raises MissingPrice naming each leg without one and why."""
+    the rule ends it); raises MissingPrice naming each leg without one and why. A tick from before a split
+    of its leg (`splits`) counts at its price divided by the ratio, its volume multiplied (CRSP's
+    adjustment), so a window across the cut reads one price level; the record says which were adjusted."""
     spec = validate_rule(spec)
     end = window_end(spec, at) if end is None else end
     prices, used, records, reasons = {}, {}, {}, {}
     for leg in legs:
-        obs = observations(session_id, leg, spec, at, end)
+        raw = observations(session_id, leg, spec, at, end)
+        cuts = list((splits or {}).get(leg, ()))
+        obs = adjusted(raw, cuts)
         try:
             made = fix_leg(obs, spec, at, end)
         except Insufficient as exc:
@@ -97,11 +110,34 @@ def take_fixing(
             continue
         prices[leg] = made["value"]
         used[leg] = made["used"]
-        read, _ats, read_prices, volumes, _sources = zip(*obs, strict=True) if obs else ((),) * 5
+        read, _ats, read_prices, volumes, _sources = zip(*raw, strict=True) if raw else ((),) * 5
         records[leg] = made | {"read": list(read), "prices": list(read_prices), "volumes": list(volumes)}
+        if cuts and obs != raw:
+            records[leg]["splits"] = [
+                [c.astimezone(dt.UTC).isoformat(), f"{r.numerator}/{r.denominator}"] for c, r in cuts
+            ]
     if reasons:
         raise MissingPrice(list(reasons), at, reasons)
     return Fixing(prices=prices, ticks=used, rule=spec, at=at, end=end, legs=records)
+
+
+def adjusted(obs: list[Obs], cuts: Sequence[tuple[dt.datetime, Fraction]]) -> list[Obs]:
+    """The observations with each one stamped at or before a split's cut (the instant it was applied) at its price level: its price
+    divided by the ratio (floored to the price unit), its volume multiplied (floored to the unit)."""
+    if not cuts:
+        return obs
+    out = []
+    for o in obs:
+        factor = Fraction(1)
+        for cut, ratio in cuts:
+            if o.at <= cut:
+                factor *= ratio
+        if factor == 1:
+            out.append(o)
+            continue
+        volume = None if o.volume is None else int(o.volume * factor)
+        out.append(o._replace(price=int(o.price / factor), volume=volume))
+    return out
 
 
 def observations(session_id: str, leg: str, spec: dict, t2: dt.datetime, end: dt.datetime) -> list[Obs]:
@@ -144,7 +180,9 @@ def _named_sources(spec: dict) -> list[str]:
     return [spec["source"]] if "source" in spec else []
 
 
-def progress(session_id: str, legs: Sequence[str], spec: dict, t2: dt.datetime, now: dt.datetime) -> list[dict]:
+def progress(
+    session_id: str, legs: Sequence[str], spec: dict, t2: dt.datetime, now: dt.datetime, splits: Splits | None = None
+) -> list[dict]:
     """Per leg, the window so far (from its start to now): its ticks, the volume traded, and what the rule
     would make now (value and tier) or why it cannot yet. For the floor, between the window's start and t2."""
     spec = validate_rule(spec)
@@ -152,7 +190,7 @@ def progress(session_id: str, legs: Sequence[str], spec: dict, t2: dt.datetime, 
     start = t2 - dt.timedelta(seconds=before)
     out = []
     for leg in legs:
-        obs = observations(session_id, leg, spec, t2, now)
+        obs = adjusted(observations(session_id, leg, spec, t2, now), list((splits or {}).get(leg, ())))
         inside = [o for o in obs if o.at > start]
         row = {"leg": leg, "ticks": len(inside), "volume": sum(o.volume or 0 for o in inside)}
         try:
@@ -185,6 +223,8 @@ def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices
             problems.append(f"{leg}: tick(s) {missing[:5]} named by the fixing are not {leg}'s ticks in this session")
             continue
         obs = sorted((Obs(*found[i][:5]) for i in ids), key=lambda o: (o.at, o.id))
+        cuts = [(dt.datetime.fromisoformat(c), Fraction(r)) for c, r in (mine or {}).get("splits", ())]
+        obs = adjusted(obs, cuts)
         if mine and [found[i][3] for i in ids] != mine.get("volumes"):
             problems.append(f"{leg}: the volumes recorded differ from the ticks'")
         if mine and "prices" in mine and [found[i][2] for i in ids] != mine["prices"]:
@@ -197,7 +237,7 @@ def redo(session_id: str, legs: Sequence[str], fixing: Mapping[str, Any], prices
         if again["value"] != prices.get(leg):
             problems.append(f"{leg}: the fixing makes {again['value']} again, the settlement used {prices.get(leg)}")
         if mine:
-            kept = {k: v for k, v in mine.items() if k not in ("read", "prices", "volumes")}
+            kept = {k: v for k, v in mine.items() if k not in ("read", "prices", "volumes", "splits")}
             if kept != again:
                 differ = sorted(k for k in set(kept) | set(again) if kept.get(k) != again.get(k))
                 problems.append(f"{leg}: the record differs from the fixing made again in {', '.join(differ)}")

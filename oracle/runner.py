@@ -284,6 +284,8 @@ class Runner:
             if self._outcomes.get(sid) != outcome:  # a session waiting for a price is reported once
                 self._outcomes[sid] = outcome
                 self.out(f"scheduler: {sid} {outcome}")
+            if outcome.endswith(" applied"):  # a corporate action (a split): the sim places it again, from
+                self._joined.pop(sid, None)  # its newest tick at the level after the cut
         self.refresh_targets()
         return outcomes
 

@@ -14,6 +14,7 @@ from django.db.models import F, Max, Sum
 from markets.bots.policy import Market, OrderView, QuoteView, RfqView
 from markets.models import RFQ, Holding, Order, Participant, Quote, Session
 from markets.selectors.common import latest_prices
+from markets.selectors.prices import splits_of
 from oracle import fixing
 
 
@@ -95,5 +96,5 @@ def fixing_so_far(session: Session, now: dt.datetime) -> dict[str, int]:
     before, _after = fixing.reach(fixing.validate_rule(rule))
     if now < session.t2 - dt.timedelta(seconds=before):
         return {}
-    rows = fixing.progress(session.id, session.legs, rule, session.t2, now)
+    rows = fixing.progress(session.id, session.legs, rule, session.t2, now, splits=splits_of(session))
     return {row["leg"]: row["value"] for row in rows if row["value"] is not None}

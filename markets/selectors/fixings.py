@@ -21,6 +21,7 @@ from ledger import clock
 from markets import domain
 from markets.models import Session
 from markets.selectors import fixing_record
+from markets.selectors.prices import splits_of
 from oracle import fixing
 from oracle.fixing_methods import Insufficient
 from oracle.fixing_rules import InvalidRule, fix_leg, reach, validate_rule
@@ -33,7 +34,7 @@ def fixing_preview(session: Session) -> dict[str, Any]:
     at = session.t2 if timed else now
     end = min(now, fixing.window_end(session.fixing_rule, at)) if timed else at  # settling now ends the window
     try:
-        taken = fixing.take_fixing(session.id, session.legs, at, session.fixing_rule, end)
+        taken = fixing.take_fixing(session.id, session.legs, at, session.fixing_rule, end, splits=splits_of(session))
     except fixing.MissingPrice as exc:
         return {"ok": False, "reason": str(exc), "at": at, "described": described(session.fixing_rule)}
     return {
@@ -156,7 +157,7 @@ def leg_progress(session: Session, rule: dict, now: dt.datetime) -> list[LegProg
     """`oracle.fixing.progress` per leg as the panel shows it; a leg no tier answers is told tier by tier
     (the ladder's joined reason split where it was joined: each tier made again alone)."""
     rows = []
-    for row in fixing.progress(session.id, session.legs, rule, session.t2, now):
+    for row in fixing.progress(session.id, session.legs, rule, session.t2, now, splits=splits_of(session)):
         shown = LegProgress(
             leg=row["leg"],
             ticks=row["ticks"],

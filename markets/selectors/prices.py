@@ -9,7 +9,8 @@ of a query per leg).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 
 from markets import floor_sql, sql
 from markets.models import Session
@@ -49,14 +50,36 @@ def price_history(session: Session, *, until: dt.datetime | None = None, window:
             first_price[leg] = price
         else:
             recent[leg].append((at, tick_id, price))
+    splits = splits_of(session)
+    if splits:  # a split's earlier ticks on the chart at the level after it, with the first price
+        recent = {
+            leg: [(at, i, adjust(p, at, splits.get(leg, []))) for at, i, p in rows] for leg, rows in recent.items()
+        }
+        first_price = {leg: adjust(p, since, splits.get(leg, [])) for leg, p in first_price.items()}
     return PriceHistory(
         {leg: [(at, price) for at, _, price in sorted(rows)] for leg, rows in recent.items()}, first_price
     )
 
 
 def latest_prices(session: Session) -> dict[str, int]:
-    """Latest tick price per leg (base units), in one statement; legs without a tick are absent."""
+    """Latest tick price per leg (base units), in one statement; legs without a tick are absent. After a
+    split, a leg whose latest tick is from before the cut reads at the level after it."""
+    if session.splits:
+        return _level(session, sql.newest_ticks(session.id, session.legs, dt.datetime.max.replace(tzinfo=dt.UTC)))
     return {session.legs[k]: price for k, price in floor_sql.latest_tick_prices(session.id, session.legs)}
+
+
+def _level(session: Session, rows: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """{leg: price} of {leg: (tick id, price)}, each tick from before a split of its leg at the level after
+    it (one more read, of those ticks' instants, only where a leg has split)."""
+    prices = {leg: price for leg, (_, price) in rows.items()}
+    splits = splits_of(session)
+    split_legs = [leg for leg in rows if leg in splits]
+    if split_legs:
+        ats = dict(Tick.objects.filter(id__in=[rows[leg][0] for leg in split_legs]).values_list("id", "at"))
+        for leg in split_legs:
+            prices[leg] = adjust(prices[leg], ats[rows[leg][0]], splits[leg])
+    return prices
 
 
 def prices_at(session: Session, at: dt.datetime) -> tuple[list[int | None], dict[str, int]]:
@@ -64,9 +87,8 @@ def prices_at(session: Session, at: dt.datetime) -> tuple[list[int | None], dict
     the margin rule judges a position at (bounded shorting), read in one statement (`sql.newest_ticks`:
     the commands read it on the trade path)."""
     newest = sql.newest_ticks(session.id, session.legs, at)
-    return [newest[leg][1] if leg in newest else None for leg in session.legs], {
-        leg: newest[leg][0] for leg in session.legs if leg in newest
-    }
+    level = _level(session, newest) if session.splits else {leg: p for leg, (_, p) in newest.items()}
+    return [level.get(leg) for leg in session.legs], {leg: newest[leg][0] for leg in session.legs if leg in newest}
 
 
 def newest_ticks(
@@ -81,13 +103,19 @@ def newest_ticks(
 def resume_ticks(session_id: str, legs: list[str], source: str) -> dict[str, LastTick]:
     """Where the feed `source` resumes each leg of a session (`oracle.resume.own_first`): its own newest
     tick, else the newest of any feed (named), for the legs that have one. Two reads at most, when a
-    session joins the feed."""
+    session joins the feed; a split leg's tick from before its cut at the level after it."""
     own = newest_ticks(session_id, legs, source=source)
     missing = [leg for leg in legs if leg not in own]
     others = {
         leg: (LastTick(session_id, leg, *row[:3]), row[3]) for leg, row in _newest_rows(session_id, missing).items()
     }
-    return resume.own_first(own, others)
+    placed = resume.own_first(own, others)
+    session = Session.objects.only("splits").filter(id=session_id).first()
+    splits = splits_of(session) if session is not None else {}
+    for leg, tick in placed.items():  # after a split the walk goes on at the level after it
+        if leg in splits:
+            placed[leg] = replace(tick, price=adjust(tick.price, tick.at, splits[leg]))
+    return placed
 
 
 def _newest_rows(
@@ -105,3 +133,20 @@ def _newest_rows(
         if row is not None:
             newest[leg] = row
     return newest
+
+
+def splits_of(session: Session) -> dict[str, list[tuple[dt.datetime, Fraction]]]:
+    """Each leg's applied splits (cut, ratio), oldest first, from the session row (no extra read)."""
+    return {
+        leg: [(dt.datetime.fromisoformat(cut), Fraction(ratio)) for cut, ratio in rows]
+        for leg, rows in (session.splits or {}).items()
+    }
+
+
+def adjust(price: int, at: dt.datetime, cuts: list[tuple[dt.datetime, Fraction]]) -> int:
+    """A tick's price at the level after every split applied at or after it (floored to the price unit)."""
+    factor = Fraction(1)
+    for cut, ratio in cuts:
+        if at <= cut:
+            factor *= ratio
+    return price if factor == 1 else int(price / factor)

@@ -15,6 +15,7 @@ from markets.domain import batch
 from markets.domain import orders as rules
 from markets.errors import Conflict, DomainError
 from markets.models import Batch, Order, Session
+from markets.selectors.prices import splits_of
 from markets.services import margin
 from markets.services.command import (
     _Command,
@@ -72,7 +73,7 @@ def _cut(cmd: _Command, cut: dt.datetime) -> int:
     orders = [batch.Order(i, u, index[give], index[get], rest, limit) for i, u, give, get, rest, limit in resting]
     held: list[int] = []
     try:
-        fixing = fixing_rules.take_fixing(session.id, legs, cut, {"rule": "last"})
+        fixing = fixing_rules.take_fixing(session.id, legs, cut, {"rule": "last"}, splits=splits_of(session))
     except fixing_rules.MissingPrice as exc:
         reference, ticks = {}, {}
         result: batch.Result = batch.NoClearing("no_price", f"No oracle price at the cut: {exc}")

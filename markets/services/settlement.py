@@ -12,6 +12,7 @@ from markets import domain, projections, projections_actions
 from markets.domain import actions, liquidation
 from markets.errors import Conflict, DomainError, Forbidden
 from markets.models import Quote, Session
+from markets.selectors.prices import splits_of
 from markets.services.command import _Command, _command, _get_session, _iso, _require_organiser, _retrying
 from oracle import fixing as fixing_rules
 
@@ -84,7 +85,9 @@ def _fixing_window(cmd: _Command, fixing_at: dt.datetime | None, by_hand: bool) 
 
 def _fixing(session: Session, at: dt.datetime, end: dt.datetime) -> fixing_rules.Fixing:
     try:
-        return fixing_rules.take_fixing(session.id, session.legs, at, session.fixing_rule, end)
+        return fixing_rules.take_fixing(
+            session.id, session.legs, at, session.fixing_rule, end, splits=splits_of(session)
+        )
     except fixing_rules.MissingPrice as exc:
         raise Conflict(f"Cannot settle {session.id}: {exc}", "missing_price") from None
 

@@ -154,3 +154,55 @@ def test_verify_ledger_makes_each_action_again_and_finds_a_forged_one(users):
     forged["deltas_by_id"]["1"] = [0, 1, 0, 0]  # one holder given a unit the rule does not give
     applied.payload = json.dumps(forged)
     assert any("differs in deltas_by_id" in p for p in audit._action_problems(events))
+
+
+# ---------------------------------------------------------------- prices across a split
+
+
+def test_after_a_split_every_reader_sees_the_earlier_ticks_at_the_new_level(users):
+    from markets.selectors.prices import latest_prices, price_history, prices_at
+
+    s = session(users)
+    services.schedule_action(users["org"], "ca", "split", "NVDA", CUT, ratio="10/1")
+    at_the_cut()
+    s = Session.objects.get(id="ca")
+    assert latest_prices(s)["NVDA"] == 120 * U and latest_prices(s)["AAPL"] == 200 * U
+    assert prices_at(s, CUT + dt.timedelta(seconds=2))[0][1] == 120 * U
+    assert price_history(s).recent["NVDA"][-1][1] == 120 * U  # the chart: one level either side of the cut
+    Tick.objects.create(session_id="ca", symbol="NVDA", at=CUT + dt.timedelta(seconds=3), price=121 * U, source="t")
+    assert latest_prices(Session.objects.get(id="ca"))["NVDA"] == 121 * U  # a tick after the cut is as it is
+
+
+def test_a_fixing_whose_window_spans_the_split_reads_one_level_and_verify_ledger_redoes_it(users):
+    t2 = CUT + dt.timedelta(minutes=1)
+    session(users, end_mode="timed", t2=t2, fixing_rule={"rule": "twap", "window": 600})
+    services.schedule_action(users["org"], "ca", "split", "NVDA", CUT, ratio="10/1")
+    at_the_cut()
+    Tick.objects.create(session_id="ca", symbol="NVDA", at=CUT + dt.timedelta(seconds=31), price=130 * U, source="t")
+    clock.set_time(t2)
+    services.run_due()
+    settled = Session.objects.get(id="ca").settlement
+    # 1,200 / 10 = 120 in force from the window's start to CUT+31 s, then 130 for the last 29 s: never 1,200.
+    assert 120 * U < settled.prices["NVDA"] < 130 * U
+    record = settled.fixing["legs"]["NVDA"]
+    assert record["splits"] and record["prices"][0] == 1_200 * U  # the tick as stored, adjusted by the record
+    assert audit.verify_session("ca").ok
+
+
+def test_the_sim_oracle_goes_on_from_the_level_after_a_split(users, monkeypatch):
+    """run_oracle's own scheduler applies the split and places the session again: its next ticks walk on
+    from a tenth of the price, not from the old level."""
+    from markets.management.commands import run_oracle
+    from markets.tests.test_run_oracle_feeds import FakeTime
+    from markets.tests.test_run_oracle_feeds import run as run_command
+
+    fake = FakeTime()
+    monkeypatch.setattr(run_oracle.Command, "runner_options", {"sleep": fake.sleep, "monotonic": fake.monotonic})
+    session(users)
+    services.schedule_action(users["org"], "ca", "split", "NVDA", CUT, ratio="10/1")
+    clock.set_time(CUT + dt.timedelta(seconds=1))
+    run_command("--session-id", "ca", "--seed", "3", "--max-ticks", "4", "--quiet")
+    assert CorporateAction.objects.get(session_id="ca").status == "applied"
+    last = Tick.objects.filter(session_id="ca", symbol="NVDA").order_by("-id").first()
+    assert 60 * U < last.price < 240 * U  # near 120, the level after the cut (the old one was 1,200)
+    assert audit.verify_session("ca").ok
