@@ -36,7 +36,7 @@ def _applied(event: Event, d: dict[str, Any]) -> None:
     if d["kind"] == "split":  # ticks from before the cut read at the level after it (selectors.prices)
         session = Session.objects.only("splits").get(id=session_id)
         splits = dict(session.splits or {})
-        splits[d["leg"]] = [*splits.get(d["leg"], []), [d["at"], d["ratio"]]]
+        splits[d["leg"]] = [*splits.get(d["leg"], []), [d["effective_at"], d["ratio"]]]
         Session.objects.filter(id=session_id).update(splits=splits)
     for user, deltas in d.get("deltas_by_id", {}).items():
         for k, delta in enumerate(deltas):

@@ -122,7 +122,7 @@ def take_fixing(
 
 
 def adjusted(obs: list[Obs], cuts: Sequence[tuple[dt.datetime, Fraction]]) -> list[Obs]:
-    """The observations with each one stamped at or before a split's cut (the instant it was applied) at its price level: its price
+    """The observations with each one stamped before a split's cut (its effective instant) at the price level after it: its price
     divided by the ratio (floored to the price unit), its volume multiplied (floored to the unit)."""
     if not cuts:
         return obs
@@ -130,7 +130,7 @@ def adjusted(obs: list[Obs], cuts: Sequence[tuple[dt.datetime, Fraction]]) -> li
     for o in obs:
         factor = Fraction(1)
         for cut, ratio in cuts:
-            if o.at <= cut:
+            if o.at < cut:
                 factor *= ratio
         if factor == 1:
             out.append(o)

@@ -96,6 +96,7 @@ class Runner:
         session_ids: Sequence[str] | None,
         sessions: Callable[[list[str] | None], dict[str, list[str]]],
         schedule: Callable[[], list[tuple[str, str]]] | None = None,
+        due_first: Callable[[], bool] | None = None,
         symbols: Iterable[str] = (),
         sim: SimSource | None = None,
         last_ticks: Callable[[str, list[str]], Mapping[str, LastTick]] | None = None,
@@ -124,6 +125,9 @@ class Runner:
         self.now = now
         self.sessions = sessions
         self.schedule = schedule
+        # Whether something the scheduler does must come before the next tick (a corporate action whose
+        # cut has come: the tick after it must be at the new price level): then its step runs first.
+        self.due_first = due_first
         self.stop_reason: str | None = None
         self.targets: dict[str, dict[str, str]] = {}  # session -> {leg: the feed's symbol (or line) for it}
         self._joined: dict[str, dict[str, str]] = {}  # sim: the sessions placed on the walk, their legs' keys
@@ -172,6 +176,8 @@ class Runner:
                 due = self.monotonic()  # far behind (a slow write): keep the pace, skip the burst
             if self.stop_reason is not None:
                 break
+            if self.due_first is not None and self.due_first():
+                self.scheduler_step(force=True)
             self.store_tick(prices, more[0] if more else None)
             self.scheduler_step()
             self.report_progress()
@@ -253,6 +259,7 @@ class Runner:
             )
             for sid, legs in self.targets.items()
             for leg, symbol in legs.items()
+            if symbol in prices  # a session placed again just now (after a split) is priced from the next tick
         ]
         self.latest.update(prices)
         self.ticks += 1

@@ -144,9 +144,9 @@ def splits_of(session: Session) -> dict[str, list[tuple[dt.datetime, Fraction]]]
 
 
 def adjust(price: int, at: dt.datetime, cuts: list[tuple[dt.datetime, Fraction]]) -> int:
-    """A tick's price at the level after every split applied at or after it (floored to the price unit)."""
+    """A tick's price at the level after every split whose cut (effective_at) came after it (floored to the price unit)."""
     factor = Fraction(1)
     for cut, ratio in cuts:
-        if at <= cut:
+        if at < cut:
             factor *= ratio
     return price if factor == 1 else int(price / factor)

@@ -15,7 +15,7 @@ the admin and the management commands all call these functions; the permission c
     scheduler.py   what the clock makes due (run_due)
 """
 
-from markets.services.actions import apply_due_actions, schedule_action
+from markets.services.actions import actions_due, apply_due_actions, schedule_action
 from markets.services.batches import clear_batch, clear_due_batches
 from markets.services.command import check_invariants, tolerance_base_units
 from markets.services.margin import liquidate, liquidate_due_sessions
@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_QUOTE_TTL",
     "MAX_QUOTE_TTL",
     "accept_quote",
+    "actions_due",
     "apply_due_actions",
     "cancel_order",
     "cancel_rfq",

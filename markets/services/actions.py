@@ -78,6 +78,16 @@ def _check_params(session: Session, kind: str, leg: str, params: dict[str, Any])
     return {"into": into, "ratio": rules.ratio_text(rules.parse_ratio(params.get("ratio"), "merger's ratio"))}
 
 
+def actions_due() -> bool:
+    """Whether some scheduled action's cut has come (one indexed read): the oracle then runs the scheduler
+    before storing its next tick, so no tick after a cut is written at the old price level."""
+    from ledger import clock
+
+    return CorporateAction.objects.filter(
+        status=CorporateAction.Status.SCHEDULED, effective_at__lte=clock.now()
+    ).exists()
+
+
 def apply_due_actions() -> list[tuple[str, str]]:
     """Apply every scheduled action whose cut has come, oldest cut first, each in its own command."""
     from ledger import clock
@@ -132,7 +142,8 @@ def _applied(cmd: _Command, action: CorporateAction) -> dict[str, Any]:
     """CorporateActionApplied's payload: what the rule makes of the holdings and prices now."""
     session = cmd.session
     matrix = projections.holdings_by_user(session.id)
-    vector, ticks = prices_at(session, cmd.now)
+    # The prices in force just before the cut (a tick stamped at or after it is at the new level already).
+    vector, ticks = prices_at(session, action.effective_at - dt.timedelta(microseconds=1))
     made = rules.outcome(action.kind, action.leg, action.params, session.legs, session.q, matrix, vector)
     session.q = made["q_after"]  # the invariants at commit check the holdings against the new q
     return {
@@ -140,6 +151,7 @@ def _applied(cmd: _Command, action: CorporateAction) -> dict[str, Any]:
         "kind": action.kind,
         "leg": action.leg,
         "at": _iso(cmd.now),
+        "effective_at": _iso(action.effective_at),
         "prices": dict(zip(session.legs, vector, strict=True)),
         "ticks": ticks,
         "holdings_before": {str(u): list(row) for u, row in sorted(matrix.items())},

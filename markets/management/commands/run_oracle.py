@@ -250,6 +250,7 @@ def market_runner(**options) -> Runner:
         sessions=selectors.priced_sessions,
         last_ticks=lambda session_id, legs: prices.resume_ticks(session_id, legs, source),
         schedule=services.run_due,
+        due_first=services.actions_due,
         now=clock.now,
         **options,
     )
