@@ -19,6 +19,8 @@ price one session at once under different names: each resumes from its own ticks
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import math
 import secrets
 from pathlib import Path
@@ -29,9 +31,10 @@ from django.db import DatabaseError
 from ledger import clock
 from ledger.store import storage_problem
 from markets import selectors, services
+from markets.errors import DomainError
 from markets.models import Session
 from markets.selectors import prices
-from oracle import simvolumes, sources, units
+from oracle import action_files, simvolumes, sources, units
 from oracle.runner import Runner, source_problem, stop_on_signals
 
 ORACLE_DIR = Path(sources.__file__).resolve().parent
@@ -39,7 +42,7 @@ DEFAULT_CONFIG = ORACLE_DIR / "configs" / "default.json"
 DATA_DIR = ORACLE_DIR / "data"
 DEFAULT_TICK_MS = 500
 SIM_ONLY = ("seed", "config", "start", "drift", "vol", "correlation", "time_scale")
-REPLAY_ONLY = ("csv", "loop", "speed")
+REPLAY_ONLY = ("csv", "loop", "speed", "actions")
 
 
 class Command(BaseCommand):
@@ -85,6 +88,12 @@ class Command(BaseCommand):
         )
         replay.add_argument("--loop", action="store_true", help="Start again at the end of the file")
         replay.add_argument("--speed", type=float, metavar="X", help="Replay at X times the file's own pace")
+        replay.add_argument(
+            "--actions",
+            metavar="FILE",
+            help="Corporate actions in the file's time (effective_at,kind,leg,ratio,amount,into,cash,to), "
+            "scheduled on the sessions priced, each at its place on the replay",
+        )
 
     def handle(self, *args, **options) -> None:
         mode = options["mode"]
@@ -109,6 +118,10 @@ class Command(BaseCommand):
             feed, label, symbols, about = self._replay(legs if session_ids is not None else [], tick_ms, options)
             sim = None
         quiet = options["quiet"]
+        if options.get("actions"):
+            count = self._schedule_actions(options["actions"], session_ids)
+            if not quiet:
+                self._line(f"actions: {count} scheduled from {Path(options['actions']).name} on the replay's clock")
         tty = self.stdout.isatty()
         label = source if source is not None else label
         runner = market_runner(
@@ -221,7 +234,36 @@ class Command(BaseCommand):
             about += ", looping"
         about += "; from row 1 (a replay starts at the top of its file: it does not resume)"
         feed = sources.replay_feed(rows, delays, loop=options["loop"], volumes=True)
+        self._replay_clock = ([row.at for row in rows], list(itertools.accumulate(delays)))
         return feed, f"replay:{path.name}", set(rows[0][1]), about
+
+    def _schedule_actions(self, path_text: str, session_ids: list[str] | None) -> int:
+        """The actions file's rows scheduled (as the system) on every priced session with the leg, each at
+        its place on the replay's clock from now; a refusal is one line naming the file's line."""
+        path = Path(path_text)
+        if not path.exists() and not path.parent.parts and (DATA_DIR / path).exists():
+            path = DATA_DIR / path
+        try:
+            rows = action_files.load_actions_csv(path)
+        except sources.ReplayError as exc:
+            raise CommandError(str(exc)) from None
+        row_ats, offsets = self._replay_clock
+        start = clock.now()
+        scheduled = 0
+        for action in rows:
+            offset = action_files.on_the_replay(action.effective_at, row_ats, offsets)
+            if offset is None:
+                raise CommandError(f"{path.name}:{action.line}:1: before the prices file's first row")
+            at = start + dt.timedelta(seconds=offset)
+            for sid, legs in selectors.priced_sessions(session_ids).items():
+                if action.leg not in legs:
+                    continue
+                try:
+                    services.schedule_action(None, sid, action.kind, action.leg, at, **action.params)
+                except DomainError as exc:
+                    raise CommandError(f"{path.name}:{action.line}: {sid}: {exc.message}") from None
+                scheduled += 1
+        return scheduled
 
     # ------------------------------------------------------------ output
 
