@@ -29,7 +29,7 @@ from ledger.store import canonical_json
 from markets import access, domain
 from markets.errors import Conflict, Forbidden, NotFound
 from markets.models import Participant, Session, Trade
-from markets.selectors import export_batch, export_fixing, export_margin
+from markets.selectors import actions, export_batch, export_fixing, export_margin
 from markets.selectors.api import trade_out
 from markets.selectors.export_files import (  # noqa: F401  (the writing, for every edge)
     FORMULA_START,
@@ -42,11 +42,11 @@ from markets.selectors.export_files import (  # noqa: F401  (the writing, for ev
     zip_name,
 )
 from markets.selectors.export_replay import HOLDING_EVENTS, Replay  # noqa: F401 (the replay, for every table)
-from markets.selectors.results import session_results
+from markets.selectors.results import money_base, money_text, session_results
 from markets.selectors.sealed import Seal, sees_all_orders
 from oracle.models import Tick
 
-TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation", "fixing")
+TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "actions", "payouts", "reconciliation", "fixing")
 SETTLED_ONLY = frozenset({"payouts", "reconciliation", "fixing"})
 # Tables only a session that allows shorting has (`export_margin`); with them, every table there is. A
 # session without shorting exports exactly the TABLES it always did.
@@ -54,7 +54,7 @@ SHORTING_ONLY = ("margin",)
 ALL_TABLES = (*TABLES, *SHORTING_ONLY)
 PAID = ("payout", "initial_value", "pnl")  # payouts.csv's money columns (and its totals row's)
 # What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
-FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "payouts", "fixing")
+FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "actions", "payouts", "fixing")
 CHUNK = 2000
 # The person an event's data names as acting (`<side>_id`, or a legacy log's username); for
 # ParticipantJoined the one who joined; any other event's `by_id` if it has one. The log does not record
@@ -264,13 +264,16 @@ class SessionExport:
 
         def rows() -> Iterator[list[str]]:
             results = session_results(self.session)  # nothing moves after the settlement: the cut holds
+            cash = {u: money_base(c or "0") for u, c in Participant.objects.filter(session_id=self.session.id)
+                    .values_list("user_id", "cash")}  # fmt: skip
             for r in results.rows:
                 yield [str(r.rank), str(r.user_id), r.username, r.name, r.role, *map(domain.qty_str, r.x),
-                       r.payout_str, r.initial_value_str, r.pnl_str]  # fmt: skip
+                       r.payout_str, r.initial_value_str, r.pnl_str, money_text(cash.get(r.user_id, 0))]  # fmt: skip
             held, total = [sum(r.x[k] for r in results.rows) for k in range(len(self.legs))], results.totals()
-            yield ["", "", "", "total", "", *map(domain.qty_str, held), *(total[c] for c in PAID)]
+            paid_in = money_text(sum(cash.get(r.user_id, 0) for r in results.rows))
+            yield ["", "", "", "total", "", *map(domain.qty_str, held), *(total[c] for c in PAID), paid_in]
 
-        header = ["rank", "user_id", "username", "name", "role", *(f"x:{leg}" for leg in self.legs), *PAID]
+        header = ["rank", "user_id", "username", "name", "role", *(f"x:{leg}" for leg in self.legs), *PAID, "cash"]
         return Table("payouts", header, rows())
 
     def _reconciliation(self) -> Table:
@@ -281,6 +284,11 @@ class SessionExport:
 
     def _fixing(self) -> Table:
         return Table("fixing", export_fixing.FIXING_HEADER, export_fixing.fixing_rows(self))
+
+    def _actions(self) -> Table:
+        """Each corporate action from the log as of the cut: scheduled, and what it did once applied."""
+        rows = actions.action_rows(self.legs, self.events(actions.ACTION_EVENTS))
+        return Table("actions", actions.ACTIONS_HEADER, rows)
 
     def _margin(self) -> Table:
         return Table("margin", export_margin.margin_header(self.legs), export_margin.margin_rows(self, Replay(self)))
