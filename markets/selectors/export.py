@@ -299,9 +299,10 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
 
     leg rows         x_i, S_t2 and the ticks it came from, x_i*S_t2, the seqs that made x_i
                      (the allocation and each trade that moved this participant's leg)
-    participant rows payout = the sum of its leg rows; expected = what the settlement paid; equal
-    basket rows      q_k, S_t2, q_k*S_t2
-    total row        the sum of the payouts; expected = q*S_t2; equal (invariant 4: always, exactly)
+    cash rows        a holder's cash from corporate actions (dividends, cash in lieu, mergers), in x_i*S_t2
+    participant rows payout = the sum of its leg rows and its cash; expected = what the settlement paid; equal
+    basket rows      q_k, S_t2, q_k*S_t2; then the cash paid into the pool, if any
+    total row        the sum of the payouts; expected = q*S_t2 + the cash; equal (invariant 4: always, exactly)
     recorded row     the settlement's own total and q*S_t2 as the event states them; equal
     """
     replay = Replay(export).run()
@@ -315,8 +316,10 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     paid = replay.paid()
     total = 0
     q = list(export.session.q)
-    gross = {user: domain.payout(row, prices) for user, row in replay.holdings.items()}
-    cut = export_margin.settlement_cut(gross, domain.payout(q, prices))  # a fixing outside the box only
+    cash = {int(u): money_base(v) for u, v in settled.get("cash_by_id", {}).items()}  # corporate actions'
+    gross = {user: domain.payout(row, prices) + cash.get(user, 0) for user, row in replay.holdings.items()}
+    pool = domain.payout(q, prices) + sum(cash.values())
+    cut = export_margin.settlement_cut(gross, pool)  # a fixing outside the box only
     for user in export.order(replay.holdings):
         name = [export.names.get(user, ""), export.shown.get(user, "")]
         row = replay.holdings[user]
@@ -324,6 +327,8 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
             seqs = " ".join(str(s) for s in replay.made.get((user, k), []))
             yield ["leg", str(user), *name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how[k],
                    sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", "", *extra[leg]]  # fmt: skip
+        if cash.get(user):
+            yield ["cash", str(user), *name, "", "", "", "", "", domain.money_str(cash[user]), "", "", "", ""]
         if cut is not None:
             yield from export_margin.participant_lines(user, name, cut, settled.get("haircut", {}))
         payout = gross[user] if cut is None else cut.paid[user]
@@ -334,9 +339,11 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     for k, leg in enumerate(export.legs):
         yield ["basket", "", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how[k], sources[k],
                domain.money_str(q[k] * prices[k]), "", "", "", "", *extra[leg]]  # fmt: skip
+    if cash:
+        yield ["cash", "", "", "", "", "", "", "", "", domain.money_str(sum(cash.values())), "", "", "", ""]
     if cut is not None:
         yield from export_margin.waterfall_lines(cut, settled.get("haircut", {}))
-    expected = domain.money_str(domain.payout(q, prices))
+    expected = domain.money_str(pool)
     yield ["total", "", "", "", "", "", "", "", "", "", "", domain.money_str(total), expected,
            _equal(domain.money_str(total), expected)]  # fmt: skip
     yield ["recorded", "", "", "", "", "", "", "", "", "", "", settled["total"], settled["expected"],
