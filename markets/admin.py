@@ -1,5 +1,6 @@
 """Organisers' admin. Read models are shown read-only; every change goes through the services. Batch
-auctions' part (the session form's settings, orders, batches) is `markets.admin_batch`."""
+auctions' part (the session form's settings, orders, batches) is `markets.admin_batch`; corporate actions'
+(`markets.admin_actions`) are listed on the session's page."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from ledger.admin import ReadOnlyAdmin
 from markets import admin_batch, domain, services  # noqa: F401 (admin_batch registers the orders and batches)
 from markets import tokens as api_tokens
+from markets.admin_actions import CorporateActionInline
 from markets.errors import DomainError
 from markets.forms import AddParticipantForm, SessionCreateForm
 from markets.models import (
@@ -45,7 +47,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ParticipantInline(ReadOnlyInline):
     model = Participant
-    fields = ("username", "role", "joined_at", "liquidated_at")  # liquidated_at: bounded shorting
+    fields = ("username", "role", "joined_at", "liquidated_at", "cash")  # liquidated_at: shorting; cash: actions
     readonly_fields = fields
 
 
@@ -129,7 +131,7 @@ class SessionAdmin(ServiceFormAdmin):
     list_filter = ("status", "mechanism", "start_mode", "end_mode")
     search_fields = ("id", "title")
     actions = [open_sessions, settle_sessions]
-    inlines = [ParticipantInline, HoldingInline, PayoutInline]
+    inlines = [ParticipantInline, HoldingInline, PayoutInline, CorporateActionInline]
     readonly_fields = [f.name for f in Session._meta.fields] + ["shorting_settings", "fixing_described", "fixing"]
 
     @admin.display(description="fixing rule in words")

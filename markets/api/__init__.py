@@ -13,11 +13,12 @@ answer. The API never writes market state itself.
     trading.py      RFQs, quotes, accepts, withdrawals, cancels, trades
     batches.py      batch auctions: sealed limit orders, held / reserved / available, the batches and fills
     margin.py       bounded shorting: each holder's margin (W, requirement, status, short used)
+    actions.py      corporate actions: schedule one (organiser), list them with what each did
 """
 
 from ninja import NinjaAPI
 
-from markets.api import batches, errors, margin, results, sessions, trading
+from markets.api import actions, batches, errors, margin, results, sessions, trading
 from markets.api import export as export_api
 from markets.api import invites as invites_api
 from markets.api.parser import ExactJSONParser, bearer
@@ -44,3 +45,4 @@ api.add_router("", invites_api.router)
 api.add_router("", results.router)
 api.add_router("", batches.router)
 api.add_router("", margin.router)
+api.add_router("", actions.router)

@@ -188,7 +188,8 @@ class PayoutOut(Schema):
     username: str
     name: str
     role: str
-    amount: str
+    amount: str = Field(..., description="What was paid: x_i . S_t2 + cash (money, 12 dp)")
+    cash: str = Field(..., description="Cash from corporate actions (dividends, cash in lieu, mergers), in amount")
 
 
 class FixingPassedOut(Schema):

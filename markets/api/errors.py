@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 422)} | {409: ConflictOut}
 # Validation errors that keep their own code (one kind of error in the request): the schemas' custom ones.
-OWN_CODES = ("invalid_number", "invalid_id", "invalid_lifetime", "invalid_fixing_rule")
+OWN_CODES = ("invalid_number", "invalid_id", "invalid_lifetime", "invalid_fixing_rule", "invalid_time")
 
 
 # A refusal's figures that travel beside its code and message: the margin rule's W, requirement and binding

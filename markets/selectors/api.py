@@ -169,6 +169,7 @@ def settlement_out(session: Session) -> dict[str, Any]:
                 "name": p.participant.display_name,
                 "role": p.participant.role,
                 "amount": p.amount,
+                "cash": p.participant.cash,
             }
             for p in payouts
         ],

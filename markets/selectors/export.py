@@ -29,7 +29,7 @@ from ledger.store import canonical_json
 from markets import access, domain
 from markets.errors import Conflict, Forbidden, NotFound
 from markets.models import Participant, Session, Trade
-from markets.selectors import export_batch, export_fixing, export_margin
+from markets.selectors import actions, export_batch, export_fixing, export_margin
 from markets.selectors.api import trade_out
 from markets.selectors.export_files import (  # noqa: F401  (the writing, for every edge)
     FORMULA_START,
@@ -42,11 +42,11 @@ from markets.selectors.export_files import (  # noqa: F401  (the writing, for ev
     zip_name,
 )
 from markets.selectors.export_replay import HOLDING_EVENTS, Replay  # noqa: F401 (the replay, for every table)
-from markets.selectors.results import session_results
+from markets.selectors.results import money_base, money_text, session_results
 from markets.selectors.sealed import Seal, sees_all_orders
 from oracle.models import Tick
 
-TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation", "fixing")
+TABLES = ("events", "trades", "holdings", "ticks", "orders", "fills", "actions", "payouts", "reconciliation", "fixing")
 SETTLED_ONLY = frozenset({"payouts", "reconciliation", "fixing"})
 # Tables only a session that allows shorting has (`export_margin`); with them, every table there is. A
 # session without shorting exports exactly the TABLES it always did.
@@ -54,7 +54,7 @@ SHORTING_ONLY = ("margin",)
 ALL_TABLES = (*TABLES, *SHORTING_ONLY)
 PAID = ("payout", "initial_value", "pnl")  # payouts.csv's money columns (and its totals row's)
 # What the floor lets every viewer of a session download; its organiser and staff download all TABLES.
-FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "payouts", "fixing")
+FOR_EVERY_VIEWER = ("events", "trades", "ticks", "orders", "fills", "actions", "payouts", "fixing")
 CHUNK = 2000
 # The person an event's data names as acting (`<side>_id`, or a legacy log's username); for
 # ParticipantJoined the one who joined; any other event's `by_id` if it has one. The log does not record
@@ -264,13 +264,16 @@ class SessionExport:
 
         def rows() -> Iterator[list[str]]:
             results = session_results(self.session)  # nothing moves after the settlement: the cut holds
+            cash = {u: money_base(c or "0") for u, c in Participant.objects.filter(session_id=self.session.id)
+                    .values_list("user_id", "cash")}  # fmt: skip
             for r in results.rows:
                 yield [str(r.rank), str(r.user_id), r.username, r.name, r.role, *map(domain.qty_str, r.x),
-                       r.payout_str, r.initial_value_str, r.pnl_str]  # fmt: skip
+                       r.payout_str, r.initial_value_str, r.pnl_str, money_text(cash.get(r.user_id, 0))]  # fmt: skip
             held, total = [sum(r.x[k] for r in results.rows) for k in range(len(self.legs))], results.totals()
-            yield ["", "", "", "total", "", *map(domain.qty_str, held), *(total[c] for c in PAID)]
+            paid_in = money_text(sum(cash.get(r.user_id, 0) for r in results.rows))
+            yield ["", "", "", "total", "", *map(domain.qty_str, held), *(total[c] for c in PAID), paid_in]
 
-        header = ["rank", "user_id", "username", "name", "role", *(f"x:{leg}" for leg in self.legs), *PAID]
+        header = ["rank", "user_id", "username", "name", "role", *(f"x:{leg}" for leg in self.legs), *PAID, "cash"]
         return Table("payouts", header, rows())
 
     def _reconciliation(self) -> Table:
@@ -282,6 +285,11 @@ class SessionExport:
     def _fixing(self) -> Table:
         return Table("fixing", export_fixing.FIXING_HEADER, export_fixing.fixing_rows(self))
 
+    def _actions(self) -> Table:
+        """Each corporate action from the log as of the cut: scheduled, and what it did once applied."""
+        rows = actions.action_rows(self.legs, self.events(actions.ACTION_EVENTS))
+        return Table("actions", actions.ACTIONS_HEADER, rows)
+
     def _margin(self) -> Table:
         return Table("margin", export_margin.margin_header(self.legs), export_margin.margin_rows(self, Replay(self)))
 
@@ -291,9 +299,10 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
 
     leg rows         x_i, S_t2 and the ticks it came from, x_i*S_t2, the seqs that made x_i
                      (the allocation and each trade that moved this participant's leg)
-    participant rows payout = the sum of its leg rows; expected = what the settlement paid; equal
-    basket rows      q_k, S_t2, q_k*S_t2
-    total row        the sum of the payouts; expected = q*S_t2; equal (invariant 4: always, exactly)
+    cash rows        a holder's cash from corporate actions (dividends, cash in lieu, mergers), in x_i*S_t2
+    participant rows payout = the sum of its leg rows and its cash; expected = what the settlement paid; equal
+    basket rows      q_k, S_t2, q_k*S_t2; then the cash paid into the pool, if any
+    total row        the sum of the payouts; expected = q*S_t2 + the cash; equal (invariant 4: always, exactly)
     recorded row     the settlement's own total and q*S_t2 as the event states them; equal
     """
     replay = Replay(export).run()
@@ -307,8 +316,10 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     paid = replay.paid()
     total = 0
     q = list(export.session.q)
-    gross = {user: domain.payout(row, prices) for user, row in replay.holdings.items()}
-    cut = export_margin.settlement_cut(gross, domain.payout(q, prices))  # a fixing outside the box only
+    cash = {int(u): money_base(v) for u, v in settled.get("cash_by_id", {}).items()}  # corporate actions'
+    gross = {user: domain.payout(row, prices) + cash.get(user, 0) for user, row in replay.holdings.items()}
+    pool = domain.payout(q, prices) + sum(cash.values())
+    cut = export_margin.settlement_cut(gross, pool)  # a fixing outside the box only
     for user in export.order(replay.holdings):
         name = [export.names.get(user, ""), export.shown.get(user, "")]
         row = replay.holdings[user]
@@ -316,6 +327,8 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
             seqs = " ".join(str(s) for s in replay.made.get((user, k), []))
             yield ["leg", str(user), *name, leg, domain.qty_str(row[k]), domain.price_str(prices[k]), how[k],
                    sources[k], domain.money_str(row[k] * prices[k]), seqs, "", "", "", *extra[leg]]  # fmt: skip
+        if cash.get(user):
+            yield ["cash", str(user), *name, "", "", "", "", "", domain.money_str(cash[user]), "", "", "", ""]
         if cut is not None:
             yield from export_margin.participant_lines(user, name, cut, settled.get("haircut", {}))
         payout = gross[user] if cut is None else cut.paid[user]
@@ -326,9 +339,11 @@ def _reconciliation_rows(export: SessionExport) -> Iterator[list[str]]:
     for k, leg in enumerate(export.legs):
         yield ["basket", "", "", "", leg, domain.qty_str(q[k]), domain.price_str(prices[k]), how[k], sources[k],
                domain.money_str(q[k] * prices[k]), "", "", "", "", *extra[leg]]  # fmt: skip
+    if cash:
+        yield ["cash", "", "", "", "", "", "", "", "", domain.money_str(sum(cash.values())), "", "", "", ""]
     if cut is not None:
         yield from export_margin.waterfall_lines(cut, settled.get("haircut", {}))
-    expected = domain.money_str(domain.payout(q, prices))
+    expected = domain.money_str(pool)
     yield ["total", "", "", "", "", "", "", "", "", "", "", domain.money_str(total), expected,
            _equal(domain.money_str(total), expected)]  # fmt: skip
     yield ["recorded", "", "", "", "", "", "", "", "", "", "", settled["total"], settled["expected"],

@@ -1,6 +1,6 @@
 """The export's walk through a session's log: holdings x[i][k] with the deltas the events recorded (what
 `markets.projections` applies: the allocation, trades, batch fills, auto-deleveraging), which events made
-each x[i][k], whom each step touched, and the settlement's own data. holdings.csv, reconciliation.csv and
+each x[i][k] (corporate actions too), whom each step touched, and the settlement's own data. holdings.csv, reconciliation.csv and
 margin.csv read the session through it."""
 
 from __future__ import annotations
@@ -16,9 +16,17 @@ if TYPE_CHECKING:
     from markets.selectors.export import SessionExport
 
 # The events after which holdings are listed: the allocation, each trade, each batch that traded, each
-# auto-deleveraging (bounded shorting), the settlement (what was paid).
+# auto-deleveraging (bounded shorting), each corporate action applied (a split, a merger), the settlement
+# (what was paid).
 HOLDING_EVENTS = frozenset(
-    {"InitialAllocationAssigned", "TradeExecuted", "BatchCleared", "AutoDeleveraged", "SessionSettled"}
+    {
+        "InitialAllocationAssigned",
+        "TradeExecuted",
+        "BatchCleared",
+        "AutoDeleveraged",
+        "CorporateActionApplied",
+        "SessionSettled",
+    }
 )
 
 
@@ -67,7 +75,7 @@ class Replay:
                         self.holdings[f["owner"]][k] += delta
                         self.made[(f["owner"], k)].append(event.seq)
                         self.touched.add(f["owner"])
-            elif event.type == "AutoDeleveraged":
+            elif event.type in ("AutoDeleveraged", "CorporateActionApplied"):
                 for user, row in sorted(d["deltas_by_id"].items()):
                     for k, delta in enumerate(row):
                         self._move(int(user), k, delta, event.seq)

@@ -118,7 +118,7 @@ def test_every_table_parses_with_exact_decimal_strings(settled):
     }
     for name in export.TABLES:
         rows = table(name)
-        assert rows or name in ("orders", "fills"), name  # an RFQ session has no orders (test_export_batch)
+        assert rows or name in ("orders", "fills", "actions"), name  # no orders in an RFQ session, no actions here
         for column, places in shapes.get(name, {}).items():
             for row in rows:
                 whole, dot, fraction = row[column].partition(".")
@@ -300,13 +300,18 @@ def test_the_command_on_an_open_session_skips_what_needs_a_settlement(traded, tm
     assert lines[:4] == [
         f"export-demo/{t}.csv: {n} rows" for t, n in (("events", events), ("trades", 3), ("holdings", 64), ("ticks", 0))
     ]
-    assert lines[4:6] == ["export-demo/orders.csv: 0 rows", "export-demo/fills.csv: 0 rows"]
-    assert lines[6:] == [
+    assert lines[4:7] == [
+        "export-demo/orders.csv: 0 rows",
+        "export-demo/fills.csv: 0 rows",
+        "export-demo/actions.csv: 0 rows",
+    ]
+    assert lines[7:] == [
         "payouts.csv: skipped (demo is not settled)",
         "reconciliation.csv: skipped (demo is not settled)",
         "fixing.csv: skipped (demo is not settled)",
     ]
     assert sorted(p.name for p in (tmp_path / "export-demo").iterdir()) == [
+        "actions.csv",
         "events.csv",
         "fills.csv",
         "holdings.csv",
@@ -381,7 +386,15 @@ def test_the_api_refuses_with_codes(users, traded):
     assert_error(api_get(users, "alice", "/sessions/nosuch/export.zip"), 404, "session_not_found")
     assert_error(Client().get("/api/v1/sessions/demo/export/events.csv"), 401, "unauthenticated")
     open_zip = members(api_get(users, "org", "/sessions/demo/export.zip").content)
-    assert sorted(open_zip) == ["events.csv", "fills.csv", "holdings.csv", "orders.csv", "ticks.csv", "trades.csv"]
+    assert sorted(open_zip) == [
+        "actions.csv",
+        "events.csv",
+        "fills.csv",
+        "holdings.csv",
+        "orders.csv",
+        "ticks.csv",
+        "trades.csv",
+    ]
     assert Event.objects.count() == before
 
 

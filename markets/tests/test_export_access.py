@@ -20,8 +20,19 @@ from markets.selectors import export
 pytestmark = pytest.mark.django_db
 
 PRICES = {"AAPL": "190.1", "NVDA": "480.2", "META": "350", "ORCL": "104.3"}
-EVERY_TABLE = {"events", "trades", "holdings", "ticks", "orders", "fills", "payouts", "reconciliation", "fixing"}
-ANY_VIEWER = {"events", "trades", "ticks", "orders", "fills", "payouts", "fixing"}
+EVERY_TABLE = {
+    "events",
+    "trades",
+    "holdings",
+    "ticks",
+    "orders",
+    "fills",
+    "payouts",
+    "reconciliation",
+    "fixing",
+    "actions",
+}
+ANY_VIEWER = {"events", "trades", "ticks", "orders", "fills", "payouts", "fixing", "actions"}
 # Each kind of viewer: how to make one, and the tables they may export.
 VIEWERS = {
     "organiser": EVERY_TABLE,

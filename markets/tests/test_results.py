@@ -139,7 +139,7 @@ def test_the_api_page_and_csv_give_the_same_results(users, demo):
     table = list(csv.DictReader(io.StringIO(text, newline="")))
     people, total = table[:-1], table[-1]
     assert list(table[0]) == ["rank", "user_id", "username", "name", "role", "x:AAPL", "x:NVDA", "x:META",
-                              "x:ORCL", "payout", "initial_value", "pnl"]  # fmt: skip
+                              "x:ORCL", "payout", "initial_value", "pnl", "cash"]  # fmt: skip
     assert [(p["rank"], p["user_id"], p["username"], p["name"], p["role"], p["payout"], p["initial_value"], p["pnl"])
             for p in people] == [(str(r["rank"]), str(r["user_id"]), r["username"], r["name"], r["role"],
                                   r["payout"], r["initial_value"], r["pnl"]) for r in rows]  # fmt: skip
