@@ -38,6 +38,10 @@ _STALE: dict[str, frozenset[str]] = {
     # The fixing's progress moves with a tick only while its window runs: `render.render_panels` leaves the
     # panel out of a tick's push otherwise (`selectors.fixings.FixingPanel.live`), a `last` rule always.
     TICK: frozenset({"status", "fixing", "legs", "chart", "holdings", "pool"}),
+    # A corporate action scheduled changes only the banner in the status line (and adds a row to the log);
+    # applied (CorporateActionApplied, not named here) it moves q, every holding, the prices, the board and
+    # the orders on its leg: the whole floor, once per action.
+    "CorporateActionScheduled": frozenset({"status", "events"}),
 }
 # A cut (BatchCleared) moves holdings, every order of its book and both batch panels: the whole floor.
 EVERYTHING = frozenset({*PANELS, BOARD, ORDERS})
@@ -61,7 +65,7 @@ def shared(panels: Iterable[str]) -> list[str]:
 # rows, the holdings rows of those who traded and the RFQs touched, not the whole panels (a trade's push
 # to a 21-participant floor: about 4 KB instead of 28 KB, and a few row renderings instead of 80 rows).
 ROWS = frozenset({"events", "blotter", "holdings"})
-_BY_ROW = QUOTING | ORDERING | {"TradeExecuted"}
+_BY_ROW = QUOTING | ORDERING | {"TradeExecuted", "CorporateActionScheduled"}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from ledger.chain import format_at, parse_at
 from ledger.models import Event
 from markets import domain, floor_sql
 from markets.models import Session, Trade, stream_name
-from markets.selectors import sealed
+from markets.selectors import action_banner, sealed
 from oracle import units
 
 EVENT_ROWS = 25
@@ -70,12 +70,12 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
         case "QuoteProvided":
             return f"quote {d['quote_id']} on RFQ {d['rfq_id']}: {who('maker')} at {units.short(d['rate'], domain.RATE_DP)}"
         case "QuoteWithdrawn":
-            return f"quote {d['quote_id']} withdrawn" + (" (liquidation)" if d.get("reason") == "liquidation" else "")
+            return f"quote {d['quote_id']} withdrawn{_why(d)}"
         case "QuotesExpired":
             ids = d["quote_ids"]
             return f"quote{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} expired"
         case "RFQCancelled":
-            return f"RFQ {d['rfq_id']} cancelled" + (" (liquidation)" if d.get("reason") == "liquidation" else "")
+            return f"RFQ {d['rfq_id']} cancelled{_why(d)}"
         case "TradeExecuted":
             return (
                 f"trade {d['trade_id']}: {who('taker')} {units.short(d['give_qty'], domain.QTY_DP)} {d['give_leg']} → "
@@ -105,6 +105,8 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
         case "OrderCancelled" if d.get("reason") in ("liquidation", "deleveraged"):
             why = "liquidation" if d["reason"] == "liquidation" else "its units were deleveraged"
             return f"order {d['order_id']} of {who('user')} cancelled ({why})"
+        case "OrderCancelled" if d.get("reason") == "corporate_action":
+            return f"order {d['order_id']} of {who('user')} cancelled{_why(d)}"
         case "OrderCancelled":
             return f"order {d['order_id']} cancelled by {who('user')}"
         case "BatchCleared":
@@ -132,7 +134,18 @@ def summarize(event_type: str, d: dict[str, Any], names: dict[int, str] | None =
             )
         case "AutoDeleveraged":
             return _deleveraged(d, names)
+        case "CorporateActionScheduled":
+            return action_banner.scheduled_summary(d)
+        case "CorporateActionApplied":
+            return action_banner.applied_summary(d)
     return ""
+
+
+def _why(d: dict[str, Any]) -> str:
+    """Why the system (not its owner) closed an RFQ, a quote or an order, when it did."""
+    return {"liquidation": " (liquidation)", "corporate_action": " (a corporate action on its leg, at its cut)"}.get(
+        d.get("reason", ""), ""
+    )
 
 
 def _money(text: str) -> str:

@@ -18,6 +18,7 @@ from django.db.models import Q
 from ledger import clock
 from markets import domain, floor_sql, pricing, sql
 from markets.models import RFQ, Participant, Payout, Session, Trade
+from markets.selectors import action_banner as corporate
 from markets.selectors import margin_floor
 from markets.selectors.batch_floor import batch_context, moves_said
 from markets.selectors.chart import price_chart
@@ -118,6 +119,7 @@ class HoldingRow:
     rank: int | None = None  # by P&L once settled, as the results rank it
     x: list[int] = field(default_factory=list)  # the holdings in base units (the margin is judged on them)
     margin: Any = None  # a shorting session's `margin_floor.MarginView` at the latest prices (else None)
+    cash: Decimal | None = None  # dividends and cash in lieu recorded for the holder (paid with the payout)
 
 
 @dataclass
@@ -135,9 +137,9 @@ class Pool:
     checks: list[Check] = field(default_factory=list)
 
 
-def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[HoldingRow], Pool]:
+def holdings_and_pool(session: Session, prices: dict[str, int], actions=None) -> tuple[list[HoldingRow], Pool]:
     """A row per holder (by the name people see), the pool, and the invariants; once settled, at S_t2
-    with each payout and its rank by P&L."""
+    with each payout and its rank by P&L. `actions`: the session's corporate actions when read already."""
     vec = price_vector(session, prices)
     settlement = getattr(session, "settlement", None) if session.status == Session.Status.SETTLED else None
     if settlement is not None:
@@ -170,7 +172,8 @@ def holdings_and_pool(session: Session, prices: dict[str, int]) -> tuple[list[Ho
         for row, rank in zip(rows, competition_ranks(pnls), strict=True):
             row.rank = rank
     pool = Pool(q=[q_dec(x) for x in session.q], value=money_dec(domain.payout(session.q, vec)) if vec else None)
-    initial = {u: r["initial"] for u, r in rows_by_user.items()}
+    by_actions = corporate.deltas_by_user(session, actions)  # the units corporate actions moved: no trade's
+    initial = {u: corporate.plus(r["initial"], by_actions.get(participants[u][1])) for u, r in rows_by_user.items()}
     pool.checks = _checks(session, matrix, initial, vec, settlement)
     return rows, pool
 
@@ -333,6 +336,8 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         "trades_kept": BLOTTER_ROWS,  # what a browser keeps of the rows pushed to it (static/js/floor.js)
         "events_kept": EVENT_ROWS,
     } | phase_context(session)
+    actions = corporate.session_actions(session, context["now"])  # the banner's, in the status line: one read
+    context["actions"] = corporate.banner(actions, context["now"])
     settled = settled_at_prices(session)
     context["settled"] = settled is not None
     history = None
@@ -347,8 +352,9 @@ def floor_context(session_id: str, parts: Iterable[str] = FLOOR_PARTS) -> dict[s
         context["legs"] = leg_views(session, history, prices)
         context["fair_rates"] = fair_rates(session, prices)
     if parts & {"holdings", "pool", "settlement"}:
-        holdings, pool = holdings_and_pool(session, prices)
+        holdings, pool = holdings_and_pool(session, prices, actions)
         context |= {"holdings": holdings, "pool": pool, "participants": {h.username for h in holdings}}
+        corporate.attach_cash(session.id, actions, holdings)
         if session.shorting and not settled:
             context["margin"] = margin_floor.judge_all(session, holdings, prices, parties)
     if "chart" in parts:

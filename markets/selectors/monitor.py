@@ -18,6 +18,7 @@ from django.db.models import Count, Max, Sum
 from markets import access
 from markets.errors import Forbidden
 from markets.models import RFQ, Batch, Fill, Holding, Order, Participant, Presence, Quote, Session, Trade
+from markets.selectors import action_banner as corporate
 from markets.selectors.common import latest_prices, q_dec, session_for
 from markets.selectors.fixings import fixing_panel
 from markets.selectors.floor import holdings_and_pool
@@ -70,6 +71,7 @@ class MonitorRow:
     fills: int = 0  # batch auctions: fills, one per order per batch it traded in
     reserved: list[tuple[str, Decimal]] | None = None  # what they reserve, per leg (legs reserving nothing left out)
     margin: Any = None  # bounded shorting: their `selectors.margin.MarginRow` at the latest prices
+    cash: Decimal | None = None  # from corporate actions (dividends, cash in lieu), paid with the payout
 
 
 def ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -196,6 +198,7 @@ def monitor_rows(session: Session, now: dt.datetime, holdings: list, presence: d
                 resting=resting.get(p.id, 0),
                 fills=fills.get(p.id, 0),
                 reserved=reserved.get(p.id, []) if session.trades_by_batch else None,
+                cash=getattr(holding, "cash", None),
             )
         )
     rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), r.name.casefold(), r.user_id))
@@ -207,7 +210,9 @@ def monitor_context(session_id: str) -> dict[str, Any]:
     session = Session.objects.select_related("created_by").get(id=session_id)
     context = phase_context(session)
     now = context["now"]
-    holdings, pool = holdings_and_pool(session, latest_prices(session))
+    actions = corporate.session_actions(session, now)  # scheduled and applied, by cut
+    holdings, pool = holdings_and_pool(session, latest_prices(session), actions)
+    corporate.attach_cash(session.id, actions, holdings)
     presence = {p.user_id: p for p in Presence.objects.filter(session=session)}
     rows = monitor_rows(session, now, holdings, presence)
     ways = way_back_kinds(session)
@@ -219,26 +224,33 @@ def monitor_context(session_id: str) -> dict[str, Any]:
     joined = {r.user_id for r in rows}
     watching = sum(1 for user_id, p in presence.items() if user_id not in joined and p.connected_at(now))
     roles = {role: sum(1 for r in rows if r.role == role) for role in ROLE_ORDER}
-    return context | {
-        "session": session,
-        "paused": is_paused(session, context["phase"]),
-        "note": status_note(session, now),
-        "rows": rows,
-        "pool": pool,
-        "totals": {
-            "joined": len(rows),
-            "roles": roles,
-            "connected": sum(1 for r in rows if r.connected),
-            "watching": watching,
-            "trades": sum(r.taker_trades for r in rows),  # every trade has one taker
-            "rfqs": sum(r.open_rfqs for r in rows),
-            "quotes": sum(r.live_quotes for r in rows),
-            **({"resting": sum(r.resting for r in rows)} if session.trades_by_batch else {}),
-            **({"fills": sum(r.fills for r in rows)} if session.trades_by_batch else {}),
-            **(margin_totals(margins) if session.shorting else {}),
-        },
-        "volume": volume_per_leg(session),
-        "margin_terms": margin_terms(session) if session.shorting else "",
-        "batches": batch_list(session),
-        "fixing": fixing_panel(session, now),  # the rule in words; its progress, or what is missing while it waits
-    }
+    return (
+        context
+        | {
+            "session": session,
+            "paused": is_paused(session, context["phase"]),
+            "note": status_note(session, now),
+            "rows": rows,
+            "pool": pool,
+            "totals": {
+                "joined": len(rows),
+                "roles": roles,
+                "connected": sum(1 for r in rows if r.connected),
+                "watching": watching,
+                "trades": sum(r.taker_trades for r in rows),  # every trade has one taker
+                "rfqs": sum(r.open_rfqs for r in rows),
+                "quotes": sum(r.live_quotes for r in rows),
+                **({"resting": sum(r.resting for r in rows)} if session.trades_by_batch else {}),
+                **({"fills": sum(r.fills for r in rows)} if session.trades_by_batch else {}),
+                **(margin_totals(margins) if session.shorting else {}),
+            },
+            "volume": volume_per_leg(session),
+            "margin_terms": margin_terms(session) if session.shorting else "",
+            "batches": batch_list(session),
+            "fixing": fixing_panel(session, now),
+            "actions": actions,
+            "pays_cash": corporate.paid_cash(
+                actions
+            ),  # then each participant's cash is a column  # the rule in words; its progress, or what is missing while it waits
+        }
+    )
