@@ -58,11 +58,14 @@ def _action_problems(events) -> list[str]:
     problems = []
     legs: list[str] = []
     scheduled: dict[int, dict] = {}
+    initial: dict[int, list[int]] = {}
     for i, event in enumerate(events):
         if event.type == "SessionCreated":
             legs = list(event.data["legs"])
         elif event.type == "CorporateActionScheduled":
             scheduled[event.data["action"]] = event.data["params"]
+        elif event.type == "InitialAllocationAssigned":
+            initial = {int(u): list(row) for u, row in event.data.get("holdings_by_id", {}).items()}
         if event.type != "CorporateActionApplied":
             continue
         d = event.data
@@ -76,6 +79,10 @@ def _action_problems(events) -> list[str]:
         except domain.DomainError as exc:
             problems.append(f"event #{event.seq}: the action cannot be made again ({exc.message})")
             continue
+        carried = actions.outcome(d["kind"], d["leg"], params, legs, d["q_before"], initial, prices)
+        again |= {"initial_deltas_by_id": carried["deltas_by_id"], "initial_cash_by_id": carried["cash_by_id"]}
+        for user, row in carried["deltas_by_id"].items():  # the initial allocation as the action carried it
+            initial[int(user)] = [x + dx for x, dx in zip(initial[int(user)], row, strict=True)]
         differ = sorted(key for key, value in again.items() if d.get(key) != value)
         if differ:
             problems.append(f"event #{event.seq}: the action made again differs in {', '.join(differ)}")

@@ -178,6 +178,9 @@ class Participant(models.Model):
     # Corporate actions: the cash paid to it (or owed by it) by dividends, cash mergers and cash in lieu,
     # exact money text (10**-12); paid with its payout at the settlement.
     cash = models.CharField(max_length=64, default="0")
+    # The same actions applied to its initial allocation (what it would hold had it never traded): the cash
+    # that allocation would have been paid. P&L compares the payout with this allocation's value plus it.
+    initial_cash = models.CharField(max_length=64, default="0")
 
     class Meta:
         ordering = ["session", "username"]

@@ -289,6 +289,15 @@ def _session_settled(event: Event, d: dict[str, Any]) -> None:
     )
 
 
+def initial_by_user(session_id: str) -> dict[int, list[int]]:
+    """{user id: [initial x_k, ...]}: each holder's opening allocation, as corporate actions carried it."""
+    out: dict[int, list[int]] = {}
+    rows = Holding.objects.filter(session_id=session_id).order_by("participant__user_id", "leg_index")
+    for user, first in rows.values_list("participant__user_id", "initial"):
+        out.setdefault(user, []).append(first)
+    return out
+
+
 def holdings_by_user(session_id: str) -> dict[int, list[int]]:
     """{user id: [x_k ...]} from the projection, in leg order: who holds what, by immutable id."""
     matrix: dict[int, list[int]] = {}

@@ -44,10 +44,17 @@ def _applied(event: Event, d: dict[str, Any]) -> None:
                 Holding.objects.filter(session_id=session_id, participant__user_id=int(user), leg_index=k).update(
                     qty=F("qty") + delta
                 )
-    for user, amount in d.get("cash_by_id", {}).items():
-        holder = Participant.objects.get(session_id=session_id, user_id=int(user))
-        holder.cash = domain.money_str(_money(holder.cash) + _money(amount))
-        holder.save(update_fields=["cash"])
+    for user, deltas in d.get("initial_deltas_by_id", {}).items():
+        for k, delta in enumerate(deltas):
+            if delta:
+                Holding.objects.filter(session_id=session_id, participant__user_id=int(user), leg_index=k).update(
+                    initial=F("initial") + delta
+                )
+    for field, key in (("cash", "cash_by_id"), ("initial_cash", "initial_cash_by_id")):
+        for user, amount in d.get(key, {}).items():
+            holder = Participant.objects.get(session_id=session_id, user_id=int(user))
+            setattr(holder, field, domain.money_str(_money(getattr(holder, field)) + _money(amount)))
+            holder.save(update_fields=[field])
     CorporateAction.objects.filter(session_id=session_id, number=d["action"]).update(
         status=CorporateAction.Status.APPLIED, applied_at=event.at, result=d
     )
@@ -66,7 +73,9 @@ def snapshot(session_id: str) -> dict[str, Any]:
             .values("number", "kind", "leg", "effective_at", "params", "status", "scheduled_at", "applied_at", "result")
         ),
         "cash": list(
-            Participant.objects.filter(session_id=session_id).order_by("user_id").values_list("user_id", "cash")
+            Participant.objects.filter(session_id=session_id)
+            .order_by("user_id")
+            .values_list("user_id", "cash", "initial_cash")
         ),
     }
 
@@ -74,4 +83,10 @@ def snapshot(session_id: str) -> dict[str, Any]:
 def cash_of(session_id: str) -> dict[int, int]:
     """Each holder's cash from corporate actions (money base units, 10**-12), those with some."""
     rows = Participant.objects.filter(session_id=session_id).values_list("user_id", "cash")
+    return {u: _money(c) for u, c in rows if c and _money(c)}
+
+
+def initial_cash_of(session_id: str) -> dict[int, int]:
+    """The cash each holder's initial allocation would have been paid by the actions (money base units)."""
+    rows = Participant.objects.filter(session_id=session_id).values_list("user_id", "initial_cash")
     return {u: _money(c) for u, c in rows if c and _money(c)}

@@ -226,21 +226,3 @@ def attach_cash(session_id: str, actions: list[ActionView], holdings: list) -> N
     cash = cash_by_user(session_id)
     for row in holdings:
         row.cash = cash.get(row.user_id)
-
-
-def deltas_by_user(session, actions: list[ActionView] | None = None) -> dict[int, list[int]]:
-    """Each holder's units the applied actions moved, per leg (read when `actions` are not given): moved by
-    no trade, so the zero-sum check of trades leaves them out."""
-    if actions is None:
-        actions = session_actions(session, session.created_at)
-    out: dict[int, list[int]] = {}
-    for a in actions:
-        for user, row in a.deltas.items():
-            acc = out.setdefault(int(user), [0] * len(row))
-            for k, d in enumerate(row):
-                acc[k] += d
-    return out
-
-
-def plus(row: list[int], deltas: list[int] | None) -> list[int]:
-    return row if not deltas else [x + d for x, d in zip(row, deltas, strict=True)]

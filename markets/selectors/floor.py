@@ -172,8 +172,8 @@ def holdings_and_pool(session: Session, prices: dict[str, int], actions=None) ->
         for row, rank in zip(rows, competition_ranks(pnls), strict=True):
             row.rank = rank
     pool = Pool(q=[q_dec(x) for x in session.q], value=money_dec(domain.payout(session.q, vec)) if vec else None)
-    by_actions = corporate.deltas_by_user(session, actions)  # the units corporate actions moved: no trade's
-    initial = {u: corporate.plus(r["initial"], by_actions.get(participants[u][1])) for u, r in rows_by_user.items()}
+    # The initial allocation as corporate actions carried it (the projection moves it with each action).
+    initial = {u: r["initial"] for u, r in rows_by_user.items()}
     pool.checks = _checks(session, matrix, initial, vec, settlement)
     return rows, pool
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from markets import domain
+from markets import domain, projections_actions
 from markets.errors import Conflict
 from markets.models import Holding, Participant, Payout, Session, Settlement
 from markets.selectors.fixings import record_view
@@ -58,6 +58,7 @@ class Entry:
     initial: tuple[int, ...]  # allocated at the opening
     payout: int  # as the settlement recorded it, base units
     gross: int | None = None  # x_i . S_t2 before a settlement haircut (None: the settlement had none)
+    initial_cash: int = 0  # what corporate actions would have paid the initial allocation
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class ResultRow:
 def ranked(entries: Iterable[Entry], prices: Sequence[int]) -> list[ResultRow]:
     """Each holder's result at the settlement prices, best P&L first (ties by name, then user id)."""
     entries = list(entries)
-    values = [domain.payout(e.initial, prices) for e in entries]
+    values = [domain.payout(e.initial, prices) + e.initial_cash for e in entries]
     pnls = [e.payout - v for e, v in zip(entries, values, strict=True)]
     rows = [
         ResultRow(rank, e.user_id, e.username, e.name, e.role, e.x, e.payout, value, pnl, e.gross)
@@ -146,7 +147,7 @@ class Results:
     settled_at: dt.datetime
     fixing: Any
     rows: list[ResultRow]
-    expected: int  # q . S_t2
+    expected: int  # q . S_t2, plus the cash corporate actions paid into the pool
     deficit: int = 0  # the settlement haircut's deficit: the sum of the negative x_i . S_t2 (0: none)
 
     @property
@@ -249,6 +250,7 @@ def session_results(session: Session) -> Results:
         "id", "user_id", "username", "display_name", "role"
     )
     zero = [0] * len(legs)
+    initial_cash = projections_actions.initial_cash_of(session.id)  # corporate actions on the initial allocation
     entries = [
         Entry(
             user_id,
@@ -259,6 +261,7 @@ def session_results(session: Session) -> Results:
             tuple(initial.get(pid, zero)),
             money_base(paid[pid]),
             gross.get(pid),
+            initial_cash.get(user_id, 0),
         )
         for pid, user_id, username, name, role in people
     ]
@@ -269,6 +272,6 @@ def session_results(session: Session) -> Results:
         settled_at=settlement.settled_at,
         fixing=settlement.fixing,
         rows=ranked(entries, prices),
-        expected=domain.payout(session.q, prices),
+        expected=domain.payout(session.q, prices) + sum(projections_actions.cash_of(session.id).values()),
         deficit=money_base(settlement.deficit) if settlement.deficit else 0,
     )

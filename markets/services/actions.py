@@ -145,6 +145,12 @@ def _applied(cmd: _Command, action: CorporateAction) -> dict[str, Any]:
     # The prices in force just before the cut (a tick stamped at or after it is at the new level already).
     vector, ticks = prices_at(session, action.effective_at - dt.timedelta(microseconds=1))
     made = rules.outcome(action.kind, action.leg, action.params, session.legs, session.q, matrix, vector)
+    # The same rule on each holder's initial allocation as the actions so far carried it (it sums to q as
+    # the holdings do): what P&L compares a payout with, had the holder never traded.
+    initial = rules.outcome(
+        action.kind, action.leg, action.params, session.legs, session.q, projections.initial_by_user(session.id), vector
+    )
+    made |= {"initial_deltas_by_id": initial["deltas_by_id"], "initial_cash_by_id": initial["cash_by_id"]}
     session.q = made["q_after"]  # the invariants at commit check the holdings against the new q
     return {
         "action": action.number,

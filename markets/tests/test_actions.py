@@ -206,3 +206,23 @@ def test_the_sim_oracle_goes_on_from_the_level_after_a_split(users, monkeypatch)
     last = Tick.objects.filter(session_id="ca", symbol="NVDA").order_by("-id").first()
     assert 60 * U < last.price < 240 * U  # near 120, the level after the cut (the old one was 1,200)
     assert audit.verify_session("ca").ok
+
+
+def test_results_stay_exact_and_an_untraded_holder_gains_nothing_across_a_split_and_a_dividend(users, settings):
+    """The initial allocation is carried through each action as the holdings are, so P&L compares like with
+    like: nobody traded, so every P&L is 0, and the payouts sum to q . S plus the dividend paid in."""
+    from markets.selectors.results import session_results
+
+    settings.ALLOW_MANUAL_SETTLE = True
+    session(users)
+    services.schedule_action(users["org"], "ca", "split", "NVDA", CUT, ratio="10/1")
+    services.schedule_action(users["org"], "ca", "dividend", "NVDA", CUT + dt.timedelta(seconds=1), amount="0.01")
+    clock.set_time(CUT + dt.timedelta(seconds=2))
+    services.run_due()
+    services.settle_session(users["org"], "ca", prices={"AAPL": "200", "NVDA": "121.79", "META": "500", "ORCL": "150"})
+    results = session_results(Session.objects.get(id="ca"))
+    assert results.exact and all(row.pnl == 0 for row in results.rows)
+    # 600 NVDA x 0.01 = 6 paid into the pool on top of q . S.
+    q_s = (100 * 200_000_000 + 600 * 121_790_000 + 80 * 500_000_000 + 120 * 150_000_000) * U  # money base units
+    assert results.total_payout == results.expected == q_s + 6 * U * U
+    assert audit.verify_session("ca").ok
