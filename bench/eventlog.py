@@ -4,8 +4,8 @@ A log holds `sessions` interleaved session streams. Each stream starts as the se
 (SessionCreated, one ParticipantJoined per participant, InitialAllocationAssigned pro rata, SessionOpened)
 and then runs RFQ cycles: RFQRequested, one or two QuoteProvided, and mostly TradeExecuted (sometimes a
 QuoteWithdrawn, an RFQCancelled or a SettlementWaiting instead; every 25th RFQ after the organiser paused
-and resumed trading); with `settle=True` each stream ends with
-SessionSettled. Sessions trade by RFQ and batch auction (`mechanism="both"`, the default): now and then a
+and resumed trading); with `settle=True` each stream ends with a 2-for-1 split of its first leg
+(`bench.eventlog_actions`: CorporateActionScheduled and CorporateActionApplied) and SessionSettled. Sessions trade by RFQ and batch auction (`mechanism="both"`, the default): now and then a
 batch cycle places limit orders and cuts them (`bench.eventlog_batch`: OrderPlaced, OrderCancelled,
 BatchCleared, cleared by `markets.domain.batch` itself). The first `squeezes` sessions allow bounded shorting
 and run one short squeeze (`bench.eventlog_short`: a short, a price jump, PositionLiquidated, buy-back orders
@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bench import eventlog_batch, eventlog_short
+from bench import eventlog_actions, eventlog_batch, eventlog_short
 from ledger.store import GENESIS, compute_hash
 from markets import domain
 
@@ -65,6 +65,7 @@ class _Stream:
     version: int = 0
     prev: str = GENESIS
     holdings: dict[int, list[int]] = field(default_factory=dict)  # by user id, as the events name holders
+    initial: dict[int, list[int]] = field(default_factory=dict)  # the allocation, as corporate actions carry it
     traders: list[int] = field(default_factory=list)
     makers: list[int] = field(default_factory=list)
     done: bool = False
@@ -206,12 +207,19 @@ class GeneratedLog:
             # Pro rata in the order of names, as the services allocate.
             by_name = domain.pro_rata(st.q, sorted(self._names[u] for u in st.traders + st.makers))
             st.holdings = {u: by_name[self._names[u]] for u in sorted(st.traders + st.makers)}
+            st.initial = {u: list(row) for u, row in st.holdings.items()}
             allocation = {str(u): list(row) for u, row in st.holdings.items()}
             st.pending.append(("InitialAllocationAssigned", {"mode": "pro_rata", "holdings_by_id": allocation}))
             st.pending.append(("SessionOpened", {}))
             return
-        # TradingClosed at t2, SettlementWaiting (a price was missing at t2), then SessionSettled
+        # A 2-for-1 split of the first leg (two events), TradingClosed at t2, SettlementWaiting (a price was
+        # missing at t2), then SessionSettled
         closing = 3 if st.settle else 0
+        split = 2 if st.settle and not getattr(st, "actions", 0) and st.budget >= closing + 2 else 0
+        if split and st.budget == closing + split:
+            at = EPOCH + dt.timedelta(seconds=st.version)
+            st.pending.extend(eventlog_actions.split(st, at, rng.randrange(10, 1000) * domain.PRICE_SCALE))
+            return
         if st.budget <= closing:
             if st.settle:
                 eventlog_batch.lapse(st)  # trading closes: resting orders lapse
@@ -224,7 +232,7 @@ class GeneratedLog:
             st.done = True
             return
         at_iso = (EPOCH + dt.timedelta(seconds=st.version)).isoformat()
-        room = st.budget - closing
+        room = st.budget - closing - split
         if room < 5:  # not enough room left for a full cycle (up to 5 events): an RFQ that gets cancelled
             ids["rfq"] += 1
             taker = rng.choice(st.traders)
