@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from conftest import create_demo
 from ledger import clock, store
@@ -55,7 +56,8 @@ def test_a_ten_for_one_split_moves_q_and_every_holding_at_its_cut_once(users):
     applied = CorporateAction.objects.get(session_id="ca", number=1)
     assert applied.status == "applied" and applied.result["price_after"] == 120 * U
     assert audit.verify_session("ca").ok
-    assert all(r.ok for r in audit.verify_quick(["ca"]))
+    if connection.vendor == "sqlite":  # the quick check reads the SQLite file itself
+        assert all(r.ok for r in audit.verify_quick(["ca"]))
 
 
 def test_a_reverse_split_pays_cash_in_lieu_and_the_settlement_pays_it_with_the_payout(users, settings):
