@@ -228,3 +228,37 @@ def test_results_stay_exact_and_an_untraded_holder_gains_nothing_across_a_split_
     q_s = (100 * 200_000_000 + 600 * 121_790_000 + 80 * 500_000_000 + 120 * 150_000_000) * U  # money base units
     assert results.total_payout == results.expected == q_s + 6 * U * U
     assert audit.verify_session("ca").ok
+
+
+# ---------------------------------------------------------------- at the instant of the cut
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_", range(3))
+def test_an_accept_at_the_instant_of_the_cut_comes_before_or_after_it_never_half(users, round_):
+    """Threads on a real database: alice accepts a quote giving NVDA while the scheduler applies a 10:1 split
+    of NVDA. Either the trade comes first (and the split scales what it left) or the split does (the RFQ is
+    cancelled and the accept refused); the holdings are one of those two outcomes exactly, and the ledger
+    verifies."""
+    from markets.tests.test_concurrency import run_together
+
+    session(users)
+    clock.set_time(CUT - dt.timedelta(seconds=10))
+    rfq = services.request_rfq(users["alice"], "ca", "NVDA", "AAPL", "5")
+    quote = services.provide_quote(users["mm"], rfq.id, "4")
+    services.schedule_action(users["org"], "ca", "split", "NVDA", CUT, ratio="10/1")
+    clock.set_time(CUT)
+    results = run_together(
+        2, lambda i: services.accept_quote(users["alice"], quote.id) if i == 0 else services.apply_due_actions()
+    )
+    accepted, applied = results
+    assert applied[0] == "ok" and CorporateAction.objects.get(session_id="ca").status == "applied"
+    events = [e.type for e in store.iter_stream(stream_name("ca"))]
+    if accepted[0] == "ok":  # the trade first: 15 - 5 = 10 NVDA, then x10
+        assert events.index("TradeExecuted") < events.index("CorporateActionApplied")
+        assert holdings("alice")["NVDA"] == 100 * U and holdings("alice")["AAPL"] == 45 * U
+    else:  # the split first: the RFQ cancelled at the cut, the accept refused, nothing traded
+        assert isinstance(accepted[1], DomainError) and "TradeExecuted" not in events
+        assert RFQ.objects.get(id=rfq.id).status == "cancelled"
+        assert holdings("alice")["NVDA"] == 150 * U and holdings("alice")["AAPL"] == 25 * U
+    assert audit.verify_session("ca").ok
