@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from markets import domain
 from markets.models import Session, Trade
-from markets.selectors.prices import PriceHistory, price_history
+from markets.selectors.prices import PriceHistory, price_history, splits_of
 
 WIDTH, HEIGHT = 640, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 30  # margins for the axes' labels
@@ -40,6 +40,7 @@ class Chart:
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     trades: list[tuple[float, str]] = field(default_factory=list)  # x, what the mark says (one per MARK_PX)
+    cuts: list[tuple[float, str]] = field(default_factory=list)  # x, the split at that cut ("NVDA 10:1")
     marks_read: int = MARKS_READ
     marks_capped: bool = False  # the window has more trades than the chart marks
     start: dt.datetime | None = None
@@ -130,6 +131,10 @@ def price_chart(session: Session, until: dt.datetime | None = None, history: Pri
         t = dt.datetime.fromtimestamp(epoch, dt.UTC)
         chart.x_ticks.append((round(x(t), 1), t.strftime("%H:%M:%S" if t_step < 60 else "%H:%M")))
         epoch += t_step
+    for leg, cuts in splits_of(session).items():  # each split's cut, where the leg's level changed
+        for cut, ratio in cuts:
+            if start <= cut <= end:
+                chart.cuts.append((round(x(cut), 1), f"{leg} {ratio.numerator}:{ratio.denominator}"))
     trades = Trade.objects.filter(session=session, executed_at__gte=start, executed_at__lte=end)
     newest = list(trades.select_related("taker", "maker").order_by("-id")[:MARKS_READ])
     chart.marks_capped = len(newest) == MARKS_READ

@@ -262,3 +262,18 @@ def test_an_accept_at_the_instant_of_the_cut_comes_before_or_after_it_never_half
         assert RFQ.objects.get(id=rfq.id).status == "cancelled"
         assert holdings("alice")["NVDA"] == 150 * U and holdings("alice")["AAPL"] == 25 * U
     assert audit.verify_session("ca").ok
+
+
+def test_the_chart_marks_a_splits_cut_and_draws_both_sides_at_one_level(users):
+    from markets.selectors.chart import price_chart
+
+    session(users)
+    Tick.objects.create(session_id="ca", symbol="NVDA", at=T0 + dt.timedelta(minutes=2), price=1_210 * U, source="t")
+    services.schedule_action(users["org"], "ca", "split", "NVDA", CUT, ratio="10/1")
+    at_the_cut()
+    Tick.objects.create(session_id="ca", symbol="NVDA", at=CUT + dt.timedelta(seconds=2), price=121 * U, source="t")
+    Tick.objects.create(session_id="ca", symbol="AAPL", at=CUT + dt.timedelta(seconds=2), price=200 * U, source="t")
+    chart = price_chart(Session.objects.get(id="ca"))
+    assert [said for _, said in chart.cuts] == ["NVDA 10:1"]
+    nvda = next(s for s in chart.series if s.leg == "NVDA")
+    assert nvda.last_index == Decimal("100.83")  # 121 over 120 (1,200 / 10): no tenfold drop at the cut
