@@ -12,10 +12,11 @@ Units as everywhere: holdings and `q` in base units of 10**-6 units, prices in 1
   up, never down), the pool gets `q' = floor(q . r)`, and the units left between the two (`q' - sum of the
   floors`, fewer than the holders) go one each to the largest fractions (ties: the lower user id). What
   each holder gets differs from `e_i` by less than one base unit; that difference is settled as **cash in
-  lieu** at the price in force after the action, `(e_i - x'_i) . P'`, floored to the money unit: a holder
-  whose fraction was rounded away is paid it, one given a leftover unit pays for the part it did not own.
-  The pool's value is then kept: `sum x' . P' + sum cash = q . r . P'` up to the flooring of each cash
-  amount (the record keeps every amount; the settlement pays exactly what was recorded).
+  lieu** at the price in force after the action, `(e_i - x'_i) . P'`: a holder whose fraction was rounded
+  away is paid it, one given a leftover unit pays for the part it did not own. The amounts are whole money
+  units (10**-12) summing to `floor((q r - q') . P')`, each within one unit of its exact value (floors, then
+  the units left to the largest remainders), so the pool's value is kept to the money unit and any two
+  allocations of the same `q` are paid the same total.
 - `dividend`: `cash_i = x_i . amount` (a short owes it), summing to `q . amount` exactly.
 - `cash_merger`: the leg is paid out at `cash` per unit and closed: `cash_i = x_i . cash`, x and q to 0.
 
@@ -96,8 +97,14 @@ def scale(q: int, x: Mapping[int, int], ratio: Fraction, price_after: int) -> Sc
     new_x = dict(floors)
     for u in given:
         new_x[u] += 1
-    # (e_i - x'_i) base units of the leg at price_after: money base units (qty base x price base), floored.
-    cash = {u: _floor((entitled[u] - new_x[u]) * price_after) for u in x}
+    # (e_i - x'_i) base units of the leg at price_after, in money base units (qty base x price base): their
+    # sum, (q r - q') . P', floored to the money unit, split by largest remainder (ties: the lower user id), so
+    # that any two allocations of the same q (the holdings, the initial allocation) are paid the same total.
+    exact = {u: (entitled[u] - new_x[u]) * price_after for u in x}
+    cash = {u: _floor(v) for u, v in exact.items()}
+    short = _floor(sum(exact.values(), Fraction(0))) - sum(cash.values())
+    for u in sorted(x, key=lambda u: (-(exact[u] - cash[u]), u))[:short]:
+        cash[u] += 1
     return Scaled(new_q, new_x, given, cash)
 
 

@@ -90,11 +90,11 @@ def test_no_unit_is_made_or_lost_and_each_holder_is_within_one_unit_of_its_due(x
     for u, v in x.items():
         due = Fraction(v) * ratio
         assert abs(made.x[u] - due) < 1
-        # Cash in lieu is the difference at the price, floored to the money unit: exact to within one.
-        assert 0 <= (due - made.x[u]) * price - made.cash[u] < 1
-    # The pool's value is kept: units at the price plus cash equal q . r at the price, within the flooring.
+        # Cash in lieu is the difference at the price, in whole money units: exact to within one.
+        assert abs((due - made.x[u]) * price - made.cash[u]) < 1
+    # The pool's value is kept to the money unit: units at the price plus cash equal q . r at the price.
     exact = Fraction(q) * ratio * price
-    assert 0 <= exact - (made.q * price + made.cash_total) < len(x)
+    assert 0 <= exact - (made.q * price + made.cash_total) < 1
 
 
 @given(holdings, ratios)
@@ -104,3 +104,14 @@ def test_holders_and_their_order_do_not_change_the_outcome(xs, ratio):
     x = {u: v for u, v in enumerate(xs, start=1)}
     reversed_x = dict(reversed(list(x.items())))
     assert scale(sum(xs), x, ratio, 7) == scale(sum(xs), reversed_x, ratio, 7)
+
+
+@given(holdings, holdings, ratios, prices)
+def test_two_allocations_of_the_same_q_are_paid_the_same_cash_in_lieu(xs, ys, ratio, price):
+    """The holdings and the initial allocation carried through an action: one total, so P&L sums to 0."""
+    xs, ys = [abs(v) for v in xs], [abs(v) for v in ys]
+    ys[-1] += sum(xs) - sum(ys) if sum(xs) >= sum(ys) else 0
+    xs[-1] += sum(ys) - sum(xs) if sum(ys) > sum(xs) else 0
+    a = scale(sum(xs), dict(enumerate(xs, 1)), ratio, price)
+    b = scale(sum(ys), dict(enumerate(ys, 1)), ratio, price)
+    assert sum(xs) == sum(ys) and a.q == b.q and a.cash_total == b.cash_total
