@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from markets import selectors, services
 from markets.errors import DomainError
+from markets.forms_actions import ActionForm
 from markets.models import Participant, Session
 from markets.selectors.monitor import monitor_context, monitor_session
 from markets.views import open_confirmation, refusals_shown
@@ -30,7 +31,9 @@ MONITOR = "markets/monitor.html"
 def _context(request: HttpRequest, session: Session, **extra: Any) -> dict[str, Any]:
     context = monitor_context(session.id)
     me = Participant.objects.filter(session_id=session.id, user=request.user).first()
-    return context | {"me": me, "is_organiser": bool(me and me.role == Participant.Role.ORGANISER)} | extra
+    organiser = bool(me and me.role == Participant.Role.ORGANISER)
+    form = ActionForm(session.legs)  # the monitor's "Schedule an action" (markets.action_views)
+    return context | {"me": me, "is_organiser": organiser, "action_form": form} | extra
 
 
 @login_required

@@ -1,7 +1,16 @@
 from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
-from markets import export_views, invite_views, monitor_views, order_views, record_views, rejoin_views, views
+from markets import (
+    action_views,
+    export_views,
+    invite_views,
+    monitor_views,
+    order_views,
+    record_views,
+    rejoin_views,
+    views,
+)
 
 
 class IdConverter:
@@ -67,4 +76,5 @@ urlpatterns = [
     path("sessions/<slug:session_id>/monitor/resume", monitor_views.monitor_resume, name="monitor_resume"),
     path("sessions/<slug:session_id>/monitor/settle", monitor_views.monitor_settle, name="monitor_settle"),
     path("sessions/<slug:session_id>/monitor/clear", monitor_views.monitor_clear, name="monitor_clear"),
+    path("sessions/<slug:session_id>/monitor/actions", action_views.schedule_action, name="monitor_action"),
 ]
