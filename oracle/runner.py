@@ -97,6 +97,7 @@ class Runner:
         sessions: Callable[[list[str] | None], dict[str, list[str]]],
         schedule: Callable[[], list[tuple[str, str]]] | None = None,
         due_first: Callable[[], bool] | None = None,
+        on_start: Callable[[], None] | None = None,
         symbols: Iterable[str] = (),
         sim: SimSource | None = None,
         last_ticks: Callable[[str, list[str]], Mapping[str, LastTick]] | None = None,
@@ -128,6 +129,7 @@ class Runner:
         # Whether something the scheduler does must come before the next tick (a corporate action whose
         # cut has come: the tick after it must be at the new price level): then its step runs first.
         self.due_first = due_first
+        self.on_start = on_start
         self.stop_reason: str | None = None
         self.targets: dict[str, dict[str, str]] = {}  # session -> {leg: the feed's symbol (or line) for it}
         self._joined: dict[str, dict[str, str]] = {}  # sim: the sessions placed on the walk, their legs' keys
@@ -159,6 +161,8 @@ class Runner:
     # ------------------------------------------------------------ the loop
 
     def run(self) -> Summary:
+        if self.on_start is not None:  # e.g. a replay's corporate actions, placed on its clock from now
+            self.on_start()
         started = self._started = self.monotonic()
         due = started
         self.refresh_targets()

@@ -118,10 +118,13 @@ class Command(BaseCommand):
             feed, label, symbols, about = self._replay(legs if session_ids is not None else [], tick_ms, options)
             sim = None
         quiet = options["quiet"]
-        if options.get("actions"):
-            count = self._schedule_actions(options["actions"], session_ids)
+        actions = self._read_actions(options["actions"]) if options.get("actions") else None
+
+        def place_actions() -> None:  # as the replay starts: its first row comes next, at once
+            count = self._schedule_actions(actions, session_ids)
             if not quiet:
                 self._line(f"actions: {count} scheduled from {Path(options['actions']).name} on the replay's clock")
+
         tty = self.stdout.isatty()
         label = source if source is not None else label
         runner = market_runner(
@@ -135,6 +138,7 @@ class Command(BaseCommand):
             progress=None if quiet else (self._status if tty else self._line),
             progress_every=1.0 if tty else 5.0,
             max_ticks=max_ticks,
+            on_start=place_actions if actions is not None else None,
             **self.runner_options,
         )
         if not quiet:
@@ -237,23 +241,28 @@ class Command(BaseCommand):
         self._replay_clock = ([row.at for row in rows], list(itertools.accumulate(delays)))
         return feed, f"replay:{path.name}", set(rows[0][1]), about
 
-    def _schedule_actions(self, path_text: str, session_ids: list[str] | None) -> int:
-        """The actions file's rows scheduled (as the system) on every priced session with the leg, each at
-        its place on the replay's clock from now; a refusal is one line naming the file's line."""
+    def _read_actions(self, path_text: str) -> tuple[Path, list]:
+        """The actions file, read before anything runs (a malformed one: one line, nothing written)."""
         path = Path(path_text)
         if not path.exists() and not path.parent.parts and (DATA_DIR / path).exists():
             path = DATA_DIR / path
         try:
-            rows = action_files.load_actions_csv(path)
+            return path, action_files.load_actions_csv(path)
         except sources.ReplayError as exc:
             raise CommandError(str(exc)) from None
+
+    def _schedule_actions(self, actions: tuple[Path, list], session_ids: list[str] | None) -> int:
+        """The actions file's rows scheduled (as the system) on every priced session with the leg, each at
+        its place on the replay's clock from now; a refusal is one line naming the file's line."""
+        path, rows = actions
         row_ats, offsets = self._replay_clock
-        start = clock.now()
-        scheduled = 0
-        for action in rows:
-            offset = action_files.on_the_replay(action.effective_at, row_ats, offsets)
+        placed = [(action, action_files.on_the_replay(action.effective_at, row_ats, offsets)) for action in rows]
+        for action, offset in placed:
             if offset is None:
                 raise CommandError(f"{path.name}:{action.line}:1: before the prices file's first row")
+        start = clock.now()
+        scheduled = 0
+        for action, offset in placed:
             at = start + dt.timedelta(seconds=offset)
             for sid, legs in selectors.priced_sessions(session_ids).items():
                 if action.leg not in legs:
