@@ -4,7 +4,6 @@ by the same code. Registered in `projections.HANDLERS` when `markets.projections
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import F
@@ -53,15 +52,13 @@ def _applied(event: Event, d: dict[str, Any]) -> None:
     for field, key in (("cash", "cash_by_id"), ("initial_cash", "initial_cash_by_id")):
         for user, amount in d.get(key, {}).items():
             holder = Participant.objects.get(session_id=session_id, user_id=int(user))
-            setattr(holder, field, domain.money_str(_money(getattr(holder, field)) + _money(amount)))
+            setattr(
+                holder, field, domain.money_str(domain.money_base(getattr(holder, field)) + domain.money_base(amount))
+            )
             holder.save(update_fields=[field])
     CorporateAction.objects.filter(session_id=session_id, number=d["action"]).update(
         status=CorporateAction.Status.APPLIED, applied_at=event.at, result=d
     )
-
-
-def _money(text: str) -> int:
-    return int(Decimal(text).scaleb(domain.MONEY_DP))
 
 
 def snapshot(session_id: str) -> dict[str, Any]:
@@ -83,10 +80,10 @@ def snapshot(session_id: str) -> dict[str, Any]:
 def cash_of(session_id: str) -> dict[int, int]:
     """Each holder's cash from corporate actions (money base units, 10**-12), those with some."""
     rows = Participant.objects.filter(session_id=session_id).values_list("user_id", "cash")
-    return {u: _money(c) for u, c in rows if c and _money(c)}
+    return {u: domain.money_base(c) for u, c in rows if c and domain.money_base(c)}
 
 
 def initial_cash_of(session_id: str) -> dict[int, int]:
     """The cash each holder's initial allocation would have been paid by the actions (money base units)."""
     rows = Participant.objects.filter(session_id=session_id).values_list("user_id", "initial_cash")
-    return {u: _money(c) for u, c in rows if c and _money(c)}
+    return {u: domain.money_base(c) for u, c in rows if c and domain.money_base(c)}

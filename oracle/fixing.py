@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import CharField, QuerySet
 from django.db.models.functions import Cast
 
-from oracle.fixing_methods import Insufficient, Obs
+from oracle.fixing_methods import Insufficient, Obs, split_factor
 from oracle.fixing_rules import RULES, InvalidRule, describe, fix_leg, reach, validate_rule
 from oracle.models import Tick
 
@@ -128,10 +128,7 @@ def adjusted(obs: list[Obs], cuts: Sequence[tuple[dt.datetime, Fraction]]) -> li
         return obs
     out = []
     for o in obs:
-        factor = Fraction(1)
-        for cut, ratio in cuts:
-            if o.at < cut:
-                factor *= ratio
+        factor = split_factor(o.at, cuts)
         if factor == 1:
             out.append(o)
             continue

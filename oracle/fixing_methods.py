@@ -72,6 +72,16 @@ def show_volume(volume: int) -> str:
     return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
 
 
+def split_factor(at: dt.datetime, cuts: Sequence[tuple[dt.datetime, Fraction]]) -> Fraction:
+    """How much the splits whose cut came after `at` multiply a unit: a price stamped then reads divided
+    by it at today's level, a volume multiplied (CRSP's adjustment). 1 when none did."""
+    factor = Fraction(1)
+    for cut, ratio in cuts:
+        if at < cut:
+            factor *= ratio
+    return factor
+
+
 class Insufficient(Exception):
     """A method cannot answer from these observations; `reason` is what the record says."""
 

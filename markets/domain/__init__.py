@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from markets.domain.timerules import quote_status, rfq_status, session_phase, unopened_reason, when  # noqa: F401 (re-exported)
 from oracle import units
@@ -134,6 +135,12 @@ def price_str(base: int) -> str:
 
 def money_str(base: int) -> str:
     return fmt(base, MONEY_DP)
+
+
+def money_base(amount: str) -> int:
+    """An exact money string (12 dp, as payouts and cash are recorded) in base units; a legacy log may write
+    fewer places, never more."""
+    return int(Decimal(amount).scaleb(MONEY_DP, context=units.EXACT))
 
 
 # ---------------------------------------------------------------- sessions

@@ -29,9 +29,7 @@ def money(base: int) -> str:
     return units.short(int(base), domain.MONEY_DP)
 
 
-def money_base(text: str) -> int:
-    """Money text as recorded ("0.000012000000") in base units of 10**-12."""
-    return int(Decimal(text).scaleb(domain.MONEY_DP))
+money_base = domain.money_base
 
 
 def ratio_said(text: str) -> str:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from ledger.chain import format_at
 from ledger.models import Event
 from markets import domain
 from markets.models import CorporateAction, Session
-from oracle import units
+from markets.selectors import action_banner
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def summary(session: Session, action: CorporateAction) -> Summary | None:
 def summarise(legs: list[str], leg: str, result: dict[str, Any]) -> Summary:
     """The summary of a CorporateActionApplied payload for its leg."""
     k = legs.index(leg)
-    cash = sum(int(Decimal(v).scaleb(domain.MONEY_DP, context=units.EXACT)) for v in result["cash_by_id"].values())
+    cash = action_banner.cash_total(result)
     return Summary(
         q_before=domain.qty_str(result["q_before"][k]),
         q_after=domain.qty_str(result["q_after"][k]),

@@ -15,6 +15,7 @@ from fractions import Fraction
 from markets import floor_sql, sql
 from markets.models import Session
 from oracle import resume
+from oracle.fixing_methods import split_factor
 from oracle.models import Tick
 from oracle.resume import LastTick
 
@@ -145,8 +146,5 @@ def splits_of(session: Session) -> dict[str, list[tuple[dt.datetime, Fraction]]]
 
 def adjust(price: int, at: dt.datetime, cuts: list[tuple[dt.datetime, Fraction]]) -> int:
     """A tick's price at the level after every split whose cut (effective_at) came after it (floored to the price unit)."""
-    factor = Fraction(1)
-    for cut, ratio in cuts:
-        if at < cut:
-            factor *= ratio
+    factor = split_factor(at, cuts)
     return price if factor == 1 else int(price / factor)

@@ -22,7 +22,6 @@ from markets import domain, projections_actions
 from markets.errors import Conflict
 from markets.models import Holding, Participant, Payout, Session, Settlement
 from markets.selectors.fixings import record_view
-from oracle import units
 
 
 def competition_ranks(values: Sequence[int]) -> list[int]:
@@ -40,10 +39,7 @@ def money_text(base: int) -> str:
     return format(domain.to_decimal(base, domain.MONEY_DP), "f")
 
 
-def money_base(amount: str) -> int:
-    """An exact money string (12 dp, as payouts are recorded) in base units; a legacy log may write fewer
-    places, never more."""
-    return int(Decimal(amount).scaleb(domain.MONEY_DP, context=units.EXACT))
+money_base = domain.money_base  # the one reader of recorded money (export reads it here too)
 
 
 @dataclass(frozen=True)
